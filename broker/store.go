@@ -1,0 +1,62 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every Store returns (possibly wrapped) and the broker checks with errors.Is.
+var (
+	// ErrNotFound means the key does not exist or has expired.
+	ErrNotFound = errors.New("broker: not found")
+	// ErrExists means Create found the key already present.
+	ErrExists = errors.New("broker: already exists")
+	// ErrReused means a refresh token that was already rotated was presented
+	// again; the store has revoked the whole family (SECURITY S09).
+	ErrReused = errors.New("broker: refresh token reused")
+	// ErrUnavailable means the store could not be reached; the broker answers 503.
+	ErrUnavailable = errors.New("broker: store unavailable")
+)
+
+// Store holds every record with a lifetime: auth requests, upstream login
+// state, codes, sessions, refresh-token families, signing keys and counters.
+// Keys passed in are already HMACs of any secret they derive from (S17); a
+// store never sees a raw token. Every method must be safe for concurrent use
+// and atomic: no caller ever observes a half-written record.
+type Store interface {
+	// Put writes value under key with the given time to live, replacing any value.
+	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Create writes value under key only if key is absent; otherwise ErrExists.
+	Create(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Get returns the value under key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Take returns the value under key and deletes it in one atomic step
+	// (GETDEL): of any number of concurrent callers exactly one gets the value,
+	// the others ErrNotFound.
+	Take(ctx context.Context, key string) ([]byte, error)
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Touch sets a new time to live on an existing key (sliding sessions), or ErrNotFound.
+	Touch(ctx context.Context, key string, ttl time.Duration) error
+	// Incr adds one to the counter under key and returns the new value; the
+	// first increment starts the ttl window.
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+
+	// CreateFamily starts a refresh-token family: grant is the data every
+	// token of the family redeems, token the key of its first token. The family
+	// expires after ttl (absolute, not sliding).
+	CreateFamily(ctx context.Context, family, token string, grant []byte, ttl time.Duration) error
+	// Rotate atomically replaces the family's current token old with next and
+	// returns the grant. If old is a token of the family that was already
+	// rotated away, the whole family is revoked and ErrReused returned; if the
+	// family or token is unknown, ErrNotFound.
+	Rotate(ctx context.Context, family, old, next string) ([]byte, error)
+	// RevokeFamily deletes the family; its tokens stop working at once.
+	RevokeFamily(ctx context.Context, family string) error
+	// FamilyActive reports whether the family exists and is not revoked.
+	FamilyActive(ctx context.Context, family string) (bool, error)
+
+	// Ping reports whether the store is reachable (readiness).
+	Ping(ctx context.Context) error
+}
