@@ -1,0 +1,360 @@
+package broker
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/realm"
+)
+
+const (
+	bindingCookie = "rg_bind"
+	sessionCookie = "rg_session"
+)
+
+// pkceChallenge is the shape of an S256 challenge: base64url of 32 bytes.
+var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// formValues returns the request parameters (query for GET, body for POST)
+// and refuses a parameter sent twice (RFC 6749 §3.1).
+func formValues(c echo.Context) (url.Values, error) {
+	req := c.Request()
+	var v url.Values
+	if req.Method == http.MethodPost {
+		if err := req.ParseForm(); err != nil {
+			return nil, errors.New("the request body could not be read")
+		}
+		v = req.PostForm
+	} else {
+		q, err := url.ParseQuery(req.URL.RawQuery)
+		if err != nil {
+			return nil, errors.New("the query string is malformed")
+		}
+		v = q
+	}
+	for k, vals := range v {
+		if len(vals) > 1 {
+			return nil, errors.New("parameter " + strconv.Quote(k) + " was sent more than once")
+		}
+	}
+	return v, nil
+}
+
+// authorize is the OAuth 2.0 authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2).
+func (s *Server) authorize(c echo.Context) error {
+	v, err := formValues(c)
+	if err != nil {
+		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in request", err.Error())
+	}
+	// The client and redirect_uri are checked before anything else; until
+	// both are known good, errors are shown here and never redirected (S01, S02).
+	cl := s.clients[v.Get("client_id")]
+	if cl == nil {
+		s.auditEvent(c, "refused", "unknown_client", attrs{client: v.Get("client_id")})
+		return s.renderError(c, http.StatusBadRequest, "Unknown application",
+			"The application that sent you here is not registered with this sign-in service.")
+	}
+	redirectURI := v.Get("redirect_uri")
+	if redirectURI == "" || !cl.hasRedirect(redirectURI) {
+		s.auditEvent(c, "refused", "redirect_uri_mismatch", attrs{client: cl.ID})
+		return s.renderError(c, http.StatusBadRequest, "Invalid redirect address",
+			"The application asked to return you to an address it has not registered. Nothing was sent to it.")
+	}
+	state := v.Get("state")
+	fail := func(code, desc string) error {
+		s.auditEvent(c, "refused", code, attrs{client: cl.ID})
+		return s.redirectError(c, redirectURI, state, code, desc)
+	}
+	switch {
+	case v.Has("request"):
+		return fail("request_not_supported", "request objects are not supported")
+	case v.Has("request_uri"):
+		return fail("request_uri_not_supported", "request_uri is not supported")
+	case v.Get("response_type") != "code": // S04: no implicit, no hybrid
+		return fail("unsupported_response_type", "only response_type=code is supported")
+	case v.Has("response_mode") && v.Get("response_mode") != "query":
+		return fail("invalid_request", "only response_mode=query is supported")
+	}
+	scopes := strings.Fields(v.Get("scope"))
+	if !slices.Contains(scopes, "openid") {
+		return fail("invalid_scope", "the openid scope is required")
+	}
+	// S03: PKCE with S256 for every client, public or confidential.
+	if v.Get("code_challenge") == "" {
+		return fail("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
+	}
+	if v.Get("code_challenge_method") != "S256" {
+		return fail("invalid_request", "code_challenge_method must be S256")
+	}
+	if !pkceChallenge.MatchString(v.Get("code_challenge")) {
+		return fail("invalid_request", "code_challenge is not a base64url SHA-256 value")
+	}
+	if len(state) > 2048 || len(v.Get("nonce")) > 512 || len(v.Get("login_hint")) > 320 {
+		return fail("invalid_request", "a parameter is too long")
+	}
+	prompts := strings.Fields(v.Get("prompt"))
+	for _, p := range prompts {
+		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {
+			return fail("invalid_request", "unsupported prompt value")
+		}
+	}
+	if slices.Contains(prompts, "none") && len(prompts) > 1 {
+		return fail("invalid_request", "prompt=none cannot be combined with other values")
+	}
+	maxAge := -1
+	if ma := v.Get("max_age"); ma != "" {
+		n, err := strconv.Atoi(ma)
+		if err != nil || n < 0 {
+			return fail("invalid_request", "max_age must be a non-negative integer")
+		}
+		maxAge = n
+	}
+	ar := &authRequest{
+		ClientID: cl.ID, RedirectURI: redirectURI, State: state, Nonce: v.Get("nonce"),
+		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
+		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
+	}
+	ctx := c.Request().Context()
+
+	// SSO: a live session skips the upstream unless the client forces a login.
+	if !ar.ForceLogin {
+		sess, err := s.currentSession(c)
+		if err != nil {
+			return err
+		}
+		if sess != nil && cl.allowsTenant(sess.Tenant) &&
+			(maxAge < 0 || s.now().Sub(sess.AuthTime) <= time.Duration(maxAge)*time.Second) {
+			return s.finish(c, ar, sess)
+		}
+	}
+	if slices.Contains(prompts, "none") {
+		return fail("login_required", "the user is not signed in")
+	}
+
+	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
+	id := randomToken(tokenBytes)
+	if err := s.putJSON(ctx, s.keyer.key("ar", id), ar, authRequestTTL); err != nil {
+		return err
+	}
+	if ar.LoginHint != "" {
+		return s.discover(c, id, ar, ar.LoginHint, "")
+	}
+	return c.Redirect(http.StatusFound, s.path("/login")+"?r="+url.QueryEscape(id))
+}
+
+// discover resolves the user's realm from an email and sends them on: to
+// the only IdP, to a choice page, or back to the email page with a message.
+func (s *Server) discover(c echo.Context, id string, ar *authRequest, email, idpChoice string) error {
+	cl := s.clients[ar.ClientID]
+	res, err := s.cfg.Resolver.Resolve(realm.Request{LoginHint: email})
+	switch {
+	case errors.Is(err, realm.ErrInvalidHint):
+		return s.emailPage(c, id, ar, email, "Enter a full email address, like name@company.com.")
+	case errors.Is(err, realm.ErrNoMatch):
+		s.auditEvent(c, "refused", "no_tenant", attrs{client: cl.ID})
+		return s.emailPage(c, id, ar, email, "Your organization is not set up for sign-in here. Check the address or ask your administrator.")
+	case err != nil:
+		return err
+	}
+	if cl == nil || !cl.allowsTenant(res.Tenant) {
+		s.auditEvent(c, "refused", "tenant_not_allowed", attrs{client: ar.ClientID, tenant: res.Tenant})
+		return s.emailPage(c, id, ar, email, "Your organization cannot sign in to this application.")
+	}
+	var idps []IdP
+	for _, p := range res.IdPs {
+		if idp, ok := s.idps[p]; ok {
+			idps = append(idps, idp)
+		}
+	}
+	if idpChoice != "" {
+		for _, idp := range idps {
+			if idp.ID == idpChoice {
+				return s.startUpstream(c, id, ar, idp, email)
+			}
+		}
+		return s.emailPage(c, id, ar, email, "That sign-in option is not available for your organization.")
+	}
+	switch len(idps) {
+	case 0:
+		return s.emailPage(c, id, ar, email, "Your organization has no sign-in method configured yet.")
+	case 1:
+		return s.startUpstream(c, id, ar, idps[0], email)
+	}
+	t, _ := s.cfg.Resolver.Tenant(res.Tenant)
+	return s.render(c, http.StatusOK, "choose", pageData{Title: "Choose a sign-in method", Action: s.path("/login"),
+		Request: id, Email: email, Tenant: t.Name, IdPs: idps})
+}
+
+func (s *Server) emailPage(c echo.Context, id string, ar *authRequest, email, msg string) error {
+	status := http.StatusOK
+	if msg != "" {
+		status = http.StatusBadRequest
+	}
+	return s.render(c, status, "email", pageData{Title: "Sign in", Client: ar.ClientID, Action: s.path("/login"),
+		Request: id, Email: email, Message: msg})
+}
+
+// loadRequest reads the pending auth request named by the form and checks
+// that this browser started it.
+func (s *Server) loadRequest(c echo.Context, id string) (*authRequest, error) {
+	if id == "" || len(id) > 128 {
+		return nil, ErrNotFound
+	}
+	var ar authRequest
+	if err := s.getJSON(c.Request().Context(), s.keyer.key("ar", id), &ar); err != nil {
+		return nil, err
+	}
+	ck, err := c.Cookie(bindingCookie)
+	if err != nil || !hmac.Equal(s.keyer.mac("binding", ck.Value), ar.Binding) {
+		return nil, ErrNotFound
+	}
+	return &ar, nil
+}
+
+func (s *Server) expired(c echo.Context) error {
+	return s.renderError(c, http.StatusBadRequest, "This sign-in has expired",
+		"Go back to the application and start signing in again.")
+}
+
+// loginPage asks for the email (home-realm discovery, minimal).
+func (s *Server) loginPage(c echo.Context) error {
+	id := c.QueryParam("r")
+	ar, err := s.loadRequest(c, id)
+	if errors.Is(err, ErrNotFound) {
+		return s.expired(c)
+	} else if err != nil {
+		return err
+	}
+	return s.emailPage(c, id, ar, "", "")
+}
+
+// loginSubmit takes the typed email (and a chosen IdP) and starts the upstream login.
+func (s *Server) loginSubmit(c echo.Context) error {
+	v, err := formValues(c)
+	if err != nil {
+		return s.renderError(c, http.StatusBadRequest, "Invalid form", err.Error())
+	}
+	id := v.Get("r")
+	ar, err := s.loadRequest(c, id)
+	if errors.Is(err, ErrNotFound) {
+		return s.expired(c)
+	} else if err != nil {
+		return err
+	}
+	email := strings.TrimSpace(v.Get("email"))
+	if email == "" || len(email) > 320 {
+		return s.emailPage(c, id, ar, "", "Enter your email address.")
+	}
+	return s.discover(c, id, ar, email, v.Get("idp"))
+}
+
+// startUpstream sends the browser to the IdP with fresh state, nonce and
+// PKCE verifier kept server-side and bound to this browser (S21, S22).
+func (s *Server) startUpstream(c echo.Context, id string, ar *authRequest, idp IdP, hint string) error {
+	ctx := c.Request().Context()
+	lr := providers.LoginRequest{
+		State: randomToken(tokenBytes), Nonce: randomToken(tokenBytes), CodeVerifier: randomToken(tokenBytes),
+		CallbackURL: s.CallbackURL(idp.ID), LoginHint: hint, ForceLogin: ar.ForceLogin,
+	}
+	target, data, err := idp.Connector.LoginURL(ctx, lr)
+	if err != nil {
+		s.log.Error("upstream login url", "request_id", requestID(c), "idp", idp.ID, "err", err)
+		s.auditEvent(c, "failure", "upstream_unavailable", attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})
+		return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
+			idp.Name+" could not be reached. Please try again in a few minutes.")
+	}
+	ul := upstreamLogin{Request: id, IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
+		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, Created: s.now()}
+	if err := s.putJSON(ctx, s.keyer.key("ul", lr.State), ul, upstreamLoginTTL); err != nil {
+		return err
+	}
+	s.auditEvent(c, "started", "", attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})
+	return c.Redirect(redirectStatus(c), target)
+}
+
+// redirectStatus is 303 after a POST (S06) and 302 otherwise.
+func redirectStatus(c echo.Context) int {
+	if c.Request().Method == http.MethodPost {
+		return http.StatusSeeOther
+	}
+	return http.StatusFound
+}
+
+// redirectError sends an authorization error response to a redirect_uri
+// already checked against the client's registration, with iss (RFC 9207 §2).
+func (s *Server) redirectError(c echo.Context, redirectURI, state, code, desc string) error {
+	q := url.Values{"error": {code}, "iss": {s.cfg.Issuer}}
+	if desc != "" {
+		q.Set("error_description", desc)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	return c.Redirect(redirectStatus(c), appendQuery(redirectURI, q))
+}
+
+func appendQuery(uri string, q url.Values) string {
+	sep := "?"
+	if strings.Contains(uri, "?") {
+		sep = "&"
+	}
+	return uri + sep + q.Encode()
+}
+
+// ensureBinding returns this browser's binding secret, setting the cookie if absent.
+func (s *Server) ensureBinding(c echo.Context) string {
+	if ck, err := c.Cookie(bindingCookie); err == nil && len(ck.Value) >= 43 && len(ck.Value) <= 64 {
+		return ck.Value
+	}
+	v := randomToken(tokenBytes)
+	s.setCookie(c, bindingCookie, v, 0)
+	return v
+}
+
+func (s *Server) setCookie(c echo.Context, name, value string, maxAge int) {
+	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: s.path("/"), MaxAge: maxAge,
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// currentSession returns the live SSO session of this browser, or nil.
+func (s *Server) currentSession(c echo.Context) (*session, error) {
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil || len(ck.Value) < 43 || len(ck.Value) > 64 {
+		return nil, nil
+	}
+	ctx := c.Request().Context()
+	key := s.keyer.key("ss", ck.Value)
+	var sess session
+	if err := s.getJSON(ctx, key, &sess); errors.Is(err, ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	// Sliding lifetime: every use extends the session.
+	if err := s.store.Touch(ctx, key, s.cfg.SessionLifetime); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, storeErr("touch session", err)
+	}
+	return &sess, nil
+}
+
+// newSession stores a session and sets its cookie.
+func (s *Server) newSession(ctx context.Context, c echo.Context, sess *session) error {
+	id := randomToken(tokenBytes)
+	sess.SID = randomToken(16)
+	if err := s.putJSON(ctx, s.keyer.key("ss", id), sess, s.cfg.SessionLifetime); err != nil {
+		return err
+	}
+	s.setCookie(c, sessionCookie, id, 0)
+	return nil
+}

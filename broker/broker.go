@@ -1,0 +1,235 @@
+// Package broker is realmgate's OpenID Provider and security token service:
+// the HTTP routes SaaS applications talk to (discovery, JWKS, authorize,
+// token, userinfo, revocation, introspection), the upstream callback, the
+// pages people see, the signing keys, and the Store interface it consumes.
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// Client is a registered downstream application (an OIDC relying party).
+type Client struct {
+	// ID is the client_id.
+	ID string
+	// Secret is the client secret; empty for a public client (PKCE only).
+	// New keeps only its SHA-256 (S16).
+	Secret string
+	// RedirectURIs are compared exactly (S01).
+	RedirectURIs []string
+	// PostLogoutRedirectURIs are the only places logout may return to (S65).
+	PostLogoutRedirectURIs []string
+	// AllowedTenants lists the tenants whose users may sign in; empty or "*" means all.
+	AllowedTenants []string
+}
+
+// IdP is a configured upstream identity provider of a tenant.
+type IdP struct {
+	// ID is the IdP id; its callback is <issuer>/callback/<ID>.
+	ID string
+	// Tenant is the id of the tenant that owns the IdP.
+	Tenant string
+	// Name is the display name shown on choice pages.
+	Name string
+	// Connector talks to the upstream.
+	Connector providers.Connector
+}
+
+// Config is what the broker needs; cmd/realmgate builds it from the file.
+type Config struct {
+	// Issuer is the one issuer URL every token carries.
+	Issuer string
+	// Secret is the server secret from which store-key HMACs and the key-set
+	// encryption key are derived. Empty: one is created in the store and shared.
+	Secret []byte
+	// Algorithm is the signing algorithm: ES256 (default) or RS256.
+	Algorithm string
+	// RotateEvery is the signing-key rotation period (0: never).
+	RotateEvery time.Duration
+	// SessionLifetime is the sliding lifetime of the SSO session.
+	SessionLifetime time.Duration
+	// AccessTokenLifetime, IDTokenLifetime and RefreshTokenLifetime bound the tokens.
+	AccessTokenLifetime, IDTokenLifetime, RefreshTokenLifetime time.Duration
+	// Clients are the registered applications.
+	Clients []Client
+	// IdPs are every tenant's upstream identity providers.
+	IdPs []IdP
+	// Resolver finds a user's home realm.
+	Resolver *realm.Resolver
+	// Rules holds each tenant's compiled claims rules; a missing tenant passes claims through.
+	Rules map[string]*transform.Engine
+	// Logger receives operational logs; Audit receives one event per sign-in outcome.
+	Logger, Audit *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+type client struct {
+	Client
+	secretHash   [32]byte
+	confidential bool
+	tenants      map[string]bool // nil: all
+}
+
+func (c *client) public() bool { return !c.confidential }
+
+// authenticate compares a presented secret in constant time (S16).
+func (c *client) authenticate(secret string) bool {
+	h := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(h[:], c.secretHash[:]) == 1
+}
+
+func (c *client) allowsTenant(t string) bool { return c.tenants == nil || c.tenants[t] }
+
+func (c *client) hasRedirect(uri string) bool {
+	for _, r := range c.RedirectURIs {
+		if r == uri { // S01: exact string match, RFC 9700 §4.1.3
+			return true
+		}
+	}
+	return false
+}
+
+// Server is the broker. Create it with New; serve Handler.
+type Server struct {
+	cfg     Config
+	issuer  *url.URL
+	store   Store
+	keys    *keyManager
+	keyer   keyer
+	clients map[string]*client
+	idps    map[string]IdP
+	log     *slog.Logger
+	audit   *slog.Logger
+	now     func() time.Time
+	echo    *echo.Echo
+	secure  bool // cookies get Secure (https issuer)
+}
+
+// New checks cfg, loads (or creates) the shared signing keys from store and
+// returns a Server ready to serve.
+func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil || (iss.Scheme != "https" && iss.Scheme != "http") || iss.Host == "" {
+		return nil, fmt.Errorf("broker: issuer %q is not an absolute http(s) URL", cfg.Issuer)
+	}
+	if cfg.Resolver == nil {
+		return nil, errors.New("broker: no realm resolver")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.SessionLifetime, 8*time.Hour)
+	def(&cfg.AccessTokenLifetime, 10*time.Minute)
+	def(&cfg.IDTokenLifetime, 10*time.Minute)
+	def(&cfg.RefreshTokenLifetime, 720*time.Hour)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = cfg.Logger.With("stream", "audit")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{
+		cfg: cfg, issuer: iss, store: store, log: cfg.Logger, audit: cfg.Audit, now: cfg.Now,
+		clients: make(map[string]*client), idps: make(map[string]IdP),
+		secure: iss.Scheme == "https",
+	}
+	for _, c := range cfg.Clients {
+		if c.ID == "" {
+			return nil, errors.New("broker: client without id")
+		}
+		cl := &client{Client: c}
+		if c.Secret != "" {
+			cl.secretHash, cl.confidential = sha256.Sum256([]byte(c.Secret)), true
+		}
+		cl.Client.Secret = "" // keep only the hash (S16)
+		for _, t := range c.AllowedTenants {
+			if t == "*" {
+				cl.tenants = nil
+				break
+			}
+			if cl.tenants == nil {
+				cl.tenants = map[string]bool{}
+			}
+			cl.tenants[t] = true
+		}
+		s.clients[c.ID] = cl
+	}
+	for _, p := range cfg.IdPs {
+		owner, ok := cfg.Resolver.TenantOfIdP(p.ID)
+		if !ok || owner != p.Tenant {
+			return nil, fmt.Errorf("broker: idp %q is not registered with tenant %q in the resolver", p.ID, p.Tenant)
+		}
+		if p.Connector == nil {
+			return nil, fmt.Errorf("broker: idp %q has no connector", p.ID)
+		}
+		s.idps[p.ID] = p
+	}
+	secret := cfg.Secret
+	if len(secret) == 0 {
+		if secret, err = sharedSecret(ctx, store); err != nil {
+			return nil, err
+		}
+	}
+	s.keyer = keyer{secret: derive(secret, "store-keys")}
+	maxTTL := max(cfg.AccessTokenLifetime, cfg.IDTokenLifetime)
+	if s.keys, err = newKeyManager(store, secret, cfg.Algorithm, cfg.RotateEvery, maxTTL, cfg.Now); err != nil {
+		return nil, err
+	}
+	if err := s.keys.load(ctx); err != nil {
+		return nil, fmt.Errorf("broker: load signing keys: %w", err)
+	}
+	s.echo = s.routes()
+	return s, nil
+}
+
+// sharedSecret returns the server secret kept in the store, creating it on
+// first start, so every instance sharing the store derives the same keys.
+func sharedSecret(ctx context.Context, store Store) ([]byte, error) {
+	const key = "secret:server"
+	v, err := store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		fresh := []byte(randomToken(tokenBytes))
+		if err = store.Create(ctx, key, fresh, keysetTTL); err == nil {
+			return fresh, nil
+		}
+		if errors.Is(err, ErrExists) {
+			v, err = store.Get(ctx, key)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker: server secret: %w", err)
+	}
+	return v, nil
+}
+
+// Handler returns the broker's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// CallbackURL is the stable URL a tenant admin registers at their IdP.
+func (s *Server) CallbackURL(idp string) string { return s.url("/callback/" + url.PathEscape(idp)) }
+
+func (s *Server) url(path string) string { return strings.TrimSuffix(s.cfg.Issuer, "/") + path }
+
+// path returns the route path for an endpoint under the issuer's path.
+func (s *Server) path(p string) string { return strings.TrimSuffix(s.issuer.Path, "/") + p }

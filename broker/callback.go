@@ -1,0 +1,193 @@
+package broker
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// callback receives the upstream IdP's answer at <issuer>/callback/<idp>.
+func (s *Server) callback(c echo.Context) error {
+	ctx := c.Request().Context()
+	idp, ok := s.idps[c.Param("idp")]
+	if !ok {
+		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
+	}
+	state := c.FormValue("state")
+	if state == "" || len(state) > 256 {
+		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
+			"The response from your organization's sign-in is missing its state.")
+	}
+	var ul upstreamLogin
+	// Single use: the state is consumed whatever happens next.
+	if err := s.takeJSON(ctx, s.keyer.key("ul", state), &ul); errors.Is(err, ErrNotFound) {
+		s.auditEvent(c, "refused", "unknown_state", attrs{idp: idp.ID, tenant: idp.Tenant})
+		return s.expired(c)
+	} else if err != nil {
+		return err
+	}
+	// S22: the answer must come back on the callback of the IdP we chose.
+	if ul.IdP != idp.ID {
+		s.auditEvent(c, "refused", "idp_mixup", attrs{idp: idp.ID, tenant: idp.Tenant})
+		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
+			"The response came from a different sign-in provider than the one you were sent to.")
+	}
+	// S21: the state belongs to the browser that started the login.
+	ck, err := c.Cookie(bindingCookie)
+	if err != nil || !hmac.Equal(s.keyer.mac("binding", ck.Value), ul.Binding) {
+		s.auditEvent(c, "refused", "state_not_bound_to_browser", attrs{idp: idp.ID, tenant: idp.Tenant})
+		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
+			"This sign-in was started in another browser. Start again from the application.")
+	}
+	var ar authRequest
+	if err := s.getJSON(ctx, s.keyer.key("ar", ul.Request), &ar); errors.Is(err, ErrNotFound) {
+		return s.expired(c)
+	} else if err != nil {
+		return err
+	}
+	lr := providers.LoginRequest{State: state, Nonce: ul.Nonce, CodeVerifier: ul.Verifier,
+		CallbackURL: s.CallbackURL(idp.ID), LoginHint: ul.Hint, ForceLogin: ul.Force}
+	ident, err := idp.Connector.HandleCallback(ctx, lr, ul.Data, c.Request())
+	if err != nil {
+		s.log.Warn("upstream callback", "request_id", requestID(c), "idp", idp.ID, "err", err)
+		at := attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID}
+		switch {
+		case errors.Is(err, providers.ErrAccessDenied):
+			s.auditEvent(c, "abort", "upstream_access_denied", at)
+			return s.redirectError(c, ar.RedirectURI, ar.State, "access_denied", "the identity provider did not sign the user in")
+		case errors.Is(err, providers.ErrUnavailable):
+			s.auditEvent(c, "failure", "upstream_unavailable", at)
+			return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
+				idp.Name+" did not answer in time. Please try again in a few minutes.")
+		default:
+			s.auditEvent(c, "failure", "upstream_invalid_response", at)
+			return s.renderError(c, http.StatusBadRequest, "Sign-in could not be verified",
+				"The response from "+idp.Name+" failed validation, so you were not signed in.")
+		}
+	}
+	// S50: the tenant is the one that owns the IdP that authenticated the
+	// user; nothing typed or hinted takes part.
+	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident,
+		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
+	if sess.AuthTime.IsZero() {
+		sess.AuthTime = s.now()
+	}
+	sess.AuthTime = sess.AuthTime.Truncate(time.Second)
+	if err := s.newSession(ctx, c, sess); err != nil {
+		return err
+	}
+	_ = s.store.Delete(ctx, s.keyer.key("ar", ul.Request))
+	return s.finish(c, &ar, sess)
+}
+
+// subject is the stable, opaque sub for tenant + IdP + upstream subject.
+func (s *Server) subject(tenant, idp, upstream string) string {
+	h := sha256.New()
+	for _, p := range []string{"realmgate-sub-v1", s.cfg.Issuer, tenant, idp, upstream} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:24])
+}
+
+// finish runs the tenant's rules for this client, issues a single-use code
+// and sends the browser back to the client with code, state and iss.
+func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
+	ctx := c.Request().Context()
+	at := attrs{client: ar.ClientID, tenant: sess.Tenant, idp: sess.IdP, subject: sess.Subject}
+	claims, err := s.claimsFor(c, ar.ClientID, sess)
+	if err != nil {
+		var denied *transform.DeniedError
+		if errors.As(err, &denied) {
+			s.auditEvent(c, "denied", "rule: "+denied.Rule, at)
+			return s.renderError(c, http.StatusForbidden, "Access denied", denied.Message)
+		}
+		s.log.Error("claims rules", "request_id", requestID(c), "tenant", sess.Tenant, "err", err)
+		s.auditEvent(c, "failure", "rule_error", at)
+		return s.renderError(c, http.StatusForbidden, "Sign-in could not be completed",
+			"Your organization's sign-in rules could not be evaluated, so you were not signed in. Contact your administrator.")
+	}
+	code := randomToken(tokenBytes)
+	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
+		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: sess.Tenant, IdP: sess.IdP,
+		AuthTime: sess.AuthTime, Claims: claims, Created: s.now()}
+	if err := s.putJSON(ctx, s.keyer.key("cd", code), g, codeTTL); err != nil {
+		return err
+	}
+	s.auditEvent(c, "success", "", at)
+	// RFC 9207 §2: iss in every authorization response (S05).
+	q := url.Values{"code": {code}, "iss": {s.cfg.Issuer}}
+	if ar.State != "" {
+		q.Set("state", ar.State)
+	}
+	return c.Redirect(redirectStatus(c), appendQuery(ar.RedirectURI, q))
+}
+
+// standardClaims maps an upstream identity to realmgate's normalized claims,
+// before the tenant's rules run. S52: an email outside the tenant's verified
+// domains is dropped when another tenant owns its domain, and marked
+// unverified when the tenant has verified domains that do not include it.
+func (s *Server) standardClaims(sess *session) map[string]any {
+	id := sess.Identity
+	cl := map[string]any{"roles": []any{}}
+	set := func(k, v string) {
+		if v != "" {
+			cl[k] = v
+		}
+	}
+	set("name", id.Name)
+	set("given_name", id.GivenName)
+	set("family_name", id.FamilyName)
+	set("preferred_username", id.PreferredUsername)
+	if id.Email != "" {
+		verified := id.EmailVerified
+		keep := true
+		if t, ok := s.cfg.Resolver.Tenant(sess.Tenant); ok {
+			if !s.cfg.Resolver.DomainVerified(sess.Tenant, id.Email) {
+				if d, err := realm.EmailDomain(id.Email); err == nil {
+					if owner, owned := s.cfg.Resolver.TenantForDomain(d); owned && owner != sess.Tenant {
+						keep = false
+					}
+				}
+				if len(t.Domains) > 0 {
+					verified = false
+				}
+			}
+		}
+		if keep {
+			cl["email"], cl["email_verified"] = id.Email, verified
+		}
+	}
+	if len(id.AMR) > 0 {
+		cl["amr"] = toAnySlice(id.AMR)
+	}
+	set("acr", id.ACR)
+	return cl
+}
+
+func (s *Server) claimsFor(c echo.Context, clientID string, sess *session) (map[string]any, error) {
+	in := transform.Input{Upstream: sess.Identity.Claims, Claims: s.standardClaims(sess),
+		Tenant: sess.Tenant, IdP: sess.IdP, Client: clientID}
+	if in.Upstream == nil {
+		in.Upstream = map[string]any{}
+	}
+	return s.cfg.Rules[sess.Tenant].Apply(c.Request().Context(), in)
+}
+
+func toAnySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, v := range ss {
+		out[i] = v
+	}
+	return out
+}

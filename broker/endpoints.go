@@ -1,0 +1,187 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+)
+
+// discovery serves OpenID Provider metadata (OIDC Discovery §3, RFC 8414).
+func (s *Server) discovery(c echo.Context) error {
+	s.keys.refresh(c.Request().Context())
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.JSON(http.StatusOK, map[string]any{
+		"issuer":                                s.cfg.Issuer,
+		"authorization_endpoint":                s.url("/authorize"),
+		"token_endpoint":                        s.url("/token"),
+		"userinfo_endpoint":                     s.url("/userinfo"),
+		"jwks_uri":                              s.url("/jwks"),
+		"revocation_endpoint":                   s.url("/revoke"),
+		"introspection_endpoint":                s.url("/introspect"),
+		"response_types_supported":              []string{"code"},
+		"response_modes_supported":              []string{"query"},
+		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": s.keys.algs(),
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":              []string{"S256"},
+		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash",
+			"tid", "idp", "roles", "amr", "acr", "email", "email_verified", "name", "given_name", "family_name", "preferred_username"},
+		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		"authorization_response_iss_parameter_supported": true, // RFC 9207 §3 (S05)
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
+		"claims_parameter_supported":                     false,
+	})
+}
+
+// jwks publishes the current and still-valid previous signing keys.
+func (s *Server) jwks(c echo.Context) error {
+	s.keys.refresh(c.Request().Context())
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/jwk-set+json", s.keys.jwks())
+}
+
+// accessToken verifies one of our access tokens and that its grant is alive.
+func (s *Server) accessToken(c echo.Context, token string) (jwt.MapClaims, map[string]any, error) {
+	claims, err := s.keys.verify(token, "at+jwt")
+	if err != nil {
+		return nil, nil, err
+	}
+	if iss, _ := claims["iss"].(string); iss != s.cfg.Issuer {
+		return nil, nil, errBadToken
+	}
+	fam, _ := claims["gid"].(string)
+	if fam == "" {
+		return nil, nil, errBadToken
+	}
+	ctx := c.Request().Context()
+	active, err := s.store.FamilyActive(ctx, fam)
+	if err != nil {
+		return nil, nil, storeErr("family active", err)
+	}
+	var g grant
+	if err := s.getJSON(ctx, "gr:"+fam, &g); errors.Is(err, ErrNotFound) || !active {
+		return nil, nil, errBadToken // revoked
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return claims, g.Claims, nil
+}
+
+// bearer extracts an RFC 6750 §2.1 bearer token from the Authorization header.
+func bearer(c echo.Context) string {
+	h := c.Request().Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// userinfo is the OIDC UserInfo endpoint (OIDC Core §5.3).
+func (s *Server) userinfo(c echo.Context) error {
+	tok := bearer(c)
+	if tok == "" {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate"`)
+		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "a bearer access token is required"})
+	}
+	at, all, err := s.accessToken(c, tok)
+	if errors.Is(err, ErrUnavailable) {
+		return s.tokenUnavailable(c, err)
+	}
+	if err != nil {
+		// S12: an ID token (typ JWT) presented here fails the typ check.
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate", error="invalid_token"`)
+		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
+	}
+	scopes := strings.Fields(stringClaim(at, "scope"))
+	out := map[string]any{}
+	for k, v := range filterClaims(all, scopes) {
+		out[k] = v
+	}
+	out["sub"], out["tid"], out["idp"], out["roles"] = at["sub"], at["tid"], at["idp"], rolesOf(all)
+	return c.JSON(http.StatusOK, out)
+}
+
+func stringClaim(m jwt.MapClaims, k string) string { v, _ := m[k].(string); return v }
+
+// introspect is RFC 7662 token introspection; callers authenticate as a
+// client and see only their own tokens (S15, S10).
+func (s *Server) introspect(c echo.Context) error {
+	v, err := formValues(c)
+	if err != nil {
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: err.Error()})
+	}
+	cl, terr := s.authenticateClient(c, v)
+	if terr != nil || cl.public() {
+		return s.tokenErr(c, tokenError{http.StatusUnauthorized, "invalid_client", "client authentication required"})
+	}
+	inactive := map[string]any{"active": false}
+	at, _, err := s.accessToken(c, v.Get("token"))
+	if errors.Is(err, ErrUnavailable) {
+		return s.tokenUnavailable(c, err)
+	}
+	if err != nil || stringClaim(at, "aud") != cl.ID {
+		return c.JSON(http.StatusOK, inactive)
+	}
+	out := map[string]any{"active": true, "token_type": "Bearer"}
+	for _, k := range []string{"iss", "sub", "aud", "client_id", "scope", "exp", "iat", "jti", "tid", "idp", "roles", "auth_time", "sid"} {
+		if val, ok := at[k]; ok {
+			out[k] = val
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// revoke is RFC 7009 token revocation: authenticated clients only; another
+// client's or an unknown token gets 200 and nothing happens (S14).
+func (s *Server) revoke(c echo.Context) error {
+	v, err := formValues(c)
+	if err != nil {
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: err.Error()})
+	}
+	cl, terr := s.authenticateClient(c, v)
+	if terr != nil {
+		return s.tokenErr(c, *terr)
+	}
+	if cl.public() {
+		// RFC 7009 §2.1: public clients may revoke, identified by client_id.
+		if v.Get("client_id") != cl.ID {
+			return s.tokenErr(c, tokenError{http.StatusUnauthorized, "invalid_client", "client authentication required"})
+		}
+	}
+	tok := v.Get("token")
+	if tok == "" {
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "token is required"})
+	}
+	ctx := c.Request().Context()
+	fam := ""
+	if f, _, ok := strings.Cut(tok, "."); ok && len(f) == 22 && strings.Count(tok, ".") == 1 {
+		fam = f // a refresh token
+	} else if claims, err := s.keys.verify(tok, "at+jwt"); err == nil && stringClaim(claims, "aud") == cl.ID {
+		fam = stringClaim(claims, "gid")
+	}
+	if fam != "" {
+		var g grant
+		err := s.getJSON(ctx, "gr:"+fam, &g)
+		if errors.Is(err, ErrUnavailable) {
+			return s.tokenUnavailable(c, err)
+		}
+		if err == nil && g.ClientID == cl.ID {
+			// Revoking the family ends its refresh tokens and, through the
+			// grant check, its access tokens at our endpoints.
+			if err := s.store.RevokeFamily(ctx, fam); err != nil && !errors.Is(err, ErrNotFound) {
+				return s.tokenUnavailable(c, err)
+			}
+			_ = s.store.Delete(ctx, "gr:"+fam)
+			s.auditEvent(c, "revoked", "", attrs{client: cl.ID, tenant: g.Tenant, subject: g.Subject})
+		}
+	}
+	return c.NoContent(http.StatusOK)
+}

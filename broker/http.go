@@ -1,0 +1,141 @@
+package broker
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pages are escaped by html/template: every value a person or an upstream
+// controls is contextually escaped (S54).
+var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+
+// maxFormBytes bounds request bodies of every endpoint.
+const maxFormBytes = 64 << 10
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	// Forwarded headers are not trusted until trusted proxies are configured:
+	// the client IP used for audit and rate limits is the peer address.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.middleware)
+	e.GET(s.path("/.well-known/openid-configuration"), s.discovery)
+	e.GET(s.path("/jwks"), s.jwks)
+	e.GET(s.path("/authorize"), s.authorize)
+	e.POST(s.path("/authorize"), s.authorize)
+	e.GET(s.path("/login"), s.loginPage)
+	e.POST(s.path("/login"), s.loginSubmit)
+	e.GET(s.path("/callback/:idp"), s.callback)
+	e.POST(s.path("/callback/:idp"), s.callback)
+	e.POST(s.path("/token"), s.token)
+	e.GET(s.path("/userinfo"), s.userinfo)
+	e.POST(s.path("/userinfo"), s.userinfo)
+	e.POST(s.path("/revoke"), s.revoke)
+	e.POST(s.path("/introspect"), s.introspect)
+	e.GET(s.path("/healthz"), func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET(s.path("/readyz"), s.readyz)
+	return e
+}
+
+const requestIDKey = "request_id"
+
+// middleware sets a request id, security headers, a body limit, recovers
+// panics into a 500 page, and logs each request.
+func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		start := time.Now()
+		rid := randomToken(9)
+		c.Set(requestIDKey, rid)
+		h := c.Response().Header()
+		h.Set("X-Request-Id", rid)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		// S06: nothing we serve may be framed.
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		req := c.Request()
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, maxFormBytes)
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic", "request_id", rid, "path", req.URL.Path, "panic", p)
+				err = s.renderError(c, http.StatusInternalServerError, "Something went wrong", "The sign-in service hit an internal error. Please try again.")
+			}
+		}()
+		err = next(c)
+		if err != nil {
+			c.Error(err)
+			err = nil
+		}
+		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request",
+			slog.String("request_id", rid), slog.String("method", req.Method),
+			slog.String("path", req.URL.Path), slog.Int("status", c.Response().Status),
+			slog.Duration("took", time.Since(start)))
+		return nil
+	}
+}
+
+func requestID(c echo.Context) string { id, _ := c.Get(requestIDKey).(string); return id }
+
+// handleError turns errors escaping handlers (routing misses, echo binding
+// errors, store failures) into readable pages without internal detail.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		s.log.Error("store unavailable", "request_id", requestID(c), "err", err)
+		_ = s.unavailable(c)
+	case errors.As(err, &he):
+		msg := http.StatusText(he.Code)
+		_ = s.renderError(c, he.Code, msg, "The address you followed is not valid here.")
+	default:
+		s.log.Error("unhandled error", "request_id", requestID(c), "err", err)
+		_ = s.renderError(c, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+	}
+}
+
+// unavailable answers 503 when the store (or another dependency) is down.
+func (s *Server) unavailable(c echo.Context) error {
+	c.Response().Header().Set("Retry-After", "2")
+	return s.renderError(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable",
+		"The sign-in service cannot reach its session store. Please try again in a moment.")
+}
+
+type pageData struct {
+	Title, Message, Detail, RequestID string
+	Client, Action, Request, Email     string
+	Tenant                             string
+	IdPs                               []IdP
+}
+
+func (s *Server) render(c echo.Context, status int, name string, d pageData) error {
+	d.RequestID = requestID(c)
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	return pages.ExecuteTemplate(c.Response(), name, d)
+}
+
+// renderError shows a readable error page; it never redirects (S01, S02).
+func (s *Server) renderError(c echo.Context, status int, title, msg string) error {
+	return s.render(c, status, "error", pageData{Title: title, Message: msg})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.store.Ping(c.Request().Context()); err != nil {
+		return c.String(http.StatusServiceUnavailable, "store unreachable\n")
+	}
+	return c.String(http.StatusOK, "ready\n")
+}

@@ -1,0 +1,408 @@
+package broker
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	keysetKey     = "keys:set"
+	keysetLockKey = "keys:lock"
+	// keysetTTL keeps the key set effectively forever; rotation replaces it.
+	keysetTTL = 10 * 365 * 24 * time.Hour
+	// keysReload is how often an instance re-reads the shared key set, so a
+	// rotation made by any instance is picked up by all within this time.
+	keysReload = 30 * time.Second
+)
+
+// signingKey is one key of the shared key set.
+type signingKey struct {
+	Kid     string    `json:"kid"`
+	Alg     string    `json:"alg"`
+	PKCS8   []byte    `json:"pkcs8"`
+	Created time.Time `json:"created"`
+	// Retire is when the key leaves the JWKS: set when a newer key replaces
+	// it, to the moment the last token it signed expires.
+	Retire time.Time `json:"retire,omitzero"`
+
+	priv   crypto.Signer
+	method jwt.SigningMethod
+	jwk    map[string]any
+}
+
+type keysetDoc struct {
+	Keys []*signingKey `json:"keys"`
+}
+
+// keyManager keeps the signing keys in the store, shared by every instance,
+// encrypted with a key derived from the server secret.
+type keyManager struct {
+	store       Store
+	aead        cipher.AEAD
+	alg         string
+	rotateEvery time.Duration
+	maxTokenTTL time.Duration
+	now         func() time.Time
+
+	mu      sync.RWMutex
+	keys    []*signingKey // newest first; keys[0] signs
+	loaded  time.Time
+	jwksDoc []byte
+}
+
+func newKeyManager(store Store, secret []byte, alg string, rotateEvery, maxTokenTTL time.Duration, now func() time.Time) (*keyManager, error) {
+	block, err := aes.NewCipher(derive(secret, "keyset-encryption"))
+	if err != nil {
+		return nil, fmt.Errorf("keys: cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("keys: gcm: %w", err)
+	}
+	switch alg {
+	case "", "ES256":
+		alg = "ES256"
+	case "RS256":
+	default:
+		return nil, fmt.Errorf("keys: unsupported algorithm %q", alg)
+	}
+	return &keyManager{store: store, aead: aead, alg: alg, rotateEvery: rotateEvery, maxTokenTTL: maxTokenTTL, now: now}, nil
+}
+
+func generateKey(alg string, now time.Time) (*signingKey, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case "ES256":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "RS256":
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return nil, fmt.Errorf("keys: unsupported algorithm %q", alg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: generate %s: %w", alg, err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("keys: marshal: %w", err)
+	}
+	k := &signingKey{Alg: alg, PKCS8: der, Created: now.UTC()}
+	if err := k.init(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// init parses the private key and computes kid (RFC 7638 thumbprint) and JWK.
+func (k *signingKey) init() error {
+	p, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
+	if err != nil {
+		return fmt.Errorf("keys: parse key: %w", err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	var thumb string
+	switch priv := p.(type) {
+	case *ecdsa.PrivateKey:
+		if k.Alg != "ES256" || priv.Curve != elliptic.P256() {
+			return fmt.Errorf("keys: key does not match alg %s", k.Alg)
+		}
+		k.priv, k.method = priv, jwt.SigningMethodES256
+		x, y := make([]byte, 32), make([]byte, 32)
+		priv.X.FillBytes(x)
+		priv.Y.FillBytes(y)
+		// RFC 7638 §3.2: members in lexicographic order, no whitespace.
+		thumb = fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, b64(x), b64(y))
+		k.jwk = map[string]any{"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)}
+	case *rsa.PrivateKey:
+		if k.Alg != "RS256" {
+			return fmt.Errorf("keys: key does not match alg %s", k.Alg)
+		}
+		k.priv, k.method = priv, jwt.SigningMethodRS256
+		n, e := b64(priv.N.Bytes()), b64(big.NewInt(int64(priv.E)).Bytes())
+		thumb = fmt.Sprintf(`{"e":"%s","kty":"RSA","n":"%s"}`, e, n)
+		k.jwk = map[string]any{"kty": "RSA", "n": n, "e": e}
+	default:
+		return fmt.Errorf("keys: unsupported key type %T", p)
+	}
+	sum := sha256.Sum256([]byte(thumb))
+	k.Kid = b64(sum[:])
+	k.jwk["kid"], k.jwk["alg"], k.jwk["use"] = k.Kid, k.Alg, "sig"
+	return nil
+}
+
+func (m *keyManager) seal(doc *keysetDoc) ([]byte, error) {
+	plain, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, m.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return m.aead.Seal(nonce, nonce, plain, []byte(keysetKey)), nil
+}
+
+func (m *keyManager) open(blob []byte) (*keysetDoc, error) {
+	ns := m.aead.NonceSize()
+	if len(blob) < ns {
+		return nil, errors.New("keys: key set too short")
+	}
+	plain, err := m.aead.Open(nil, blob[:ns], blob[ns:], []byte(keysetKey))
+	if err != nil {
+		return nil, fmt.Errorf("keys: decrypt key set (is keys.secret the same on every instance?): %w", err)
+	}
+	var doc keysetDoc
+	if err := json.Unmarshal(plain, &doc); err != nil {
+		return nil, fmt.Errorf("keys: decode key set: %w", err)
+	}
+	for _, k := range doc.Keys {
+		if err := k.init(); err != nil {
+			return nil, err
+		}
+	}
+	if len(doc.Keys) == 0 {
+		return nil, errors.New("keys: empty key set")
+	}
+	return &doc, nil
+}
+
+// load reads the shared key set, creating it if no instance has yet, and
+// rotates it when the current key is older than rotateEvery.
+func (m *keyManager) load(ctx context.Context) error {
+	doc, err := m.fetchOrCreate(ctx)
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	if m.rotateEvery > 0 && now.Sub(doc.Keys[0].Created) >= m.rotateEvery {
+		if rotated, err := m.rotate(ctx, doc, now); err == nil {
+			doc = rotated
+		} else if !errors.Is(err, ErrExists) {
+			return err
+		}
+	}
+	m.install(doc, now)
+	return nil
+}
+
+func (m *keyManager) fetchOrCreate(ctx context.Context) (*keysetDoc, error) {
+	blob, err := m.store.Get(ctx, keysetKey)
+	if errors.Is(err, ErrNotFound) {
+		k, gerr := generateKey(m.alg, m.now())
+		if gerr != nil {
+			return nil, gerr
+		}
+		doc := &keysetDoc{Keys: []*signingKey{k}}
+		sealed, serr := m.seal(doc)
+		if serr != nil {
+			return nil, serr
+		}
+		err = m.store.Create(ctx, keysetKey, sealed, keysetTTL)
+		if err == nil {
+			return doc, nil
+		}
+		if !errors.Is(err, ErrExists) {
+			return nil, fmt.Errorf("keys: create key set: %w", err)
+		}
+		blob, err = m.store.Get(ctx, keysetKey) // another instance won the race
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keys: read key set: %w", err)
+	}
+	return m.open(blob)
+}
+
+// rotate puts a new key first; the previous keys stay published until the
+// tokens they signed have expired. Only the instance holding the lock rotates.
+func (m *keyManager) rotate(ctx context.Context, doc *keysetDoc, now time.Time) (*keysetDoc, error) {
+	if err := m.store.Create(ctx, keysetLockKey, []byte("1"), time.Minute); err != nil {
+		return nil, err
+	}
+	defer m.store.Delete(context.WithoutCancel(ctx), keysetLockKey)
+	// Re-read under the lock: another instance may have rotated already.
+	fresh, err := m.fetchOrCreate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if now.Sub(fresh.Keys[0].Created) < m.rotateEvery {
+		return fresh, nil
+	}
+	k, err := generateKey(m.alg, now)
+	if err != nil {
+		return nil, err
+	}
+	next := &keysetDoc{Keys: []*signingKey{k}}
+	for i, old := range fresh.Keys {
+		if i == 0 {
+			old.Retire = now.Add(m.maxTokenTTL + time.Minute)
+		}
+		if !old.Retire.IsZero() && now.After(old.Retire) {
+			continue
+		}
+		next.Keys = append(next.Keys, old)
+	}
+	sealed, err := m.seal(next)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.Put(ctx, keysetKey, sealed, keysetTTL); err != nil {
+		return nil, fmt.Errorf("keys: write rotated key set: %w", err)
+	}
+	return next, nil
+}
+
+func (m *keyManager) install(doc *keysetDoc, now time.Time) {
+	keys := make([]map[string]any, 0, len(doc.Keys))
+	for _, k := range doc.Keys {
+		keys = append(keys, k.jwk)
+	}
+	jwks, _ := json.Marshal(map[string]any{"keys": keys})
+	m.mu.Lock()
+	m.keys, m.loaded, m.jwksDoc = doc.Keys, now, jwks
+	m.mu.Unlock()
+}
+
+// refresh reloads the key set when it is older than keysReload. A store
+// failure keeps the keys already loaded: signing goes on through an outage.
+func (m *keyManager) refresh(ctx context.Context) {
+	m.mu.RLock()
+	stale := m.now().Sub(m.loaded) >= keysReload
+	m.mu.RUnlock()
+	if stale {
+		if err := m.load(ctx); err != nil {
+			m.mu.Lock()
+			m.loaded = m.now() // retry after another interval, not on every request
+			m.mu.Unlock()
+		}
+	}
+}
+
+func (m *keyManager) current() *signingKey {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.keys[0]
+}
+
+func (m *keyManager) byKid(kid string) *signingKey {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, k := range m.keys {
+		if k.Kid == kid {
+			return k
+		}
+	}
+	return nil
+}
+
+func (m *keyManager) jwks() []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.jwksDoc
+}
+
+func (m *keyManager) algs() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range m.keys {
+		if !seen[k.Alg] {
+			seen[k.Alg] = true
+			out = append(out, k.Alg)
+		}
+	}
+	return out
+}
+
+// sign signs claims with the current key; typ is the JOSE typ header.
+func (m *keyManager) sign(claims jwt.MapClaims, typ string) (string, error) {
+	k := m.current()
+	t := jwt.NewWithClaims(k.method, claims)
+	t.Header["kid"] = k.Kid
+	t.Header["typ"] = typ
+	s, err := t.SignedString(k.priv)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign: %w", err)
+	}
+	return s, nil
+}
+
+// maxJWTSize bounds any token we parse (SECURITY S32).
+const maxJWTSize = 16 << 10
+
+// errBadToken is returned for any token that fails verification.
+var errBadToken = errors.New("broker: invalid token")
+
+// verify checks a token we issued: size and compact form first (S32), then
+// the key by kid with that key's alg only (S30); jku, x5u and jwk headers are
+// ignored (S31); typ must equal wantTyp (S12).
+func (m *keyManager) verify(token, wantTyp string) (jwt.MapClaims, error) {
+	if len(token) > maxJWTSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", errBadToken, maxJWTSize)
+	}
+	if !compactJWS(token) {
+		return nil, fmt.Errorf("%w: not a compact JWS", errBadToken)
+	}
+	var key *signingKey
+	claims := jwt.MapClaims{}
+	_, err := jwt.NewParser(
+		jwt.WithValidMethods([]string{"ES256", "RS256"}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+	).ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		key = m.byKid(kid)
+		if key == nil {
+			return nil, fmt.Errorf("unknown kid")
+		}
+		if t.Method.Alg() != key.Alg { // S30: header alg must be the key's alg
+			return nil, fmt.Errorf("alg %s does not match key", t.Method.Alg())
+		}
+		if typ, _ := t.Header["typ"].(string); typ != wantTyp {
+			return nil, fmt.Errorf("typ %q, want %q", typ, wantTyp)
+		}
+		return key.priv.Public(), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	return claims, nil
+}
+
+// compactJWS reports whether s has the shape header.payload.signature with
+// base64url characters only.
+func compactJWS(s string) bool {
+	dots := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			dots++
+			if i == 0 || s[i-1] == '.' {
+				return false
+			}
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2 && s[len(s)-1] != '.'
+}

@@ -1,0 +1,297 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+)
+
+// pkceVerifier is RFC 7636 §4.1: 43-128 unreserved characters (S03).
+var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// tokenError is an RFC 6749 §5.2 error response.
+type tokenError struct {
+	status int
+	code   string
+	desc   string
+}
+
+func (s *Server) tokenErr(c echo.Context, e tokenError) error {
+	if e.status == 0 {
+		e.status = http.StatusBadRequest
+	}
+	if e.code == "invalid_client" {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="realmgate", charset="UTF-8"`)
+	}
+	c.Response().Header().Set("Pragma", "no-cache")
+	return c.JSON(e.status, map[string]string{"error": e.code, "error_description": e.desc})
+}
+
+func (s *Server) tokenUnavailable(c echo.Context, err error) error {
+	s.log.Error("token endpoint store failure", "request_id", requestID(c), "err", err)
+	c.Response().Header().Set("Retry-After", "2")
+	return s.tokenErr(c, tokenError{http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable"})
+}
+
+// authenticateClient implements client_secret_basic and client_secret_post
+// (RFC 6749 §2.3.1) and public clients (client_id only). Exactly one method.
+func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *tokenError) {
+	id, secret, basic := c.Request().BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "malformed client credentials"}
+		}
+		if v.Has("client_secret") {
+			return nil, &tokenError{http.StatusBadRequest, "invalid_request", "use one client authentication method"}
+		}
+		if v.Has("client_id") && v.Get("client_id") != id {
+			return nil, &tokenError{http.StatusBadRequest, "invalid_request", "client_id does not match the credentials"}
+		}
+	} else {
+		id, secret = v.Get("client_id"), v.Get("client_secret")
+	}
+	cl := s.clients[id]
+	if cl == nil {
+		return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+	}
+	if cl.public() {
+		if secret != "" || basic {
+			return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		}
+		return cl, nil
+	}
+	if secret == "" || !cl.authenticate(secret) { // S16: constant time
+		return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+	}
+	return cl, nil
+}
+
+// token is the token endpoint (RFC 6749 §3.2).
+func (s *Server) token(c echo.Context) error {
+	v, err := formValues(c)
+	if err != nil {
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: err.Error()})
+	}
+	cl, terr := s.authenticateClient(c, v)
+	if terr != nil {
+		s.auditEvent(c, "refused", "client_authentication", attrs{client: v.Get("client_id")})
+		return s.tokenErr(c, *terr)
+	}
+	switch v.Get("grant_type") {
+	case "authorization_code":
+		return s.codeGrant(c, cl, v)
+	case "refresh_token":
+		return s.refreshGrant(c, cl, v)
+	case "":
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "grant_type is required"})
+	default: // S04: no password, no implicit, nothing else
+		return s.tokenErr(c, tokenError{code: "unsupported_grant_type", desc: "supported: authorization_code, refresh_token"})
+	}
+}
+
+func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
+	ctx := c.Request().Context()
+	code := v.Get("code")
+	if code == "" || len(code) > 128 {
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "code is required"})
+	}
+	bad := tokenError{code: "invalid_grant", desc: "the code is invalid, expired or already used"}
+	var g grant
+	err := s.takeJSON(ctx, s.keyer.key("cd", code), &g)
+	if errors.Is(err, ErrNotFound) {
+		// S07: a second redemption revokes what the first one issued.
+		if fam, err := s.store.Get(ctx, s.keyer.key("cu", code)); err == nil {
+			_ = s.store.RevokeFamily(ctx, string(fam))
+			_ = s.store.Delete(ctx, "gr:"+string(fam))
+			s.auditEvent(c, "refused", "code_reused", attrs{client: cl.ID})
+		}
+		return s.tokenErr(c, bad)
+	} else if err != nil {
+		return s.tokenUnavailable(c, err)
+	}
+	// S08: bound to client, redirect_uri and a 60 s lifetime.
+	if g.ClientID != cl.ID || v.Get("redirect_uri") != g.RedirectURI || s.now().Sub(g.Created) > codeTTL {
+		s.auditEvent(c, "refused", "code_binding", attrs{client: cl.ID, tenant: g.Tenant})
+		return s.tokenErr(c, bad)
+	}
+	// S03: the verifier is required, well formed, and hashes to the challenge.
+	verifier := v.Get("code_verifier")
+	if !pkceVerifier.MatchString(verifier) {
+		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "code_verifier is missing or malformed"})
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.Challenge)) != 1 {
+		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "code_verifier does not match the code_challenge"})
+	}
+	fam := randomToken(16)
+	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.cfg.AccessTokenLifetime+codeTTL); err != nil {
+		return s.tokenUnavailable(c, err)
+	}
+	return s.issue(c, cl, &g, fam, true, g.Scopes)
+}
+
+func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
+	ctx := c.Request().Context()
+	rt := v.Get("refresh_token")
+	fam, _, ok := strings.Cut(rt, ".")
+	bad := tokenError{code: "invalid_grant", desc: "the refresh token is invalid, expired or revoked"}
+	if !ok || len(rt) > 128 || len(fam) != 22 {
+		return s.tokenErr(c, bad)
+	}
+	next := fam + "." + randomToken(tokenBytes)
+	blob, err := s.store.Rotate(ctx, fam, s.keyer.key("rt", rt), s.keyer.key("rt", next))
+	switch {
+	case errors.Is(err, ErrReused):
+		// S09: replay of a rotated token revoked the family in the store.
+		_ = s.store.Delete(ctx, "gr:"+fam)
+		s.auditEvent(c, "refused", "refresh_token_reused", attrs{client: cl.ID})
+		return s.tokenErr(c, bad)
+	case errors.Is(err, ErrNotFound):
+		return s.tokenErr(c, bad)
+	case err != nil:
+		return s.tokenUnavailable(c, err)
+	}
+	var g grant
+	if err := decodeRecord(blob, &g); err != nil {
+		return s.tokenErr(c, bad)
+	}
+	if g.ClientID != cl.ID {
+		// A refresh token presented by another client is stolen: end the family.
+		_ = s.store.RevokeFamily(ctx, fam)
+		_ = s.store.Delete(ctx, "gr:"+fam)
+		s.auditEvent(c, "refused", "refresh_token_client_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
+		return s.tokenErr(c, bad)
+	}
+	scopes := g.Scopes
+	if sc := v.Get("scope"); sc != "" {
+		scopes = strings.Fields(sc)
+		for _, x := range scopes {
+			if !slices.Contains(g.Scopes, x) {
+				return s.tokenErr(c, tokenError{code: "invalid_scope", desc: "a refresh cannot widen the scope"})
+			}
+		}
+	}
+	return s.respondTokens(c, cl, &g, fam, next, false, scopes)
+}
+
+// issue starts a refresh-token family for a redeemed code and answers.
+func (s *Server) issue(c echo.Context, cl *client, g *grant, fam string, first bool, scopes []string) error {
+	ctx := c.Request().Context()
+	rt := fam + "." + randomToken(tokenBytes)
+	stored := *g
+	stored.RedirectURI, stored.Challenge, stored.Nonce = "", "", ""
+	blob, err := json.Marshal(stored)
+	if err != nil {
+		return err
+	}
+	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, s.cfg.RefreshTokenLifetime); err != nil {
+		return s.tokenUnavailable(c, err)
+	}
+	if err := s.store.Put(ctx, "gr:"+fam, blob, s.cfg.RefreshTokenLifetime); err != nil {
+		return s.tokenUnavailable(c, err)
+	}
+	return s.respondTokens(c, cl, g, fam, rt, first, scopes)
+}
+
+func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt string, withNonce bool, scopes []string) error {
+	now := s.now()
+	claims := filterClaims(g.Claims, scopes)
+	at := jwt.MapClaims{
+		"iss": s.cfg.Issuer, "sub": g.Subject, "aud": cl.ID, "client_id": cl.ID,
+		"iat": now.Unix(), "exp": now.Add(s.cfg.AccessTokenLifetime).Unix(), "jti": randomToken(16),
+		"scope": strings.Join(scopes, " "), "tid": g.Tenant, "idp": g.IdP, "roles": rolesOf(g.Claims),
+		"auth_time": g.AuthTime.Unix(), "sid": g.SID, "gid": fam,
+	}
+	// RFC 9068 §2.1: typ at+jwt (S12).
+	access, err := s.keys.sign(at, "at+jwt")
+	if err != nil {
+		return err
+	}
+	id := jwt.MapClaims{}
+	for k, val := range claims {
+		id[k] = val
+	}
+	// Reserved claims are set last so no rule or upstream value can override them.
+	id["iss"], id["sub"], id["aud"], id["azp"] = s.cfg.Issuer, g.Subject, cl.ID, cl.ID
+	id["iat"], id["exp"], id["auth_time"] = now.Unix(), now.Add(s.cfg.IDTokenLifetime).Unix(), g.AuthTime.Unix()
+	id["tid"], id["idp"], id["sid"], id["roles"] = g.Tenant, g.IdP, g.SID, rolesOf(g.Claims)
+	id["at_hash"] = halfHash(access) // OIDC Core §3.1.3.6
+	if withNonce && g.Nonce != "" {
+		id["nonce"] = g.Nonce // echoed byte for byte (S11)
+	}
+	idToken, err := s.keys.sign(id, "JWT")
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, map[string]any{
+		"access_token": access, "token_type": "Bearer", "expires_in": int(s.cfg.AccessTokenLifetime / time.Second),
+		"id_token": idToken, "refresh_token": rt, "scope": strings.Join(scopes, " "),
+	})
+}
+
+// halfHash is the left half of SHA-256, base64url: at_hash / c_hash for ES256 and RS256.
+func halfHash(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+func rolesOf(claims map[string]any) []any {
+	switch r := claims["roles"].(type) {
+	case []any:
+		return r
+	case []string:
+		return toAnySlice(r)
+	case string:
+		return []any{r}
+	}
+	return []any{}
+}
+
+// scopeClaims says which claims each scope releases (OIDC Core §5.4).
+var scopeClaims = map[string][]string{
+	"profile": {"name", "given_name", "family_name", "middle_name", "nickname", "preferred_username",
+		"profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
+	"email": {"email", "email_verified"},
+}
+
+// reservedClaims are set only by the broker.
+var reservedClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
+	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
+	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
+
+// filterClaims returns the claims the scopes release: standard claims by
+// scope, amr/acr always, and any custom claim a rule added.
+func filterClaims(all map[string]any, scopes []string) map[string]any {
+	standard := map[string]string{}
+	for sc, names := range scopeClaims {
+		for _, n := range names {
+			standard[n] = sc
+		}
+	}
+	out := map[string]any{}
+	for k, v := range all {
+		if reservedClaims[k] || k == "roles" {
+			continue
+		}
+		if sc, std := standard[k]; std && !slices.Contains(scopes, sc) {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
