@@ -274,7 +274,7 @@ func (s *Server) startUpstream(c echo.Context, id string, ar *authRequest, idp I
 		return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
 			idp.Name+" could not be reached. Please try again in a few minutes.")
 	}
-	ul := upstreamLogin{Request: id, IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
+	ul := upstreamLogin{Request: s.keyer.key("ar", id), IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
 		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, Created: s.now()}
 	if err := s.putJSON(ctx, s.keyer.key("ul", lr.State), ul, upstreamLoginTTL); err != nil {
 		return err

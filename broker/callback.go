@@ -50,7 +50,7 @@ func (s *Server) callback(c echo.Context) error {
 			"This sign-in was started in another browser. Start again from the application.")
 	}
 	var ar authRequest
-	if err := s.getJSON(ctx, s.keyer.key("ar", ul.Request), &ar); errors.Is(err, ErrNotFound) {
+	if err := s.getJSON(ctx, ul.Request, &ar); errors.Is(err, ErrNotFound) {
 		return s.expired(c)
 	} else if err != nil {
 		return err
@@ -86,7 +86,7 @@ func (s *Server) callback(c echo.Context) error {
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
-	_ = s.store.Delete(ctx, s.keyer.key("ar", ul.Request))
+	_ = s.store.Delete(ctx, ul.Request)
 	return s.finish(c, &ar, sess)
 }
 

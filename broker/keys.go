@@ -367,6 +367,8 @@ func (m *keyManager) verify(token, wantTyp string) (jwt.MapClaims, error) {
 		jwt.WithValidMethods([]string{"ES256", "RS256"}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(m.now),
+		jwt.WithLeeway(5*time.Second),
 	).ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		key = m.byKid(kid)

@@ -33,7 +33,7 @@ type authRequest struct {
 
 // upstreamLogin is the state of one round trip to an upstream IdP.
 type upstreamLogin struct {
-	Request  string    `json:"r"` // auth request id
+	Request  string    `json:"r"` // store key of the auth request (an HMAC, S17)
 	IdP      string    `json:"idp"`
 	Nonce    string    `json:"n"`
 	Verifier string    `json:"v"`
