@@ -116,9 +116,9 @@ func (s *Server) unavailable(c echo.Context) error {
 
 type pageData struct {
 	Title, Message, Detail, RequestID string
-	Client, Action, Request, Email     string
-	Tenant                             string
-	IdPs                               []IdP
+	Client, Action, Request, Email    string
+	Tenant                            string
+	IdPs                              []IdP
 }
 
 func (s *Server) render(c echo.Context, status int, name string, d pageData) error {

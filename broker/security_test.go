@@ -116,7 +116,11 @@ func TestJWT_S31_EmbeddedKeysIgnored(t *testing.T) {
 	tr, _ := e.signIn()
 	h, c := claimsOf(t, tr.str("access_token"))
 	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	b64 := func(i *big.Int) string { b := make([]byte, 32); i.FillBytes(b); return base64.RawURLEncoding.EncodeToString(b) }
+	b64 := func(i *big.Int) string {
+		b := make([]byte, 32)
+		i.FillBytes(b)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
 	for _, hdr := range []map[string]any{
 		{"jwk": map[string]any{"kty": "EC", "crv": "P-256", "x": b64(attacker.X), "y": b64(attacker.Y)}},
 		{"jku": "http://127.0.0.1:1/jwks"},

@@ -1,0 +1,38 @@
+package memstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/broker/memstore"
+)
+
+// A code is redeemed once; a replayed refresh token revokes its family.
+func Example() {
+	ctx := context.Background()
+	s := memstore.New()
+	defer s.Close()
+
+	_ = s.Put(ctx, "code:hmac1", []byte("grant"), time.Minute)
+	v, err := s.Take(ctx, "code:hmac1")
+	fmt.Printf("first Take: %s %v\n", v, err)
+	_, err = s.Take(ctx, "code:hmac1")
+	fmt.Println("second Take not found:", errors.Is(err, broker.ErrNotFound))
+
+	_ = s.CreateFamily(ctx, "fam1", "rt0", []byte("grant"), time.Hour)
+	_, err = s.Rotate(ctx, "fam1", "rt0", "rt1")
+	fmt.Println("rotate:", err)
+	_, err = s.Rotate(ctx, "fam1", "rt0", "rt2")
+	fmt.Println("replay reused:", errors.Is(err, broker.ErrReused))
+	active, _ := s.FamilyActive(ctx, "fam1")
+	fmt.Println("family active:", active)
+	// Output:
+	// first Take: grant <nil>
+	// second Take not found: true
+	// rotate: <nil>
+	// replay reused: true
+	// family active: false
+}

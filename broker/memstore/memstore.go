@@ -1,0 +1,331 @@
+// Package memstore is an in-memory broker.Store: the embedded default for a
+// single process and for tests. Records expire lazily when read and are swept
+// in the background until Close.
+package memstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/realmgate/realmgate/broker"
+)
+
+var _ broker.Store = (*Store)(nil)
+
+// ErrBadTTL is returned for a time to live that is not positive.
+var ErrBadTTL = errors.New("memstore: ttl must be positive")
+
+// ErrNotInteger is returned by Incr when the key holds a value that is not a
+// decimal integer.
+var ErrNotInteger = errors.New("memstore: value is not an integer")
+
+// sweepInterval is how often New's background goroutine drops expired records.
+const sweepInterval = time.Minute
+
+type entry struct {
+	value   []byte
+	expires time.Time
+}
+
+type family struct {
+	grant   []byte
+	cur     string
+	rotated map[string]struct{} // tokens rotated away, for reuse detection (S09)
+	expires time.Time
+}
+
+// Store is an in-memory broker.Store. One mutex guards all records, so every
+// method is atomic. The zero value is not usable; call New.
+type Store struct {
+	now func() time.Time
+
+	mu       sync.Mutex
+	entries  map[string]entry
+	families map[string]*family
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns an empty Store and starts its background sweep; call Close to
+// stop it.
+func New() *Store {
+	return newStore(time.Now, sweepInterval)
+}
+
+func newStore(now func() time.Time, every time.Duration) *Store {
+	s := &Store{
+		now:      now,
+		entries:  make(map[string]entry),
+		families: make(map[string]*family),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go s.sweepLoop(every)
+	return s
+}
+
+// Close stops the background sweep. The Store keeps working afterwards, with
+// expired records dropped only when read. Close is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+	})
+	return nil
+}
+
+func (s *Store) sweepLoop(every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep drops every expired record.
+func (s *Store) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for k, e := range s.entries {
+		if !now.Before(e.expires) {
+			delete(s.entries, k)
+		}
+	}
+	for k, f := range s.families {
+		if !now.Before(f.expires) {
+			delete(s.families, k)
+		}
+	}
+}
+
+func check(ctx context.Context, ttl time.Duration, needTTL bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: %w", err)
+	}
+	if needTTL && ttl <= 0 {
+		return fmt.Errorf("%w: %s", ErrBadTTL, ttl)
+	}
+	return nil
+}
+
+// getLocked returns the live entry under key, dropping it if expired.
+func (s *Store) getLocked(key string) (entry, bool) {
+	e, ok := s.entries[key]
+	if !ok {
+		return entry{}, false
+	}
+	if !s.now().Before(e.expires) {
+		delete(s.entries, key)
+		return entry{}, false
+	}
+	return e, true
+}
+
+// familyLocked returns the live family, dropping it if expired.
+func (s *Store) familyLocked(id string) (*family, bool) {
+	f, ok := s.families[id]
+	if !ok {
+		return nil, false
+	}
+	if !s.now().Before(f.expires) {
+		delete(s.families, id)
+		return nil, false
+	}
+	return f, true
+}
+
+func clone(b []byte) []byte {
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// Put writes value under key with the given time to live, replacing any value.
+func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := check(ctx, ttl, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[key] = entry{value: clone(value), expires: s.now().Add(ttl)}
+	return nil
+}
+
+// Create writes value under key only if key is absent; otherwise broker.ErrExists.
+func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := check(ctx, ttl, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.getLocked(key); ok {
+		return broker.ErrExists
+	}
+	s.entries[key] = entry{value: clone(value), expires: s.now().Add(ttl)}
+	return nil
+}
+
+// Get returns a copy of the value under key, or broker.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := check(ctx, 0, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.getLocked(key)
+	if !ok {
+		return nil, broker.ErrNotFound
+	}
+	return clone(e.value), nil
+}
+
+// Take returns the value under key and deletes it in one step: of concurrent
+// callers exactly one gets the value, the others broker.ErrNotFound.
+func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
+	if err := check(ctx, 0, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.getLocked(key)
+	if !ok {
+		return nil, broker.ErrNotFound
+	}
+	delete(s.entries, key)
+	return e.value, nil
+}
+
+// Delete removes key; deleting a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := check(ctx, 0, false); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.entries, key)
+	return nil
+}
+
+// Touch sets a new time to live on an existing key, or returns broker.ErrNotFound.
+func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	if err := check(ctx, ttl, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.getLocked(key)
+	if !ok {
+		return broker.ErrNotFound
+	}
+	e.expires = s.now().Add(ttl)
+	s.entries[key] = e
+	return nil
+}
+
+// Incr adds one to the decimal counter under key and returns the new value;
+// the first increment starts the ttl window, later ones leave it alone.
+func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	if err := check(ctx, ttl, true); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.getLocked(key)
+	if !ok {
+		e = entry{value: []byte("0"), expires: s.now().Add(ttl)}
+	}
+	n, err := strconv.ParseInt(string(e.value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: key %q", ErrNotInteger, key)
+	}
+	n++
+	e.value = strconv.AppendInt(nil, n, 10)
+	s.entries[key] = e
+	return n, nil
+}
+
+// CreateFamily starts a refresh-token family with token as its current token;
+// it expires after ttl however often it rotates. An existing family gives
+// broker.ErrExists.
+func (s *Store) CreateFamily(ctx context.Context, id, token string, grant []byte, ttl time.Duration) error {
+	if err := check(ctx, ttl, true); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.familyLocked(id); ok {
+		return broker.ErrExists
+	}
+	s.families[id] = &family{
+		grant:   clone(grant),
+		cur:     token,
+		rotated: make(map[string]struct{}),
+		expires: s.now().Add(ttl),
+	}
+	return nil
+}
+
+// Rotate replaces the family's current token old with next and returns the
+// grant. A token already rotated away revokes the family and gives
+// broker.ErrReused (SECURITY S09); an unknown family or token gives
+// broker.ErrNotFound.
+func (s *Store) Rotate(ctx context.Context, id, old, next string) ([]byte, error) {
+	if err := check(ctx, 0, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.familyLocked(id)
+	if !ok {
+		return nil, broker.ErrNotFound
+	}
+	if _, used := f.rotated[old]; used {
+		delete(s.families, id)
+		return nil, broker.ErrReused
+	}
+	if old != f.cur {
+		return nil, broker.ErrNotFound
+	}
+	f.rotated[old] = struct{}{}
+	f.cur = next
+	return clone(f.grant), nil
+}
+
+// RevokeFamily deletes the family; revoking a missing family is not an error.
+func (s *Store) RevokeFamily(ctx context.Context, id string) error {
+	if err := check(ctx, 0, false); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.families, id)
+	return nil
+}
+
+// FamilyActive reports whether the family exists, has not expired and has
+// not been revoked.
+func (s *Store) FamilyActive(ctx context.Context, id string) (bool, error) {
+	if err := check(ctx, 0, false); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.familyLocked(id)
+	return ok, nil
+}
+
+// Ping always succeeds: memory is always reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	return check(ctx, 0, false)
+}

@@ -1,0 +1,399 @@
+// Package redisstore is the production broker.Store on Redis (go-redis v9):
+// one server, Sentinel or Cluster. It needs Redis 6.2 or later (GETDEL).
+//
+// Every method is one Redis command or one Lua script, so it is atomic on a
+// single server and, since each touches one key, on a Cluster too. A
+// refresh-token family is one hash at <prefix>fam:{<family>} (the hash tag
+// keeps it in one slot) with the fields grant, cur, and r:<token> for every
+// token rotated away.
+//
+// Unreachable Redis (refused, timed out, closed, cluster down, loading)
+// gives errors wrapping broker.ErrUnavailable; commands are never retried,
+// because retrying a write whose reply was lost would, for Rotate, look like
+// a replay and revoke the family.
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/realmgate/realmgate/broker"
+)
+
+var _ broker.Store = (*Store)(nil)
+
+// DefaultPrefix starts every key the Store writes unless Options.Prefix says otherwise.
+const DefaultPrefix = "rg:"
+
+// Defaults chosen so an outage fails requests fast (SECURITY S62).
+const (
+	DefaultDialTimeout  = time.Second
+	DefaultReadTimeout  = 500 * time.Millisecond
+	DefaultWriteTimeout = 500 * time.Millisecond
+)
+
+// ErrBadTTL is returned for a time to live that is not positive.
+var ErrBadTTL = errors.New("redisstore: ttl must be positive")
+
+// Options configures New.
+type Options struct {
+	// Addrs lists host:port addresses: one for a standalone server, several
+	// for a Cluster, or the Sentinels when MasterName is set.
+	Addrs []string
+	// MasterName selects Sentinel mode: the name of the monitored master.
+	MasterName string
+	// Username and Password authenticate (ACL user or requirepass).
+	Username string
+	Password string
+	// DB selects the database (standalone and Sentinel only).
+	DB int
+	// Prefix starts every key; default DefaultPrefix. It must not contain
+	// '{' or '}', which would break the family hash tags.
+	Prefix string
+	// DialTimeout, ReadTimeout and WriteTimeout bound each network step;
+	// defaults DefaultDialTimeout, DefaultReadTimeout, DefaultWriteTimeout.
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// PoolSize is the connection pool size per node; 0 means go-redis's default.
+	PoolSize int
+	// TLSConfig, when not nil, connects with TLS.
+	TLSConfig *tls.Config
+}
+
+// Store is a broker.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	c      redis.UniversalClient
+	prefix string
+	owned  bool
+}
+
+// New returns a Store with its own client. It does not connect: the first
+// command (or Ping) does, so a process can start while Redis is down.
+func New(opts Options) (*Store, error) {
+	if len(opts.Addrs) == 0 {
+		return nil, errors.New("redisstore: no address")
+	}
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("redisstore: prefix %q contains a brace", prefix)
+	}
+	c := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        opts.Addrs,
+		MasterName:   opts.MasterName,
+		Username:     opts.Username,
+		Password:     opts.Password,
+		DB:           opts.DB,
+		DialTimeout:  orDefault(opts.DialTimeout, DefaultDialTimeout),
+		ReadTimeout:  orDefault(opts.ReadTimeout, DefaultReadTimeout),
+		WriteTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
+		PoolSize:     opts.PoolSize,
+		TLSConfig:    opts.TLSConfig,
+		// No command retries (see the package comment) and one dial attempt
+		// per command, so an outage surfaces at once.
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		// Honour the caller's context deadline as well as the timeouts.
+		ContextTimeoutEnabled: true,
+		Protocol:              2,
+		DisableIdentity:       true,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	})
+	s := NewFromClient(c, prefix)
+	s.owned = true
+	return s, nil
+}
+
+// NewFromClient returns a Store over an existing client, which the caller
+// keeps owning (Close does not close it). An empty prefix means
+// DefaultPrefix. Configure the client without command retries (MaxRetries
+// -1): a retried Rotate whose first reply was lost is taken for a replay.
+func NewFromClient(c redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return &Store{c: c, prefix: prefix}
+}
+
+// Close closes the client if New created it.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	if err := s.c.Close(); err != nil {
+		return fmt.Errorf("redisstore: close: %w", err)
+	}
+	return nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+func (s *Store) key(k string) string { return s.prefix + k }
+
+// FamilyKey returns the Redis key that holds a refresh-token family. The
+// hash tag puts everything about the family in one Cluster slot.
+func (s *Store) FamilyKey(family string) string {
+	return s.prefix + "fam:{" + family + "}"
+}
+
+// rotatedField names the hash field recording that token was rotated away.
+func rotatedField(token string) string { return "r:" + token }
+
+// ttlArg validates ttl and rounds it up to whole milliseconds (Redis PX).
+func ttlArg(ttl time.Duration) (time.Duration, error) {
+	if ttl <= 0 {
+		return 0, fmt.Errorf("%w: %s", ErrBadTTL, ttl)
+	}
+	if r := ttl % time.Millisecond; r != 0 {
+		ttl += time.Millisecond - r
+	}
+	return ttl, nil
+}
+
+// unavailablePrefixes are Redis error replies meaning the data is there but
+// cannot be served right now.
+var unavailablePrefixes = []string{
+	"CLUSTERDOWN", "LOADING", "MASTERDOWN", "TRYAGAIN", "READONLY",
+	"NOREPLICAS", "BUSY", "MOVED", "ASK", "max number of clients",
+}
+
+// wrap maps a go-redis error: redis.Nil is broker.ErrNotFound; a caller's
+// cancellation stays itself; connection failures, timeouts and the replies
+// above wrap broker.ErrUnavailable; any other Redis error reply (a bug)
+// is returned wrapped as it is.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, redis.Nil) {
+		return broker.ErrNotFound
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		for _, p := range unavailablePrefixes {
+			if redis.HasErrorPrefix(err, p) {
+				return fmt.Errorf("redisstore: %s: %w: %w", op, broker.ErrUnavailable, err)
+			}
+		}
+		return fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w: %w", op, broker.ErrUnavailable, err)
+}
+
+// Put writes value under key with the given time to live, replacing any value.
+func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	ttl, err := ttlArg(ttl)
+	if err != nil {
+		return err
+	}
+	return wrap("put", s.c.Set(ctx, s.key(key), value, ttl).Err())
+}
+
+// Create writes value under key only if key is absent (SET NX), otherwise
+// broker.ErrExists.
+func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	ttl, err := ttlArg(ttl)
+	if err != nil {
+		return err
+	}
+	ok, err := s.c.SetNX(ctx, s.key(key), value, ttl).Result()
+	if err != nil {
+		return wrap("create", err)
+	}
+	if !ok {
+		return broker.ErrExists
+	}
+	return nil
+}
+
+// Get returns the value under key, or broker.ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.c.Get(ctx, s.key(key)).Bytes()
+	if err != nil {
+		return nil, wrap("get", err)
+	}
+	return v, nil
+}
+
+// Take returns the value under key and deletes it atomically (GETDEL).
+func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.c.GetDel(ctx, s.key(key)).Bytes()
+	if err != nil {
+		return nil, wrap("take", err)
+	}
+	return v, nil
+}
+
+// Delete removes key; deleting a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return wrap("delete", s.c.Del(ctx, s.key(key)).Err())
+}
+
+// Touch sets a new time to live on an existing key (PEXPIRE), or returns
+// broker.ErrNotFound.
+func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	ttl, err := ttlArg(ttl)
+	if err != nil {
+		return err
+	}
+	ok, err := s.c.PExpire(ctx, s.key(key), ttl).Result()
+	if err != nil {
+		return wrap("touch", err)
+	}
+	if !ok {
+		return broker.ErrNotFound
+	}
+	return nil
+}
+
+// incrScript increments KEYS[1] and starts its window (ARGV[1] ms) on the
+// first increment; a counter somehow left without expiry gets one too.
+var incrScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+`)
+
+// Incr adds one to the counter under key and returns the new value; the
+// first increment starts the ttl window.
+func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	ttl, err := ttlArg(ttl)
+	if err != nil {
+		return 0, err
+	}
+	n, err := incrScript.Run(ctx, s.c, []string{s.key(key)}, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return 0, wrap("incr", err)
+	}
+	return n, nil
+}
+
+// createFamilyScript: KEYS[1] family hash; ARGV grant, first token, ttl ms.
+// Returns 0 if the family exists.
+var createFamilyScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'grant', ARGV[1], 'cur', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+// CreateFamily starts a refresh-token family with token as its current
+// token; it expires after ttl however often it rotates. An existing family
+// gives broker.ErrExists.
+func (s *Store) CreateFamily(ctx context.Context, family, token string, grant []byte, ttl time.Duration) error {
+	ttl, err := ttlArg(ttl)
+	if err != nil {
+		return err
+	}
+	n, err := createFamilyScript.Run(ctx, s.c, []string{s.FamilyKey(family)}, grant, token, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return wrap("create family", err)
+	}
+	if n == 0 {
+		return broker.ErrExists
+	}
+	return nil
+}
+
+// Results of rotateScript.
+const (
+	rotateNotFound = 0
+	rotateOK       = 1
+	rotateReused   = 2
+)
+
+// rotateScript: KEYS[1] family hash; ARGV old token, next token.
+// Returns {1, grant} after rotating; {2} after revoking the family because
+// old was already rotated away (SECURITY S09); {0} if family or token is
+// unknown. HSET keeps the key's absolute expiry.
+var rotateScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'cur')
+if not cur then
+  return {0}
+end
+if redis.call('HEXISTS', KEYS[1], 'r:' .. ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[1])
+  return {2}
+end
+if cur ~= ARGV[1] then
+  return {0}
+end
+redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'r:' .. ARGV[1], '1')
+return {1, redis.call('HGET', KEYS[1], 'grant')}
+`)
+
+// Rotate atomically replaces the family's current token old with next and
+// returns the grant. A token already rotated away revokes the family and
+// gives broker.ErrReused (SECURITY S09); an unknown family or token gives
+// broker.ErrNotFound.
+func (s *Store) Rotate(ctx context.Context, family, old, next string) ([]byte, error) {
+	res, err := rotateScript.Run(ctx, s.c, []string{s.FamilyKey(family)}, old, next).Slice()
+	if err != nil {
+		return nil, wrap("rotate", err)
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("redisstore: rotate: empty script reply")
+	}
+	code, _ := res[0].(int64)
+	switch code {
+	case rotateOK:
+		if len(res) != 2 {
+			return nil, fmt.Errorf("redisstore: rotate: reply has %d elements, want 2", len(res))
+		}
+		grant, ok := res[1].(string)
+		if !ok {
+			return nil, fmt.Errorf("redisstore: rotate: grant is %T, want a string", res[1])
+		}
+		return []byte(grant), nil
+	case rotateReused:
+		return nil, broker.ErrReused
+	case rotateNotFound:
+		return nil, broker.ErrNotFound
+	}
+	return nil, fmt.Errorf("redisstore: rotate: unexpected script reply %v", res)
+}
+
+// RevokeFamily deletes the family (one DEL, atomic by itself); its tokens
+// stop working at once. Revoking a missing family is not an error.
+func (s *Store) RevokeFamily(ctx context.Context, family string) error {
+	return wrap("revoke family", s.c.Del(ctx, s.FamilyKey(family)).Err())
+}
+
+// FamilyActive reports whether the family exists: expired and revoked
+// families are deleted.
+func (s *Store) FamilyActive(ctx context.Context, family string) (bool, error) {
+	n, err := s.c.Exists(ctx, s.FamilyKey(family)).Result()
+	if err != nil {
+		return false, wrap("family active", err)
+	}
+	return n == 1, nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.c.Ping(ctx).Err())
+}

@@ -1,0 +1,609 @@
+// Package storetest is the conformance suite every broker.Store must pass.
+// A store package calls Run from its tests:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) broker.Store { return memstore.New() })
+//	}
+//
+// Subtests that prove a requirement of SECURITY.md carry its id in their name
+// (TakeConcurrent_S07, RotateConcurrent_S09, ...).
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/realmgate/realmgate/broker"
+)
+
+// Timings of the expiry tests: short enough to keep the suite fast, with a
+// margin wide enough for a loaded two-core machine.
+const (
+	shortTTL = 300 * time.Millisecond
+	longTTL  = time.Minute
+	past     = shortTTL + 200*time.Millisecond // sleep until shortTTL is surely over
+	racers   = 50                              // goroutines in each concurrency test
+)
+
+// Run runs every conformance test as a parallel subtest of t. Each subtest
+// calls newStore for a fresh, empty store (it may share a server with the
+// others, so newStore must be safe for concurrent use; keys are random so
+// subtests cannot collide).
+func Run(t *testing.T, newStore func(t *testing.T) broker.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s broker.Store)
+	}{
+		{"PutGet", testPutGet},
+		{"PutOverwrite", testPutOverwrite},
+		{"ValueIsCopied", testValueIsCopied},
+		{"GetMissing", testGetMissing},
+		{"CreateExists", testCreateExists},
+		{"Expiry", testExpiry},
+		{"TakeOnce", testTakeOnce},
+		{"DeleteIdempotent", testDeleteIdempotent},
+		{"Touch", testTouch},
+		{"Incr", testIncr},
+		{"IncrWindowExpires", testIncrWindowExpires},
+		{"NonPositiveTTL", testNonPositiveTTL},
+		{"CanceledContext", testCanceledContext},
+		{"Ping", testPing},
+		{"FamilyRotateChain", testFamilyRotateChain},
+		{"FamilyReuse_S09", testFamilyReuse_S09},
+		{"FamilyReuseFirstToken_S09", testFamilyReuseFirstToken_S09},
+		{"FamilyUnknown", testFamilyUnknown},
+		{"FamilyRevoke", testFamilyRevoke},
+		{"FamilyExpiry", testFamilyExpiry},
+		{"FamiliesIndependent", testFamiliesIndependent},
+		{"TakeConcurrent_S07", testTakeConcurrent_S07},
+		{"RotateConcurrent_S09", testRotateConcurrent_S09},
+		{"CreateConcurrent", testCreateConcurrent},
+		{"IncrConcurrent", testIncrConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+// uniq returns name with a random suffix, so subtests sharing a server never
+// touch each other's keys.
+func uniq(name string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return name + ":" + hex.EncodeToString(b)
+}
+
+func put(t *testing.T, s broker.Store, key string, value []byte, ttl time.Duration) {
+	t.Helper()
+	if err := s.Put(t.Context(), key, value, ttl); err != nil {
+		t.Fatalf("Put(%q) = %v, want nil", key, err)
+	}
+}
+
+func wantValue(t *testing.T, s broker.Store, key string, want []byte) {
+	t.Helper()
+	got, err := s.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get(%q) error = %v, want value %q", key, err, want)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Get(%q) = %q, want %q", key, got, want)
+	}
+}
+
+func wantMissing(t *testing.T, s broker.Store, key string) {
+	t.Helper()
+	got, err := s.Get(t.Context(), key)
+	if !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("Get(%q) = %q, %v; want ErrNotFound", key, got, err)
+	}
+}
+
+func createFamily(t *testing.T, s broker.Store, fam, token string, grant []byte, ttl time.Duration) {
+	t.Helper()
+	if err := s.CreateFamily(t.Context(), fam, token, grant, ttl); err != nil {
+		t.Fatalf("CreateFamily(%q, %q) = %v, want nil", fam, token, err)
+	}
+}
+
+func rotate(t *testing.T, s broker.Store, fam, old, next string, grant []byte) {
+	t.Helper()
+	got, err := s.Rotate(t.Context(), fam, old, next)
+	if err != nil {
+		t.Fatalf("Rotate(%q, %q, %q) error = %v, want nil", fam, old, next, err)
+	}
+	if !bytes.Equal(got, grant) {
+		t.Fatalf("Rotate(%q, %q, %q) = %q, want grant %q", fam, old, next, got, grant)
+	}
+}
+
+func wantRotateErr(t *testing.T, s broker.Store, fam, old, next string, want error) {
+	t.Helper()
+	got, err := s.Rotate(t.Context(), fam, old, next)
+	if !errors.Is(err, want) {
+		t.Fatalf("Rotate(%q, %q, %q) = %q, %v; want %v", fam, old, next, got, err, want)
+	}
+}
+
+func wantActive(t *testing.T, s broker.Store, fam string, want bool) {
+	t.Helper()
+	got, err := s.FamilyActive(t.Context(), fam)
+	if err != nil {
+		t.Fatalf("FamilyActive(%q) error = %v", fam, err)
+	}
+	if got != want {
+		t.Fatalf("FamilyActive(%q) = %v, want %v", fam, got, want)
+	}
+}
+
+// binary is a value that is not text: NUL, high bytes, CR LF and invalid UTF-8.
+var binary = []byte{0x00, 0xff, 0xfe, '\r', '\n', 0x80, 0x00, 'x', 0xc3, 0x28}
+
+func testPutGet(t *testing.T, s broker.Store) {
+	large := bytes.Repeat([]byte{0x00, 0x01, 0xfe}, 64<<10)
+	for _, tc := range []struct {
+		name  string
+		value []byte
+	}{
+		{"text", []byte(`{"sub":"alice"}`)},
+		{"binary", binary},
+		{"empty", []byte{}},
+		{"large", large},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := uniq("putget")
+			put(t, s, key, tc.value, longTTL)
+			wantValue(t, s, key, tc.value)
+		})
+	}
+}
+
+func testPutOverwrite(t *testing.T, s broker.Store) {
+	key := uniq("overwrite")
+	put(t, s, key, []byte("one"), longTTL)
+	put(t, s, key, []byte("two"), longTTL)
+	wantValue(t, s, key, []byte("two"))
+}
+
+// testValueIsCopied: a caller changing its slices afterwards changes nothing stored.
+func testValueIsCopied(t *testing.T, s broker.Store) {
+	key := uniq("copy")
+	v := []byte("original")
+	put(t, s, key, v, longTTL)
+	copy(v, "XXXXXXXX")
+	got, err := s.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get(%q) = %v", key, err)
+	}
+	copy(got, "YYYYYYYY")
+	wantValue(t, s, key, []byte("original"))
+}
+
+func testGetMissing(t *testing.T, s broker.Store) {
+	key := uniq("missing")
+	wantMissing(t, s, key)
+	if got, err := s.Take(t.Context(), key); !errors.Is(err, broker.ErrNotFound) {
+		t.Errorf("Take(%q) = %q, %v; want ErrNotFound", key, got, err)
+	}
+	if err := s.Touch(t.Context(), key, longTTL); !errors.Is(err, broker.ErrNotFound) {
+		t.Errorf("Touch(%q) = %v, want ErrNotFound", key, err)
+	}
+}
+
+func testCreateExists(t *testing.T, s broker.Store) {
+	key := uniq("create")
+	if err := s.Create(t.Context(), key, []byte("first"), longTTL); err != nil {
+		t.Fatalf("Create(%q) = %v, want nil", key, err)
+	}
+	if err := s.Create(t.Context(), key, []byte("second"), longTTL); !errors.Is(err, broker.ErrExists) {
+		t.Fatalf("second Create(%q) = %v, want ErrExists", key, err)
+	}
+	wantValue(t, s, key, []byte("first"))
+
+	// Put's key is equally taken.
+	other := uniq("create-after-put")
+	put(t, s, other, []byte("p"), longTTL)
+	if err := s.Create(t.Context(), other, []byte("c"), longTTL); !errors.Is(err, broker.ErrExists) {
+		t.Fatalf("Create(%q) after Put = %v, want ErrExists", other, err)
+	}
+}
+
+func testExpiry(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	putKey, createKey, takeKey := uniq("exp-put"), uniq("exp-create"), uniq("exp-take")
+	put(t, s, putKey, []byte("v"), shortTTL)
+	if err := s.Create(ctx, createKey, []byte("v"), shortTTL); err != nil {
+		t.Fatalf("Create(%q) = %v", createKey, err)
+	}
+	put(t, s, takeKey, []byte("v"), shortTTL)
+	wantValue(t, s, putKey, []byte("v"))
+	wantValue(t, s, createKey, []byte("v"))
+
+	time.Sleep(past)
+	wantMissing(t, s, putKey)
+	wantMissing(t, s, createKey)
+	if got, err := s.Take(ctx, takeKey); !errors.Is(err, broker.ErrNotFound) {
+		t.Errorf("Take(%q) after expiry = %q, %v; want ErrNotFound", takeKey, got, err)
+	}
+	// An expired key is absent: Create may claim it again.
+	if err := s.Create(ctx, createKey, []byte("again"), longTTL); err != nil {
+		t.Fatalf("Create(%q) after expiry = %v, want nil", createKey, err)
+	}
+	wantValue(t, s, createKey, []byte("again"))
+}
+
+func testTakeOnce(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("take")
+	put(t, s, key, binary, longTTL)
+	got, err := s.Take(ctx, key)
+	if err != nil || !bytes.Equal(got, binary) {
+		t.Fatalf("Take(%q) = %q, %v; want %q, nil", key, got, err, binary)
+	}
+	if got, err := s.Take(ctx, key); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("second Take(%q) = %q, %v; want ErrNotFound", key, got, err)
+	}
+	wantMissing(t, s, key)
+}
+
+func testDeleteIdempotent(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("delete")
+	put(t, s, key, []byte("v"), longTTL)
+	for i := range 2 {
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatalf("Delete(%q) #%d = %v, want nil", key, i+1, err)
+		}
+		wantMissing(t, s, key)
+	}
+	never := uniq("never")
+	if err := s.Delete(ctx, never); err != nil {
+		t.Fatalf("Delete(%q) of a key never written = %v, want nil", never, err)
+	}
+}
+
+func testTouch(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("touch")
+	put(t, s, key, []byte("session"), shortTTL)
+	time.Sleep(shortTTL / 2)
+	if err := s.Touch(ctx, key, 3*shortTTL); err != nil {
+		t.Fatalf("Touch(%q) = %v, want nil", key, err)
+	}
+	time.Sleep(shortTTL) // past the original deadline, within the new one
+	wantValue(t, s, key, []byte("session"))
+
+	// Touch can also shorten.
+	if err := s.Touch(ctx, key, shortTTL/2); err != nil {
+		t.Fatalf("Touch(%q) = %v, want nil", key, err)
+	}
+	time.Sleep(past - shortTTL/2)
+	wantMissing(t, s, key)
+	if err := s.Touch(ctx, key, longTTL); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("Touch(%q) after expiry = %v, want ErrNotFound", key, err)
+	}
+}
+
+func testIncr(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	a, b := uniq("incr-a"), uniq("incr-b")
+	for want := int64(1); want <= 3; want++ {
+		got, err := s.Incr(ctx, a, longTTL)
+		if err != nil || got != want {
+			t.Fatalf("Incr(%q) = %d, %v; want %d", a, got, err, want)
+		}
+	}
+	if got, err := s.Incr(ctx, b, longTTL); err != nil || got != 1 {
+		t.Fatalf("Incr(%q) = %d, %v; want 1 (counters are independent)", b, got, err)
+	}
+}
+
+// testIncrWindowExpires: the window starts at the first increment and later
+// increments do not extend it (a fixed-window rate limit, S60).
+func testIncrWindowExpires(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("window")
+	if got, err := s.Incr(ctx, key, shortTTL); err != nil || got != 1 {
+		t.Fatalf("Incr(%q) = %d, %v; want 1", key, got, err)
+	}
+	time.Sleep(shortTTL * 2 / 3)
+	if got, err := s.Incr(ctx, key, shortTTL); err != nil || got != 2 {
+		t.Fatalf("Incr(%q) = %d, %v; want 2", key, got, err)
+	}
+	time.Sleep(shortTTL*1/3 + 150*time.Millisecond) // past the first window, not past a slid one
+	if got, err := s.Incr(ctx, key, shortTTL); err != nil || got != 1 {
+		t.Fatalf("Incr(%q) after the window = %d, %v; want 1 (a new window)", key, got, err)
+	}
+}
+
+func testNonPositiveTTL(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("ttl")
+	put(t, s, key, []byte("v"), longTTL)
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		ops := map[string]func() error{
+			"Put":          func() error { return s.Put(ctx, uniq("ttl"), []byte("v"), ttl) },
+			"Create":       func() error { return s.Create(ctx, uniq("ttl"), []byte("v"), ttl) },
+			"Touch":        func() error { return s.Touch(ctx, key, ttl) },
+			"Incr":         func() error { _, err := s.Incr(ctx, uniq("ttl"), ttl); return err },
+			"CreateFamily": func() error { return s.CreateFamily(ctx, uniq("fam"), uniq("tok"), []byte("g"), ttl) },
+		}
+		for name, op := range ops {
+			if err := op(); err == nil {
+				t.Errorf("%s with ttl %s = nil, want an error", name, ttl)
+			}
+		}
+	}
+	wantValue(t, s, key, []byte("v")) // the refused Touch left the key alone
+}
+
+func testCanceledContext(t *testing.T, s broker.Store) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	key := uniq("canceled")
+	if err := s.Put(ctx, key, []byte("v"), longTTL); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put with canceled context = %v, want context.Canceled", err)
+	}
+	if _, err := s.Get(ctx, key); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with canceled context = %v, want context.Canceled", err)
+	}
+}
+
+func testPing(t *testing.T, s broker.Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping() = %v, want nil", err)
+	}
+}
+
+func testFamilyRotateChain(t *testing.T, s broker.Store) {
+	fam, grant := uniq("fam"), append([]byte("grant:"), binary...)
+	tokens := []string{uniq("t0"), uniq("t1"), uniq("t2"), uniq("t3"), uniq("t4"), uniq("t5")}
+	createFamily(t, s, fam, tokens[0], grant, longTTL)
+	if err := s.CreateFamily(t.Context(), fam, uniq("other"), []byte("other"), longTTL); !errors.Is(err, broker.ErrExists) {
+		t.Fatalf("second CreateFamily(%q) = %v, want ErrExists", fam, err)
+	}
+	wantActive(t, s, fam, true)
+	for i := 1; i < len(tokens); i++ {
+		rotate(t, s, fam, tokens[i-1], tokens[i], grant)
+		wantActive(t, s, fam, true)
+	}
+}
+
+// testFamilyReuse_S09: replaying a rotated-away token revokes the family, so
+// the legitimate holder's current token stops working too.
+func testFamilyReuse_S09(t *testing.T, s broker.Store) {
+	fam, grant := uniq("fam"), []byte("grant")
+	t0, t1, t2, t3 := uniq("t0"), uniq("t1"), uniq("t2"), uniq("t3")
+	createFamily(t, s, fam, t0, grant, longTTL)
+	rotate(t, s, fam, t0, t1, grant)
+	rotate(t, s, fam, t1, t2, grant)
+	rotate(t, s, fam, t2, t3, grant)
+
+	wantRotateErr(t, s, fam, t1, uniq("attacker"), broker.ErrReused)
+	wantActive(t, s, fam, false)
+	wantRotateErr(t, s, fam, t3, uniq("victim"), broker.ErrNotFound)
+	wantActive(t, s, fam, false)
+}
+
+func testFamilyReuseFirstToken_S09(t *testing.T, s broker.Store) {
+	fam, grant := uniq("fam"), []byte("grant")
+	t0, t1 := uniq("t0"), uniq("t1")
+	createFamily(t, s, fam, t0, grant, longTTL)
+	rotate(t, s, fam, t0, t1, grant)
+	wantRotateErr(t, s, fam, t0, uniq("replay"), broker.ErrReused)
+	wantActive(t, s, fam, false)
+	wantRotateErr(t, s, fam, t1, uniq("next"), broker.ErrNotFound)
+}
+
+// testFamilyUnknown: an unknown family or token is ErrNotFound, and a token
+// the family never had does not revoke it (only a rotated-away one does).
+func testFamilyUnknown(t *testing.T, s broker.Store) {
+	fam, grant := uniq("fam"), []byte("grant")
+	t0, t1 := uniq("t0"), uniq("t1")
+	wantRotateErr(t, s, uniq("nofam"), t0, t1, broker.ErrNotFound)
+	wantActive(t, s, uniq("nofam"), false)
+
+	createFamily(t, s, fam, t0, grant, longTTL)
+	wantRotateErr(t, s, fam, uniq("stranger"), uniq("x"), broker.ErrNotFound)
+	wantRotateErr(t, s, fam, "", uniq("x"), broker.ErrNotFound)
+	wantActive(t, s, fam, true)
+	rotate(t, s, fam, t0, t1, grant)
+}
+
+func testFamilyRevoke(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	fam, grant := uniq("fam"), []byte("grant")
+	t0, t1 := uniq("t0"), uniq("t1")
+	createFamily(t, s, fam, t0, grant, longTTL)
+	rotate(t, s, fam, t0, t1, grant)
+	for i := range 2 {
+		if err := s.RevokeFamily(ctx, fam); err != nil {
+			t.Fatalf("RevokeFamily(%q) #%d = %v, want nil", fam, i+1, err)
+		}
+		wantActive(t, s, fam, false)
+		wantRotateErr(t, s, fam, t1, uniq("t2"), broker.ErrNotFound)
+	}
+	if err := s.RevokeFamily(ctx, uniq("nofam")); err != nil {
+		t.Fatalf("RevokeFamily of an unknown family = %v, want nil", err)
+	}
+}
+
+// testFamilyExpiry: a family's lifetime is absolute; rotating does not extend it.
+func testFamilyExpiry(t *testing.T, s broker.Store) {
+	fam, grant := uniq("fam"), []byte("grant")
+	t0, t1, t2 := uniq("t0"), uniq("t1"), uniq("t2")
+	createFamily(t, s, fam, t0, grant, shortTTL)
+	time.Sleep(shortTTL * 2 / 3)
+	rotate(t, s, fam, t0, t1, grant)
+	time.Sleep(shortTTL*1/3 + 150*time.Millisecond)
+	wantActive(t, s, fam, false)
+	wantRotateErr(t, s, fam, t1, t2, broker.ErrNotFound)
+	// An expired family is gone: the id can start a new one.
+	createFamily(t, s, fam, t2, []byte("new"), longTTL)
+	rotate(t, s, fam, t2, uniq("t3"), []byte("new"))
+}
+
+// testFamiliesIndependent: reuse in one family leaves another alone, and
+// plain keys do not collide with family ids.
+func testFamiliesIndependent(t *testing.T, s broker.Store) {
+	a, b := uniq("fam-a"), uniq("fam-b")
+	a0, a1, b0, b1 := uniq("a0"), uniq("a1"), uniq("b0"), uniq("b1")
+	createFamily(t, s, a, a0, []byte("A"), longTTL)
+	createFamily(t, s, b, b0, []byte("B"), longTTL)
+	put(t, s, a, []byte("plain"), longTTL)
+	rotate(t, s, a, a0, a1, []byte("A"))
+	wantRotateErr(t, s, a, a0, uniq("x"), broker.ErrReused)
+	wantActive(t, s, a, false)
+	wantActive(t, s, b, true)
+	rotate(t, s, b, b0, b1, []byte("B"))
+	wantValue(t, s, a, []byte("plain"))
+}
+
+// race runs fn in n goroutines released at the same instant and returns
+// their errors.
+func race(n int, fn func(i int) error) []error {
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// testTakeConcurrent_S07: a code redeemed by many requests at once is
+// handed out exactly once.
+func testTakeConcurrent_S07(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("code")
+	put(t, s, key, []byte("code-record"), longTTL)
+	var mu sync.Mutex
+	var got [][]byte
+	errs := race(racers, func(int) error {
+		v, err := s.Take(ctx, key)
+		if err == nil {
+			mu.Lock()
+			got = append(got, v)
+			mu.Unlock()
+		}
+		return err
+	})
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, broker.ErrNotFound):
+			t.Errorf("Take #%d = %v, want nil or ErrNotFound", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d concurrent Takes succeeded %d times, want exactly 1", racers, wins)
+	}
+	if !bytes.Equal(got[0], []byte("code-record")) {
+		t.Fatalf("winning Take = %q, want %q", got[0], "code-record")
+	}
+	wantMissing(t, s, key)
+}
+
+// testRotateConcurrent_S09: a refresh token presented by many requests at
+// once rotates exactly once; the others are replays, so the family ends up
+// revoked.
+func testRotateConcurrent_S09(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	fam, t0, grant := uniq("fam"), uniq("t0"), []byte("grant")
+	createFamily(t, s, fam, t0, grant, longTTL)
+	reused := 0
+	errs := race(racers, func(i int) error {
+		g, err := s.Rotate(ctx, fam, t0, fmt.Sprintf("next-%d", i))
+		if err == nil && !bytes.Equal(g, grant) {
+			return fmt.Errorf("grant %q, want %q", g, grant)
+		}
+		return err
+	})
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, broker.ErrReused):
+			reused++
+		case !errors.Is(err, broker.ErrNotFound):
+			t.Errorf("Rotate #%d = %v, want nil, ErrReused or ErrNotFound", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d concurrent Rotates succeeded %d times, want exactly 1", racers, wins)
+	}
+	if reused == 0 {
+		t.Fatalf("no concurrent Rotate reported ErrReused, want at least 1")
+	}
+	wantActive(t, s, fam, false)
+}
+
+func testCreateConcurrent(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("create")
+	errs := race(racers, func(i int) error {
+		return s.Create(ctx, key, fmt.Appendf(nil, "writer-%d", i), longTTL)
+	})
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("Create #%d and #%d both succeeded, want exactly one", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, broker.ErrExists):
+			t.Errorf("Create #%d = %v, want nil or ErrExists", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no concurrent Create succeeded, want exactly one")
+	}
+	wantValue(t, s, key, fmt.Appendf(nil, "writer-%d", winner))
+}
+
+func testIncrConcurrent(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	key := uniq("counter")
+	var mu sync.Mutex
+	seen := make(map[int64]bool)
+	errs := race(racers, func(int) error {
+		n, err := s.Incr(ctx, key, longTTL)
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && seen[n] {
+			return fmt.Errorf("value %d returned twice", n)
+		}
+		seen[n] = true
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Incr #%d = %v", i, err)
+		}
+	}
+	for n := int64(1); n <= racers; n++ {
+		if !seen[n] {
+			t.Errorf("no concurrent Incr returned %d, want each of 1..%d once", n, racers)
+		}
+	}
+}
