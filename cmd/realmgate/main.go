@@ -1,0 +1,185 @@
+// Command realmgate is the realmgate federation broker.
+//
+//	realmgate serve --config FILE      run the broker
+//	realmgate check-config FILE        report every problem of a configuration file
+//	realmgate dev                      run the click-through demo (development only)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/config"
+)
+
+const usage = `realmgate: a federation broker and security token service
+
+Usage:
+  realmgate serve --config FILE     run the broker
+  realmgate check-config FILE       check a configuration file; exit 1 listing every problem
+  realmgate dev                     run the demo: broker, development IdP and demo app on 127.0.0.1
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "check-config":
+		return cmdCheckConfig(args[1:], stdout, stderr)
+	case "dev":
+		return cmdDev(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "realmgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// cmdCheckConfig loads, validates and compiles a configuration file and
+// reports every problem at once with file:line.
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" && fs.NArg() == 1 {
+		*path = fs.Arg(0)
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "usage: realmgate check-config FILE")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, err := compileRules(cfg); err != nil {
+		fmt.Fprintf(stderr, "%s: rules: %v\n", *path, err)
+		return 1
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d tenants, %d clients)\n", *path, len(cfg.Tenants), len(cfg.Clients))
+	return 0
+}
+
+func newLoggers(stderr, stdout io.Writer, format string) (*slog.Logger, *slog.Logger) {
+	var h, a slog.Handler
+	if format == "text" {
+		h, a = slog.NewTextHandler(stderr, nil), slog.NewTextHandler(stdout, nil)
+	} else {
+		h, a = slog.NewJSONHandler(stderr, nil), slog.NewJSONHandler(stdout, nil)
+	}
+	return slog.New(h), slog.New(a).With("stream", "audit")
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "realmgate.yaml", "configuration file")
+	logFormat := fs.String("log-format", "json", "log format: json or text")
+	listen := fs.String("listen", "", "override the configuration's listen address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger, audit := newLoggers(stderr, stdout, *logFormat)
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	for _, w := range cfg.Warnings() {
+		logger.Warn(w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := openStore(cfg)
+	if err != nil {
+		logger.Error("store", "err", err)
+		return 1
+	}
+	if c, ok := store.(closer); ok {
+		defer c.Close()
+	}
+	srv, err := startBroker(ctx, cfg, store, logger, audit)
+	if err != nil {
+		logger.Error("start", "err", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		logger.Error("listen", "addr", cfg.Listen, "err", err)
+		return 1
+	}
+	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type)
+	if err := serveHTTP(ctx, ln, srv.Handler(), logger); err != nil {
+		logger.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// startBroker builds the broker, waiting for the store when it is not
+// reachable yet (a broker started before its Redis comes up by itself).
+func startBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger) (*broker.Server, error) {
+	delay := 200 * time.Millisecond
+	for {
+		srv, err := buildBroker(ctx, cfg, store, logger, audit)
+		if err == nil || !errors.Is(err, broker.ErrUnavailable) {
+			return srv, err
+		}
+		logger.Warn("store not reachable yet; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully,
+// letting in-flight requests finish.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	logger.Info("shutting down")
+	return hs.Shutdown(shutdown)
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/broker/redisstore"
+	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/providers/oidc"
+	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// errUnsupportedProvider marks a provider type this build cannot connect yet.
+var errUnsupportedProvider = errors.New("provider type not supported by this build")
+
+// closer is a store that holds resources.
+type closer interface{ Close() error }
+
+// openStore returns the store the configuration names.
+func openStore(cfg *config.Config) (broker.Store, error) {
+	switch cfg.Store.Type {
+	case "", config.StoreMemory:
+		return memstore.New(), nil
+	case config.StoreRedis:
+		s, err := redisstore.New(redisstore.Options{Addrs: cfg.Store.Redis.Addrs, MasterName: cfg.Store.Redis.MasterName,
+			Username: cfg.Store.Redis.Username, Password: cfg.Store.Redis.Password, DB: cfg.Store.Redis.DB})
+		if err != nil {
+			return nil, fmt.Errorf("open redis store: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("unknown store type %q", cfg.Store.Type)
+}
+
+// connector builds the upstream connector for one configured provider.
+func connector(p *config.Provider, logger *slog.Logger) (providers.Connector, error) {
+	switch p.Type {
+	case config.ProviderOIDC:
+		return oidc.New(oidc.Config{ID: p.ID, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+			Scopes: p.Scopes, Logger: logger})
+	case config.ProviderGoogle:
+		// Google is an OpenID Provider; its issuer is fixed (and overridable for tests).
+		iss := p.Issuer
+		if iss == "" {
+			iss = "https://accounts.google.com"
+		}
+		return oidc.New(oidc.Config{ID: p.ID, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+			Scopes: p.Scopes, Logger: logger})
+	}
+	return nil, fmt.Errorf("provider %q: type %q: %w", p.ID, p.Type, errUnsupportedProvider)
+}
+
+// compileRules converts the file's rules into the engine's and compiles them.
+func compileRules(cfg *config.Config) (map[string]*transform.Engine, error) {
+	global := convertRules(cfg.Rules)
+	engines := make(map[string]*transform.Engine, len(cfg.Tenants))
+	var errs []error
+	for _, t := range cfg.Tenants {
+		eng, err := transform.Compile(global, convertRules(t.Rules), transform.Options{Tenant: t.ID})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
+			continue
+		}
+		engines[t.ID] = eng
+	}
+	return engines, errors.Join(errs...)
+}
+
+func convertRules(in []config.Rule) []transform.Rule {
+	assign := func(m map[string]string) []transform.Assignment {
+		var out []transform.Assignment
+		for k, v := range m {
+			out = append(out, transform.Assignment{Claim: k, Expr: v})
+		}
+		// Within one rule, set and add entries apply in claim-name order.
+		sort.Slice(out, func(i, j int) bool { return out[i].Claim < out[j].Claim })
+		return out
+	}
+	out := make([]transform.Rule, 0, len(in))
+	for _, r := range in {
+		tr := transform.Rule{Name: r.Name, If: r.If, Set: assign(r.Set), Add: assign(r.Add), Remove: r.Remove,
+			Deny: r.Deny, Stop: r.Stop}
+		if r.Map != nil {
+			tr.Map = &transform.Map{From: r.Map.From, To: r.Map.To, Table: r.Map.Table, Default: r.Map.Default}
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+// buildBroker wires the configuration into a broker on store. Providers of a
+// type this build does not support are left out with a logged error.
+func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger) (*broker.Server, error) {
+	var tenants []realm.Tenant
+	var idps []broker.IdP
+	for _, t := range cfg.Tenants {
+		rt := realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Default: t.Default}
+		for i := range t.Providers {
+			p := &t.Providers[i]
+			conn, err := connector(p, logger)
+			if errors.Is(err, errUnsupportedProvider) {
+				logger.Error("identity provider left out", "tenant", t.ID, "idp", p.ID, "type", p.Type, "err", err)
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+			}
+			name := p.Name
+			if name == "" {
+				name = t.Name
+			}
+			rt.IdPs = append(rt.IdPs, p.ID)
+			idps = append(idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn})
+		}
+		if rt.Name == "" {
+			rt.Name = t.ID
+		}
+		tenants = append(tenants, rt)
+	}
+	res, err := realm.New(tenants)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := compileRules(cfg)
+	if err != nil {
+		return nil, err
+	}
+	clients := make([]broker.Client, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		clients = append(clients, broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
+			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants})
+	}
+	bc := broker.Config{
+		Issuer: cfg.Issuer, Algorithm: cfg.Keys.Algorithm, RotateEvery: cfg.Keys.RotateEvery.Duration(),
+		SessionLifetime:      cfg.Session.Lifetime.Duration(),
+		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime.Duration(),
+		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
+		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
+		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Logger: logger, Audit: audit,
+	}
+	if cfg.Keys.Secret != "" {
+		bc.Secret = []byte(cfg.Keys.Secret)
+	}
+	return broker.New(ctx, bc, store)
+}
