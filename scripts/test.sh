@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine that has Go: installs what the
+# tests need (redis-server, Node packages for the peer tests) and runs them.
+# Every server the tests use is started by the tests on 127.0.0.1 and stopped after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+need_apt() { # need_apt COMMAND PACKAGE...
+  local cmd=$1; shift
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    echo "test.sh: installing $* (no $cmd found)"
+    if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+need_apt redis-server redis-server
+need_apt node nodejs npm
+need_apt npm npm
+
+if [ -f e2e/node/package-lock.json ]; then
+  (cd e2e/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+go vet ./...
+go test -count=1 -timeout 15m "$@" ./...
