@@ -37,15 +37,19 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	logger, audit := newLoggers(stderr, stdout, *logFormat)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runDev(ctx, stdout, stderr, *logFormat)
+}
+
+// runDev serves the demo until ctx ends.
+func runDev(ctx context.Context, stdout, stderr io.Writer, logFormat string) int {
+	logger, audit := newLoggers(stderr, stdout, logFormat)
 	cfg, err := config.Parse("dev.yaml (embedded)", devConfig, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	idp, err := devidp.New(devidp.DefaultDemo("http://" + devIdPAddr))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -68,6 +72,9 @@ func cmdDev(args []string, stdout, stderr io.Writer) int {
 	for _, addr := range []string{cfg.Listen, devIdPAddr, devAppAddr} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
+			for _, open := range listeners {
+				open.Close()
+			}
 			fmt.Fprintf(stderr, "realmgate dev: cannot listen on %s: %v\n", addr, err)
 			return 1
 		}

@@ -1,0 +1,292 @@
+// Package config is the model of realmgate's YAML configuration file. The
+// structs below are the reference documentation of that file: every field
+// carries the YAML key it is read from and a comment saying what it means.
+//
+// Load reads a file, expands ${VAR} references from the environment,
+// refuses unknown keys, applies defaults and validates the result, reporting
+// every problem at once with the file, line and dotted field path of each.
+package config
+
+import (
+	"slices"
+)
+
+// Store types.
+const (
+	// StoreMemory keeps everything in the process: one instance only.
+	StoreMemory = "memory"
+	// StoreRedis keeps everything in Redis, shared by any number of instances.
+	StoreRedis = "redis"
+)
+
+// Signing algorithms.
+const (
+	// AlgES256 is ECDSA P-256 with SHA-256 (RFC 7518 §3.4), the default.
+	AlgES256 = "ES256"
+	// AlgRS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), for old clients.
+	AlgRS256 = "RS256"
+)
+
+// Provider types.
+const (
+	// ProviderOIDC is any OpenID Connect provider (AD FS, Entra, Okta, ...).
+	ProviderOIDC = "oidc"
+	// ProviderSAML is any SAML 2.0 identity provider.
+	ProviderSAML = "saml"
+	// ProviderGitHub is GitHub's OAuth 2.0 sign-in (not OIDC).
+	ProviderGitHub = "github"
+	// ProviderGoogle is Google's OpenID Connect sign-in.
+	ProviderGoogle = "google"
+	// ProviderMicrosoft is Microsoft's (Entra ID / personal accounts) OpenID Connect sign-in.
+	ProviderMicrosoft = "microsoft"
+	// ProviderOAuth2 is a generic OAuth 2.0 provider with a userinfo endpoint.
+	ProviderOAuth2 = "oauth2"
+)
+
+// AllowAllTenants in Client.AllowedTenants lets a client sign in users of every tenant.
+const AllowAllTenants = "*"
+
+// Config is the whole configuration file.
+type Config struct {
+	// Issuer is the one issuer every SaaS app trusts: the iss of every token
+	// and the base of every endpoint URL. An absolute https URL (http only on
+	// a loopback host), without query or fragment.
+	Issuer string `yaml:"issuer"`
+	// Listen is the host:port the HTTP server binds. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen,omitempty"`
+	// BaseDomain is the parent domain of tenant subdomains: a tenant with
+	// subdomain "contoso" is reached at contoso.<base_domain>. Optional.
+	BaseDomain string `yaml:"base_domain,omitempty"`
+	// Store selects where sessions and short-lived artifacts live.
+	Store Store `yaml:"store"`
+	// Keys configures token signing keys.
+	Keys Keys `yaml:"keys"`
+	// Session configures the single sign-on session at the broker.
+	Session Session `yaml:"session"`
+	// Tokens configures the lifetimes of issued tokens.
+	Tokens Tokens `yaml:"tokens"`
+	// Clients are the SaaS applications (downstream relying parties).
+	Clients []Client `yaml:"clients,omitempty"`
+	// Tenants are the customer organisations and their identity providers.
+	Tenants []Tenant `yaml:"tenants,omitempty"`
+	// Rules are global claims rules, run before each tenant's own rules.
+	Rules []Rule `yaml:"rules,omitempty"`
+
+	src source // where each field was read from; zero for a Config built in code
+}
+
+// Store selects and configures the store.
+type Store struct {
+	// Type is "memory" (default: one process, lost on restart) or "redis".
+	Type string `yaml:"type"`
+	// Redis configures the Redis connection when Type is "redis".
+	Redis Redis `yaml:"redis,omitempty"`
+}
+
+// Redis configures a Redis connection: standalone (one address), Cluster
+// (several addresses) or Sentinel (MasterName set; addresses are the sentinels).
+type Redis struct {
+	// Addrs are host:port addresses: one for a standalone server, several for
+	// a cluster, or the sentinels when MasterName is set.
+	Addrs []string `yaml:"addrs,omitempty"`
+	// MasterName, when set, selects Sentinel mode with this master name.
+	MasterName string `yaml:"master_name,omitempty"`
+	// Username is the Redis ACL user name (Redis 6+); empty for the default user.
+	Username string `yaml:"username,omitempty"`
+	// Password is the Redis password; use ${VAR} to read it from the environment.
+	Password string `yaml:"password,omitempty"`
+	// DB is the database number; a cluster supports only 0.
+	DB int `yaml:"db,omitempty"`
+}
+
+// Keys configures token signing.
+type Keys struct {
+	// Algorithm is the signing algorithm of issued tokens: "ES256" (default) or "RS256".
+	Algorithm string `yaml:"algorithm"`
+	// RotateEvery is how often a new signing key is made. The old key stays in
+	// the JWKS until the tokens it signed expire. Default 24h.
+	RotateEvery Duration `yaml:"rotate_every"`
+	// Secret is the server secret: it keys the HMAC under which the store
+	// indexes tokens (SECURITY S17) and encrypts signing keys kept in the
+	// store. At least 32 characters of random text (openssl rand -base64 32);
+	// use ${VAR}. Optional for one process on the memory store; a redis
+	// deployment should set it so every instance shares it (see Warnings).
+	Secret string `yaml:"secret,omitempty"`
+}
+
+// Session configures the broker's single sign-on session.
+type Session struct {
+	// Lifetime is how long a sign-in at the broker lasts (sliding). Default 8h.
+	Lifetime Duration `yaml:"lifetime"`
+}
+
+// Tokens configures token lifetimes.
+type Tokens struct {
+	// AccessTokenLifetime is the lifetime of access tokens. Default 10m.
+	AccessTokenLifetime Duration `yaml:"access_token_lifetime"`
+	// IDTokenLifetime is the lifetime of ID tokens. Default 10m.
+	IDTokenLifetime Duration `yaml:"id_token_lifetime"`
+	// RefreshTokenLifetime is the absolute lifetime of a refresh-token family. Default 720h.
+	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime"`
+}
+
+// Client is one SaaS application that trusts realmgate.
+type Client struct {
+	// ID is the OAuth client_id, unique among clients.
+	ID string `yaml:"id"`
+	// Secret is the client secret; absent means a public client (PKCE only).
+	// Use ${VAR}.
+	Secret string `yaml:"secret,omitempty"`
+	// RedirectURIs are the exact redirect URIs the client may use (SECURITY
+	// S01): https, http on a loopback host, or a private-use scheme such as
+	// com.example.app:/callback (RFC 8252 §7.1). Matched byte for byte.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may return to
+	// (SECURITY S65); same rules as RedirectURIs.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris,omitempty"`
+	// AllowedTenants lists the tenant ids whose users may sign in to this
+	// client, or ["*"] for every tenant. Empty allows none.
+	AllowedTenants []string `yaml:"allowed_tenants,omitempty"`
+}
+
+// Tenant is one customer organisation.
+type Tenant struct {
+	// ID is the tenant id carried as tid in tokens: lower case letters,
+	// digits, '-' and '_', at most 63 characters, unique.
+	ID string `yaml:"id"`
+	// Name is the display name shown on discovery pages. Default: the ID.
+	Name string `yaml:"name,omitempty"`
+	// Domains are the tenant's verified email domains; "*.example.com" also
+	// matches every subdomain of example.com. A domain belongs to one tenant.
+	Domains []string `yaml:"domains,omitempty"`
+	// Subdomain is the DNS label under BaseDomain that sends users straight to
+	// this tenant. Optional, unique.
+	Subdomain string `yaml:"subdomain,omitempty"`
+	// IPRanges are CIDR prefixes (203.0.113.0/24) whose users are sent to
+	// this tenant.
+	IPRanges []string `yaml:"ip_ranges,omitempty"`
+	// Default marks the tenant that receives users whose domain matches no
+	// tenant (personal accounts). At most one tenant is the default.
+	Default bool `yaml:"default,omitempty"`
+	// Providers are the tenant's upstream identity providers, in the order
+	// they are offered.
+	Providers []Provider `yaml:"providers,omitempty"`
+	// Rules are the tenant's claims rules, run in order after the global rules.
+	Rules []Rule `yaml:"rules,omitempty"`
+}
+
+// Provider is one upstream identity provider of a tenant.
+type Provider struct {
+	// ID identifies the provider across all tenants; it appears in callback
+	// URLs (/callback/<id>, /saml/<id>/acs) that tenant admins register, so it
+	// is lower case letters, digits, '-' and '_', at most 63 characters.
+	ID string `yaml:"id"`
+	// Type is one of "oidc", "saml", "github", "google", "microsoft", "oauth2".
+	Type string `yaml:"type"`
+	// Name is the display name on the provider button. Default: "GitHub",
+	// "Google" or "Microsoft" for those types, otherwise the ID.
+	Name string `yaml:"name,omitempty"`
+
+	// Issuer is the upstream OpenID issuer (oidc: required; microsoft:
+	// optional, to pin one Entra directory). Discovery's issuer must equal it
+	// (SECURITY S23); Entra multi-tenant issuers keep their {tenantid}.
+	Issuer string `yaml:"issuer,omitempty"`
+	// ClientID is realmgate's client id at the upstream provider (all types but saml).
+	ClientID string `yaml:"client_id,omitempty"`
+	// ClientSecret is realmgate's client secret at the upstream provider. Use ${VAR}.
+	ClientSecret string `yaml:"client_secret,omitempty"`
+	// Scopes are requested upstream. Default for oidc, google and microsoft:
+	// ["openid", "profile", "email"]; those types must request "openid".
+	Scopes []string `yaml:"scopes,omitempty"`
+
+	// AuthURL is the authorization endpoint (oauth2: required).
+	AuthURL string `yaml:"auth_url,omitempty"`
+	// TokenURL is the token endpoint (oauth2: required).
+	TokenURL string `yaml:"token_url,omitempty"`
+	// UserInfoURL is the endpoint that describes the user (oauth2: required).
+	UserInfoURL string `yaml:"userinfo_url,omitempty"`
+
+	// MetadataURL is where the SAML IdP publishes its metadata (saml: this or Metadata).
+	MetadataURL string `yaml:"metadata_url,omitempty"`
+	// Metadata is the SAML IdP's metadata XML inline (saml: this or MetadataURL).
+	Metadata string `yaml:"metadata,omitempty"`
+	// EntityID pins the SAML IdP's entityID expected as Issuer (SECURITY S41).
+	// Default: the entityID in the metadata.
+	EntityID string `yaml:"entity_id,omitempty"`
+	// IdPInitiated accepts unsolicited (IdP-initiated) SAML responses. Off by
+	// default (SECURITY S44).
+	IdPInitiated bool `yaml:"idp_initiated,omitempty"`
+}
+
+// Rule is one claims rule, compiled by package transform. When If is empty
+// or evaluates to true, the rule's actions run. A rule has at least one action.
+type Rule struct {
+	// Name identifies the rule in traces and errors; required.
+	Name string `yaml:"name"`
+	// If is a CEL condition; empty means always.
+	If string `yaml:"if,omitempty"`
+	// Set maps claim names to CEL expressions whose value replaces the claim.
+	Set map[string]string `yaml:"set,omitempty"`
+	// Add maps claim names to CEL expressions whose values are appended to the claim.
+	Add map[string]string `yaml:"add,omitempty"`
+	// Remove lists claims to drop.
+	Remove []string `yaml:"remove,omitempty"`
+	// Map translates values of one claim through a table into another.
+	Map *MapRule `yaml:"map,omitempty"`
+	// Deny, when set, refuses the sign-in with this message.
+	Deny string `yaml:"deny,omitempty"`
+	// Stop ends rule processing after this rule.
+	Stop bool `yaml:"stop,omitempty"`
+}
+
+// MapRule translates values through a table.
+type MapRule struct {
+	// From is the source: an upstream attribute (upstream.groups) or a claim.
+	From string `yaml:"from"`
+	// To is the claim that receives the mapped values (roles).
+	To string `yaml:"to"`
+	// Table maps source values to output values; unlisted values are dropped
+	// unless Default is set.
+	Table map[string]string `yaml:"table"`
+	// Default is the output for values not in Table; empty drops them.
+	Default string `yaml:"default,omitempty"`
+}
+
+// Tenant returns the tenant with the given id, or nil.
+func (c *Config) Tenant(id string) *Tenant {
+	for i := range c.Tenants {
+		if c.Tenants[i].ID == id {
+			return &c.Tenants[i]
+		}
+	}
+	return nil
+}
+
+// Provider returns the provider with the given id and the tenant that owns
+// it, or nil, nil.
+func (c *Config) Provider(id string) (*Tenant, *Provider) {
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		for j := range t.Providers {
+			if t.Providers[j].ID == id {
+				return t, &t.Providers[j]
+			}
+		}
+	}
+	return nil, nil
+}
+
+// Client returns the client with the given id, or nil.
+func (c *Config) Client(id string) *Client {
+	for i := range c.Clients {
+		if c.Clients[i].ID == id {
+			return &c.Clients[i]
+		}
+	}
+	return nil
+}
+
+// AllowsTenant reports whether users of the tenant may sign in to the client.
+func (cl *Client) AllowsTenant(tenant string) bool {
+	return slices.Contains(cl.AllowedTenants, AllowAllTenants) || slices.Contains(cl.AllowedTenants, tenant)
+}

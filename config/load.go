@@ -1,0 +1,523 @@
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize is the largest configuration file Load reads.
+const MaxFileSize = 16 << 20
+
+// Limits that keep a hostile document (alias bombs, deep nesting) cheap.
+const (
+	maxVisits = 200_000
+	maxDepth  = 64
+)
+
+// source remembers where each field of a parsed Config came from.
+type source struct {
+	file     string
+	lines    map[string]int  // dotted field path -> line
+	explicit map[string]bool // paths given a non-null value in the file
+}
+
+// lineOf returns the line of path, or of its nearest ancestor present in the file.
+func (s source) lineOf(path string) int {
+	for path != "" {
+		if l, ok := s.lines[path]; ok {
+			return l
+		}
+		path = parentPath(path)
+	}
+	return 0
+}
+
+// parentPath drops the last ".name" or "[i]" of a dotted path.
+func parentPath(path string) string {
+	i := strings.LastIndexAny(path, ".[")
+	if i < 0 {
+		return ""
+	}
+	return path[:i]
+}
+
+// Load reads the configuration file at path, expanding ${VAR} from the
+// process environment, and returns it with defaults applied and validated.
+// A problem in the file is returned as a *ValidationError listing all of them.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse reads a configuration from data; filename is used only in problem
+// reports. Every scalar value has its ${VAR} references replaced by
+// lookupEnv(VAR) after YAML parsing, so an expanded value can never add YAML
+// structure; "$$" stands for a literal "$", and a "$" followed by anything
+// else is kept as is. A variable lookupEnv does not know is an error; a nil
+// lookupEnv knows none. Parse refuses unknown keys, applies defaults (see
+// ApplyDefaults) and validates: every problem found, in decoding or
+// validation, is returned at once as a *ValidationError.
+func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	d := &decoder{
+		src:    source{file: filename, lines: map[string]int{}, explicit: map[string]bool{}},
+		lookup: lookupEnv,
+	}
+	c := &Config{}
+	root, err := d.document(data)
+	if err != nil {
+		return nil, err
+	}
+	if root != nil {
+		d.decode(root, reflect.ValueOf(c).Elem(), "", 0)
+	}
+	c.src = d.src
+	c.ApplyDefaults()
+
+	probs := d.problems
+	for _, p := range c.problems() {
+		if !coveredBy(p.Field, d.problems) {
+			probs = append(probs, p)
+		}
+	}
+	if len(probs) > 0 {
+		sortProblems(probs)
+		return nil, &ValidationError{Problems: probs}
+	}
+	return c, nil
+}
+
+// coveredBy reports whether a decoding problem already explains field: a
+// value that could not be read is not reported again as missing or invalid.
+func coveredBy(field string, decodeProbs []Problem) bool {
+	for _, p := range decodeProbs {
+		if p.Field == "" {
+			continue
+		}
+		if field == p.Field || strings.HasPrefix(field, p.Field+".") || strings.HasPrefix(field, p.Field+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document parses data into its root node. A syntax error comes back as a
+// *ValidationError naming the line.
+func (d *decoder) document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil // empty file: everything defaults; validation says what is missing
+		}
+		return nil, d.syntaxError(err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, d.syntaxError(err)
+	default:
+		d.problem(extra.Line, "", "only one YAML document is allowed")
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	root := d.deref(doc.Content[0])
+	if root == nil || root.Kind != yaml.MappingNode {
+		if root != nil && root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+			return nil, nil // only comments
+		}
+		line := doc.Content[0].Line
+		d.problem(line, "", "want a mapping of configuration keys, got %s", kindName(doc.Content[0]))
+		return nil, &ValidationError{Problems: d.problems}
+	}
+	return root, nil
+}
+
+func (d *decoder) syntaxError(err error) error {
+	p := Problem{File: d.src.file, Message: strings.TrimPrefix(err.Error(), "yaml: ")}
+	if m := yamlLineErr.FindStringSubmatch(err.Error()); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+		p.Message = m[2]
+	}
+	return &ValidationError{Problems: []Problem{p}}
+}
+
+// decoder turns a yaml.Node tree into Go values by reflection, recording the
+// line of every field and collecting every problem instead of stopping at
+// the first.
+type decoder struct {
+	src      source
+	lookup   func(string) (string, bool)
+	problems []Problem
+	visits   int
+	tooBig   bool
+}
+
+func (d *decoder) problem(line int, field, format string, args ...any) {
+	d.problems = append(d.problems, Problem{File: d.src.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// deref follows aliases.
+func (d *decoder) deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode; i++ {
+		if i > maxDepth {
+			return nil
+		}
+		n = n.Alias
+	}
+	return n
+}
+
+// budget counts one visit and reports whether decoding may go on.
+func (d *decoder) budget(n *yaml.Node, depth int) bool {
+	d.visits++
+	if d.visits > maxVisits || depth > maxDepth {
+		if !d.tooBig {
+			d.tooBig = true
+			d.problem(n.Line, "", "document too large, too deeply nested or too many aliases")
+		}
+		return false
+	}
+	return true
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	default:
+		return "nothing"
+	}
+}
+
+// decode stores n into v (settable). path is v's dotted field path.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) {
+	n = d.deref(n)
+	if n == nil || !d.budget(n, depth) {
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return // null or empty: leave the zero value (defaults apply)
+	}
+	d.src.explicit[path] = true
+
+	if v.Kind() != reflect.Pointer && reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
+		s, ok := d.scalar(n, path, "a value")
+		if !ok {
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			d.problem(n.Line, path, "%v", err)
+		}
+		return
+	}
+
+	switch v.Kind() {
+	case reflect.Pointer:
+		nv := reflect.New(v.Type().Elem())
+		d.decode(n, nv.Elem(), path, depth+1)
+		v.Set(nv)
+	case reflect.String:
+		if s, ok := d.scalar(n, path, "a string"); ok {
+			v.SetString(s)
+		}
+	case reflect.Bool:
+		s, ok := d.scalar(n, path, "true or false")
+		if !ok {
+			return
+		}
+		switch s {
+		case "true", "True", "TRUE":
+			v.SetBool(true)
+		case "false", "False", "FALSE":
+			v.SetBool(false)
+		default:
+			d.problem(n.Line, path, "want true or false, got %q", s)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		s, ok := d.scalar(n, path, "an integer")
+		if !ok {
+			return
+		}
+		i, err := strconv.ParseInt(s, 0, v.Type().Bits())
+		if err != nil {
+			d.problem(n.Line, path, "want an integer, got %q", s)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.problem(n.Line, path, "want a list, got %s", kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			d.src.lines[p] = item.Line
+			d.decode(item, s.Index(i), p, depth+1)
+		}
+		v.Set(s)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			d.problem(n.Line, path, "want a mapping, got %s", kindName(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for _, kv := range d.pairs(n, path, depth) {
+			p := childKey(path, kv.key.Value)
+			d.src.lines[p] = kv.key.Line
+			ev := reflect.New(v.Type().Elem()).Elem()
+			d.decode(kv.value, ev, p, depth+1)
+			m.SetMapIndex(reflect.ValueOf(kv.key.Value).Convert(v.Type().Key()), ev)
+		}
+		v.Set(m)
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			d.problem(n.Line, path, "want a mapping, got %s", kindName(n))
+			return
+		}
+		fields := structFields(v.Type())
+		for _, kv := range d.pairs(n, path, depth) {
+			name := kv.key.Value
+			p := joinPath(path, name)
+			idx, ok := fields[name]
+			if !ok {
+				d.problem(kv.key.Line, p, "unknown field %q%s", name, suggest(name, fields))
+				continue
+			}
+			d.src.lines[p] = kv.key.Line
+			d.decode(kv.value, v.Field(idx), p, depth+1)
+		}
+	default:
+		d.problem(n.Line, path, "cannot read a value of type %s", v.Type())
+	}
+}
+
+// scalar returns n's value with environment references expanded.
+func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.problem(n.Line, path, "want %s, got %s", want, kindName(n))
+		return "", false
+	}
+	s, err := expand(n.Value, d.lookup)
+	if err != nil {
+		d.problem(n.Line, path, "%v", err)
+		return "", false
+	}
+	return s, true
+}
+
+type keyValue struct{ key, value *yaml.Node }
+
+// pairs lists the entries of mapping n: its own keys first, then keys
+// brought in by merge keys ("<<: *anchor") that it does not override.
+// Non-string and duplicate keys are reported.
+func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
+	var out []keyValue
+	seen := map[string]int{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			d.problem(k.Line, path, "keys must be plain strings, got %s", kindName(k))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			d.problem(k.Line, childKey(path, k.Value), "defined twice (first at line %d)", first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		out = append(out, keyValue{k, v})
+	}
+	for _, m := range merges {
+		m = d.deref(m)
+		if m == nil || !d.budget(m, depth+1) {
+			continue
+		}
+		srcs := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			srcs = m.Content
+		}
+		for _, s := range srcs {
+			s = d.deref(s)
+			if s == nil || s.Kind != yaml.MappingNode {
+				d.problem(m.Line, path, "a merge key (<<) needs a mapping or a list of mappings")
+				continue
+			}
+			for _, kv := range d.pairs(s, path, depth+1) {
+				if _, dup := seen[kv.key.Value]; !dup {
+					seen[kv.key.Value] = kv.key.Line
+					out = append(out, kv)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// childKey is the path of key k under path.
+func childKey(path, k string) string {
+	if path == "" {
+		return strings.TrimPrefix(keyPath(k), ".")
+	}
+	return path + keyPath(k)
+}
+
+var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// keyPath renders a map key as a path element: .name, or ["odd key"].
+func keyPath(k string) string {
+	if plainKey.MatchString(k) {
+		return "." + k
+	}
+	return "[" + strconv.Quote(k) + "]"
+}
+
+// structFields maps yaml key names to field indexes.
+func structFields(t reflect.Type) map[string]int {
+	out := make(map[string]int, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out[name] = i
+	}
+	return out
+}
+
+// suggest proposes the known field closest to a misspelt one.
+func suggest(name string, fields map[string]int) string {
+	best, bestDist := "", 3
+	for f := range fields {
+		if dist := editDistance(strings.ToLower(name), f); dist < bestDist || (dist == bestDist && f < best) {
+			best, bestDist = f, dist
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// expand replaces ${VAR} in s with lookup(VAR) in a single pass (an
+// expanded value is never expanded again). "$$" is a literal "$"; a "$"
+// followed by anything else is kept.
+func expand(s string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(s, "$") {
+		return s, nil
+	}
+	var b strings.Builder
+	var missing []string
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '$' || i+1 == len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '{':
+			end := strings.IndexByte(s[i+2:], '}')
+			if end < 0 {
+				return "", errors.New(`unterminated "${": write "$$" for a literal "$"`)
+			}
+			name := s[i+2 : i+2+end]
+			if !envName.MatchString(name) {
+				return "", fmt.Errorf("invalid environment variable name %q in ${...}", name)
+			}
+			val, ok := lookup(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			b.WriteString(val)
+			i += 2 + end
+		default:
+			b.WriteByte(c)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return b.String(), nil
+	case 1:
+		return "", fmt.Errorf("environment variable %s is not set", missing[0])
+	default:
+		return "", fmt.Errorf("environment variables %s are not set", strings.Join(missing, ", "))
+	}
+}

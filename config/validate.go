@@ -1,0 +1,673 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// File is the configuration file; empty for a Config built in code.
+	File string
+	// Line is the 1-based line in File; 0 when unknown.
+	Line int
+	// Field is the dotted path of the field, like tenants[1].providers[0].issuer.
+	Field string
+	// Message says what is wrong.
+	Message string
+}
+
+// String formats p as "file:line: field: message", leaving out what is unknown.
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(p.Line))
+		}
+		b.WriteString(": ")
+	} else if p.Line > 0 {
+		b.WriteString("line " + strconv.Itoa(p.Line) + ": ")
+	}
+	if p.Field != "" {
+		b.WriteString(p.Field + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// ValidationError lists every problem found in a configuration.
+type ValidationError struct {
+	// Problems are ordered by line.
+	Problems []Problem
+}
+
+// Error prints one "file:line: field: message" per line.
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func sortProblems(ps []Problem) {
+	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+}
+
+// Defaults that ApplyDefaults fills in.
+const (
+	// DefaultListen is the default listen address.
+	DefaultListen = "127.0.0.1:8080"
+	// DefaultRotateEvery is the default signing key rotation period.
+	DefaultRotateEvery = Duration(24 * time.Hour)
+	// DefaultSessionLifetime is the default SSO session lifetime.
+	DefaultSessionLifetime = Duration(8 * time.Hour)
+	// DefaultAccessTokenLifetime is the default access token lifetime.
+	DefaultAccessTokenLifetime = Duration(10 * time.Minute)
+	// DefaultIDTokenLifetime is the default ID token lifetime.
+	DefaultIDTokenLifetime = Duration(10 * time.Minute)
+	// DefaultRefreshTokenLifetime is the default refresh-token family lifetime.
+	DefaultRefreshTokenLifetime = Duration(720 * time.Hour)
+)
+
+// DefaultScopes are requested from oidc, google and microsoft providers that set none.
+var DefaultScopes = []string{"openid", "profile", "email"}
+
+// ApplyDefaults fills in every field left unset. In a Config read by Parse,
+// a field the file set explicitly is kept even when zero, so that Validate
+// reports "rotate_every: 0s" instead of silently replacing it. Parse and
+// Load call it; call it on a Config built in code before Validate.
+func (c *Config) ApplyDefaults() {
+	unset := func(path string) bool { return !c.src.explicit[path] }
+	str := func(p *string, path, def string) {
+		if *p == "" && unset(path) {
+			*p = def
+		}
+	}
+	dur := func(p *Duration, path string, def Duration) {
+		if *p == 0 && unset(path) {
+			*p = def
+		}
+	}
+	str(&c.Listen, "listen", DefaultListen)
+	str(&c.Store.Type, "store.type", StoreMemory)
+	str(&c.Keys.Algorithm, "keys.algorithm", AlgES256)
+	dur(&c.Keys.RotateEvery, "keys.rotate_every", DefaultRotateEvery)
+	dur(&c.Session.Lifetime, "session.lifetime", DefaultSessionLifetime)
+	dur(&c.Tokens.AccessTokenLifetime, "tokens.access_token_lifetime", DefaultAccessTokenLifetime)
+	dur(&c.Tokens.IDTokenLifetime, "tokens.id_token_lifetime", DefaultIDTokenLifetime)
+	dur(&c.Tokens.RefreshTokenLifetime, "tokens.refresh_token_lifetime", DefaultRefreshTokenLifetime)
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		if t.Name == "" {
+			t.Name = t.ID
+		}
+		for j := range t.Providers {
+			p := &t.Providers[j]
+			if p.Name == "" {
+				p.Name = map[string]string{ProviderGitHub: "GitHub", ProviderGoogle: "Google", ProviderMicrosoft: "Microsoft"}[p.Type]
+			}
+			if p.Name == "" {
+				p.Name = p.ID
+			}
+			path := fmt.Sprintf("tenants[%d].providers[%d].scopes", i, j)
+			if len(p.Scopes) == 0 && unset(path) && needsOpenID(p.Type) {
+				p.Scopes = slices.Clone(DefaultScopes)
+			}
+		}
+	}
+}
+
+func needsOpenID(typ string) bool {
+	return typ == ProviderOIDC || typ == ProviderGoogle || typ == ProviderMicrosoft
+}
+
+// Validate checks the configuration and returns a *ValidationError listing
+// every problem, or nil. It does not apply defaults.
+func (c *Config) Validate() error {
+	probs := c.problems()
+	if len(probs) == 0 {
+		return nil
+	}
+	if c.src.file != "" {
+		sortProblems(probs)
+	}
+	return &ValidationError{Problems: probs}
+}
+
+// Warnings returns advice about a valid but doubtful configuration, one
+// "file:line: field: message" per entry.
+func (c *Config) Warnings() []string {
+	k := &checker{c: c}
+	if c.Store.Type == StoreRedis && c.Keys.Secret == "" {
+		k.add("keys.secret", "not set with a redis store: set it (keys.secret: ${REALMGATE_SECRET}) so every instance shares the key that indexes tokens in the store and signing keys are stored encrypted")
+	}
+	if u, err := url.Parse(c.Issuer); err == nil && u.Scheme == "http" {
+		k.add("issuer", "uses http: fine for local development only")
+	}
+	if strings.HasSuffix(c.Issuer, "/") {
+		k.add("issuer", "ends with \"/\": clients compare iss byte for byte, so they must be configured with the trailing slash too")
+	}
+	for i, cl := range c.Clients {
+		path := fmt.Sprintf("clients[%d]", i)
+		if cl.Secret != "" && len(cl.Secret) < 32 {
+			k.add(path+".secret", "shorter than 32 characters: use a long random secret (openssl rand -base64 32)")
+		}
+		if len(cl.AllowedTenants) == 0 {
+			k.add(path+".allowed_tenants", "empty: no user can sign in to this client; list tenant ids or \"*\"")
+		}
+	}
+	for i, t := range c.Tenants {
+		path := fmt.Sprintf("tenants[%d]", i)
+		if len(t.Providers) == 0 {
+			k.add(path+".providers", "tenant %q has no provider: its users cannot sign in", t.ID)
+		}
+		if t.Subdomain != "" && c.BaseDomain == "" {
+			k.add(path+".subdomain", "has no effect without base_domain")
+		}
+		for j, p := range t.Providers {
+			if (p.Type == ProviderOIDC || p.Type == ProviderOAuth2) && p.ClientSecret == "" {
+				k.add(fmt.Sprintf("%s.providers[%d].client_secret", path, j), "not set: the provider must accept a public client with PKCE")
+			}
+			if p.IdPInitiated {
+				k.add(fmt.Sprintf("%s.providers[%d].idp_initiated", path, j), "IdP-initiated SAML is weaker against login CSRF; enable it only if the tenant needs it")
+			}
+		}
+	}
+	sortProblems(k.probs)
+	out := make([]string, len(k.probs))
+	for i, p := range k.probs {
+		out[i] = p.String()
+	}
+	return out
+}
+
+type checker struct {
+	c     *Config
+	probs []Problem
+}
+
+func (k *checker) add(field, format string, args ...any) {
+	k.probs = append(k.probs, Problem{
+		File:    k.c.src.file,
+		Line:    k.c.src.lineOf(field),
+		Field:   field,
+		Message: fmt.Sprintf(format, args...),
+	})
+}
+
+// problems runs every check.
+func (c *Config) problems() []Problem {
+	k := &checker{c: c}
+	k.issuer()
+	k.listen()
+	if c.BaseDomain != "" && !validHostname(strings.ToLower(c.BaseDomain)) {
+		k.add("base_domain", "%q is not a valid host name", c.BaseDomain)
+	}
+	k.store()
+	k.keys()
+	k.durations()
+	tenantIDs := k.tenants()
+	k.clients(tenantIDs)
+	k.rules(c.Rules, "rules")
+	return k.probs
+}
+
+func (k *checker) issuer() {
+	if k.c.Issuer == "" {
+		k.add("issuer", "is required: the URL every token's iss carries, like https://login.example.com")
+		return
+	}
+	// OpenID Connect Discovery 1.0 §3, RFC 8414 §2: https, no query or fragment.
+	if msg := checkHTTPURL(k.c.Issuer); msg != "" {
+		k.add("issuer", "%s", msg)
+	}
+}
+
+// checkHTTPURL checks an issuer or endpoint URL: absolute, https (http only
+// on a loopback host), no user info, query or fragment.
+func checkHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL", s)
+	}
+	switch {
+	case !u.IsAbs() || u.Host == "" || u.Opaque != "":
+		return fmt.Sprintf("%q must be an absolute URL like https://host/path", s)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Sprintf("%q must use https", s)
+	case u.User != nil:
+		return fmt.Sprintf("%q must not contain user info", s)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Sprintf("%q must not have a query", s)
+	case strings.Contains(s, "#"):
+		return fmt.Sprintf("%q must not have a fragment", s)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Sprintf("%q must use https (http is allowed only on 127.0.0.1, [::1] or localhost)", s)
+	}
+	return ""
+}
+
+// isLoopback reports whether host is localhost or a loopback IP (127.0.0.0/8, ::1).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+func (k *checker) listen() {
+	if msg := checkHostPort(k.c.Listen, true); msg != "" {
+		k.add("listen", "%s", msg)
+	}
+}
+
+// checkHostPort checks a host:port; an empty host means every interface.
+func checkHostPort(s string, emptyHostOK bool) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not host:port, like 127.0.0.1:8080", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || (n == 0 && !emptyHostOK) {
+		return fmt.Sprintf("%q has an invalid port", s)
+	}
+	if host == "" {
+		if !emptyHostOK {
+			return fmt.Sprintf("%q has no host", s)
+		}
+		return ""
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	if !validHostname(strings.ToLower(host)) {
+		return fmt.Sprintf("%q has an invalid host", s)
+	}
+	return ""
+}
+
+func (k *checker) store() {
+	s := k.c.Store
+	switch s.Type {
+	case StoreMemory:
+	case StoreRedis:
+		if len(s.Redis.Addrs) == 0 {
+			k.add("store.redis.addrs", "at least one host:port is required with a redis store")
+		}
+		for i, a := range s.Redis.Addrs {
+			if msg := checkHostPort(a, false); msg != "" {
+				k.add(fmt.Sprintf("store.redis.addrs[%d]", i), "%s", msg)
+			}
+		}
+		if s.Redis.DB < 0 {
+			k.add("store.redis.db", "must not be negative")
+		} else if s.Redis.DB != 0 && len(s.Redis.Addrs) > 1 && s.Redis.MasterName == "" {
+			k.add("store.redis.db", "a Redis Cluster (several addrs) has only db 0")
+		}
+	default:
+		k.add("store.type", "unknown store type %q: want memory or redis", s.Type)
+	}
+}
+
+func (k *checker) keys() {
+	switch k.c.Keys.Algorithm {
+	case AlgES256, AlgRS256:
+	default:
+		k.add("keys.algorithm", "unknown algorithm %q: want ES256 or RS256", k.c.Keys.Algorithm)
+	}
+	if s := k.c.Keys.Secret; s != "" && len(s) < 32 {
+		k.add("keys.secret", "must be at least 32 characters of random text (openssl rand -base64 32)")
+	}
+}
+
+func (k *checker) durations() {
+	for _, d := range []struct {
+		path string
+		v    Duration
+	}{
+		{"keys.rotate_every", k.c.Keys.RotateEvery},
+		{"session.lifetime", k.c.Session.Lifetime},
+		{"tokens.access_token_lifetime", k.c.Tokens.AccessTokenLifetime},
+		{"tokens.id_token_lifetime", k.c.Tokens.IDTokenLifetime},
+		{"tokens.refresh_token_lifetime", k.c.Tokens.RefreshTokenLifetime},
+	} {
+		if d.v <= 0 {
+			k.add(d.path, "must be greater than 0, got %s", d.v)
+		}
+	}
+}
+
+func (k *checker) clients(tenantIDs map[string]bool) {
+	first := map[string]int{}
+	for i, cl := range k.c.Clients {
+		path := fmt.Sprintf("clients[%d]", i)
+		switch j, dup := first[cl.ID]; {
+		case strings.TrimSpace(cl.ID) == "":
+			k.add(path+".id", "is required")
+		case strings.ContainsFunc(cl.ID, func(r rune) bool { return r < 0x21 || r == 0x7f }):
+			k.add(path+".id", "must not contain spaces or control characters")
+		case dup:
+			k.add(path+".id", "client id %q is already used by clients[%d]", cl.ID, j)
+		default:
+			first[cl.ID] = i
+		}
+		if len(cl.RedirectURIs) == 0 {
+			k.add(path+".redirect_uris", "at least one redirect URI is required")
+		}
+		for j, u := range cl.RedirectURIs {
+			if msg := checkRedirectURI(u); msg != "" {
+				k.add(fmt.Sprintf("%s.redirect_uris[%d]", path, j), "%s", msg)
+			}
+		}
+		for j, u := range cl.PostLogoutRedirectURIs {
+			if msg := checkRedirectURI(u); msg != "" {
+				k.add(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", path, j), "%s", msg)
+			}
+		}
+		for j, t := range cl.AllowedTenants {
+			p := fmt.Sprintf("%s.allowed_tenants[%d]", path, j)
+			switch {
+			case t == AllowAllTenants && len(cl.AllowedTenants) > 1:
+				k.add(p, "\"*\" allows every tenant and must be the only entry")
+			case t == AllowAllTenants:
+			case !tenantIDs[t]:
+				k.add(p, "unknown tenant %q", t)
+			}
+		}
+	}
+}
+
+// checkRedirectURI checks a client redirect URI (RFC 6749 §3.1.2, RFC 8252
+// §7.1 and §7.3, RFC 9700 §4.1.3): absolute, no fragment, https, http on a
+// loopback host, or a private-use scheme containing a dot.
+func checkRedirectURI(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL", s)
+	}
+	switch {
+	case !u.IsAbs():
+		return fmt.Sprintf("%q must be an absolute URL", s)
+	case strings.Contains(s, "#"):
+		return fmt.Sprintf("%q must not have a fragment (RFC 6749 §3.1.2)", s)
+	case u.User != nil:
+		return fmt.Sprintf("%q must not contain user info", s)
+	case strings.Contains(s, "*"):
+		return fmt.Sprintf("%q: wildcards are not supported, redirect URIs match exactly", s)
+	}
+	switch u.Scheme {
+	case "https":
+		if u.Host == "" {
+			return fmt.Sprintf("%q has no host", s)
+		}
+	case "http":
+		if u.Host == "" {
+			return fmt.Sprintf("%q has no host", s)
+		}
+		if !isLoopback(u.Hostname()) {
+			return fmt.Sprintf("%q must use https (http is allowed only on 127.0.0.1, [::1] or localhost, RFC 8252 §7.3)", s)
+		}
+	default:
+		if !strings.Contains(u.Scheme, ".") {
+			return fmt.Sprintf("%q: scheme %q is not allowed: use https, http on loopback, or a private-use scheme like com.example.app (RFC 8252 §7.1)", s, u.Scheme)
+		}
+	}
+	return ""
+}
+
+var (
+	idPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	labelPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// validHostname reports whether h (lower case, an optional trailing dot) is
+// a DNS host name of two or more labels whose last label is not numeric.
+func validHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	if len(labels) < 2 {
+		return h == "localhost"
+	}
+	for _, l := range labels {
+		if !labelPattern.MatchString(l) {
+			return false
+		}
+	}
+	_, err := strconv.Atoi(labels[len(labels)-1])
+	return err != nil
+}
+
+// normalizeDomain matches realm.NormalizeDomain: lower case, no trailing dot.
+func normalizeDomain(d string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+}
+
+type owner struct {
+	tenant string
+	line   int
+}
+
+// tenants checks tenants and their providers and returns the set of tenant ids.
+func (k *checker) tenants() map[string]bool {
+	ids := map[string]bool{}
+	tenantAt := map[string]int{}
+	domains := map[string]owner{}
+	subdomains := map[string]int{}
+	providers := map[string]string{}
+	defaultTenant := -1
+	for i, t := range k.c.Tenants {
+		path := fmt.Sprintf("tenants[%d]", i)
+		ids[t.ID] = true
+		switch j, dup := tenantAt[t.ID]; {
+		case !idPattern.MatchString(t.ID):
+			k.add(path+".id", "tenant id %q must be 1-63 lower case letters, digits, '-' or '_', starting with a letter or digit", t.ID)
+		case dup:
+			k.add(path+".id", "tenant id %q is already used by tenants[%d]", t.ID, j)
+		default:
+			tenantAt[t.ID] = i
+		}
+		for j, d := range t.Domains {
+			p := fmt.Sprintf("%s.domains[%d]", path, j)
+			nd := normalizeDomain(d)
+			host := strings.TrimPrefix(nd, "*.")
+			if !validHostname(host) || host == "localhost" {
+				k.add(p, "%q is not a domain name (want example.com or *.example.com; use the xn-- form of international names)", d)
+				continue
+			}
+			if o, dup := domains[nd]; dup {
+				if o.tenant == t.ID {
+					k.add(p, "domain %q is listed twice", d)
+				} else {
+					k.add(p, "domain %q is claimed by two tenants: %q (line %d) and %q", d, o.tenant, o.line, t.ID)
+				}
+				continue
+			}
+			domains[nd] = owner{t.ID, k.c.src.lineOf(p)}
+		}
+		if t.Subdomain != "" {
+			p := path + ".subdomain"
+			if !labelPattern.MatchString(t.Subdomain) {
+				k.add(p, "%q is not a DNS label (lower case letters, digits and '-')", t.Subdomain)
+			} else if j, dup := subdomains[t.Subdomain]; dup {
+				k.add(p, "subdomain %q is already used by tenants[%d]", t.Subdomain, j)
+			} else {
+				subdomains[t.Subdomain] = i
+			}
+		}
+		for j, r := range t.IPRanges {
+			p := fmt.Sprintf("%s.ip_ranges[%d]", path, j)
+			pfx, err := netip.ParsePrefix(r)
+			if err != nil {
+				k.add(p, "%q is not a CIDR prefix like 203.0.113.0/24 or 2001:db8::/32", r)
+			} else if pfx.Masked() != pfx {
+				k.add(p, "%q has host bits set: did you mean %s?", r, pfx.Masked())
+			}
+		}
+		if t.Default {
+			if defaultTenant >= 0 {
+				k.add(path+".default", "tenants %q and %q are both default: at most one tenant may be", k.c.Tenants[defaultTenant].ID, t.ID)
+			} else {
+				defaultTenant = i
+			}
+		}
+		for j, p := range t.Providers {
+			k.provider(p, fmt.Sprintf("%s.providers[%d]", path, j), t.ID, providers)
+		}
+		k.rules(t.Rules, path+".rules")
+	}
+	return ids
+}
+
+// providerFields lists, per type, the type-specific fields it uses.
+var providerFields = map[string][]string{
+	ProviderOIDC:      {"issuer", "client_id", "client_secret", "scopes"},
+	ProviderSAML:      {"metadata_url", "metadata", "entity_id", "idp_initiated"},
+	ProviderGitHub:    {"client_id", "client_secret", "scopes"},
+	ProviderGoogle:    {"client_id", "client_secret", "scopes"},
+	ProviderMicrosoft: {"issuer", "client_id", "client_secret", "scopes"},
+	ProviderOAuth2:    {"client_id", "client_secret", "scopes", "auth_url", "token_url", "userinfo_url"},
+}
+
+func (k *checker) provider(p Provider, path, tenant string, seen map[string]string) {
+	switch other, dup := seen[p.ID]; {
+	case !idPattern.MatchString(p.ID):
+		k.add(path+".id", "provider id %q must be 1-63 lower case letters, digits, '-' or '_' (it appears in callback URLs)", p.ID)
+	case dup:
+		k.add(path+".id", "provider id %q is already used in tenant %q: provider ids are unique across tenants", p.ID, other)
+	default:
+		seen[p.ID] = tenant
+	}
+	allowed, known := providerFields[p.Type]
+	if !known {
+		k.add(path+".type", "unknown provider type %q: want oidc, saml, github, google, microsoft or oauth2", p.Type)
+		return
+	}
+	set := map[string]bool{
+		"issuer": p.Issuer != "", "client_id": p.ClientID != "", "client_secret": p.ClientSecret != "",
+		"scopes": len(p.Scopes) > 0, "auth_url": p.AuthURL != "", "token_url": p.TokenURL != "",
+		"userinfo_url": p.UserInfoURL != "", "metadata_url": p.MetadataURL != "", "metadata": p.Metadata != "",
+		"entity_id": p.EntityID != "", "idp_initiated": p.IdPInitiated,
+	}
+	for _, f := range slices.Sorted(maps.Keys(set)) {
+		if set[f] && !slices.Contains(allowed, f) {
+			k.add(path+"."+f, "is not used by providers of type %q", p.Type)
+		}
+	}
+	if p.Type != ProviderSAML && p.ClientID == "" {
+		k.add(path+".client_id", "is required for type %q", p.Type)
+	}
+	switch p.Type {
+	case ProviderOIDC:
+		if p.Issuer == "" {
+			k.add(path+".issuer", "is required for type oidc")
+		}
+	case ProviderGitHub, ProviderGoogle, ProviderMicrosoft:
+		if p.ClientSecret == "" {
+			k.add(path+".client_secret", "is required for type %q", p.Type)
+		}
+	case ProviderOAuth2:
+		for _, f := range []struct{ name, v string }{{"auth_url", p.AuthURL}, {"token_url", p.TokenURL}, {"userinfo_url", p.UserInfoURL}} {
+			if f.v == "" {
+				k.add(path+"."+f.name, "is required for type oauth2")
+			}
+		}
+	case ProviderSAML:
+		switch {
+		case p.MetadataURL == "" && p.Metadata == "":
+			k.add(path+".metadata_url", "type saml needs metadata_url or metadata (inline XML)")
+		case p.MetadataURL != "" && p.Metadata != "":
+			k.add(path+".metadata", "give metadata_url or metadata, not both")
+		case p.Metadata != "" && !strings.HasPrefix(strings.TrimSpace(p.Metadata), "<"):
+			k.add(path+".metadata", "must be the IdP's metadata XML")
+		}
+	}
+	for _, f := range []struct{ name, v string }{
+		{"issuer", p.Issuer}, {"metadata_url", p.MetadataURL},
+		{"auth_url", p.AuthURL}, {"token_url", p.TokenURL}, {"userinfo_url", p.UserInfoURL},
+	} {
+		if f.v == "" || !slices.Contains(allowed, f.name) {
+			continue
+		}
+		if msg := checkHTTPURL(f.v); msg != "" {
+			k.add(path+"."+f.name, "%s", msg)
+		}
+	}
+	if needsOpenID(p.Type) && !slices.Contains(p.Scopes, "openid") {
+		k.add(path+".scopes", "must include \"openid\" for type %q", p.Type)
+	}
+	for i, s := range p.Scopes {
+		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+			k.add(fmt.Sprintf("%s.scopes[%d]", path, i), "%q is not a valid scope (RFC 6749 §3.3)", s)
+		}
+	}
+}
+
+func (k *checker) rules(rules []Rule, path string) {
+	names := map[string]int{}
+	for i, r := range rules {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if strings.TrimSpace(r.Name) == "" {
+			k.add(p+".name", "is required")
+		} else if j, dup := names[r.Name]; dup {
+			k.add(p+".name", "rule name %q is already used by %s[%d]", r.Name, path, j)
+		} else {
+			names[r.Name] = i
+		}
+		actions := len(r.Set) + len(r.Add) + len(r.Remove)
+		if r.Map != nil {
+			actions++
+		}
+		if r.Deny != "" {
+			actions++
+		}
+		if r.Stop {
+			actions++
+		}
+		if actions == 0 {
+			k.add(p, "rule has no action: give set, add, remove, map, deny or stop")
+		}
+		for _, kind := range []struct {
+			name string
+			m    map[string]string
+		}{{"set", r.Set}, {"add", r.Add}} {
+			for _, claim := range slices.Sorted(maps.Keys(kind.m)) {
+				cp := p + "." + kind.name + keyPath(claim)
+				if strings.TrimSpace(claim) == "" {
+					k.add(cp, "claim name is empty")
+				} else if strings.TrimSpace(kind.m[claim]) == "" {
+					k.add(cp, "expression is empty")
+				}
+			}
+		}
+		for j, claim := range r.Remove {
+			if strings.TrimSpace(claim) == "" {
+				k.add(fmt.Sprintf("%s.remove[%d]", p, j), "claim name is empty")
+			}
+		}
+		if m := r.Map; m != nil {
+			if strings.TrimSpace(m.From) == "" {
+				k.add(p+".map.from", "is required")
+			}
+			if strings.TrimSpace(m.To) == "" {
+				k.add(p+".map.to", "is required")
+			}
+			if len(m.Table) == 0 {
+				k.add(p+".map.table", "is required: source value -> output value")
+			}
+		}
+	}
+}
