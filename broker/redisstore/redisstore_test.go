@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/redisstore"
@@ -31,6 +33,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// The outage tests make go-redis log every refused dial; keep the output readable.
+	redis.SetLogger(logging.NewBlacklistLogger([]string{"failed to dial"}))
 	var err error
 	if standalone, err = redistest.StartProcess(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -151,6 +155,56 @@ func TestOutage_S62(t *testing.T) {
 	}
 }
 
+// TestUnresponsive_S62: a frozen Redis (connections open, no answers, as in a
+// partition) fails operations by the read timeout with ErrUnavailable, and
+// they succeed again once it answers.
+func TestUnresponsive_S62(t *testing.T) {
+	srv := redistest.Start(t)
+	if srv.External() {
+		t.Skip("cannot pause an external redis")
+	}
+	s := newStore(t, srv.Addr())
+	ctx := t.Context()
+	if err := s.CreateFamily(ctx, "fam", "t0", []byte("g"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		op   func() error
+	}{
+		{"Get", func() error { _, err := s.Get(ctx, "k"); return err }},
+		{"Rotate", func() error { _, err := s.Rotate(ctx, "fam", "t0", "t1"); return err }},
+	} {
+		start := time.Now()
+		err := tc.op()
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s against a frozen redis took %s, want < 2s", tc.name, took)
+		}
+		if !errors.Is(err, broker.ErrUnavailable) {
+			t.Errorf("%s against a frozen redis = %v, want ErrUnavailable", tc.name, err)
+		}
+	}
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	// The timed-out Rotate may or may not have run on the server once it
+	// resumed; either way the family is in a defined state.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.FamilyActive(ctx, "fam")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("FamilyActive 5s after resume = %v, want nil", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestCanceledIsNotUnavailable: the caller giving up is not an outage.
 func TestCanceledIsNotUnavailable(t *testing.T) {
 	s := newStore(t, standalone.Addr())
@@ -202,13 +256,15 @@ func TestClusterFamilyOneSlot(t *testing.T) {
 	}
 
 	// Nothing else about the family exists on any master.
-	var found []string
-	var mu = make(chan struct{}, 1)
+	var (
+		mu    sync.Mutex
+		found []string
+	)
 	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
 		keys, err := c.Keys(ctx, "*"+fam+"*").Result()
-		mu <- struct{}{}
+		mu.Lock()
+		defer mu.Unlock()
 		found = append(found, keys...)
-		<-mu
 		return err
 	})
 	if err != nil {
