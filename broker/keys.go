@@ -206,11 +206,19 @@ func (m *keyManager) load(ctx context.Context) error {
 func (m *keyManager) fetchOrCreate(ctx context.Context) (*keysetDoc, error) {
 	blob, err := m.store.Get(ctx, keysetKey)
 	if errors.Is(err, ErrNotFound) {
-		k, gerr := generateKey(m.alg, m.now())
-		if gerr != nil {
-			return nil, gerr
+		// The store lost the key set (a Redis without persistence restarted):
+		// re-publish the keys this instance holds, so tokens already issued
+		// keep verifying; only a fresh deployment generates a new key.
+		m.mu.RLock()
+		doc := &keysetDoc{Keys: m.keys}
+		m.mu.RUnlock()
+		if len(doc.Keys) == 0 {
+			k, gerr := generateKey(m.alg, m.now())
+			if gerr != nil {
+				return nil, gerr
+			}
+			doc.Keys = []*signingKey{k}
 		}
-		doc := &keysetDoc{Keys: []*signingKey{k}}
 		sealed, serr := m.seal(doc)
 		if serr != nil {
 			return nil, serr
