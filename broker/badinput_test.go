@@ -96,5 +96,5 @@ func withParam(challenge, k, v string) string {
 	return p.Encode()
 }
 
-func withHint(challenge, hint string) string  { return withParam(challenge, "login_hint", hint) }
+func withHint(challenge, hint string) string   { return withParam(challenge, "login_hint", hint) }
 func withState(challenge, state string) string { return withParam(challenge, "state", state) }
