@@ -20,7 +20,9 @@ import (
 
 const (
 	bindingCookie = "rg_bind"
-	sessionCookie = "rg_session"
+	// bindingCookieCrossSite carries the same value with SameSite=None.
+	bindingCookieCrossSite = "rg_bind_x"
+	sessionCookie          = "rg_session"
 )
 
 // pkceChallenge is the shape of an S256 challenge: base64url of 32 bytes.
@@ -215,11 +217,22 @@ func (s *Server) loadRequest(c echo.Context, id string) (*authRequest, error) {
 	if err := s.getJSON(c.Request().Context(), s.keyer.key("ar", id), &ar); err != nil {
 		return nil, err
 	}
-	ck, err := c.Cookie(bindingCookie)
-	if err != nil || !hmac.Equal(s.keyer.mac("binding", ck.Value), ar.Binding) {
+	if !s.boundToBrowser(c, ar.Binding) {
 		return nil, ErrNotFound
 	}
 	return &ar, nil
+}
+
+// boundToBrowser reports whether this request carries the binding cookie
+// whose HMAC is binding (S21). The cross-site copy is what arrives on an
+// IdP's cross-site POST (SAML HTTP-POST binding), which SameSite=Lax withholds.
+func (s *Server) boundToBrowser(c echo.Context, binding []byte) bool {
+	for _, name := range []string{bindingCookie, bindingCookieCrossSite} {
+		if ck, err := c.Cookie(name); err == nil && hmac.Equal(s.keyer.mac("binding", ck.Value), binding) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) expired(c echo.Context) error {
@@ -319,6 +332,12 @@ func (s *Server) ensureBinding(c echo.Context) string {
 	}
 	v := randomToken(tokenBytes)
 	s.setCookie(c, bindingCookie, v, 0)
+	if s.secure {
+		// SameSite=None requires Secure; browsers send it on the IdP's
+		// cross-site POST back to us. Only set on https issuers.
+		c.SetCookie(&http.Cookie{Name: bindingCookieCrossSite, Value: v, Path: s.path("/"),
+			HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
+	}
 	return v
 }
 

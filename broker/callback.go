@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -16,14 +15,23 @@ import (
 	"github.com/realmgate/realmgate/transform"
 )
 
-// callback receives the upstream IdP's answer at <issuer>/callback/<idp>.
+// callback receives the upstream IdP's answer at <issuer>/callback/<idp>
+// (OIDC and OAuth 2.0: the state parameter).
 func (s *Server) callback(c echo.Context) error {
-	ctx := c.Request().Context()
 	idp, ok := s.idps[c.Param("idp")]
 	if !ok {
 		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
 	}
-	state := c.FormValue("state")
+	return s.upstreamReturn(c, idp, c.FormValue("state"))
+}
+
+// upstreamReturn completes an upstream login identified by state: it
+// consumes the login state, checks that the answer arrived on the chosen
+// IdP's endpoint and in the browser that started it, lets the connector
+// validate the response, and finishes the sign-in. Protocol-specific routes
+// (the OIDC callback, the SAML ACS) extract the state and call it.
+func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
+	ctx := c.Request().Context()
 	if state == "" || len(state) > 256 {
 		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
 			"The response from your organization's sign-in is missing its state.")
@@ -43,8 +51,7 @@ func (s *Server) callback(c echo.Context) error {
 			"The response came from a different sign-in provider than the one you were sent to.")
 	}
 	// S21: the state belongs to the browser that started the login.
-	ck, err := c.Cookie(bindingCookie)
-	if err != nil || !hmac.Equal(s.keyer.mac("binding", ck.Value), ul.Binding) {
+	if !s.boundToBrowser(c, ul.Binding) {
 		s.auditEvent(c, "refused", "state_not_bound_to_browser", attrs{idp: idp.ID, tenant: idp.Tenant})
 		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
 			"This sign-in was started in another browser. Start again from the application.")
