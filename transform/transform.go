@@ -111,7 +111,7 @@ type Options struct {
 }
 
 // Reserved lists the claims that rules can neither set, add, map to nor
-// remove: the broker alone issues them (SECURITY S50, S51).
+// remove: the broker alone issues them (SECURITY S50, S51). Read-only.
 var Reserved = []string{
 	"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "tid", "idp",
 	"auth_time", "azp", "jti", "sid", "at_hash", "c_hash", "s_hash", "cnf",
