@@ -68,7 +68,12 @@ type Config struct {
 	// Clients are the SaaS applications (downstream relying parties).
 	Clients []Client `yaml:"clients,omitempty"`
 	// Tenants are the customer organisations and their identity providers.
-	Tenants []Tenant `yaml:"tenants,omitempty"`
+// TrustedProxies lists the CIDR prefixes of reverse proxies whose
+	// X-Forwarded-For header is believed when establishing the client IP (for
+	// ip_ranges, rate limits and audit). Empty: forwarded headers are ignored.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+
+		Tenants []Tenant `yaml:"tenants,omitempty"`
 	// Rules are global claims rules, run before each tenant's own rules.
 	Rules []Rule `yaml:"rules,omitempty"`
 
@@ -147,6 +152,10 @@ type Client struct {
 	// AllowedTenants lists the tenant ids whose users may sign in to this
 	// client, or ["*"] for every tenant. Empty allows none.
 	AllowedTenants []string `yaml:"allowed_tenants,omitempty"`
+
+	// AllowedIdPs, when set, narrows the client further to these IdP ids: no
+	// hint, cookie or choice can send its users to another IdP.
+	AllowedIdPs []string `yaml:"allowed_idps,omitempty"`
 }
 
 // Tenant is one customer organisation.

@@ -214,6 +214,11 @@ func (c *Config) problems() []Problem {
 	if c.BaseDomain != "" && !validHostname(strings.ToLower(c.BaseDomain)) {
 		k.add("base_domain", "%q is not a valid host name", c.BaseDomain)
 	}
+	for i, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			k.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not a CIDR prefix like 10.0.0.0/8", p)
+		}
+	}
 	k.store()
 	k.keys()
 	k.durations()
@@ -373,6 +378,11 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 		for j, u := range cl.PostLogoutRedirectURIs {
 			if msg := checkRedirectURI(u); msg != "" {
 				k.add(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", path, j), "%s", msg)
+			}
+		}
+		for j, id := range cl.AllowedIdPs {
+			if t, _ := k.c.Provider(id); t == nil {
+				k.add(fmt.Sprintf("%s.allowed_idps[%d]", path, j), "unknown identity provider %q", id)
 			}
 		}
 		for j, t := range cl.AllowedTenants {

@@ -1,0 +1,208 @@
+package oidc
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/realmgate/realmgate/providers"
+)
+
+// keySet is the OP's JWKS (RFC 7517) as a go-oidc KeySet. Like go-oidc's
+// RemoteKeySet it caches the keys and fetches the set again, once, when no
+// cached key verifies a token (OpenID Connect Core 1.0 §10.1.1, key
+// rotation); on top of it, a key is only tried for the algorithm its JWK
+// names (S30), and only keys from jwks_uri are ever used: jku, x5u and jwk
+// headers are ignored (S31).
+type keySet struct {
+	url     string
+	client  *http.Client
+	timeout time.Duration
+	algs    []jose.SignatureAlgorithm
+
+	mu       sync.Mutex
+	keys     []jose.JSONWebKey
+	inflight *jwksCall
+}
+
+var _ gooidc.KeySet = (*keySet)(nil)
+
+// jwksCall is one in-flight JWKS fetch shared by concurrent verifications.
+type jwksCall struct {
+	done chan struct{}
+	keys []jose.JSONWebKey
+	err  error
+}
+
+// probeKey carries a *verifyProbe through go-oidc's Verify, which flattens
+// the key set's error into text: the probe keeps the typed error so an
+// unreachable JWKS maps to providers.ErrUnavailable.
+type probeKey struct{}
+
+type verifyProbe struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (p *verifyProbe) set(err error) {
+	p.mu.Lock()
+	p.err = err
+	p.mu.Unlock()
+}
+
+func (p *verifyProbe) get() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func newKeySet(jwksURL string, client *http.Client, timeout time.Duration, algs []string) *keySet {
+	ks := &keySet{url: jwksURL, client: client, timeout: timeout}
+	for _, a := range algs {
+		ks.algs = append(ks.algs, jose.SignatureAlgorithm(a))
+	}
+	return ks
+}
+
+// VerifySignature implements gooidc.KeySet: it returns the payload of jwt if
+// a key of the OP's JWKS verifies it.
+func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	jws, err := jose.ParseSigned(jwt, ks.algs)
+	if err != nil {
+		return nil, fmt.Errorf("oidc: malformed jws: %w", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, errors.New("oidc: jws must carry exactly one signature")
+	}
+	h := jws.Signatures[0].Header
+	ks.mu.Lock()
+	cached := ks.keys
+	ks.mu.Unlock()
+	if payload, ok := verifyWith(jws, cached, h.KeyID, h.Algorithm); ok {
+		return payload, nil
+	}
+	// No cached key verifies: fetch the set again, once (key rotation).
+	keys, err := ks.refresh(ctx)
+	if err != nil {
+		if p, ok := ctx.Value(probeKey{}).(*verifyProbe); ok {
+			p.set(err)
+		}
+		return nil, err
+	}
+	if payload, ok := verifyWith(jws, keys, h.KeyID, h.Algorithm); ok {
+		return payload, nil
+	}
+	return nil, fmt.Errorf("oidc: no key of the jwks verifies the token (kid %q, alg %q)", h.KeyID, h.Algorithm)
+}
+
+// verifyWith tries the keys matching kid (all keys when kid is empty) whose
+// use is sig and whose alg, when stated, is the header's alg (S30).
+func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg string) ([]byte, bool) {
+	for i := range keys {
+		k := &keys[i]
+		if kid != "" && k.KeyID != kid {
+			continue
+		}
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if k.Algorithm != "" && k.Algorithm != alg {
+			continue
+		}
+		if payload, err := jws.Verify(k); err == nil {
+			return payload, true
+		}
+	}
+	return nil, false
+}
+
+// refresh fetches the JWKS; concurrent callers share one fetch, each waiting
+// at most until its ctx ends.
+func (ks *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
+	ks.mu.Lock()
+	call := ks.inflight
+	if call == nil {
+		call = &jwksCall{done: make(chan struct{})}
+		ks.inflight = call
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ks.timeout)
+		go func() {
+			defer cancel()
+			keys, err := ks.fetch(fctx)
+			ks.mu.Lock()
+			if err == nil {
+				ks.keys = keys
+			}
+			ks.inflight = nil
+			ks.mu.Unlock()
+			call.keys, call.err = keys, err
+			close(call.done)
+		}()
+	}
+	ks.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: oidc: fetching jwks: %w", providers.ErrUnavailable, ctx.Err())
+	case <-call.done:
+		return call.keys, call.err
+	}
+}
+
+// fetch downloads and parses the JWKS, skipping keys it cannot use
+// (RFC 7517 §5: unknown kty or unsupported parameters are ignored) and
+// symmetric or private material.
+func (ks *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ks.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: oidc: jwks request: %v", providers.ErrInvalidResponse, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err := ks.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: oidc: fetching jwks: %w", providers.ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: oidc: reading jwks: %w", providers.ErrUnavailable, err)
+	}
+	switch {
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		return nil, fmt.Errorf("%w: oidc: jwks http status %d", providers.ErrUnavailable, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("%w: oidc: jwks http status %d", providers.ErrInvalidResponse, resp.StatusCode)
+	case len(body) > maxBody:
+		return nil, fmt.Errorf("%w: oidc: jwks larger than %d bytes", providers.ErrInvalidResponse, maxBody)
+	}
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, fmt.Errorf("%w: oidc: jwks is not json: %v", providers.ErrInvalidResponse, err)
+	}
+	keys := make([]jose.JSONWebKey, 0, len(raw.Keys))
+	for _, r := range raw.Keys {
+		var k jose.JSONWebKey
+		if err := json.Unmarshal(r, &k); err != nil {
+			continue
+		}
+		switch k.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		default:
+			continue // symmetric ("oct") or private keys are never used
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
