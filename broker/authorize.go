@@ -149,62 +149,26 @@ func (s *Server) authorize(c echo.Context) error {
 	if err := s.putJSON(ctx, s.keyer.key("ar", id), ar, authRequestTTL); err != nil {
 		return err
 	}
-	if ar.LoginHint != "" {
-		return s.discover(c, id, ar, ar.LoginHint, "")
+	req := realm.Request{
+		IdPHint:    firstOf(v, "idp_hint", "kc_idp_hint"),
+		DomainHint: firstOf(v, "domain_hint", "whr"),
+		LoginHint:  ar.LoginHint,
+		Host:       c.Request().Host,
+		ClientIP:   clientIP(c),
 	}
-	return c.Redirect(http.StatusFound, s.path("/login")+"?r="+url.QueryEscape(id))
+	if !slices.Contains(prompts, "select_account") {
+		req.RememberedIdP = s.rememberedIdP(c)
+	}
+	return s.route(c, id, ar, req)
 }
 
-// discover resolves the user's realm from an email and sends them on: to
-// the only IdP, to a choice page, or back to the email page with a message.
-func (s *Server) discover(c echo.Context, id string, ar *authRequest, email, idpChoice string) error {
-	cl := s.clients[ar.ClientID]
-	res, err := s.cfg.Resolver.Resolve(realm.Request{LoginHint: email})
-	switch {
-	case errors.Is(err, realm.ErrInvalidHint):
-		return s.emailPage(c, id, ar, email, "Enter a full email address, like name@company.com.")
-	case errors.Is(err, realm.ErrNoMatch):
-		s.auditEvent(c, "refused", "no_tenant", attrs{client: cl.ID})
-		return s.emailPage(c, id, ar, email, "Your organization is not set up for sign-in here. Check the address or ask your administrator.")
-	case err != nil:
-		return err
-	}
-	if cl == nil || !cl.allowsTenant(res.Tenant) {
-		s.auditEvent(c, "refused", "tenant_not_allowed", attrs{client: ar.ClientID, tenant: res.Tenant})
-		return s.emailPage(c, id, ar, email, "Your organization cannot sign in to this application.")
-	}
-	var idps []IdP
-	for _, p := range res.IdPs {
-		if idp, ok := s.idps[p]; ok {
-			idps = append(idps, idp)
+func firstOf(v url.Values, keys ...string) string {
+	for _, k := range keys {
+		if x := v.Get(k); x != "" {
+			return x
 		}
 	}
-	if idpChoice != "" {
-		for _, idp := range idps {
-			if idp.ID == idpChoice {
-				return s.startUpstream(c, id, ar, idp, email)
-			}
-		}
-		return s.emailPage(c, id, ar, email, "That sign-in option is not available for your organization.")
-	}
-	switch len(idps) {
-	case 0:
-		return s.emailPage(c, id, ar, email, "Your organization has no sign-in method configured yet.")
-	case 1:
-		return s.startUpstream(c, id, ar, idps[0], email)
-	}
-	t, _ := s.cfg.Resolver.Tenant(res.Tenant)
-	return s.render(c, http.StatusOK, "choose", pageData{Title: "Choose a sign-in method", Action: s.path("/login"),
-		Request: id, Email: email, Tenant: t.Name, IdPs: idps})
-}
-
-func (s *Server) emailPage(c echo.Context, id string, ar *authRequest, email, msg string) error {
-	status := http.StatusOK
-	if msg != "" {
-		status = http.StatusBadRequest
-	}
-	return s.render(c, status, "email", pageData{Title: "Sign in", Client: ar.ClientID, Action: s.path("/login"),
-		Request: id, Email: email, Message: msg})
+	return ""
 }
 
 // loadRequest reads the pending auth request named by the form and checks
@@ -238,38 +202,6 @@ func (s *Server) boundToBrowser(c echo.Context, binding []byte) bool {
 func (s *Server) expired(c echo.Context) error {
 	return s.renderError(c, http.StatusBadRequest, "This sign-in has expired",
 		"Go back to the application and start signing in again.")
-}
-
-// loginPage asks for the email (home-realm discovery, minimal).
-func (s *Server) loginPage(c echo.Context) error {
-	id := c.QueryParam("r")
-	ar, err := s.loadRequest(c, id)
-	if errors.Is(err, ErrNotFound) {
-		return s.expired(c)
-	} else if err != nil {
-		return err
-	}
-	return s.emailPage(c, id, ar, "", "")
-}
-
-// loginSubmit takes the typed email (and a chosen IdP) and starts the upstream login.
-func (s *Server) loginSubmit(c echo.Context) error {
-	v, err := formValues(c)
-	if err != nil {
-		return s.renderError(c, http.StatusBadRequest, "Invalid form", err.Error())
-	}
-	id := v.Get("r")
-	ar, err := s.loadRequest(c, id)
-	if errors.Is(err, ErrNotFound) {
-		return s.expired(c)
-	} else if err != nil {
-		return err
-	}
-	email := strings.TrimSpace(v.Get("email"))
-	if email == "" || len(email) > 320 {
-		return s.emailPage(c, id, ar, "", "Enter your email address.")
-	}
-	return s.discover(c, id, ar, email, v.Get("idp"))
 }
 
 // startUpstream sends the browser to the IdP with fresh state, nonce and

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -34,8 +35,12 @@ type Client struct {
 	RedirectURIs []string
 	// PostLogoutRedirectURIs are the only places logout may return to (S65).
 	PostLogoutRedirectURIs []string
-	// AllowedTenants lists the tenants whose users may sign in; empty or "*" means all.
+	// AllowedTenants lists the tenants whose users may sign in; "*" means
+	// all, empty means none.
 	AllowedTenants []string
+	// AllowedIdPs narrows the client to these IdPs; empty means any IdP of
+	// an allowed tenant.
+	AllowedIdPs []string
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -71,6 +76,9 @@ type Config struct {
 	IdPs []IdP
 	// Resolver finds a user's home realm.
 	Resolver *realm.Resolver
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed when
+	// establishing the client IP; empty means the peer address is the client.
+	TrustedProxies []netip.Prefix
 	// Rules holds each tenant's compiled claims rules; a missing tenant passes claims through.
 	Rules map[string]*transform.Engine
 	// Logger receives operational logs; Audit receives one event per sign-in outcome.
@@ -83,7 +91,9 @@ type client struct {
 	Client
 	secretHash   [32]byte
 	confidential bool
-	tenants      map[string]bool // nil: all
+	tenants      map[string]bool
+	allTenants   bool            // AllowedTenants holds "*"
+	idps         map[string]bool // nil: every IdP of an allowed tenant
 }
 
 func (c *client) public() bool { return !c.confidential }
@@ -94,7 +104,13 @@ func (c *client) authenticate(secret string) bool {
 	return subtle.ConstantTimeCompare(h[:], c.secretHash[:]) == 1
 }
 
-func (c *client) allowsTenant(t string) bool { return c.tenants == nil || c.tenants[t] }
+func (c *client) allowsTenant(t string) bool { return c.allTenants || c.tenants[t] }
+
+// allows reports whether the client's users may sign in through idp of
+// tenant; every source of realm discovery is filtered through it.
+func (c *client) allows(tenant, idp string) bool {
+	return c.allowsTenant(tenant) && (c.idps == nil || c.idps[idp])
+}
 
 func (c *client) hasRedirect(uri string) bool {
 	for _, r := range c.RedirectURIs {
@@ -163,15 +179,18 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 			cl.secretHash, cl.confidential = sha256.Sum256([]byte(c.Secret)), true
 		}
 		cl.Client.Secret = "" // keep only the hash (S16)
+		cl.tenants = map[string]bool{}
 		for _, t := range c.AllowedTenants {
 			if t == "*" {
-				cl.tenants = nil
-				break
-			}
-			if cl.tenants == nil {
-				cl.tenants = map[string]bool{}
+				cl.allTenants = true
 			}
 			cl.tenants[t] = true
+		}
+		if len(c.AllowedIdPs) > 0 {
+			cl.idps = map[string]bool{}
+			for _, p := range c.AllowedIdPs {
+				cl.idps[p] = true
+			}
 		}
 		s.clients[c.ID] = cl
 	}

@@ -93,6 +93,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
+	s.remember(c, idp.ID)
 	_ = s.store.Delete(ctx, ul.Request)
 	return s.finish(c, &ar, sess)
 }
@@ -141,9 +142,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 }
 
 // standardClaims maps an upstream identity to realmgate's normalized claims,
-// before the tenant's rules run. S52: an email outside the tenant's verified
-// domains is dropped when another tenant owns its domain, and marked
-// unverified when the tenant has verified domains that do not include it.
+// before the tenant's rules run.
 func (s *Server) standardClaims(sess *session) map[string]any {
 	id := sess.Identity
 	cl := map[string]any{"roles": []any{}}
@@ -157,23 +156,7 @@ func (s *Server) standardClaims(sess *session) map[string]any {
 	set("family_name", id.FamilyName)
 	set("preferred_username", id.PreferredUsername)
 	if id.Email != "" {
-		verified := id.EmailVerified
-		keep := true
-		if t, ok := s.cfg.Resolver.Tenant(sess.Tenant); ok {
-			if !s.cfg.Resolver.DomainVerified(sess.Tenant, id.Email) {
-				if d, err := realm.EmailDomain(id.Email); err == nil {
-					if owner, owned := s.cfg.Resolver.TenantForDomain(d); owned && owner != sess.Tenant {
-						keep = false
-					}
-				}
-				if len(t.Domains) > 0 {
-					verified = false
-				}
-			}
-		}
-		if keep {
-			cl["email"], cl["email_verified"] = id.Email, verified
-		}
+		cl["email"], cl["email_verified"] = id.Email, id.EmailVerified
 	}
 	if len(id.AMR) > 0 {
 		cl["amr"] = toAnySlice(id.AMR)
@@ -182,13 +165,53 @@ func (s *Server) standardClaims(sess *session) map[string]any {
 	return cl
 }
 
+// guardEmail enforces S52 on the final claims (after rules, which may set
+// email): an email in a domain another tenant verified is dropped, so tenant
+// A's IdP cannot mint identities in tenant B's domain; an email outside the
+// tenant's own verified domains is marked unverified when the tenant has any.
+func (s *Server) guardEmail(tenant string, claims map[string]any) {
+	email, _ := claims["email"].(string)
+	if email == "" {
+		if _, present := claims["email"]; present {
+			delete(claims, "email")
+			delete(claims, "email_verified")
+		}
+		return
+	}
+	if s.cfg.Resolver.DomainVerified(tenant, email) {
+		if _, ok := claims["email_verified"].(bool); !ok {
+			claims["email_verified"] = false
+		}
+		return
+	}
+	if d, err := realm.EmailDomain(email); err != nil {
+		delete(claims, "email")
+		delete(claims, "email_verified")
+		return
+	} else if owner, owned := s.cfg.Resolver.TenantForDomain(d); owned && owner != tenant {
+		delete(claims, "email")
+		delete(claims, "email_verified")
+		return
+	}
+	if t, ok := s.cfg.Resolver.Tenant(tenant); ok && len(t.Domains) > 0 {
+		claims["email_verified"] = false
+	} else if _, ok := claims["email_verified"].(bool); !ok {
+		claims["email_verified"] = false
+	}
+}
+
 func (s *Server) claimsFor(c echo.Context, clientID string, sess *session) (map[string]any, error) {
 	in := transform.Input{Upstream: sess.Identity.Claims, Claims: s.standardClaims(sess),
 		Tenant: sess.Tenant, IdP: sess.IdP, Client: clientID}
 	if in.Upstream == nil {
 		in.Upstream = map[string]any{}
 	}
-	return s.cfg.Rules[sess.Tenant].Apply(c.Request().Context(), in)
+	out, err := s.cfg.Rules[sess.Tenant].Apply(c.Request().Context(), in)
+	if err != nil {
+		return nil, err
+	}
+	s.guardEmail(sess.Tenant, out)
+	return out, nil
 }
 
 func toAnySlice(ss []string) []any {

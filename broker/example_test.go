@@ -12,12 +12,12 @@ import (
 )
 
 func ExampleNew() {
-	res, _ := realm.New([]realm.Tenant{{ID: "acme", Domains: []string{"acme.test"}, IdPs: []string{"acme-idp"}}})
+	res, _ := realm.New([]realm.Tenant{{ID: "acme", Domains: []string{"acme.test"}, IdPs: []string{"acme-idp"}}}, realm.Options{})
 	store := memstore.New()
 	defer store.Close()
 	srv, err := broker.New(context.Background(), broker.Config{
 		Issuer:   "https://login.example.com",
-		Clients:  []broker.Client{{ID: "notes", Secret: "s3cret-s3cret-s3cret-s3cret-s3cret", RedirectURIs: []string{"https://notes.example.com/cb"}}},
+		Clients:  []broker.Client{{ID: "notes", Secret: "s3cret-s3cret-s3cret-s3cret-s3cret", RedirectURIs: []string{"https://notes.example.com/cb"}, AllowedTenants: []string{"*"}}},
 		IdPs:     []broker.IdP{{ID: "acme-idp", Tenant: "acme", Name: "ACME", Connector: &fakeIdP{id: "acme-idp"}}},
 		Resolver: res,
 	}, store)

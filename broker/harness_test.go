@@ -192,16 +192,16 @@ func newEnvOn(t *testing.T, store *recordingStore, opts ...envOpt) *env {
 	res, err := realm.New([]realm.Tenant{
 		{ID: "acme", Name: "ACME <Corp>", Domains: []string{"acme.test"}, IdPs: []string{"acme-idp"}},
 		{ID: "globex", Name: "Globex", Domains: []string{"globex.test", "*.globex.test"}, IdPs: []string{"globex-idp"}},
-	})
+	}, realm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := broker.Config{
 		Issuer: e.issuer, Secret: []byte("test-secret-0123456789abcdef0123"),
 		Clients: []broker.Client{
-			{ID: "app-a", Secret: secretA, RedirectURIs: []string{appCB, "http://127.0.0.1:9000/cb"}},
-			{ID: "app-b", Secret: secretB, RedirectURIs: []string{"https://app-b.example/callback"}},
-			{ID: "pub", RedirectURIs: []string{"http://127.0.0.1:7000/cb"}},
+			{ID: "app-a", Secret: secretA, RedirectURIs: []string{appCB, "http://127.0.0.1:9000/cb"}, AllowedTenants: []string{"*"}},
+			{ID: "app-b", Secret: secretB, RedirectURIs: []string{"https://app-b.example/callback"}, AllowedTenants: []string{"*"}},
+			{ID: "pub", RedirectURIs: []string{"http://127.0.0.1:7000/cb"}, AllowedTenants: []string{"*"}},
 			{ID: "acme-only", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"acme"}},
 		},
 		IdPs: []broker.IdP{

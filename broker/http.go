@@ -5,7 +5,9 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,6 +29,13 @@ func (s *Server) routes() *echo.Echo {
 	// Forwarded headers are not trusted until trusted proxies are configured:
 	// the client IP used for audit and rate limits is the peer address.
 	e.IPExtractor = echo.ExtractIPDirect()
+	if len(s.cfg.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, p := range s.cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(netipToIPNet(p)))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.middleware)
 	e.GET(s.path("/.well-known/openid-configuration"), s.discovery)
@@ -35,6 +44,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST(s.path("/authorize"), s.authorize)
 	e.GET(s.path("/login"), s.loginPage)
 	e.POST(s.path("/login"), s.loginSubmit)
+	e.GET(s.path("/login/forget"), s.forget)
 	e.GET(s.path("/callback/:idp"), s.callback)
 	e.POST(s.path("/callback/:idp"), s.callback)
 	e.POST(s.path("/token"), s.token)
@@ -117,8 +127,9 @@ func (s *Server) unavailable(c echo.Context) error {
 type pageData struct {
 	Title, Message, Detail, RequestID string
 	Client, Action, Request, Email    string
-	Tenant                            string
+	Tenant, Forget                    string
 	IdPs                              []IdP
+	Remembered                        *IdP
 }
 
 func (s *Server) render(c echo.Context, status int, name string, d pageData) error {
@@ -138,4 +149,8 @@ func (s *Server) readyz(c echo.Context) error {
 		return c.String(http.StatusServiceUnavailable, "store unreachable\n")
 	}
 	return c.String(http.StatusOK, "ready\n")
+}
+
+func netipToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

@@ -7,9 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+
 	"github.com/realmgate/realmgate/broker/redisstore"
 	"github.com/realmgate/realmgate/internal/redistest"
 )
+
+func init() {
+	// The outage test makes go-redis log every refused dial; keep output readable.
+	redis.SetLogger(logging.NewBlacklistLogger([]string{"failed to dial"}))
+}
 
 // TestRedis_FlowOnStandaloneAndCluster runs a whole sign-in, refresh and
 // reuse detection on the Redis store: a real redis-server and a real

@@ -10,7 +10,7 @@ func ExampleResolver_Resolve() {
 	r, err := realm.New([]realm.Tenant{
 		{ID: "contoso", Domains: []string{"contoso.com", "*.contoso.com"}, IdPs: []string{"contoso-entra"}},
 		{ID: "consumers", Default: true, IdPs: []string{"github", "google"}},
-	})
+	}, realm.Options{})
 	if err != nil {
 		panic(err)
 	}

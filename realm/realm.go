@@ -1,23 +1,58 @@
 // Package realm performs home-realm discovery: it turns what is known about
-// a sign-in request (hints, the typed email) into a tenant and the identity
-// providers that may authenticate its users. It depends on no other package
-// of realmgate.
+// a sign-in request (hints, the typed email, the host, the client address,
+// the remembered choice) into a tenant and the identity providers that may
+// authenticate its users. It depends on no other package of realmgate.
+//
+// Precedence, highest first (each source is skipped when it names a tenant
+// or IdP the client may not use, so a hint never reaches a forbidden IdP):
+//
+//  1. idp_hint (or kc_idp_hint) naming an IdP
+//  2. domain_hint (or whr)
+//  3. the email domain of login_hint, or of the email typed on the page
+//  4. the request host's subdomain: <subdomain>.<base_domain>
+//  5. the client IP inside a tenant's ip_ranges
+//  6. the signed remembered-choice cookie
+//  7. otherwise ErrNoMatch: the discovery page asks
+//
+// An email whose domain matches no tenant goes to the default tenant when one
+// is configured.
 package realm
 
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // Errors returned by Resolve.
 var (
-	// ErrNoMatch means nothing in the request points to a tenant and no
-	// default tenant is configured: the user must be asked (discovery page).
+	// ErrNoMatch means nothing in the request points to a tenant: the user
+	// must be asked (discovery page).
 	ErrNoMatch = errors.New("realm: no tenant matches")
-	// ErrInvalidHint means a hint was syntactically unusable (not an email, empty domain).
+	// ErrInvalidHint means an email or domain was syntactically unusable.
 	ErrInvalidHint = errors.New("realm: invalid hint")
+	// ErrNotAllowed means the request pointed only to tenants or IdPs the
+	// client may not use.
+	ErrNotAllowed = errors.New("realm: tenant not allowed for this client")
+)
+
+// Source names where a result came from.
+type Source string
+
+// The sources, in precedence order.
+const (
+	SourceIdPHint    Source = "idp_hint"
+	SourceDomainHint Source = "domain_hint"
+	SourceLoginHint  Source = "login_hint"
+	SourceSubdomain  Source = "subdomain"
+	SourceIP         Source = "ip_range"
+	SourceCookie     Source = "cookie"
+	SourceDefault    Source = "default_tenant"
 )
 
 // Tenant is what the resolver knows of one tenant.
@@ -27,79 +62,182 @@ type Tenant struct {
 	// Name is the tenant's display name.
 	Name string
 	// Domains are the tenant's verified email domains; "*.example.com"
-	// matches true subdomains of example.com.
+	// matches true subdomains of example.com (not example.com itself).
 	Domains []string
+	// Subdomain routes <Subdomain>.<base domain> to the tenant.
+	Subdomain string
+	// IPRanges route clients inside them to the tenant.
+	IPRanges []netip.Prefix
 	// IdPs lists the ids of the tenant's identity providers, in configured order.
 	IdPs []string
 	// Default marks the tenant that receives users whose domain matches no tenant.
 	Default bool
 }
 
+// Options configure a Resolver.
+type Options struct {
+	// BaseDomain is the parent of tenant subdomains, such as login.example.com.
+	BaseDomain string
+}
+
 // Request is what the resolver may use to find a user's realm.
 type Request struct {
+	// IdPHint names an IdP directly (idp_hint, kc_idp_hint).
+	IdPHint string
+	// DomainHint names an email domain (domain_hint, whr).
+	DomainHint string
 	// LoginHint is the OIDC login_hint or the email typed on the discovery page.
 	LoginHint string
+	// Host is the request's Host header (port allowed).
+	Host string
+	// ClientIP is the client's address as established by the caller (after
+	// trusted-proxy handling); the zero Addr means unknown.
+	ClientIP netip.Addr
+	// RememberedIdP is the IdP id from the remembered-choice cookie, whose
+	// signature the caller has already verified.
+	RememberedIdP string
+	// Allowed reports whether the client may use an IdP of a tenant; nil allows all.
+	Allowed func(tenant, idp string) bool
 }
 
 // Result names the tenant found and the IdPs that may authenticate the user.
 type Result struct {
 	// Tenant is the resolved tenant id.
 	Tenant string
-	// IdPs are the candidate IdPs; more than one means the user chooses.
+	// IdPs are the candidate IdPs the client may use; more than one means the user chooses.
 	IdPs []string
+	// IdP is set when the source named one IdP (idp_hint, cookie).
+	IdP string
+	// Source says which source decided.
+	Source Source
 }
 
-// Resolver maps requests to tenants. It is immutable and safe for concurrent use.
+// Resolver maps requests to tenants. It is immutable and safe for concurrent
+// use; lookups cost a few map probes whatever the number of tenants.
 type Resolver struct {
-	tenants  map[string]Tenant
-	exact    map[string]string // domain -> tenant
-	wildcard map[string]string // parent domain of "*.parent" -> tenant
-	idpOwner map[string]string // idp -> tenant
-	def      string
+	tenants    map[string]*Tenant
+	exact      map[string]string // domain -> tenant
+	wildcard   map[string]string // parent domain of "*.parent" -> tenant
+	subdomains map[string]string
+	idpOwner   map[string]string // idp -> tenant
+	ipBits     []int             // distinct prefix lengths, longest first
+	ipv4, ipv6 map[netip.Prefix]string
+	baseDomain string
+	def        string
 }
 
-// New builds a Resolver. It refuses a domain or IdP claimed by two tenants.
-func New(tenants []Tenant) (*Resolver, error) {
+// New builds a Resolver. It refuses a domain, subdomain, IP range or IdP
+// claimed by two tenants, naming both.
+func New(tenants []Tenant, opts Options) (*Resolver, error) {
 	r := &Resolver{
-		tenants:  make(map[string]Tenant, len(tenants)),
-		exact:    make(map[string]string),
-		wildcard: make(map[string]string),
-		idpOwner: make(map[string]string),
+		tenants:    make(map[string]*Tenant, len(tenants)),
+		exact:      make(map[string]string, len(tenants)),
+		wildcard:   make(map[string]string),
+		subdomains: make(map[string]string),
+		idpOwner:   make(map[string]string, len(tenants)),
+		ipv4:       make(map[netip.Prefix]string),
+		ipv6:       make(map[netip.Prefix]string),
 	}
-	for _, t := range tenants {
-		if _, dup := r.tenants[t.ID]; dup {
-			return nil, fmt.Errorf("realm: tenant %q defined twice", t.ID)
+	if opts.BaseDomain != "" {
+		bd, err := NormalizeDomain(opts.BaseDomain)
+		if err != nil {
+			return nil, fmt.Errorf("realm: base domain: %w", err)
 		}
-		r.tenants[t.ID] = t
+		r.baseDomain = bd
+	}
+	bits := map[int]bool{}
+	var errs []error
+	for i := range tenants {
+		t := tenants[i]
+		if _, dup := r.tenants[t.ID]; dup {
+			errs = append(errs, fmt.Errorf("realm: tenant %q defined twice", t.ID))
+			continue
+		}
+		r.tenants[t.ID] = &t
 		if t.Default {
 			if r.def != "" {
-				return nil, fmt.Errorf("realm: tenants %q and %q are both default", r.def, t.ID)
+				errs = append(errs, fmt.Errorf("realm: tenants %q and %q are both default", r.def, t.ID))
 			}
 			r.def = t.ID
 		}
 		for _, d := range t.Domains {
-			m, key := r.exact, NormalizeDomain(d)
-			if rest, ok := strings.CutPrefix(key, "*."); ok {
-				m, key = r.wildcard, rest
+			m, raw := r.exact, d
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(d), "*."); ok {
+				m, raw = r.wildcard, rest
+			}
+			key, err := NormalizeDomain(raw)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("realm: tenant %q: domain %q: %w", t.ID, d, err))
+				continue
 			}
 			if other, dup := m[key]; dup && other != t.ID {
-				return nil, fmt.Errorf("realm: domain %q claimed by tenants %q and %q", d, other, t.ID)
+				errs = append(errs, fmt.Errorf("realm: domain %q claimed by tenants %q and %q", d, other, t.ID))
+				continue
 			}
 			m[key] = t.ID
 		}
+		if t.Subdomain != "" {
+			sd := strings.ToLower(t.Subdomain)
+			if other, dup := r.subdomains[sd]; dup {
+				errs = append(errs, fmt.Errorf("realm: subdomain %q claimed by tenants %q and %q", sd, other, t.ID))
+			}
+			r.subdomains[sd] = t.ID
+		}
+		for _, p := range t.IPRanges {
+			p = p.Masked()
+			m := r.ipv4
+			if p.Addr().Is6() {
+				m = r.ipv6
+			}
+			if other, dup := m[p]; dup && other != t.ID {
+				errs = append(errs, fmt.Errorf("realm: ip range %s claimed by tenants %q and %q", p, other, t.ID))
+			}
+			m[p] = t.ID
+			bits[p.Bits()] = true
+		}
 		for _, idp := range t.IdPs {
 			if other, dup := r.idpOwner[idp]; dup {
-				return nil, fmt.Errorf("realm: idp %q belongs to tenants %q and %q", idp, other, t.ID)
+				errs = append(errs, fmt.Errorf("realm: idp %q belongs to tenants %q and %q", idp, other, t.ID))
 			}
 			r.idpOwner[idp] = t.ID
 		}
 	}
+	for b := range bits {
+		r.ipBits = append(r.ipBits, b)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(r.ipBits)))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
-// NormalizeDomain lower-cases d and drops a trailing dot.
-func NormalizeDomain(d string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+// NormalizeDomain lower-cases d, drops a trailing dot and converts an
+// internationalized name to its ASCII (punycode) form.
+func NormalizeDomain(d string) (string, error) {
+	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
+	if d == "" {
+		return "", fmt.Errorf("%w: empty domain", ErrInvalidHint)
+	}
+	if isLowerASCIIHost(d) {
+		return d, nil
+	}
+	a, err := idna.Lookup.ToASCII(d)
+	if err != nil {
+		return "", fmt.Errorf("%w: domain %q: %v", ErrInvalidHint, d, err)
+	}
+	return a, nil
+}
+
+// isLowerASCIIHost is the fast path: already normalized.
+func isLowerASCIIHost(d string) bool {
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return !strings.Contains(d, "xn--") && !strings.HasPrefix(d, ".") && !strings.Contains(d, "..")
 }
 
 // EmailDomain returns the normalized domain part of an email address.
@@ -108,13 +246,12 @@ func EmailDomain(email string) (string, error) {
 	if at <= 0 || at == len(email)-1 {
 		return "", fmt.Errorf("%w: %q is not an email address", ErrInvalidHint, email)
 	}
-	return NormalizeDomain(email[at+1:]), nil
+	return NormalizeDomain(email[at+1:])
 }
 
 // TenantForDomain returns the tenant that verified domain: an exact match
-// first, then the longest wildcard parent.
+// first, then the longest wildcard parent. domain must be normalized.
 func (r *Resolver) TenantForDomain(domain string) (string, bool) {
-	domain = NormalizeDomain(domain)
 	if t, ok := r.exact[domain]; ok {
 		return t, true
 	}
@@ -130,32 +267,149 @@ func (r *Resolver) TenantForDomain(domain string) (string, bool) {
 	}
 }
 
-// Resolve finds the tenant for req. Precedence (issue 2, minimal): the email
-// domain of the login hint, then the default tenant.
+func (r *Resolver) tenantForHost(host string) (string, bool) {
+	if r.baseDomain == "" || host == "" {
+		return "", false
+	}
+	if h, _, ok := strings.Cut(host, ":"); ok && !strings.Contains(host, "]") {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	sub, ok := strings.CutSuffix(host, "."+r.baseDomain)
+	if !ok || sub == "" || strings.Contains(sub, ".") {
+		return "", false
+	}
+	t, ok := r.subdomains[sub]
+	return t, ok
+}
+
+func (r *Resolver) tenantForIP(ip netip.Addr) (string, bool) {
+	if !ip.IsValid() || len(r.ipBits) == 0 {
+		return "", false
+	}
+	ip = ip.Unmap()
+	m := r.ipv4
+	if ip.Is6() {
+		m = r.ipv6
+	}
+	for _, b := range r.ipBits {
+		if b > ip.BitLen() {
+			continue
+		}
+		p, err := ip.Prefix(b)
+		if err != nil {
+			continue
+		}
+		if t, ok := m[p]; ok {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+// Resolve finds the tenant for req following the package's precedence.
 func (r *Resolver) Resolve(req Request) (Result, error) {
+	// refused records that something the user or client named explicitly
+	// (a hint, an email, the host) pointed only to forbidden tenants; a
+	// stale cookie or an IP range falls through silently.
+	refused := false
+	try := func(tenant, idp string, src Source) (Result, bool) {
+		res, ok := r.result(tenant, idp, src, req.Allowed)
+		if !ok && src != SourceCookie && src != SourceIP {
+			refused = true
+		}
+		return res, ok
+	}
+	if req.IdPHint != "" {
+		if t, ok := r.idpOwner[req.IdPHint]; ok {
+			if res, ok := try(t, req.IdPHint, SourceIdPHint); ok {
+				return res, nil
+			}
+		}
+	}
+	if req.DomainHint != "" {
+		if d, err := NormalizeDomain(req.DomainHint); err == nil {
+			if t, ok := r.TenantForDomain(d); ok {
+				if res, ok := try(t, "", SourceDomainHint); ok {
+					return res, nil
+				}
+			}
+		}
+	}
 	if req.LoginHint != "" {
-		domain, err := EmailDomain(req.LoginHint)
+		d, err := EmailDomain(req.LoginHint)
 		if err != nil {
 			return Result{}, err
 		}
-		if t, ok := r.TenantForDomain(domain); ok {
-			return r.result(t), nil
+		t, ok := r.TenantForDomain(d)
+		src := SourceLoginHint
+		if !ok && r.def != "" {
+			t, ok, src = r.def, true, SourceDefault
 		}
-		if r.def != "" {
-			return r.result(r.def), nil
+		if ok {
+			if res, ok := try(t, "", src); ok {
+				return res, nil
+			}
 		}
+	}
+	if t, ok := r.tenantForHost(req.Host); ok {
+		if res, ok := try(t, "", SourceSubdomain); ok {
+			return res, nil
+		}
+	}
+	if t, ok := r.tenantForIP(req.ClientIP); ok {
+		if res, ok := try(t, "", SourceIP); ok {
+			return res, nil
+		}
+	}
+	if req.RememberedIdP != "" {
+		if t, ok := r.idpOwner[req.RememberedIdP]; ok {
+			if res, ok := try(t, req.RememberedIdP, SourceCookie); ok {
+				return res, nil
+			}
+		}
+	}
+	if refused {
+		return Result{}, ErrNotAllowed
 	}
 	return Result{}, ErrNoMatch
 }
 
-func (r *Resolver) result(tenant string) Result {
-	return Result{Tenant: tenant, IdPs: append([]string(nil), r.tenants[tenant].IdPs...)}
+// result builds a Result holding only the IdPs the client may use; ok is
+// false when none remains.
+func (r *Resolver) result(tenant, idp string, src Source, allowed func(string, string) bool) (Result, bool) {
+	t := r.tenants[tenant]
+	res := Result{Tenant: tenant, Source: src}
+	if idp != "" {
+		if allowed != nil && !allowed(tenant, idp) {
+			return Result{}, false
+		}
+		res.IdP, res.IdPs = idp, []string{idp}
+		return res, true
+	}
+	for _, p := range t.IdPs {
+		if allowed == nil || allowed(tenant, p) {
+			res.IdPs = append(res.IdPs, p)
+		}
+	}
+	return res, len(res.IdPs) > 0
 }
 
 // Tenant returns the tenant with the given id.
 func (r *Resolver) Tenant(id string) (Tenant, bool) {
 	t, ok := r.tenants[id]
-	return t, ok
+	if !ok {
+		return Tenant{}, false
+	}
+	return *t, true
+}
+
+// DefaultTenant returns the default tenant, if one is configured.
+func (r *Resolver) DefaultTenant() (Tenant, bool) {
+	if r.def == "" {
+		return Tenant{}, false
+	}
+	return r.Tenant(r.def)
 }
 
 // TenantOfIdP returns the tenant that owns the IdP: the only source of the
@@ -180,8 +434,8 @@ func (r *Resolver) DomainVerified(tenant, email string) bool {
 func (r *Resolver) Tenants() []Tenant {
 	out := make([]Tenant, 0, len(r.tenants))
 	for _, t := range r.tenants {
-		out = append(out, t)
+		out = append(out, *t)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }

@@ -11,7 +11,7 @@ func testResolver(t *testing.T, def bool) *Resolver {
 		{ID: "acme", Domains: []string{"acme.test", "*.acme.test"}, IdPs: []string{"acme-idp", "acme-saml"}},
 		{ID: "eu", Domains: []string{"eu.acme.test"}, IdPs: []string{"eu-idp"}},
 		{ID: "consumers", Default: def, IdPs: []string{"github"}},
-	})
+	}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestNew_S51_Conflicts(t *testing.T) {
 		{"two defaults", []Tenant{{ID: "a", Default: true}, {ID: "b", Default: true}}},
 		{"tenant twice", []Tenant{{ID: "a"}, {ID: "a"}}},
 	} {
-		if _, err := New(tc.tenants); err == nil {
+		if _, err := New(tc.tenants, Options{}); err == nil {
 			t.Errorf("New(%s) = nil error, want a conflict", tc.name)
 		}
 	}

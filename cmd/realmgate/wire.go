@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 
 	"github.com/realmgate/realmgate/broker"
@@ -101,7 +102,14 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 	var tenants []realm.Tenant
 	var idps []broker.IdP
 	for _, t := range cfg.Tenants {
-		rt := realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Default: t.Default}
+		rt := realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Subdomain: t.Subdomain, Default: t.Default}
+		for _, r := range t.IPRanges {
+			p, err := netip.ParsePrefix(r)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %s: ip range %q: %w", t.ID, r, err)
+			}
+			rt.IPRanges = append(rt.IPRanges, p)
+		}
 		for i := range t.Providers {
 			p := &t.Providers[i]
 			conn, err := connector(p, logger)
@@ -124,7 +132,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		}
 		tenants = append(tenants, rt)
 	}
-	res, err := realm.New(tenants)
+	res, err := realm.New(tenants, realm.Options{BaseDomain: cfg.BaseDomain})
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +143,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 	clients := make([]broker.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		clients = append(clients, broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
-			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants})
+			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs})
 	}
 	bc := broker.Config{
 		Issuer: cfg.Issuer, Algorithm: cfg.Keys.Algorithm, RotateEvery: cfg.Keys.RotateEvery.Duration(),
@@ -144,6 +152,13 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
 		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Logger: logger, Audit: audit,
+	}
+	for _, p := range cfg.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: %w", p, err)
+		}
+		bc.TrustedProxies = append(bc.TrustedProxies, pfx)
 	}
 	if cfg.Keys.Secret != "" {
 		bc.Secret = []byte(cfg.Keys.Secret)
