@@ -129,8 +129,9 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 
-	// SSO: a live session skips the upstream unless the client forces a login.
-	if !ar.ForceLogin {
+	// SSO: a live session skips the upstream unless the client forces a
+	// login or asks the user to pick an account (OIDC Core §3.1.2.1).
+	if !ar.ForceLogin && !slices.Contains(prompts, "select_account") {
 		sess, err := s.currentSession(c)
 		if err != nil {
 			return err
@@ -267,14 +268,14 @@ func (s *Server) ensureBinding(c echo.Context) string {
 	if s.secure {
 		// SameSite=None requires Secure; browsers send it on the IdP's
 		// cross-site POST back to us. Only set on https issuers.
-		c.SetCookie(&http.Cookie{Name: bindingCookieCrossSite, Value: v, Path: s.path("/"),
+		c.SetCookie(&http.Cookie{Name: bindingCookieCrossSite, Value: v, Path: s.path("/"), Domain: s.cfg.CookieDomain,
 			HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
 	}
 	return v
 }
 
 func (s *Server) setCookie(c echo.Context, name, value string, maxAge int) {
-	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: s.path("/"), MaxAge: maxAge,
+	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: s.path("/"), Domain: s.cfg.CookieDomain, MaxAge: maxAge,
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 

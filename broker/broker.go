@@ -76,6 +76,11 @@ type Config struct {
 	IdPs []IdP
 	// Resolver finds a user's home realm.
 	Resolver *realm.Resolver
+	// CookieDomain, when set, scopes the broker's cookies to this domain and
+	// its subdomains, so a sign-in started on <tenant>.<base domain> and
+	// completed on the issuer host shares its browser binding. cmd sets it to
+	// the base domain when the issuer host is within it.
+	CookieDomain string
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed when
 	// establishing the client IP; empty means the peer address is the client.
 	TrustedProxies []netip.Prefix

@@ -53,12 +53,12 @@ func (s *Server) rememberedIdP(c echo.Context) string {
 // remember sets the remembered-choice cookie after a successful sign-in.
 func (s *Server) remember(c echo.Context, idp string) {
 	v := idp + "." + base64.RawURLEncoding.EncodeToString(s.keyer.mac("remember", idp))
-	c.SetCookie(&http.Cookie{Name: rememberCookie, Value: v, Path: s.path("/"), MaxAge: rememberMaxAge,
+	c.SetCookie(&http.Cookie{Name: rememberCookie, Value: v, Path: s.path("/"), Domain: s.cfg.CookieDomain, MaxAge: rememberMaxAge,
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 
 func (s *Server) forgetCookie(c echo.Context) {
-	c.SetCookie(&http.Cookie{Name: rememberCookie, Value: "", Path: s.path("/"), MaxAge: -1,
+	c.SetCookie(&http.Cookie{Name: rememberCookie, Value: "", Path: s.path("/"), Domain: s.cfg.CookieDomain, MaxAge: -1,
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 
@@ -91,6 +91,10 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 		return s.discoveryPage(c, id, ar, req.LoginHint, "Your organization has no sign-in method configured yet.")
 	case len(idps) == 1:
 		return s.startUpstream(c, id, ar, idps[0], req.LoginHint)
+	}
+	ar.Offered = res.IdPs
+	if err := s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL); err != nil {
+		return err
 	}
 	t, _ := s.cfg.Resolver.Tenant(res.Tenant)
 	return s.render(c, http.StatusOK, "choose", pageData{Title: "Choose a sign-in method", Action: s.path("/login"),
@@ -189,7 +193,7 @@ func (s *Server) loginSubmit(c echo.Context) error {
 		return s.discoveryPage(c, id, ar, "", "Enter your email address.")
 	}
 	if choice := v.Get("idp"); choice != "" {
-		offered := s.globalIdPs(cl)
+		offered := append(s.globalIdPs(cl), s.idpList(ar.Offered)...)
 		if r := s.rememberedIdP(c); r != "" {
 			offered = append(offered, s.idps[r])
 		}

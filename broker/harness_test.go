@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -145,8 +146,11 @@ type env struct {
 	store  *recordingStore
 	acme   *fakeIdP
 	globex *fakeIdP
-	clock  *clock
-	issuer string
+	// initechA and initechB are the two IdPs of tenant initech; social is
+	// the default tenant's IdP.
+	initechA, initechB, social *fakeIdP
+	clock                      *clock
+	issuer                     string
 }
 
 type clock struct {
@@ -189,10 +193,16 @@ func newEnvOn(t *testing.T, store *recordingStore, opts ...envOpt) *env {
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	e.issuer = e.srv.URL
+	e.initechA, e.initechB = &fakeIdP{id: "initech-a", ident: providers.Identity{Subject: "peter", Email: "peter@initech.test", EmailVerified: true}},
+		&fakeIdP{id: "initech-b", ident: providers.Identity{Subject: "peter-b", Email: "peter@initech.test", EmailVerified: true}}
+	e.social = &fakeIdP{id: "social", ident: providers.Identity{Subject: "gh-1", Email: "someone@gmail.example", EmailVerified: true}}
 	res, err := realm.New([]realm.Tenant{
 		{ID: "acme", Name: "ACME <Corp>", Domains: []string{"acme.test"}, IdPs: []string{"acme-idp"}},
 		{ID: "globex", Name: "Globex", Domains: []string{"globex.test", "*.globex.test"}, IdPs: []string{"globex-idp"}},
-	}, realm.Options{})
+		{ID: "initech", Name: `<img src=x onerror=alert(1)> Initech`, Domains: []string{"initech.test"}, Subdomain: "initech",
+			IPRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, IdPs: []string{"initech-a", "initech-b"}},
+		{ID: "consumers", Name: "Personal accounts", Default: true, IdPs: []string{"social"}},
+	}, realm.Options{BaseDomain: "login.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,10 +213,15 @@ func newEnvOn(t *testing.T, store *recordingStore, opts ...envOpt) *env {
 			{ID: "app-b", Secret: secretB, RedirectURIs: []string{"https://app-b.example/callback"}, AllowedTenants: []string{"*"}},
 			{ID: "pub", RedirectURIs: []string{"http://127.0.0.1:7000/cb"}, AllowedTenants: []string{"*"}},
 			{ID: "acme-only", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"acme"}},
+			{ID: "no-social", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"*"},
+				AllowedIdPs: []string{"acme-idp", "globex-idp", "initech-a"}},
 		},
 		IdPs: []broker.IdP{
 			{ID: "acme-idp", Tenant: "acme", Name: "ACME SSO", Connector: e.acme},
 			{ID: "globex-idp", Tenant: "globex", Name: "Globex SSO", Connector: e.globex},
+			{ID: "initech-a", Tenant: "initech", Name: "Initech Entra", Connector: e.initechA},
+			{ID: "initech-b", Tenant: "initech", Name: `Initech "AD FS" <b>`, Connector: e.initechB},
+			{ID: "social", Tenant: "consumers", Name: "GitHub", Connector: e.social},
 		},
 		Resolver: res,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -215,6 +230,15 @@ func newEnvOn(t *testing.T, store *recordingStore, opts ...envOpt) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	// An option may replace the resolver with fewer tenants: keep only the
+	// IdPs it still knows.
+	known := cfg.IdPs[:0:0]
+	for _, p := range cfg.IdPs {
+		if owner, ok := cfg.Resolver.TenantOfIdP(p.ID); ok && owner == p.Tenant {
+			known = append(known, p)
+		}
+	}
+	cfg.IdPs = known
 	b, err := broker.New(context.Background(), cfg, store)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/realmgate/realmgate/providers"
@@ -29,6 +30,9 @@ type authRequest struct {
 	ForceLogin    bool      `json:"fl,omitempty"`
 	Binding       []byte    `json:"b"`
 	Created       time.Time `json:"t"`
+	// Offered lists the IdPs of the tenant choice page shown for this
+	// request: a later choice must be one of them (or a global one).
+	Offered []string `json:"o,omitempty"`
 }
 
 // upstreamLogin is the state of one round trip to an upstream IdP.
@@ -54,6 +58,163 @@ type session struct {
 	AuthTime time.Time          `json:"at"`
 }
 
+// The stored form of a session is compact, because sessions are the records
+// that stay longest in the store (one per signed-in browser, for the whole
+// session lifetime):
+//   - short member names, empty members left out;
+//   - an identity field that repeats the upstream claim of the same meaning
+//     (email and "email", ...) is left out and restored from the claim;
+//   - the upstream claims that belong to one protocol exchange and mean
+//     nothing afterwards (nonce, at_hash, c_hash) are not kept.
+//
+// Sessions written in the earlier long form ("id") are still read.
+
+// sessionWire is the stored form of a session.
+type sessionWire struct {
+	SID      string              `json:"sid"`
+	Tenant   string              `json:"tid"`
+	IdP      string              `json:"idp"`
+	Subject  string              `json:"sub"`
+	AuthTime time.Time           `json:"at"`
+	Identity *identityWire       `json:"i,omitempty"`
+	Long     *providers.Identity `json:"id,omitempty"` // the earlier long form, read only
+}
+
+// identityWire is providers.Identity without what its claims already say:
+// a nil field is restored from its claim (see claimFields).
+type identityWire struct {
+	Issuer            *string        `json:"is,omitempty"`
+	Subject           *string        `json:"s,omitempty"`
+	Email             *string        `json:"e,omitempty"`
+	EmailVerified     *bool          `json:"ev,omitempty"`
+	Name              *string        `json:"n,omitempty"`
+	GivenName         *string        `json:"gn,omitempty"`
+	FamilyName        *string        `json:"fn,omitempty"`
+	PreferredUsername *string        `json:"pu,omitempty"`
+	ACR               *string        `json:"acr,omitempty"`
+	AMR               []string       `json:"amr,omitempty"`
+	AMRSet            bool           `json:"amrs,omitempty"` // AMR differs from the amr claim although empty
+	AuthTime          *time.Time     `json:"at,omitempty"`   // nil: the session's auth time
+	Claims            map[string]any `json:"c,omitempty"`
+}
+
+// exchangeClaims are upstream claims bound to one token exchange.
+var exchangeClaims = []string{"nonce", "at_hash", "c_hash"}
+
+// claimFields pairs the identity's string fields with their claims.
+func claimFields(id *providers.Identity, w *identityWire) []struct {
+	claim string
+	field *string
+	wire  **string
+} {
+	return []struct {
+		claim string
+		field *string
+		wire  **string
+	}{
+		{"iss", &id.Issuer, &w.Issuer}, {"sub", &id.Subject, &w.Subject}, {"email", &id.Email, &w.Email},
+		{"name", &id.Name, &w.Name}, {"given_name", &id.GivenName, &w.GivenName},
+		{"family_name", &id.FamilyName, &w.FamilyName}, {"preferred_username", &id.PreferredUsername, &w.PreferredUsername},
+		{"acr", &id.ACR, &w.ACR},
+	}
+}
+
+// MarshalJSON writes the compact stored form.
+func (s session) MarshalJSON() ([]byte, error) {
+	id := s.Identity
+	w := &identityWire{Claims: id.Claims}
+	for _, k := range exchangeClaims {
+		if _, ok := id.Claims[k]; ok {
+			w.Claims = make(map[string]any, len(id.Claims))
+			for ck, cv := range id.Claims {
+				if !slices.Contains(exchangeClaims, ck) {
+					w.Claims[ck] = cv
+				}
+			}
+			break
+		}
+	}
+	for _, f := range claimFields(&id, w) {
+		c, isString := id.Claims[f.claim].(string)
+		if (isString && c == *f.field) || (!isString && *f.field == "") {
+			continue // restored from the claim
+		}
+		v := *f.field
+		*f.wire = &v
+	}
+	if c, isBool := id.Claims["email_verified"].(bool); !(isBool && c == id.EmailVerified) && !(!isBool && !id.EmailVerified) {
+		v := id.EmailVerified
+		w.EmailVerified = &v
+	}
+	if c, isList := stringList(id.Claims["amr"]); !(isList && slices.Equal(c, id.AMR)) && !(!isList && len(id.AMR) == 0) {
+		w.AMR, w.AMRSet = id.AMR, len(id.AMR) == 0
+	}
+	if !id.AuthTime.Equal(s.AuthTime) {
+		t := id.AuthTime
+		w.AuthTime = &t
+	}
+	return json.Marshal(sessionWire{SID: s.SID, Tenant: s.Tenant, IdP: s.IdP, Subject: s.Subject, AuthTime: s.AuthTime, Identity: w})
+}
+
+// UnmarshalJSON reads the compact form and the earlier long form.
+func (s *session) UnmarshalJSON(b []byte) error {
+	var w sessionWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*s = session{SID: w.SID, Tenant: w.Tenant, IdP: w.IdP, Subject: w.Subject, AuthTime: w.AuthTime}
+	switch {
+	case w.Identity != nil:
+		iw := w.Identity
+		id := &s.Identity
+		id.Claims = iw.Claims
+		for _, f := range claimFields(id, iw) {
+			if *f.wire != nil {
+				*f.field = **f.wire
+			} else {
+				*f.field, _ = id.Claims[f.claim].(string)
+			}
+		}
+		if iw.EmailVerified != nil {
+			id.EmailVerified = *iw.EmailVerified
+		} else {
+			id.EmailVerified, _ = id.Claims["email_verified"].(bool)
+		}
+		if iw.AMR != nil || iw.AMRSet {
+			id.AMR = iw.AMR
+		} else {
+			id.AMR, _ = stringList(id.Claims["amr"])
+		}
+		id.AuthTime = s.AuthTime
+		if iw.AuthTime != nil {
+			id.AuthTime = *iw.AuthTime
+		}
+	case w.Long != nil:
+		s.Identity = *w.Long
+	}
+	return nil
+}
+
+// stringList returns v as a list of strings if it is one ([]string, or
+// []any holding only strings, as JSON decodes it).
+func stringList(v any) ([]string, bool) {
+	switch l := v.(type) {
+	case []string:
+		return l, true
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, e := range l {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
 // grant is what a code redeems and what a refresh-token family carries.
 type grant struct {
 	ClientID    string         `json:"cid"`
@@ -67,7 +228,9 @@ type grant struct {
 	IdP         string         `json:"idp"`
 	AuthTime    time.Time      `json:"at"`
 	Claims      map[string]any `json:"cl"`
-	Created     time.Time      `json:"t"`
+	// Created bounds a code's life (S08); a refresh-token family's copy of
+	// the grant leaves it out.
+	Created time.Time `json:"t,omitzero"`
 }
 
 // storeErr wraps any store error other than not-found as unavailability, so

@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"sort"
+	"strings"
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/broker/redisstore"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/providers/github"
+	"github.com/realmgate/realmgate/providers/oauth2"
 	"github.com/realmgate/realmgate/providers/oidc"
+	"github.com/realmgate/realmgate/providers/saml"
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
@@ -41,21 +46,59 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 }
 
 // connector builds the upstream connector for one configured provider.
-func connector(p *config.Provider, logger *slog.Logger) (providers.Connector, error) {
+// issuer is the broker's issuer: SAML SP URLs (entityID, ACS) derive from it.
+func connector(p *config.Provider, issuer string, logger *slog.Logger) (providers.Connector, error) {
 	switch p.Type {
 	case config.ProviderOIDC:
 		return oidc.New(oidc.Config{ID: p.ID, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 			Scopes: p.Scopes, Logger: logger})
 	case config.ProviderGoogle:
-		// Google is an OpenID Provider; its issuer is fixed (and overridable for tests).
+		// Google is an OpenID Provider; its issuer is fixed (and overridable
+		// for tests). The hd claim stays in the upstream claims for rules.
 		iss := p.Issuer
 		if iss == "" {
 			iss = "https://accounts.google.com"
 		}
 		return oidc.New(oidc.Config{ID: p.ID, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 			Scopes: p.Scopes, Logger: logger})
+	case config.ProviderMicrosoft:
+		// Entra ID multi-tenant: the ID token's iss is checked against the
+		// template with its own tid substituted (S23). Issuer pins one directory.
+		iss := p.Issuer
+		if iss == "" {
+			iss = "https://login.microsoftonline.com/" + oidc.TenantPlaceholder + "/v2.0"
+		}
+		return oidc.New(oidc.Config{ID: p.ID, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+			Scopes: p.Scopes, Logger: logger})
+	case config.ProviderGitHub:
+		return github.New(github.Config{ID: p.ID, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
+			Logger: logger})
+	case config.ProviderOAuth2:
+		return oauth2.New(oauth2.Config{ID: p.ID, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
+			AuthURL: p.AuthURL, TokenURL: p.TokenURL, UserInfoURL: p.UserInfoURL, Logger: logger})
+	case config.ProviderSAML:
+		return samlConnector(p, issuer, logger)
 	}
 	return nil, fmt.Errorf("provider %q: type %q: %w", p.ID, p.Type, errUnsupportedProvider)
+}
+
+// samlConnector builds a SAML SP for one IdP. Its stable URLs, which the
+// tenant admin registers, are <issuer>/saml/<id>/metadata (also the SP
+// entityID) and <issuer>/saml/<id>/acs.
+func samlConnector(p *config.Provider, issuer string, logger *slog.Logger) (providers.Connector, error) {
+	base := strings.TrimSuffix(issuer, "/") + "/saml/" + url.PathEscape(p.ID)
+	cfg := saml.Config{ID: p.ID, EntityID: base + "/metadata", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
+		PostURL: base + "/post", IdPMetadataURL: p.MetadataURL, IdPEntityID: p.EntityID, IdPInitiated: p.IdPInitiated,
+		Logger: logger}
+	if p.Metadata != "" {
+		cfg.IdPMetadata = []byte(p.Metadata)
+	}
+	if p.IdPInitiated {
+		// The configuration has no RelayState allow-list yet; without one
+		// IdP-initiated login cannot be safe (S44).
+		return nil, fmt.Errorf("provider %q: idp_initiated needs a RelayState allow-list, which this configuration cannot express yet", p.ID)
+	}
+	return saml.New(cfg)
 }
 
 // compileRules converts the file's rules into the engine's and compiles them.
@@ -112,7 +155,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		}
 		for i := range t.Providers {
 			p := &t.Providers[i]
-			conn, err := connector(p, logger)
+			conn, err := connector(p, cfg.Issuer, logger)
 			if errors.Is(err, errUnsupportedProvider) {
 				logger.Error("identity provider left out", "tenant", t.ID, "idp", p.ID, "type", p.Type, "err", err)
 				continue
@@ -152,6 +195,12 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
 		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Logger: logger, Audit: audit,
+	}
+	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
+		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
+		if host == bd || strings.HasSuffix(host, "."+bd) {
+			bc.CookieDomain = bd
+		}
 	}
 	for _, p := range cfg.TrustedProxies {
 		pfx, err := netip.ParsePrefix(p)

@@ -1,0 +1,228 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/providers"
+)
+
+// The SAML routes: <issuer>/saml/<idp>/acs (the Assertion Consumer Service,
+// HTTP-POST binding), <issuer>/saml/<idp>/metadata (the SP metadata a tenant
+// admin imports) and <issuer>/saml/<idp>/post (the auto-submitting form of
+// the HTTP-POST binding towards the IdP). A SAML connector plugs in through
+// the optional interfaces below, so the broker does not import it.
+
+// metadataPublisher is a connector with SP metadata to publish.
+type metadataPublisher interface {
+	Metadata(ctx context.Context) ([]byte, error)
+}
+
+// postBinder is a connector that sends its request with the HTTP-POST
+// binding: PostForm returns the form action and fields for the login data
+// kept with the state.
+type postBinder interface {
+	PostForm(ctx context.Context, data []byte, relayState string) (action string, fields map[string]string, err error)
+}
+
+// unsolicitedHandler is a connector that may accept IdP-initiated responses
+// (SECURITY S44): Unsolicited says whether a RelayState that names no login
+// state is allowed and where the browser then goes.
+type unsolicitedHandler interface {
+	Unsolicited(relayState string) (target string, ok bool)
+	HandleUnsolicited(ctx context.Context, r *http.Request) (providers.Identity, error)
+}
+
+// assertionCache is the replay cache a SAML connector needs (S43). It is an
+// alias of an interface literal, as providers/saml.ReplayCache is, so the
+// two are one type and the broker need not import the connector.
+type assertionCache = interface {
+	Seen(ctx context.Context, key string, until time.Time) (bool, error)
+}
+
+// replayCacheUser is a connector that needs the shared replay cache.
+type replayCacheUser interface{ SetReplayCache(assertionCache) }
+
+// samlRoutes registers the SAML endpoints and gives every connector that
+// wants one the shared replay cache.
+func (s *Server) samlRoutes(e *echo.Echo) {
+	for _, idp := range s.idps {
+		if u, ok := idp.Connector.(replayCacheUser); ok {
+			u.SetReplayCache(replayCache{s: s})
+		}
+	}
+	e.POST(s.path("/saml/:idp/acs"), s.samlACS)
+	e.GET(s.path("/saml/:idp/metadata"), s.samlMetadata)
+	e.GET(s.path("/saml/:idp/post"), s.samlPost)
+}
+
+// replayCache keeps assertion ids in the shared store until they expire:
+// Create on an existing key means the assertion was seen (S43). Keys are
+// HMACs like every other record (S17).
+type replayCache struct{ s *Server }
+
+var _ assertionCache = replayCache{}
+
+// Seen records key until the given time and reports whether it was there.
+func (rc replayCache) Seen(ctx context.Context, key string, until time.Time) (bool, error) {
+	ttl := until.Sub(rc.s.now())
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	err := rc.s.store.Create(ctx, rc.s.keyer.key("sa", key), []byte{1}, ttl)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, ErrExists):
+		return true, nil
+	}
+	return false, storeErr("replay cache", err)
+}
+
+// samlIdP returns the IdP named in the path.
+func (s *Server) samlIdP(c echo.Context) (IdP, bool) {
+	idp, ok := s.idps[c.Param("idp")]
+	return idp, ok
+}
+
+// samlACS is the Assertion Consumer Service (SAML Profiles §4.1.4): the
+// RelayState is the login state; an unknown RelayState is an unsolicited
+// response, refused unless the connector allows it (S44).
+func (s *Server) samlACS(c echo.Context) error {
+	idp, ok := s.samlIdP(c)
+	if !ok {
+		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
+	}
+	req := c.Request()
+	if err := req.ParseForm(); err != nil {
+		return s.renderError(c, http.StatusRequestEntityTooLarge, "Invalid sign-in response", "The response from your organization's sign-in could not be read.")
+	}
+	relay := req.PostForm["RelayState"]
+	if len(relay) > 1 {
+		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response", "The response carries more than one RelayState.")
+	}
+	state := ""
+	if len(relay) == 1 {
+		state = relay[0]
+	}
+	if u, ok := idp.Connector.(unsolicitedHandler); ok {
+		if target, allowed := u.Unsolicited(state); allowed {
+			return s.samlUnsolicited(c, idp, u, target)
+		}
+	}
+	return s.upstreamReturn(c, idp, state)
+}
+
+// samlUnsolicited completes an IdP-initiated login: the connector validates
+// the response (replay cache, short window, no InResponseTo), the broker
+// starts an SSO session, and the browser goes to the allow-listed target,
+// typically an application's login URL that then runs a normal
+// authorization request which the session answers. No code is issued here.
+func (s *Server) samlUnsolicited(c echo.Context, idp IdP, u unsolicitedHandler, target string) error {
+	ctx := c.Request().Context()
+	at := attrs{tenant: idp.Tenant, idp: idp.ID}
+	ident, err := u.HandleUnsolicited(ctx, c.Request())
+	if err != nil {
+		s.log.Warn("unsolicited saml response", "request_id", requestID(c), "idp", idp.ID, "err", err)
+		if errors.Is(err, providers.ErrUnavailable) {
+			s.auditEvent(c, "failure", "upstream_unavailable", at)
+			return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
+				idp.Name+" did not answer in time. Please try again in a few minutes.")
+		}
+		s.auditEvent(c, "refused", "unsolicited_invalid", at)
+		return s.renderError(c, http.StatusBadRequest, "Sign-in could not be verified",
+			"The response from "+idp.Name+" failed validation, so you were not signed in.")
+	}
+	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident,
+		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
+	if sess.AuthTime.IsZero() {
+		sess.AuthTime = s.now()
+	}
+	sess.AuthTime = sess.AuthTime.Truncate(time.Second)
+	if err := s.newSession(ctx, c, sess); err != nil {
+		return err
+	}
+	at.subject = sess.Subject
+	s.auditEvent(c, "success", "idp_initiated", at)
+	return c.Redirect(http.StatusSeeOther, target)
+}
+
+// samlMetadata serves the SP metadata (SAML Metadata §2.4.4) at a URL that
+// never changes, for AD FS relying party trusts and Entra uploads.
+func (s *Server) samlMetadata(c echo.Context) error {
+	idp, ok := s.samlIdP(c)
+	mp, isSAML := idp.Connector.(metadataPublisher)
+	if !ok || !isSAML {
+		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
+	}
+	b, err := mp.Metadata(c.Request().Context())
+	if err != nil {
+		s.log.Error("saml metadata", "request_id", requestID(c), "idp", idp.ID, "err", err)
+		return s.renderError(c, http.StatusInternalServerError, "Something went wrong", "The metadata could not be produced.")
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+	return c.Blob(http.StatusOK, "application/samlmetadata+xml", b)
+}
+
+// postPage auto-submits the AuthnRequest to the IdP (SAML Bindings §3.5.4).
+// Without JavaScript the visible button does it.
+var postPage = template.Must(template.New("samlpost").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signing in…</title></head>
+<body><form method="post" action="{{.Action}}">
+{{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<p>Continuing to your organization's sign-in…</p>
+<button type="submit">Continue</button></form>
+<script>` + postScript + `</script></body></html>`))
+
+const postScript = `document.forms[0].submit()`
+
+// postScriptHash is the CSP hash that lets only that inline script run.
+var postScriptHash = func() string {
+	h := sha256.Sum256([]byte(postScript))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(h[:]) + "'"
+}()
+
+// samlPost renders the HTTP-POST binding form for a login this browser
+// started: the state must exist, belong to this IdP and to this browser (S21,
+// S22). It is read, not consumed: the ACS consumes it.
+func (s *Server) samlPost(c echo.Context) error {
+	idp, ok := s.samlIdP(c)
+	pb, isPost := idp.Connector.(postBinder)
+	if !ok || !isPost {
+		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
+	}
+	state := c.QueryParam("s")
+	if state == "" || len(state) > 256 {
+		return s.expired(c)
+	}
+	var ul upstreamLogin
+	if err := s.getJSON(c.Request().Context(), s.keyer.key("ul", state), &ul); errors.Is(err, ErrNotFound) {
+		return s.expired(c)
+	} else if err != nil {
+		return err
+	}
+	if ul.IdP != idp.ID || !s.boundToBrowser(c, ul.Binding) {
+		s.auditEvent(c, "refused", "saml_post_not_bound", attrs{idp: idp.ID, tenant: idp.Tenant})
+		return s.expired(c)
+	}
+	action, fields, err := pb.PostForm(c.Request().Context(), ul.Data, state)
+	if err != nil {
+		s.log.Error("saml post form", "request_id", requestID(c), "idp", idp.ID, "err", err)
+		return s.expired(c)
+	}
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+postScriptHash+"; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(http.StatusOK)
+	return postPage.Execute(c.Response(), struct {
+		Action string
+		Fields map[string]string
+	}{action, fields})
+}
