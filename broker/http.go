@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,8 +21,14 @@ var templateFS embed.FS
 // controls is contextually escaped (S54).
 var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
-// maxFormBytes bounds request bodies of every endpoint.
-const maxFormBytes = 64 << 10
+// maxFormBytes bounds request bodies of every endpoint but the SAML ACS,
+// whose signed responses (with certificates and group lists from AD FS or
+// Entra) are larger; the SAML connector applies its own tighter limits on
+// the decoded XML (S45).
+const (
+	maxFormBytes     = 64 << 10
+	maxSAMLFormBytes = 1 << 20
+)
 
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
@@ -88,7 +95,11 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			h[sh.key] = sh.value[:1:1]
 		}
 		req := c.Request()
-		req.Body = http.MaxBytesReader(c.Response(), req.Body, maxFormBytes)
+		limit := int64(maxFormBytes)
+		if strings.HasPrefix(req.URL.Path, s.path("/saml/")) {
+			limit = maxSAMLFormBytes
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic", "request_id", rid, "path", req.URL.Path, "panic", p)
