@@ -293,6 +293,7 @@ func (s *Server) currentSession(c echo.Context) (*session, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	sess.key = key
 	// Sliding lifetime: every use extends the session.
 	if err := s.store.Touch(ctx, key, s.cfg.SessionLifetime); err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, storeErr("touch session", err)
@@ -304,7 +305,8 @@ func (s *Server) currentSession(c echo.Context) (*session, error) {
 func (s *Server) newSession(ctx context.Context, c echo.Context, sess *session) error {
 	id := randomToken(tokenBytes)
 	sess.SID = randomToken(16)
-	if err := s.putJSON(ctx, s.keyer.key("ss", id), sess, s.cfg.SessionLifetime); err != nil {
+	sess.key = s.keyer.key("ss", id)
+	if err := s.putJSON(ctx, sess.key, sess, s.cfg.SessionLifetime); err != nil {
 		return err
 	}
 	s.setCookie(c, sessionCookie, id, 0)

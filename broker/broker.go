@@ -38,6 +38,9 @@ type Client struct {
 	// AllowedTenants lists the tenants whose users may sign in; "*" means
 	// all, empty means none.
 	AllowedTenants []string
+	// BackchannelLogoutURI receives logout tokens when a session the client
+	// signed in through ends (OIDC Back-Channel Logout 1.0).
+	BackchannelLogoutURI string
 	// AllowedIdPs narrows the client to these IdPs; empty means any IdP of
 	// an allowed tenant.
 	AllowedIdPs []string
@@ -139,6 +142,7 @@ type Server struct {
 	audit   *slog.Logger
 	now     func() time.Time
 	echo    *echo.Echo
+	logouts *logoutQueue
 	secure  bool // cookies get Secure (https issuer)
 }
 
@@ -224,6 +228,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		return nil, fmt.Errorf("broker: load signing keys: %w", err)
 	}
 	s.echo = s.routes()
+	s.startLogoutQueue()
 	return s, nil
 }
 

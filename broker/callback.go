@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -84,7 +85,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	}
 	// S50: the tenant is the one that owns the IdP that authenticated the
 	// user; nothing typed or hinted takes part.
-	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident,
+	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident, Clients: []string{ar.ClientID},
 		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
 	if sess.AuthTime.IsZero() {
 		sess.AuthTime = s.now()
@@ -124,6 +125,12 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		s.auditEvent(c, "failure", "rule_error", at)
 		return s.renderError(c, http.StatusForbidden, "Sign-in could not be completed",
 			"Your organization's sign-in rules could not be evaluated, so you were not signed in. Contact your administrator.")
+	}
+	if !slices.Contains(sess.Clients, ar.ClientID) && sess.key != "" {
+		sess.Clients = append(sess.Clients, ar.ClientID)
+		if err := s.putJSON(ctx, sess.key, sess, s.cfg.SessionLifetime); err != nil {
+			return err
+		}
 	}
 	code := randomToken(tokenBytes)
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,

@@ -72,6 +72,11 @@ func (s *Server) accessToken(c echo.Context, token string) (jwt.MapClaims, map[s
 	} else if err != nil {
 		return nil, nil, err
 	}
+	if revoked, err := s.sessionRevoked(ctx, g.SID); err != nil {
+		return nil, nil, err
+	} else if revoked {
+		return nil, nil, errBadToken // the session was logged out
+	}
 	return claims, g.Claims, nil
 }
 

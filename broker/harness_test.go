@@ -210,7 +210,8 @@ func newEnvOn(t *testing.T, store *recordingStore, opts ...envOpt) *env {
 		Issuer: e.issuer, Secret: []byte("test-secret-0123456789abcdef0123"),
 		Clients: []broker.Client{
 			{ID: "app-a", Secret: secretA, RedirectURIs: []string{appCB, "http://127.0.0.1:9000/cb"}, AllowedTenants: []string{"*"}},
-			{ID: "app-b", Secret: secretB, RedirectURIs: []string{"https://app-b.example/callback"}, AllowedTenants: []string{"*"}},
+			{ID: "app-b", Secret: secretB, RedirectURIs: []string{"https://app-b.example/callback"}, AllowedTenants: []string{"*"},
+				PostLogoutRedirectURIs: []string{"https://app-b.example/bye"}},
 			{ID: "pub", RedirectURIs: []string{"http://127.0.0.1:7000/cb"}, AllowedTenants: []string{"*"}},
 			{ID: "acme-only", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"acme"}},
 			{ID: "no-social", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"*"},

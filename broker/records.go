@@ -56,6 +56,11 @@ type session struct {
 	Subject  string             `json:"sub"` // normalized, opaque
 	Identity providers.Identity `json:"id"`
 	AuthTime time.Time          `json:"at"`
+	// Clients lists the applications that received a code in this
+	// session: the ones told by back-channel logout.
+	Clients []string `json:"cl,omitempty"`
+
+	key string // store key, not persisted
 }
 
 // The stored form of a session is compact, because sessions are the records
@@ -78,6 +83,7 @@ type sessionWire struct {
 	AuthTime time.Time           `json:"at"`
 	Identity *identityWire       `json:"i,omitempty"`
 	Long     *providers.Identity `json:"id,omitempty"` // the earlier long form, read only
+	Clients  []string            `json:"cl,omitempty"`
 }
 
 // identityWire is providers.Identity without what its claims already say:
@@ -153,7 +159,7 @@ func (s session) MarshalJSON() ([]byte, error) {
 		t := id.AuthTime
 		w.AuthTime = &t
 	}
-	return json.Marshal(sessionWire{SID: s.SID, Tenant: s.Tenant, IdP: s.IdP, Subject: s.Subject, AuthTime: s.AuthTime, Identity: w})
+	return json.Marshal(sessionWire{SID: s.SID, Tenant: s.Tenant, IdP: s.IdP, Subject: s.Subject, AuthTime: s.AuthTime, Identity: w, Clients: s.Clients})
 }
 
 // UnmarshalJSON reads the compact form and the earlier long form.
@@ -162,7 +168,7 @@ func (s *session) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*s = session{SID: w.SID, Tenant: w.Tenant, IdP: w.IdP, Subject: w.Subject, AuthTime: w.AuthTime}
+	*s = session{SID: w.SID, Tenant: w.Tenant, IdP: w.IdP, Subject: w.Subject, AuthTime: w.AuthTime, Clients: w.Clients}
 	switch {
 	case w.Identity != nil:
 		iw := w.Identity

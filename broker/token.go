@@ -168,6 +168,13 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	if err := decodeRecord(blob, &g); err != nil {
 		return s.tokenErr(c, bad)
 	}
+	if revoked, err := s.sessionRevoked(ctx, g.SID); err != nil {
+		return s.tokenUnavailable(c, err)
+	} else if revoked {
+		_ = s.store.RevokeFamily(ctx, fam)
+		_ = s.store.Delete(ctx, "gr:"+fam)
+		return s.tokenErr(c, bad)
+	}
 	if g.ClientID != cl.ID {
 		// A refresh token presented by another client is stolen: end the family.
 		_ = s.store.RevokeFamily(ctx, fam)

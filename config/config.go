@@ -67,13 +67,12 @@ type Config struct {
 	Tokens Tokens `yaml:"tokens"`
 	// Clients are the SaaS applications (downstream relying parties).
 	Clients []Client `yaml:"clients,omitempty"`
-	// Tenants are the customer organisations and their identity providers.
-// TrustedProxies lists the CIDR prefixes of reverse proxies whose
+	// TrustedProxies lists the CIDR prefixes of reverse proxies whose
 	// X-Forwarded-For header is believed when establishing the client IP (for
 	// ip_ranges, rate limits and audit). Empty: forwarded headers are ignored.
 	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
-
-		Tenants []Tenant `yaml:"tenants,omitempty"`
+	// Tenants are the customer organisations and their identity providers.
+	Tenants []Tenant `yaml:"tenants,omitempty"`
 	// Rules are global claims rules, run before each tenant's own rules.
 	Rules []Rule `yaml:"rules,omitempty"`
 
@@ -153,6 +152,10 @@ type Client struct {
 	// client, or ["*"] for every tenant. Empty allows none.
 	AllowedTenants []string `yaml:"allowed_tenants,omitempty"`
 
+	// BackchannelLogoutURI receives OIDC back-channel logout tokens when a
+	// session the client signed in through ends (https, or http on loopback).
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri,omitempty"`
+
 	// AllowedIdPs, when set, narrows the client further to these IdP ids: no
 	// hint, cookie or choice can send its users to another IdP.
 	AllowedIdPs []string `yaml:"allowed_idps,omitempty"`
@@ -197,8 +200,10 @@ type Provider struct {
 	Name string `yaml:"name,omitempty"`
 
 	// Issuer is the upstream OpenID issuer (oidc: required; microsoft:
-	// optional, to pin one Entra directory). Discovery's issuer must equal it
-	// (SECURITY S23); Entra multi-tenant issuers keep their {tenantid}.
+	// optional, to pin one Entra directory, or a {tenantid} template for a
+	// national cloud; default https://login.microsoftonline.com/{tenantid}/v2.0).
+	// Discovery's issuer must equal it (SECURITY S23); Entra multi-tenant
+	// issuers keep their {tenantid}.
 	Issuer string `yaml:"issuer,omitempty"`
 	// ClientID is realmgate's client id at the upstream provider (all types but saml).
 	ClientID string `yaml:"client_id,omitempty"`
@@ -215,16 +220,79 @@ type Provider struct {
 	// UserInfoURL is the endpoint that describes the user (oauth2: required).
 	UserInfoURL string `yaml:"userinfo_url,omitempty"`
 
-	// MetadataURL is where the SAML IdP publishes its metadata (saml: this or Metadata).
+	// HostedDomain restricts a google provider to one Google Workspace
+	// domain: the ID token's hd claim must equal it (Google sends hd only for
+	// Workspace accounts, so consumer gmail.com accounts are refused). It is
+	// also sent as the hd authorization parameter, which only tunes Google's
+	// account chooser. Optional.
+	HostedDomain string `yaml:"hosted_domain,omitempty"`
+	// AllowedTenants lists the Entra directory (tenant) ids, as GUIDs, whose
+	// users may sign in through a multi-tenant issuer (microsoft without a
+	// pinned issuer, or oidc with a {tenantid} issuer): the ID token's tid
+	// must be listed. Empty: any work tenant. Optional.
+	AllowedTenants []string `yaml:"allowed_tenants,omitempty"`
+	// Accounts selects which Microsoft accounts a microsoft provider takes:
+	// "any" (default: work or school accounts and personal Microsoft
+	// accounts, through the common endpoint), "work" (the organizations
+	// endpoint; personal accounts refused) or "personal" (personal Microsoft
+	// accounts only, the consumer tenant 9188040d-6c67-4c5b-b112-36a304b66dad).
+	// Every ID token's issuer is checked against its own tid (SECURITY S23).
+	Accounts string `yaml:"accounts,omitempty"`
+
+	// MetadataURL is where the SAML IdP publishes its metadata (saml: one of
+	// metadata_url, metadata or metadata_file). It is fetched on first use and
+	// again every 12 hours or when the metadata's validUntil / cacheDuration
+	// passes; every signing certificate it lists is trusted, so a certificate
+	// rollover needs no change here.
 	MetadataURL string `yaml:"metadata_url,omitempty"`
-	// Metadata is the SAML IdP's metadata XML inline (saml: this or MetadataURL).
+	// Metadata is the SAML IdP's metadata XML inline (saml: one of
+	// metadata_url, metadata or metadata_file).
 	Metadata string `yaml:"metadata,omitempty"`
+	// MetadataFile is a file holding the SAML IdP's metadata XML (saml: one
+	// of metadata_url, metadata or metadata_file), read at start. A relative
+	// path is relative to the configuration file's directory.
+	MetadataFile string `yaml:"metadata_file,omitempty"`
 	// EntityID pins the SAML IdP's entityID expected as Issuer (SECURITY S41).
-	// Default: the entityID in the metadata.
+	// Default: the entityID in the metadata. Required to pick one IdP out of
+	// metadata that lists several (an EntitiesDescriptor).
 	EntityID string `yaml:"entity_id,omitempty"`
+	// SPKeyFile is a PEM file with realmgate's RSA private key for this SAML
+	// IdP (PKCS #1 or PKCS #8): it signs AuthnRequests and decrypts encrypted
+	// assertions, and its certificate is published in the SP metadata. Set
+	// with SPCertFile or not at all. A relative path is relative to the
+	// configuration file's directory. Without it requests are unsigned and
+	// encrypted assertions cannot be read.
+	SPKeyFile string `yaml:"sp_key_file,omitempty"`
+	// SPCertFile is a PEM file with the X.509 certificate of SPKeyFile's key
+	// (a self-signed one is fine: openssl req -x509 -newkey rsa:2048 -days
+	// 3650 -nodes -keyout sp.key -out sp.crt -subj /CN=realmgate).
+	SPCertFile string `yaml:"sp_cert_file,omitempty"`
+	// SignRequests signs every AuthnRequest even when the IdP's metadata does
+	// not ask for signed requests (WantAuthnRequestsSigned). Needs sp_key_file.
+	SignRequests bool `yaml:"sign_requests,omitempty"`
+	// Binding is how the AuthnRequest is sent to the IdP: "redirect"
+	// (HTTP-Redirect, the default when the IdP offers it) or "post" (HTTP-POST).
+	Binding string `yaml:"binding,omitempty"`
+	// NameIDFormat is the NameID format requested from the IdP: "persistent",
+	// "email" or "unspecified" (default), or the format's full URN.
+	NameIDFormat string `yaml:"name_id_format,omitempty"`
+	// SubjectAttribute names the SAML attribute (its Name URI or short alias,
+	// such as "uid" or "objectidentifier") whose value becomes the user's
+	// subject instead of the NameID. Required when the IdP sends transient
+	// NameIDs, which are never taken as a subject.
+	SubjectAttribute string `yaml:"subject_attribute,omitempty"`
+	// ClockSkew is the clock difference tolerated with the SAML IdP when
+	// checking NotBefore / NotOnOrAfter (SECURITY S41). Default 2m, at most 3m.
+	ClockSkew Duration `yaml:"clock_skew,omitempty"`
 	// IdPInitiated accepts unsolicited (IdP-initiated) SAML responses. Off by
-	// default (SECURITY S44).
+	// default (SECURITY S44); when on, RelayStateAllowlist is required and the
+	// replay cache and a short freshness window still apply.
 	IdPInitiated bool `yaml:"idp_initiated,omitempty"`
+	// RelayStateAllowlist are the exact URLs an IdP-initiated response's
+	// RelayState may name, where the browser goes after the sign-in (an
+	// application's login URL); the first is used when RelayState is empty.
+	// Required with idp_initiated (SECURITY S44).
+	RelayStateAllowlist []string `yaml:"relay_state_allowlist,omitempty"`
 }
 
 // Rule is one claims rule, compiled by package transform. When If is empty

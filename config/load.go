@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -70,8 +71,9 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data, os.LookupEnv)
 }
 
-// Parse reads a configuration from data; filename is used only in problem
-// reports. Every scalar value has its ${VAR} references replaced by
+// Parse reads a configuration from data; filename is used in problem
+// reports, and relative file paths in the configuration (metadata_file,
+// sp_key_file, sp_cert_file) are taken relative to its directory. Every scalar value has its ${VAR} references replaced by
 // lookupEnv(VAR) after YAML parsing, so an expanded value can never add YAML
 // structure; "$$" stands for a literal "$", and a "$" followed by anything
 // else is kept as is. A variable lookupEnv does not know is an error; a nil
@@ -95,6 +97,9 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) 
 		d.decode(root, reflect.ValueOf(c).Elem(), "", 0)
 	}
 	c.src = d.src
+	if filename != "" {
+		c.resolvePaths(filepath.Dir(filename))
+	}
 	c.ApplyDefaults()
 
 	probs := d.problems

@@ -68,6 +68,7 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, logFormat string) int
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	defer srv.Close()
 	listeners := map[string]net.Listener{}
 	for _, addr := range []string{cfg.Listen, devIdPAddr, devAppAddr} {
 		ln, err := net.Listen("tcp", addr)

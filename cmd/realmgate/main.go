@@ -139,6 +139,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type)
+	defer srv.Close() // after in-flight requests: deliver queued back-channel logouts
 	if err := serveHTTP(ctx, ln, srv.Handler(), logger); err != nil {
 		logger.Error("serve", "err", err)
 		return 1

@@ -1,0 +1,262 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+)
+
+// backchannelEvent is the events member of a logout token (OIDC Back-Channel
+// Logout 1.0 §2.4).
+const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// sessionRevokedKey marks a session id as logged out: refresh grants and the
+// broker's own endpoints refuse every token of that session afterwards.
+func sessionRevokedKey(sid string) string { return "sx:" + sid }
+
+// endSession is the RP-Initiated Logout endpoint (OIDC RP-Initiated Logout 1.0 §2).
+func (s *Server) endSession(c echo.Context) error {
+	v, err := formValues(c)
+	if err != nil {
+		return s.renderError(c, http.StatusBadRequest, "Invalid sign-out request", err.Error())
+	}
+	var cl *client
+	var hintSID string
+	if hint := v.Get("id_token_hint"); hint != "" {
+		claims, err := s.verifyIDTokenHint(hint)
+		if err != nil {
+			s.log.Info("logout: bad id_token_hint", "request_id", requestID(c), "err", err)
+			return s.renderError(c, http.StatusBadRequest, "Invalid sign-out request",
+				"The application sent a sign-out request this service did not issue.")
+		}
+		aud, _ := claims["aud"].(string)
+		cl = s.clients[aud]
+		hintSID, _ = claims["sid"].(string)
+		if id := v.Get("client_id"); id != "" && id != aud {
+			return s.renderError(c, http.StatusBadRequest, "Invalid sign-out request",
+				"The application named in the request does not match the token it sent.")
+		}
+	} else if id := v.Get("client_id"); id != "" {
+		cl = s.clients[id]
+	}
+	redirect := v.Get("post_logout_redirect_uri")
+	if redirect != "" && (cl == nil || !contains(cl.PostLogoutRedirectURIs, redirect)) {
+		// S65: an unregistered post_logout_redirect_uri gets no redirect.
+		s.auditEvent(c, "refused", "post_logout_redirect_uri_unregistered", attrs{client: v.Get("client_id")})
+		return s.renderError(c, http.StatusBadRequest, "Invalid sign-out request",
+			"The application asked to return you to an address it has not registered. You were not signed out.")
+	}
+	sess, err := s.currentSession(c)
+	if err != nil {
+		return err
+	}
+	// Without proof that the request comes from an application of this
+	// session, ask the user (§2: the OP SHOULD ask for confirmation).
+	confirmed := c.Request().Method == http.MethodPost && v.Get("confirm") == "yes"
+	if sess != nil && !confirmed && (hintSID == "" || hintSID != sess.SID) {
+		return s.render(c, http.StatusOK, "logout", pageData{Title: "Sign out", Action: s.path("/logout"),
+			Client: v.Get("client_id"), Request: v.Get("state"), Email: redirect, Tenant: v.Get("id_token_hint")})
+	}
+	if sess != nil {
+		if err := s.logoutSession(c.Request().Context(), sess); err != nil {
+			return err
+		}
+		s.auditEvent(c, "logout", "rp_initiated", attrs{client: v.Get("client_id"), tenant: sess.Tenant, idp: sess.IdP, subject: sess.Subject})
+	}
+	s.setCookie(c, sessionCookie, "", -1)
+	if redirect != "" {
+		q := url.Values{}
+		if st := v.Get("state"); st != "" {
+			q.Set("state", st)
+		}
+		target := redirect
+		if len(q) > 0 {
+			target = appendQuery(redirect, q)
+		}
+		return c.Redirect(redirectStatus(c), target)
+	}
+	return s.render(c, http.StatusOK, "error", pageData{Title: "You are signed out",
+		Message: "You have been signed out of every application that used this sign-in."})
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v { // exact match, as for redirect_uri
+			return true
+		}
+	}
+	return false
+}
+
+// logoutSession ends a session everywhere: the record is deleted, its id is
+// marked revoked (refresh grants and our endpoints refuse its tokens), and
+// every client that signed in through it gets a back-channel logout token.
+func (s *Server) logoutSession(ctx context.Context, sess *session) error {
+	if err := s.store.Put(ctx, sessionRevokedKey(sess.SID), []byte("1"), s.cfg.RefreshTokenLifetime); err != nil {
+		return storeErr("mark session revoked", err)
+	}
+	if sess.key != "" {
+		if err := s.store.Delete(ctx, sess.key); err != nil {
+			return storeErr("delete session", err)
+		}
+	}
+	for _, id := range sess.Clients {
+		if cl := s.clients[id]; cl != nil && cl.BackchannelLogoutURI != "" {
+			s.sendLogout(cl, sess)
+		}
+	}
+	return nil
+}
+
+// sessionRevoked reports whether sid was logged out.
+func (s *Server) sessionRevoked(ctx context.Context, sid string) (bool, error) {
+	if sid == "" {
+		return false, nil
+	}
+	_, err := s.store.Get(ctx, sessionRevokedKey(sid))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, storeErr("session revoked", err)
+}
+
+// verifyIDTokenHint checks an ID token we issued; it may have expired
+// (OIDC RP-Initiated Logout §2), but signature, alg and issuer must hold.
+func (s *Server) verifyIDTokenHint(token string) (jwt.MapClaims, error) {
+	if len(token) > maxJWTSize || !compactJWS(token) {
+		return nil, errBadToken
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"ES256", "RS256"}), jwt.WithoutClaimsValidation()).
+		ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+			kid, _ := t.Header["kid"].(string)
+			key := s.keys.byKid(kid)
+			if key == nil || t.Method.Alg() != key.Alg {
+				return nil, errors.New("unknown key or alg")
+			}
+			if typ, _ := t.Header["typ"].(string); typ != "JWT" {
+				return nil, errors.New("not an ID token")
+			}
+			return key.priv.Public(), nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errBadToken, err)
+	}
+	if iss, _ := claims["iss"].(string); iss != s.cfg.Issuer {
+		return nil, errBadToken
+	}
+	return claims, nil
+}
+
+// logoutToken builds a back-channel logout token (OIDC Back-Channel Logout
+// 1.0 §2.4; S64): iss, aud, iat, exp, jti, events, sub and sid; never a nonce;
+// typ logout+jwt (§2.4 and RFC 8725 §3.11).
+func (s *Server) logoutToken(clientID string, sess *session) (string, error) {
+	now := s.now()
+	return s.keys.sign(jwt.MapClaims{
+		"iss": s.cfg.Issuer, "aud": clientID, "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
+		"jti": randomToken(16), "events": map[string]any{backchannelEvent: map[string]any{}},
+		"sub": sess.Subject, "sid": sess.SID, "tid": sess.Tenant,
+	}, "logout+jwt")
+}
+
+// logoutJob is one back-channel notification.
+type logoutJob struct {
+	client, uri, token string
+}
+
+// logoutQueue delivers back-channel logout tokens with retries, off the
+// request path, through a bounded queue.
+type logoutQueue struct {
+	jobs   chan logoutJob
+	client *http.Client
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+const (
+	logoutQueueSize    = 1024
+	logoutWorkers      = 2
+	logoutAttempts     = 3
+	logoutFirstBackoff = 500 * time.Millisecond
+)
+
+func (s *Server) startLogoutQueue() {
+	s.logouts = &logoutQueue{jobs: make(chan logoutJob, logoutQueueSize), client: &http.Client{Timeout: 5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	for range logoutWorkers {
+		s.logouts.wg.Add(1)
+		go s.logoutWorker()
+	}
+}
+
+func (s *Server) sendLogout(cl *client, sess *session) {
+	tok, err := s.logoutToken(cl.ID, sess)
+	if err != nil {
+		s.log.Error("logout token", "client", cl.ID, "err", err)
+		return
+	}
+	select {
+	case s.logouts.jobs <- logoutJob{client: cl.ID, uri: cl.BackchannelLogoutURI, token: tok}:
+	default:
+		s.log.Error("back-channel logout queue full; notification dropped", "client", cl.ID)
+	}
+}
+
+func (s *Server) logoutWorker() {
+	defer s.logouts.wg.Done()
+	for job := range s.logouts.jobs {
+		backoff := logoutFirstBackoff
+		for attempt := 1; ; attempt++ {
+			err := s.deliverLogout(job)
+			if err == nil {
+				break
+			}
+			if attempt == logoutAttempts {
+				s.log.Warn("back-channel logout failed", "client", job.client, "attempts", attempt, "err", err)
+				break
+			}
+			time.Sleep(backoff)
+			backoff *= 2
+		}
+	}
+}
+
+// deliverLogout POSTs the token (Back-Channel Logout §2.5); 200 or 204 is success.
+func (s *Server) deliverLogout(job logoutJob) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, job.uri, strings.NewReader(url.Values{"logout_token": {job.token}}.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := s.logouts.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Close stops the background work (back-channel logout delivery), letting
+// queued notifications finish their current attempt.
+func (s *Server) Close() error {
+	s.logouts.once.Do(func() { close(s.logouts.jobs) })
+	s.logouts.wg.Wait()
+	return nil
+}

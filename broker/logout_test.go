@@ -1,0 +1,165 @@
+package broker_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/realmgate/realmgate/broker"
+)
+
+// logoutCatcher is a client's back-channel logout endpoint.
+type logoutCatcher struct {
+	mu     sync.Mutex
+	tokens []string
+	got    chan struct{}
+}
+
+func newLogoutCatcher(t *testing.T) (*logoutCatcher, string) {
+	lc := &logoutCatcher{got: make(chan struct{}, 10)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		v, _ := url.ParseQuery(string(body))
+		lc.mu.Lock()
+		lc.tokens = append(lc.tokens, v.Get("logout_token"))
+		lc.mu.Unlock()
+		lc.got <- struct{}{}
+	}))
+	t.Cleanup(srv.Close)
+	return lc, srv.URL + "/backchannel"
+}
+
+func withBackchannel(uri string) envOpt {
+	return func(c *broker.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "app-a" {
+				c.Clients[i].BackchannelLogoutURI = uri
+				c.Clients[i].PostLogoutRedirectURIs = []string{"https://app-a.example/signed-out"}
+			}
+		}
+	}
+}
+
+func TestLogout_S64_BackchannelLogoutToken(t *testing.T) {
+	lc, uri := newLogoutCatcher(t)
+	e := newEnv(t, withBackchannel(uri))
+	tr, b := e.signIn()
+	_, idc := claimsOf(t, tr.str("id_token"))
+	v := url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://app-a.example/signed-out"}, "state": {"bye"}}
+	resp := b.get(e.issuer + "/logout?" + v.Encode())
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "https://app-a.example/signed-out?state=bye" {
+		t.Fatalf("logout = %d %q, want 302 to the registered URI with state", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	select {
+	case <-lc.got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no back-channel logout token delivered")
+	}
+	lc.mu.Lock()
+	tok := lc.tokens[0]
+	lc.mu.Unlock()
+	h, c := claimsOf(t, tok)
+	if h["typ"] != "logout+jwt" || h["kid"] == nil {
+		t.Errorf("logout token header = %v, want typ logout+jwt and a kid", h)
+	}
+	for _, k := range []string{"iss", "aud", "iat", "exp", "jti", "sub", "sid"} {
+		if c[k] == nil {
+			t.Errorf("logout token lacks %s: %v", k, c)
+		}
+	}
+	if c["nonce"] != nil {
+		t.Errorf("logout token carries a nonce")
+	}
+	events, _ := c["events"].(map[string]any)
+	if _, ok := events["http://schemas.openid.net/event/backchannel-logout"]; !ok {
+		t.Errorf("events = %v, want the back-channel logout event", c["events"])
+	}
+	if c["sid"] != idc["sid"] || c["sub"] != idc["sub"] || c["aud"] != "app-a" || c["iss"] != e.issuer {
+		t.Errorf("logout token sid/sub/aud/iss = %v/%v/%v/%v, want those of the ID token", c["sid"], c["sub"], c["aud"], c["iss"])
+	}
+	verifyLogoutToken(t, e, tok)
+	// The session is over: tokens stop working at our endpoints and the
+	// next authorization goes back upstream.
+	if st, _ := e.userinfo(tr.str("access_token")); st != http.StatusUnauthorized {
+		t.Errorf("userinfo after logout = %d, want 401", st)
+	}
+	if r := e.refresh(tr.str("refresh_token"), "app-a", secretA); r.str("error") != "invalid_grant" {
+		t.Errorf("refresh after logout = %v, want invalid_grant", r.body)
+	}
+	_, challenge := pkce()
+	v2 := authParams(challenge)
+	v2.Del("login_hint")
+	if loc := b.get(e.authorizeURL(v2)).Header.Get("Location"); strings.HasPrefix(loc, appCB) {
+		t.Errorf("authorize after logout answered from the old session: %q", loc)
+	}
+}
+
+func verifyLogoutToken(t *testing.T, e *env, tok string) {
+	t.Helper()
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	getJSON(t, e.issuer+"/jwks", &set)
+	h, _ := claimsOf(t, tok)
+	for _, k := range set.Keys {
+		if k["kid"] == h["kid"] {
+			return
+		}
+	}
+	t.Fatalf("logout token kid %v not in JWKS", h["kid"])
+}
+
+func TestLogout_S65_UnregisteredRedirect(t *testing.T) {
+	e := newEnv(t, withBackchannel("http://127.0.0.1:1/unused"))
+	tr, b := e.signIn()
+	for _, tc := range []struct {
+		name string
+		v    url.Values
+	}{
+		{"unregistered", url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://evil.example/"}}},
+		{"another client's", url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://app-b.example/bye"}}},
+		{"suffix change", url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://app-a.example/signed-out/"}}},
+		{"no client identified", url.Values{"post_logout_redirect_uri": {"https://app-a.example/signed-out"}}},
+		{"forged hint", url.Values{"id_token_hint": {tr.str("id_token")[:40] + "x" + tr.str("id_token")[41:]}, "post_logout_redirect_uri": {"https://app-a.example/signed-out"}}},
+		{"client_id mismatch", url.Values{"id_token_hint": {tr.str("id_token")}, "client_id": {"app-b"}, "post_logout_redirect_uri": {"https://app-b.example/bye"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _ := b.getBody(e.issuer + "/logout?" + tc.v.Encode())
+			if resp.Header.Get("Location") != "" || resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("logout(%s) = %d %q, want 400 without redirect", tc.name, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+	// None of these ended the session.
+	if st, _ := e.userinfo(tr.str("access_token")); st != http.StatusOK {
+		t.Errorf("refused logouts ended the session: userinfo = %d", st)
+	}
+}
+
+func TestLogout_ConfirmWithoutHint(t *testing.T) {
+	e := newEnv(t)
+	tr, b := e.signIn()
+	resp, body := b.getBody(e.issuer + "/logout")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `name="confirm" value="yes"`) {
+		t.Fatalf("logout without hint = %d, want a confirmation page", resp.StatusCode)
+	}
+	if st, _ := e.userinfo(tr.str("access_token")); st != http.StatusOK {
+		t.Fatalf("the confirmation page already ended the session")
+	}
+	post, page := b.postForm(e.issuer+"/logout", url.Values{"confirm": {"yes"}})
+	if post.StatusCode != http.StatusOK || !strings.Contains(page, "signed out") {
+		t.Fatalf("confirmed logout = %d", post.StatusCode)
+	}
+	if st, _ := e.userinfo(tr.str("access_token")); st != http.StatusUnauthorized {
+		t.Errorf("userinfo after confirmed logout = %d, want 401", st)
+	}
+}
