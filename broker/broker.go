@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -137,13 +138,14 @@ type Server struct {
 	keys    *keyManager
 	keyer   keyer
 	clients map[string]*client
-	idps    map[string]IdP
-	log     *slog.Logger
-	audit   *slog.Logger
-	now     func() time.Time
-	echo    *echo.Echo
-	logouts *logoutQueue
-	secure  bool // cookies get Secure (https issuer)
+	// directory holds tenants, IdPs and rules; swapped by Reconfigure.
+	directory atomic.Pointer[directory]
+	log       *slog.Logger
+	audit     *slog.Logger
+	now       func() time.Time
+	echo      *echo.Echo
+	logouts   *logoutQueue
+	secure    bool // cookies get Secure (https issuer)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and
@@ -176,8 +178,8 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, issuer: iss, store: store, log: cfg.Logger, audit: cfg.Audit, now: cfg.Now,
-		clients: make(map[string]*client), idps: make(map[string]IdP),
-		secure: iss.Scheme == "https",
+		clients: make(map[string]*client),
+		secure:  iss.Scheme == "https",
 	}
 	for _, c := range cfg.Clients {
 		if c.ID == "" {
@@ -203,16 +205,11 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		}
 		s.clients[c.ID] = cl
 	}
-	for _, p := range cfg.IdPs {
-		owner, ok := cfg.Resolver.TenantOfIdP(p.ID)
-		if !ok || owner != p.Tenant {
-			return nil, fmt.Errorf("broker: idp %q is not registered with tenant %q in the resolver", p.ID, p.Tenant)
-		}
-		if p.Connector == nil {
-			return nil, fmt.Errorf("broker: idp %q has no connector", p.ID)
-		}
-		s.idps[p.ID] = p
+	d, err := newDirectory(Directory{Resolver: cfg.Resolver, IdPs: cfg.IdPs, Rules: cfg.Rules})
+	if err != nil {
+		return nil, err
 	}
+	s.directory.Store(d)
 	secret := cfg.Secret
 	if len(secret) == 0 {
 		if secret, err = sharedSecret(ctx, store); err != nil {

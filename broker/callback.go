@@ -19,7 +19,7 @@ import (
 // callback receives the upstream IdP's answer at <issuer>/callback/<idp>
 // (OIDC and OAuth 2.0: the state parameter).
 func (s *Server) callback(c echo.Context) error {
-	idp, ok := s.idps[c.Param("idp")]
+	idp, ok := s.dir().idps[c.Param("idp")]
 	if !ok {
 		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
 	}
@@ -185,7 +185,7 @@ func (s *Server) guardEmail(tenant string, claims map[string]any) {
 		}
 		return
 	}
-	if s.cfg.Resolver.DomainVerified(tenant, email) {
+	if s.dir().resolver.DomainVerified(tenant, email) {
 		if _, ok := claims["email_verified"].(bool); !ok {
 			claims["email_verified"] = false
 		}
@@ -195,12 +195,12 @@ func (s *Server) guardEmail(tenant string, claims map[string]any) {
 		delete(claims, "email")
 		delete(claims, "email_verified")
 		return
-	} else if owner, owned := s.cfg.Resolver.TenantForDomain(d); owned && owner != tenant {
+	} else if owner, owned := s.dir().resolver.TenantForDomain(d); owned && owner != tenant {
 		delete(claims, "email")
 		delete(claims, "email_verified")
 		return
 	}
-	if t, ok := s.cfg.Resolver.Tenant(tenant); ok && len(t.Domains) > 0 {
+	if t, ok := s.dir().resolver.Tenant(tenant); ok && len(t.Domains) > 0 {
 		claims["email_verified"] = false
 	} else if _, ok := claims["email_verified"].(bool); !ok {
 		claims["email_verified"] = false
@@ -213,7 +213,7 @@ func (s *Server) claimsFor(c echo.Context, clientID string, sess *session) (map[
 	if in.Upstream == nil {
 		in.Upstream = map[string]any{}
 	}
-	out, err := s.cfg.Rules[sess.Tenant].Apply(c.Request().Context(), in)
+	out, err := s.dir().rules[sess.Tenant].Apply(c.Request().Context(), in)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func (s *Server) rememberedIdP(c echo.Context) string {
 	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return ""
 	}
-	if _, known := s.idps[idp]; !known {
+	if _, known := s.dir().idps[idp]; !known {
 		return ""
 	}
 	return idp
@@ -70,7 +70,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 		return s.expired(c)
 	}
 	req.Allowed = cl.allows
-	res, err := s.cfg.Resolver.Resolve(req)
+	res, err := s.dir().resolver.Resolve(req)
 	switch {
 	case errors.Is(err, realm.ErrInvalidHint):
 		return s.discoveryPage(c, id, ar, req.LoginHint, "Enter a full email address, like name@company.com.")
@@ -96,7 +96,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 	if err := s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL); err != nil {
 		return err
 	}
-	t, _ := s.cfg.Resolver.Tenant(res.Tenant)
+	t, _ := s.dir().resolver.Tenant(res.Tenant)
 	return s.render(c, http.StatusOK, "choose", pageData{Title: "Choose a sign-in method", Action: s.path("/login"),
 		Request: id, Email: req.LoginHint, Tenant: t.Name, IdPs: idps,
 		Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)})
@@ -105,7 +105,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 func (s *Server) idpList(ids []string) []IdP {
 	out := make([]IdP, 0, len(ids))
 	for _, p := range ids {
-		if idp, ok := s.idps[p]; ok {
+		if idp, ok := s.dir().idps[p]; ok {
 			out = append(out, idp)
 		}
 	}
@@ -115,7 +115,7 @@ func (s *Server) idpList(ids []string) []IdP {
 // globalIdPs are the buttons of the discovery page: the default tenant's
 // IdPs (social sign-in) the client may use.
 func (s *Server) globalIdPs(cl *client) []IdP {
-	t, ok := s.cfg.Resolver.DefaultTenant()
+	t, ok := s.dir().resolver.DefaultTenant()
 	if !ok {
 		return nil
 	}
@@ -135,8 +135,8 @@ func (s *Server) discoveryPage(c echo.Context, id string, ar *authRequest, email
 	d := pageData{Title: "Sign in", Client: ar.ClientID, Action: s.path("/login"), Request: id, Email: email,
 		Message: msg, IdPs: s.globalIdPs(cl), Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)}
 	if r := s.rememberedIdP(c); r != "" {
-		if owner, _ := s.cfg.Resolver.TenantOfIdP(r); cl.allows(owner, r) {
-			idp := s.idps[r]
+		if owner, _ := s.dir().resolver.TenantOfIdP(r); cl.allows(owner, r) {
+			idp := s.dir().idps[r]
 			d.Remembered = &idp
 		}
 	}
@@ -195,10 +195,10 @@ func (s *Server) loginSubmit(c echo.Context) error {
 	if choice := v.Get("idp"); choice != "" {
 		offered := append(s.globalIdPs(cl), s.idpList(ar.Offered)...)
 		if r := s.rememberedIdP(c); r != "" {
-			offered = append(offered, s.idps[r])
+			offered = append(offered, s.dir().idps[r])
 		}
 		if email != "" {
-			if res, err := s.cfg.Resolver.Resolve(realm.Request{LoginHint: email, Allowed: cl.allows}); err == nil {
+			if res, err := s.dir().resolver.Resolve(realm.Request{LoginHint: email, Allowed: cl.allows}); err == nil {
 				offered = append(offered, s.idpList(res.IdPs)...)
 			}
 		}

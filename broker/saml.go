@@ -53,11 +53,7 @@ type replayCacheUser interface{ SetReplayCache(assertionCache) }
 // samlRoutes registers the SAML endpoints and gives every connector that
 // wants one the shared replay cache.
 func (s *Server) samlRoutes(e *echo.Echo) {
-	for _, idp := range s.idps {
-		if u, ok := idp.Connector.(replayCacheUser); ok {
-			u.SetReplayCache(replayCache{s: s})
-		}
-	}
+	s.prepareConnectors(s.dir())
 	e.POST(s.path("/saml/:idp/acs"), s.samlACS)
 	e.GET(s.path("/saml/:idp/metadata"), s.samlMetadata)
 	e.GET(s.path("/saml/:idp/post"), s.samlPost)
@@ -88,7 +84,7 @@ func (rc replayCache) Seen(ctx context.Context, key string, until time.Time) (bo
 
 // samlIdP returns the IdP named in the path.
 func (s *Server) samlIdP(c echo.Context) (IdP, bool) {
-	idp, ok := s.idps[c.Param("idp")]
+	idp, ok := s.dir().idps[c.Param("idp")]
 	return idp, ok
 }
 

@@ -1,0 +1,77 @@
+package broker
+
+import (
+	"fmt"
+
+	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// Directory is what the broker knows of tenants: the realm resolver, every
+// IdP with its connector, and each tenant's compiled rules. It is immutable;
+// Reconfigure swaps it atomically, so each lookup sees one whole version and
+// onboarding needs no restart.
+type Directory struct {
+	// Resolver finds a user's home realm.
+	Resolver *realm.Resolver
+	// IdPs are every tenant's upstream identity providers.
+	IdPs []IdP
+	// Rules holds each tenant's compiled claims rules; a missing tenant passes claims through.
+	Rules map[string]*transform.Engine
+}
+
+// directory is the validated, indexed form of a Directory.
+type directory struct {
+	resolver *realm.Resolver
+	idps     map[string]IdP
+	rules    map[string]*transform.Engine
+}
+
+func newDirectory(d Directory) (*directory, error) {
+	if d.Resolver == nil {
+		return nil, fmt.Errorf("broker: no realm resolver")
+	}
+	out := &directory{resolver: d.Resolver, idps: make(map[string]IdP, len(d.IdPs)), rules: d.Rules}
+	for _, p := range d.IdPs {
+		owner, ok := d.Resolver.TenantOfIdP(p.ID)
+		if !ok || owner != p.Tenant {
+			return nil, fmt.Errorf("broker: idp %q is not registered with tenant %q in the resolver", p.ID, p.Tenant)
+		}
+		if p.Connector == nil {
+			return nil, fmt.Errorf("broker: idp %q has no connector", p.ID)
+		}
+		if _, dup := out.idps[p.ID]; dup {
+			return nil, fmt.Errorf("broker: idp %q defined twice", p.ID)
+		}
+		out.idps[p.ID] = p
+	}
+	if out.rules == nil {
+		out.rules = map[string]*transform.Engine{}
+	}
+	return out, nil
+}
+
+// dir returns the current directory.
+func (s *Server) dir() *directory { return s.directory.Load() }
+
+// Reconfigure validates d and makes it the directory every following
+// request uses. Requests in flight finish with the version they started
+// with where they already hold it. An invalid d changes nothing.
+func (s *Server) Reconfigure(d Directory) error {
+	nd, err := newDirectory(d)
+	if err != nil {
+		return err
+	}
+	s.prepareConnectors(nd)
+	s.directory.Store(nd)
+	return nil
+}
+
+// prepareConnectors hands shared facilities to connectors that want them.
+func (s *Server) prepareConnectors(d *directory) {
+	for _, idp := range d.idps {
+		if u, ok := idp.Connector.(replayCacheUser); ok {
+			u.SetReplayCache(replayCache{s: s})
+		}
+	}
+}
