@@ -1,22 +1,276 @@
 package broker
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
+
+// Sign-in audit (SECURITY S61). Every request that ends a step of a sign-in
+// writes exactly one event: the handlers call auditEvent with the outcome,
+// and the observe middleware writes one for a sign-in request that failed
+// without saying why (an expired request, a malformed form, a store outage).
+// An event names the tenant, IdP, subject, client, client IP, user agent,
+// reason and request id; it never holds a secret or a token (no code,
+// state, cookie, assertion or credential is ever passed to auditEvent).
+// Events go to the audit log stream at once and, off the request path,
+// to a per-tenant stream in the store with bounded retention.
 
 type attrs struct {
 	client, tenant, idp, subject string
 }
 
+// AuditEvent is one sign-in audit event, as logged and as stored.
+type AuditEvent struct {
+	Time time.Time `json:"time"`
+	// Outcome is one of: started, success, refused, failure, denied, abort,
+	// throttled, logout, revoked.
+	Outcome string `json:"outcome"`
+	// Reason says why: a refusal or failure code, the rule that denied, or
+	// the limit that throttled; empty for a plain success or start.
+	Reason    string `json:"reason,omitempty"`
+	Tenant    string `json:"tenant,omitempty"`
+	IdP       string `json:"idp,omitempty"`
+	Subject   string `json:"subject,omitempty"`
+	Client    string `json:"client,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// AuditRecord is one stored event of a tenant's audit stream.
+type AuditRecord struct {
+	// ID orders the stream ("<unix ms>-<sequence>", as Redis stream ids);
+	// ReadAudit with after set to it returns the events that follow.
+	ID string `json:"id"`
+	// Event is the AuditEvent as JSON.
+	Event json.RawMessage `json:"event"`
+}
+
+// AuditStore is implemented by a Store that keeps a bounded audit stream per
+// tenant (memstore and redisstore do). The broker finds it by type
+// assertion; a store without it gets audit events in the log stream only.
+type AuditStore interface {
+	// AppendAudit adds event to tenant's stream, trimming the stream to
+	// about maxLen events (the oldest go first).
+	AppendAudit(ctx context.Context, tenant string, event []byte, maxLen int64) error
+	// ReadAudit returns up to limit events of tenant's stream that come
+	// after the event with id after ("" for the oldest kept), oldest first.
+	ReadAudit(ctx context.Context, tenant, after string, limit int) ([]AuditRecord, error)
+}
+
+// ErrBadAuditCursor means ReadAudit's after is not an audit event id.
+var ErrBadAuditCursor = errors.New("broker: malformed audit cursor")
+
+// MaxAuditRead bounds the events one ReadAudit returns.
+const MaxAuditRead = 1000
+
+// auditID is the shape of a stream id: "<unix ms>-<sequence>".
+var auditID = regexp.MustCompile(`^[0-9]{1,19}-[0-9]{1,19}$`)
+
+// UnattributedTenant names the audit stream of events that belong to no
+// tenant (an unknown client, a request refused before the realm is known).
+// It cannot be a tenant id, which starts with a letter or digit.
+const UnattributedTenant = "_none"
+
+// DefaultAuditMaxLen is how many events each tenant's stream keeps when
+// Config.AuditMaxLen is zero.
+const DefaultAuditMaxLen = 10000
+
+// Request-scoped keys.
+const (
+	ctxAudited    = "rg_audited"
+	ctxTokenError = "rg_token_error"
+)
+
+// Bounds on what a client controls inside an event.
+const (
+	maxAuditField     = 200
+	maxAuditUserAgent = 512
+)
+
 // auditEvent writes one structured event to the audit stream (S61). It never
 // carries a secret or a token.
 func (s *Server) auditEvent(c echo.Context, outcome, reason string, a attrs) {
+	n, _ := c.Get(ctxAudited).(int)
+	c.Set(ctxAudited, n+1)
 	req := c.Request()
+	ev := AuditEvent{
+		Time: s.now().UTC(), Outcome: outcome, Reason: clip(reason, maxAuditField),
+		Tenant: a.tenant, IdP: clip(a.idp, maxAuditField), Subject: a.subject, Client: clip(a.client, maxAuditField),
+		IP: c.RealIP(), UserAgent: clip(req.UserAgent(), maxAuditUserAgent), RequestID: requestID(c),
+	}
 	s.audit.LogAttrs(req.Context(), slog.LevelInfo, "signin",
-		slog.String("outcome", outcome), slog.String("reason", reason),
-		slog.String("tenant", a.tenant), slog.String("idp", a.idp), slog.String("subject", a.subject),
-		slog.String("client", a.client), slog.String("ip", c.RealIP()), slog.String("user_agent", req.UserAgent()),
-		slog.String("request_id", requestID(c)))
+		slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
+		slog.String("tenant", ev.Tenant), slog.String("idp", ev.IdP), slog.String("subject", ev.Subject),
+		slog.String("client", ev.Client), slog.String("ip", ev.IP), slog.String("user_agent", ev.UserAgent),
+		slog.String("request_id", ev.RequestID))
+
+	// Metric labels only take configured values: a client can name any IdP.
+	tenant, idp := "", ""
+	if p, ok := s.dir().idps[a.idp]; ok {
+		idp, tenant = p.ID, p.Tenant
+	}
+	if a.tenant != "" {
+		if _, ok := s.dir().resolver.Tenant(a.tenant); ok {
+			tenant = a.tenant
+		}
+	}
+	s.ops.metrics.signin(tenant, idp, outcome)
+	if strings.HasPrefix(reason, "upstream_") && outcome == "failure" {
+		s.ops.metrics.upstreamError(idp, reason)
+	}
+	if perTenant, ok := failureReasons[reason]; ok && (outcome == "refused" || outcome == "failure") {
+		forTenant := ""
+		if perTenant {
+			forTenant = tenant
+		}
+		s.countFailure(c, reason, forTenant)
+	}
+	s.ops.audit.push(s, tenant, ev)
+}
+
+// clip bounds a client-controlled value, keeping it valid UTF-8.
+func clip(v string, n int) string {
+	if len(v) <= n {
+		return v
+	}
+	v = v[:n]
+	for len(v) > 0 {
+		r, size := utf8.DecodeLastRuneInString(v)
+		if r != utf8.RuneError || size > 1 {
+			break
+		}
+		v = v[:len(v)-1]
+	}
+	return v + "…"
+}
+
+// auditWriter appends events to the store's per-tenant streams off the
+// request path, through a bounded queue: a slow or absent store drops audit
+// writes (counted and logged; the log stream keeps every event), it never
+// delays a sign-in.
+type auditWriter struct {
+	store   AuditStore
+	maxLen  int64
+	queue   chan auditItem
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+	dropped atomic.Int64
+	lastErr atomic.Int64 // unix ns of the last logged write error
+}
+
+type auditItem struct {
+	tenant string
+	event  []byte
+}
+
+const (
+	auditQueueSize    = 4096
+	auditWorkers      = 2
+	auditWriteTimeout = 2 * time.Second
+	auditDrainTimeout = 5 * time.Second
+)
+
+// newAuditWriter returns nil when the store keeps no audit streams or
+// retention is off (maxLen < 0).
+func (s *Server) newAuditWriter() *auditWriter {
+	as, ok := s.store.(AuditStore)
+	if !ok || s.cfg.AuditMaxLen < 0 {
+		return nil
+	}
+	maxLen := s.cfg.AuditMaxLen
+	if maxLen == 0 {
+		maxLen = DefaultAuditMaxLen
+	}
+	w := &auditWriter{store: as, maxLen: maxLen, queue: make(chan auditItem, auditQueueSize)}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	for range auditWorkers {
+		w.wg.Add(1)
+		go w.run(s)
+	}
+	return w
+}
+
+func (w *auditWriter) push(s *Server, tenant string, ev AuditEvent) {
+	if w == nil {
+		return
+	}
+	if tenant == "" {
+		tenant = UnattributedTenant
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return
+	}
+	select {
+	case w.queue <- auditItem{tenant: tenant, event: b}:
+	default:
+		s.ops.metrics.auditDropped.Inc()
+		if n := w.dropped.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, ...: no log flood
+			s.log.Error("audit queue full; events dropped from the store stream (the log stream has them)", "dropped", n)
+		}
+	}
+}
+
+func (w *auditWriter) run(s *Server) {
+	defer w.wg.Done()
+	for it := range w.queue {
+		ctx, cancel := context.WithTimeout(w.ctx, auditWriteTimeout)
+		err := w.store.AppendAudit(ctx, it.tenant, it.event, w.maxLen)
+		cancel()
+		if err != nil {
+			s.ops.metrics.storeError("audit")
+			now := time.Now().UnixNano()
+			if last := w.lastErr.Load(); now-last > int64(10*time.Second) && w.lastErr.CompareAndSwap(last, now) {
+				s.log.Warn("audit stream write failed (the log stream has the event)", "tenant", it.tenant, "err", err)
+			}
+		}
+	}
+}
+
+// close stops accepting events and writes the queued ones, for at most
+// auditDrainTimeout.
+func (w *auditWriter) close() {
+	if w == nil {
+		return
+	}
+	w.once.Do(func() {
+		close(w.queue)
+		t := time.AfterFunc(auditDrainTimeout, w.cancel)
+		w.wg.Wait()
+		t.Stop()
+		w.cancel()
+	})
+}
+
+// ReadAudit returns up to limit events of tenant's audit stream after the
+// event with id after, oldest first; ok is false when the store keeps no
+// audit streams. The admin endpoint serves it.
+func (s *Server) ReadAudit(ctx context.Context, tenant, after string, limit int) (recs []AuditRecord, ok bool, err error) {
+	as, ok := s.store.(AuditStore)
+	if !ok {
+		return nil, false, nil
+	}
+	if after != "" && !auditID.MatchString(after) {
+		return nil, true, fmt.Errorf("%w: %q", ErrBadAuditCursor, clip(after, 40))
+	}
+	limit = min(max(limit, 1), MaxAuditRead)
+	recs, err = as.ReadAudit(ctx, tenant, after, limit)
+	if err != nil {
+		return nil, true, storeErr("read audit", err)
+	}
+	return recs, true, nil
 }

@@ -126,6 +126,7 @@ func (s *Server) authorize(c echo.Context) error {
 		ClientID: cl.ID, RedirectURI: redirectURI, State: state, Nonce: v.Get("nonce"),
 		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
 		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
+		RequireMFA: wantsMFA(v.Get("acr_values")),
 	}
 	ctx := c.Request().Context()
 
@@ -137,6 +138,7 @@ func (s *Server) authorize(c echo.Context) error {
 			return err
 		}
 		if sess != nil && cl.allowsTenant(sess.Tenant) &&
+			(!s.needsMFA(sess.Tenant, ar) || providers.MFA(sess.Identity.AMR)) &&
 			(maxAge < 0 || s.now().Sub(sess.AuthTime) <= time.Duration(maxAge)*time.Second) {
 			return s.finish(c, ar, sess)
 		}
@@ -208,10 +210,23 @@ func (s *Server) expired(c echo.Context) error {
 // startUpstream sends the browser to the IdP with fresh state, nonce and
 // PKCE verifier kept server-side and bound to this browser (S21, S22).
 func (s *Server) startUpstream(c echo.Context, id string, ar *authRequest, idp IdP, hint string) error {
+	return s.startUpstreamMFA(c, s.keyer.key("ar", id), ar, idp, hint, s.needsMFA(idp.Tenant, ar))
+}
+
+// startUpstreamMFA starts the upstream login, asking the IdP for
+// multi-factor authentication when mfa is set. arKey is the store key of
+// the pending auth request.
+func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest, idp IdP, hint string, mfa bool) error {
 	ctx := c.Request().Context()
 	lr := providers.LoginRequest{
 		State: randomToken(tokenBytes), Nonce: randomToken(tokenBytes), CodeVerifier: randomToken(tokenBytes),
 		CallbackURL: s.CallbackURL(idp.ID), LoginHint: hint, ForceLogin: ar.ForceLogin,
+	}
+	if mfa {
+		lr.ACRValues = idp.mfaACRValues()
+	}
+	if err := s.limitStart(c, ar.ClientID, idp.Tenant, idp.ID); err != nil { // S60
+		return err
 	}
 	target, data, err := idp.Connector.LoginURL(ctx, lr)
 	if err != nil {
@@ -220,8 +235,8 @@ func (s *Server) startUpstream(c echo.Context, id string, ar *authRequest, idp I
 		return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
 			idp.Name+" could not be reached. Please try again in a few minutes.")
 	}
-	ul := upstreamLogin{Request: s.keyer.key("ar", id), IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
-		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, Created: s.now()}
+	ul := upstreamLogin{Request: arKey, IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
+		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, MFA: mfa, Created: s.now()}
 	if err := s.putJSON(ctx, s.keyer.key("ul", lr.State), ul, upstreamLoginTTL); err != nil {
 		return err
 	}

@@ -57,6 +57,9 @@ type IdP struct {
 	Name string
 	// Connector talks to the upstream.
 	Connector providers.Connector
+	// MFAACRValues are sent upstream (acr_values) to ask this IdP for
+	// multi-factor authentication; empty means DefaultMFAACRValues.
+	MFAACRValues []string
 }
 
 // Config is what the broker needs; cmd/realmgate builds it from the file.
@@ -90,10 +93,24 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// Rules holds each tenant's compiled claims rules; a missing tenant passes claims through.
 	Rules map[string]*transform.Engine
+	// Policies holds each tenant's sign-in requirements.
+	Policies map[string]TenantPolicy
+	// UpstreamConcurrency is how many upstream operations each IdP may have
+	// in flight on this instance; beyond it logins at that IdP fail fast
+	// (upstreamlimit.go). Zero means DefaultUpstreamConcurrency.
+	UpstreamConcurrency int
 	// Logger receives operational logs; Audit receives one event per sign-in outcome.
 	Logger, Audit *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// RateLimits throttle sign-ins per client IP and per tenant (S60,
+	// ratelimit.go); the zero value limits nothing. TenantRateLimits
+	// overrides the per-tenant limits of some tenants.
+	RateLimits       RateLimits
+	TenantRateLimits map[string]TenantLimits
+	// AuditMaxLen is how many audit events the store keeps per tenant
+	// (audit.go): zero means DefaultAuditMaxLen, negative keeps none.
+	AuditMaxLen int64
 }
 
 type client struct {
@@ -145,6 +162,7 @@ type Server struct {
 	now       func() time.Time
 	echo      *echo.Echo
 	logouts   *logoutQueue
+	ops       *ops // metrics and the audit stream writer (metrics.go)
 	secure    bool // cookies get Secure (https issuer)
 }
 
@@ -205,7 +223,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		}
 		s.clients[c.ID] = cl
 	}
-	d, err := newDirectory(Directory{Resolver: cfg.Resolver, IdPs: cfg.IdPs, Rules: cfg.Rules})
+	d, err := newDirectory(Directory{Resolver: cfg.Resolver, IdPs: cfg.IdPs, Rules: cfg.Rules, Policies: cfg.Policies})
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +243,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		return nil, fmt.Errorf("broker: load signing keys: %w", err)
 	}
 	s.echo = s.routes()
+	s.startOps()
 	s.startLogoutQueue()
 	return s, nil
 }

@@ -37,6 +37,9 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
 			"The response from your organization's sign-in is missing its state.")
 	}
+	if err := s.limitCallback(c, idp.Tenant, idp.ID); err != nil { // S60
+		return err
+	}
 	var ul upstreamLogin
 	// Single use: the state is consumed whatever happens next.
 	if err := s.takeJSON(ctx, s.keyer.key("ul", state), &ul); errors.Is(err, ErrNotFound) {
@@ -82,6 +85,17 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 			return s.renderError(c, http.StatusBadRequest, "Sign-in could not be verified",
 				"The response from "+idp.Name+" failed validation, so you were not signed in.")
 		}
+	}
+	if s.needsMFA(idp.Tenant, &ar) && !providers.MFA(ident.AMR) {
+		at := attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID}
+		if !ul.MFA {
+			// Ask the IdP again, this time for multi-factor authentication.
+			s.auditEvent(c, "started", "mfa_step_up", at)
+			return s.startUpstreamMFA(c, ul.Request, &ar, idp, ul.Hint, true)
+		}
+		s.auditEvent(c, "denied", "mfa_required", at)
+		return s.renderError(c, http.StatusForbidden, "Multi-factor sign-in required",
+			"Your organization requires multi-factor authentication, and "+idp.Name+" did not perform it. Set up a second factor with your IT department, then try again.")
 	}
 	// S50: the tenant is the one that owns the IdP that authenticated the
 	// user; nothing typed or hinted takes part.
@@ -168,7 +182,9 @@ func (s *Server) standardClaims(sess *session) map[string]any {
 	if len(id.AMR) > 0 {
 		cl["amr"] = toAnySlice(id.AMR)
 	}
-	set("acr", id.ACR)
+	// acr says what realmgate vouches for, whatever the upstream's own
+	// vocabulary; the upstream value stays available to rules.
+	cl["acr"] = acrFor(id.AMR)
 	return cl
 }
 

@@ -18,6 +18,8 @@ type Directory struct {
 	IdPs []IdP
 	// Rules holds each tenant's compiled claims rules; a missing tenant passes claims through.
 	Rules map[string]*transform.Engine
+	// Policies holds each tenant's sign-in requirements (MFA).
+	Policies map[string]TenantPolicy
 }
 
 // directory is the validated, indexed form of a Directory.
@@ -25,13 +27,14 @@ type directory struct {
 	resolver *realm.Resolver
 	idps     map[string]IdP
 	rules    map[string]*transform.Engine
+	policies map[string]TenantPolicy
 }
 
 func newDirectory(d Directory) (*directory, error) {
 	if d.Resolver == nil {
 		return nil, fmt.Errorf("broker: no realm resolver")
 	}
-	out := &directory{resolver: d.Resolver, idps: make(map[string]IdP, len(d.IdPs)), rules: d.Rules}
+	out := &directory{resolver: d.Resolver, idps: make(map[string]IdP, len(d.IdPs)), rules: d.Rules, policies: d.Policies}
 	for _, p := range d.IdPs {
 		owner, ok := d.Resolver.TenantOfIdP(p.ID)
 		if !ok || owner != p.Tenant {
@@ -67,9 +70,12 @@ func (s *Server) Reconfigure(d Directory) error {
 	return nil
 }
 
-// prepareConnectors hands shared facilities to connectors that want them.
+// prepareConnectors puts every connector behind its IdP's bulkhead
+// (upstreamlimit.go) and hands shared facilities to connectors that want them.
 func (s *Server) prepareConnectors(d *directory) {
-	for _, idp := range d.idps {
+	for id, idp := range d.idps {
+		idp.Connector = limitUpstream(idp, s.cfg.UpstreamConcurrency)
+		d.idps[id] = idp
 		if u, ok := idp.Connector.(replayCacheUser); ok {
 			u.SetReplayCache(replayCache{s: s})
 		}

@@ -180,6 +180,9 @@ func (s *Server) loginSubmit(c echo.Context) error {
 	if err != nil {
 		return s.renderError(c, http.StatusBadRequest, "Invalid form", err.Error())
 	}
+	if err := s.limitStart(c, "", "", ""); err != nil { // S60: every POST /login is a start from this IP
+		return err
+	}
 	id := v.Get("r")
 	ar, err := s.loadRequest(c, id)
 	if errors.Is(err, ErrNotFound) {

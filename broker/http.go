@@ -44,6 +44,7 @@ func (s *Server) routes() *echo.Echo {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
 	e.HTTPErrorHandler = s.handleError
+	e.Use(s.observe) // metrics and the audit fallback (metrics.go), outside middleware: sees the final status
 	e.Use(s.middleware)
 	e.GET(s.path("/.well-known/openid-configuration"), s.discovery)
 	e.GET(s.path("/jwks"), s.jwks)
@@ -132,6 +133,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	var he *echo.HTTPError
 	switch {
 	case errors.Is(err, ErrUnavailable):
+		s.ops.metrics.storeError("request")
 		s.log.Error("store unavailable", "request_id", requestID(c), "err", err)
 		_ = s.unavailable(c)
 	case errors.As(err, &he):

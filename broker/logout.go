@@ -258,5 +258,6 @@ func (s *Server) deliverLogout(job logoutJob) error {
 func (s *Server) Close() error {
 	s.logouts.once.Do(func() { close(s.logouts.jobs) })
 	s.logouts.wg.Wait()
+	s.stopOps() // write the queued audit events
 	return nil
 }

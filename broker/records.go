@@ -30,6 +30,8 @@ type authRequest struct {
 	ForceLogin    bool      `json:"fl,omitempty"`
 	Binding       []byte    `json:"b"`
 	Created       time.Time `json:"t"`
+	// RequireMFA is the client's step-up request (acr_values).
+	RequireMFA bool `json:"mfa,omitempty"`
 	// Offered lists the IdPs of the tenant choice page shown for this
 	// request: a later choice must be one of them (or a global one).
 	Offered []string `json:"o,omitempty"`
@@ -37,15 +39,18 @@ type authRequest struct {
 
 // upstreamLogin is the state of one round trip to an upstream IdP.
 type upstreamLogin struct {
-	Request  string    `json:"r"` // store key of the auth request (an HMAC, S17)
-	IdP      string    `json:"idp"`
-	Nonce    string    `json:"n"`
-	Verifier string    `json:"v"`
-	Data     []byte    `json:"d,omitempty"`
-	Binding  []byte    `json:"b"`
-	Hint     string    `json:"lh,omitempty"`
-	Force    bool      `json:"fl,omitempty"`
-	Created  time.Time `json:"t"`
+	Request  string `json:"r"` // store key of the auth request (an HMAC, S17)
+	IdP      string `json:"idp"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	Data     []byte `json:"d,omitempty"`
+	Binding  []byte `json:"b"`
+	Hint     string `json:"lh,omitempty"`
+	Force    bool   `json:"fl,omitempty"`
+	// MFA says multi-factor authentication was asked of the IdP: a second
+	// single-factor answer is refused rather than retried.
+	MFA     bool      `json:"mfa,omitempty"`
+	Created time.Time `json:"t"`
 }
 
 // session is the broker's SSO session.

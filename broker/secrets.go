@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"hash"
-	"io"
 	"sync"
 )
 
@@ -32,49 +31,54 @@ type keyer struct{ secret []byte }
 
 // key returns kind + ":" + base64url(HMAC-SHA256(k, secret)).
 func (k keyer) key(kind, secret string) string {
-	var sum [sha256.Size]byte
-	k.sum(sum[:0], kind, secret)
-	out := make([]byte, 0, len(kind)+1+base64.RawURLEncoding.EncodedLen(sha256.Size))
-	out = append(out, kind...)
-	out = append(out, ':')
-	out = base64.RawURLEncoding.AppendEncode(out, sum[:])
-	return string(out)
+	m := k.get()
+	sum := m.sum(kind, secret)
+	m.out = append(append(m.out[:0], kind...), ':')
+	m.out = base64.RawURLEncoding.AppendEncode(m.out, sum)
+	key := string(m.out)
+	macPool.Put(m)
+	return key
 }
 
 // mac returns the raw HMAC of a value under a derived purpose.
 func (k keyer) mac(purpose, value string) []byte {
-	return k.sum(make([]byte, 0, sha256.Size), purpose, value)
+	m := k.get()
+	out := append(make([]byte, 0, sha256.Size), m.sum(purpose, value)...)
+	macPool.Put(m)
+	return out
 }
 
-// sum appends HMAC-SHA256(k, label || 0 || value) to dst. The HMAC objects
-// are pooled: a reset HMAC restores its keyed state instead of hashing the
-// key pads again, and nothing is allocated per call.
-func (k keyer) sum(dst []byte, label, value string) []byte {
+// pooledMAC is an HMAC keyed with key (compared by identity) and scratch
+// buffers. The HMAC objects are pooled: a reset HMAC restores its keyed
+// state instead of hashing the key pads again, and the scratch buffers keep
+// a store key's computation to the one allocation of its result.
+type pooledMAC struct {
+	key       []byte
+	h         hash.Hash
+	in, out   []byte
+	sumBuffer []byte
+}
+
+var macPool sync.Pool
+
+// get returns a pooled HMAC keyed with k's secret; Put it back after use.
+func (k keyer) get() *pooledMAC {
 	m, _ := macPool.Get().(*pooledMAC)
 	if m == nil || len(m.key) != len(k.secret) || len(k.secret) == 0 || &m.key[0] != &k.secret[0] {
 		// First use, or a MAC of another keyer (tests run several servers).
-		m = &pooledMAC{key: k.secret, h: hmac.New(sha256.New, k.secret)}
-	} else {
-		m.h.Reset()
+		return &pooledMAC{key: k.secret, h: hmac.New(sha256.New, k.secret)}
 	}
-	io.WriteString(m.h, label)
-	m.h.Write(zeroByte)
-	io.WriteString(m.h, value)
-	dst = m.h.Sum(dst)
-	macPool.Put(m)
-	return dst
+	m.h.Reset()
+	return m
 }
 
-// pooledMAC is an HMAC keyed with key (compared by identity).
-type pooledMAC struct {
-	key []byte
-	h   hash.Hash
+// sum returns HMAC(label || 0 || value) in m's scratch space.
+func (m *pooledMAC) sum(label, value string) []byte {
+	m.in = append(append(append(m.in[:0], label...), 0), value...)
+	m.h.Write(m.in)
+	m.sumBuffer = m.h.Sum(m.sumBuffer[:0])
+	return m.sumBuffer
 }
-
-var (
-	macPool  sync.Pool
-	zeroByte = []byte{0}
-)
 
 // derive returns a sub-key of secret for one purpose (HKDF-like, one block).
 func derive(secret []byte, purpose string) []byte {

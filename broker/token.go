@@ -30,6 +30,7 @@ func (s *Server) tokenErr(c echo.Context, e tokenError) error {
 	if e.status == 0 {
 		e.status = http.StatusBadRequest
 	}
+	s.tokenFailure(c, e.code) // S60: invalid_grant / invalid_client count as failures
 	if e.code == "invalid_client" {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="realmgate", charset="UTF-8"`)
 	}
@@ -39,6 +40,7 @@ func (s *Server) tokenErr(c echo.Context, e tokenError) error {
 
 func (s *Server) tokenUnavailable(c echo.Context, err error) error {
 	s.log.Error("token endpoint store failure", "request_id", requestID(c), "err", err)
+	s.ops.metrics.storeError("token")
 	c.Response().Header().Set("Retry-After", "2")
 	return s.tokenErr(c, tokenError{http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable"})
 }
@@ -84,6 +86,9 @@ func (s *Server) token(c echo.Context) error {
 	v, err := formValues(c)
 	if err != nil {
 		return s.tokenErr(c, tokenError{code: "invalid_request", desc: err.Error()})
+	}
+	if err := s.limitToken(c); err != nil { // S60
+		return err
 	}
 	cl, terr := s.authenticateClient(c, v)
 	if terr != nil {

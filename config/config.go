@@ -75,8 +75,37 @@ type Config struct {
 	Tenants []Tenant `yaml:"tenants,omitempty"`
 	// Rules are global claims rules, run before each tenant's own rules.
 	Rules []Rule `yaml:"rules,omitempty"`
+	// AdminAPI configures the admin API that onboards tenants without a
+	// restart (docs/admin-api.md). Off unless it lists at least one token.
+	AdminAPI AdminAPI `yaml:"admin_api,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
+}
+
+// DefaultAdminListen is where the admin API listens when admin_api.listen is unset: loopback only.
+const DefaultAdminListen = "127.0.0.1:8443"
+
+// AdminAPI configures the admin REST API, served on its own listener.
+type AdminAPI struct {
+	// Listen is the host:port of the admin listener. Default 127.0.0.1:8443
+	// (loopback); anything else should sit behind a TLS-terminating proxy.
+	Listen string `yaml:"listen,omitempty"`
+	// Tokens are the bearer tokens that may call the API; none turns the API off.
+	Tokens []AdminToken `yaml:"tokens,omitempty"`
+	// DNSResolver is the host:port of the DNS server asked for domain
+	// verification TXT records. Empty: the system resolver.
+	DNSResolver string `yaml:"dns_resolver,omitempty"`
+}
+
+// AdminToken is one admin API credential.
+type AdminToken struct {
+	// Name identifies the caller in audit events (who made a change); unique.
+	Name string `yaml:"name"`
+	// Token is the bearer token, at least 32 characters of random text. Use ${VAR}.
+	Token string `yaml:"token"`
+	// Tenant, when set, limits the token to that tenant's resources (a
+	// per-tenant admin); empty means an operator with access to everything.
+	Tenant string `yaml:"tenant,omitempty"`
 }
 
 // Store selects and configures the store.
@@ -180,6 +209,11 @@ type Tenant struct {
 	// Default marks the tenant that receives users whose domain matches no
 	// tenant (personal accounts). At most one tenant is the default.
 	Default bool `yaml:"default,omitempty"`
+
+	// RequireMFA refuses sign-ins whose upstream authentication was not
+	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
+	// with its mfa_acr_values.
+	RequireMFA bool `yaml:"require_mfa,omitempty"`
 	// Providers are the tenant's upstream identity providers, in the order
 	// they are offered.
 	Providers []Provider `yaml:"providers,omitempty"`
@@ -288,6 +322,11 @@ type Provider struct {
 	// default (SECURITY S44); when on, RelayStateAllowlist is required and the
 	// replay cache and a short freshness window still apply.
 	IdPInitiated bool `yaml:"idp_initiated,omitempty"`
+
+	// MFAACRValues are sent upstream as acr_values to ask this IdP for
+	// multi-factor authentication (default: the PAPE multi-factor policy
+	// URI; Okta, for example, wants urn:okta:loa:2fa:any).
+	MFAACRValues []string `yaml:"mfa_acr_values,omitempty"`
 	// RelayStateAllowlist are the exact URLs an IdP-initiated response's
 	// RelayState may name, where the browser goes after the sign-in (an
 	// application's login URL); the first is used when RelayState is empty.

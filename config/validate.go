@@ -100,6 +100,9 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 	str(&c.Listen, "listen", DefaultListen)
+	if len(c.AdminAPI.Tokens) > 0 {
+		str(&c.AdminAPI.Listen, "admin_api.listen", DefaultAdminListen)
+	}
 	str(&c.Store.Type, "store.type", StoreMemory)
 	str(&c.Keys.Algorithm, "keys.algorithm", AlgES256)
 	dur(&c.Keys.RotateEvery, "keys.rotate_every", DefaultRotateEvery)
@@ -151,6 +154,9 @@ func (c *Config) Warnings() []string {
 	k := &checker{c: c}
 	if c.Store.Type == StoreRedis && c.Keys.Secret == "" {
 		k.add("keys.secret", "not set with a redis store: set it (keys.secret: ${REALMGATE_SECRET}) so every instance shares the key that indexes tokens in the store and signing keys are stored encrypted")
+	}
+	if h, _, err := net.SplitHostPort(c.AdminAPI.Listen); err == nil && len(c.AdminAPI.Tokens) > 0 && !isLoopback(h) {
+		k.add("admin_api.listen", "is not a loopback address: the admin API speaks plain HTTP, so put it behind a TLS-terminating proxy on a private network")
 	}
 	if u, err := url.Parse(c.Issuer); err == nil && u.Scheme == "http" {
 		k.add("issuer", "uses http: fine for local development only")
@@ -233,7 +239,47 @@ func (c *Config) problems() []Problem {
 	tenantIDs := k.tenants()
 	k.clients(tenantIDs)
 	k.rules(c.Rules, "rules")
+	k.adminAPI()
 	return k.probs
+}
+
+// adminAPI checks the admin_api section. A token's tenant may be one the
+// API itself creates later, so only its form is checked.
+func (k *checker) adminAPI() {
+	a := k.c.AdminAPI
+	if len(a.Tokens) == 0 {
+		if a.Listen != "" || a.DNSResolver != "" {
+			k.add("admin_api.tokens", "at least one token is required to turn the admin API on")
+		}
+		return
+	}
+	if msg := checkHostPort(a.Listen, true); msg != "" {
+		k.add("admin_api.listen", "%s", msg)
+	} else if a.Listen == k.c.Listen {
+		k.add("admin_api.listen", "must differ from listen: the admin API has its own listener")
+	}
+	if a.DNSResolver != "" {
+		if msg := checkHostPort(a.DNSResolver, false); msg != "" {
+			k.add("admin_api.dns_resolver", "%s", msg)
+		}
+	}
+	names := map[string]int{}
+	for i, t := range a.Tokens {
+		p := fmt.Sprintf("admin_api.tokens[%d]", i)
+		if j, dup := names[t.Name]; dup {
+			k.add(p+".name", "token name %q is already used by admin_api.tokens[%d]", t.Name, j)
+		} else if strings.TrimSpace(t.Name) == "" {
+			k.add(p+".name", "is required: it names the caller in audit events")
+		} else {
+			names[t.Name] = i
+		}
+		if len(t.Token) < 32 {
+			k.add(p+".token", "must be at least 32 characters of random text (openssl rand -base64 32); use ${VAR}")
+		}
+		if t.Tenant != "" && !idPattern.MatchString(t.Tenant) {
+			k.add(p+".tenant", "%q is not a tenant id", t.Tenant)
+		}
+	}
 }
 
 func (k *checker) issuer() {

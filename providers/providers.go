@@ -73,6 +73,28 @@ type LoginRequest struct {
 	LoginHint string
 	// ForceLogin asks the IdP to re-authenticate the user (OIDC prompt=login).
 	ForceLogin bool
+	// ACRValues asks the IdP for an authentication context, such as
+	// multi-factor (OIDC acr_values, OIDC Core §3.1.2.1; SAML
+	// RequestedAuthnContext). Empty: the IdP's default.
+	ACRValues []string
+}
+
+// MFA reports whether the authentication methods amr (RFC 8176) include
+// more than one factor: "mfa" itself, or a password or knowledge factor
+// combined with a possession or inherence factor.
+func MFA(amr []string) bool {
+	var know, have bool
+	for _, m := range amr {
+		switch m {
+		case "mfa":
+			return true
+		case "pwd", "pin", "kba":
+			know = true
+		case "otp", "hwk", "swk", "sms", "tel", "sc", "pop", "face", "fpt", "iris", "retina", "vbm", "user":
+			have = true
+		}
+	}
+	return know && have
 }
 
 // Connector is one configured upstream IdP. Implementations must be safe for

@@ -18,6 +18,7 @@ need_apt() { # need_apt COMMAND PACKAGE...
 need_apt redis-server redis-server
 need_apt node nodejs npm
 need_apt npm npm
+need_apt chromium chromium
 
 if [ -f e2e/node/package-lock.json ]; then
   (cd e2e/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -47,6 +47,8 @@ type Store struct {
 	entries  map[string]entry
 	families map[string]*family
 
+	audit auditStreams // per-tenant audit streams (audit.go)
+
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once

@@ -45,31 +45,30 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 	return nil, fmt.Errorf("unknown store type %q", cfg.Store.Type)
 }
 
+// microsoftIssuer is the Entra ID v2.0 multi-tenant issuer template.
+const microsoftIssuer = "https://login.microsoftonline.com/" + oidc.TenantPlaceholder + "/v2.0"
+
 // connector builds the upstream connector for one configured provider.
 // issuer is the broker's issuer: SAML SP URLs (entityID, ACS) derive from it.
+// No connector touches the network here: OIDC discovery and SAML metadata
+// URLs are fetched on first use.
 func connector(p *config.Provider, issuer string, logger *slog.Logger) (providers.Connector, error) {
 	switch p.Type {
 	case config.ProviderOIDC:
 		return oidc.New(oidc.Config{ID: p.ID, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-			Scopes: p.Scopes, Logger: logger})
+			Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger})
 	case config.ProviderGoogle:
-		// Google is an OpenID Provider; its issuer is fixed (and overridable
-		// for tests). The hd claim stays in the upstream claims for rules.
+		// Google is an OpenID Provider; its issuer is fixed (a Provider built
+		// in code may override it for tests). The hd claim stays in the
+		// upstream claims for rules; hosted_domain makes it mandatory.
 		iss := p.Issuer
 		if iss == "" {
 			iss = "https://accounts.google.com"
 		}
 		return oidc.New(oidc.Config{ID: p.ID, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-			Scopes: p.Scopes, Logger: logger})
+			Scopes: p.Scopes, HostedDomain: p.HostedDomain, Logger: logger})
 	case config.ProviderMicrosoft:
-		// Entra ID multi-tenant: the ID token's iss is checked against the
-		// template with its own tid substituted (S23). Issuer pins one directory.
-		iss := p.Issuer
-		if iss == "" {
-			iss = "https://login.microsoftonline.com/" + oidc.TenantPlaceholder + "/v2.0"
-		}
-		return oidc.New(oidc.Config{ID: p.ID, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-			Scopes: p.Scopes, Logger: logger})
+		return oidc.New(microsoftConfig(p, logger))
 	case config.ProviderGitHub:
 		return github.New(github.Config{ID: p.ID, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
 			Logger: logger})
@@ -82,21 +81,62 @@ func connector(p *config.Provider, issuer string, logger *slog.Logger) (provider
 	return nil, fmt.Errorf("provider %q: type %q: %w", p.ID, p.Type, errUnsupportedProvider)
 }
 
+// microsoftConfig maps a microsoft provider onto the OIDC connector. Without
+// a pinned issuer it is Entra's multi-tenant template, checked against each
+// token's tid (S23): accounts "any" (default) goes through the common
+// endpoint and takes personal accounts too, "work" through organizations,
+// and "personal" is the consumer tenant's own issuer.
+func microsoftConfig(p *config.Provider, logger *slog.Logger) oidc.Config {
+	cfg := oidc.Config{ID: p.ID, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+		Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger}
+	if cfg.Issuer == "" {
+		cfg.Issuer = microsoftIssuer
+	}
+	if !strings.Contains(cfg.Issuer, oidc.TenantPlaceholder) {
+		return cfg // one pinned directory
+	}
+	switch p.Accounts {
+	case "", config.AccountsAny:
+		cfg.PersonalAccounts = true
+	case config.AccountsPersonal:
+		cfg.Issuer = strings.Replace(cfg.Issuer, oidc.TenantPlaceholder, config.MicrosoftConsumerTenant, 1)
+		cfg.AllowedTenants = nil
+	}
+	return cfg
+}
+
+// samlBindings maps the configuration's binding names to the connector's.
+var samlBindings = map[string]string{"": "", config.BindingRedirect: saml.BindingRedirect, config.BindingPOST: saml.BindingPOST}
+
 // samlConnector builds a SAML SP for one IdP. Its stable URLs, which the
 // tenant admin registers, are <issuer>/saml/<id>/metadata (also the SP
 // entityID) and <issuer>/saml/<id>/acs.
 func samlConnector(p *config.Provider, issuer string, logger *slog.Logger) (providers.Connector, error) {
 	base := strings.TrimSuffix(issuer, "/") + "/saml/" + url.PathEscape(p.ID)
+	binding, ok := samlBindings[p.Binding]
+	if !ok {
+		return nil, fmt.Errorf("provider %q: unknown binding %q", p.ID, p.Binding)
+	}
+	nameID, ok := p.SAMLNameIDFormat()
+	if !ok {
+		return nil, fmt.Errorf("provider %q: unsupported name_id_format %q", p.ID, p.NameIDFormat)
+	}
 	cfg := saml.Config{ID: p.ID, EntityID: base + "/metadata", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
 		PostURL: base + "/post", IdPMetadataURL: p.MetadataURL, IdPEntityID: p.EntityID, IdPInitiated: p.IdPInitiated,
+		RelayStateAllowList: p.RelayStateAllowlist, Binding: binding, NameIDFormat: nameID,
+		SubjectAttribute: p.SubjectAttribute, ClockSkew: p.ClockSkew.Duration(), SignRequests: p.SignRequests,
 		Logger: logger}
-	if p.Metadata != "" {
-		cfg.IdPMetadata = []byte(p.Metadata)
+	md, err := p.IdPMetadataXML()
+	if err != nil {
+		return nil, fmt.Errorf("provider %q: metadata: %w", p.ID, err)
 	}
-	if p.IdPInitiated {
-		// The configuration has no RelayState allow-list yet; without one
-		// IdP-initiated login cannot be safe (S44).
-		return nil, fmt.Errorf("provider %q: idp_initiated needs a RelayState allow-list, which this configuration cannot express yet", p.ID)
+	cfg.IdPMetadata = md
+	key, cert, err := p.SPKeyPair()
+	if err != nil {
+		return nil, fmt.Errorf("provider %q: sp key: %w", p.ID, err)
+	}
+	if key != nil { // a nil *rsa.PrivateKey must not become a non-nil crypto.Signer
+		cfg.Key, cfg.Certificate = key, cert
 	}
 	return saml.New(cfg)
 }
@@ -142,6 +182,7 @@ func convertRules(in []config.Rule) []transform.Rule {
 // buildBroker wires the configuration into a broker on store. Providers of a
 // type this build does not support are left out with a logged error.
 func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger) (*broker.Server, error) {
+	policies := map[string]broker.TenantPolicy{}
 	var tenants []realm.Tenant
 	var idps []broker.IdP
 	for _, t := range cfg.Tenants {
@@ -168,12 +209,15 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 				name = t.Name
 			}
 			rt.IdPs = append(rt.IdPs, p.ID)
-			idps = append(idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn})
+			idps = append(idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn, MFAACRValues: p.MFAACRValues})
 		}
 		if rt.Name == "" {
 			rt.Name = t.ID
 		}
 		tenants = append(tenants, rt)
+		if t.RequireMFA {
+			policies[t.ID] = broker.TenantPolicy{RequireMFA: true}
+		}
 	}
 	res, err := realm.New(tenants, realm.Options{BaseDomain: cfg.BaseDomain})
 	if err != nil {
@@ -195,7 +239,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime.Duration(),
 		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
-		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Logger: logger, Audit: audit,
+		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Logger: logger, Audit: audit,
 	}
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)

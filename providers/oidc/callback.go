@@ -87,6 +87,14 @@ func (c *Connector) HandleCallback(ctx context.Context, req providers.LoginReque
 	if err != nil {
 		return providers.Identity{}, err
 	}
+	if c.hostedDomain != "" {
+		// Google's guide: the hd claim of the verified ID token, not the hd
+		// parameter of the request, says the account is in the domain.
+		if hd, _ := claims["hd"].(string); !strings.EqualFold(hd, c.hostedDomain) {
+			return providers.Identity{}, fmt.Errorf("%w: oidc: idp %q: account hosted domain %q is not %q",
+				providers.ErrAccessDenied, c.id, clip(hd), c.hostedDomain)
+		}
+	}
 	iss, _ := claims["iss"].(string)
 	if iss == googleIssuerNoScheme {
 		iss = googleIssuer

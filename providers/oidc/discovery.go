@@ -100,7 +100,7 @@ func (c *Connector) discoveryURL() (docURL, wantIssuer string) {
 	base := c.issuer
 	if c.multiTenant {
 		form := "organizations"
-		if c.tenantAllowed(msaConsumerTenant) && len(c.allowedTenants) > 0 {
+		if c.commonEndpoint() {
 			form = "common"
 		}
 		base = c.tenantIssuer(form)

@@ -20,14 +20,26 @@
 // When Config.Issuer contains the "{tenantid}" placeholder, for example
 // https://login.microsoftonline.com/{tenantid}/v2.0, the connector fetches
 // discovery from the "organizations" form of the template (the placeholder
-// replaced by "organizations"; by "common" when AllowedTenants lists the
-// Microsoft consumer tenant 9188040d-6c67-4c5b-b112-36a304b66dad) and
-// requires the document's issuer to equal the template exactly, which is what
-// Entra publishes there. Each ID token is then verified against its own
-// issuer: the token's "tid" claim must be a GUID (and listed in
-// AllowedTenants when that is set), and go-oidc checks the token's "iss"
-// against the template with that tid substituted (SECURITY S23). The issuer
-// check is never skipped.
+// replaced by "organizations": work and school accounts), or from the
+// "common" form (work and personal Microsoft accounts) when
+// Config.PersonalAccounts is set or AllowedTenants lists the Microsoft
+// consumer tenant 9188040d-6c67-4c5b-b112-36a304b66dad, and requires the
+// document's issuer to equal the template exactly, which is what Entra
+// publishes at both. The authorization and token endpoints come from that
+// document. Each ID token is then verified against its own issuer: the
+// token's "tid" claim must be a GUID (and listed in AllowedTenants when that
+// is set; the consumer tenant only with PersonalAccounts or when listed), and
+// go-oidc checks the token's "iss" against the template with that tid
+// substituted (SECURITY S23): a personal account's token carries
+// iss https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0.
+// The issuer check is never skipped.
+//
+// # Google Workspace
+//
+// Config.HostedDomain restricts a Google login to one Workspace domain: it
+// is sent as the hd authorization parameter, which only tunes Google's
+// account chooser, and the verified ID token's hd claim must equal it
+// (Google's OpenID Connect guide: "ensure that the hd claim matches").
 package oidc
 
 import (
@@ -89,8 +101,18 @@ type Config struct {
 	// openid, profile, email.
 	Scopes []string
 	// AllowedTenants lists the Entra tenant ids (tid) accepted when Issuer
-	// contains "{tenantid}"; empty means any tenant.
+	// contains "{tenantid}"; empty means any work tenant.
 	AllowedTenants []string
+	// PersonalAccounts, with a "{tenantid}" issuer, also accepts personal
+	// Microsoft accounts (tid 9188040d-6c67-4c5b-b112-36a304b66dad) besides
+	// the work tenants AllowedTenants admits: discovery, and so the
+	// authorization request, use the "common" endpoint.
+	PersonalAccounts bool
+	// HostedDomain restricts sign-in to one Google Workspace domain: the
+	// verified ID token's hd claim must equal it (case-insensitively), else
+	// the login fails with providers.ErrAccessDenied. It is also sent as the
+	// hd authorization parameter.
+	HostedDomain string
 	// HTTPClient makes the back-channel calls; nil means a client with
 	// Timeout as its own timeout.
 	HTTPClient *http.Client
@@ -115,6 +137,8 @@ type Connector struct {
 	tenantSuffix   string // template: part after the placeholder
 	multiTenant    bool
 	allowedTenants []string
+	personal       bool
+	hostedDomain   string
 	clientID       string
 	clientSecret   string
 	scopes         []string
@@ -188,6 +212,14 @@ func New(cfg Config) (*Connector, error) {
 	if len(cfg.AllowedTenants) > 0 && !c.multiTenant {
 		return nil, fmt.Errorf("%w: idp %q: allowed tenants need an issuer with %s", ErrConfig, cfg.ID, TenantPlaceholder)
 	}
+	if cfg.PersonalAccounts && !c.multiTenant {
+		return nil, fmt.Errorf("%w: idp %q: personal accounts need an issuer with %s", ErrConfig, cfg.ID, TenantPlaceholder)
+	}
+	c.personal = cfg.PersonalAccounts
+	c.hostedDomain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(cfg.HostedDomain), "."))
+	if cfg.HostedDomain != "" && (c.hostedDomain == "" || strings.ContainsAny(c.hostedDomain, " /@:")) {
+		return nil, fmt.Errorf("%w: idp %q: hosted domain %q is not a domain name", ErrConfig, cfg.ID, cfg.HostedDomain)
+	}
 	for _, t := range cfg.AllowedTenants {
 		if !guidRE.MatchString(t) {
 			return nil, fmt.Errorf("%w: idp %q: allowed tenant %q is not a tenant id", ErrConfig, cfg.ID, t)
@@ -214,6 +246,11 @@ func New(cfg Config) (*Connector, error) {
 			return nil, fmt.Errorf("%w: idp %q: extra auth param %q is not allowed", ErrConfig, cfg.ID, k)
 		}
 		c.extra[k] = v
+	}
+	if c.hostedDomain != "" {
+		if _, set := c.extra["hd"]; !set {
+			c.extra["hd"] = c.hostedDomain
+		}
 	}
 
 	if cfg.HTTPClient != nil {
@@ -268,6 +305,9 @@ func (c *Connector) LoginURL(ctx context.Context, req providers.LoginRequest) (s
 	if req.ForceLogin {
 		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
 	}
+	if len(req.ACRValues) > 0 { // OIDC Core §3.1.2.1
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(req.ACRValues, " ")))
+	}
 	return conf.AuthCodeURL(req.State, opts...), nil, nil
 }
 
@@ -321,7 +361,23 @@ func (c *Connector) tenantOf(iss string) (string, bool) {
 	return tid, guidRE.MatchString(tid)
 }
 
-// tenantAllowed reports whether tid may sign in (S23).
+// tenantAllowed reports whether tid may sign in (S23): a listed tenant, any
+// work tenant when none is listed, and the personal-accounts tenant only
+// when personal accounts are on or it is listed.
 func (c *Connector) tenantAllowed(tid string) bool {
-	return len(c.allowedTenants) == 0 || slices.Contains(c.allowedTenants, strings.ToLower(tid))
+	tid = strings.ToLower(tid)
+	if slices.Contains(c.allowedTenants, tid) {
+		return true
+	}
+	if tid == msaConsumerTenant {
+		return c.personal
+	}
+	return len(c.allowedTenants) == 0
+}
+
+// commonEndpoint reports whether a multi-tenant connector uses Entra's
+// "common" endpoint (work and personal accounts) rather than
+// "organizations" (work accounts only).
+func (c *Connector) commonEndpoint() bool {
+	return c.personal || slices.Contains(c.allowedTenants, msaConsumerTenant)
 }

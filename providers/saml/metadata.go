@@ -30,6 +30,10 @@ type idpMetadata struct {
 	fetched     time.Time
 }
 
+// metadataRetry is how long a failed background refresh waits before the
+// next attempt.
+const metadataRetry = 5 * time.Minute
+
 // metadataSource holds the IdP metadata: parsed once when inline, fetched
 // and refreshed when from a URL.
 type metadataSource struct {
@@ -39,8 +43,11 @@ type metadataSource struct {
 	now          func() time.Time
 	log          *slog.Logger
 
-	mu  sync.Mutex
-	cur *idpMetadata
+	mu         sync.Mutex
+	cur        *idpMetadata
+	refreshing bool      // a background refresh is running
+	failedAt   time.Time // when the last background refresh failed
+	bg         sync.WaitGroup
 }
 
 func newMetadataSource(cfg Config, now func() time.Time, log *slog.Logger) (*metadataSource, error) {
@@ -71,9 +78,12 @@ func newMetadataSource(cfg Config, now func() time.Time, log *slog.Logger) (*met
 	return s, nil
 }
 
-// get returns current metadata, fetching it when absent, stale (refresh
-// interval) or expired (validUntil / cacheDuration). A failed refresh keeps
-// the previous copy while it has not expired.
+// get returns current metadata. Absent or expired metadata (validUntil /
+// cacheDuration) is fetched now, one fetch at a time, and a failure is
+// ErrUnavailable. Metadata older than the refresh interval is served while a
+// background fetch replaces it, so no login waits on the IdP's metadata host;
+// a failed background fetch keeps the current copy and is tried again after
+// metadataRetry.
 func (s *metadataSource) get(ctx context.Context) (*idpMetadata, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -83,19 +93,42 @@ func (s *metadataSource) get(ctx context.Context) (*idpMetadata, error) {
 		return cur, nil
 	}
 	expired := cur == nil || (!cur.expires.IsZero() && !now.Before(cur.expires))
-	if !expired && now.Sub(cur.fetched) < s.every {
+	if !expired {
+		if now.Sub(cur.fetched) >= s.every && !s.refreshing && now.Sub(s.failedAt) >= metadataRetry {
+			s.refreshing = true
+			s.bg.Add(1)
+			go s.background()
+		}
 		return cur, nil
 	}
 	md, err := s.fetch(ctx)
 	if err != nil {
-		if !expired {
-			s.log.Warn("saml metadata refresh failed; keeping the previous copy", "idp", s.id, "err", err)
-			return cur, nil
-		}
 		return nil, fmt.Errorf("saml: idp %s: metadata: %w: %w", s.id, providers.ErrUnavailable, err)
 	}
 	s.cur = md
 	return md, nil
+}
+
+// background refreshes the metadata outside any request, bounded by the
+// client timeout.
+func (s *metadataSource) background() {
+	defer s.bg.Done()
+	timeout := s.client.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	md, err := s.fetch(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refreshing = false
+	if err != nil {
+		s.failedAt = s.now()
+		s.log.Warn("saml metadata refresh failed; keeping the previous copy", "idp", s.id, "err", err, "retry_in", metadataRetry)
+		return
+	}
+	s.cur, s.failedAt = md, time.Time{}
 }
 
 // refresh fetches the metadata now.

@@ -129,8 +129,10 @@ type Config struct {
 	IdPMetadata []byte
 	// IdPMetadataURL is where the IdP publishes its metadata (AD FS:
 	// /FederationMetadata/2007-06/FederationMetadata.xml). Fetched on first
-	// use, then again every RefreshInterval and when its validUntil or
-	// cacheDuration passes; the last good copy is kept when a fetch fails.
+	// use and when its validUntil or cacheDuration passes (the login waits),
+	// and in the background when a login finds it older than RefreshInterval
+	// (the login does not wait); the last good copy is kept while a
+	// background fetch fails.
 	IdPMetadataURL string
 	// IdPEntityID pins the IdP's entityID (the Issuer of every response).
 	// Default: the metadata's. Required to pick one entity from an

@@ -1,0 +1,63 @@
+package broker
+
+import (
+	"strings"
+
+	"github.com/realmgate/realmgate/providers"
+)
+
+// Authentication context classes realmgate vouches for in the acr claim.
+const (
+	// ACRMFA says the user passed multi-factor authentication upstream.
+	ACRMFA = "urn:realmgate:acr:mfa"
+	// ACRSingleFactor says the upstream authentication had one factor (or
+	// did not say it had more).
+	ACRSingleFactor = "urn:realmgate:acr:1fa"
+	// papeMFA is the widely understood multi-factor policy URI; clients may
+	// ask for it as well as for ACRMFA.
+	papeMFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+)
+
+// DefaultMFAACRValues is what the broker sends upstream to ask an IdP for
+// multi-factor authentication when the IdP configures nothing else.
+var DefaultMFAACRValues = []string{papeMFA}
+
+// TenantPolicy is what a tenant requires of every sign-in.
+type TenantPolicy struct {
+	// RequireMFA refuses sign-ins whose upstream authentication was not
+	// multi-factor; the broker first asks the IdP again for MFA.
+	RequireMFA bool
+}
+
+// wantsMFA reports whether a client's acr_values ask for multi-factor
+// authentication (step-up).
+func wantsMFA(acrValues string) bool {
+	for _, v := range strings.Fields(acrValues) {
+		if v == ACRMFA || v == papeMFA {
+			return true
+		}
+	}
+	return false
+}
+
+// needsMFA reports whether this sign-in must be multi-factor: the tenant's
+// policy or the client's step-up request.
+func (s *Server) needsMFA(tenant string, ar *authRequest) bool {
+	return ar.RequireMFA || s.dir().policies[tenant].RequireMFA
+}
+
+// mfaACRValues is what to send to idp to ask for multi-factor authentication.
+func (idp IdP) mfaACRValues() []string {
+	if len(idp.MFAACRValues) > 0 {
+		return idp.MFAACRValues
+	}
+	return DefaultMFAACRValues
+}
+
+// acrFor is the acr claim for an upstream identity.
+func acrFor(amr []string) string {
+	if providers.MFA(amr) {
+		return ACRMFA
+	}
+	return ACRSingleFactor
+}
