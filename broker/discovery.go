@@ -138,6 +138,14 @@ func (s *Server) discoveryPage(c echo.Context, id string, ar *authRequest, email
 		if owner, _ := s.dir().resolver.TenantOfIdP(r); cl.allows(owner, r) {
 			idp := s.dir().idps[r]
 			d.Remembered = &idp
+			// Offer it once: as "continue", not again in the provider list.
+			others := d.IdPs[:0:0]
+			for _, p := range d.IdPs {
+				if p.ID != r {
+					others = append(others, p)
+				}
+			}
+			d.IdPs = others
 		}
 	}
 	status := http.StatusOK
