@@ -39,6 +39,9 @@ type Client struct {
 	// AllowedTenants lists the tenants whose users may sign in; "*" means
 	// all, empty means none.
 	AllowedTenants []string
+	// ExchangeAudiences are the clients (APIs) this client may obtain
+	// tokens for by token exchange (RFC 8693); empty: no exchange.
+	ExchangeAudiences []string
 	// BackchannelLogoutURI receives logout tokens when a session the client
 	// signed in through ends (OIDC Back-Channel Logout 1.0).
 	BackchannelLogoutURI string

@@ -100,6 +100,8 @@ func (s *Server) token(c echo.Context) error {
 		return s.codeGrant(c, cl, v)
 	case "refresh_token":
 		return s.refreshGrant(c, cl, v)
+	case grantTokenExchange:
+		return s.tokenExchange(c, cl, v)
 	case "":
 		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "grant_type is required"})
 	default: // S04: no password, no implicit, nothing else

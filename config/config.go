@@ -181,6 +181,10 @@ type Client struct {
 	// client, or ["*"] for every tenant. Empty allows none.
 	AllowedTenants []string `yaml:"allowed_tenants,omitempty"`
 
+	// ExchangeAudiences lists the client ids (APIs) this client may obtain
+	// tokens for with RFC 8693 token exchange; empty: no exchange.
+	ExchangeAudiences []string `yaml:"exchange_audiences,omitempty"`
+
 	// BackchannelLogoutURI receives OIDC back-channel logout tokens when a
 	// session the client signed in through ends (https, or http on loopback).
 	BackchannelLogoutURI string `yaml:"backchannel_logout_uri,omitempty"`

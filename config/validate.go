@@ -439,6 +439,11 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 				k.add(path+".backchannel_logout_uri", "%s", msg)
 			}
 		}
+		for j, id := range cl.ExchangeAudiences {
+			if k.c.Client(id) == nil {
+				k.add(fmt.Sprintf("%s.exchange_audiences[%d]", path, j), "unknown client %q", id)
+			}
+		}
 		for j, id := range cl.AllowedIdPs {
 			if t, _ := k.c.Provider(id); t == nil {
 				k.add(fmt.Sprintf("%s.allowed_idps[%d]", path, j), "unknown identity provider %q", id)

@@ -1,0 +1,114 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+)
+
+// Token exchange identifiers (RFC 8693 §2.1, §3).
+const (
+	grantTokenExchange  = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccess     = "urn:ietf:params:oauth:token-type:access_token"
+	tokenTypeJWT        = "urn:ietf:params:oauth:token-type:jwt"
+	maxExchangeAudience = 8
+)
+
+// tokenExchange is the RFC 8693 token exchange grant: a client that received
+// a realmgate access token (the subject token) obtains a token for another
+// audience it is allowed to call, never with a wider scope, carrying `act`
+// to name who acts (§4.1). Policy is per client: Client.ExchangeAudiences.
+func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
+	if cl.public() {
+		return s.tokenErr(c, tokenError{http.StatusUnauthorized, "invalid_client", "token exchange needs an authenticated client"})
+	}
+	if len(cl.ExchangeAudiences) == 0 {
+		return s.tokenErr(c, tokenError{code: "unauthorized_client", desc: "this client may not exchange tokens"})
+	}
+	if t := v.Get("requested_token_type"); t != "" && t != tokenTypeAccess {
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "only access tokens can be requested"})
+	}
+	if t := v.Get("subject_token_type"); t != tokenTypeAccess && t != tokenTypeJWT {
+		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "subject_token_type must be an access token type"})
+	}
+	// §2.1: audience and resource name the target; formValues already
+	// refused repeated parameters, so there is one audience.
+	audience := v.Get("audience")
+	if audience == "" {
+		audience = v.Get("resource")
+	}
+	if audience == "" {
+		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "audience is required"})
+	}
+	if !slices.Contains(cl.ExchangeAudiences, audience) || s.clients[audience] == nil {
+		// §2.2.2: never a wider audience than the client's policy allows.
+		s.auditEvent(c, "refused", "exchange_audience_not_allowed", attrs{client: cl.ID})
+		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the client may not obtain tokens for this audience"})
+	}
+	subject, all, err := s.accessToken(c, v.Get("subject_token"))
+	if errors.Is(err, ErrUnavailable) {
+		return s.tokenUnavailable(c, err)
+	}
+	if err != nil || stringClaim(subject, "aud") != cl.ID {
+		// The subject token must have been issued to the client presenting it.
+		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the subject token is invalid, expired, revoked or not issued to this client"})
+	}
+	scopes := strings.Fields(stringClaim(subject, "scope"))
+	if sc := v.Get("scope"); sc != "" {
+		asked := strings.Fields(sc)
+		for _, x := range asked {
+			if !slices.Contains(scopes, x) {
+				return s.tokenErr(c, tokenError{code: "invalid_scope", desc: "an exchange cannot widen the scope"})
+			}
+		}
+		scopes = asked
+	}
+	act := map[string]any{"sub": cl.ID, "client_id": cl.ID}
+	if at := v.Get("actor_token"); at != "" {
+		if t := v.Get("actor_token_type"); t != tokenTypeAccess && t != tokenTypeJWT {
+			return s.tokenErr(c, tokenError{code: "invalid_request", desc: "actor_token_type must be an access token type"})
+		}
+		actor, _, err := s.accessToken(c, at)
+		if errors.Is(err, ErrUnavailable) {
+			return s.tokenUnavailable(c, err)
+		}
+		if err != nil {
+			return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the actor token is invalid"})
+		}
+		act = map[string]any{"sub": actor["sub"], "client_id": stringClaim(actor, "client_id")}
+		if prior, ok := actor["act"].(map[string]any); ok {
+			act["act"] = prior // §4.1: the chain of delegation
+		}
+	}
+	if prior, ok := subject["act"].(map[string]any); ok && act["act"] == nil {
+		act["act"] = prior
+	}
+	now := s.now()
+	exp := now.Add(s.cfg.AccessTokenLifetime)
+	if subExp, err := subject.GetExpirationTime(); err == nil && subExp != nil && subExp.Before(exp) {
+		exp = subExp.Time // never outlive the token it came from
+	}
+	claims := jwt.MapClaims{
+		"iss": s.cfg.Issuer, "sub": subject["sub"], "aud": audience, "client_id": cl.ID,
+		"iat": now.Unix(), "exp": exp.Unix(), "jti": randomToken(16), "scope": strings.Join(scopes, " "),
+		"tid": subject["tid"], "idp": subject["idp"], "roles": rolesOf(all), "auth_time": subject["auth_time"],
+		"sid": subject["sid"], "gid": subject["gid"], "act": act,
+	}
+	tok, err := s.keys.sign(claims, "at+jwt")
+	if err != nil {
+		return err
+	}
+	s.auditEvent(c, "exchanged", "audience "+audience, attrs{client: cl.ID, tenant: stringClaim(subject, "tid"),
+		idp: stringClaim(subject, "idp"), subject: stringClaim(subject, "sub")})
+	c.Response().Header().Set("Pragma", "no-cache")
+	return c.JSON(http.StatusOK, map[string]any{
+		"access_token": tok, "issued_token_type": tokenTypeAccess, "token_type": "Bearer",
+		"expires_in": int(exp.Sub(now) / time.Second), "scope": strings.Join(scopes, " "),
+	})
+}
