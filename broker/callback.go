@@ -108,6 +108,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
+	s.indexSession(ctx, sess)
 	s.remember(c, idp.ID)
 	_ = s.store.Delete(ctx, ul.Request)
 	return s.finish(c, &ar, sess)

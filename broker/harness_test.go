@@ -420,3 +420,12 @@ func claimsOf(t *testing.T, jwt string) (map[string]any, map[string]any) {
 	}
 	return h, c
 }
+
+// VerifyLogoutToken accepts test logout tokens "logout|sub|sid|jti".
+func (f *fakeIdP) VerifyLogoutToken(_ context.Context, raw string) (providers.LogoutClaims, error) {
+	parts := strings.Split(raw, "|")
+	if len(parts) != 4 || parts[0] != "logout" {
+		return providers.LogoutClaims{}, providers.ErrInvalidResponse
+	}
+	return providers.LogoutClaims{Subject: parts[1], SID: parts[2], JTI: parts[3], Expiry: time.Now().Add(2 * time.Minute)}, nil
+}

@@ -163,3 +163,51 @@ func TestLogout_ConfirmWithoutHint(t *testing.T) {
 		t.Errorf("userinfo after confirmed logout = %d, want 401", st)
 	}
 }
+
+func TestBackchannel_S64_InboundLogoutAndJTIReplay(t *testing.T) {
+	lc, uri := newLogoutCatcher(t)
+	e := newEnv(t, withBackchannel(uri))
+	e.acme.ident.Claims = map[string]any{"sub": "alice-upstream", "sid": "upstream-session-1"}
+	tr, _ := e.signIn()
+	send := func(tok string) tokenResp {
+		return e.post("/backchannel/acme-idp", url.Values{"logout_token": {tok}}, "", "")
+	}
+	if r := send("garbage"); r.status != http.StatusBadRequest {
+		t.Fatalf("invalid logout token = %d, want 400", r.status)
+	}
+	if st, _ := e.userinfo(tr.str("access_token")); st != http.StatusOK {
+		t.Fatalf("an invalid logout token ended the session")
+	}
+	if r := send("logout|alice-upstream|upstream-session-1|jti-1"); r.status != http.StatusOK {
+		t.Fatalf("logout token = %d %v, want 200", r.status, r.body)
+	}
+	if st, _ := e.userinfo(tr.str("access_token")); st != http.StatusUnauthorized {
+		t.Errorf("session not ended by the upstream logout: userinfo = %d", st)
+	}
+	select {
+	case <-lc.got: // and the downstream client was told
+	case <-time.After(5 * time.Second):
+		t.Error("no downstream back-channel logout after the upstream one")
+	}
+	// A second session, then a replay of the same jti: refused, session lives.
+	tr2, _ := e.signIn()
+	if r := send("logout|alice-upstream|upstream-session-1|jti-1"); r.status != http.StatusBadRequest || r.str("error") != "invalid_request" {
+		t.Fatalf("replayed jti = %d %v, want 400 invalid_request", r.status, r.body)
+	}
+	if st, _ := e.userinfo(tr2.str("access_token")); st != http.StatusOK {
+		t.Errorf("a replayed logout token ended a session")
+	}
+	// By subject only, with a fresh jti.
+	if r := send("logout|alice-upstream||jti-2"); r.status != http.StatusOK {
+		t.Fatalf("logout by sub = %d", r.status)
+	}
+	if st, _ := e.userinfo(tr2.str("access_token")); st != http.StatusUnauthorized {
+		t.Errorf("logout by sub did not end the latest session")
+	}
+	if r := send("logout|x||jti-3"); r.status != http.StatusOK {
+		t.Errorf("logout of an unknown subject = %d, want 200", r.status)
+	}
+	if r := e.post("/backchannel/nope", url.Values{"logout_token": {"x"}}, "", ""); r.status != http.StatusNotFound {
+		t.Errorf("unknown idp = %d", r.status)
+	}
+}

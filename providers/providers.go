@@ -79,6 +79,20 @@ type LoginRequest struct {
 	ACRValues []string
 }
 
+// LogoutClaims is what a verified upstream logout token says (OIDC
+// Back-Channel Logout 1.0 §2.4): end the sessions of Subject, or the one
+// session SID, at the IdP that sent it.
+type LogoutClaims struct {
+	// Subject is the upstream subject (sub), if present.
+	Subject string
+	// SID is the upstream session id (sid), if present.
+	SID string
+	// JTI identifies the token; the broker refuses a second use (S64).
+	JTI string
+	// Expiry is when the token stops being valid.
+	Expiry time.Time
+}
+
 // MFA reports whether the authentication methods amr (RFC 8176) include
 // more than one factor: "mfa" itself, or a password or knowledge factor
 // combined with a possession or inherence factor.

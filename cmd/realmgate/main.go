@@ -133,6 +133,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		logger.Error("start", "err", err)
 		return 1
 	}
+	if _, err := startAdminAPI(ctx, cfg, store, srv, logger, audit); err != nil { // adminapi.go
+		logger.Error("admin api", "err", err)
+		return 1
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		logger.Error("listen", "addr", cfg.Listen, "err", err)

@@ -1,0 +1,330 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Sign-in throttling (SECURITY S60). Counters live in the shared Store, so
+// a limit holds across every instance. Each limit is a fixed window aligned
+// on multiples of its length since the Unix epoch: the counter key names the
+// window, so every instance counts into the same key and Retry-After is the
+// time left in the window, without asking the store for a TTL. A fixed
+// window admits up to twice the limit across a window boundary; the limits
+// are coarse abuse brakes, not quotas.
+//
+// A store failure in the limiter lets the request through with a log line:
+// a limiter outage must not become a login outage (when the store is really
+// down, the request fails on its own records a moment later with a 503).
+
+// RateLimit allows at most Limit events in each Window. A Limit of zero or
+// less, or a Window of zero, means no limit.
+type RateLimit struct {
+	Limit  int64
+	Window time.Duration
+}
+
+func (r RateLimit) on() bool { return r.Limit > 0 && r.Window > 0 }
+
+// RateLimits are the sign-in throttles. The zero value limits nothing.
+type RateLimits struct {
+	// StartsPerIP bounds the sign-in starts from one client IP (IPv6: its
+	// /64), across all tenants: every POST /login and every /authorize or
+	// /login that sends the browser to an upstream IdP. A request counts once.
+	StartsPerIP RateLimit
+	// StartsPerTenant bounds the sign-in starts at one tenant's IdPs, from
+	// anywhere; it protects the tenant's IdP from floods through realmgate.
+	StartsPerTenant RateLimit
+	// FailuresPerIP bounds the failed sign-ins from one client IP: refused
+	// upstream callbacks, upstream responses that fail validation, and
+	// invalid_grant or invalid_client at /token. Once reached, sign-in
+	// starts, callbacks and token requests from the IP get 429 until the
+	// window ends.
+	FailuresPerIP RateLimit
+	// FailuresPerTenant bounds the upstream responses for one tenant that
+	// fail validation (forged or broken assertions and ID tokens). Once
+	// reached, new sign-in starts at the tenant get 429 until the window ends.
+	FailuresPerTenant RateLimit
+}
+
+// TenantLimits overrides the per-tenant limits for one tenant. A nil field
+// keeps the default of Config.RateLimits; a RateLimit with Limit 0 turns the
+// limit off for the tenant.
+type TenantLimits struct {
+	StartsPerTenant, FailuresPerTenant *RateLimit
+}
+
+// DefaultRateLimits are the limits cmd/realmgate applies when the
+// configuration file names none (config.DefaultRateLimits mirrors them).
+var DefaultRateLimits = RateLimits{
+	StartsPerIP:       RateLimit{Limit: 120, Window: time.Minute},
+	StartsPerTenant:   RateLimit{Limit: 6000, Window: time.Minute},
+	FailuresPerIP:     RateLimit{Limit: 30, Window: 10 * time.Minute},
+	FailuresPerTenant: RateLimit{Limit: 1000, Window: 10 * time.Minute},
+}
+
+// Limit names, used in counter keys, audit reasons and metric labels.
+const (
+	limitStartsIP       = "starts_per_ip"
+	limitStartsTenant   = "starts_per_tenant"
+	limitFailuresIP     = "failures_per_ip"
+	limitFailuresTenant = "failures_per_tenant"
+)
+
+// errThrottled is returned by a handler after it wrote the 429 answer; the
+// error handler sees a committed response and leaves it alone.
+var errThrottled = errors.New("broker: rate limited")
+
+// Request-scoped flags (echo context keys).
+const (
+	ctxStartCounted   = "rg_rl_start"
+	ctxFailureCounted = "rg_rl_failure"
+)
+
+// failureReasons are the audit reasons that count as failed sign-ins; the
+// value says whether the failure also counts against the tenant. Refusals
+// that ordinary users cause (prompt=none without a session, an email of no
+// tenant, a user cancelling at the IdP, a rule denial) and upstream outages
+// do not count: throttling them would punish users, not attackers. Refusals
+// anybody can cause without reaching an IdP count against the IP only, so
+// nobody can lock a tenant out by posting garbage to its callback.
+var failureReasons = map[string]bool{
+	"unknown_state":                 false,
+	"idp_mixup":                     false,
+	"state_not_bound_to_browser":    false,
+	"saml_post_not_bound":           false,
+	"client_authentication":         false,
+	"code_reused":                   false,
+	"code_binding":                  false,
+	"refresh_token_reused":          false,
+	"refresh_token_client_mismatch": false,
+	"invalid_grant":                 false,
+	"invalid_client":                false,
+	"upstream_invalid_response":     true,
+	"unsolicited_invalid":           true,
+}
+
+// limitsFor returns the effective per-tenant limits of tenant.
+func (s *Server) limitsFor(tenant string) (starts, failures RateLimit) {
+	starts, failures = s.cfg.RateLimits.StartsPerTenant, s.cfg.RateLimits.FailuresPerTenant
+	if o, ok := s.cfg.TenantRateLimits[tenant]; ok {
+		if o.StartsPerTenant != nil {
+			starts = *o.StartsPerTenant
+		}
+		if o.FailuresPerTenant != nil {
+			failures = *o.FailuresPerTenant
+		}
+	}
+	return starts, failures
+}
+
+// window returns the counter key of subject for limit name in the window
+// containing now, and the time left in that window.
+func (s *Server) window(name, subject string, l RateLimit) (string, time.Duration) {
+	now := s.now().UnixNano()
+	w := int64(l.Window)
+	idx := now / w
+	left := time.Duration((idx+1)*w - now)
+	return "rl:" + name + ":" + subject + ":" + strconv.FormatInt(idx, 10), left
+}
+
+// ipSubject is the counter subject for the client IP: an HMAC (no address
+// is stored in clear), of the /64 for IPv6 (one host usually holds a whole
+// /64). "" when the address is unknown.
+func (s *Server) ipSubject(c echo.Context) string {
+	a := clientIP(c)
+	if !a.IsValid() {
+		return ""
+	}
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return s.keyer.key("ip", p.String())
+		}
+	}
+	return s.keyer.key("ip", a.String())
+}
+
+// hit counts one event against a limit and reports how long to wait when
+// the count is over it (0: allowed).
+func (s *Server) hit(ctx context.Context, name, subject string, l RateLimit) time.Duration {
+	if !l.on() || subject == "" {
+		return 0
+	}
+	key, left := s.window(name, subject, l)
+	n, err := s.store.Incr(ctx, key, left+time.Second)
+	if err != nil {
+		s.limiterError(name, err)
+		return 0
+	}
+	if n > l.Limit {
+		return left
+	}
+	return 0
+}
+
+// over reports how long to wait when the counter of a limit has already
+// reached it, without counting (0: allowed).
+func (s *Server) over(ctx context.Context, name, subject string, l RateLimit) time.Duration {
+	if !l.on() || subject == "" {
+		return 0
+	}
+	key, left := s.window(name, subject, l)
+	b, err := s.store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return 0
+	}
+	if err != nil {
+		s.limiterError(name, err)
+		return 0
+	}
+	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil && n >= l.Limit {
+		return left
+	}
+	return 0
+}
+
+// limiterError logs a store failure of the limiter, which fails open.
+func (s *Server) limiterError(name string, err error) {
+	s.ops.metrics.storeError("ratelimit")
+	s.log.Warn("rate limiter store failure; request allowed", "limit", name, "err", err)
+}
+
+// limitStart counts a sign-in start from this client IP (once per request)
+// and, when tenant is known, at the tenant; it refuses the start with 429
+// when the IP or the tenant is over a start or failure limit.
+func (s *Server) limitStart(c echo.Context, client, tenant, idp string) error {
+	ctx := c.Request().Context()
+	rl := s.cfg.RateLimits
+	ip := s.ipSubject(c)
+	starts, failures := s.limitsFor(tenant)
+	at := attrs{client: client, tenant: tenant, idp: idp}
+	if wait := s.over(ctx, limitFailuresIP, ip, rl.FailuresPerIP); wait > 0 {
+		return s.throttled(c, limitFailuresIP, wait, at)
+	}
+	if tenant != "" {
+		if wait := s.over(ctx, limitFailuresTenant, tenant, failures); wait > 0 {
+			return s.throttled(c, limitFailuresTenant, wait, at)
+		}
+	}
+	if counted, _ := c.Get(ctxStartCounted).(bool); !counted {
+		c.Set(ctxStartCounted, true)
+		if wait := s.hit(ctx, limitStartsIP, ip, rl.StartsPerIP); wait > 0 {
+			return s.throttled(c, limitStartsIP, wait, at)
+		}
+	}
+	if tenant != "" {
+		if wait := s.hit(ctx, limitStartsTenant, tenant, starts); wait > 0 {
+			return s.throttled(c, limitStartsTenant, wait, at)
+		}
+	}
+	return nil
+}
+
+// limitCallback refuses an upstream callback from a client IP over its
+// failure limit.
+func (s *Server) limitCallback(c echo.Context, tenant, idp string) error {
+	ip := s.ipSubject(c)
+	if wait := s.over(c.Request().Context(), limitFailuresIP, ip, s.cfg.RateLimits.FailuresPerIP); wait > 0 {
+		return s.throttled(c, limitFailuresIP, wait, attrs{tenant: tenant, idp: idp})
+	}
+	return nil
+}
+
+// limitToken refuses a token request from a client IP over its failure
+// limit, with an OAuth error response.
+func (s *Server) limitToken(c echo.Context) error {
+	ip := s.ipSubject(c)
+	wait := s.over(c.Request().Context(), limitFailuresIP, ip, s.cfg.RateLimits.FailuresPerIP)
+	if wait == 0 {
+		return nil
+	}
+	s.ops.metrics.throttle(limitFailuresIP)
+	s.auditEvent(c, "throttled", limitFailuresIP, attrs{client: formClientID(c)})
+	c.Response().Header().Set("Retry-After", retryAfter(wait))
+	c.Response().Header().Set("Pragma", "no-cache")
+	// RFC 6749 §5.2 has no code for this; temporarily_unavailable (§4.1.2.1)
+	// with 429 and Retry-After (RFC 6585 §4) is what clients understand.
+	if err := c.JSON(http.StatusTooManyRequests, map[string]string{"error": "temporarily_unavailable",
+		"error_description": "too many failed requests from this address; retry later"}); err != nil {
+		return err
+	}
+	return errThrottled
+}
+
+// tokenFailure is called with every error code /token answers: invalid_grant
+// and invalid_client count as failures of this client IP, and the code is
+// kept as the reason of the request's audit event if no other was written.
+func (s *Server) tokenFailure(c echo.Context, code string) {
+	c.Set(ctxTokenError, code)
+	if _, ok := failureReasons[code]; ok {
+		s.countFailure(c, code, "")
+	}
+}
+
+// countFailure counts a failed sign-in against this client IP and, when
+// forTenant names one, against the tenant; at most once per request.
+func (s *Server) countFailure(c echo.Context, reason, forTenant string) {
+	if counted, _ := c.Get(ctxFailureCounted).(bool); counted {
+		return
+	}
+	c.Set(ctxFailureCounted, true)
+	ctx := c.Request().Context()
+	rl := s.cfg.RateLimits
+	_ = s.hit(ctx, limitFailuresIP, s.ipSubject(c), rl.FailuresPerIP)
+	if forTenant != "" {
+		_, failures := s.limitsFor(forTenant)
+		_ = s.hit(ctx, limitFailuresTenant, forTenant, failures)
+	}
+}
+
+// throttled answers 429 with Retry-After and a page a person can read, and
+// audits the refusal.
+func (s *Server) throttled(c echo.Context, limit string, wait time.Duration, at attrs) error {
+	s.ops.metrics.throttle(limit)
+	s.auditEvent(c, "throttled", limit, at)
+	c.Response().Header().Set("Retry-After", retryAfter(wait))
+	msg := "There were too many sign-in attempts from your network. Please wait " + waitText(wait) + " and try again."
+	if limit == limitStartsTenant || limit == limitFailuresTenant {
+		msg = "There are too many sign-in attempts for your organization right now. Please wait " + waitText(wait) + " and try again."
+	}
+	if err := s.renderError(c, http.StatusTooManyRequests, "Too many sign-in attempts", msg); err != nil {
+		return err
+	}
+	return errThrottled
+}
+
+// retryAfter is delay-seconds (RFC 9110 §10.2.3), rounded up, at least 1.
+func retryAfter(wait time.Duration) string {
+	return strconv.FormatInt(int64(max((wait+time.Second-1)/time.Second, 1)), 10)
+}
+
+func waitText(wait time.Duration) string {
+	secs := int64(max((wait+time.Second-1)/time.Second, 1))
+	switch {
+	case secs == 1:
+		return "a second"
+	case secs < 90:
+		return strconv.FormatInt(secs, 10) + " seconds"
+	default:
+		return strconv.FormatInt((secs+59)/60, 10) + " minutes"
+	}
+}
+
+// formClientID is the client_id a request names, for audit only.
+func formClientID(c echo.Context) string {
+	req := c.Request()
+	if req.PostForm != nil {
+		if id := req.PostForm.Get("client_id"); id != "" {
+			return id
+		}
+	}
+	if id, _, ok := req.BasicAuth(); ok {
+		return id
+	}
+	return c.QueryParam("client_id")
+}

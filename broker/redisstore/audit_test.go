@@ -1,0 +1,52 @@
+package redisstore_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+)
+
+func TestAudit_StreamsPerTenant(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		addrs func() []string
+	}{
+		{"Standalone", func() []string { return []string{standalone.Addr()} }},
+		{"Cluster", func() []string { return cluster.Addrs() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, tc.addrs()...)
+			// MAXLEN ~ trims whole stream nodes (100 entries by default):
+			// 250 events with maxLen 100 keep at least 100, and not all.
+			for i := range 250 {
+				if err := s.AppendAudit(ctx, "acme", []byte(`{"n":`+strconv.Itoa(i)+`}`), 100); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.AppendAudit(ctx, "globex", []byte(`{"n":"globex"}`), 100); err != nil {
+				t.Fatal(err)
+			}
+			all, err := s.ReadAudit(ctx, "acme", "", 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) < 100 || len(all) >= 250 {
+				t.Fatalf("acme stream keeps %d of 250 events with maxLen ~100, want 100..249", len(all))
+			}
+			if last := string(all[len(all)-1].Event); last != `{"n":249}` {
+				t.Errorf("newest event = %s, want {\"n\":249}", last)
+			}
+			page, err := s.ReadAudit(ctx, "acme", all[len(all)-3].ID, 10)
+			if err != nil || len(page) != 2 || page[0].ID != all[len(all)-2].ID {
+				t.Errorf("ReadAudit after the 3rd newest = %v, %v; want the 2 newest", page, err)
+			}
+			if g, err := s.ReadAudit(ctx, "globex", "", 10); err != nil || len(g) != 1 || string(g[0].Event) != `{"n":"globex"}` {
+				t.Errorf("ReadAudit(globex) = %v, %v; want its one event", g, err)
+			}
+			if none, err := s.ReadAudit(ctx, "initech", "", 10); err != nil || len(none) != 0 {
+				t.Errorf("ReadAudit(initech) = %v, %v; want nothing", none, err)
+			}
+		})
+	}
+}
