@@ -126,7 +126,7 @@ func (s *Server) authorize(c echo.Context) error {
 		ClientID: cl.ID, RedirectURI: redirectURI, State: state, Nonce: v.Get("nonce"),
 		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
 		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
-		RequireMFA: wantsMFA(v.Get("acr_values")),
+		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
 	}
 	ctx := c.Request().Context()
 

@@ -98,6 +98,8 @@ type Config struct {
 	Rules map[string]*transform.Engine
 	// Policies holds each tenant's sign-in requirements.
 	Policies map[string]TenantPolicy
+	// Memberships let identities of one tenant's IdP act in other tenants.
+	Memberships []Membership
 	// UpstreamConcurrency is how many upstream operations each IdP may have
 	// in flight on this instance; beyond it logins at that IdP fail fast
 	// (upstreamlimit.go). Zero means DefaultUpstreamConcurrency.
@@ -226,7 +228,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		}
 		s.clients[c.ID] = cl
 	}
-	d, err := newDirectory(Directory{Resolver: cfg.Resolver, IdPs: cfg.IdPs, Rules: cfg.Rules, Policies: cfg.Policies})
+	d, err := newDirectory(Directory{Resolver: cfg.Resolver, IdPs: cfg.IdPs, Rules: cfg.Rules, Policies: cfg.Policies, Memberships: cfg.Memberships})
 	if err != nil {
 		return nil, err
 	}

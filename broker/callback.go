@@ -86,7 +86,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 				"The response from "+idp.Name+" failed validation, so you were not signed in.")
 		}
 	}
-	if s.needsMFA(idp.Tenant, &ar) && !providers.MFA(ident.AMR) {
+	if (s.needsMFA(idp.Tenant, &ar) || (ar.Tenant != "" && s.needsMFA(ar.Tenant, &ar))) && !providers.MFA(ident.AMR) {
 		at := attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID}
 		if !ul.MFA {
 			// Ask the IdP again, this time for multi-factor authentication.
@@ -109,6 +109,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 		return err
 	}
 	s.indexSession(ctx, sess)
+	ar.fresh = true
 	s.remember(c, idp.ID)
 	_ = s.store.Delete(ctx, ul.Request)
 	return s.finish(c, &ar, sess)
@@ -128,8 +129,25 @@ func (s *Server) subject(tenant, idp, upstream string) string {
 // and sends the browser back to the client with code, state and iss.
 func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	ctx := c.Request().Context()
-	at := attrs{client: ar.ClientID, tenant: sess.Tenant, idp: sess.IdP, subject: sess.Subject}
-	claims, err := s.claimsFor(c, ar.ClientID, sess)
+	tenant, handled, err := s.activeTenant(c, ar, sess)
+	if handled || err != nil {
+		return err
+	}
+	if tenant != sess.Tenant && s.needsMFA(tenant, ar) && !providers.MFA(sess.Identity.AMR) {
+		// The target tenant requires MFA the session did not have.
+		idp, ok := s.dir().idps[sess.IdP]
+		if !ok {
+			return s.expired(c)
+		}
+		ar.Tenant = tenant
+		key, err := s.saveRequestKey(c, ar)
+		if err != nil {
+			return err
+		}
+		return s.startUpstreamMFA(c, key, ar, idp, sess.Identity.Email, true)
+	}
+	at := attrs{client: ar.ClientID, tenant: tenant, idp: sess.IdP, subject: sess.Subject}
+	claims, err := s.claimsFor(c, ar.ClientID, sess, tenant)
 	if err != nil {
 		var denied *transform.DeniedError
 		if errors.As(err, &denied) {
@@ -149,7 +167,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	}
 	code := randomToken(tokenBytes)
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
-		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: sess.Tenant, IdP: sess.IdP,
+		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
 		AuthTime: sess.AuthTime, Claims: claims, Created: s.now()}
 	if err := s.putJSON(ctx, s.keyer.key("cd", code), g, codeTTL); err != nil {
 		return err
@@ -224,13 +242,15 @@ func (s *Server) guardEmail(tenant string, claims map[string]any) {
 	}
 }
 
-func (s *Server) claimsFor(c echo.Context, clientID string, sess *session) (map[string]any, error) {
+// claimsFor runs the active tenant's rules for the client. The email guard
+// (S52) uses the home tenant: the IdP vouches only for its own tenant's domains.
+func (s *Server) claimsFor(c echo.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
 	in := transform.Input{Upstream: sess.Identity.Claims, Claims: s.standardClaims(sess),
-		Tenant: sess.Tenant, IdP: sess.IdP, Client: clientID}
+		Tenant: tenant, IdP: sess.IdP, Client: clientID}
 	if in.Upstream == nil {
 		in.Upstream = map[string]any{}
 	}
-	out, err := s.dir().rules[sess.Tenant].Apply(c.Request().Context(), in)
+	out, err := s.dir().rules[tenant].Apply(c.Request().Context(), in)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,8 @@ type Directory struct {
 	Rules map[string]*transform.Engine
 	// Policies holds each tenant's sign-in requirements (MFA).
 	Policies map[string]TenantPolicy
+	// Memberships let identities of one tenant's IdP act in other tenants.
+	Memberships []Membership
 }
 
 // directory is the validated, indexed form of a Directory.
@@ -28,6 +30,7 @@ type directory struct {
 	idps     map[string]IdP
 	rules    map[string]*transform.Engine
 	policies map[string]TenantPolicy
+	members  map[string][]Membership // by IdP
 }
 
 func newDirectory(d Directory) (*directory, error) {
@@ -47,6 +50,21 @@ func newDirectory(d Directory) (*directory, error) {
 			return nil, fmt.Errorf("broker: idp %q defined twice", p.ID)
 		}
 		out.idps[p.ID] = p
+	}
+	out.members = map[string][]Membership{}
+	for _, m := range d.Memberships {
+		if owner, ok := d.Resolver.TenantOfIdP(m.IdP); !ok {
+			return nil, fmt.Errorf("broker: membership in %q names unknown idp %q", m.Tenant, m.IdP)
+		} else if owner == m.Tenant {
+			continue // already home
+		}
+		if _, ok := d.Resolver.Tenant(m.Tenant); !ok {
+			return nil, fmt.Errorf("broker: membership names unknown tenant %q", m.Tenant)
+		}
+		if m.Subject == "" && m.Email == "" {
+			return nil, fmt.Errorf("broker: membership in %q needs a subject or an email", m.Tenant)
+		}
+		out.members[m.IdP] = append(out.members[m.IdP], m)
 	}
 	if out.rules == nil {
 		out.rules = map[string]*transform.Engine{}

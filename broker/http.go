@@ -53,6 +53,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET(s.path("/login"), s.loginPage)
 	e.POST(s.path("/login"), s.loginSubmit)
 	e.GET(s.path("/login/forget"), s.forget)
+	e.POST(s.path("/tenant"), s.pickTenant)
 	e.GET(s.path("/callback/:idp"), s.callback)
 	e.POST(s.path("/callback/:idp"), s.callback)
 	s.samlRoutes(e) // /saml/:idp/acs, /saml/:idp/metadata, /saml/:idp/post
@@ -159,6 +160,7 @@ type pageData struct {
 	Tenant, Forget                    string
 	IdPs                              []IdP
 	Remembered                        *IdP
+	Tenants                           []tenantChoice
 }
 
 func (s *Server) render(c echo.Context, status int, name string, d pageData) error {

@@ -32,6 +32,11 @@ type authRequest struct {
 	Created       time.Time `json:"t"`
 	// RequireMFA is the client's step-up request (acr_values).
 	RequireMFA bool `json:"mfa,omitempty"`
+	// Tenant is the requested active tenant (the tenant parameter or the
+	// picker's answer); empty means the home tenant.
+	Tenant string `json:"tn,omitempty"`
+
+	fresh bool // the user authenticated upstream during this request
 	// Offered lists the IdPs of the tenant choice page shown for this
 	// request: a later choice must be one of them (or a global one).
 	Offered []string `json:"o,omitempty"`
@@ -288,3 +293,5 @@ func decodeRecord(b []byte, v any) error {
 	}
 	return nil
 }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

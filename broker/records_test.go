@@ -109,3 +109,28 @@ func oidcClaimsWithExchange() map[string]any {
 		"email": "alice@acme.test", "email_verified": true, "name": "Alice Anders", "given_name": "Alice",
 		"family_name": "Anders", "amr": []any{"pwd", "mfa"}, "groups": []any{"Finance-Admins"}}
 }
+
+// TestSessionCodec_CoversEveryField fails when session gains a persisted
+// field that the compact stored form does not carry: such a field would be
+// lost silently on the next read.
+func TestSessionCodec_CoversEveryField(t *testing.T) {
+	carried := map[string]bool{"SID": true, "Tenant": true, "IdP": true, "Subject": true, "Identity": true,
+		"AuthTime": true, "Clients": true}
+	st := reflect.TypeFor[session]()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		if f.IsExported() && !carried[f.Name] {
+			t.Errorf("session.%s is not in sessionWire: add it to MarshalJSON and UnmarshalJSON (records.go)", f.Name)
+		}
+	}
+	in := session{SID: "s", Tenant: "t", IdP: "i", Subject: "x", Clients: []string{"app-a", "app-b"},
+		AuthTime: time.Unix(1, 0).UTC(), Identity: providers.Identity{Subject: "u", AuthTime: time.Unix(1, 0).UTC()}}
+	b, _ := json.Marshal(in)
+	var out session
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out.Clients, in.Clients) || out.SID != "s" || out.Tenant != "t" || out.IdP != "i" || out.Subject != "x" {
+		t.Errorf("round trip of %s = %+v, want %+v", b, out, in)
+	}
+}

@@ -78,6 +78,12 @@ type Config struct {
 	// AdminAPI configures the admin API that onboards tenants without a
 	// restart (docs/admin-api.md). Off unless it lists at least one token.
 	AdminAPI AdminAPI `yaml:"admin_api,omitempty"`
+	// RateLimits throttle sign-ins per client IP and per tenant (operations.go).
+	RateLimits RateLimits `yaml:"rate_limits,omitempty"`
+	// Audit configures the per-tenant audit streams in the store (operations.go).
+	Audit Audit `yaml:"audit,omitempty"`
+	// Ops configures the metrics, health and profiling listener (operations.go).
+	Ops Ops `yaml:"ops,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }
@@ -214,10 +220,17 @@ type Tenant struct {
 	// tenant (personal accounts). At most one tenant is the default.
 	Default bool `yaml:"default,omitempty"`
 
+	// Members are identities from other tenants' IdPs who may act in this
+	// tenant (a partner's consultant): they pick it at sign-in (the tenant
+	// parameter or a picker page) and get this tenant's tid and rules.
+	Members []Member `yaml:"members,omitempty"`
+
 	// RequireMFA refuses sign-ins whose upstream authentication was not
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
 	// with its mfa_acr_values.
 	RequireMFA bool `yaml:"require_mfa,omitempty"`
+	// RateLimits overrides the per-tenant sign-in limits for this tenant.
+	RateLimits TenantRateLimits `yaml:"rate_limits,omitempty"`
 	// Providers are the tenant's upstream identity providers, in the order
 	// they are offered.
 	Providers []Provider `yaml:"providers,omitempty"`
@@ -409,4 +422,17 @@ func (c *Config) Client(id string) *Client {
 // AllowsTenant reports whether users of the tenant may sign in to the client.
 func (cl *Client) AllowsTenant(tenant string) bool {
 	return slices.Contains(cl.AllowedTenants, AllowAllTenants) || slices.Contains(cl.AllowedTenants, tenant)
+}
+
+// Member is an identity from another tenant's IdP allowed into a tenant.
+type Member struct {
+	// IdP is the id of the IdP that must authenticate the member.
+	IdP string `yaml:"idp"`
+	// Subject is the member's upstream subject at that IdP; or
+	Subject string `yaml:"subject,omitempty"`
+	// Email is a verified email the IdP asserts for the member.
+	Email string `yaml:"email,omitempty"`
+	// Reauth makes switching into this tenant sign the member in at the IdP
+	// again instead of reusing the SSO session.
+	Reauth bool `yaml:"reauth,omitempty"`
 }

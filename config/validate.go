@@ -110,6 +110,7 @@ func (c *Config) ApplyDefaults() {
 	dur(&c.Tokens.AccessTokenLifetime, "tokens.access_token_lifetime", DefaultAccessTokenLifetime)
 	dur(&c.Tokens.IDTokenLifetime, "tokens.id_token_lifetime", DefaultIDTokenLifetime)
 	dur(&c.Tokens.RefreshTokenLifetime, "tokens.refresh_token_lifetime", DefaultRefreshTokenLifetime)
+	c.applyOperationDefaults(unset) // operations.go
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		if t.Name == "" {
@@ -198,6 +199,7 @@ func (c *Config) Warnings() []string {
 			}
 		}
 	}
+	k.operationWarnings() // operations.go
 	sortProblems(k.probs)
 	out := make([]string, len(k.probs))
 	for i, p := range k.probs {
@@ -240,6 +242,7 @@ func (c *Config) problems() []Problem {
 	k.clients(tenantIDs)
 	k.rules(c.Rules, "rules")
 	k.adminAPI()
+	k.operations() // operations.go
 	return k.probs
 }
 
@@ -580,6 +583,15 @@ func (k *checker) tenants() map[string]bool {
 				k.add(p, "subdomain %q is already used by tenants[%d]", t.Subdomain, j)
 			} else {
 				subdomains[t.Subdomain] = i
+			}
+		}
+		for j, m := range t.Members {
+			p := fmt.Sprintf("%s.members[%d]", path, j)
+			if owner, _ := k.c.Provider(m.IdP); owner == nil {
+				k.add(p+".idp", "unknown identity provider %q", m.IdP)
+			}
+			if m.Subject == "" && m.Email == "" {
+				k.add(p, "needs a subject or an email")
 			}
 		}
 		for j, r := range t.IPRanges {

@@ -23,6 +23,9 @@ need_apt chromium chromium
 if [ -f e2e/node/package-lock.json ]; then
   (cd e2e/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
+if [ -f e2e/saml/node/package-lock.json ]; then
+  (cd e2e/saml/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 go vet ./...
 go test -count=1 -timeout 15m "$@" ./...

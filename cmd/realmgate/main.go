@@ -103,6 +103,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "realmgate.yaml", "configuration file")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	listen := fs.String("listen", "", "override the configuration's listen address")
+	withPprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the ops listener (ops.listen)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -135,6 +136,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := startAdminAPI(ctx, cfg, store, srv, logger, audit); err != nil { // adminapi.go
 		logger.Error("admin api", "err", err)
+		return 1
+	}
+	if _, _, err := startOps(ctx, cfg, srv, *withPprof, logger); err != nil { // admin.go: metrics, health, audit, pprof
+		logger.Error("ops listener", "addr", cfg.Ops.Listen, "err", err)
 		return 1
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -183,6 +183,7 @@ func convertRules(in []config.Rule) []transform.Rule {
 // type this build does not support are left out with a logged error.
 func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger) (*broker.Server, error) {
 	policies := map[string]broker.TenantPolicy{}
+	var memberships []broker.Membership
 	var tenants []realm.Tenant
 	var idps []broker.IdP
 	for _, t := range cfg.Tenants {
@@ -215,6 +216,9 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 			rt.Name = t.ID
 		}
 		tenants = append(tenants, rt)
+		for _, m := range t.Members {
+			memberships = append(memberships, broker.Membership{Tenant: t.ID, IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
+		}
 		if t.RequireMFA {
 			policies[t.ID] = broker.TenantPolicy{RequireMFA: true}
 		}
@@ -239,8 +243,9 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime.Duration(),
 		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
-		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Logger: logger, Audit: audit,
+		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Memberships: memberships, Logger: logger, Audit: audit,
 	}
+	applyOperations(&bc, cfg) // admin.go: rate limits (S60), audit retention (S61)
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
 		if host == bd || strings.HasSuffix(host, "."+bd) {

@@ -1,0 +1,143 @@
+package broker
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Membership lets an identity from one tenant's IdP act in another tenant
+// (a partner's consultant, say). It is configuration by the target tenant,
+// never a hint: S50/S51 hold for everyone else.
+type Membership struct {
+	// Tenant is the tenant the identity may act in.
+	Tenant string
+	// IdP is the IdP that must have authenticated the identity.
+	IdP string
+	// Subject is the upstream subject; or Email, a verified email asserted
+	// by that IdP. One of the two is required.
+	Subject, Email string
+	// Reauth makes switching into Tenant re-authenticate at the IdP instead
+	// of reusing the SSO session.
+	Reauth bool
+}
+
+// memberships returns the memberships an identity signed in through sess has.
+func (d *directory) memberships(sess *session) []Membership {
+	var out []Membership
+	for _, m := range d.members[sess.IdP] {
+		switch {
+		case m.Subject != "" && m.Subject == sess.Identity.Subject:
+		case m.Email != "" && sess.Identity.EmailVerified && strings.EqualFold(m.Email, sess.Identity.Email):
+		default:
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// tenantChoice is one entry of the tenant picker.
+type tenantChoice struct{ ID, Name string }
+
+// activeTenant decides which tenant the sign-in is for: the home tenant (the
+// IdP's), or one the identity is a member of, chosen with the `tenant`
+// parameter or on the picker page. handled means a response was written.
+func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (tenant string, handled bool, err error) {
+	d := s.dir()
+	cl := s.clients[ar.ClientID]
+	var cands []tenantChoice
+	reauth := map[string]bool{}
+	add := func(id string) {
+		if cl == nil || !cl.allowsTenant(id) || slices.ContainsFunc(cands, func(t tenantChoice) bool { return t.ID == id }) {
+			return
+		}
+		name := id
+		if t, ok := d.resolver.Tenant(id); ok && t.Name != "" {
+			name = t.Name
+		}
+		cands = append(cands, tenantChoice{ID: id, Name: name})
+	}
+	add(sess.Tenant)
+	for _, m := range d.memberships(sess) {
+		add(m.Tenant)
+		reauth[m.Tenant] = reauth[m.Tenant] || m.Reauth
+	}
+	switch {
+	case ar.Tenant != "":
+		if !slices.ContainsFunc(cands, func(t tenantChoice) bool { return t.ID == ar.Tenant }) {
+			s.auditEvent(c, "refused", "not_a_member", attrs{client: ar.ClientID, tenant: ar.Tenant, idp: sess.IdP, subject: sess.Subject})
+			return "", true, s.redirectError(c, ar.RedirectURI, ar.State, "access_denied", "the user cannot sign in to the requested tenant")
+		}
+		tenant = ar.Tenant
+	case len(cands) == 1:
+		tenant = cands[0].ID
+	case len(cands) == 0:
+		s.auditEvent(c, "refused", "tenant_not_allowed", attrs{client: ar.ClientID, tenant: sess.Tenant, idp: sess.IdP})
+		return "", true, s.renderError(c, http.StatusForbidden, "Not available",
+			"Your organization cannot sign in to this application.")
+	default:
+		id, err := s.saveRequest(c, ar)
+		if err != nil {
+			return "", true, err
+		}
+		return "", true, s.render(c, http.StatusOK, "tenant", pageData{Title: "Choose an organization",
+			Action: s.path("/tenant"), Request: id, Tenants: cands})
+	}
+	if tenant != sess.Tenant && reauth[tenant] && !ar.fresh {
+		// The target tenant wants a fresh upstream sign-in for its members.
+		idp, ok := d.idps[sess.IdP]
+		if !ok {
+			return "", true, s.expired(c)
+		}
+		ar.Tenant, ar.ForceLogin = tenant, true
+		key, err := s.saveRequestKey(c, ar)
+		if err != nil {
+			return "", true, err
+		}
+		return "", true, s.startUpstreamMFA(c, key, ar, idp, sess.Identity.Email, s.needsMFA(tenant, ar))
+	}
+	return tenant, false, nil
+}
+
+// saveRequest stores ar under a new id bound to this browser and returns the id.
+func (s *Server) saveRequest(c echo.Context, ar *authRequest) (string, error) {
+	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
+	id := randomToken(tokenBytes)
+	return id, s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL)
+}
+
+func (s *Server) saveRequestKey(c echo.Context, ar *authRequest) (string, error) {
+	id, err := s.saveRequest(c, ar)
+	return s.keyer.key("ar", id), err
+}
+
+// pickTenant takes the tenant picker's answer.
+func (s *Server) pickTenant(c echo.Context) error {
+	v, err := formValues(c)
+	if err != nil {
+		return s.renderError(c, http.StatusBadRequest, "Invalid form", err.Error())
+	}
+	ar, err := s.loadRequest(c, v.Get("r"))
+	if err != nil {
+		if isNotFound(err) {
+			return s.expired(c)
+		}
+		return err
+	}
+	sess, err := s.currentSession(c)
+	if err != nil {
+		return err
+	}
+	if sess == nil {
+		return s.expired(c)
+	}
+	ar.Tenant = v.Get("tenant")
+	if ar.Tenant == "" {
+		return s.renderError(c, http.StatusBadRequest, "Choose an organization", "No organization was chosen.")
+	}
+	_ = s.store.Delete(c.Request().Context(), s.keyer.key("ar", v.Get("r")))
+	return s.finish(c, ar, sess)
+}
