@@ -28,6 +28,8 @@ import (
 
 type attrs struct {
 	client, tenant, idp, subject string
+	// actor is "<tenant>/<sub>" of an operator acting as subject (impersonation).
+	actor string
 }
 
 // AuditEvent is one sign-in audit event, as logged and as stored.
@@ -38,10 +40,12 @@ type AuditEvent struct {
 	Outcome string `json:"outcome"`
 	// Reason says why: a refusal or failure code, the rule that denied, or
 	// the limit that throttled; empty for a plain success or start.
-	Reason    string `json:"reason,omitempty"`
-	Tenant    string `json:"tenant,omitempty"`
-	IdP       string `json:"idp,omitempty"`
-	Subject   string `json:"subject,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Tenant  string `json:"tenant,omitempty"`
+	IdP     string `json:"idp,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// Actor is the operator acting as Subject (impersonation), as "<tenant>/<sub>".
+	Actor     string `json:"actor,omitempty"`
 	Client    string `json:"client,omitempty"`
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
@@ -107,13 +111,13 @@ func (s *Server) auditEvent(c echo.Context, outcome, reason string, a attrs) {
 	req := c.Request()
 	ev := AuditEvent{
 		Time: s.now().UTC(), Outcome: outcome, Reason: clip(reason, maxAuditField),
-		Tenant: a.tenant, IdP: clip(a.idp, maxAuditField), Subject: a.subject, Client: clip(a.client, maxAuditField),
+		Tenant: a.tenant, IdP: clip(a.idp, maxAuditField), Subject: a.subject, Actor: clip(a.actor, maxAuditField), Client: clip(a.client, maxAuditField),
 		IP: c.RealIP(), UserAgent: clip(req.UserAgent(), maxAuditUserAgent), RequestID: requestID(c),
 	}
 	s.audit.LogAttrs(req.Context(), slog.LevelInfo, "signin",
 		slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
 		slog.String("tenant", ev.Tenant), slog.String("idp", ev.IdP), slog.String("subject", ev.Subject),
-		slog.String("client", ev.Client), slog.String("ip", ev.IP), slog.String("user_agent", ev.UserAgent),
+		slog.String("actor", ev.Actor), slog.String("client", ev.Client), slog.String("ip", ev.IP), slog.String("user_agent", ev.UserAgent),
 		slog.String("request_id", ev.RequestID))
 
 	// Metric labels only take configured values: a client can name any IdP.

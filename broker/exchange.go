@@ -34,6 +34,13 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	if t := v.Get("requested_token_type"); t != "" && t != tokenTypeAccess {
 		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "only access tokens can be requested"})
 	}
+	if v.Get("subject_token_type") == tokenTypeUser {
+		aud := v.Get("audience")
+		if aud != cl.ID && !slices.Contains(cl.ExchangeAudiences, aud) || s.clients[aud] == nil {
+			return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the client may not obtain tokens for this audience"})
+		}
+		return s.impersonate(c, cl, v, aud)
+	}
 	if t := v.Get("subject_token_type"); t != tokenTypeAccess && t != tokenTypeJWT {
 		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "subject_token_type must be an access token type"})
 	}

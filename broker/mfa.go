@@ -27,6 +27,8 @@ type TenantPolicy struct {
 	// RequireMFA refuses sign-ins whose upstream authentication was not
 	// multi-factor; the broker first asks the IdP again for MFA.
 	RequireMFA bool
+	// Impersonation, when set, lets operators act as the tenant's users.
+	Impersonation *ImpersonationPolicy
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

@@ -295,3 +295,5 @@ func decodeRecord(b []byte, v any) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+func isUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }

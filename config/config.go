@@ -225,6 +225,10 @@ type Tenant struct {
 	// parameter or a picker page) and get this tenant's tid and rules.
 	Members []Member `yaml:"members,omitempty"`
 
+	// Impersonation, when set, lets operators act as this tenant's users
+	// through token exchange (short-lived tokens carrying act, audited).
+	Impersonation *Impersonation `yaml:"impersonation,omitempty"`
+
 	// RequireMFA refuses sign-ins whose upstream authentication was not
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
 	// with its mfa_acr_values.
@@ -435,4 +439,14 @@ type Member struct {
 	// Reauth makes switching into this tenant sign the member in at the IdP
 	// again instead of reusing the SSO session.
 	Reauth bool `yaml:"reauth,omitempty"`
+}
+
+// Impersonation says who may act as a tenant's users.
+type Impersonation struct {
+	// OperatorRoles: the operator's access token must carry one of these roles.
+	OperatorRoles []string `yaml:"operator_roles"`
+	// OperatorTenants: the tenants operators sign in to (default: this one).
+	OperatorTenants []string `yaml:"operator_tenants,omitempty"`
+	// Lifetime of impersonation tokens, at most 15m (the default).
+	Lifetime Duration `yaml:"lifetime,omitempty"`
 }

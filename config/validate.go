@@ -585,6 +585,14 @@ func (k *checker) tenants() map[string]bool {
 				subdomains[t.Subdomain] = i
 			}
 		}
+		if im := t.Impersonation; im != nil {
+			if len(im.OperatorRoles) == 0 {
+				k.add(path+".impersonation.operator_roles", "at least one role is required")
+			}
+			if im.Lifetime.Duration() < 0 || im.Lifetime.Duration() > 15*time.Minute {
+				k.add(path+".impersonation.lifetime", "must be at most 15m")
+			}
+		}
 		for j, m := range t.Members {
 			p := fmt.Sprintf("%s.members[%d]", path, j)
 			if owner, _ := k.c.Provider(m.IdP); owner == nil {

@@ -219,8 +219,13 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		for _, m := range t.Members {
 			memberships = append(memberships, broker.Membership{Tenant: t.ID, IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
 		}
-		if t.RequireMFA {
-			policies[t.ID] = broker.TenantPolicy{RequireMFA: true}
+		if t.RequireMFA || t.Impersonation != nil {
+			pol := broker.TenantPolicy{RequireMFA: t.RequireMFA}
+			if im := t.Impersonation; im != nil {
+				pol.Impersonation = &broker.ImpersonationPolicy{OperatorRoles: im.OperatorRoles,
+					OperatorTenants: im.OperatorTenants, Lifetime: im.Lifetime.Duration()}
+			}
+			policies[t.ID] = pol
 		}
 	}
 	res, err := realm.New(tenants, realm.Options{BaseDomain: cfg.BaseDomain})
