@@ -29,6 +29,8 @@ Usage:
   realmgate serve --config FILE     run the broker
   realmgate check-config FILE       check a configuration file; exit 1 listing every problem
   realmgate dev                     run the demo: broker, development IdP and demo app on 127.0.0.1
+  realmgate rules test --config FILE --tenant ID IDENTITY.json
+                                    run a tenant's rules over a sample identity and show what each did
 `
 
 func main() {
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(args[1:], stdout, stderr)
 	case "dev":
 		return cmdDev(args[1:], stdout, stderr)
+	case "rules":
+		return cmdRules(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

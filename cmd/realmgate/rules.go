@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// cmdRules is `realmgate rules test`: the what-if tester. It runs a tenant's
+// rules (global first) over a sample upstream identity and prints the
+// output claims and what each rule did.
+func cmdRules(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "test" {
+		fmt.Fprintln(stderr, "usage: realmgate rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-")
+		return 2
+	}
+	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "realmgate.yaml", "configuration file")
+	tenant := fs.String("tenant", "", "tenant whose rules run")
+	idp := fs.String("idp", "", "IdP the identity came from (default: the tenant's first)")
+	client := fs.String("client", "", "client the user signs in to")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if *tenant == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: realmgate rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	t := cfg.Tenant(*tenant)
+	if t == nil {
+		fmt.Fprintf(stderr, "realmgate: no tenant %q in %s\n", *tenant, *path)
+		return 1
+	}
+	if *idp == "" && len(t.Providers) > 0 {
+		*idp = t.Providers[0].ID
+	}
+	var raw []byte
+	if fs.Arg(0) == "-" {
+		raw, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	} else {
+		raw, err = os.ReadFile(fs.Arg(0))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	var upstream map[string]any
+	if err := json.Unmarshal(raw, &upstream); err != nil {
+		fmt.Fprintf(stderr, "realmgate: %s: the identity must be a JSON object of upstream claims or attributes: %v\n", fs.Arg(0), err)
+		return 1
+	}
+	eng, err := transform.Compile(convertRules(cfg.Rules), convertRules(t.Rules), transform.Options{Tenant: t.ID})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	res, err := eng.Explain(context.Background(), transform.Input{Upstream: upstream, Claims: initialClaims(upstream),
+		Tenant: t.ID, IdP: *idp, Client: *client})
+	for _, st := range res.Trace {
+		scope := "tenant"
+		if st.Global {
+			scope = "global"
+		}
+		switch {
+		case st.Err != "":
+			fmt.Fprintf(stdout, "rule %q (%s): error: %v\n", st.Rule, scope, st.Err)
+		case !st.Matched:
+			fmt.Fprintf(stdout, "rule %q (%s): condition false, skipped\n", st.Rule, scope)
+		default:
+			fmt.Fprintf(stdout, "rule %q (%s): applied\n", st.Rule, scope)
+		}
+		for _, ch := range st.Changes {
+			fmt.Fprintf(stdout, "    %s %s: %s -> %s\n", ch.Action, ch.Claim, show(ch.Before), show(ch.After))
+		}
+		if st.Denied != "" {
+			fmt.Fprintf(stdout, "    DENY: %s\n", st.Denied)
+		}
+		if st.Stopped {
+			fmt.Fprintln(stdout, "    stop")
+		}
+	}
+	var denied *transform.DeniedError
+	switch {
+	case errors.As(err, &denied):
+		fmt.Fprintf(stdout, "result: DENIED by rule %q: %s\n", denied.Rule, denied.Message)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stdout, "result: FAILED (the sign-in would be refused): %v\n", err)
+		return 1
+	}
+	keys := make([]string, 0, len(res.Claims))
+	for k := range res.Claims {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintln(stdout, "result: claims")
+	for _, k := range keys {
+		fmt.Fprintf(stdout, "    %s: %s\n", k, show(res.Claims[k]))
+	}
+	return 0
+}
+
+// initialClaims mirrors the broker's standard mapping for the common
+// upstream claim names, so rules see what they would see at sign-in.
+func initialClaims(up map[string]any) map[string]any {
+	out := map[string]any{"roles": []any{}}
+	for _, k := range []string{"email", "email_verified", "name", "given_name", "family_name", "preferred_username"} {
+		if v, ok := up[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func show(v any) string {
+	if v == nil {
+		return "(none)"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
