@@ -1,0 +1,391 @@
+// Package admin is realmgate's admin API: a REST + JSON interface, on its
+// own listener, that creates, reads, updates and deletes tenants, their
+// domains, IdPs and rules, and clients, without a restart.
+//
+// Every change is validated exactly like the configuration file (through a
+// Compiler that cmd/realmgate supplies), refused whole with every problem
+// listed, and written to the shared store as one new versioned document
+// (created only if that version does not exist yet: a compare-and-swap), so
+// nothing is ever half-applied. Every instance polls the version and applies
+// a new one within a second; after a store outage it reloads in full.
+// Tenants and clients of the configuration file are listed read-only.
+//
+// Domains added here route no user until a DNS TXT record proves control
+// (or an operator overrides), and every change is an audit event naming who
+// changed what, with the before and after values, secrets redacted.
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// DefaultPollInterval is how often an instance checks the store for a new version.
+const DefaultPollInterval = 200 * time.Millisecond
+
+// Errors of the package.
+var (
+	// ErrInvalid is wrapped by *ValidationError: a change was refused whole.
+	ErrInvalid = errors.New("admin: invalid change")
+	// ErrConflict means concurrent writers kept winning the race for the next version.
+	ErrConflict = errors.New("admin: concurrent change, try again")
+)
+
+// Problem is one thing wrong with a change.
+type Problem struct {
+	// Field is the path of the offending value, like tenants[acme].providers[0].issuer.
+	Field string `json:"field,omitempty"`
+	// Message says what is wrong.
+	Message string `json:"message"`
+}
+
+// ValidationError lists every problem that made a change be refused.
+type ValidationError struct {
+	// Problems are every problem found.
+	Problems []Problem
+}
+
+// Error lists the problems, one "field: message" per line.
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		if p.Field != "" {
+			lines[i] = p.Field + ": " + p.Message
+		} else {
+			lines[i] = p.Message
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns ErrInvalid.
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+// Compiled is what the broker serves for one version of the API state
+// merged with the configuration file.
+type Compiled struct {
+	// Directory holds every tenant (file and API), IdP and rule engine.
+	Directory broker.Directory
+	// Clients are every client (file and API).
+	Clients []broker.Client
+}
+
+// Compiler turns API state into what the broker serves. cmd/realmgate
+// implements it with the same code that loads the configuration file.
+type Compiler interface {
+	// Compile checks s together with the configuration file, exactly as the
+	// file itself is checked, and returns what to serve, or a
+	// *ValidationError listing every problem. With probe set, every IdP whose
+	// settings are new has its discovery document or metadata fetched and
+	// checked.
+	Compile(ctx context.Context, s *State, probe bool) (*Compiled, error)
+	// Engine compiles rules as tenant's (after the global rules), for a dry
+	// run of rules not saved yet; a *ValidationError lists their problems.
+	Engine(tenant string, rules []Rule) (*transform.Engine, error)
+}
+
+// TXTResolver looks up DNS TXT records; *net.Resolver is one.
+type TXTResolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+}
+
+// Token is one admin credential.
+type Token struct {
+	// Name names the caller in audit events.
+	Name string
+	// Token is the bearer token.
+	Token string
+	// Tenant limits the token to one tenant; empty means an operator.
+	Tenant string
+}
+
+// Options configure a Service.
+type Options struct {
+	// Store is the shared store holding the versioned state.
+	Store broker.Store
+	// Compiler validates and compiles a state.
+	Compiler Compiler
+	// Apply makes a compiled state live on this instance (broker Reconfigure).
+	Apply func(*Compiled) error
+	// Issuer is the broker's issuer; onboarding URLs derive from it.
+	Issuer string
+	// Tokens are the credentials the API accepts.
+	Tokens []Token
+	// FileTenants and FileClients are the configuration file's entries,
+	// listed read-only (secrets already left out or kept: they are redacted).
+	FileTenants []Tenant
+	FileClients []Client
+	// DNS answers domain verification lookups; nil means the system resolver.
+	DNS TXTResolver
+	// PollInterval is how often the store is checked; zero means DefaultPollInterval.
+	PollInterval time.Duration
+	// Logger receives operational logs; Audit one event per admin change.
+	Logger, Audit *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// snapshot is one applied version.
+type snapshot struct {
+	state    *State
+	compiled *Compiled
+}
+
+// Service is the admin API of one instance. Create it with New, call Load,
+// run Run in a goroutine and serve Handler.
+type Service struct {
+	opts   Options
+	tokens []credential
+	files  map[string]*Tenant
+	fileCl map[string]*Client
+	echo   *echo.Echo
+
+	mu     sync.Mutex // serializes writes and applies on this instance
+	cur    atomic.Pointer[snapshot]
+	outage bool  // the last poll failed: reload in full once the store answers
+	failed int64 // a version that did not compile here; not retried until a newer one
+}
+
+type credential struct {
+	name, tenant string
+	hash         [32]byte
+}
+
+// New checks opts and returns a Service holding an empty state; Load reads the store.
+func New(opts Options) (*Service, error) {
+	if opts.Store == nil || opts.Compiler == nil || opts.Apply == nil {
+		return nil, errors.New("admin: store, compiler and apply are required")
+	}
+	if len(opts.Tokens) == 0 {
+		return nil, errors.New("admin: no tokens: the API would accept no caller")
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Audit == nil {
+		opts.Audit = opts.Logger.With("stream", "audit")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}}
+	for _, t := range opts.Tokens {
+		if t.Name == "" || len(t.Token) < 32 {
+			return nil, fmt.Errorf("admin: token %q: a name and at least 32 characters are required", t.Name)
+		}
+		s.tokens = append(s.tokens, credential{name: t.Name, tenant: t.Tenant, hash: sha256.Sum256([]byte(t.Token))})
+	}
+	for i := range opts.FileTenants {
+		t := fileTenant(opts.FileTenants[i])
+		s.files[t.ID] = &t
+	}
+	for i := range opts.FileClients {
+		c := opts.FileClients[i].redact()
+		c.Source = SourceFile
+		s.fileCl[c.ID] = &c
+	}
+	s.cur.Store(&snapshot{state: &State{}})
+	s.echo = s.routes()
+	return s, nil
+}
+
+// fileTenant is a file tenant as the API shows it: read-only, domains verified.
+func fileTenant(t Tenant) Tenant {
+	t = deepCopy(t).redact()
+	t.Source = SourceFile
+	for i := range t.Domains {
+		t.Domains[i].Verified, t.Domains[i].VerifiedBy = true, SourceFile
+	}
+	return t
+}
+
+// Version returns the version of the API state applied on this instance.
+func (s *Service) Version() int64 { return s.cur.Load().state.Version }
+
+// Applied returns the API state applied on this instance and its
+// compilation (nil before the first Load). Neither may be changed.
+func (s *Service) Applied() (*State, *Compiled) {
+	cur := s.cur.Load()
+	return cur.state, cur.compiled
+}
+
+// Load reads the newest state from the store and applies it. It fails when
+// the store cannot be read or the state does not compile; Run retries.
+func (s *Service) Load(ctx context.Context) error {
+	return s.reload(ctx, true)
+}
+
+// Run polls the store every PollInterval until ctx ends, applying each new
+// version, and reloads in full after the store was unreachable.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_ = s.reload(pctx, false)
+			cancel()
+		}
+	}
+}
+
+// reload applies the newest version when it is newer than the applied one,
+// or in full when force is set or the previous poll failed.
+func (s *Service) reload(ctx context.Context, force bool) error {
+	cur := s.cur.Load()
+	v, doc, err := s.latest(ctx, cur.state.Version)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if !s.outage {
+			s.opts.Logger.Warn("admin: cannot read tenant state from the store; will reload when it is back", "err", err)
+		}
+		s.outage = true
+		return err
+	}
+	full := force || s.outage
+	if s.outage {
+		s.opts.Logger.Info("admin: store reachable again; reloading tenant state", "version", v)
+	}
+	s.outage = false
+	cur = s.cur.Load() // a local write may have applied a newer version meanwhile
+	switch {
+	case v < cur.state.Version:
+		if v == 0 && cur.state.Version > 0 {
+			return s.republish(ctx, cur)
+		}
+		return nil
+	case v == cur.state.Version && !full:
+		return nil
+	case v == s.failed && !full:
+		return nil
+	}
+	if doc == nil && v > 0 {
+		if doc, err = s.get(ctx, docKey(v)); err != nil {
+			return err
+		}
+	}
+	st, err := decodeState(doc)
+	if err != nil {
+		s.failed = v
+		s.opts.Logger.Error("admin: stored tenant state is unreadable", "version", v, "err", err)
+		return err
+	}
+	compiled, err := s.opts.Compiler.Compile(ctx, st, false)
+	if err == nil {
+		err = s.opts.Apply(compiled)
+	}
+	if err != nil {
+		s.failed = v
+		s.opts.Logger.Error("admin: tenant state does not apply on this instance; keeping the previous one",
+			"version", v, "applied", cur.state.Version, "err", err)
+		return err
+	}
+	s.cur.Store(&snapshot{state: st, compiled: compiled})
+	if v != cur.state.Version {
+		s.opts.Logger.Info("admin: tenant state applied", "version", v, "tenants", len(st.Tenants), "clients", len(st.Clients))
+	}
+	return nil
+}
+
+// compiled returns the applied compilation, compiling the empty state on
+// first use when nothing was applied yet.
+func (s *Service) compiled(ctx context.Context) (*snapshot, error) {
+	cur := s.cur.Load()
+	if cur.compiled != nil {
+		return cur, nil
+	}
+	c, err := s.opts.Compiler.Compile(ctx, cur.state, false)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{state: cur.state, compiled: c}, nil
+}
+
+// caller is the authenticated admin.
+type caller struct {
+	name   string
+	tenant string // "" for an operator
+}
+
+func (c *caller) operator() bool { return c.tenant == "" }
+
+func (c *caller) can(tenant string) bool { return c.tenant == "" || c.tenant == tenant }
+
+// mutation changes a copy of the state; it returns the audit's before and
+// after values (nil when absent) or an error refusing the change.
+type mutation func(st *State) (before, after any, err error)
+
+// commit applies m to the newest state, validates the result like the
+// configuration file, writes it as the next version and applies it here.
+func (s *Service) commit(ctx context.Context, who *caller, action, resource string, m mutation) (*State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var lastErr error
+	for range 5 {
+		st, before, after, err := s.tryCommit(ctx, who, m)
+		if errors.Is(err, broker.ErrExists) {
+			lastErr = err
+			continue // another instance took this version: redo on the newer state
+		}
+		s.auditChange(ctx, who, action, resource, before, after, st, err)
+		return st, err
+	}
+	err := fmt.Errorf("%w: %w", ErrConflict, lastErr)
+	s.auditChange(ctx, who, action, resource, nil, nil, nil, err)
+	return nil, err
+}
+
+func (s *Service) tryCommit(ctx context.Context, who *caller, m mutation) (st *State, before, after any, err error) {
+	cur := s.cur.Load()
+	v, doc, err := s.latest(ctx, cur.state.Version)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	base := cur.state // also when the store lost the state (v == 0): it is written back
+	if v > cur.state.Version {
+		if base, err = decodeState(doc); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	next := base.clone()
+	if before, after, err = m(next); err != nil {
+		return nil, before, after, err
+	}
+	next.Version = base.Version + 1
+	next.UpdatedAt = s.opts.Now().UTC()
+	next.UpdatedBy = who.name
+	compiled, err := s.opts.Compiler.Compile(ctx, next, true)
+	if err != nil {
+		return nil, before, after, err
+	}
+	if err := s.publish(ctx, next); err != nil {
+		return nil, before, after, err
+	}
+	if err := s.opts.Apply(compiled); err != nil {
+		// Stored and valid, yet this broker refused it: other instances may
+		// take it; this one keeps serving the previous version and says so.
+		s.opts.Logger.Error("admin: change stored but not applied on this instance", "version", next.Version, "err", err)
+		return next, before, after, nil
+	}
+	s.cur.Store(&snapshot{state: next, compiled: compiled})
+	return next, before, after, nil
+}

@@ -1,0 +1,178 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// DryRunRequest asks which tenant and IdP an email reaches and what the
+// tenant's rules make of a sample identity: the what-if tester over HTTP.
+type DryRunRequest struct {
+	// Email is resolved like a typed email (login_hint). Either it or Tenant is required.
+	Email string `json:"email,omitempty"`
+	// Tenant skips resolution and runs this tenant's rules.
+	Tenant string `json:"tenant,omitempty"`
+	// IdP names the IdP the identity comes from; default the first candidate.
+	IdP string `json:"idp,omitempty"`
+	// ClientID is the application, as rules see it (client).
+	ClientID string `json:"client_id,omitempty"`
+	// Identity is the sample upstream identity.
+	Identity SampleIdentity `json:"identity"`
+	// Rules, when set, are run instead of the tenant's saved rules (try before saving).
+	Rules []Rule `json:"rules,omitempty"`
+}
+
+// SampleIdentity is an upstream identity as a connector would report it.
+type SampleIdentity struct {
+	Subject           string         `json:"subject,omitempty"`
+	Email             string         `json:"email,omitempty"`
+	EmailVerified     bool           `json:"email_verified,omitempty"`
+	Name              string         `json:"name,omitempty"`
+	GivenName         string         `json:"given_name,omitempty"`
+	FamilyName        string         `json:"family_name,omitempty"`
+	PreferredUsername string         `json:"preferred_username,omitempty"`
+	AMR               []string       `json:"amr,omitempty"`
+	Claims            map[string]any `json:"claims,omitempty"`
+}
+
+// DryRunResult is the outcome of a dry run.
+type DryRunResult struct {
+	Tenant string   `json:"tenant"`
+	Source string   `json:"source,omitempty"`
+	IdPs   []string `json:"idps"`
+	IdP    string   `json:"idp,omitempty"`
+	// Claims are the output claims (absent when denied or failed).
+	Claims map[string]any `json:"claims,omitempty"`
+	// Trace says what each rule did.
+	Trace []TraceStep `json:"trace"`
+	// Denied is the deny message when a rule refused the sign-in.
+	Denied string `json:"denied,omitempty"`
+	// Error is a rule's runtime failure (the sign-in would fail closed).
+	Error string `json:"error,omitempty"`
+}
+
+// TraceStep is transform.Step in JSON.
+type TraceStep struct {
+	Rule    string        `json:"rule"`
+	Global  bool          `json:"global,omitempty"`
+	Matched bool          `json:"matched"`
+	Changes []TraceChange `json:"changes,omitempty"`
+	Denied  string        `json:"denied,omitempty"`
+	Stopped bool          `json:"stopped,omitempty"`
+	Err     string        `json:"error,omitempty"`
+}
+
+// TraceChange is transform.Change in JSON.
+type TraceChange struct {
+	Action string `json:"action"`
+	Claim  string `json:"claim"`
+	Before any    `json:"before,omitempty"`
+	After  any    `json:"after,omitempty"`
+}
+
+// standardClaims mirrors the broker's mapping of an identity to the claims
+// rules start from.
+func standardClaims(id SampleIdentity) map[string]any {
+	cl := map[string]any{"roles": []any{}}
+	set := func(k, v string) {
+		if v != "" {
+			cl[k] = v
+		}
+	}
+	set("name", id.Name)
+	set("given_name", id.GivenName)
+	set("family_name", id.FamilyName)
+	set("preferred_username", id.PreferredUsername)
+	if id.Email != "" {
+		cl["email"], cl["email_verified"] = id.Email, id.EmailVerified
+	}
+	if len(id.AMR) > 0 {
+		amr := make([]any, len(id.AMR))
+		for i, m := range id.AMR {
+			amr[i] = m
+		}
+		cl["amr"] = amr
+	}
+	return cl
+}
+
+func (s *Service) dryRun(c echo.Context) error {
+	var in DryRunRequest
+	if err := decode(c, &in, maxBody); err != nil {
+		return err
+	}
+	w := who(c)
+	ctx := c.Request().Context()
+	snap, err := s.compiled(ctx)
+	if err != nil {
+		return err
+	}
+	res := snap.compiled.Directory.Resolver
+	var out DryRunResult
+	switch {
+	case in.Email != "":
+		r, err := res.Resolve(realm.Request{LoginHint: in.Email})
+		switch {
+		case errors.Is(err, realm.ErrNoMatch):
+			return errorf(http.StatusUnprocessableEntity, "no_match", "no tenant has verified the domain of %q and there is no default tenant", in.Email)
+		case err != nil:
+			return errorf(http.StatusBadRequest, "invalid_request", "%v", err)
+		}
+		if !w.can(r.Tenant) {
+			return forbidden("%q resolves to another tenant", in.Email)
+		}
+		out.Tenant, out.Source, out.IdPs = r.Tenant, string(r.Source), r.IdPs
+	case in.Tenant != "":
+		if !w.can(in.Tenant) {
+			return forbidden("this token is limited to tenant %q", w.tenant)
+		}
+		t, ok := res.Tenant(in.Tenant)
+		if !ok {
+			return notFound("no tenant %q", in.Tenant)
+		}
+		out.Tenant, out.IdPs = t.ID, t.IdPs
+	default:
+		return errorf(http.StatusBadRequest, "invalid_request", "give email or tenant")
+	}
+	if out.IdPs == nil {
+		out.IdPs = []string{}
+	}
+	out.IdP = in.IdP
+	if out.IdP == "" && len(out.IdPs) > 0 {
+		out.IdP = out.IdPs[0]
+	}
+	if owner, ok := res.TenantOfIdP(out.IdP); out.IdP != "" && (!ok || owner != out.Tenant) {
+		return errorf(http.StatusBadRequest, "invalid_request", "idp %q is not an IdP of tenant %q", out.IdP, out.Tenant)
+	}
+	eng := snap.compiled.Directory.Rules[out.Tenant]
+	if in.Rules != nil {
+		if eng, err = s.opts.Compiler.Engine(out.Tenant, in.Rules); err != nil {
+			return err
+		}
+	}
+	r, err := eng.Explain(ctx, transform.Input{Upstream: in.Identity.Claims, Claims: standardClaims(in.Identity),
+		Tenant: out.Tenant, IdP: out.IdP, Client: in.ClientID})
+	var denied *transform.DeniedError
+	switch {
+	case errors.As(err, &denied):
+		out.Denied = denied.Message
+	case err != nil:
+		out.Error = err.Error()
+	default:
+		out.Claims = r.Claims
+	}
+	out.Trace = []TraceStep{}
+	for _, st := range r.Trace {
+		ts := TraceStep{Rule: st.Rule, Global: st.Global, Matched: st.Matched, Denied: st.Denied, Stopped: st.Stopped, Err: st.Err}
+		for _, ch := range st.Changes {
+			ts.Changes = append(ts.Changes, TraceChange{Action: ch.Action, Claim: ch.Claim, Before: ch.Before, After: ch.After})
+		}
+		out.Trace = append(out.Trace, ts)
+	}
+	return c.JSON(http.StatusOK, out)
+}

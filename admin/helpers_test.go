@@ -1,0 +1,406 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// Tokens of the tests: an operator, and admins of tenants alpha and filecorp.
+const (
+	opToken     = "operator-token-0123456789abcdef0123456789"
+	alphaToken  = "alpha-admin-token-0123456789abcdef012345"
+	fileToken   = "filecorp-admin-token-0123456789abcdef0123"
+	issuer      = "https://login.example.test"
+	unreachable = "https://unreachable.example.test"
+)
+
+// fakeConn is a connector that is never called: admin tests stop at the directory.
+type fakeConn struct{}
+
+func (fakeConn) LoginURL(context.Context, providers.LoginRequest) (string, []byte, error) {
+	return "", nil, errors.New("fake")
+}
+
+func (fakeConn) HandleCallback(context.Context, providers.LoginRequest, []byte, *http.Request) (providers.Identity, error) {
+	return providers.Identity{}, errors.New("fake")
+}
+
+// testCompiler stands in for cmd/realmgate's compiler: a file tenant
+// "filecorp" (domain file.test), oidc providers only, rules compiled by
+// transform, domains checked by realm.New, and an issuer under
+// "unreachable" failing the probe.
+type testCompiler struct {
+	probes atomic.Int64
+}
+
+func convert(in []admin.Rule) []transform.Rule {
+	var out []transform.Rule
+	for _, r := range in {
+		tr := transform.Rule{Name: r.Name, If: r.If, Remove: r.Remove, Deny: r.Deny, Stop: r.Stop}
+		keys := make([]string, 0, len(r.Set))
+		for k := range r.Set {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			tr.Set = append(tr.Set, transform.Assignment{Claim: k, Expr: r.Set[k]})
+		}
+		keys = keys[:0]
+		for k := range r.Add {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			tr.Add = append(tr.Add, transform.Assignment{Claim: k, Expr: r.Add[k]})
+		}
+		if r.Map != nil {
+			tr.Map = &transform.Map{From: r.Map.From, To: r.Map.To, Table: r.Map.Table, Default: r.Map.Default}
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+func (c *testCompiler) Compile(ctx context.Context, st *admin.State, probe bool) (*admin.Compiled, error) {
+	tenants := []realm.Tenant{{ID: "filecorp", Name: "File Corp", Domains: []string{"file.test"}, IdPs: []string{"file-idp"}}}
+	idps := []broker.IdP{{ID: "file-idp", Tenant: "filecorp", Connector: fakeConn{}}}
+	engines := map[string]*transform.Engine{}
+	var probs []admin.Problem
+	for _, t := range st.Tenants {
+		rt := realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.VerifiedDomains(), Subdomain: t.Subdomain}
+		for i, p := range t.Providers {
+			field := fmt.Sprintf("tenants[%s].providers[%d]", t.ID, i)
+			switch {
+			case p.Type != "oidc":
+				probs = append(probs, admin.Problem{Field: field + ".type", Message: "only oidc here"})
+			case p.Issuer == "":
+				probs = append(probs, admin.Problem{Field: field + ".issuer", Message: "is required"})
+			case probe && strings.HasPrefix(p.Issuer, unreachable):
+				c.probes.Add(1)
+				probs = append(probs, admin.Problem{Field: field, Message: "discovery failed: connection refused"})
+			}
+			rt.IdPs = append(rt.IdPs, p.ID)
+			idps = append(idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: p.Name, Connector: fakeConn{}})
+		}
+		if len(t.Rules) > 0 {
+			eng, err := transform.Compile(nil, convert(t.Rules), transform.Options{Tenant: t.ID})
+			if err != nil {
+				probs = append(probs, admin.Problem{Field: "tenants[" + t.ID + "].rules", Message: err.Error()})
+			}
+			engines[t.ID] = eng
+		}
+		tenants = append(tenants, rt)
+	}
+	var clients []broker.Client
+	for _, cl := range st.Clients {
+		if len(cl.RedirectURIs) == 0 {
+			probs = append(probs, admin.Problem{Field: "clients[" + cl.ID + "].redirect_uris", Message: "at least one is required"})
+		}
+		clients = append(clients, broker.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs})
+	}
+	res, err := realm.New(tenants, realm.Options{BaseDomain: "login.example.test"})
+	if err != nil {
+		probs = append(probs, admin.Problem{Message: err.Error()})
+	}
+	if len(probs) > 0 {
+		return nil, &admin.ValidationError{Problems: probs}
+	}
+	return &admin.Compiled{Directory: broker.Directory{Resolver: res, IdPs: idps, Rules: engines}, Clients: clients}, nil
+}
+
+func (c *testCompiler) Engine(tenant string, rules []admin.Rule) (*transform.Engine, error) {
+	eng, err := transform.Compile(nil, convert(rules), transform.Options{Tenant: tenant})
+	if err != nil {
+		return nil, &admin.ValidationError{Problems: []admin.Problem{{Field: "rules", Message: err.Error()}}}
+	}
+	return eng, nil
+}
+
+// syncBuffer collects audit lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// events returns the audit events written so far.
+func (s *syncBuffer) events(t *testing.T) []map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("audit line is not JSON: %q", line)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// instance is one realmgate instance's admin API.
+type instance struct {
+	svc     *admin.Service
+	srv     *httptest.Server
+	audit   *syncBuffer
+	applied atomic.Int64 // how many times Apply ran
+	last    atomic.Pointer[admin.Compiled]
+	comp    *testCompiler
+}
+
+type env struct {
+	t     *testing.T
+	store broker.Store
+	dns   *dnsServer
+}
+
+func newEnv(t *testing.T) *env {
+	return &env{t: t, store: memstore.New(), dns: startDNS(t)}
+}
+
+// instance starts an admin Service on the shared store, polling every 20 ms.
+func (e *env) instance() *instance {
+	e.t.Helper()
+	in := &instance{audit: &syncBuffer{}, comp: &testCompiler{}}
+	svc, err := admin.New(admin.Options{
+		Store: e.store, Compiler: in.comp, Issuer: issuer,
+		Apply: func(c *admin.Compiled) error {
+			in.applied.Add(1)
+			in.last.Store(c)
+			return nil
+		},
+		Tokens: []admin.Token{{Name: "ops", Token: opToken}, {Name: "alpha-admin", Token: alphaToken, Tenant: "alpha"},
+			{Name: "filecorp-admin", Token: fileToken, Tenant: "filecorp"}},
+		FileTenants: []admin.Tenant{{ID: "filecorp", Name: "File Corp", Domains: []admin.Domain{{Name: "file.test"}},
+			Providers: []admin.Provider{{ID: "file-idp", Type: "oidc", Issuer: "https://idp.file.test", ClientID: "rg", ClientSecret: "file-secret"}}}},
+		FileClients:  []admin.Client{{ID: "file-app", Secret: "file-app-secret", RedirectURIs: []string{"https://app.test/cb"}}},
+		DNS:          e.dns.resolver(),
+		PollInterval: 20 * time.Millisecond,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Audit:        slog.New(slog.NewJSONHandler(in.audit, nil)),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := svc.Load(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); svc.Run(ctx) }()
+	in.svc, in.srv = svc, httptest.NewServer(svc.Handler())
+	e.t.Cleanup(func() {
+		cancel()
+		<-done
+		in.srv.Close()
+	})
+	return in
+}
+
+// call makes one API request and decodes a JSON answer into out (when not nil).
+func (in *instance) call(t *testing.T, token, method, path string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, in.srv.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := in.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: answer %q is not JSON: %v", method, path, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// must calls and fails the test unless the status is want.
+func (in *instance) must(t *testing.T, want int, token, method, path string, body any, out any) {
+	t.Helper()
+	var raw json.RawMessage
+	if got := in.call(t, token, method, path, body, &raw); got != want {
+		t.Fatalf("%s %s = %d, want %d: %s", method, path, got, want, raw)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tenantDoc is a tenant with one oidc provider.
+func tenantDoc(id string, domains ...string) admin.Tenant {
+	t := admin.Tenant{ID: id, Name: strings.ToUpper(id),
+		Providers: []admin.Provider{{ID: id + "-idp", Type: "oidc", Issuer: "https://idp." + id + ".test", ClientID: "rg", ClientSecret: id + "-upstream-secret"}}}
+	for _, d := range domains {
+		t.Domains = append(t.Domains, admin.Domain{Name: d, Verified: true})
+	}
+	return t
+}
+
+// resolves returns the tenant email resolves to in the instance's applied directory.
+func (in *instance) resolves(email string) string {
+	c := in.last.Load()
+	if c == nil {
+		return ""
+	}
+	r, err := c.Directory.Resolver.Resolve(realm.Request{LoginHint: email})
+	if err != nil {
+		return ""
+	}
+	return r.Tenant
+}
+
+// waitFor polls cond until it holds or d passes and returns how long it took.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// dnsServer answers TXT queries from a table, over UDP on loopback; it is
+// built on golang.org/x/net/dns/dnsmessage (already a dependency), so no
+// DNS library is added for tests.
+type dnsServer struct {
+	conn    net.PacketConn
+	mu      sync.Mutex
+	records map[string][]string // fqdn (lower case, trailing dot) -> TXT values
+}
+
+func startDNS(t *testing.T) *dnsServer {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{conn: pc, records: map[string][]string{}}
+	go s.serve()
+	t.Cleanup(func() { pc.Close() })
+	return s
+}
+
+func (s *dnsServer) set(name string, values ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records[strings.ToLower(name)] = values
+}
+
+func (s *dnsServer) resolver() admin.TXTResolver {
+	return admin.NewDNSResolver(s.conn.LocalAddr().String())
+}
+
+func (s *dnsServer) serve() {
+	buf := make([]byte, 1500)
+	for {
+		n, addr, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if resp, ok := s.answer(buf[:n]); ok {
+			_, _ = s.conn.WriteTo(resp, addr)
+		}
+	}
+}
+
+// answer builds the response to one query (RFC 1035 §4.1).
+func (s *dnsServer) answer(query []byte) ([]byte, bool) {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil {
+		return nil, false
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	values, found := s.records[strings.ToLower(q.Name.String())]
+	s.mu.Unlock()
+	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired}
+	if !found || q.Type != dnsmessage.TypeTXT {
+		rh.RCode = dnsmessage.RCodeNameError
+	}
+	b := dnsmessage.NewBuilder(nil, rh)
+	if b.StartQuestions() != nil || b.Question(q) != nil || b.StartAnswers() != nil {
+		return nil, false
+	}
+	if found && q.Type == dnsmessage.TypeTXT {
+		for _, v := range values {
+			hdr := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeTXT, Class: dnsmessage.ClassINET, TTL: 60}
+			if b.TXTResource(hdr, dnsmessage.TXTResource{TXT: []string{v}}) != nil {
+				return nil, false
+			}
+		}
+	}
+	out, err := b.Finish()
+	return out, err == nil
+}
