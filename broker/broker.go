@@ -60,6 +60,10 @@ type IdP struct {
 	Name string
 	// Connector talks to the upstream.
 	Connector providers.Connector
+	// UpstreamLogout ends the user's session at this IdP too when they log
+	// out (the IdP must accept <issuer>/logout/upstream as a
+	// post_logout_redirect_uri).
+	UpstreamLogout bool
 	// MFAACRValues are sent upstream (acr_values) to ask this IdP for
 	// multi-factor authentication; empty means DefaultMFAACRValues.
 	MFAACRValues []string

@@ -429,3 +429,8 @@ func (f *fakeIdP) VerifyLogoutToken(_ context.Context, raw string) (providers.Lo
 	}
 	return providers.LogoutClaims{Subject: parts[1], SID: parts[2], JTI: parts[3], Expiry: time.Now().Add(2 * time.Minute)}, nil
 }
+
+// EndSessionURL makes the fake IdP support upstream logout.
+func (f *fakeIdP) EndSessionURL(_ context.Context, postLogout, state string) (string, bool, error) {
+	return "https://idp.example/" + f.id + "/logout?" + url.Values{"post_logout_redirect_uri": {postLogout}, "state": {state}}.Encode(), true, nil
+}

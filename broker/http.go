@@ -64,6 +64,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST(s.path("/introspect"), s.introspect)
 	e.GET(s.path("/logout"), s.endSession)
 	e.POST(s.path("/backchannel/:idp"), s.backchannel)
+	e.GET(s.path("/logout/upstream"), s.upstreamLoggedOut)
 	e.POST(s.path("/logout"), s.endSession)
 	e.GET(s.path("/healthz"), func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET(s.path("/readyz"), s.readyz)

@@ -72,19 +72,73 @@ func (s *Server) endSession(c echo.Context) error {
 		s.auditEvent(c, "logout", "rp_initiated", attrs{client: v.Get("client_id"), tenant: sess.Tenant, idp: sess.IdP, subject: sess.Subject})
 	}
 	s.setCookie(c, sessionCookie, "", -1)
+	target := ""
 	if redirect != "" {
-		q := url.Values{}
+		target = redirect
 		if st := v.Get("state"); st != "" {
-			q.Set("state", st)
+			target = appendQuery(redirect, url.Values{"state": {st}})
 		}
-		target := redirect
-		if len(q) > 0 {
-			target = appendQuery(redirect, q)
+	}
+	if sess != nil {
+		if to, ok := s.upstreamLogout(c, sess, target); ok {
+			return c.Redirect(redirectStatus(c), to)
 		}
+	}
+	if target != "" {
 		return c.Redirect(redirectStatus(c), target)
 	}
+	return s.signedOut(c)
+}
+
+func (s *Server) signedOut(c echo.Context) error {
 	return s.render(c, http.StatusOK, "error", pageData{Title: "You are signed out",
 		Message: "You have been signed out of every application that used this sign-in."})
+}
+
+// endSessionURLer is a connector whose IdP can end its own session (OIDC
+// RP-Initiated Logout at the upstream).
+type endSessionURLer interface {
+	EndSessionURL(ctx context.Context, postLogoutRedirectURI, state string) (string, bool, error)
+}
+
+// upstreamLogout returns the IdP's end-session URL when the IdP opted in
+// (IdP.UpstreamLogout) and publishes one; the IdP sends the browser back to
+// <issuer>/logout/upstream, which continues to target (already checked).
+func (s *Server) upstreamLogout(c echo.Context, sess *session, target string) (string, bool) {
+	idp, ok := s.dir().idps[sess.IdP]
+	if !ok || !idp.UpstreamLogout {
+		return "", false
+	}
+	es, ok := connectorAs[endSessionURLer](idp.Connector)
+	if !ok {
+		return "", false
+	}
+	ctx := c.Request().Context()
+	state := randomToken(tokenBytes)
+	to, has, err := es.EndSessionURL(ctx, s.url("/logout/upstream"), state)
+	if err != nil || !has {
+		if err != nil {
+			s.log.Warn("upstream logout unavailable", "request_id", requestID(c), "idp", idp.ID, "err", err)
+		}
+		return "", false
+	}
+	if err := s.store.Put(ctx, s.keyer.key("lo", state), []byte(target), upstreamLoginTTL); err != nil {
+		return "", false
+	}
+	return to, true
+}
+
+// upstreamLoggedOut is where the IdP returns after ending its session.
+func (s *Server) upstreamLoggedOut(c echo.Context) error {
+	state := c.QueryParam("state")
+	if state == "" || len(state) > 128 {
+		return s.signedOut(c)
+	}
+	target, err := s.store.Take(c.Request().Context(), s.keyer.key("lo", state))
+	if err != nil || len(target) == 0 {
+		return s.signedOut(c)
+	}
+	return c.Redirect(http.StatusFound, string(target))
 }
 
 func contains(list []string, v string) bool {

@@ -211,3 +211,35 @@ func TestBackchannel_S64_InboundLogoutAndJTIReplay(t *testing.T) {
 		t.Errorf("unknown idp = %d", r.status)
 	}
 }
+
+func TestLogout_UpstreamSessionEnded(t *testing.T) {
+	e := newEnv(t, withBackchannel("http://127.0.0.1:1/unused"), func(c *broker.Config) {
+		for i := range c.IdPs {
+			if c.IdPs[i].ID == "acme-idp" {
+				c.IdPs[i].UpstreamLogout = true
+			}
+		}
+	})
+	tr, b := e.signIn()
+	v := url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://app-a.example/signed-out"}, "state": {"bye"}}
+	resp := b.get(e.issuer + "/logout?" + v.Encode())
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "https://idp.example/acme-idp/logout?") {
+		t.Fatalf("logout = %q, want a redirect to the IdP's end-session endpoint", loc)
+	}
+	up := mustQuery(t, loc)
+	if up.Get("post_logout_redirect_uri") != e.issuer+"/logout/upstream" {
+		t.Errorf("post_logout_redirect_uri sent upstream = %q", up.Get("post_logout_redirect_uri"))
+	}
+	back := b.get(e.issuer + "/logout/upstream?state=" + url.QueryEscape(up.Get("state")))
+	if back.Header.Get("Location") != "https://app-a.example/signed-out?state=bye" {
+		t.Fatalf("return from the IdP = %d %q, want the client's registered URI with its state", back.StatusCode, back.Header.Get("Location"))
+	}
+	again, page := b.getBody(e.issuer + "/logout/upstream?state=" + url.QueryEscape(up.Get("state")))
+	if again.Header.Get("Location") != "" || !strings.Contains(page, "signed out") {
+		t.Errorf("replayed upstream-logout state redirected to %q", again.Header.Get("Location"))
+	}
+	if st, _ := e.userinfo(tr.str("access_token")); st != http.StatusUnauthorized {
+		t.Errorf("userinfo after logout = %d", st)
+	}
+}

@@ -344,6 +344,11 @@ type Provider struct {
 	// replay cache and a short freshness window still apply.
 	IdPInitiated bool `yaml:"idp_initiated,omitempty"`
 
+	// UpstreamLogout ends the user's session at this IdP too when they log
+	// out of realmgate (OIDC types; register <issuer>/logout/upstream at the
+	// IdP as a post-logout redirect URI).
+	UpstreamLogout bool `yaml:"upstream_logout,omitempty"`
+
 	// MFAACRValues are sent upstream as acr_values to ask this IdP for
 	// multi-factor authentication (default: the PAPE multi-factor policy
 	// URI; Okta, for example, wants urn:okta:loa:2fa:any).

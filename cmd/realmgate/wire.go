@@ -210,7 +210,8 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 				name = t.Name
 			}
 			rt.IdPs = append(rt.IdPs, p.ID)
-			idps = append(idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn, MFAACRValues: p.MFAACRValues})
+			idps = append(idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn, MFAACRValues: p.MFAACRValues,
+				UpstreamLogout: p.UpstreamLogout})
 		}
 		if rt.Name == "" {
 			rt.Name = t.ID

@@ -36,6 +36,7 @@ type metadata struct {
 	TokenEndpoint          string   `json:"token_endpoint"`
 	UserinfoEndpoint       string   `json:"userinfo_endpoint"`
 	JWKSURI                string   `json:"jwks_uri"`
+	EndSessionEndpoint     string   `json:"end_session_endpoint"`
 	SigningAlgs            []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMeths []string `json:"token_endpoint_auth_methods_supported"`
 	// RFC 9207 §3: the OP sends iss in every authorization response.
@@ -135,6 +136,9 @@ func (c *Connector) fetchMetadata(ctx context.Context) (*metadata, error) {
 			return nil, fmt.Errorf("%w: oidc: idp %q: discovery %s %q is missing or not https",
 				providers.ErrInvalidResponse, c.id, name, v)
 		}
+	}
+	if md.EndSessionEndpoint != "" && !endpointOK(md.EndSessionEndpoint) {
+		md.EndSessionEndpoint = "" // not usable: upstream logout is skipped
 	}
 	if md.UserinfoEndpoint != "" && !endpointOK(md.UserinfoEndpoint) {
 		return nil, fmt.Errorf("%w: oidc: idp %q: discovery userinfo_endpoint %q is not https",
