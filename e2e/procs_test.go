@@ -34,7 +34,7 @@ const (
 	// idpID is the upstream IdP's id in realmgate's configuration.
 	idpID = "acme-op"
 
-	startTimeout = 15 * time.Second
+	startTimeout = 60 * time.Second // generous: CI machines are shared and slow under load
 )
 
 // proc is one child process the test started; it is stopped in cleanup.

@@ -275,12 +275,14 @@ func testDeleteIdempotent(t *testing.T, s broker.Store) {
 func testTouch(t *testing.T, s broker.Store) {
 	ctx := t.Context()
 	key := uniq("touch")
-	put(t, s, key, []byte("session"), shortTTL)
-	time.Sleep(shortTTL / 2)
-	if err := s.Touch(ctx, key, 3*shortTTL); err != nil {
+	// Margins are wide (1 s TTL, Touch after 100 ms) so a loaded machine
+	// that oversleeps does not expire the key before the Touch.
+	put(t, s, key, []byte("session"), time.Second)
+	time.Sleep(100 * time.Millisecond)
+	if err := s.Touch(ctx, key, 4*time.Second); err != nil {
 		t.Fatalf("Touch(%q) = %v, want nil", key, err)
 	}
-	time.Sleep(shortTTL) // past the original deadline, within the new one
+	time.Sleep(1100 * time.Millisecond) // past the original deadline, within the new one
 	wantValue(t, s, key, []byte("session"))
 
 	// Touch can also shorten.
