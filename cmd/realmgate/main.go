@@ -143,8 +143,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if _, _, err := startOps(ctx, cfg, srv, *withPprof, logger); err != nil { // admin.go: metrics, health, audit, pprof
-		logger.Error("ops listener", "addr", cfg.Ops.Listen, "err", err)
-		return 1
+		// Sign-ins matter more than metrics: keep serving, loudly.
+		logger.Error("ops listener not started; serving sign-ins without metrics", "addr", cfg.Ops.Listen, "err", err)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
