@@ -95,7 +95,12 @@ const DefaultAuditMaxLen = 10000
 const (
 	ctxAudited    = "rg_audited"
 	ctxTokenError = "rg_token_error"
+	// ctxStartReason is the reason of the "started" event a request that
+	// goes upstream again writes (an MFA step-up).
+	ctxStartReason = "rg_start_reason"
 )
+
+func startReason(c echo.Context) string { r, _ := c.Get(ctxStartReason).(string); return r }
 
 // Bounds on what a client controls inside an event.
 const (

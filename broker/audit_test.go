@@ -112,8 +112,8 @@ func denyRule(t *testing.T, tenant string) envOpt {
 // that its request wrote exactly one event with the expected fields.
 func TestAudit_S61_EveryOutcomeOneEvent(t *testing.T) {
 	var sink auditSink
-	e := newEnv(t, withAuditSink(&sink), denyRule(t, "globex"),
-		withLimits(broker.RateLimits{StartsPerTenant: perMinute(1000)}, map[string]broker.TenantLimits{"initech": {StartsPerTenant: &broker.RateLimit{Limit: 1, Window: time.Hour}}}))
+	e := newEnv(t, withAuditSink(&sink), denyRule(t, "globex"), requireMFA("initech"),
+		withLimits(broker.RateLimits{StartsPerTenant: perMinute(1000)}, map[string]broker.TenantLimits{"consumers": {StartsPerTenant: &broker.RateLimit{Limit: 1, Window: time.Hour}}}))
 	setErr := func(f *fakeIdP, err error) {
 		f.mu.Lock()
 		f.err = err
@@ -163,11 +163,11 @@ func TestAudit_S61_EveryOutcomeOneEvent(t *testing.T) {
 		}, want{outcome: "denied", reason: "rule: contractors-out", tenant: "globex", idp: "globex-idp", client: "app-a", subject: true}},
 		{"throttled", func(t *testing.T) *http.Response {
 			v := authParams(s256(authVerifier))
-			v.Set("login_hint", "peter@initech.test")
-			v.Set("idp_hint", "initech-a")
+			v.Del("login_hint")
+			v.Set("idp_hint", "social")
 			get(t, e.browser(), e.authorizeURL(v))
 			return get(t, e.browser(), e.authorizeURL(v))
-		}, want{outcome: "throttled", reason: "starts_per_tenant", tenant: "initech", idp: "initech-a", client: "app-a"}},
+		}, want{outcome: "throttled", reason: "starts_per_tenant", tenant: "consumers", idp: "social", client: "app-a"}},
 		{"refused: unknown client", func(t *testing.T) *http.Response {
 			v := authParams(s256(authVerifier))
 			v.Set("client_id", "nobody")
@@ -193,6 +193,18 @@ func TestAudit_S61_EveryOutcomeOneEvent(t *testing.T) {
 			defer e.store.down.Store(false)
 			return get(t, b, e.issuer+"/callback/acme-idp?code=c&state="+url.QueryEscape(state))
 		}, want{outcome: "failure", reason: "unavailable", tenant: "acme", idp: "acme-idp"}},
+		{"MFA step-up", func(t *testing.T) *http.Response {
+			b := e.browser()
+			v := authParams(s256(authVerifier))
+			v.Set("login_hint", "carol@globex.test")
+			v.Set("tenant", "initech") // a tenant that requires MFA names the sign-in; globex's IdP answers single-factor
+			resp := get(t, b, e.authorizeURL(v))
+			if upstreamOf(resp) != "globex-idp" {
+				t.Fatalf("authorize = %d %q, want a redirect to globex-idp", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			state := mustQuery(t, resp.Header.Get("Location")).Get("state")
+			return get(t, b, e.issuer+"/callback/globex-idp?code=c&state="+url.QueryEscape(state))
+		}, want{outcome: "started", reason: "mfa_step_up", tenant: "globex", idp: "globex-idp", client: "app-a"}},
 		{"logout", func(t *testing.T) *http.Response {
 			b := e.browser()
 			state := e.toUpstream(b, "alice@acme.test")

@@ -240,7 +240,7 @@ func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest,
 	if err := s.putJSON(ctx, s.keyer.key("ul", lr.State), ul, upstreamLoginTTL); err != nil {
 		return err
 	}
-	s.auditEvent(c, "started", "", attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})
+	s.auditEvent(c, "started", startReason(c), attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})
 	return c.Redirect(redirectStatus(c), target)
 }
 

@@ -90,7 +90,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 		at := attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID}
 		if !ul.MFA {
 			// Ask the IdP again, this time for multi-factor authentication.
-			s.auditEvent(c, "started", "mfa_step_up", at)
+			c.Set(ctxStartReason, "mfa_step_up") // startUpstreamMFA writes the one event (S61)
 			return s.startUpstreamMFA(c, ul.Request, &ar, idp, ul.Hint, true)
 		}
 		s.auditEvent(c, "denied", "mfa_required", at)

@@ -21,6 +21,9 @@ func (s *Server) discovery(c echo.Context) error {
 		"jwks_uri":                                      s.url("/jwks"),
 		"revocation_endpoint":                           s.url("/revoke"),
 		"introspection_endpoint":                        s.url("/introspect"),
+		"end_session_endpoint":                          s.url("/logout"), // OIDC RP-Initiated Logout 1.0 §2.1
+		"backchannel_logout_supported":                  true,             // OIDC Back-Channel Logout 1.0 §2.1
+		"backchannel_logout_session_supported":          true,
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
 		"grant_types_supported":                         []string{"authorization_code", "refresh_token", grantTokenExchange},

@@ -102,9 +102,11 @@ type TenantRateLimits struct {
 // /readyz, GET /audit/<tenant> (for admin_api tokens) and, with serve
 // --pprof, /debug/pprof/.
 type Ops struct {
-	// Listen is the operations listener's host:port. Default 127.0.0.1:9090
-	// (loopback: metrics and profiles are not for the internet); "off" turns
-	// it off.
+	// Listen is the operations listener's host:port; "off" turns it off.
+	// Unset, it is DefaultOpsListen (loopback: metrics and profiles are not
+	// for the internet), and a process that finds that port taken (several
+	// instances on one host) runs without it, logging an error; an address
+	// set here that cannot be bound stops the process.
 	Listen string `yaml:"listen,omitempty"`
 }
 
@@ -142,9 +144,6 @@ func (c *Config) applyOperationDefaults(unset func(string) bool) {
 		if *r.p == (Rate{}) && unset(r.path) {
 			*r.p = r.def
 		}
-	}
-	if c.Ops.Listen == "" && unset("ops.listen") {
-		c.Ops.Listen = DefaultOpsListen
 	}
 	if c.Audit.MaxEventsPerTenant == 0 && unset("audit.max_events_per_tenant") {
 		c.Audit.MaxEventsPerTenant = DefaultAuditMaxEvents
@@ -185,6 +184,8 @@ func (k *checker) operations() {
 	if l := k.c.Ops.Listen; l != OpsOff && l != "" {
 		if msg := checkHostPort(l, true); msg != "" {
 			k.add("ops.listen", "%s (or off)", msg)
+		} else if !strings.HasSuffix(l, ":0") && (l == k.c.Listen || l == k.c.AdminAPI.Listen) {
+			k.add("ops.listen", "must differ from listen and admin_api.listen: the ops listener has its own port")
 		}
 	}
 	if n := k.c.Audit.MaxEventsPerTenant; n < 0 || n > 10_000_000 {

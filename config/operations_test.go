@@ -31,7 +31,7 @@ func TestOperations_RateLimitsAndDefaults(t *testing.T) {
 		ops  string
 		keep int64
 	}{
-		{"defaults", opsBase, DefaultRateLimits, DefaultOpsListen, DefaultAuditMaxEvents},
+		{"defaults", opsBase, DefaultRateLimits, "", DefaultAuditMaxEvents},
 		{"set", opsBase + `rate_limits:
   starts_per_ip: 10/30s
   failures_per_ip: "off"
@@ -75,6 +75,7 @@ func TestOperations_Problems(t *testing.T) {
 		{"bad unit", "rate_limits:\n  failures_per_tenant: 5/1y\n", "rate_limits.failures_per_tenant", "invalid duration", 16},
 		{"tenant override", strings.Replace(opsBase, "50/1m", "-3/1m", 1), "tenants[0].rate_limits.starts_per_tenant", "at least 1", 6},
 		{"ops listen", "ops:\n  listen: nowhere\n", "ops.listen", "host:port", 16},
+		{"ops listen on the main port", "listen: 127.0.0.1:8080\nops:\n  listen: 127.0.0.1:8080\n", "ops.listen", "must differ", 17},
 		{"audit", "audit:\n  max_events_per_tenant: -1\n", "audit.max_events_per_tenant", "between 0 and", 16},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -258,6 +258,12 @@ type rgConfig struct {
 // IdP is never contacted (discovery is lazy).
 var rgConfigTemplate = template.Must(template.New("realmgate.yaml").Parse(`# written by the e2e tests
 issuer: {{.Issuer}}
+# Every request comes from 127.0.0.1 and several processes share a host.
+rate_limits:
+  starts_per_ip: "off"
+  failures_per_ip: "off"
+ops:
+  listen: 127.0.0.1:0
 store:
   type: redis
   redis:

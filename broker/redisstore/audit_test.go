@@ -17,6 +17,11 @@ func TestAudit_StreamsPerTenant(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t, tc.addrs()...)
+			t.Cleanup(func() { // the server is shared: TestNoExtraCopies_S17 scans every key
+				for _, tenant := range []string{"acme", "globex"} {
+					_ = s.Delete(context.Background(), "audit:"+tenant)
+				}
+			})
 			// MAXLEN ~ trims whole stream nodes (100 entries by default):
 			// 250 events with maxLen 100 keep at least 100, and not all.
 			for i := range 250 {

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 func BenchmarkStore(b *testing.B) {
 	benchStore(b, newStore(b, standalone.Addr()))
 }
+
+// runID numbers the runs of a sub-benchmark, which may be called several
+// times on the same store.
+var runID atomic.Int64
 
 func benchStore(b *testing.B, s broker.Store) {
 	ctx := context.Background()
@@ -74,19 +79,19 @@ func benchStore(b *testing.B, s broker.Store) {
 		}
 	})
 	b.Run("CreateFamily", func(b *testing.B) {
-		i := 0
+		run, i := runID.Add(1), 0 // the function runs more than once: fresh names each time
 		for b.Loop() {
 			i++
-			if err := s.CreateFamily(ctx, "cf-"+strconv.Itoa(i), "rt:0", value, ttl); err != nil {
+			if err := s.CreateFamily(ctx, "cf-"+strconv.FormatInt(run, 10)+"-"+strconv.Itoa(i), "rt:0", value, ttl); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("Rotate", func(b *testing.B) { // a refresh; a new family every 100 rotations
-		fam, cur, n := "", "", 0
+		fam, cur, n, run := "", "", 0, strconv.FormatInt(runID.Add(1), 10)
 		for b.Loop() {
 			if n%100 == 0 {
-				fam, cur = "rot-"+strconv.Itoa(n), "rt:"+strconv.Itoa(n)
+				fam, cur = "rot-"+run+"-"+strconv.Itoa(n), "rt:"+strconv.Itoa(n)
 				if err := s.CreateFamily(ctx, fam, cur, value, ttl); err != nil {
 					b.Fatal(err)
 				}
@@ -100,11 +105,12 @@ func benchStore(b *testing.B, s broker.Store) {
 		}
 	})
 	b.Run("FamilyActive", func(b *testing.B) { // every userinfo and introspection call
-		if err := s.CreateFamily(ctx, "active", "rt:a", value, ttl); err != nil {
+		fam := "active-" + strconv.FormatInt(runID.Add(1), 10)
+		if err := s.CreateFamily(ctx, fam, "rt:a", value, ttl); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if ok, err := s.FamilyActive(ctx, "active"); err != nil || !ok {
+			if ok, err := s.FamilyActive(ctx, fam); err != nil || !ok {
 				b.Fatal(ok, err)
 			}
 		}

@@ -215,7 +215,7 @@ func opsRegistry(srv *broker.Server) (*prometheus.Registry, error) {
 // listener has shut down.
 func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withPprof bool, logger *slog.Logger) (string, <-chan struct{}, error) {
 	done := make(chan struct{})
-	if cfg.Ops.Listen == "" || cfg.Ops.Listen == config.OpsOff {
+	if cfg.Ops.Listen == config.OpsOff {
 		close(done)
 		if withPprof {
 			logger.Warn("--pprof has no effect with ops.listen off")
@@ -226,7 +226,18 @@ func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withP
 	if err != nil {
 		return "", nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Ops.Listen)
+	addr := cfg.Ops.Listen
+	if addr == "" {
+		addr = config.DefaultOpsListen
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && cfg.Ops.Listen == "" {
+		// The default port is taken (another instance on this host): run
+		// without the ops listener rather than not at all.
+		logger.Error("ops listener not started: the default address is taken; set ops.listen", "addr", addr, "err", err)
+		close(done)
+		return "", done, nil
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("ops listener: %w", err)
 	}
