@@ -18,6 +18,7 @@ package admin
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -152,10 +153,12 @@ type Service struct {
 	fileCl map[string]*Client
 	echo   *echo.Echo
 
-	mu     sync.Mutex // serializes writes and applies on this instance
-	cur    atomic.Pointer[snapshot]
-	outage bool  // the last poll failed: reload in full once the store answers
-	failed int64 // a version that did not compile here; not retried until a newer one
+	mu      sync.Mutex // serializes writes and applies on this instance
+	cur     atomic.Pointer[snapshot]
+	outage  bool                       // the last poll failed: reload in full once the store answers
+	failed  int64                      // a version that did not compile here; not retried until a newer one
+	decoded map[string]Tenant          // the last document's tenants by their JSON (decode)
+	encoded map[string]json.RawMessage // the last document's tenants' JSON by id and revision (encode)
 }
 
 type credential struct {
@@ -250,8 +253,8 @@ func (s *Service) Run(ctx context.Context) {
 // reload applies the newest version when it is newer than the applied one,
 // or in full when force is set or the previous poll failed.
 func (s *Service) reload(ctx context.Context, force bool) error {
-	cur := s.cur.Load()
-	v, doc, err := s.latest(ctx, cur.state.Version)
+	from := s.cur.Load().state.Version
+	v, doc, err := s.latest(ctx, from)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -266,10 +269,12 @@ func (s *Service) reload(ctx context.Context, force bool) error {
 		s.opts.Logger.Info("admin: store reachable again; reloading tenant state", "version", v)
 	}
 	s.outage = false
-	cur = s.cur.Load() // a local write may have applied a newer version meanwhile
+	cur := s.cur.Load() // a local write may have applied a newer version meanwhile
 	switch {
 	case v < cur.state.Version:
-		if v == 0 && cur.state.Version > 0 {
+		if v == 0 && from > 0 {
+			// Version from was stored before it was applied here, and the
+			// store no longer has it: the store lost the state.
 			return s.republish(ctx, cur)
 		}
 		return nil
@@ -283,13 +288,16 @@ func (s *Service) reload(ctx context.Context, force bool) error {
 			return err
 		}
 	}
-	st, err := decodeState(doc)
+	t0 := time.Now()
+	st, err := s.decode(doc)
 	if err != nil {
 		s.failed = v
 		s.opts.Logger.Error("admin: stored tenant state is unreadable", "version", v, "err", err)
 		return err
 	}
+	t1 := time.Now()
 	compiled, err := s.opts.Compiler.Compile(ctx, st, false)
+	t2 := time.Now()
 	if err == nil {
 		err = s.opts.Apply(compiled)
 	}
@@ -301,7 +309,8 @@ func (s *Service) reload(ctx context.Context, force bool) error {
 	}
 	s.cur.Store(&snapshot{state: st, compiled: compiled})
 	if v != cur.state.Version {
-		s.opts.Logger.Info("admin: tenant state applied", "version", v, "tenants", len(st.Tenants), "clients", len(st.Clients))
+		s.opts.Logger.Info("admin: tenant state applied", "version", v, "tenants", len(st.Tenants), "clients", len(st.Clients),
+			"decode", t1.Sub(t0), "compile", t2.Sub(t1), "apply", time.Since(t2))
 	}
 	return nil
 }
@@ -362,7 +371,7 @@ func (s *Service) tryCommit(ctx context.Context, who *caller, m mutation) (st *S
 	}
 	base := cur.state // also when the store lost the state (v == 0): it is written back
 	if v > cur.state.Version {
-		if base, err = decodeState(doc); err != nil {
+		if base, err = s.decode(doc); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -188,6 +188,15 @@ func TestAPI_TenantAdminIsolation(t *testing.T) {
 	if v := a.svc.Version(); v != before {
 		t.Fatalf("version moved from %d to %d through refused calls", before, v)
 	}
+	denied := 0
+	for _, ev := range a.audit.events(t) {
+		if ev["event"] == "admin.denied" && ev["actor"] == "alpha-admin" {
+			denied++
+		}
+	}
+	if denied != len(isolationRoutes()) {
+		t.Errorf("%d admin.denied audit events, want %d (one per refused call)", denied, len(isolationRoutes()))
+	}
 	// Lists show alpha only; its own tenant is fully usable.
 	var list struct {
 		Tenants []admin.Tenant `json:"tenants"`

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -138,6 +140,13 @@ func (s *Service) handleError(err error, c echo.Context) {
 	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate-admin"`)
+	}
+	if w, ok := c.Get("caller").(*caller); ok && status == http.StatusForbidden {
+		// A per-tenant admin reaching beyond its tenant is worth an audit event.
+		s.opts.Audit.LogAttrs(c.Request().Context(), slog.LevelWarn, "admin request denied",
+			slog.String("event", "admin.denied"), slog.String("actor", w.name), slog.String("actor_tenant", w.tenant),
+			slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+			slog.String("ip", c.RealIP()), slog.String("reason", body.Message))
 	}
 	_ = c.JSON(status, body)
 }
@@ -304,25 +313,12 @@ func (s *Service) listTenants(c echo.Context) error {
 		files = append(files, id)
 	}
 	slices.Sort(files)
-	i, _ := slices.BinarySearch(files, after)
-	j := st.tenant(after)
-	if j < 0 {
-		j = -1
-		for k, t := range st.Tenants { // first id > after
-			if t.ID > after {
-				j = k
-				break
-			}
-		}
-		if j < 0 {
-			j = len(st.Tenants)
-		}
-	} else {
-		j++
-	}
+	// The first index of each whose id sorts after the cursor.
+	i := sort.SearchStrings(files, after)
 	if i < len(files) && files[i] == after {
 		i++
 	}
+	j := sort.Search(len(st.Tenants), func(k int) bool { return st.Tenants[k].ID > after })
 	for len(out.Tenants) < limit && (i < len(files) || j < len(st.Tenants)) {
 		if j >= len(st.Tenants) || (i < len(files) && files[i] < st.Tenants[j].ID) {
 			out.Tenants = append(out.Tenants, show(*s.files[files[i]], SourceFile))

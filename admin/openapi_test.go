@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -215,5 +216,49 @@ func TestOpenAPI_MatchesRoutes(t *testing.T) {
 	defer resp.Body.Close()
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/yaml") {
 		t.Errorf("Content-Type = %q, want application/yaml", ct)
+	}
+}
+
+// TestOpenAPI_SchemasMatchModel: each documented schema lists exactly the
+// JSON fields of the Go type the API reads and writes.
+func TestOpenAPI_SchemasMatchModel(t *testing.T) {
+	var doc openAPIDoc
+	if err := yaml.Unmarshal(admin.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]any{
+		"Tenant": admin.Tenant{}, "Domain": admin.Domain{}, "Provider": admin.Provider{}, "Rule": admin.Rule{},
+		"MapRule": admin.MapRule{}, "Member": admin.Member{}, "Client": admin.Client{}, "BatchRequest": admin.BatchRequest{},
+		"DryRunRequest": admin.DryRunRequest{}, "SampleIdentity": admin.SampleIdentity{}, "DryRunResult": admin.DryRunResult{},
+		"TraceStep": admin.TraceStep{}, "Onboarding": admin.Onboarding{},
+	} {
+		t.Run(name, func(t *testing.T) {
+			node, ok := doc.Components["schemas"][name]
+			if !ok {
+				t.Fatalf("schema %s is missing", name)
+			}
+			var schema struct {
+				Properties map[string]any `yaml:"properties"`
+			}
+			if err := node.Decode(&schema); err != nil {
+				t.Fatal(err)
+			}
+			var documented, fields []string
+			for p := range schema.Properties {
+				documented = append(documented, p)
+			}
+			typ := reflect.TypeOf(v)
+			for i := range typ.NumField() {
+				tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+				if tag != "" && tag != "-" {
+					fields = append(fields, tag)
+				}
+			}
+			slices.Sort(documented)
+			slices.Sort(fields)
+			if !slices.Equal(documented, fields) {
+				t.Errorf("schema %s has %v, Go type %T has %v", name, documented, v, fields)
+			}
+		})
 	}
 }

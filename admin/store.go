@@ -86,7 +86,7 @@ func (s *Service) latest(ctx context.Context, from int64) (int64, []byte, error)
 // publish writes st as its version; broker.ErrExists means another writer
 // took that version first.
 func (s *Service) publish(ctx context.Context, st *State) error {
-	data, err := json.Marshal(st)
+	data, err := s.encode(st)
 	if err != nil {
 		return fmt.Errorf("admin: encode state: %w", err)
 	}
@@ -116,16 +116,77 @@ func (s *Service) republish(ctx context.Context, cur *snapshot) error {
 	return nil
 }
 
-// decodeState reads a stored document; an empty one is the empty state.
-func decodeState(doc []byte) (*State, error) {
+// storedState is State with each tenant's JSON kept raw.
+type storedState struct {
+	Version   int64             `json:"version"`
+	Tenants   []json.RawMessage `json:"tenants"`
+	Clients   []Client          `json:"clients"`
+	UpdatedAt time.Time         `json:"updated_at"`
+	UpdatedBy string            `json:"updated_by,omitempty"`
+}
+
+// encode writes st as a stored document, reusing the JSON of tenants
+// whose revision it encoded before, and remembers each tenant's JSON so
+// that decoding this version here costs nothing. Callers hold s.mu.
+func (s *Service) encode(st *State) ([]byte, error) {
+	raw := storedState{Version: st.Version, Clients: st.Clients, UpdatedAt: st.UpdatedAt, UpdatedBy: st.UpdatedBy,
+		Tenants: make([]json.RawMessage, len(st.Tenants))}
+	encoded := make(map[string]json.RawMessage, len(st.Tenants))
+	decoded := make(map[string]Tenant, len(st.Tenants))
+	for i, t := range st.Tenants {
+		key := t.ID + "\x00" + t.Revision
+		b, ok := s.encoded[key]
+		if !ok || t.Revision == "" {
+			var err error
+			if b, err = json.Marshal(t); err != nil {
+				return nil, err
+			}
+		}
+		raw.Tenants[i] = b
+		encoded[key] = b
+		decoded[string(b)] = t
+	}
+	if raw.Clients == nil {
+		raw.Clients = []Client{}
+	}
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	s.encoded, s.decoded = encoded, decoded
+	return data, nil
+}
+
+// decode reads a stored document; an empty one is the empty state. A
+// tenant whose JSON is the same as in the previous document is reused, not
+// decoded again: with 10k tenants most of the cost of a new version.
+// Callers hold s.mu.
+func (s *Service) decode(doc []byte) (*State, error) {
 	st := &State{}
 	if len(doc) == 0 {
 		return st, nil
 	}
-	if err := json.Unmarshal(doc, st); err != nil {
+	var raw storedState
+	if err := json.Unmarshal(doc, &raw); err != nil {
 		return nil, fmt.Errorf("admin: decode state: %w", err)
 	}
-	slices.SortFunc(st.Tenants, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })
+	st.Version, st.Clients, st.UpdatedAt, st.UpdatedBy = raw.Version, raw.Clients, raw.UpdatedAt, raw.UpdatedBy
+	st.Tenants = make([]Tenant, 0, len(raw.Tenants))
+	next := make(map[string]Tenant, len(raw.Tenants))
+	for _, r := range raw.Tenants {
+		t, ok := s.decoded[string(r)]
+		if !ok {
+			if err := json.Unmarshal(r, &t); err != nil {
+				return nil, fmt.Errorf("admin: decode state: %w", err)
+			}
+		}
+		next[string(r)] = t
+		st.Tenants = append(st.Tenants, t)
+	}
+	s.decoded = next
+	if !slices.IsSortedFunc(st.Tenants, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) }) {
+		slices.SortFunc(st.Tenants, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })
+	}
 	slices.SortFunc(st.Clients, func(a, b Client) int { return strings.Compare(a.ID, b.ID) })
 	return st, nil
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 )
 
+var _ TXTResolver = (*net.Resolver)(nil)
+
 // dnsTimeout bounds one verification lookup.
 const dnsTimeout = 5 * time.Second
 

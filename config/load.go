@@ -20,6 +20,9 @@ import (
 const MaxFileSize = 16 << 20
 
 // Limits that keep a hostile document (alias bombs, deep nesting) cheap.
+// The node budget grows with the file: without aliases a document has fewer
+// nodes than bytes, so a large honest file (100k tenants) fits, while an
+// alias bomb is still stopped after a bounded number of visits.
 const (
 	maxVisits = 200_000
 	maxDepth  = 64
@@ -85,8 +88,9 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) 
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	d := &decoder{
-		src:    source{file: filename, lines: map[string]int{}, explicit: map[string]bool{}},
-		lookup: lookupEnv,
+		src:       source{file: filename, lines: map[string]int{}, explicit: map[string]bool{}},
+		lookup:    lookupEnv,
+		maxVisits: maxVisits + len(data),
 	}
 	c := &Config{}
 	root, err := d.document(data)
@@ -183,6 +187,8 @@ type decoder struct {
 	problems []Problem
 	visits   int
 	tooBig   bool
+	// maxVisits is the node budget for this document.
+	maxVisits int
 }
 
 func (d *decoder) problem(line int, field, format string, args ...any) {
@@ -205,7 +211,7 @@ func (d *decoder) deref(n *yaml.Node) *yaml.Node {
 // budget counts one visit and reports whether decoding may go on.
 func (d *decoder) budget(n *yaml.Node, depth int) bool {
 	d.visits++
-	if d.visits > maxVisits || depth > maxDepth {
+	if d.visits > d.maxVisits || depth > maxDepth {
 		if !d.tooBig {
 			d.tooBig = true
 			d.problem(n.Line, "", "document too large, too deeply nested or too many aliases")

@@ -32,19 +32,39 @@ const probeTimeout = 10 * time.Second
 const probeParallel = 8
 
 // adminCompiler turns the admin API's state, merged with the configuration
-// file, into the broker's directory, with the same conversions and the same
-// validation as the file (wire.go's connector and convertRules, and
-// config.Validate over the merged configuration). Connectors and rule
-// engines are cached by content, so a change recompiles only what changed
-// and an unchanged IdP keeps its fetched discovery document.
+// file, into the broker's directory, with the same conversions as
+// buildBroker (wire.go's connector and convertRules) and the same
+// validation as the file: each API tenant is checked by config.Validate
+// beside the file's tenants, and what spans tenants (ids, domains,
+// subdomains, IdP ids, members, clients' references) is checked over the
+// whole set. Compiled tenants are cached by revision, connectors and rule
+// engines by content, so a change recompiles only what changed (10k tenants
+// stay well under the one-second budget) and an unchanged IdP keeps its
+// fetched discovery document.
 type adminCompiler struct {
 	file   *config.Config
 	logger *slog.Logger
 
 	mu      sync.Mutex
 	gen     int
+	files   []*tenantEntry // the file's tenants, compiled once
+	tenants map[string]*tenantEntry
 	conns   map[[32]byte]*cachedConn
 	engines map[[32]byte]*cachedEngine
+}
+
+// tenantEntry is one compiled tenant.
+type tenantEntry struct {
+	ct       config.Tenant // defaults applied
+	rt       realm.Tenant
+	idps     []broker.IdP
+	conns    []*cachedConn     // of idps, in order
+	provs    []config.Provider // of idps, in order
+	eng      *transform.Engine
+	policy   *broker.TenantPolicy
+	members  []broker.Membership
+	problems []admin.Problem // found in the tenant alone
+	used     int
 }
 
 type cachedConn struct {
@@ -63,39 +83,18 @@ var _ admin.Compiler = (*adminCompiler)(nil)
 // newAdminCompiler returns a compiler over the validated file configuration,
 // which it does not change.
 func newAdminCompiler(file *config.Config, logger *slog.Logger) *adminCompiler {
-	return &adminCompiler{file: file, logger: logger, conns: map[[32]byte]*cachedConn{}, engines: map[[32]byte]*cachedEngine{}}
-}
-
-// merged returns the file configuration with the API's tenants (verified
-// domains only) and clients appended, defaults applied. apiFrom is the
-// index of the first API tenant; problems are decoding problems.
-func (ac *adminCompiler) merged(st *admin.State) (*config.Config, int, []admin.Problem) {
-	c := *ac.file
-	c.Tenants = make([]config.Tenant, 0, len(ac.file.Tenants)+len(st.Tenants))
-	for _, t := range ac.file.Tenants {
-		t.Providers = slices.Clone(t.Providers) // ApplyDefaults writes into them
-		c.Tenants = append(c.Tenants, t)
-	}
-	var probs []admin.Problem
-	for _, t := range st.Tenants {
-		ct, p := configTenant(t)
-		probs = append(probs, p...)
-		c.Tenants = append(c.Tenants, ct)
-	}
-	c.Clients = slices.Clone(ac.file.Clients)
-	for _, cl := range st.Clients {
-		c.Clients = append(c.Clients, config.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs,
-			PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, AllowedTenants: cl.AllowedTenants,
-			BackchannelLogoutURI: cl.BackchannelLogoutURI, AllowedIdPs: cl.AllowedIdPs})
-	}
-	c.ApplyDefaults()
-	return &c, len(ac.file.Tenants), probs
+	return &adminCompiler{file: file, logger: logger, tenants: map[string]*tenantEntry{},
+		conns: map[[32]byte]*cachedConn{}, engines: map[[32]byte]*cachedEngine{}}
 }
 
 // configTenant converts an API tenant into the file's model; unverified
 // domains are left out, so they route no one (and vouch for no email).
 func configTenant(t admin.Tenant) (config.Tenant, []admin.Problem) {
-	ct := config.Tenant{ID: t.ID, Name: t.Name, Domains: t.VerifiedDomains(), Subdomain: t.Subdomain, IPRanges: t.IPRanges}
+	ct := config.Tenant{ID: t.ID, Name: t.Name, Domains: t.VerifiedDomains(), Subdomain: t.Subdomain, IPRanges: t.IPRanges,
+		RequireMFA: t.RequireMFA}
+	for _, m := range t.Members {
+		ct.Members = append(ct.Members, config.Member{IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
+	}
 	var probs []admin.Problem
 	for i, p := range t.Providers {
 		cp := config.Provider{ID: p.ID, Type: p.Type, Name: p.Name, Issuer: p.Issuer, ClientID: p.ClientID,
@@ -103,7 +102,7 @@ func configTenant(t admin.Tenant) (config.Tenant, []admin.Problem) {
 			UserInfoURL: p.UserInfoURL, HostedDomain: p.HostedDomain, AllowedTenants: p.AllowedTenants,
 			Accounts: p.Accounts, MetadataURL: p.MetadataURL, Metadata: p.Metadata, EntityID: p.EntityID,
 			Binding: p.Binding, NameIDFormat: p.NameIDFormat, SubjectAttribute: p.SubjectAttribute,
-			IdPInitiated: p.IdPInitiated, RelayStateAllowlist: p.RelayStateAllowlist}
+			IdPInitiated: p.IdPInitiated, RelayStateAllowlist: p.RelayStateAllowlist, MFAACRValues: p.MFAACRValues}
 		if p.ClockSkew != "" {
 			d, err := config.ParseDuration(p.ClockSkew)
 			if err != nil {
@@ -129,13 +128,19 @@ func configRules(in []admin.Rule) []config.Rule {
 	return out
 }
 
+func configClient(cl admin.Client) config.Client {
+	return config.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs,
+		PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, AllowedTenants: cl.AllowedTenants,
+		ExchangeAudiences: cl.ExchangeAudiences, BackchannelLogoutURI: cl.BackchannelLogoutURI, AllowedIdPs: cl.AllowedIdPs}
+}
+
 var (
 	tenantPath = regexp.MustCompile(`^tenants\[(\d+)\]`)
 	clientPath = regexp.MustCompile(`^clients\[(\d+)\]`)
 	domainPath = regexp.MustCompile(`^\.domains\[(\d+)\]`)
 )
 
-// fieldPath names an entry by id instead of its index in the merged file:
+// fieldPath names an entry by id instead of its index in c:
 // tenants[3].domains[0] becomes tenants[acme].domains[acme.example].
 func fieldPath(c *config.Config, field string) string {
 	if m := tenantPath.FindStringSubmatch(field); m != nil {
@@ -160,77 +165,288 @@ func fieldPath(c *config.Config, field string) string {
 	return field
 }
 
-// Compile implements admin.Compiler.
-func (ac *adminCompiler) Compile(ctx context.Context, st *admin.State, probe bool) (*admin.Compiled, error) {
-	c, apiFrom, probs := ac.merged(st)
-	if err := c.Validate(); err != nil {
-		var ve *config.ValidationError
-		if !errors.As(err, &ve) {
-			return nil, err
-		}
-		for _, p := range ve.Problems {
-			probs = append(probs, admin.Problem{Field: fieldPath(c, p.Field), Message: p.Message})
+// alone returns the file configuration with only the given tenants and
+// clients beside the file's own tenants (whose providers are copied:
+// ApplyDefaults writes into them), defaults applied.
+func (ac *adminCompiler) alone(tenants []config.Tenant, clients []config.Client, withFileTenants bool) *config.Config {
+	c := *ac.file
+	c.Tenants = nil
+	if withFileTenants {
+		for _, t := range ac.file.Tenants {
+			t.Providers = slices.Clone(t.Providers)
+			c.Tenants = append(c.Tenants, t)
 		}
 	}
+	c.Tenants = append(c.Tenants, tenants...)
+	c.Clients = clients
+	c.ApplyDefaults()
+	return &c
+}
+
+// validationProblems runs config.Validate over c and returns the problems
+// of fields under one of prefixes, named by id, except those skip says
+// are checked elsewhere (references to other API tenants).
+func validationProblems(c *config.Config, prefixes []string, skip func(field, msg string) bool) []admin.Problem {
+	var ve *config.ValidationError
+	if err := c.Validate(); !errors.As(err, &ve) {
+		return nil
+	}
+	var out []admin.Problem
+	for _, p := range ve.Problems {
+		ok := false
+		for _, pre := range prefixes {
+			if p.Field == pre || strings.HasPrefix(p.Field, pre+".") || strings.HasPrefix(p.Field, pre+"[") {
+				ok = true
+			}
+		}
+		if ok && (skip == nil || !skip(p.Field, p.Message)) {
+			out = append(out, admin.Problem{Field: fieldPath(c, p.Field), Message: p.Message})
+		}
+	}
+	return out
+}
+
+var memberIdPField = regexp.MustCompile(`\.members\[\d+\]\.idp$`)
+
+// compileTenant validates and compiles one tenant. File tenants are valid
+// already; their unsupported providers are left out as buildBroker does.
+func (ac *adminCompiler) compileTenant(t config.Tenant, fromAPI bool, pre []admin.Problem) *tenantEntry {
+	e := &tenantEntry{problems: pre, used: ac.gen}
+	if fromAPI {
+		c := ac.alone([]config.Tenant{t}, nil, true)
+		i := len(c.Tenants) - 1
+		t = c.Tenants[i]
+		e.problems = append(e.problems, validationProblems(c, []string{fmt.Sprintf("tenants[%d]", i)}, func(field, _ string) bool {
+			return memberIdPField.MatchString(field) // another API tenant's IdP: checked over the whole set
+		})...)
+	}
+	e.ct = t
+	e.rt = realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Subdomain: t.Subdomain, Default: t.Default}
+	if e.rt.Name == "" {
+		e.rt.Name = t.ID
+	}
+	for _, r := range t.IPRanges {
+		if p, err := netip.ParsePrefix(r); err == nil {
+			e.rt.IPRanges = append(e.rt.IPRanges, p) // a bad one is a problem already
+		}
+	}
+	for j := range t.Providers {
+		p := t.Providers[j]
+		cc, err := ac.connector(&p, ac.file.Issuer)
+		if errors.Is(err, errUnsupportedProvider) && !fromAPI {
+			continue
+		}
+		if err != nil {
+			e.problems = append(e.problems, admin.Problem{Field: fmt.Sprintf("tenants[%s].providers[%d]", t.ID, j), Message: err.Error()})
+			continue
+		}
+		name := p.Name
+		if name == "" {
+			name = t.Name
+		}
+		e.rt.IdPs = append(e.rt.IdPs, p.ID)
+		e.idps = append(e.idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: cc.conn, MFAACRValues: p.MFAACRValues})
+		e.conns, e.provs = append(e.conns, cc), append(e.provs, p)
+	}
+	eng, err := ac.engine(convertRules(ac.file.Rules), t)
+	if err != nil {
+		e.problems = append(e.problems, admin.Problem{Field: "tenants[" + t.ID + "].rules", Message: err.Error()})
+	}
+	e.eng = eng
+	for _, m := range t.Members {
+		e.members = append(e.members, broker.Membership{Tenant: t.ID, IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
+	}
+	if t.RequireMFA || t.Impersonation != nil {
+		pol := broker.TenantPolicy{RequireMFA: t.RequireMFA}
+		if im := t.Impersonation; im != nil {
+			pol.Impersonation = &broker.ImpersonationPolicy{OperatorRoles: im.OperatorRoles,
+				OperatorTenants: im.OperatorTenants, Lifetime: im.Lifetime.Duration()}
+		}
+		e.policy = &pol
+	}
+	return e
+}
+
+// apiTenant returns the compiled API tenant, from the cache when its revision is known.
+func (ac *adminCompiler) apiTenant(t admin.Tenant) *tenantEntry {
+	rev := t.Revision
+	if rev == "" {
+		k := contentKey("tenant", t)
+		rev = fmt.Sprintf("%x", k[:8])
+	}
+	key := t.ID + "\x00" + rev
+	if e, ok := ac.tenants[key]; ok {
+		e.used = ac.gen
+		for _, cc := range e.conns {
+			cc.used = ac.gen
+		}
+		return e
+	}
+	ct, probs := configTenant(t)
+	e := ac.compileTenant(ct, true, probs)
+	ac.tenants[key] = e
+	return e
+}
+
+// Compile implements admin.Compiler.
+func (ac *adminCompiler) Compile(ctx context.Context, st *admin.State, probe bool) (*admin.Compiled, error) {
 	ac.mu.Lock()
 	defer ac.mu.Unlock()
 	ac.gen++
-	var tenants []realm.Tenant
-	var idps []broker.IdP
-	var fresh []probeJob
-	engines := make(map[string]*transform.Engine, len(c.Tenants))
-	global := convertRules(c.Rules)
-	for i, t := range c.Tenants {
-		fromAPI := i >= apiFrom
-		rt := realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Subdomain: t.Subdomain, Default: t.Default}
-		for _, r := range t.IPRanges {
-			if p, err := netip.ParsePrefix(r); err == nil {
-				rt.IPRanges = append(rt.IPRanges, p) // a bad one is a validation problem already
-			}
-		}
-		for j := range t.Providers {
-			p := &t.Providers[j]
-			cc, err := ac.connector(p, c.Issuer)
-			if errors.Is(err, errUnsupportedProvider) && !fromAPI {
-				continue // as buildBroker: logged there at start
-			}
-			if err != nil {
-				probs = append(probs, admin.Problem{Field: fieldPath(c, fmt.Sprintf("tenants[%d].providers[%d]", i, j)), Message: err.Error()})
-				continue
-			}
-			if probe && fromAPI && !cc.probed {
-				fresh = append(fresh, probeJob{field: fieldPath(c, fmt.Sprintf("tenants[%d].providers[%d]", i, j)), p: p, cc: cc})
-			}
-			rt.IdPs = append(rt.IdPs, p.ID)
-			idps = append(idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: p.Name, Connector: cc.conn})
-		}
-		if rt.Name == "" {
-			rt.Name = t.ID
-		}
-		tenants = append(tenants, rt)
-		eng, err := ac.engine(global, t)
-		if err != nil {
-			probs = append(probs, admin.Problem{Field: fieldPath(c, fmt.Sprintf("tenants[%d].rules", i)), Message: err.Error()})
-		} else if eng != nil {
-			engines[t.ID] = eng
+	if ac.files == nil {
+		for _, t := range ac.alone(nil, nil, true).Tenants {
+			ac.files = append(ac.files, ac.compileTenant(t, false, nil))
 		}
 	}
-	probs = append(probs, ac.probe(ctx, fresh)...)
+	all := slices.Clone(ac.files)
+	for _, e := range ac.files {
+		for _, cc := range e.conns {
+			cc.used = ac.gen
+		}
+	}
+	var probs []admin.Problem
+	for _, t := range st.Tenants {
+		e := ac.apiTenant(t)
+		probs = append(probs, e.problems...)
+		all = append(all, e)
+	}
+	probs = append(probs, crossTenantProblems(all, len(ac.files))...)
+	tenantIDs, idpIDs := map[string]bool{}, map[string]bool{}
+	for _, e := range all {
+		tenantIDs[e.ct.ID] = true
+		for _, p := range e.idps {
+			idpIDs[p.ID] = true
+		}
+	}
+	probs = append(probs, ac.clientProblems(st.Clients, tenantIDs, idpIDs)...)
+	if probe {
+		var jobs []probeJob
+		for _, e := range all[len(ac.files):] {
+			for j, cc := range e.conns {
+				if !cc.probed {
+					jobs = append(jobs, probeJob{field: fmt.Sprintf("tenants[%s].providers[%d]", e.ct.ID, j), p: &e.provs[j], cc: cc})
+				}
+			}
+		}
+		probs = append(probs, ac.probe(ctx, jobs)...)
+	}
 	ac.sweep()
 	if len(probs) > 0 {
 		return nil, &admin.ValidationError{Problems: probs}
 	}
-	res, err := realm.New(tenants, realm.Options{BaseDomain: c.BaseDomain})
+	d := broker.Directory{Rules: make(map[string]*transform.Engine, len(all)), Policies: map[string]broker.TenantPolicy{}}
+	tenants := make([]realm.Tenant, 0, len(all))
+	for _, e := range all {
+		tenants = append(tenants, e.rt)
+		d.IdPs = append(d.IdPs, e.idps...)
+		d.Memberships = append(d.Memberships, e.members...)
+		if e.eng != nil {
+			d.Rules[e.ct.ID] = e.eng
+		}
+		if e.policy != nil {
+			d.Policies[e.ct.ID] = *e.policy
+		}
+	}
+	res, err := realm.New(tenants, realm.Options{BaseDomain: ac.file.BaseDomain})
 	if err != nil {
-		return nil, &admin.ValidationError{Problems: []admin.Problem{{Message: err.Error()}}}
+		return nil, &admin.ValidationError{Problems: []admin.Problem{{Field: "tenants", Message: err.Error()}}}
 	}
-	clients := make([]broker.Client, 0, len(c.Clients))
-	for _, cl := range c.Clients {
-		clients = append(clients, broker.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs,
-			PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, AllowedTenants: cl.AllowedTenants, AllowedIdPs: cl.AllowedIdPs,
-			BackchannelLogoutURI: cl.BackchannelLogoutURI})
+	d.Resolver = res
+	clients := make([]broker.Client, 0, len(ac.file.Clients)+len(st.Clients))
+	for _, cl := range ac.file.Clients {
+		clients = append(clients, brokerClient(cl))
 	}
-	return &admin.Compiled{Directory: broker.Directory{Resolver: res, IdPs: idps, Rules: engines}, Clients: clients}, nil
+	for _, cl := range st.Clients {
+		clients = append(clients, brokerClient(configClient(cl)))
+	}
+	return &admin.Compiled{Directory: d, Clients: clients}, nil
+}
+
+func brokerClient(c config.Client) broker.Client {
+	return broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
+		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences}
+}
+
+// crossTenantProblems checks what config.Validate checks across tenants,
+// over every tenant (the file's first): unique ids, domains, subdomains
+// and IdP ids, and members naming an existing IdP.
+func crossTenantProblems(all []*tenantEntry, apiFrom int) []admin.Problem {
+	var probs []admin.Problem
+	ids, domains, subs, idps := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
+	for i, e := range all {
+		t := e.ct
+		api := i >= apiFrom
+		path := "tenants[" + t.ID + "]"
+		if _, dup := ids[t.ID]; dup && api {
+			probs = append(probs, admin.Problem{Field: path + ".id", Message: fmt.Sprintf("tenant id %q is already used", t.ID)})
+		}
+		ids[t.ID] = t.ID
+		for _, d := range t.Domains {
+			nd := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+			if o, dup := domains[nd]; dup && o != t.ID && api {
+				probs = append(probs, admin.Problem{Field: path + ".domains[" + nd + "]",
+					Message: fmt.Sprintf("domain %q is claimed by two tenants: %q and %q", nd, o, t.ID)})
+			}
+			domains[nd] = t.ID
+		}
+		if t.Subdomain != "" {
+			if o, dup := subs[t.Subdomain]; dup && o != t.ID && api {
+				probs = append(probs, admin.Problem{Field: path + ".subdomain", Message: fmt.Sprintf("subdomain %q is already used by tenant %q", t.Subdomain, o)})
+			}
+			subs[t.Subdomain] = t.ID
+		}
+		for j, p := range t.Providers {
+			if o, dup := idps[p.ID]; dup && o != t.ID && api {
+				probs = append(probs, admin.Problem{Field: fmt.Sprintf("%s.providers[%d].id", path, j),
+					Message: fmt.Sprintf("provider id %q is already used in tenant %q: provider ids are unique across tenants", p.ID, o)})
+			}
+			idps[p.ID] = t.ID
+		}
+	}
+	for _, e := range all[apiFrom:] {
+		for j, m := range e.ct.Members {
+			if _, ok := idps[m.IdP]; !ok {
+				probs = append(probs, admin.Problem{Field: fmt.Sprintf("tenants[%s].members[%d].idp", e.ct.ID, j),
+					Message: fmt.Sprintf("unknown identity provider %q", m.IdP)})
+			}
+		}
+	}
+	return probs
+}
+
+var clientRefField = regexp.MustCompile(`\.(allowed_tenants|allowed_idps)\[\d+\]$`)
+
+// clientProblems checks the API's clients like the file's, beside the
+// file's clients; references to tenants and IdPs are checked against every
+// tenant and IdP, the API's included.
+func (ac *adminCompiler) clientProblems(api []admin.Client, tenants, idps map[string]bool) []admin.Problem {
+	if len(api) == 0 {
+		return nil
+	}
+	clients := slices.Clone(ac.file.Clients)
+	for _, cl := range api {
+		clients = append(clients, configClient(cl))
+	}
+	c := ac.alone(nil, clients, false)
+	var prefixes []string
+	for i := len(ac.file.Clients); i < len(clients); i++ {
+		prefixes = append(prefixes, fmt.Sprintf("clients[%d]", i))
+	}
+	probs := validationProblems(c, prefixes, func(field, _ string) bool { return clientRefField.MatchString(field) })
+	for _, cl := range api {
+		for j, t := range cl.AllowedTenants {
+			if t != config.AllowAllTenants && !tenants[t] {
+				probs = append(probs, admin.Problem{Field: fmt.Sprintf("clients[%s].allowed_tenants[%d]", cl.ID, j), Message: fmt.Sprintf("unknown tenant %q", t)})
+			}
+		}
+		for j, p := range cl.AllowedIdPs {
+			if !idps[p] {
+				probs = append(probs, admin.Problem{Field: fmt.Sprintf("clients[%s].allowed_idps[%d]", cl.ID, j), Message: fmt.Sprintf("unknown identity provider %q", p)})
+			}
+		}
+	}
+	return probs
 }
 
 // contentKey hashes v's JSON with a kind, as a cache key.
@@ -285,6 +501,11 @@ func (ac *adminCompiler) engine(global []transform.Rule, t config.Tenant) (*tran
 // sweep drops cache entries unused by the last two compilations (the one
 // applied and the one just made).
 func (ac *adminCompiler) sweep() {
+	for k, e := range ac.tenants {
+		if e.used < ac.gen-1 {
+			delete(ac.tenants, k)
+		}
+	}
 	for k, cc := range ac.conns {
 		if cc.used < ac.gen-1 {
 			delete(ac.conns, k)
@@ -292,7 +513,7 @@ func (ac *adminCompiler) sweep() {
 	}
 	for k, ce := range ac.engines {
 		if ce.used < ac.gen-1 {
-			delete(ac.engines, k)
+			delete(ac.engines, k) // a cached tenant keeps its engine; only a changed one compiles again
 		}
 	}
 }
@@ -365,7 +586,10 @@ func (ac *adminCompiler) Engine(tenant string, rules []admin.Rule) (*transform.E
 
 // adminTenant converts a file tenant for read-only listing.
 func adminTenant(t config.Tenant) admin.Tenant {
-	at := admin.Tenant{ID: t.ID, Name: t.Name, Subdomain: t.Subdomain, IPRanges: t.IPRanges}
+	at := admin.Tenant{ID: t.ID, Name: t.Name, Subdomain: t.Subdomain, IPRanges: t.IPRanges, RequireMFA: t.RequireMFA}
+	for _, m := range t.Members {
+		at.Members = append(at.Members, admin.Member{IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
+	}
 	for _, d := range t.Domains {
 		at.Domains = append(at.Domains, admin.Domain{Name: d})
 	}
@@ -375,7 +599,7 @@ func adminTenant(t config.Tenant) admin.Tenant {
 			UserInfoURL: p.UserInfoURL, HostedDomain: p.HostedDomain, AllowedTenants: p.AllowedTenants,
 			Accounts: p.Accounts, MetadataURL: p.MetadataURL, EntityID: p.EntityID, Binding: p.Binding,
 			NameIDFormat: p.NameIDFormat, SubjectAttribute: p.SubjectAttribute, IdPInitiated: p.IdPInitiated,
-			RelayStateAllowlist: p.RelayStateAllowlist}
+			RelayStateAllowlist: p.RelayStateAllowlist, MFAACRValues: p.MFAACRValues}
 		if p.ClockSkew != 0 {
 			ap.ClockSkew = p.ClockSkew.String()
 		}
@@ -404,7 +628,7 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		fileClients[c.ID] = true
 		opts.FileClients = append(opts.FileClients, admin.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants,
-			BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedIdPs: c.AllowedIdPs})
+			ExchangeAudiences: c.ExchangeAudiences, BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedIdPs: c.AllowedIdPs})
 	}
 	for _, t := range cfg.Tenants {
 		opts.FileTenants = append(opts.FileTenants, adminTenant(t))
@@ -429,11 +653,20 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 	return admin.New(opts)
 }
 
-// startAdminAPI starts the admin API on its own listener when configured:
-// it loads the stored tenant state, applies it, keeps polling for changes
-// and serves until ctx ends. It returns a channel closed when the listener
-// has shut down (nil when the API is off).
-func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger) (<-chan struct{}, error) {
+// adminAPI is a running admin API.
+type adminAPI struct {
+	// Service is the API and its poller.
+	Service *admin.Service
+	// Addr is the listener's address.
+	Addr string
+	// Done is closed when the listener has shut down.
+	Done <-chan struct{}
+}
+
+// startAdminAPI starts the admin API on its own listener when configured
+// (nil when it is off): it loads the stored tenant state and applies it to
+// srv, keeps polling for changes, and serves until ctx ends.
+func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger) (*adminAPI, error) {
 	svc, err := newAdminService(cfg, store, srv, logger, audit)
 	if err != nil || svc == nil {
 		return nil, err
@@ -454,5 +687,5 @@ func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, 
 			logger.Error("admin api", "err", err)
 		}
 	}()
-	return done, nil
+	return &adminAPI{Service: svc, Addr: ln.Addr().String(), Done: done}, nil
 }
