@@ -61,7 +61,7 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	// The client and redirect_uri are checked before anything else; until
 	// both are known good, errors are shown here and never redirected (S01, S02).
-	cl := s.clients[v.Get("client_id")]
+	cl := s.dir().clients[v.Get("client_id")]
 	if cl == nil {
 		s.auditEvent(c, "refused", "unknown_client", attrs{client: v.Get("client_id")})
 		return s.renderError(c, http.StatusBadRequest, "Unknown application",

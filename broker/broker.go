@@ -158,12 +158,11 @@ func (c *client) hasRedirect(uri string) bool {
 
 // Server is the broker. Create it with New; serve Handler.
 type Server struct {
-	cfg     Config
-	issuer  *url.URL
-	store   Store
-	keys    *keyManager
-	keyer   keyer
-	clients map[string]*client
+	cfg    Config
+	issuer *url.URL
+	store  Store
+	keys   *keyManager
+	keyer  keyer
 	// directory holds tenants, IdPs and rules; swapped by Reconfigure.
 	directory atomic.Pointer[directory]
 	log       *slog.Logger
@@ -205,34 +204,13 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, issuer: iss, store: store, log: cfg.Logger, audit: cfg.Audit, now: cfg.Now,
-		clients: make(map[string]*client),
-		secure:  iss.Scheme == "https",
+		secure: iss.Scheme == "https",
 	}
-	for _, c := range cfg.Clients {
-		if c.ID == "" {
-			return nil, errors.New("broker: client without id")
-		}
-		cl := &client{Client: c}
-		if c.Secret != "" {
-			cl.secretHash, cl.confidential = sha256.Sum256([]byte(c.Secret)), true
-		}
-		cl.Client.Secret = "" // keep only the hash (S16)
-		cl.tenants = map[string]bool{}
-		for _, t := range c.AllowedTenants {
-			if t == "*" {
-				cl.allTenants = true
-			}
-			cl.tenants[t] = true
-		}
-		if len(c.AllowedIdPs) > 0 {
-			cl.idps = map[string]bool{}
-			for _, p := range c.AllowedIdPs {
-				cl.idps[p] = true
-			}
-		}
-		s.clients[c.ID] = cl
+	if cfg.Clients == nil {
+		cfg.Clients = []Client{}
 	}
-	d, err := newDirectory(Directory{Resolver: cfg.Resolver, IdPs: cfg.IdPs, Rules: cfg.Rules, Policies: cfg.Policies, Memberships: cfg.Memberships})
+	d, err := newDirectory(Directory{Resolver: cfg.Resolver, IdPs: cfg.IdPs, Rules: cfg.Rules, Policies: cfg.Policies,
+		Memberships: cfg.Memberships, Clients: cfg.Clients}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/realmgate/realmgate/realm"
@@ -22,6 +23,8 @@ type Directory struct {
 	Policies map[string]TenantPolicy
 	// Memberships let identities of one tenant's IdP act in other tenants.
 	Memberships []Membership
+	// Clients are the registered applications; nil keeps the current ones.
+	Clients []Client
 }
 
 // directory is the validated, indexed form of a Directory.
@@ -31,9 +34,10 @@ type directory struct {
 	rules    map[string]*transform.Engine
 	policies map[string]TenantPolicy
 	members  map[string][]Membership // by IdP
+	clients  map[string]*client
 }
 
-func newDirectory(d Directory) (*directory, error) {
+func newDirectory(d Directory, current *directory) (*directory, error) {
 	if d.Resolver == nil {
 		return nil, fmt.Errorf("broker: no realm resolver")
 	}
@@ -50,6 +54,15 @@ func newDirectory(d Directory) (*directory, error) {
 			return nil, fmt.Errorf("broker: idp %q defined twice", p.ID)
 		}
 		out.idps[p.ID] = p
+	}
+	if d.Clients == nil && current != nil {
+		out.clients = current.clients
+	} else {
+		cls, err := newClients(d.Clients)
+		if err != nil {
+			return nil, err
+		}
+		out.clients = cls
 	}
 	out.members = map[string][]Membership{}
 	for _, m := range d.Memberships {
@@ -79,7 +92,7 @@ func (s *Server) dir() *directory { return s.directory.Load() }
 // request uses. Requests in flight finish with the version they started
 // with where they already hold it. An invalid d changes nothing.
 func (s *Server) Reconfigure(d Directory) error {
-	nd, err := newDirectory(d)
+	nd, err := newDirectory(d, s.dir())
 	if err != nil {
 		return err
 	}
@@ -98,4 +111,37 @@ func (s *Server) prepareConnectors(d *directory) {
 			u.SetReplayCache(replayCache{s: s})
 		}
 	}
+}
+
+// newClients indexes clients, keeping only the hash of each secret (S16).
+func newClients(list []Client) (map[string]*client, error) {
+	out := make(map[string]*client, len(list))
+	for _, c := range list {
+		if c.ID == "" {
+			return nil, fmt.Errorf("broker: client without id")
+		}
+		if _, dup := out[c.ID]; dup {
+			return nil, fmt.Errorf("broker: client %q defined twice", c.ID)
+		}
+		cl := &client{Client: c}
+		if c.Secret != "" {
+			cl.secretHash, cl.confidential = sha256.Sum256([]byte(c.Secret)), true
+		}
+		cl.Client.Secret = "" // keep only the hash (S16)
+		cl.tenants = map[string]bool{}
+		for _, t := range c.AllowedTenants {
+			if t == "*" {
+				cl.allTenants = true
+			}
+			cl.tenants[t] = true
+		}
+		if len(c.AllowedIdPs) > 0 {
+			cl.idps = map[string]bool{}
+			for _, p := range c.AllowedIdPs {
+				cl.idps[p] = true
+			}
+		}
+		out[c.ID] = cl
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -123,4 +124,28 @@ func toStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestReconfigure_ClientsLive: a client added by Reconfigure can sign users
+// in at once; one removed is unknown at once (S02: no redirect).
+func TestReconfigure_ClientsLive(t *testing.T) {
+	e := newEnv(t)
+	res, _ := realm.New([]realm.Tenant{{ID: "acme", Name: "ACME", Domains: []string{"acme.test"}, IdPs: []string{"acme-idp"}}}, realm.Options{})
+	d := broker.Directory{Resolver: res, IdPs: []broker.IdP{{ID: "acme-idp", Tenant: "acme", Name: "ACME", Connector: e.acme}},
+		Clients: []broker.Client{{ID: "new-app", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"*"}}}}
+	if err := e.broker.Reconfigure(d); err != nil {
+		t.Fatal(err)
+	}
+	v := authParams(s256(authVerifier))
+	v.Set("client_id", "new-app")
+	q := e.login(e.browser(), v)
+	tr := e.post("/token", url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+		"redirect_uri": {appCB}, "code_verifier": {authVerifier}}, "new-app", secretA)
+	if tr.status != http.StatusOK {
+		t.Fatalf("token for a client added live = %d %v", tr.status, tr.body)
+	}
+	v.Set("client_id", "app-a") // not in the new directory
+	if resp := e.browser().get(e.authorizeURL(v)); resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Fatalf("removed client app-a = %d %q, want 400 without redirect", resp.StatusCode, resp.Header.Get("Location"))
+	}
 }

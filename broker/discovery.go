@@ -65,7 +65,7 @@ func (s *Server) forgetCookie(c echo.Context) {
 // route resolves the realm for a pending auth request and sends the browser
 // on: straight to one IdP, to the tenant's choice page, or to the discovery page.
 func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Request) error {
-	cl := s.clients[ar.ClientID]
+	cl := s.dir().clients[ar.ClientID]
 	if cl == nil {
 		return s.expired(c)
 	}
@@ -131,7 +131,7 @@ func (s *Server) globalIdPs(cl *client) []IdP {
 // discoveryPage is the email-first page with provider buttons and, when the
 // browser remembers a choice, a "continue" button and "use another account".
 func (s *Server) discoveryPage(c echo.Context, id string, ar *authRequest, email, msg string) error {
-	cl := s.clients[ar.ClientID]
+	cl := s.dir().clients[ar.ClientID]
 	d := pageData{Title: "Sign in", Client: ar.ClientID, Action: s.path("/login"), Request: id, Email: email,
 		Message: msg, IdPs: s.globalIdPs(cl), Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)}
 	if r := s.rememberedIdP(c); r != "" {
@@ -198,7 +198,7 @@ func (s *Server) loginSubmit(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	cl := s.clients[ar.ClientID]
+	cl := s.dir().clients[ar.ClientID]
 	email := strings.TrimSpace(v.Get("email"))
 	if len(email) > 320 {
 		return s.discoveryPage(c, id, ar, "", "Enter your email address.")

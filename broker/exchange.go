@@ -36,7 +36,7 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	}
 	if v.Get("subject_token_type") == tokenTypeUser {
 		aud := v.Get("audience")
-		if aud != cl.ID && !slices.Contains(cl.ExchangeAudiences, aud) || s.clients[aud] == nil {
+		if aud != cl.ID && !slices.Contains(cl.ExchangeAudiences, aud) || s.dir().clients[aud] == nil {
 			return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the client may not obtain tokens for this audience"})
 		}
 		return s.impersonate(c, cl, v, aud)
@@ -53,7 +53,7 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	if audience == "" {
 		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "audience is required"})
 	}
-	if !slices.Contains(cl.ExchangeAudiences, audience) || s.clients[audience] == nil {
+	if !slices.Contains(cl.ExchangeAudiences, audience) || s.dir().clients[audience] == nil {
 		// §2.2.2: never a wider audience than the client's policy allows.
 		s.auditEvent(c, "refused", "exchange_audience_not_allowed", attrs{client: cl.ID})
 		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the client may not obtain tokens for this audience"})

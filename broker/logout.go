@@ -38,14 +38,14 @@ func (s *Server) endSession(c echo.Context) error {
 				"The application sent a sign-out request this service did not issue.")
 		}
 		aud, _ := claims["aud"].(string)
-		cl = s.clients[aud]
+		cl = s.dir().clients[aud]
 		hintSID, _ = claims["sid"].(string)
 		if id := v.Get("client_id"); id != "" && id != aud {
 			return s.renderError(c, http.StatusBadRequest, "Invalid sign-out request",
 				"The application named in the request does not match the token it sent.")
 		}
 	} else if id := v.Get("client_id"); id != "" {
-		cl = s.clients[id]
+		cl = s.dir().clients[id]
 	}
 	redirect := v.Get("post_logout_redirect_uri")
 	if redirect != "" && (cl == nil || !contains(cl.PostLogoutRedirectURIs, redirect)) {
@@ -163,7 +163,7 @@ func (s *Server) logoutSession(ctx context.Context, sess *session) error {
 		}
 	}
 	for _, id := range sess.Clients {
-		if cl := s.clients[id]; cl != nil && cl.BackchannelLogoutURI != "" {
+		if cl := s.dir().clients[id]; cl != nil && cl.BackchannelLogoutURI != "" {
 			s.sendLogout(cl, sess)
 		}
 	}

@@ -47,7 +47,7 @@ type tenantChoice struct{ ID, Name string }
 // parameter or on the picker page. handled means a response was written.
 func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (tenant string, handled bool, err error) {
 	d := s.dir()
-	cl := s.clients[ar.ClientID]
+	cl := s.dir().clients[ar.ClientID]
 	var cands []tenantChoice
 	reauth := map[string]bool{}
 	add := func(id string) {

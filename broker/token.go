@@ -65,7 +65,7 @@ func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *tok
 	} else {
 		id, secret = v.Get("client_id"), v.Get("client_secret")
 	}
-	cl := s.clients[id]
+	cl := s.dir().clients[id]
 	if cl == nil {
 		return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
 	}

@@ -359,6 +359,7 @@ func (ac *adminCompiler) Compile(ctx context.Context, st *admin.State, probe boo
 	for _, cl := range st.Clients {
 		clients = append(clients, brokerClient(configClient(cl)))
 	}
+	d.Clients = clients
 	return &admin.Compiled{Directory: d, Clients: clients}, nil
 }
 
@@ -636,19 +637,8 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 	for _, t := range cfg.AdminAPI.Tokens {
 		opts.Tokens = append(opts.Tokens, admin.Token{Name: t.Name, Token: t.Token, Tenant: t.Tenant})
 	}
-	var warned bool
 	opts.Apply = func(c *admin.Compiled) error {
-		if err := srv.Reconfigure(c.Directory); err != nil {
-			return err
-		}
-		// The broker builds its client registry once, from the file: clients
-		// added through the API are validated and stored, and served once
-		// broker.Directory carries clients (not yet). Say so once.
-		if !warned && slices.ContainsFunc(c.Clients, func(cl broker.Client) bool { return !fileClients[cl.ID] }) {
-			warned = true
-			logger.Warn("admin: clients stored through the admin API are not served yet: the broker's client registry comes from the configuration file")
-		}
-		return nil
+		return srv.Reconfigure(c.Directory) // tenants, IdPs, rules and clients (file and API), live
 	}
 	return admin.New(opts)
 }

@@ -587,6 +587,7 @@ func TestAdminCompiler_SetsEveryDirectoryField(t *testing.T) {
 		"Rules":       "convertRules + transform.Compile per tenant",
 		"Policies":    "require_mfa and impersonation per tenant",
 		"Memberships": "members per tenant",
+		"Clients":     "file clients and API clients",
 	}
 	typ := reflect.TypeOf(broker.Directory{})
 	for i := range typ.NumField() {
