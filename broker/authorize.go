@@ -127,6 +127,7 @@ func (s *Server) authorize(c echo.Context) error {
 		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
 		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
 		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
+		PromptNone: slices.Contains(prompts, "none"),
 	}
 	ctx := c.Request().Context()
 

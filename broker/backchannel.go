@@ -90,9 +90,10 @@ func (s *Server) backchannel(c echo.Context) error {
 		return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
 	}
 	bySub, bySID := s.upstreamIndexKeys(idp.ID, lc.Subject, lc.SID)
+	found := false
 	for _, k := range []string{bySID, bySub} {
-		if k == "" || (lc.SID != "" && k == bySub) {
-			continue // a sid names one session; sub is only the fallback
+		if k == "" || (found && k == bySub) {
+			continue // a known sid names one session; sub is the fallback
 		}
 		key, err := s.store.Get(ctx, k)
 		if errors.Is(err, ErrNotFound) {
@@ -111,6 +112,7 @@ func (s *Server) backchannel(c echo.Context) error {
 			return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
 		}
 		_ = s.store.Delete(ctx, k)
+		found = true
 		s.auditEvent(c, "logout", "upstream_backchannel", attrs{tenant: sess.Tenant, idp: idp.ID, subject: sess.Subject})
 	}
 	return c.NoContent(http.StatusOK)

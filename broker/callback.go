@@ -134,6 +134,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return err
 	}
 	if tenant != sess.Tenant && s.needsMFA(tenant, ar) && !providers.MFA(sess.Identity.AMR) {
+		if ar.PromptNone {
+			return s.redirectError(c, ar.RedirectURI, ar.State, "interaction_required", "multi-factor authentication is required")
+		}
 		// The target tenant requires MFA the session did not have.
 		idp, ok := s.dir().idps[sess.IdP]
 		if !ok {

@@ -78,6 +78,8 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 		s.auditEvent(c, "refused", "tenant_not_allowed", attrs{client: ar.ClientID, tenant: sess.Tenant, idp: sess.IdP})
 		return "", true, s.renderError(c, http.StatusForbidden, "Not available",
 			"Your organization cannot sign in to this application.")
+	case ar.PromptNone:
+		return "", true, s.redirectError(c, ar.RedirectURI, ar.State, "account_selection_required", "the user must choose an organization")
 	default:
 		id, err := s.saveRequest(c, ar)
 		if err != nil {
@@ -87,6 +89,9 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 			Action: s.path("/tenant"), Request: id, Tenants: cands})
 	}
 	if tenant != sess.Tenant && reauth[tenant] && !ar.fresh {
+		if ar.PromptNone {
+			return "", true, s.redirectError(c, ar.RedirectURI, ar.State, "login_required", "the organization requires signing in again")
+		}
 		// The target tenant wants a fresh upstream sign-in for its members.
 		idp, ok := d.idps[sess.IdP]
 		if !ok {

@@ -32,6 +32,9 @@ type authRequest struct {
 	Created       time.Time `json:"t"`
 	// RequireMFA is the client's step-up request (acr_values).
 	RequireMFA bool `json:"mfa,omitempty"`
+	// PromptNone forbids any interaction (OIDC Core §3.1.2.1): where one
+	// would be needed the client gets an error instead.
+	PromptNone bool `json:"pn,omitempty"`
 	// Tenant is the requested active tenant (the tenant parameter or the
 	// picker's answer); empty means the home tenant.
 	Tenant string `json:"tn,omitempty"`

@@ -220,7 +220,7 @@ func startOP(t *testing.T, realmgateIssuer string) *upstreamOP {
 	secret := randomString(t, 24)
 	lines := make(chan string, 16)
 	p := startProc(t, "oidc-provider", env.nodeDir, lines, env.node, "op.mjs",
-		"--client-id", opClientID, "--client-secret", secret,
+		"--client-id", opClientID, "--client-secret="+secret,
 		"--redirect-uri", realmgateIssuer+"/callback/"+idpID)
 	deadline := time.After(startTimeout)
 	for {

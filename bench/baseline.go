@@ -1,0 +1,648 @@
+package main
+
+// The baseline is a bare net/http server that does, per request, exactly the
+// cryptographic and Redis work realmgate's request of the same flow does, and
+// nothing else: no router, no middleware, no logging, no JSON encoding of
+// maps, no rules. It uses the same store implementation (redisstore, hence
+// the same go-redis client, scripts and settings) so every Redis round trip
+// is the same command with a payload of the same size.
+//
+// Work per request (realmgate's, counted from broker/*.go; "limiter" is the
+// sign-in rate limiter of SECURITY S60, on with limits no run reaches):
+//
+//	/token code grant   4 HMAC, 3 SHA-256, 5 Redis (limiter GET, GETDEL, SET, EVALSHA, SET),
+//	                    2 ES256 signatures
+//	/token refresh      3 HMAC, 2 SHA-256, 3 Redis (limiter GET, EVALSHA, GET of the logout
+//	                    marker), 2 ES256 signatures
+//	/authorize (login)  5 HMAC, 1 SHA-256, 6 Redis (SET; limiter GET, GET, EVALSHA, EVALSHA;
+//	                    SET) + 1 audit XADD off the request path, redirect upstream
+//	/callback           6 HMAC, 2 SHA-256, 7 Redis (limiter GET, GETDEL, GET, SET session, SET
+//	                    upstream-logout index, DEL, SET) + 1 audit XADD off the request path,
+//	                    upstream token and userinfo calls, 1 ES256 verification
+//	/jwks, discovery    none (static documents)
+//
+// The benchmark reads Redis's read events per request for both servers and
+// warns when the counts differ: a new store call in a flow must be mirrored
+// here.
+//	/jwks, discovery    none (static documents)
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/broker/redisstore"
+)
+
+// Payload sizes of realmgate's records for the benchmark's user, measured
+// with STRLEN / MEMORY USAGE on a real run (go run ./bench prints them): the
+// baseline pads its records to these sizes so Redis moves the same bytes.
+const (
+	sizeAuthRequest = 311
+	sizeUpstream    = 282
+	sizeSession     = 449
+	sizeCode        = 516
+	sizeGrant       = 366
+)
+
+const clientSecretEnv = "BENCH_CLIENT_SECRET"
+
+var b64 = base64.RawURLEncoding
+
+type baseline struct {
+	store      *redisstore.Store
+	storeKey   []byte
+	priv       *ecdsa.PrivateKey
+	headerAT   string // base64url JOSE header, typ at+jwt
+	headerID   string // base64url JOSE header, typ JWT
+	secretHash [32]byte
+	issuer     string
+	upstream   struct {
+		issuer, authURL, tokenURL, userinfoURL string
+		pub                                    *ecdsa.PublicKey
+	}
+	http      *http.Client
+	jwks      []byte
+	discovery []byte
+	audit     chan []byte // events for the tenant's audit stream, written off the request path
+}
+
+// runBaseline serves the baseline on addr until SIGTERM.
+func runBaseline(addr, upstreamIssuer, redisAddr string) error {
+	st, err := redisstore.New(redisstore.Options{Addrs: []string{redisAddr}})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	b := &baseline{store: st, storeKey: randomBytes(32), issuer: "http://" + addr,
+		http: &http.Client{Timeout: requestTimeout, Transport: &http.Transport{
+			Proxy: nil, MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}}}
+	b.secretHash = sha256.Sum256([]byte(os.Getenv(clientSecretEnv)))
+	if b.priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return err
+	}
+	x, y := make([]byte, 32), make([]byte, 32)
+	b.priv.X.FillBytes(x)
+	b.priv.Y.FillBytes(y)
+	thumb := sha256.Sum256(fmt.Appendf(nil, `{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, b64.EncodeToString(x), b64.EncodeToString(y)))
+	kid := b64.EncodeToString(thumb[:])
+	b.headerAT = b64.EncodeToString(fmt.Appendf(nil, `{"alg":"ES256","kid":"%s","typ":"at+jwt"}`, kid))
+	b.headerID = b64.EncodeToString(fmt.Appendf(nil, `{"alg":"ES256","kid":"%s","typ":"JWT"}`, kid))
+	b.jwks, _ = json.Marshal(map[string]any{"keys": []any{map[string]any{"kty": "EC", "crv": "P-256",
+		"x": b64.EncodeToString(x), "y": b64.EncodeToString(y), "kid": kid, "alg": "ES256", "use": "sig"}}})
+	b.discovery = staticDiscovery(b.issuer)
+	if err := b.fetchUpstream(upstreamIssuer); err != nil {
+		return err
+	}
+	// Like realmgate's audit writer: a bounded queue and two workers.
+	b.audit = make(chan []byte, 4096)
+	for range 2 {
+		go func() {
+			for ev := range b.audit {
+				_ = b.store.AppendAudit(context.Background(), benchTenant, ev, broker.DefaultAuditMaxLen)
+			}
+		}()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /jwks", b.static(b.jwks, "application/jwk-set+json"))
+	mux.HandleFunc("GET /.well-known/openid-configuration", b.static(b.discovery, "application/json"))
+	mux.HandleFunc("POST /mint", b.mint)
+	mux.HandleFunc("GET /authorize", b.authorize)
+	mux.HandleFunc("GET /callback", b.callback)
+	mux.HandleFunc("POST /token", b.token)
+	return serveUntilSignal(addr, mux)
+}
+
+// staticDiscovery is a metadata document of the size realmgate serves.
+func staticDiscovery(iss string) []byte {
+	doc, _ := json.Marshal(map[string]any{
+		"issuer": iss, "authorization_endpoint": iss + "/authorize", "token_endpoint": iss + "/token",
+		"userinfo_endpoint": iss + "/userinfo", "jwks_uri": iss + "/jwks", "revocation_endpoint": iss + "/revoke",
+		"introspection_endpoint": iss + "/introspect", "response_types_supported": []string{"code"},
+		"response_modes_supported": []string{"query"}, "grant_types_supported": []string{"authorization_code", "refresh_token"},
+		"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
+		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":              []string{"S256"},
+		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash",
+			"tid", "idp", "roles", "amr", "acr", "email", "email_verified", "name", "given_name", "family_name", "preferred_username"},
+		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		"authorization_response_iss_parameter_supported": true, "request_parameter_supported": false,
+		"request_uri_parameter_supported": false, "claims_parameter_supported": false,
+	})
+	return doc
+}
+
+// fetchUpstream reads the upstream's metadata and signing key once.
+func (b *baseline) fetchUpstream(issuer string) error {
+	var md struct {
+		Issuer   string `json:"issuer"`
+		Auth     string `json:"authorization_endpoint"`
+		Token    string `json:"token_endpoint"`
+		Userinfo string `json:"userinfo_endpoint"`
+		JWKS     string `json:"jwks_uri"`
+	}
+	if err := b.getJSON(issuer+"/.well-known/openid-configuration", "", &md); err != nil {
+		return err
+	}
+	var ks struct {
+		Keys []struct{ Kty, Crv, X, Y string } `json:"keys"`
+	}
+	if err := b.getJSON(md.JWKS, "", &ks); err != nil {
+		return err
+	}
+	if len(ks.Keys) == 0 || ks.Keys[0].Kty != "EC" {
+		return errors.New("baseline: upstream has no EC key (start devidp with ES256)")
+	}
+	x, _ := b64.DecodeString(ks.Keys[0].X)
+	y, _ := b64.DecodeString(ks.Keys[0].Y)
+	b.upstream.pub = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+	b.upstream.issuer, b.upstream.authURL, b.upstream.tokenURL, b.upstream.userinfoURL = md.Issuer, md.Auth, md.Token, md.Userinfo
+	return nil
+}
+
+func (b *baseline) getJSON(u, bearer string, v any) error {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d", u, resp.StatusCode)
+	}
+	return json.Unmarshal(body, v)
+}
+
+func (b *baseline) static(doc []byte, ctype string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", ctype)
+		w.Write(doc)
+	}
+}
+
+// key is realmgate's store key: kind + ":" + base64url(HMAC-SHA256).
+func (b *baseline) key(kind, secret string) string {
+	m := hmac.New(sha256.New, b.storeKey)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(secret))
+	return kind + ":" + b64.EncodeToString(m.Sum(nil))
+}
+
+func (b *baseline) mac(purpose, value string) []byte {
+	m := hmac.New(sha256.New, b.storeKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return m.Sum(nil)
+}
+
+func randomBytes(n int) []byte {
+	p := make([]byte, n)
+	rand.Read(p)
+	return p
+}
+
+func randomToken(n int) string { return b64.EncodeToString(randomBytes(n)) }
+
+// record joins fields with newlines and pads the result to size bytes.
+func record(size int, fields ...string) []byte {
+	out := []byte(strings.Join(fields, "\n"))
+	out = append(out, '\n')
+	for len(out) < size {
+		out = append(out, ' ')
+	}
+	return out
+}
+
+func fields(rec []byte, n int) []string { return strings.SplitN(string(rec), "\n", n+1)[:n] }
+
+// claimsFragment is the JSON members of the user's claims, as a grant carries them.
+const claimsFragment = `"email":"alice@acme.test","email_verified":true,"family_name":"Anders","given_name":"Alice","name":"Alice Anders","roles":["admin"]`
+
+// sign is ES256 over header.claims (RFC 7515 §3.1, RFC 7518 §3.4), with
+// the same primitive realmgate uses: crypto/ecdsa's deterministic RFC 6979
+// signature (nil random source), converted to R || S.
+func (b *baseline) sign(header string, claims []byte) string {
+	buf := make([]byte, 0, 1024)
+	buf = append(buf, header...)
+	buf = append(buf, '.')
+	buf = b64.AppendEncode(buf, claims)
+	h := sha256.Sum256(buf)
+	der, err := b.priv.Sign(nil, h[:], crypto.SHA256)
+	if err != nil {
+		panic(err)
+	}
+	var r, s big.Int
+	var inner cryptobyte.String
+	in := cryptobyte.String(der)
+	if !in.ReadASN1(&inner, casn1.SEQUENCE) || !inner.ReadASN1Integer(&r) || !inner.ReadASN1Integer(&s) {
+		panic("baseline: malformed signature")
+	}
+	var sig [64]byte
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	buf = append(buf, '.')
+	buf = b64.AppendEncode(buf, sig[:])
+	return string(buf)
+}
+
+func halfHash(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return b64.EncodeToString(sum[:16])
+}
+
+// auditEvent queues an event of the size realmgate's audit events have.
+func (b *baseline) auditEvent(r *http.Request, outcome string) {
+	ev := fmt.Appendf(nil, `{"time":%q,"outcome":%q,"tenant":%q,"idp":%q,"subject":%q,"client":%q,"ip":%q,"user_agent":%q,"request_id":%q}`,
+		time.Now().UTC().Format(time.RFC3339Nano), outcome, benchTenant, benchIdPID, randomToken(24), benchClientID,
+		"127.0.0.1", r.UserAgent(), randomToken(9))
+	select {
+	case b.audit <- ev:
+	default:
+	}
+}
+
+func (b *baseline) fail(w http.ResponseWriter, status int, msg string) {
+	http.Error(w, msg, status)
+}
+
+// The rate limiter's counters (broker/ratelimit.go): fixed windows named by
+// their index since the epoch, checked with GET, counted with the INCR script.
+const (
+	clientIP       = "127.0.0.1"
+	failuresWindow = 10 * time.Minute
+	startsWindow   = time.Minute
+)
+
+func limiterKey(name, subject string, window time.Duration) (string, time.Duration) {
+	now := time.Now().UnixNano()
+	idx := now / int64(window)
+	return "rl:" + name + ":" + subject + ":" + strconv.FormatInt(idx, 10), time.Duration((idx+1)*int64(window) - now)
+}
+
+// overLimit reads a failure counter (below its limit in every run).
+func (b *baseline) overLimit(ctx context.Context, name, subject string, window time.Duration) {
+	key, _ := limiterKey(name, subject, window)
+	_, _ = b.store.Get(ctx, key)
+}
+
+// countStart counts a sign-in start against a limit.
+func (b *baseline) countStart(ctx context.Context, name, subject string) {
+	key, left := limiterKey(name, subject, startsWindow)
+	_, _ = b.store.Incr(ctx, key, left+time.Second)
+}
+
+// clientOK is client_secret_basic with the secret's SHA-256 compared in constant time.
+func (b *baseline) clientOK(r *http.Request) bool {
+	id, secret, ok := r.BasicAuth()
+	h := sha256.Sum256([]byte(secret))
+	return ok && id == benchClientID && subtle.ConstantTimeCompare(h[:], b.secretHash[:]) == 1
+}
+
+// mint stores n codes for the token flow (setup only, not measured): the
+// grant a code redeems, bound to the client, redirect URI and challenge.
+func (b *baseline) mint(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	challenge := r.URL.Query().Get("challenge")
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	var out bytes.Buffer
+	for range n {
+		code := randomToken(32)
+		g := record(sizeCode, benchClientID, benchRedirectURI, challenge, "", randomToken(16), randomToken(24),
+			benchTenant, benchIdPID, now, benchScope, claimsFragment)
+		if err := b.store.Put(r.Context(), b.key("cd", code), g, time.Minute); err != nil {
+			b.fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		out.WriteString(code)
+		out.WriteByte('\n')
+	}
+	w.Write(out.Bytes())
+}
+
+// token is the code and refresh grants.
+func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil || !b.clientOK(r) {
+		b.fail(w, http.StatusBadRequest, "bad request")
+		return
+	}
+	ctx := r.Context()
+	b.overLimit(ctx, "failures_per_ip", b.key("ip", clientIP), failuresWindow)
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		code := r.PostForm.Get("code")
+		blob, err := b.store.Take(ctx, b.key("cd", code))
+		if err != nil {
+			b.fail(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		g := fields(blob, 11)
+		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+		if g[0] != benchClientID || g[1] != r.PostForm.Get("redirect_uri") || b64.EncodeToString(sum[:]) != g[2] {
+			b.fail(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		fam := randomToken(16)
+		if err := b.store.Put(ctx, b.key("cu", code), []byte(fam), 11*time.Minute); err != nil {
+			b.fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		rt := fam + "." + randomToken(32)
+		grant := record(sizeGrant, g[0], "", "", "", g[4], g[5], g[6], g[7], g[8], g[9], g[10])
+		if err := b.store.CreateFamily(ctx, fam, b.key("rt", rt), grant, 720*time.Hour); err != nil {
+			b.fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		if err := b.store.Put(ctx, "gr:"+fam, grant, 720*time.Hour); err != nil {
+			b.fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		b.respond(w, g, fam, rt, g[3])
+	case "refresh_token":
+		rt := r.PostForm.Get("refresh_token")
+		fam, _, ok := strings.Cut(rt, ".")
+		if !ok {
+			b.fail(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		next := fam + "." + randomToken(32)
+		blob, err := b.store.Rotate(ctx, fam, b.key("rt", rt), b.key("rt", next))
+		if err != nil {
+			b.fail(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		g := fields(blob, 11)
+		// Logout: a session that was logged out ends its refresh tokens.
+		if _, err := b.store.Get(ctx, "sx:"+g[4]); err == nil || !errors.Is(err, broker.ErrNotFound) {
+			b.fail(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		b.respond(w, g, fam, next, "")
+	default:
+		b.fail(w, http.StatusBadRequest, "unsupported_grant_type")
+	}
+}
+
+// respond signs the access and ID tokens (the same claims realmgate puts in
+// them) and writes the token response.
+func (b *baseline) respond(w http.ResponseWriter, g []string, fam, rt, nonce string) {
+	now := time.Now().Unix()
+	at := fmt.Appendf(nil, `{"aud":%q,"auth_time":%s,"client_id":%q,"exp":%d,"gid":%q,"iat":%d,"idp":%q,"iss":%q,"jti":%q,"roles":["admin"],"scope":%q,"sid":%q,"sub":%q,"tid":%q}`,
+		g[0], g[8], g[0], now+600, fam, now, g[7], b.issuer, randomToken(16), g[9], g[4], g[5], g[6])
+	access := b.sign(b.headerAT, at)
+	nonceClaim := ""
+	if nonce != "" {
+		nonceClaim = fmt.Sprintf(`"nonce":%q,`, nonce)
+	}
+	id := fmt.Appendf(nil, `{"at_hash":%q,"aud":%q,"auth_time":%s,"azp":%q,"exp":%d,"iat":%d,"idp":%q,"iss":%q,%s"sid":%q,"sub":%q,"tid":%q,%s}`,
+		halfHash(access), g[0], g[8], g[0], now+600, now, g[7], b.issuer, nonceClaim, g[4], g[5], g[6], g[10])
+	idToken := b.sign(b.headerID, id)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, `{"access_token":%q,"expires_in":600,"id_token":%q,"refresh_token":%q,"scope":%q,"token_type":"Bearer"}`,
+		access, idToken, rt, g[9])
+}
+
+// authorize takes the client's request and sends the browser upstream:
+// realmgate's /authorize with a login_hint (auth request, home realm, upstream state).
+func (b *baseline) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("client_id") != benchClientID || q.Get("redirect_uri") != benchRedirectURI ||
+		q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" {
+		b.fail(w, http.StatusBadRequest, "bad request")
+		return
+	}
+	ctx := r.Context()
+	bind := ""
+	if c, err := r.Cookie("bl_bind"); err == nil {
+		bind = c.Value
+	} else {
+		bind = randomToken(32)
+		http.SetCookie(w, &http.Cookie{Name: "bl_bind", Value: bind, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	}
+	binding := b64.EncodeToString(b.mac("binding", bind))
+	id := randomToken(32)
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	ar := record(sizeAuthRequest, q.Get("client_id"), q.Get("redirect_uri"), q.Get("state"), q.Get("nonce"),
+		q.Get("scope"), q.Get("code_challenge"), q.Get("login_hint"), binding, now)
+	if err := b.store.Put(ctx, b.key("ar", id), ar, 10*time.Minute); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	ip := b.key("ip", clientIP) // the limiter keys client addresses by HMAC
+	b.overLimit(ctx, "failures_per_ip", ip, failuresWindow)
+	b.overLimit(ctx, "failures_per_tenant", benchTenant, failuresWindow)
+	b.countStart(ctx, "starts_per_ip", ip)
+	b.countStart(ctx, "starts_per_tenant", benchTenant)
+	state, nonce, verifier := randomToken(32), randomToken(32), randomToken(32)
+	sum := sha256.Sum256([]byte(verifier))
+	ul := record(sizeUpstream, b.key("ar", id), benchIdPID, nonce, verifier, binding, q.Get("login_hint"), now)
+	if err := b.store.Put(ctx, b.key("ul", state), ul, 10*time.Minute); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	b.auditEvent(r, "started")
+	up := url.Values{"client_id": {upstreamClient}, "redirect_uri": {b.issuer + "/callback"}, "response_type": {"code"},
+		"scope": {benchScope}, "state": {state}, "nonce": {nonce}, "code_challenge": {b64.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"}, "login_hint": {q.Get("login_hint")}}
+	http.Redirect(w, r, b.upstream.authURL+"?"+up.Encode(), http.StatusFound)
+}
+
+// callback validates the upstream answer (state, browser binding, code
+// exchange, ID token ES256 signature, nonce, at_hash, userinfo), creates the
+// session and a code, and redirects to the client.
+func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	b.overLimit(ctx, "failures_per_ip", b.key("ip", clientIP), failuresWindow)
+	state := q.Get("state")
+	blob, err := b.store.Take(ctx, b.key("ul", state))
+	if err != nil {
+		b.fail(w, http.StatusBadRequest, "unknown state")
+		return
+	}
+	ul := fields(blob, 7) // ar key, idp, nonce, verifier, binding, hint, created
+	c, err := r.Cookie("bl_bind")
+	if err != nil || b64.EncodeToString(b.mac("binding", c.Value)) != ul[4] {
+		b.fail(w, http.StatusBadRequest, "not bound")
+		return
+	}
+	arBlob, err := b.store.Get(ctx, ul[0])
+	if err != nil {
+		b.fail(w, http.StatusBadRequest, "expired")
+		return
+	}
+	ar := fields(arBlob, 9) // client, redirect, state, nonce, scope, challenge, hint, binding, created
+	if q.Get("iss") != b.upstream.issuer {
+		b.fail(w, http.StatusBadRequest, "iss")
+		return
+	}
+	tok, err := b.exchange(ctx, q.Get("code"), ul[3])
+	if err != nil {
+		b.fail(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	payload, sub, err := b.verifyIDToken(tok.IDToken, ul[2], tok.AccessToken)
+	if err != nil {
+		b.fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var ui struct {
+		Sub string `json:"sub"`
+	}
+	uiRaw, err := b.userinfo(ctx, tok.AccessToken, &ui)
+	if err != nil || ui.Sub != sub {
+		b.fail(w, http.StatusBadGateway, "userinfo")
+		return
+	}
+	h := sha256.New()
+	h.Write([]byte(b.issuer + "\x00" + benchTenant + "\x00" + benchIdPID + "\x00" + sub))
+	subject := b64.EncodeToString(h.Sum(nil)[:24])
+	sessID, sid := randomToken(32), randomToken(16)
+	now := time.Now()
+	sess := record(sizeSession, sid, benchTenant, benchIdPID, subject, string(payload), string(uiRaw))
+	sess = sess[:sizeSession] // the session is never read back here: only its size matters
+	ssKey := b.key("ss", sessID)
+	if err := b.store.Put(ctx, ssKey, sess, 8*time.Hour); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	// The index an upstream back-channel logout finds the session by.
+	if err := b.store.Put(ctx, b.key("ux", benchIdPID+"\x00"+sub), []byte(ssKey), 8*time.Hour); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "bl_session", Value: sessID, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	if err := b.store.Delete(ctx, ul[0]); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	code := randomToken(32)
+	g := record(sizeCode, ar[0], ar[1], ar[5], ar[3], sid, subject, benchTenant, benchIdPID,
+		strconv.FormatInt(now.Unix(), 10), ar[4], claimsFragment)
+	if err := b.store.Put(ctx, b.key("cd", code), g, time.Minute); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	b.auditEvent(r, "success")
+	back := url.Values{"code": {code}, "iss": {b.issuer}, "state": {ar[2]}}
+	http.Redirect(w, r, ar[1]+"?"+back.Encode(), http.StatusFound)
+}
+
+type upstreamTokens struct {
+	AccessToken string `json:"access_token"`
+	IDToken     string `json:"id_token"`
+}
+
+// exchange redeems the upstream code with the PKCE verifier (client_secret_basic).
+func (b *baseline) exchange(ctx context.Context, code, verifier string) (*upstreamTokens, error) {
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"redirect_uri": {b.issuer + "/callback"}, "code_verifier": {verifier}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.upstream.tokenURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(upstreamClient, upstreamSecret)
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("upstream token: %d %s", resp.StatusCode, body)
+	}
+	var t upstreamTokens
+	if err := json.Unmarshal(body, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// verifyIDToken checks the ES256 signature, issuer, audience, expiry, nonce
+// and at_hash, and returns the payload and subject.
+func (b *baseline) verifyIDToken(raw, nonce, accessToken string) ([]byte, string, error) {
+	h, rest, _ := strings.Cut(raw, ".")
+	p, s, _ := strings.Cut(rest, ".")
+	sig, err := b64.DecodeString(s)
+	if err != nil || len(sig) != 64 {
+		return nil, "", errors.New("bad signature encoding")
+	}
+	digest := sha256.Sum256([]byte(h + "." + p))
+	if !ecdsa.Verify(b.upstream.pub, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		return nil, "", errors.New("bad signature")
+	}
+	payload, err := b64.DecodeString(p)
+	if err != nil {
+		return nil, "", err
+	}
+	var c struct {
+		Iss    string `json:"iss"`
+		Sub    string `json:"sub"`
+		Aud    any    `json:"aud"`
+		Exp    int64  `json:"exp"`
+		Nonce  string `json:"nonce"`
+		AtHash string `json:"at_hash"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, "", err
+	}
+	if c.Iss != b.upstream.issuer || c.Nonce != nonce || c.Exp < time.Now().Unix() || c.Sub == "" ||
+		(c.AtHash != "" && c.AtHash != halfHash(accessToken)) {
+		return nil, "", errors.New("id token claims")
+	}
+	return payload, c.Sub, nil
+}
+
+func (b *baseline) userinfo(ctx context.Context, accessToken string, v any) ([]byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.upstream.userinfoURL, nil)
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("userinfo: %d", resp.StatusCode)
+	}
+	return body, json.Unmarshal(body, v)
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type machine struct {
+	cpu   string
+	nproc int
+}
+
+func machineInfo() machine {
+	m := machine{cpu: "unknown CPU", nproc: runtime.NumCPU()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+type report struct {
+	opts    options
+	started time.Time
+	machine machine
+	env     *env
+	memory  *memReport
+	rows    []*result
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+
+func (r *result) mode() string {
+	if r.rate > 0 {
+		return fmt.Sprintf("paced %.0f/s", r.rate)
+	}
+	return "max"
+}
+
+// line is the progress line printed as each run ends.
+func (r *result) line() string {
+	s := fmt.Sprintf("%-14s %8.0f req/s  p50 %6s  p95 %6s  p99 %6s ms  cpu %7.1f µs/req (%.2f cores)  redis %5.1f µs %4.1f RT/req  errors %d",
+		r.mode(), r.perSecond(), ms(r.pct(50)), ms(r.pct(95)), ms(r.pct(99)), r.cpuPerOp(0)*1e6,
+		r.cpu0()/r.elapsed.Seconds(), r.cpuPerOp(1)*1e6, r.redisRTPerOp(), r.errs)
+	if r.exhausted {
+		s += " (codes used up: window shortened)"
+	}
+	if r.firstErr != "" {
+		s += "\n    first error: " + r.firstErr
+	}
+	return s
+}
+
+func (r *result) cpu0() float64 {
+	if len(r.cpu) == 0 {
+		return 0
+	}
+	return r.cpu[0]
+}
+
+func (rep *report) errors() int64 {
+	var n int64
+	for _, r := range rep.rows {
+		n += r.errs
+	}
+	return n
+}
+
+func (rep *report) find(flow, target string, paced bool) *result {
+	for _, r := range rep.rows {
+		if r.flow == flow && r.target == target && (r.rate > 0) == paced {
+			return r
+		}
+	}
+	return nil
+}
+
+// print writes the results as a Markdown table, the ratios and the targets.
+func (rep *report) print(out io.Writer) {
+	fmt.Fprintf(out, "\n## Results (%s; %d CPUs: %s; %v per run after %v warm-up; concurrency %d, login %d)\n\n",
+		rep.started.Format("2006-01-02 15:04 MST"), rep.machine.nproc, rep.machine.cpu, rep.opts.duration,
+		rep.opts.warmup, rep.opts.concurrency, rep.opts.loginConc)
+	fmt.Fprintln(out, "| flow | target | mode | req/s | p50 ms | p95 ms | p99 ms | server CPU µs/req | server cores | redis CPU µs/req | redis RT/req | upstream CPU µs/req | errors |")
+	fmt.Fprintln(out, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, r := range rep.rows {
+		up := "-"
+		if r.flow == "login" {
+			up = fmt.Sprintf("%.0f", r.cpuPerOp(2)*1e6)
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | %.0f | %s | %s | %s | %.1f | %.2f | %.1f | %.1f | %s | %d |\n",
+			r.flow, r.target, r.mode(), r.perSecond(), ms(r.pct(50)), ms(r.pct(95)), ms(r.pct(99)),
+			r.cpuPerOp(0)*1e6, r.cpu0()/r.elapsed.Seconds(), r.cpuPerOp(1)*1e6, r.redisRTPerOp(), up, r.errs)
+	}
+	fmt.Fprintln(out, "\n| flow | realmgate / baseline (req/s) | baseline / realmgate (CPU per request) |")
+	fmt.Fprintln(out, "|---|--:|--:|")
+	for _, flow := range rep.opts.flows {
+		rg, bl := rep.find(flow, "realmgate", false), rep.find(flow, "baseline", false)
+		if rg == nil || bl == nil || bl.perSecond() == 0 || rg.cpuPerOp(0) == 0 {
+			continue
+		}
+		fmt.Fprintf(out, "| %s | %.2f | %.2f |\n", flow, rg.perSecond()/bl.perSecond(), bl.cpuPerOp(0)/rg.cpuPerOp(0))
+	}
+	for _, flow := range rep.opts.flows {
+		rg, bl := rep.find(flow, "realmgate", false), rep.find(flow, "baseline", false)
+		if rg != nil && bl != nil && math.Abs(rg.redisRTPerOp()-bl.redisRTPerOp()) > 0.5 {
+			fmt.Fprintf(out, "\nWARNING %s: realmgate makes %.1f Redis round trips per request, the baseline %.1f: update bench/baseline.go\n",
+				flow, rg.redisRTPerOp(), bl.redisRTPerOp())
+		}
+	}
+	fmt.Fprintln(out, "\nTargets (issue 6):")
+	check := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "FAIL"
+	}
+	if rg, bl := rep.find("token", "realmgate", false), rep.find("token", "baseline", false); rg != nil && bl != nil && bl.perSecond() > 0 {
+		x := rg.perSecond() / bl.perSecond()
+		fmt.Fprintf(out, "  %s token endpoint: %.2f of the same-run baseline (target >= 0.70)\n", check(x >= 0.70), x)
+	}
+	if rg := rep.find("refresh", "realmgate", false); rg != nil && rg.cpuPerOp(0) > 0 {
+		x := 1 / rg.cpuPerOp(0)
+		fmt.Fprintf(out, "  %s refresh grant: %.0f/s per core used by realmgate (target >= 2000)\n", check(x >= 2000), x)
+	}
+	if rg := rep.find("login", "realmgate", false); rg != nil {
+		x := rg.perSecond()
+		fmt.Fprintf(out, "  %s full brokered login: %.0f/s on %d cores, %d errors (target >= 1500/s, 0 errors)\n",
+			check(x >= 1500 && rg.errs == 0), x, rep.machine.nproc, rg.errs)
+	}
+	for _, flow := range []string{"token", "refresh"} {
+		if rg := rep.find(flow, "realmgate", true); rg != nil {
+			x := rg.pct(99)
+			fmt.Fprintf(out, "  %s %s p99 at half the maximum rate (%.0f/s): %s ms (target <= 5 ms)\n",
+				check(x <= 5*time.Millisecond), flow, rg.rate, ms(x))
+		}
+	}
+	if m := rep.memory; m != nil {
+		fmt.Fprintf(out, "  %s Redis memory per SSO session: %d bytes kept (session %d; used_memory growth %.0f per sign-in) (target <= 1024)\n",
+			check(m.lasting <= 1024), m.lasting, m.sessionRecord, m.bulkPerLogin)
+	}
+	if n := rep.errors(); n > 0 {
+		fmt.Fprintf(out, "  FAIL %d errors (must be 0)\n", n)
+	}
+}
