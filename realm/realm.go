@@ -104,7 +104,8 @@ type Request struct {
 type Result struct {
 	// Tenant is the resolved tenant id.
 	Tenant string
-	// IdPs are the candidate IdPs the client may use; more than one means the user chooses.
+	// IdPs are the candidate IdPs the client may use; more than one means
+	// the user chooses. Read-only: it may share the resolver's memory.
 	IdPs []string
 	// IdP is set when the source named one IdP (idp_hint, cookie).
 	IdP string
@@ -115,9 +116,10 @@ type Result struct {
 // Resolver maps requests to tenants. It is immutable and safe for concurrent
 // use; lookups cost a few map probes whatever the number of tenants.
 type Resolver struct {
-	tenants    map[string]*Tenant
-	exact      map[string]string // domain -> tenant
-	wildcard   map[string]string // parent domain of "*.parent" -> tenant
+	tenants map[string]*Tenant
+	// domains indexes exact and wildcard domains in one map, so a lookup
+	// walks one table: domain -> its exact owner and the owner of "*.domain".
+	domains    map[string]domainOwners
 	subdomains map[string]string
 	idpOwner   map[string]string // idp -> tenant
 	ipBits     []int             // distinct prefix lengths, longest first
@@ -131,8 +133,7 @@ type Resolver struct {
 func New(tenants []Tenant, opts Options) (*Resolver, error) {
 	r := &Resolver{
 		tenants:    make(map[string]*Tenant, len(tenants)),
-		exact:      make(map[string]string, len(tenants)),
-		wildcard:   make(map[string]string),
+		domains:    make(map[string]domainOwners, 2*len(tenants)),
 		subdomains: make(map[string]string),
 		idpOwner:   make(map[string]string, len(tenants)),
 		ipv4:       make(map[netip.Prefix]string),
@@ -161,20 +162,23 @@ func New(tenants []Tenant, opts Options) (*Resolver, error) {
 			r.def = t.ID
 		}
 		for _, d := range t.Domains {
-			m, raw := r.exact, d
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(d), "*."); ok {
-				m, raw = r.wildcard, rest
-			}
+			raw, wild := strings.CutPrefix(strings.TrimSpace(d), "*.")
 			key, err := NormalizeDomain(raw)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("realm: tenant %q: domain %q: %w", t.ID, d, err))
 				continue
 			}
-			if other, dup := m[key]; dup && other != t.ID {
-				errs = append(errs, fmt.Errorf("realm: domain %q claimed by tenants %q and %q", d, other, t.ID))
+			o := r.domains[key]
+			slot := &o.exact
+			if wild {
+				slot = &o.wild
+			}
+			if *slot != "" && *slot != t.ID {
+				errs = append(errs, fmt.Errorf("realm: domain %q claimed by tenants %q and %q", d, *slot, t.ID))
 				continue
 			}
-			m[key] = t.ID
+			*slot = t.ID
+			r.domains[key] = o
 		}
 		if t.Subdomain != "" {
 			sd := strings.ToLower(t.Subdomain)
@@ -252,8 +256,8 @@ func EmailDomain(email string) (string, error) {
 // TenantForDomain returns the tenant that verified domain: an exact match
 // first, then the longest wildcard parent. domain must be normalized.
 func (r *Resolver) TenantForDomain(domain string) (string, bool) {
-	if t, ok := r.exact[domain]; ok {
-		return t, true
+	if o, ok := r.domains[domain]; ok && o.exact != "" {
+		return o.exact, true
 	}
 	for d := domain; ; {
 		i := strings.IndexByte(d, '.')
@@ -261,11 +265,14 @@ func (r *Resolver) TenantForDomain(domain string) (string, bool) {
 			return "", false
 		}
 		d = d[i+1:]
-		if t, ok := r.wildcard[d]; ok {
-			return t, true
+		if o, ok := r.domains[d]; ok && o.wild != "" {
+			return o.wild, true
 		}
 	}
 }
+
+// domainOwners are the tenants owning a domain exactly and as "*.domain".
+type domainOwners struct{ exact, wild string }
 
 func (r *Resolver) tenantForHost(host string) (string, bool) {
 	if r.baseDomain == "" || host == "" {
@@ -387,8 +394,12 @@ func (r *Resolver) result(tenant, idp string, src Source, allowed func(string, s
 		res.IdP, res.IdPs = idp, []string{idp}
 		return res, true
 	}
+	if allowed == nil {
+		res.IdPs = t.IdPs // shared, read-only: callers must not modify Result.IdPs
+		return res, len(res.IdPs) > 0
+	}
 	for _, p := range t.IdPs {
-		if allowed == nil || allowed(tenant, p) {
+		if allowed(tenant, p) {
 			res.IdPs = append(res.IdPs, p)
 		}
 	}
