@@ -19,6 +19,12 @@ var (
 	ErrUnavailable = errors.New("broker: store unavailable")
 )
 
+// RotatedKept is how many rotated-away refresh tokens a family remembers
+// for reuse detection (S09). Bounding it bounds a family's memory however
+// often a client refreshes (a token replayed after 64 rotations is simply
+// unknown: refused, without revoking the family).
+const RotatedKept = 64
+
 // Store holds every record with a lifetime: auth requests, upstream login
 // state, codes, sessions, refresh-token families, signing keys and counters.
 // Keys passed in are already HMACs of any secret they derive from (S17); a
@@ -48,9 +54,10 @@ type Store interface {
 	// expires after ttl (absolute, not sliding).
 	CreateFamily(ctx context.Context, family, token string, grant []byte, ttl time.Duration) error
 	// Rotate atomically replaces the family's current token old with next and
-	// returns the grant. If old is a token of the family that was already
-	// rotated away, the whole family is revoked and ErrReused returned; if the
-	// family or token is unknown, ErrNotFound.
+	// returns the grant. If old is one of the family's last RotatedKept
+	// tokens rotated away, the whole family is revoked and ErrReused
+	// returned; if the family or token is unknown (or older than that),
+	// ErrNotFound.
 	Rotate(ctx context.Context, family, old, next string) ([]byte, error)
 	// RevokeFamily deletes the family; its tokens stop working at once.
 	RevokeFamily(ctx context.Context, family string) error

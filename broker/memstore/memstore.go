@@ -35,6 +35,7 @@ type family struct {
 	grant   []byte
 	cur     string
 	rotated map[string]struct{} // tokens rotated away, for reuse detection (S09)
+	ring    []string            // the last broker.RotatedKept of them, oldest first
 	expires time.Time
 }
 
@@ -300,6 +301,11 @@ func (s *Store) Rotate(ctx context.Context, id, old, next string) ([]byte, error
 		return nil, broker.ErrNotFound
 	}
 	f.rotated[old] = struct{}{}
+	f.ring = append(f.ring, old)
+	if len(f.ring) > broker.RotatedKept {
+		delete(f.rotated, f.ring[0])
+		f.ring = f.ring[1:]
+	}
 	f.cur = next
 	return clone(f.grant), nil
 }

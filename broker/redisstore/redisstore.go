@@ -326,7 +326,7 @@ const (
 	rotateReused   = 2
 )
 
-// rotateScript: KEYS[1] family hash; ARGV old token, next token.
+// rotateScript: KEYS[1] family hash; ARGV old token, next token, ring size.
 // Returns {1, grant} after rotating; {2} after revoking the family because
 // old was already rotated away (SECURITY S09); {0} if family or token is
 // unknown. HSET keeps the key's absolute expiry.
@@ -342,7 +342,15 @@ end
 if cur ~= ARGV[1] then
   return {0}
 end
-redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'r:' .. ARGV[1], '1')
+-- Remember the rotated-away token in a ring of ARGV[3] slots, forgetting
+-- the oldest, so a family's size is bounded (broker.RotatedKept).
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local slot = 'q:' .. (n % tonumber(ARGV[3]))
+local evicted = redis.call('HGET', KEYS[1], slot)
+if evicted then
+  redis.call('HDEL', KEYS[1], 'r:' .. evicted)
+end
+redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'r:' .. ARGV[1], '1', slot, ARGV[1])
 return {1, redis.call('HGET', KEYS[1], 'grant')}
 `)
 
@@ -351,7 +359,7 @@ return {1, redis.call('HGET', KEYS[1], 'grant')}
 // gives broker.ErrReused (SECURITY S09); an unknown family or token gives
 // broker.ErrNotFound.
 func (s *Store) Rotate(ctx context.Context, family, old, next string) ([]byte, error) {
-	res, err := rotateScript.Run(ctx, s.c, []string{s.FamilyKey(family)}, old, next).Slice()
+	res, err := rotateScript.Run(ctx, s.c, []string{s.FamilyKey(family)}, old, next, broker.RotatedKept).Slice()
 	if err != nil {
 		return nil, wrap("rotate", err)
 	}

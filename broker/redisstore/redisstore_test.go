@@ -250,7 +250,7 @@ func TestClusterFamilyOneSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(fields)
-	want := []string{"cur", "grant", "r:t0", "r:t1", "r:t2"}
+	want := []string{"cur", "grant", "n", "q:1", "q:2", "q:3", "r:t0", "r:t1", "r:t2"} // n and q: are the rotation ring
 	if !slices.Equal(fields, want) {
 		t.Fatalf("fields of %q = %q, want %q", key, fields, want)
 	}

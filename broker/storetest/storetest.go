@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) broker.Store) {
 		{"TakeOnce", testTakeOnce},
 		{"DeleteIdempotent", testDeleteIdempotent},
 		{"Touch", testTouch},
+		{"RotatedBounded", testRotatedBounded},
 		{"Incr", testIncr},
 		{"IncrWindowExpires", testIncrWindowExpires},
 		{"NonPositiveTTL", testNonPositiveTTL},
@@ -607,5 +608,33 @@ func testIncrConcurrent(t *testing.T, s broker.Store) {
 		if !seen[n] {
 			t.Errorf("no concurrent Incr returned %d, want each of 1..%d once", n, racers)
 		}
+	}
+}
+
+// testRotatedBounded: a family remembers only the last broker.RotatedKept
+// rotated-away tokens, so its size is bounded however often it refreshes.
+func testRotatedBounded(t *testing.T, s broker.Store) {
+	ctx := t.Context()
+	fam := uniq("famring")
+	tok := func(i int) string { return fmt.Sprintf("%s-tok-%d", fam, i) }
+	if err := s.CreateFamily(ctx, fam, tok(0), []byte("grant"), longTTL); err != nil {
+		t.Fatal(err)
+	}
+	n := broker.RotatedKept + 5
+	for i := 0; i < n; i++ {
+		if _, err := s.Rotate(ctx, fam, tok(i), tok(i+1)); err != nil {
+			t.Fatalf("Rotate %d: %v", i, err)
+		}
+	}
+	// The oldest tokens are forgotten: unknown, and the family survives.
+	if _, err := s.Rotate(ctx, fam, tok(0), tok(999)); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("Rotate with a token older than the ring = %v, want ErrNotFound", err)
+	}
+	if ok, _ := s.FamilyActive(ctx, fam); !ok {
+		t.Fatal("a forgotten old token revoked the family")
+	}
+	// A recent rotated-away token is still detected as reuse.
+	if _, err := s.Rotate(ctx, fam, tok(n-1), tok(1000)); !errors.Is(err, broker.ErrReused) {
+		t.Fatalf("Rotate with a recently rotated token = %v, want ErrReused", err)
 	}
 }
