@@ -10,6 +10,9 @@ test: ## the whole test suite; installs redis-server and Node packages when miss
 build:
 	go build -o bin/realmgate ./cmd/realmgate
 
+bench: ## the load benchmark against a same-run baseline (docs/performance.md)
+	go run ./bench
+
 check-example: build
 	NOTES_APP_SECRET=x REDIS_PASSWORD=x CONTOSO_ENTRA_SECRET=x FABRIKAM_SECRET=x GITHUB_CLIENT_ID=x \
 	GITHUB_CLIENT_SECRET=x GOOGLE_CLIENT_ID=x GOOGLE_CLIENT_SECRET=x \

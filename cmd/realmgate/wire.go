@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
@@ -22,6 +24,20 @@ import (
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
+
+// upstreamHTTP is the client every connector's back-channel calls share
+// (discovery, JWKS, token, userinfo, metadata): one pool of kept-alive
+// connections per IdP host instead of a new TLS handshake per sign-in.
+// Connectors bound each call with their own timeouts.
+var upstreamHTTP = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	MaxIdleConns:          1024,
+	MaxIdleConnsPerHost:   64,
+	IdleConnTimeout:       90 * time.Second,
+	TLSHandshakeTimeout:   10 * time.Second,
+	ResponseHeaderTimeout: 30 * time.Second,
+	ForceAttemptHTTP2:     true,
+}, Timeout: 30 * time.Second}
 
 // errUnsupportedProvider marks a provider type this build cannot connect yet.
 var errUnsupportedProvider = errors.New("provider type not supported by this build")
@@ -55,7 +71,7 @@ const microsoftIssuer = "https://login.microsoftonline.com/" + oidc.TenantPlaceh
 func connector(p *config.Provider, issuer string, logger *slog.Logger) (providers.Connector, error) {
 	switch p.Type {
 	case config.ProviderOIDC:
-		return oidc.New(oidc.Config{ID: p.ID, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: upstreamHTTP, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 			Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger})
 	case config.ProviderGoogle:
 		// Google is an OpenID Provider; its issuer is fixed (a Provider built
@@ -65,15 +81,15 @@ func connector(p *config.Provider, issuer string, logger *slog.Logger) (provider
 		if iss == "" {
 			iss = "https://accounts.google.com"
 		}
-		return oidc.New(oidc.Config{ID: p.ID, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: upstreamHTTP, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 			Scopes: p.Scopes, HostedDomain: p.HostedDomain, Logger: logger})
 	case config.ProviderMicrosoft:
 		return oidc.New(microsoftConfig(p, logger))
 	case config.ProviderGitHub:
-		return github.New(github.Config{ID: p.ID, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
+		return github.New(github.Config{ID: p.ID, HTTPClient: upstreamHTTP, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
 			Logger: logger})
 	case config.ProviderOAuth2:
-		return oauth2.New(oauth2.Config{ID: p.ID, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
+		return oauth2.New(oauth2.Config{ID: p.ID, HTTPClient: upstreamHTTP, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
 			AuthURL: p.AuthURL, TokenURL: p.TokenURL, UserInfoURL: p.UserInfoURL, Logger: logger})
 	case config.ProviderSAML:
 		return samlConnector(p, issuer, logger)
@@ -87,7 +103,7 @@ func connector(p *config.Provider, issuer string, logger *slog.Logger) (provider
 // endpoint and takes personal accounts too, "work" through organizations,
 // and "personal" is the consumer tenant's own issuer.
 func microsoftConfig(p *config.Provider, logger *slog.Logger) oidc.Config {
-	cfg := oidc.Config{ID: p.ID, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+	cfg := oidc.Config{ID: p.ID, HTTPClient: upstreamHTTP, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 		Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger}
 	if cfg.Issuer == "" {
 		cfg.Issuer = microsoftIssuer
@@ -121,7 +137,7 @@ func samlConnector(p *config.Provider, issuer string, logger *slog.Logger) (prov
 	if !ok {
 		return nil, fmt.Errorf("provider %q: unsupported name_id_format %q", p.ID, p.NameIDFormat)
 	}
-	cfg := saml.Config{ID: p.ID, EntityID: base + "/metadata", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
+	cfg := saml.Config{ID: p.ID, HTTPClient: upstreamHTTP, EntityID: base + "/metadata", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
 		PostURL: base + "/post", IdPMetadataURL: p.MetadataURL, IdPEntityID: p.EntityID, IdPInitiated: p.IdPInitiated,
 		RelayStateAllowList: p.RelayStateAllowlist, Binding: binding, NameIDFormat: nameID,
 		SubjectAttribute: p.SubjectAttribute, ClockSkew: p.ClockSkew.Duration(), SignRequests: p.SignRequests,
