@@ -163,6 +163,8 @@ type Server struct {
 	store  Store
 	keys   *keyManager
 	keyer  keyer
+	// discoveryDoc caches the encoded discovery document (*cachedDoc).
+	discoveryDoc atomic.Value
 	// directory holds tenants, IdPs and rules; swapped by Reconfigure.
 	directory atomic.Pointer[directory]
 	log       *slog.Logger

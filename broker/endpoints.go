@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,10 +11,32 @@ import (
 )
 
 // discovery serves OpenID Provider metadata (OIDC Discovery §3, RFC 8414).
+// The document changes only with the signing algorithms, so its encoding is
+// cached per algorithm set.
 func (s *Server) discovery(c echo.Context) error {
 	s.keys.refresh(c.Request().Context())
+	algs := strings.Join(s.keys.algs(), ",")
+	doc, _ := s.discoveryDoc.Load().(*cachedDoc)
+	if doc == nil || doc.algs != algs {
+		b, err := json.Marshal(s.discoveryMetadata())
+		if err != nil {
+			return err
+		}
+		doc = &cachedDoc{algs: algs, body: b}
+		s.discoveryDoc.Store(doc)
+	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
-	return c.JSON(http.StatusOK, map[string]any{
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, doc.body)
+}
+
+// cachedDoc is an encoded discovery document and the algorithms it lists.
+type cachedDoc struct {
+	algs string
+	body []byte
+}
+
+func (s *Server) discoveryMetadata() map[string]any {
+	return map[string]any{
 		"issuer":                                        s.cfg.Issuer,
 		"authorization_endpoint":                        s.url("/authorize"),
 		"token_endpoint":                                s.url("/token"),
@@ -41,7 +64,7 @@ func (s *Server) discovery(c echo.Context) error {
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"claims_parameter_supported":                     false,
-	})
+	}
 }
 
 // jwks publishes the current and still-valid previous signing keys.
