@@ -109,6 +109,9 @@ func (s *Server) upstreamLogout(c echo.Context, sess *session, target string) (s
 	if !ok || !idp.UpstreamLogout {
 		return "", false
 	}
+	if sl, ok := connectorAs[samlLogout](idp.Connector); ok {
+		return s.samlUpstreamLogout(c, idp, sl, sess, target) // SAML Single Logout (saml_slo.go)
+	}
 	es, ok := connectorAs[endSessionURLer](idp.Connector)
 	if !ok {
 		return "", false

@@ -57,6 +57,7 @@ func (s *Server) samlRoutes(e *echo.Echo) {
 	e.POST(s.path("/saml/:idp/acs"), s.samlACS)
 	e.GET(s.path("/saml/:idp/metadata"), s.samlMetadata)
 	e.GET(s.path("/saml/:idp/post"), s.samlPost)
+	e.Match([]string{http.MethodGet, http.MethodPost}, s.path("/saml/:idp/slo"), s.samlSLO) // saml_slo.go
 }
 
 // replayCache keeps assertion ids in the shared store until they expire:
@@ -145,6 +146,7 @@ func (s *Server) samlUnsolicited(c echo.Context, idp IdP, u unsolicitedHandler, 
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
+	s.indexSession(ctx, sess) // so the IdP's LogoutRequest can find it
 	at.subject = sess.Subject
 	s.auditEvent(c, "success", "idp_initiated", at)
 	return c.Redirect(http.StatusSeeOther, target)

@@ -150,6 +150,7 @@ func (c *Connector) identity(a *crewjam.Assertion, md *idpMetadata) (providers.I
 		}
 		if st.SessionIndex != "" {
 			claims["session_index"] = st.SessionIndex
+			claims["sid"] = st.SessionIndex // the broker indexes sessions by sid for Single Logout
 		}
 		if ref := st.AuthnContext.AuthnContextClassRef; ref != nil && ref.Value != "" {
 			id.ACR = ref.Value

@@ -432,6 +432,7 @@ func (c *Connector) Metadata(_ context.Context) ([]byte, error) {
 		d.AssertionConsumerServices = []crewjam.IndexedEndpoint{{Binding: BindingPOST, Location: c.acs.String(), Index: 1}}
 		d.AuthnRequestsSigned = ptr(c.cfg.Key != nil && c.cfg.SignRequests)
 		d.NameIDFormats = []crewjam.NameIDFormat{crewjam.NameIDFormat(c.cfg.NameIDFormat)}
+		d.SingleLogoutServices = c.sloEndpoints() // SAML Profiles §4.4 (slo.go)
 	}
 	out, err := xml.MarshalIndent(ed, "", "  ")
 	if err != nil {

@@ -12,7 +12,9 @@
 //   [{"name": "contoso", "key": "idp.key", "cert": "idp.crt",
 //     "spMetadata": "<realmgate>/saml/<id>/metadata", "domain": "contoso.test", "encrypt": true}]
 // IdP NAME's metadata is at /NAME/metadata, its SSO service at /NAME/sso
-// (HTTP-Redirect: GET, HTTP-POST: POST), its login form posts to /NAME/login.
+// (HTTP-Redirect: GET, HTTP-POST: POST), its login form posts to /NAME/login,
+// its Single Logout service is /NAME/slo (HTTP-Redirect) and GET /NAME/logout
+// starts an IdP-initiated logout of the latest session.
 // The process listens on 127.0.0.1 port 0 and prints one JSON line when
 // ready, {"url": ...}; then one JSON line per event
 // ({"idp": NAME, "event": "request"|"response"|"error", ...}).
@@ -90,7 +92,9 @@ async function serviceProvider(t) {
     // realmgate's SP metadata, fetched on first use (realmgate may start after us).
     const res = await fetch(t.cfg.spMetadata);
     if (!res.ok) throw new Error(`GET ${t.cfg.spMetadata}: ${res.status}`);
-    t.sp = samlify.ServiceProvider({ metadata: await res.text() });
+    // Single Logout: the IdP signs what it sends to realmgate and wants
+    // realmgate's logout messages signed (SAML Profiles §4.4.4).
+    t.sp = samlify.ServiceProvider({ metadata: await res.text(), wantLogoutRequestSigned: true, wantLogoutResponseSigned: true });
   }
   return t.sp;
 }
@@ -151,6 +155,8 @@ async function handleLogin(t, req, res) {
   t.pending.delete(form.req);
   const sp = await serviceProvider(t);
   const sessionIndex = '_' + randomUUID();
+  t.sessions.set(sessionIndex, user.immutableID); // for Single Logout
+  t.latest = sessionIndex;
   const now = new Date();
   const later = new Date(now.getTime() + 5 * 60 * 1000);
   const acs = sp.entityMeta.getAssertionConsumerService('post');
@@ -186,6 +192,58 @@ async function handleLogin(t, req, res) {
 <button type="submit">Continue</button></form><script>document.forms[0].submit()</script>`);
 }
 
+// handleSLO is the IdP's Single Logout service (HTTP-Redirect binding): a
+// LogoutRequest from realmgate (SP-initiated) must be signed and name a
+// session this IdP issued (NameID and SessionIndex), and is answered with a
+// signed LogoutResponse; a LogoutResponse from realmgate (to a request that
+// /NAME/logout sent) must be signed and answer that request.
+async function handleSLO(t, req, res, url) {
+  const sp = await serviceProvider(t);
+  const raw = url.search.slice(1).split('&');
+  const part = (name) => raw.find((p) => p.startsWith(name + '='));
+  const query = Object.fromEntries(url.searchParams);
+  const param = query.SAMLRequest ? 'SAMLRequest' : 'SAMLResponse';
+  const octetString = [param, 'RelayState', 'SigAlg'].map(part).filter(Boolean).join('&');
+  if (param === 'SAMLRequest') {
+    const parsed = await t.idp.parseLogoutRequest(sp, 'redirect', { query, octetString });
+    const { nameID, sessionIndex } = parsed.extract;
+    log({ idp: t.cfg.name, event: 'logout_request', binding: 'redirect', signed: Boolean(parsed.sigAlg) });
+    if (!sessionIndex || t.sessions.get(sessionIndex) !== nameID) {
+      log({ idp: t.cfg.name, event: 'error', error: `LogoutRequest for a session this IdP did not issue: ${nameID} / ${sessionIndex}` });
+    }
+    t.sessions.delete(sessionIndex);
+    const result = await t.idp.createLogoutResponse(sp, parsed, 'redirect', query.RelayState ?? '');
+    res.writeHead(302, { Location: result.context });
+    res.end();
+    return;
+  }
+  const parsed = await t.idp.parseLogoutResponse(sp, 'redirect', { query, octetString });
+  const irt = parsed.extract.response.inResponseTo;
+  log({ idp: t.cfg.name, event: 'logout_response', binding: 'redirect', signed: Boolean(parsed.sigAlg), in_response_to: irt });
+  if (!t.logouts.delete(irt)) {
+    log({ idp: t.cfg.name, event: 'error', error: `LogoutResponse to a request this IdP did not send: ${irt}` });
+  }
+  page(res, 200, '<h1>Signed out</h1><p>You are signed out of every application.</p>');
+}
+
+// handleIdPLogout starts an IdP-initiated logout of alice's latest session:
+// a signed LogoutRequest to realmgate's SLO endpoint.
+async function handleIdPLogout(t, req, res) {
+  const sp = await serviceProvider(t);
+  const sessionIndex = t.latest;
+  const nameID = t.sessions.get(sessionIndex);
+  if (!nameID) {
+    page(res, 400, '<p>No session to log out.</p>');
+    return;
+  }
+  t.sessions.delete(sessionIndex);
+  const { id, context } = await t.idp.createLogoutRequest(sp, 'redirect', { logoutNameID: nameID, sessionIndex }, 'idp-relay');
+  t.logouts.add(id);
+  log({ idp: t.cfg.name, event: 'logout_request_sent', binding: 'redirect' });
+  res.writeHead(302, { Location: context });
+  res.end();
+}
+
 const server = createServer(async (req, res) => {
   const url = new URL(req.url, 'http://127.0.0.1');
   const [, name, action] = url.pathname.split('/');
@@ -200,6 +258,10 @@ const server = createServer(async (req, res) => {
       await handleSSO(t, req, res, url);
     } else if (action === 'login' && req.method === 'POST') {
       await handleLogin(t, req, res);
+    } else if (action === 'slo' && req.method === 'GET') {
+      await handleSLO(t, req, res, url);
+    } else if (action === 'logout' && req.method === 'GET') {
+      await handleIdPLogout(t, req, res);
     } else {
       page(res, 404, 'not found');
     }
@@ -223,14 +285,20 @@ server.listen(0, '127.0.0.1', () => {
       signingCert: readFileSync(cfg.cert),
       encryptCert: readFileSync(cfg.cert),
       wantAuthnRequestsSigned: true,
+      wantLogoutRequestSigned: true,
+      wantLogoutResponseSigned: true,
       isAssertionEncrypted: Boolean(cfg.encrypt),
       nameIDFormat: ['urn:oasis:names:tc:SAML:2.0:nameid-format:persistent'],
       singleSignOnService: [
         { Binding: samlify.Constants.namespace.binding.redirect, Location: `${root}/sso` },
         { Binding: samlify.Constants.namespace.binding.post, Location: `${root}/sso` },
       ],
+      singleLogoutService: [
+        { Binding: samlify.Constants.namespace.binding.redirect, Location: `${root}/slo` },
+      ],
     });
-    idps.set(cfg.name, { cfg, idp, sp: null, users: directory(cfg.domain), pending: new Map() });
+    idps.set(cfg.name, { cfg, idp, sp: null, users: directory(cfg.domain), pending: new Map(),
+      sessions: new Map(), latest: null, logouts: new Set() });
   }
   log({ url: base });
 });
