@@ -46,11 +46,11 @@ func (b *blockingConnector) HandleCallback(ctx context.Context, _ providers.Logi
 	return providers.Identity{Subject: "u"}, b.wait(ctx)
 }
 
-// TestUpstreamLimit_FailsFastWhenFull: with the IdP's slots taken, the next
+// TestUpstreamLimit_S63_FailsFastWhenFull: with the IdP's slots taken, the next
 // call fails at once with ErrUpstreamBusy (a providers.ErrUnavailable, which
 // the pages show as "not responding"); another IdP is not affected; a freed
 // slot serves again.
-func TestUpstreamLimit_FailsFastWhenFull(t *testing.T) {
+func TestUpstreamLimit_S63_FailsFastWhenFull(t *testing.T) {
 	slow, other := newBlocking(), newBlocking()
 	close(other.release)
 	ls := limitUpstream(IdP{ID: "slow", Connector: slow}, 2)
@@ -87,10 +87,10 @@ func TestUpstreamLimit_FailsFastWhenFull(t *testing.T) {
 	}
 }
 
-// TestUpstreamLimit_Deadline: an upstream that never answers is given up
+// TestUpstreamLimit_S63_Deadline: an upstream that never answers is given up
 // after the operation timeout, reported as providers.ErrUnavailable, and its
 // slot comes back.
-func TestUpstreamLimit_Deadline(t *testing.T) {
+func TestUpstreamLimit_S63_Deadline(t *testing.T) {
 	b := newBlocking()
 	l := limitUpstream(IdP{ID: "hang", Connector: b}, 1).(*limitedConnector)
 	l.timeout = 50 * time.Millisecond

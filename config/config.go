@@ -84,6 +84,12 @@ type Config struct {
 	Audit Audit `yaml:"audit,omitempty"`
 	// Ops configures the metrics, health and profiling listener (operations.go).
 	Ops Ops `yaml:"ops,omitempty"`
+	// UpstreamConcurrency is how many sign-in steps (login starts and
+	// callbacks) each upstream IdP may have in flight on one instance;
+	// beyond it, sign-ins at that IdP fail at once with a page naming it,
+	// so a hanging IdP cannot tie up the instance (docs/resilience.md).
+	// Default 64 (0 means the default).
+	UpstreamConcurrency int `yaml:"upstream_concurrency,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }

@@ -238,6 +238,9 @@ func (c *Config) problems() []Problem {
 	k.store()
 	k.keys()
 	k.durations()
+	if c.UpstreamConcurrency < 0 || c.UpstreamConcurrency > 100_000 {
+		k.add("upstream_concurrency", "%d is out of range: want 1 to 100000, or 0 for the default 64", c.UpstreamConcurrency)
+	}
 	tenantIDs := k.tenants()
 	k.clients(tenantIDs)
 	k.rules(c.Rules, "rules")

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -220,17 +221,40 @@ func New(tenants []Tenant, opts Options) (*Resolver, error) {
 // internationalized name to its ASCII (punycode) form.
 func NormalizeDomain(d string) (string, error) {
 	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
-	if d == "" {
-		return "", fmt.Errorf("%w: empty domain", ErrInvalidHint)
+	if d == "" || !utf8.ValidString(d) {
+		return "", fmt.Errorf("%w: empty or malformed domain", ErrInvalidHint)
 	}
-	if isLowerASCIIHost(d) {
-		return d, nil
+	if !isLowerASCIIHost(d) {
+		a, err := idna.Lookup.ToASCII(d)
+		if err != nil {
+			return "", fmt.Errorf("%w: domain %q: %v", ErrInvalidHint, d, err)
+		}
+		d = a
 	}
-	a, err := idna.Lookup.ToASCII(d)
-	if err != nil {
-		return "", fmt.Errorf("%w: domain %q: %v", ErrInvalidHint, d, err)
+	if !validHost(d) {
+		return "", fmt.Errorf("%w: %q is not a host name", ErrInvalidHint, d)
 	}
-	return a, nil
+	return d, nil
+}
+
+// validHost reports whether d is a lower-case ASCII host name: 1-253
+// characters, labels of 1-63 letters, digits and hyphens (RFC 1035 §2.3.4).
+func validHost(d string) bool {
+	if len(d) == 0 || len(d) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // isLowerASCIIHost is the fast path: already normalized.

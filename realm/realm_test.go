@@ -2,6 +2,7 @@ package realm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -98,6 +99,17 @@ func TestTenantOfIdP_S50_DomainVerified_S52(t *testing.T) {
 	} {
 		if got := r.DomainVerified(tc.tenant, tc.email); got != tc.want {
 			t.Errorf("DomainVerified(%q, %q) = %v, want %v", tc.tenant, tc.email, got, tc.want)
+		}
+	}
+}
+
+// TestEmailDomain_HostileInputs: inputs the fuzzer found must be refused,
+// never normalized into a name that is not a host name.
+func TestEmailDomain_HostileInputs(t *testing.T) {
+	for _, email := range []string{"0@Xn--", "x@..", "alice@acme.test..", "a@" + strings.Repeat("x", 64) + ".example",
+		"0@0\xa9", "a@b c.example", "a@exa!mple.com", "a@" + strings.Repeat("a.", 130) + "com"} {
+		if d, err := EmailDomain(email); !errors.Is(err, ErrInvalidHint) {
+			t.Errorf("EmailDomain(%q) = %q, %v, want ErrInvalidHint", email, d, err)
 		}
 	}
 }

@@ -268,6 +268,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Memberships: memberships, Logger: logger, Audit: audit,
 	}
 	applyOperations(&bc, cfg) // admin.go: rate limits (S60), audit retention (S61)
+	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
 		if host == bd || strings.HasSuffix(host, "."+bd) {

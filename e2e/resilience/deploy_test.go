@@ -138,6 +138,12 @@ keys:
   secret: "{{.Secret}}"
 # The load client sends every virtual user from its own address.
 trusted_proxies: ["127.0.0.1/32"]
+# The soak signs in faster than the default per-tenant start limit allows.
+rate_limits:
+  starts_per_tenant: "off"
+# Several processes share this file on one host: no operations listener.
+ops:
+  listen: "off"
 clients:
   - id: ` + appClientID + `
     secret: "{{.ClientSecret}}"

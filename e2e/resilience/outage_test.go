@@ -186,6 +186,7 @@ func runOutage(t *testing.T, d *deployment, o outage) {
 	// Each process must complete a whole login (every step on itself)
 	// within the budget; the load keeps running meanwhile.
 	recovered := make([]time.Duration, len(d.addrs))
+	lastErr := make([]error, len(d.addrs))
 	var wg sync.WaitGroup
 	for i := range d.addrs {
 		wg.Add(1)
@@ -197,6 +198,7 @@ func runOutage(t *testing.T, d *deployment, o outage) {
 					recovered[i] = time.Since(back)
 					return
 				}
+				lastErr[i] = err
 				if time.Since(back) > 4*recoveryBudget {
 					recovered[i] = -1
 					t.Errorf("process %d: no successful login within %s of the store's return; last: %v", i+1, 4*recoveryBudget, err)
@@ -208,7 +210,7 @@ func runOutage(t *testing.T, d *deployment, o outage) {
 	}
 	wg.Wait()
 	for i, r := range recovered {
-		t.Logf("process %d: first whole login %s after the store returned", i+1, r.Round(time.Millisecond))
+		t.Logf("process %d: first whole login %s after the store returned (last failure before: %v)", i+1, r.Round(time.Millisecond), lastErr[i])
 		if r > recoveryBudget {
 			t.Errorf("process %d served a whole login %s after the store returned, want within %s", i+1, r.Round(time.Millisecond), recoveryBudget)
 		}

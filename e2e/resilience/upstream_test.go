@@ -52,7 +52,7 @@ func measureLogins(t *testing.T, d *deployment, n, concurrency int) []time.Durat
 	return took
 }
 
-// TestResilience_HangingUpstream: tenant slow's IdP hangs at its token
+// TestResilience_S63_HangingUpstream: tenant slow's IdP hangs at its token
 // endpoint while 96 of its users try to sign in at once; tenant acme's
 // sign-in p99 must stay within 1.5x of its figure without the hang. The two
 // conditions alternate in short rounds so that other load on the machine
@@ -61,7 +61,7 @@ func measureLogins(t *testing.T, d *deployment, n, concurrency int) []time.Durat
 // and the other 32 were refused at once, measures acme, then lets the
 // upstream answer. The slow tenant's users all get a readable 502 naming
 // their IdP; the upstream never sees more than 64 requests at once.
-func TestResilience_HangingUpstream(t *testing.T) {
+func TestResilience_S63_HangingUpstream(t *testing.T) {
 	srv := redistest.Start(t)
 	d := deploy(t, 1, storeSpec{addrs: []string{srv.Addr()}})
 	const (
