@@ -40,7 +40,7 @@ func TestE2E_OpenIDClient_OIDCProvider(t *testing.T) {
 	startRealmgate(t, d, "realmgate", addr)
 
 	stateFile := filepath.Join(t.TempDir(), "rp-state.json")
-	common := []string{"--issuer", issuer, "--client-id", rpClientID, "--client-secret="+d.cfg.ClientSecret, "--state-file", stateFile}
+	common := []string{"--issuer", issuer, "--client-id", rpClientID, "--client-secret=" + d.cfg.ClientSecret, "--state-file", stateFile}
 
 	var started struct {
 		URL string `json:"url"`

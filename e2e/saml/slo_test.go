@@ -162,13 +162,23 @@ func TestE2E_SAML_SingleLogout(t *testing.T) {
 	// events returns samlify's events of kind since index from, failing on errors.
 	events := func(t *testing.T, from int, kind string) []idpEvent {
 		t.Helper()
+		// samlify logs its events on stdout, read asynchronously: a line may
+		// arrive just after the browser step that caused it. Wait briefly.
 		var out []idpEvent
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+			out = out[:0]
+			for _, ev := range idps.events("contoso")[from:] {
+				if ev.Event == kind {
+					out = append(out, ev)
+				}
+			}
+			if len(out) > 0 || time.Now().After(deadline) {
+				break
+			}
+		}
 		for _, ev := range idps.events("contoso")[from:] {
 			if ev.Event == "error" {
 				t.Errorf("samlify IdP error: %s", ev.Error)
-			}
-			if ev.Event == kind {
-				out = append(out, ev)
 			}
 		}
 		return out
