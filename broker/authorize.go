@@ -129,7 +129,6 @@ func (s *Server) authorize(c echo.Context) error {
 		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
 		PromptNone: slices.Contains(prompts, "none"),
 	}
-	ctx := c.Request().Context()
 
 	// SSO: a live session skips the upstream unless the client forces a
 	// login or asks the user to pick an account (OIDC Core §3.1.2.1).
@@ -148,9 +147,8 @@ func (s *Server) authorize(c echo.Context) error {
 		return fail("login_required", "the user is not signed in")
 	}
 
-	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
-	id := randomToken(tokenBytes)
-	if err := s.putJSON(ctx, s.keyer.key("ar", id), ar, authRequestTTL); err != nil {
+	id, err := s.saveRequest(c, ar)
+	if err != nil {
 		return err
 	}
 	req := realm.Request{

@@ -43,6 +43,10 @@ type limitedConnector struct {
 
 var _ providers.Connector = (*limitedConnector)(nil)
 
+// Unwrap returns the connector the bulkhead limits, so optional capabilities
+// (found by type assertion) stay reachable through the wrapper.
+func (l *limitedConnector) Unwrap() providers.Connector { return l.inner }
+
 // acquire takes a slot without waiting and returns ctx bounded by the
 // operation timeout, and the function that gives both back.
 func (l *limitedConnector) acquire(ctx context.Context) (context.Context, func(), error) {
