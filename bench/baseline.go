@@ -387,10 +387,6 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 			b.fail(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
-		if err := b.store.Put(ctx, "gr:"+fam, grant, 720*time.Hour); err != nil {
-			b.fail(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
 		b.respond(w, g, fam, rt, g[3])
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")

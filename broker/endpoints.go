@@ -88,12 +88,8 @@ func (s *Server) accessToken(c echo.Context, token string) (jwt.MapClaims, map[s
 		return nil, nil, errBadToken
 	}
 	ctx := c.Request().Context()
-	active, err := s.store.FamilyActive(ctx, fam)
-	if err != nil {
-		return nil, nil, storeErr("family active", err)
-	}
 	var g grant
-	if err := s.getJSON(ctx, "gr:"+fam, &g); errors.Is(err, ErrNotFound) || !active {
+	if err := s.familyGrant(ctx, fam, &g); errors.Is(err, ErrNotFound) {
 		return nil, nil, errBadToken // revoked
 	} else if err != nil {
 		return nil, nil, err
@@ -200,7 +196,7 @@ func (s *Server) revoke(c echo.Context) error {
 	}
 	if fam != "" {
 		var g grant
-		err := s.getJSON(ctx, "gr:"+fam, &g)
+		err := s.familyGrant(ctx, fam, &g)
 		if errors.Is(err, ErrUnavailable) {
 			return s.tokenUnavailable(c, err)
 		}
@@ -210,7 +206,6 @@ func (s *Server) revoke(c echo.Context) error {
 			if err := s.store.RevokeFamily(ctx, fam); err != nil && !errors.Is(err, ErrNotFound) {
 				return s.tokenUnavailable(c, err)
 			}
-			_ = s.store.Delete(ctx, "gr:"+fam)
 			s.auditEvent(c, "revoked", "", attrs{client: cl.ID, tenant: g.Tenant, subject: g.Subject})
 		}
 	}

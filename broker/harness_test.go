@@ -125,11 +125,11 @@ func (r *recordingStore) Rotate(ctx context.Context, f, old, next string) ([]byt
 	r.rec(f, old, next)
 	return r.Store.Rotate(ctx, f, old, next)
 }
-func (r *recordingStore) FamilyActive(ctx context.Context, f string) (bool, error) {
+func (r *recordingStore) FamilyGrant(ctx context.Context, f string) ([]byte, error) {
 	if err := r.fail(); err != nil {
-		return false, err
+		return nil, err
 	}
-	return r.Store.FamilyActive(ctx, f)
+	return r.Store.FamilyGrant(ctx, f)
 }
 func (r *recordingStore) Ping(ctx context.Context) error {
 	if err := r.fail(); err != nil {

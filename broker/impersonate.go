@@ -85,9 +85,6 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", randomToken(tokenBytes)), blob, lifetime); err != nil {
 		return s.tokenUnavailable(c, err)
 	}
-	if err := s.store.Put(ctx, "gr:"+fam, blob, lifetime); err != nil {
-		return s.tokenUnavailable(c, err)
-	}
 	tok, err := s.keys.sign(jwt.MapClaims{
 		"iss": s.cfg.Issuer, "sub": sub, "aud": audience, "client_id": cl.ID, "iat": now.Unix(),
 		"exp": now.Add(lifetime).Unix(), "jti": randomToken(16), "scope": "openid", "tid": tenant, "roles": []any{},

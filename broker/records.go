@@ -280,6 +280,17 @@ func (s *Server) getJSON(ctx context.Context, key string, v any) error {
 	return decodeRecord(b, v)
 }
 
+// familyGrant reads the grant of an active refresh-token family (the one
+// record behind userinfo, introspection and revocation); ErrNotFound when
+// the family was revoked or has expired.
+func (s *Server) familyGrant(ctx context.Context, fam string, g *grant) error {
+	b, err := s.store.FamilyGrant(ctx, fam)
+	if err != nil {
+		return storeErr("family grant", err)
+	}
+	return decodeRecord(b, g)
+}
+
 func (s *Server) takeJSON(ctx context.Context, key string, v any) error {
 	b, err := s.store.Take(ctx, key)
 	if err != nil {

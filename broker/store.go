@@ -61,8 +61,10 @@ type Store interface {
 	Rotate(ctx context.Context, family, old, next string) ([]byte, error)
 	// RevokeFamily deletes the family; its tokens stop working at once.
 	RevokeFamily(ctx context.Context, family string) error
-	// FamilyActive reports whether the family exists and is not revoked.
-	FamilyActive(ctx context.Context, family string) (bool, error)
+	// FamilyGrant returns the grant of a family that exists and is not
+	// revoked, or ErrNotFound: one read answers userinfo, introspection and
+	// revocation, so no copy of the grant is kept beside the family.
+	FamilyGrant(ctx context.Context, family string) ([]byte, error)
 
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error

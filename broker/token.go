@@ -122,7 +122,6 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 		// S07: a second redemption revokes what the first one issued.
 		if fam, err := s.store.Get(ctx, s.keyer.key("cu", code)); err == nil {
 			_ = s.store.RevokeFamily(ctx, string(fam))
-			_ = s.store.Delete(ctx, "gr:"+string(fam))
 			s.auditEvent(c, "refused", "code_reused", attrs{client: cl.ID})
 		}
 		return s.tokenErr(c, bad)
@@ -163,7 +162,6 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	switch {
 	case errors.Is(err, ErrReused):
 		// S09: replay of a rotated token revoked the family in the store.
-		_ = s.store.Delete(ctx, "gr:"+fam)
 		s.auditEvent(c, "refused", "refresh_token_reused", attrs{client: cl.ID})
 		return s.tokenErr(c, bad)
 	case errors.Is(err, ErrNotFound):
@@ -179,13 +177,11 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		return s.tokenUnavailable(c, err)
 	} else if revoked {
 		_ = s.store.RevokeFamily(ctx, fam)
-		_ = s.store.Delete(ctx, "gr:"+fam)
 		return s.tokenErr(c, bad)
 	}
 	if g.ClientID != cl.ID {
 		// A refresh token presented by another client is stolen: end the family.
 		_ = s.store.RevokeFamily(ctx, fam)
-		_ = s.store.Delete(ctx, "gr:"+fam)
 		s.auditEvent(c, "refused", "refresh_token_client_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
 		return s.tokenErr(c, bad)
 	}
@@ -212,9 +208,6 @@ func (s *Server) issue(c echo.Context, cl *client, g *grant, fam string, first b
 		return err
 	}
 	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, s.cfg.RefreshTokenLifetime); err != nil {
-		return s.tokenUnavailable(c, err)
-	}
-	if err := s.store.Put(ctx, "gr:"+fam, blob, s.cfg.RefreshTokenLifetime); err != nil {
 		return s.tokenUnavailable(c, err)
 	}
 	return s.respondTokens(c, cl, g, fam, rt, first, scopes)

@@ -27,8 +27,8 @@ func Example() {
 	fmt.Println("rotate:", err)
 	_, err = s.Rotate(ctx, "fam1", "rt0", "rt2")
 	fmt.Println("replay reused:", errors.Is(err, broker.ErrReused))
-	active, _ := s.FamilyActive(ctx, "fam1")
-	fmt.Println("family active:", active)
+	_, err = s.FamilyGrant(ctx, "fam1")
+	fmt.Println("family active:", err == nil)
 	// Output:
 	// first Take: grant <nil>
 	// second Take not found: true

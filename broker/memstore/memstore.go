@@ -321,16 +321,19 @@ func (s *Store) RevokeFamily(ctx context.Context, id string) error {
 	return nil
 }
 
-// FamilyActive reports whether the family exists, has not expired and has
-// not been revoked.
-func (s *Store) FamilyActive(ctx context.Context, id string) (bool, error) {
+// FamilyGrant returns a copy of the grant of a family that exists, has not
+// expired and has not been revoked, or broker.ErrNotFound.
+func (s *Store) FamilyGrant(ctx context.Context, id string) ([]byte, error) {
 	if err := check(ctx, 0, false); err != nil {
-		return false, err
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.familyLocked(id)
-	return ok, nil
+	f, ok := s.familyLocked(id)
+	if !ok {
+		return nil, broker.ErrNotFound
+	}
+	return clone(f.grant), nil
 }
 
 // Ping always succeeds: memory is always reachable.

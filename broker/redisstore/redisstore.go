@@ -391,14 +391,14 @@ func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 	return wrap("revoke family", s.c.Del(ctx, s.FamilyKey(family)).Err())
 }
 
-// FamilyActive reports whether the family exists: expired and revoked
-// families are deleted.
-func (s *Store) FamilyActive(ctx context.Context, family string) (bool, error) {
-	n, err := s.c.Exists(ctx, s.FamilyKey(family)).Result()
+// FamilyGrant returns the grant of an existing family (one HGET: expired
+// and revoked families are deleted), or broker.ErrNotFound.
+func (s *Store) FamilyGrant(ctx context.Context, family string) ([]byte, error) {
+	b, err := s.c.HGet(ctx, s.FamilyKey(family), "grant").Bytes()
 	if err != nil {
-		return false, wrap("family active", err)
+		return nil, wrap("family grant", err) // redis.Nil: broker.ErrNotFound
 	}
-	return n == 1, nil
+	return b, nil
 }
 
 // Ping reports whether Redis answers.

@@ -136,14 +136,27 @@ func wantRotateErr(t *testing.T, s broker.Store, fam, old, next string, want err
 	}
 }
 
+// wantActive checks FamilyGrant: a grant for an active family, ErrNotFound
+// for a revoked, expired or unknown one.
 func wantActive(t *testing.T, s broker.Store, fam string, want bool) {
 	t.Helper()
-	got, err := s.FamilyActive(t.Context(), fam)
-	if err != nil {
-		t.Fatalf("FamilyActive(%q) error = %v", fam, err)
+	got, err := s.FamilyGrant(t.Context(), fam)
+	switch {
+	case want && err != nil:
+		t.Fatalf("FamilyGrant(%q) error = %v, want the grant", fam, err)
+	case want && len(got) == 0:
+		t.Fatalf("FamilyGrant(%q) = empty grant", fam)
+	case !want && !errors.Is(err, broker.ErrNotFound):
+		t.Fatalf("FamilyGrant(%q) = %q, %v; want ErrNotFound", fam, got, err)
 	}
-	if got != want {
-		t.Fatalf("FamilyActive(%q) = %v, want %v", fam, got, want)
+}
+
+// wantGrant checks that FamilyGrant returns exactly grant.
+func wantGrant(t *testing.T, s broker.Store, fam string, grant []byte) {
+	t.Helper()
+	got, err := s.FamilyGrant(t.Context(), fam)
+	if err != nil || !bytes.Equal(got, grant) {
+		t.Fatalf("FamilyGrant(%q) = %q, %v; want %q", fam, got, err, grant)
 	}
 }
 
@@ -375,10 +388,10 @@ func testFamilyRotateChain(t *testing.T, s broker.Store) {
 	if err := s.CreateFamily(t.Context(), fam, uniq("other"), []byte("other"), longTTL); !errors.Is(err, broker.ErrExists) {
 		t.Fatalf("second CreateFamily(%q) = %v, want ErrExists", fam, err)
 	}
-	wantActive(t, s, fam, true)
+	wantGrant(t, s, fam, grant)
 	for i := 1; i < len(tokens); i++ {
 		rotate(t, s, fam, tokens[i-1], tokens[i], grant)
-		wantActive(t, s, fam, true)
+		wantGrant(t, s, fam, grant)
 	}
 }
 
@@ -630,7 +643,7 @@ func testRotatedBounded(t *testing.T, s broker.Store) {
 	if _, err := s.Rotate(ctx, fam, tok(0), tok(999)); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("Rotate with a token older than the ring = %v, want ErrNotFound", err)
 	}
-	if ok, _ := s.FamilyActive(ctx, fam); !ok {
+	if _, err := s.FamilyGrant(ctx, fam); err != nil {
 		t.Fatal("a forgotten old token revoked the family")
 	}
 	// A recent rotated-away token is still detected as reuse.
