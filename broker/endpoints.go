@@ -15,24 +15,34 @@ import (
 // cached per algorithm set.
 func (s *Server) discovery(c echo.Context) error {
 	s.keys.refresh(c.Request().Context())
-	algs := strings.Join(s.keys.algs(), ",")
+	// The document lists the keys' algorithms: it is encoded again only when
+	// the key set changed (a new JWKS document), not per request.
+	keys := s.keys.jwks()
 	doc, _ := s.discoveryDoc.Load().(*cachedDoc)
-	if doc == nil || doc.algs != algs {
+	if doc == nil || !sameBytes(doc.keys, keys) {
 		b, err := json.Marshal(s.discoveryMetadata())
 		if err != nil {
 			return err
 		}
-		doc = &cachedDoc{algs: algs, body: b}
+		doc = &cachedDoc{keys: keys, body: b}
 		s.discoveryDoc.Store(doc)
 	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, doc.body)
 }
 
-// cachedDoc is an encoded discovery document and the algorithms it lists.
+// cachedDoc is an encoded discovery document and the JWKS document of the
+// key set it was made from.
 type cachedDoc struct {
-	algs string
+	keys []byte
 	body []byte
+}
+
+// sameBytes reports whether a and b are the same slice (one backing array),
+// which is cheaper than comparing contents and exact for documents that are
+// replaced, never modified.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (s *Server) discoveryMetadata() map[string]any {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/cel-go/common/types"
@@ -45,12 +46,12 @@ func (e *Engine) run(ctx context.Context, in Input, trace *[]Step) (map[string]a
 	if err != nil {
 		return nil, fmt.Errorf("transform: tenant %q: upstream identity: %w", e.tenant, err)
 	}
-	out, err := normalizeMap(in.Claims, 0)
+	out, err := normalizeMapCap(in.Claims, 0, e.targets)
 	if err != nil {
 		return nil, fmt.Errorf("transform: tenant %q: input claims: %w", e.tenant, err)
 	}
 	if out == nil {
-		out = map[string]any{}
+		out = make(map[string]any, e.targets)
 	}
 	act := &activation{upstream: up, claims: out, in: &in}
 	for _, list := range [][]*compiledRule{e.global, e.rules} {
@@ -211,10 +212,35 @@ func record(step *Step, action, claim string, before, after any) {
 }
 
 func (e *Engine) checkValue(v any) error {
+	if quickBound(v) <= e.maxBytes {
+		return nil // cannot be over the limit: no need to scan the text
+	}
 	if n := jsonSize(v, 0); n > e.maxBytes {
 		return fmt.Errorf("value is about %d bytes, over the %d-byte limit: %w", n, e.maxBytes, ErrOutputTooLarge)
 	}
 	return nil
+}
+
+// quickBound is an upper bound of jsonSize for strings and lists of
+// strings, found from their lengths without reading the text (at most 6
+// bytes per byte, \u escapes); other values get MaxInt, sending them to
+// the exact count.
+func quickBound(v any) int {
+	switch x := v.(type) {
+	case string:
+		return 6*len(x) + 2
+	case []any:
+		n := 2
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return math.MaxInt
+			}
+			n += 6*len(s) + 3
+		}
+		return n
+	}
+	return math.MaxInt
 }
 
 // addValues appends vals to the claim, making it a list and skipping

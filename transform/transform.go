@@ -210,6 +210,9 @@ type Engine struct {
 	global   []*compiledRule
 	rules    []*compiledRule
 	maxBytes int
+	// targets is how many distinct claims the rules can write: the output
+	// map is sized for them once instead of growing during a sign-in.
+	targets int
 }
 
 // Result is the outcome of Explain: the output claims and what each rule did.
@@ -307,7 +310,27 @@ func Compile(global, tenant []Rule, opts Options) (*Engine, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
+	e.targets = countTargets(e.global, e.rules)
 	return e, nil
+}
+
+// countTargets counts the distinct claims set, added or mapped to.
+func countTargets(lists ...[]*compiledRule) int {
+	seen := map[string]bool{}
+	for _, list := range lists {
+		for _, r := range list {
+			for _, a := range r.set {
+				seen[a.claim] = true
+			}
+			for _, a := range r.add {
+				seen[a.claim] = true
+			}
+			if r.mapping != nil {
+				seen[r.mapping.to] = true
+			}
+		}
+	}
+	return len(seen)
 }
 
 // SortedAssignments turns a `claim: expr` map into assignments sorted by

@@ -26,10 +26,15 @@ var errTooDeep = errors.New("value nested too deeply")
 // Values already in those forms are shared, not copied: the engine never
 // modifies a value in place.
 func normalizeMap(m map[string]any, depth int) (map[string]any, error) {
+	return normalizeMapCap(m, depth, 4)
+}
+
+// normalizeMapCap is normalizeMap leaving room for extra more entries.
+func normalizeMapCap(m map[string]any, depth, extra int) (map[string]any, error) {
 	if m == nil {
 		return nil, nil
 	}
-	out := make(map[string]any, len(m)+4)
+	out := make(map[string]any, len(m)+extra)
 	for k, v := range m {
 		nv, err := normalize(v, depth+1)
 		if err != nil {
@@ -333,15 +338,35 @@ func jsonSize(v any, depth int) int {
 	return 64
 }
 
+// jsonEscaped marks the ASCII bytes encoding/json escapes (control
+// characters, quote, backslash and the HTML-sensitive <, >, &).
+var jsonEscaped = func() (t [128]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = true
+	}
+	return t
+}()
+
+// strSize over-estimates the JSON size of s: 5 extra bytes per escaped byte,
+// and six bytes per byte when it is not valid UTF-8 (each invalid byte is
+// written as \ufffd). One pass for ASCII
+// text (the common case); UTF-8 is validated only when a byte is >= 0x80.
 func strSize(s string) int {
 	n := 2 + len(s)
+	ascii := true
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			ascii = false
+		} else if jsonEscaped[c] {
 			n += 5
 		}
 	}
-	if !utf8.ValidString(s) {
-		n += len(s) * 2
+	if !ascii && !utf8.ValidString(s) {
+		return 2 + 6*len(s)
 	}
 	return n
 }
