@@ -39,12 +39,15 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/realmgate/realmgate/internal/gcpace"
 )
 
 // options are the command-line flags.
@@ -69,6 +72,10 @@ var allFlows = []string{"token", "refresh", "login", "jwks", "discovery"}
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
+	// Every process of the benchmark (load generator, baseline, upstream)
+	// paces its GC as realmgate serve does: the baseline gets the same
+	// runtime setting, and the harness adds less noise to the tails.
+	gcpace.Start(context.Background(), slog.New(slog.DiscardHandler))
 	role := flag.String("role", "", "internal: run as a child process (idp or baseline)")
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per flow and target")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/gcpace"
 )
 
 const usage = `realmgate: a federation broker and security token service
@@ -138,6 +139,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		logger.Error("start", "err", err)
 		return 1
 	}
+	gcpace.Start(ctx, logger)
 	if _, err := startAdminAPI(ctx, cfg, store, srv, logger, audit); err != nil { // adminapi.go
 		logger.Error("admin api", "err", err)
 		return 1
