@@ -10,7 +10,7 @@ package main
 // Work per request (realmgate's, counted from broker/*.go; "limiter" is the
 // sign-in rate limiter of SECURITY S60, on with limits no run reaches):
 //
-//	/token code grant   4 HMAC, 3 SHA-256, 5 Redis (limiter GET, GETDEL, SET, EVALSHA, SET),
+//	/token code grant   4 HMAC, 3 SHA-256, 4 Redis (limiter GET, GETDEL, SET, EVALSHA),
 //	                    2 ES256 signatures
 //	/token refresh      3 HMAC, 2 SHA-256, 3 Redis (limiter GET, EVALSHA, GET of the logout
 //	                    marker), 2 ES256 signatures
@@ -24,7 +24,6 @@ package main
 // The benchmark reads Redis's read events per request for both servers and
 // warns when the counts differ: a new store call in a flow must be mirrored
 // here.
-//	/jwks, discovery    none (static documents)
 
 import (
 	"bytes"

@@ -26,10 +26,18 @@ type memRecord struct {
 // any other new key is shared by all sign-ins.
 var perSession = map[string]bool{"ar": true, "ul": true, "cd": true, "ss": true, "cu": true, "gr": true, "fam": true, "sx": true, "ux": true, "uy": true}
 
+// appGrant are the kept record kinds that belong to one application's
+// grant (its refresh-token family and the code-reuse marker), not to the
+// SSO session: a user signed in to three apps has one SSO session and three
+// of these.
+var appGrant = map[string]bool{"fam": true, "cu": true, "gr": true}
+
 // memReport is Redis memory per SSO session.
 type memReport struct {
 	records       []memRecord
 	lasting       int     // bytes of the records that outlive the sign-in
+	ssoSession    int     // of those, the SSO session's (session, upstream-logout index)
+	grant         int     // of those, the application grant's (family, code-reuse marker)
 	famAfter      int     // the family hash after refreshes
 	famRefreshes  int     // how many
 	bulkPerLogin  float64 // used_memory growth per sign-in over bulkLogins
@@ -97,6 +105,11 @@ func measureMemory(ctx context.Context, e *env) (*memReport, error) {
 		if final[k] {
 			m.records[i].lasting = true
 			m.lasting += m.records[i].usage
+			if appGrant[m.records[i].kind] {
+				m.grant += m.records[i].usage
+			} else {
+				m.ssoSession += m.records[i].usage
+			}
 			if m.records[i].kind == "ss" {
 				m.sessionRecord = m.records[i].usage
 			}
@@ -175,8 +188,8 @@ func (m *memReport) print(out io.Writer) {
 		}
 		fmt.Fprintf(out, "  %-5s %-6s %8d %13d  %s\n", r.kind, r.typ, r.length, r.usage, note)
 	}
-	fmt.Fprintf(out, "  kept after the sign-in: %d bytes (session key alone: %d); family after %d refreshes: %d bytes\n",
-		m.lasting, m.sessionRecord, m.famRefreshes, m.famAfter)
+	fmt.Fprintf(out, "  kept after the sign-in: %d bytes = SSO session %d (session key alone: %d) + one application's grant %d; family after %d refreshes: %d bytes\n",
+		m.lasting, m.ssoSession, m.sessionRecord, m.grant, m.famRefreshes, m.famAfter)
 	fmt.Fprintf(out, "  used_memory growth over %d sign-ins: %.0f bytes per sign-in\n", m.bulkLogins, m.bulkPerLogin)
 	if len(m.steps) == 4 {
 		fmt.Fprintf(out, "  Redis round trips: /authorize %d, upstream %d, /callback %d, /token %d\n",

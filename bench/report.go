@@ -144,8 +144,8 @@ func (rep *report) print(out io.Writer) {
 		}
 	}
 	if m := rep.memory; m != nil {
-		fmt.Fprintf(out, "  %s Redis memory per SSO session: %d bytes kept (session %d; used_memory growth %.0f per sign-in) (target <= 1024)\n",
-			check(m.lasting <= 1024), m.lasting, m.sessionRecord, m.bulkPerLogin)
+		fmt.Fprintf(out, "  %s Redis memory per SSO session: %d bytes (session %d; plus %d per application grant; used_memory growth %.0f per sign-in with one grant) (target <= 1024)\n",
+			check(m.ssoSession <= 1024), m.ssoSession, m.sessionRecord, m.grant, m.bulkPerLogin)
 	}
 	if n := rep.errors(); n > 0 {
 		fmt.Fprintf(out, "  FAIL %d errors (must be 0)\n", n)

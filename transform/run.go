@@ -251,6 +251,9 @@ func (e *Engine) addValues(out map[string]any, claim string, vals []any, step *S
 		return nil
 	}
 	before, had := out[claim]
+	if had && len(vals) <= 32 && allPresent(before, vals) {
+		return nil // nothing new: no copy of the list
+	}
 	var list []any
 	switch b := before.(type) {
 	case nil:
@@ -299,6 +302,25 @@ func (e *Engine) addValues(out map[string]any, claim string, vals []any, step *S
 	out[claim] = list
 	record(step, action, claim, before, list)
 	return nil
+}
+
+// allPresent reports whether every value of vals is already in the claim
+// value cur (a list or a single value).
+func allPresent(cur any, vals []any) bool {
+	if cur == nil {
+		return false // a null claim becomes a list
+	}
+	list, ok := cur.([]any)
+	for _, v := range vals {
+		if ok {
+			if !containsValue(list, v) {
+				return false
+			}
+		} else if !isScalar(v) || !isScalar(cur) || v != cur {
+			return false
+		}
+	}
+	return true
 }
 
 // isScalar reports whether v is a comparable claim value.
