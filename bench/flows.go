@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -385,7 +386,7 @@ func merge(a, b *result) *result {
 }
 
 func (e *env) cpuPIDs(t *target) []int {
-	return []int{t.p.pid, e.redisPID(), e.idp.pid}
+	return []int{t.p.pid, e.redisPID(), e.idp.pid, os.Getpid()}
 }
 
 // prepare sets up one flow on one target (virtual users, sessions) and
