@@ -17,6 +17,7 @@ package admin
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -136,6 +137,10 @@ type Options struct {
 	Logger, Audit *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Secret is the server secret (keys.secret). The key that encrypts
+	// provider and client secrets in the store is derived from it; empty
+	// stores them in plaintext.
+	Secret []byte
 }
 
 // snapshot is one applied version.
@@ -152,6 +157,8 @@ type Service struct {
 	files  map[string]*Tenant
 	fileCl map[string]*Client
 	echo   *echo.Echo
+	aead   cipher.AEAD // encrypts secrets at rest; nil: plaintext (no Options.Secret)
+	revKey []byte      // keys tenant revisions (State.revKey); nil without Options.Secret
 
 	mu      sync.Mutex // serializes writes and applies on this instance
 	cur     atomic.Pointer[snapshot]
@@ -186,7 +193,15 @@ func New(opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}}
+	aead, err := newSecretsAEAD(opts.Secret)
+	if err != nil {
+		return nil, err
+	}
+	revKey, err := newRevisionKey(opts.Secret)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}, aead: aead, revKey: revKey}
 	for _, t := range opts.Tokens {
 		if t.Name == "" || len(t.Token) < 32 {
 			return nil, fmt.Errorf("admin: token %q: a name and at least 32 characters are required", t.Name)
@@ -376,8 +391,12 @@ func (s *Service) tryCommit(ctx context.Context, who *caller, m mutation) (st *S
 		}
 	}
 	next := base.clone()
+	next.revKey = s.revKey
 	if before, after, err = m(next); err != nil {
 		return nil, before, after, err
+	}
+	if probs := sealedLookingSecrets(next); len(probs) > 0 {
+		return nil, before, after, &ValidationError{Problems: probs}
 	}
 	next.Version = base.Version + 1
 	next.UpdatedAt = s.opts.Now().UTC()

@@ -187,13 +187,17 @@ type instance struct {
 }
 
 type env struct {
-	t     *testing.T
-	store broker.Store
-	dns   *dnsServer
+	t      *testing.T
+	store  broker.Store
+	dns    *dnsServer
+	secret []byte // Options.Secret of the next instance; nil stores secrets in plaintext
 }
 
+// testServerSecret is the server secret of every instance unless a test changes env.secret.
+const testServerSecret = "server-secret-0123456789abcdef0123456789"
+
 func newEnv(t *testing.T) *env {
-	return &env{t: t, store: memstore.New(), dns: startDNS(t)}
+	return &env{t: t, store: memstore.New(), dns: startDNS(t), secret: []byte(testServerSecret)}
 }
 
 // instance starts an admin Service on the shared store, polling every 20 ms.
@@ -216,6 +220,7 @@ func (e *env) instance() *instance {
 		PollInterval: 20 * time.Millisecond,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Audit:        slog.New(slog.NewJSONHandler(in.audit, nil)),
+		Secret:       e.secret,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -153,6 +154,9 @@ type State struct {
 	UpdatedBy string    `json:"updated_by,omitempty"`
 
 	owners map[string]string // verified domain -> tenant; built on demand
+	// revKey keys the tenant revisions (an HMAC of the tenant's JSON, which
+	// holds its plaintext secrets); nil without a server secret.
+	revKey []byte
 }
 
 // clone returns a copy of s whose slices may be changed; the tenants and
@@ -209,7 +213,18 @@ func (s *State) client(id string) int {
 func (s *State) putTenant(t Tenant) {
 	t.Source, t.Revision = "", ""
 	if b, err := json.Marshal(t); err == nil {
-		sum := sha256.Sum256(b)
+		// The JSON holds the plaintext secrets: with a server secret the
+		// revision is keyed, so a stored revision cannot be used to test
+		// guesses of a weak secret offline.
+		var sum []byte
+		if s.revKey != nil {
+			m := hmac.New(sha256.New, s.revKey)
+			m.Write(b)
+			sum = m.Sum(nil)
+		} else {
+			h := sha256.Sum256(b)
+			sum = h[:]
+		}
 		t.Revision = hex.EncodeToString(sum[:8])
 	}
 	i := sort.Search(len(s.Tenants), func(i int) bool { return s.Tenants[i].ID >= t.ID })

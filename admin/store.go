@@ -125,11 +125,16 @@ type storedState struct {
 	UpdatedBy string            `json:"updated_by,omitempty"`
 }
 
-// encode writes st as a stored document, reusing the JSON of tenants
-// whose revision it encoded before, and remembers each tenant's JSON so
-// that decoding this version here costs nothing. Callers hold s.mu.
+// encode writes st as a stored document, secrets encrypted (secrets.go),
+// reusing the JSON of tenants whose revision it encoded before, and
+// remembers each tenant's JSON so that decoding this version here costs
+// nothing. Callers hold s.mu.
 func (s *Service) encode(st *State) ([]byte, error) {
-	raw := storedState{Version: st.Version, Clients: st.Clients, UpdatedAt: st.UpdatedAt, UpdatedBy: st.UpdatedBy,
+	clients, err := s.sealClients(st.Clients)
+	if err != nil {
+		return nil, err
+	}
+	raw := storedState{Version: st.Version, Clients: clients, UpdatedAt: st.UpdatedAt, UpdatedBy: st.UpdatedBy,
 		Tenants: make([]json.RawMessage, len(st.Tenants))}
 	encoded := make(map[string]json.RawMessage, len(st.Tenants))
 	decoded := make(map[string]Tenant, len(st.Tenants))
@@ -137,8 +142,11 @@ func (s *Service) encode(st *State) ([]byte, error) {
 		key := t.ID + "\x00" + t.Revision
 		b, ok := s.encoded[key]
 		if !ok || t.Revision == "" {
-			var err error
-			if b, err = json.Marshal(t); err != nil {
+			sealed, err := s.sealTenant(t)
+			if err != nil {
+				return nil, err
+			}
+			if b, err = json.Marshal(sealed); err != nil {
 				return nil, err
 			}
 		}
@@ -157,7 +165,8 @@ func (s *Service) encode(st *State) ([]byte, error) {
 	return data, nil
 }
 
-// decode reads a stored document; an empty one is the empty state. A
+// decode reads a stored document, secrets decrypted; an empty one is the
+// empty state. A secret that does not decrypt fails the whole document. A
 // tenant whose JSON is the same as in the previous document is reused, not
 // decoded again: with 10k tenants most of the cost of a new version.
 // Callers hold s.mu.
@@ -170,6 +179,9 @@ func (s *Service) decode(doc []byte) (*State, error) {
 	if err := json.Unmarshal(doc, &raw); err != nil {
 		return nil, fmt.Errorf("admin: decode state: %w", err)
 	}
+	if err := s.openClients(raw.Clients); err != nil {
+		return nil, fmt.Errorf("admin: decode state: %w", err)
+	}
 	st.Version, st.Clients, st.UpdatedAt, st.UpdatedBy = raw.Version, raw.Clients, raw.UpdatedAt, raw.UpdatedBy
 	st.Tenants = make([]Tenant, 0, len(raw.Tenants))
 	next := make(map[string]Tenant, len(raw.Tenants))
@@ -177,6 +189,9 @@ func (s *Service) decode(doc []byte) (*State, error) {
 		t, ok := s.decoded[string(r)]
 		if !ok {
 			if err := json.Unmarshal(r, &t); err != nil {
+				return nil, fmt.Errorf("admin: decode state: %w", err)
+			}
+			if err := s.openTenant(&t); err != nil {
 				return nil, fmt.Errorf("admin: decode state: %w", err)
 			}
 		}

@@ -624,6 +624,11 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 	}
 	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer,
 		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit}
+	if cfg.Keys.Secret != "" {
+		opts.Secret = []byte(cfg.Keys.Secret) // the admin package derives its own key (admin/secrets.go)
+	} else {
+		logger.Warn("admin: keys.secret is not set: client secrets of API tenants and clients are stored unencrypted; set keys.secret to encrypt them")
+	}
 	fileClients := map[string]bool{}
 	for _, c := range cfg.Clients {
 		fileClients[c.ID] = true
