@@ -728,6 +728,18 @@ func TestWarnings(t *testing.T) {
 			t.Errorf("Warnings()[%d] = %q, want prefix %q", i, got[i], want[i])
 		}
 	}
+
+	// The admin API without keys.secret stores client secrets unencrypted.
+	c = validConfig()
+	c.AdminAPI.Tokens = []AdminToken{{Name: "ops", Token: strings.Repeat("t", 40)}}
+	got = c.Warnings()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "keys.secret: not set with the admin API on") {
+		t.Errorf("Warnings() with the admin API and no keys.secret = %q, want the unencrypted-secrets warning", got)
+	}
+	c.Keys.Secret = strings.Repeat("s", 40)
+	if got := c.Warnings(); len(got) != 0 {
+		t.Errorf("Warnings() with the admin API and keys.secret = %q, want none", got)
+	}
 }
 
 func TestHelpers(t *testing.T) {

@@ -156,6 +156,9 @@ func (c *Config) Warnings() []string {
 	if c.Store.Type == StoreRedis && c.Keys.Secret == "" {
 		k.add("keys.secret", "not set with a redis store: set it (keys.secret: ${REALMGATE_SECRET}) so every instance shares the key that indexes tokens in the store and signing keys are stored encrypted")
 	}
+	if c.Keys.Secret == "" && len(c.AdminAPI.Tokens) > 0 {
+		k.add("keys.secret", "not set with the admin API on: client secrets written through the API are stored unencrypted; set it (keys.secret: ${REALMGATE_SECRET}) to encrypt them")
+	}
 	if h, _, err := net.SplitHostPort(c.AdminAPI.Listen); err == nil && len(c.AdminAPI.Tokens) > 0 && !isLoopback(h) {
 		k.add("admin_api.listen", "is not a loopback address: the admin API speaks plain HTTP, so put it behind a TLS-terminating proxy on a private network")
 	}
