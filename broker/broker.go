@@ -166,14 +166,15 @@ type Server struct {
 	// discoveryDoc caches the encoded discovery document (*cachedDoc).
 	discoveryDoc atomic.Value
 	// directory holds tenants, IdPs and rules; swapped by Reconfigure.
-	directory atomic.Pointer[directory]
-	log       *slog.Logger
-	audit     *slog.Logger
-	now       func() time.Time
-	echo      *echo.Echo
-	logouts   *logoutQueue
-	ops       *ops // metrics and the audit stream writer (metrics.go)
-	secure    bool // cookies get Secure (https issuer)
+	directory  atomic.Pointer[directory]
+	log        *slog.Logger
+	audit      *slog.Logger
+	now        func() time.Time
+	echo       *echo.Echo
+	logouts    *logoutQueue
+	ops        *ops            // metrics and the audit stream writer (metrics.go)
+	underLimit underLimitCache // failure limits recently read as not reached (ratelimit.go)
+	secure     bool            // cookies get Secure (https issuer)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -156,6 +158,9 @@ func (s *Server) hit(ctx context.Context, name, subject string, l RateLimit) tim
 		return 0
 	}
 	key, left := s.window(name, subject, l)
+	if name == limitFailuresIP || name == limitFailuresTenant {
+		s.underLimit.forget(key) // the next check on this instance reads the store again
+	}
 	n, err := s.store.Incr(ctx, key, left+time.Second)
 	if err != nil {
 		s.limiterError(name, err)
@@ -174,8 +179,14 @@ func (s *Server) over(ctx context.Context, name, subject string, l RateLimit) ti
 		return 0
 	}
 	key, left := s.window(name, subject, l)
+	now := s.now()
+	if s.underLimit.fresh(key, now) {
+		return 0
+	}
+	seq := s.underLimit.failures.Load()
 	b, err := s.store.Get(ctx, key)
 	if errors.Is(err, ErrNotFound) {
+		s.underLimit.remember(key, now, seq)
 		return 0
 	}
 	if err != nil {
@@ -185,7 +196,60 @@ func (s *Server) over(ctx context.Context, name, subject string, l RateLimit) ti
 	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil && n >= l.Limit {
 		return left
 	}
+	s.underLimit.remember(key, now, seq)
 	return 0
+}
+
+// underLimitCacheTTL is how long a failure limit read as not reached is
+// believed without asking the store again.
+const underLimitCacheTTL = time.Second
+
+// underLimitCacheSize bounds the cache; when full it starts over.
+const underLimitCacheSize = 1 << 14
+
+// underLimitCache spares the store a read of a failure counter on every
+// request (a /token request made one only for this): a counter read as
+// under its limit is believed for underLimitCacheTTL on this instance.
+// Every failure counted here forgets its counter at once, and a read that
+// overlapped any failure counted here is not remembered, so failures seen
+// by this instance are enforced exactly as without the cache; failures
+// counted by other instances are enforced here within underLimitCacheTTL
+// (S60: the counts themselves stay in the shared store).
+type underLimitCache struct {
+	mu       sync.Mutex
+	until    map[string]time.Time
+	failures atomic.Uint64 // failures counted on this instance, ever
+}
+
+// fresh reports whether key was read as under its limit less than
+// underLimitCacheTTL ago.
+func (c *underLimitCache) fresh(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.until[key]
+	return ok && now.Before(until)
+}
+
+// remember records key as under its limit at now, unless a failure was
+// counted on this instance since seq was read (the read may predate it).
+func (c *underLimitCache) remember(key string, now time.Time, seq uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failures.Load() != seq {
+		return
+	}
+	if c.until == nil || len(c.until) >= underLimitCacheSize {
+		c.until = make(map[string]time.Time)
+	}
+	c.until[key] = now.Add(underLimitCacheTTL)
+}
+
+// forget drops key: a failure was just counted against it.
+func (c *underLimitCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failures.Add(1)
+	delete(c.until, key)
 }
 
 // limiterError logs a store failure of the limiter, which fails open.

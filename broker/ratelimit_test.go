@@ -237,6 +237,43 @@ func TestRateLimit_S60_FailuresPerIP(t *testing.T) {
 	})
 }
 
+// TestRateLimit_S60_FailuresAcrossInstancesWithinASecond: an instance
+// keeps a failure counter it read as under the limit for at most a second
+// (ratelimit.go, underLimitCache), so failures counted by another instance
+// are enforced here within that second; failures counted here are
+// enforced at once.
+func TestRateLimit_S60_FailuresAcrossInstancesWithinASecond(t *testing.T) {
+	ms := memstore.New()
+	t.Cleanup(func() { ms.Close() })
+	a, b := twoInstances(t, ms, withLimits(broker.RateLimits{FailuresPerIP: broker.RateLimit{Limit: 2, Window: 10 * time.Minute}}, nil))
+	alignWindows(10*time.Minute, a, b)
+	const ip = "203.0.113.60"
+	badCallback := func(e *env) int {
+		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/callback/acme-idp?code=x&state=forged-state", nil)
+		fromIP(ip)(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// b reads the counter (0: under the limit) and may believe it for a second.
+	wantStarted(t, "start on b before any failure", first(b.startFrom(ip, "alice@acme.test")))
+	for i := range 2 {
+		if st := badCallback(a); st != http.StatusBadRequest {
+			t.Fatalf("forged callback %d on a = %d, want 400", i+1, st)
+		}
+	}
+	// On a, which counted the failures, the limit holds at once.
+	resp, body := a.startFrom(ip, "alice@acme.test")
+	wantThrottled(t, "start on a right after its 2 failures", resp, body, 600)
+	// On b, within a second.
+	time.Sleep(1100 * time.Millisecond)
+	resp, body = b.startFrom(ip, "alice@acme.test")
+	wantThrottled(t, "start on b a second after 2 failures on a", resp, body, 600)
+}
+
 // TestRateLimit_S60_FailuresPerTenant: upstream answers that fail validation
 // count against the tenant; forged callbacks anybody can send do not, so
 // nobody locks a tenant out by posting garbage.
