@@ -130,6 +130,12 @@ func (s *Service) handleError(err error, c echo.Context) {
 		status, body = http.StatusConflict, errorBody{Error: "conflict", Message: err.Error()}
 	case errors.Is(err, broker.ErrUnavailable):
 		status, body = http.StatusServiceUnavailable, errorBody{Error: "unavailable", Message: "the store is unreachable; nothing was changed"}
+	case errors.Is(err, ErrSecret):
+		// The stored state holds secrets this instance cannot decrypt (another
+		// keys.secret): an operator must act; the tenant or client is logged.
+		s.opts.Logger.Error("admin: request refused: stored state unreadable", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+		status, body = http.StatusServiceUnavailable, errorBody{Error: "unavailable",
+			Message: "the stored state holds secrets this instance cannot decrypt (is keys.secret the one they were written with?); nothing was changed"}
 	case errors.As(err, &mbe):
 		status, body = http.StatusRequestEntityTooLarge, errorBody{Error: "too_large", Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit)}
 	case errors.As(err, &he):

@@ -246,8 +246,8 @@ func TestAdminSecrets_UndecryptableIsAnError(t *testing.T) {
 			// it would otherwise replace every tenant with its empty state.
 			in.svc = svc
 			in.srv = httpServer(t, svc)
-			if got := in.call(t, opToken, "POST", "/v1/tenants", tenantDoc("gamma"), nil); got != http.StatusInternalServerError {
-				t.Fatalf("write over an undecryptable state = %d, want 500", got)
+			if got := in.call(t, opToken, "POST", "/v1/tenants", tenantDoc("gamma"), nil); got != http.StatusServiceUnavailable {
+				t.Fatalf("write over an undecryptable state = %d, want 503", got)
 			}
 			if k, _ := rawState(t, e); k != key {
 				t.Fatalf("newest version is %s after a refused write, want %s", k, key)
