@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -172,7 +173,7 @@ func clip(v string, n int) string {
 type auditWriter struct {
 	store   AuditStore
 	maxLen  int64
-	queue   chan auditItem
+	queues  []chan auditItem // one per worker; a tenant's events always go to the same one
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -204,11 +205,13 @@ func (s *Server) newAuditWriter() *auditWriter {
 	if maxLen == 0 {
 		maxLen = DefaultAuditMaxLen
 	}
-	w := &auditWriter{store: as, maxLen: maxLen, queue: make(chan auditItem, auditQueueSize)}
+	w := &auditWriter{store: as, maxLen: maxLen}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	for range auditWorkers {
+		q := make(chan auditItem, auditQueueSize/auditWorkers)
+		w.queues = append(w.queues, q)
 		w.wg.Add(1)
-		go w.run(s)
+		go w.run(s, q)
 	}
 	return w
 }
@@ -225,7 +228,7 @@ func (w *auditWriter) push(s *Server, tenant string, ev AuditEvent) {
 		return
 	}
 	select {
-	case w.queue <- auditItem{tenant: tenant, event: b}:
+	case w.queueFor(tenant) <- auditItem{tenant: tenant, event: b}:
 	default:
 		s.ops.metrics.auditDropped.Inc()
 		if n := w.dropped.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, ...: no log flood
@@ -234,9 +237,17 @@ func (w *auditWriter) push(s *Server, tenant string, ev AuditEvent) {
 	}
 }
 
-func (w *auditWriter) run(s *Server) {
+// queueFor returns the worker queue of a tenant: one worker writes all of a
+// tenant's events, so its stream keeps the order they happened in.
+func (w *auditWriter) queueFor(tenant string) chan auditItem {
+	h := fnv.New32a()
+	h.Write([]byte(tenant))
+	return w.queues[h.Sum32()%uint32(len(w.queues))]
+}
+
+func (w *auditWriter) run(s *Server, queue chan auditItem) {
 	defer w.wg.Done()
-	for it := range w.queue {
+	for it := range queue {
 		ctx, cancel := context.WithTimeout(w.ctx, auditWriteTimeout)
 		err := w.store.AppendAudit(ctx, it.tenant, it.event, w.maxLen)
 		cancel()
@@ -257,7 +268,9 @@ func (w *auditWriter) close() {
 		return
 	}
 	w.once.Do(func() {
-		close(w.queue)
+		for _, q := range w.queues {
+			close(q)
+		}
 		t := time.AfterFunc(auditDrainTimeout, w.cancel)
 		w.wg.Wait()
 		t.Stop()
