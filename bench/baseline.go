@@ -17,7 +17,7 @@ package main
 //	                    2 ES256 signatures
 //	/authorize (login)  5 HMAC, 1 SHA-256, 4 Redis (SET; EVALSHA, EVALSHA: the start counters;
 //	                    SET) + 1 audit XADD off the request path, redirect upstream
-//	/callback           6 HMAC, 2 SHA-256, 6 Redis (GETDEL, GET, SET session, SET
+//	/callback           6 HMAC, 2 SHA-256, 6 Redis (GETDEL, GET, SET session, EVALSHA
 //	                    upstream-logout index, DEL, SET) + 1 audit XADD off the request path,
 //	                    upstream token and userinfo calls, 1 ES256 verification
 //	/jwks, discovery    none (static documents)
@@ -556,7 +556,7 @@ func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The index an upstream back-channel logout finds the session by.
-	if err := b.store.Put(ctx, b.key("ux", benchIdPID+"\x00"+sub), []byte(ssKey), 8*time.Hour); err != nil {
+	if err := b.store.AddToIndex(ctx, b.key("uz", benchIdPID+"\x00"+sub), ssKey, 64, 8*time.Hour); err != nil {
 		b.fail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}

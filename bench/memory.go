@@ -24,7 +24,7 @@ type memRecord struct {
 // perSession are the record kinds one sign-in writes (records.go, token.go,
 // logout.go, backchannel.go: ux and uy are per upstream user and session);
 // any other new key is shared by all sign-ins.
-var perSession = map[string]bool{"ar": true, "ul": true, "cd": true, "ss": true, "cu": true, "gr": true, "fam": true, "sx": true, "ux": true, "uy": true}
+var perSession = map[string]bool{"ar": true, "ul": true, "cd": true, "ss": true, "cu": true, "gr": true, "fam": true, "sx": true, "ux": true, "uy": true, "uz": true}
 
 // appGrant are the kept record kinds that belong to one application's
 // grant (its refresh-token family and the code-reuse marker), not to the

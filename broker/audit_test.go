@@ -407,3 +407,29 @@ func (r *recordingStore) ReadAudit(ctx context.Context, tenant, after string, li
 	}
 	return as.ReadAudit(ctx, tenant, after, limit)
 }
+
+// The harness's recordingStore passes the IndexStore capability through too.
+var _ broker.IndexStore = (*recordingStore)(nil)
+
+func (r *recordingStore) AddToIndex(ctx context.Context, key, member string, max int, ttl time.Duration) error {
+	if err := r.fail(); err != nil {
+		return err
+	}
+	ix, ok := r.Store.(broker.IndexStore)
+	if !ok {
+		return errors.New("test store keeps no indexes")
+	}
+	r.rec(key, member)
+	return ix.AddToIndex(ctx, key, member, max, ttl)
+}
+
+func (r *recordingStore) IndexMembers(ctx context.Context, key string) ([]string, error) {
+	if err := r.fail(); err != nil {
+		return nil, err
+	}
+	ix, ok := r.Store.(broker.IndexStore)
+	if !ok {
+		return nil, errors.New("test store keeps no indexes")
+	}
+	return ix.IndexMembers(ctx, key)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,31 +18,81 @@ type logoutTokenVerifier interface {
 	VerifyLogoutToken(ctx context.Context, raw string) (providers.LogoutClaims, error)
 }
 
+// maxUpstreamSessions bounds the sessions indexed per upstream user: an
+// upstream logout by subject ends at most this many (the newest).
+const maxUpstreamSessions = 64
+
 // upstreamIndexKeys are the store keys that point from an upstream subject
-// and upstream session id to the broker session they started. Each keeps
-// the latest session; logout by sid is exact, logout by sub ends the latest.
-func (s *Server) upstreamIndexKeys(idp, sub, sid string) (bySub, bySID string) {
+// and upstream session id to the broker sessions they started: bySub is
+// the index of every session of the subject (IndexStore), legacySub the
+// single-session pointer written before that index existed (and still by a
+// store without IndexStore), bySID the one session of an upstream sid.
+func (s *Server) upstreamIndexKeys(idp, sub, sid string) (bySub, legacySub, bySID string) {
 	if sub != "" {
-		bySub = s.keyer.key("ux", idp+"\x00"+sub)
+		bySub = s.keyer.key("uz", idp+"\x00"+sub)
+		legacySub = s.keyer.key("ux", idp+"\x00"+sub)
 	}
 	if sid != "" {
 		bySID = s.keyer.key("uy", idp+"\x00"+sid)
 	}
-	return bySub, bySID
+	return bySub, legacySub, bySID
 }
 
 // indexSession records the upstream handles of a new session (best effort:
 // a failure only means an upstream logout cannot find it).
 func (s *Server) indexSession(ctx context.Context, sess *session) {
 	sid, _ := sess.Identity.Claims["sid"].(string)
-	bySub, bySID := s.upstreamIndexKeys(sess.IdP, sess.Identity.Subject, sid)
-	for _, k := range []string{bySub, bySID} {
-		if k != "" {
-			if err := s.store.Put(ctx, k, []byte(sess.key), s.cfg.SessionLifetime); err != nil {
-				s.log.Warn("index session for upstream logout", "err", err)
-			}
+	bySub, legacySub, bySID := s.upstreamIndexKeys(sess.IdP, sess.Identity.Subject, sid)
+	var err error
+	if ix, ok := s.store.(IndexStore); ok && bySub != "" {
+		err = ix.AddToIndex(ctx, bySub, sess.key, maxUpstreamSessions, s.cfg.SessionLifetime)
+	} else if legacySub != "" {
+		err = s.store.Put(ctx, legacySub, []byte(sess.key), s.cfg.SessionLifetime)
+	}
+	if err == nil && bySID != "" {
+		err = s.store.Put(ctx, bySID, []byte(sess.key), s.cfg.SessionLifetime)
+	}
+	if err != nil {
+		s.log.Warn("index session for upstream logout", "err", err)
+	}
+}
+
+// upstreamSessionKeys returns the broker sessions an upstream logout names
+// and the index keys to delete after: the session of the upstream sid when
+// it is known; otherwise every session of the upstream subject (OIDC
+// Back-Channel Logout 1.0 §2.4: without sid, all of the End-User's
+// sessions; SAML 2.0 Core §3.7.1 likewise without a SessionIndex).
+func (s *Server) upstreamSessionKeys(ctx context.Context, idp, sub, sid string) (sessions, indexes []string, err error) {
+	bySub, legacySub, bySID := s.upstreamIndexKeys(idp, sub, sid)
+	if bySID != "" {
+		key, err := s.store.Get(ctx, bySID)
+		switch {
+		case err == nil:
+			return []string{string(key)}, []string{bySID}, nil
+		case !errors.Is(err, ErrNotFound):
+			return nil, nil, storeErr("upstream session index", err)
 		}
 	}
+	if bySub == "" {
+		return nil, nil, nil
+	}
+	if ix, ok := s.store.(IndexStore); ok {
+		if sessions, err = ix.IndexMembers(ctx, bySub); err != nil {
+			return nil, nil, storeErr("upstream session index", err)
+		}
+		indexes = append(indexes, bySub)
+	}
+	key, err := s.store.Get(ctx, legacySub)
+	switch {
+	case err == nil:
+		if k := string(key); !slices.Contains(sessions, k) {
+			sessions = append(sessions, k)
+		}
+		indexes = append(indexes, legacySub)
+	case !errors.Is(err, ErrNotFound):
+		return nil, nil, storeErr("upstream session index", err)
+	}
+	return sessions, indexes, nil
 }
 
 // backchannel receives an upstream IdP's logout token at
@@ -89,31 +140,9 @@ func (s *Server) backchannel(c echo.Context) error {
 		s.log.Error("logout jti", "request_id", requestID(c), "err", storeErr("logout jti", err))
 		return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
 	}
-	bySub, bySID := s.upstreamIndexKeys(idp.ID, lc.Subject, lc.SID)
-	found := false
-	for _, k := range []string{bySID, bySub} {
-		if k == "" || (found && k == bySub) {
-			continue // a known sid names one session; sub is the fallback
-		}
-		key, err := s.store.Get(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		} else if err != nil {
-			return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
-		}
-		var sess session
-		if err := s.getJSON(ctx, string(key), &sess); errors.Is(err, ErrNotFound) {
-			continue
-		} else if err != nil {
-			return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
-		}
-		sess.key = string(key)
-		if err := s.logoutSession(ctx, &sess); err != nil {
-			return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
-		}
-		_ = s.store.Delete(ctx, k)
-		found = true
-		s.auditEvent(c, "logout", "upstream_backchannel", attrs{tenant: sess.Tenant, idp: idp.ID, subject: sess.Subject})
+	if err := s.endUpstreamSessions(c, idp, lc.Subject, lc.SID, "upstream_backchannel"); err != nil {
+		s.log.Error("upstream logout", "request_id", requestID(c), "idp", idp.ID, "err", err)
+		return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
 	}
 	return c.NoContent(http.StatusOK)
 }

@@ -212,6 +212,39 @@ func TestBackchannel_S64_InboundLogoutAndJTIReplay(t *testing.T) {
 	}
 }
 
+// TestBackchannel_S64_LogoutBySubEndsEverySession: a logout token with a
+// sid ends that session only; one with a sub and no sid ends every session
+// the upstream user has at realmgate (OIDC Back-Channel Logout 1.0 §2.4),
+// not only the newest.
+func TestBackchannel_S64_LogoutBySubEndsEverySession(t *testing.T) {
+	e := newEnv(t)
+	send := func(tok string) {
+		t.Helper()
+		if r := e.post("/backchannel/acme-idp", url.Values{"logout_token": {tok}}, "", ""); r.status != http.StatusOK {
+			t.Fatalf("logout token %q = %d %v, want 200", tok, r.status, r.body)
+		}
+	}
+	var tokens []string
+	for _, sid := range []string{"s-1", "s-2", "s-3"} { // three browsers
+		e.acme.ident.Claims = map[string]any{"sub": "alice-upstream", "sid": sid}
+		tr, _ := e.signIn()
+		tokens = append(tokens, tr.str("access_token"))
+	}
+	alive := func(when string, want ...bool) {
+		t.Helper()
+		for i, tok := range tokens {
+			st, _ := e.userinfo(tok)
+			if got := st == http.StatusOK; got != want[i] {
+				t.Errorf("%s: session %d alive = %v (userinfo %d), want %v", when, i+1, got, st, want[i])
+			}
+		}
+	}
+	send("logout|alice-upstream|s-2|jti-1")
+	alive("after logout of sid s-2", true, false, true)
+	send("logout|alice-upstream||jti-2")
+	alive("after logout of the sub", false, false, false)
+}
+
 func TestLogout_UpstreamSessionEnded(t *testing.T) {
 	e := newEnv(t, withBackchannel("http://127.0.0.1:1/unused"), func(c *broker.Config) {
 		for i := range c.IdPs {

@@ -163,34 +163,30 @@ func (s *Server) samlLogoutRequest(c echo.Context, idp IdP, sl samlLogout, relay
 }
 
 // endUpstreamSessions ends the broker session of the upstream session sid
-// at idp, or else the latest one of the upstream subject sub, as the
-// back-channel endpoint does.
+// at idp, or, when no sid names one, every session of the upstream subject
+// sub (upstreamSessionKeys); the back-channel endpoint and SAML single
+// logout both use it.
 func (s *Server) endUpstreamSessions(c echo.Context, idp IdP, sub, sid, reason string) error {
 	ctx := c.Request().Context()
-	bySub, bySID := s.upstreamIndexKeys(idp.ID, sub, sid)
-	for _, k := range []string{bySID, bySub} {
-		if k == "" {
-			continue
-		}
-		key, err := s.store.Get(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		} else if err != nil {
-			return storeErr("upstream session index", err)
-		}
+	keys, indexes, err := s.upstreamSessionKeys(ctx, idp.ID, sub, sid)
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
 		var sess session
-		if err := s.getJSON(ctx, string(key), &sess); errors.Is(err, ErrNotFound) {
-			continue
+		if err := s.getJSON(ctx, key, &sess); errors.Is(err, ErrNotFound) {
+			continue // ended or expired meanwhile
 		} else if err != nil {
 			return err
 		}
-		sess.key = string(key)
+		sess.key = key
 		if err := s.logoutSession(ctx, &sess); err != nil {
 			return err
 		}
-		_ = s.store.Delete(ctx, k)
 		s.auditEvent(c, "logout", reason, attrs{tenant: sess.Tenant, idp: idp.ID, subject: sess.Subject})
-		return nil // a known sid names one session; sub is the fallback
+	}
+	for _, k := range indexes {
+		_ = s.store.Delete(ctx, k)
 	}
 	return nil
 }

@@ -69,3 +69,19 @@ type Store interface {
 	// Ping reports whether the store is reachable (readiness).
 	Ping(ctx context.Context) error
 }
+
+// IndexStore is implemented by a Store that keeps small indexes: bounded
+// sets of members (store keys) under one key, such as every session one
+// upstream user has open, so that an upstream logout of the user ends all of
+// them (OIDC Back-Channel Logout 1.0 §2.4: a logout token without sid means
+// every session of the sub). memstore and redisstore implement it; the
+// broker finds it by type assertion and, without it, indexes only the
+// newest session.
+type IndexStore interface {
+	// AddToIndex adds member to the index under key, keeping the newest max
+	// members, and makes the index live at least ttl from now.
+	AddToIndex(ctx context.Context, key, member string, max int, ttl time.Duration) error
+	// IndexMembers returns the members of the index under key, newest
+	// first; none and no error when there is no such index.
+	IndexMembers(ctx context.Context, key string) ([]string, error)
+}

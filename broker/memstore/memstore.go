@@ -47,6 +47,7 @@ type Store struct {
 	mu       sync.Mutex
 	entries  map[string]entry
 	families map[string]*family
+	indexes  map[string]*index // index.go
 
 	audit auditStreams // per-tenant audit streams (audit.go)
 
@@ -66,6 +67,7 @@ func newStore(now func() time.Time, every time.Duration) *Store {
 		now:      now,
 		entries:  make(map[string]entry),
 		families: make(map[string]*family),
+		indexes:  make(map[string]*index),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -110,6 +112,11 @@ func (s *Store) sweep() {
 	for k, f := range s.families {
 		if !now.Before(f.expires) {
 			delete(s.families, k)
+		}
+	}
+	for k, ix := range s.indexes {
+		if !now.Before(ix.expires) {
+			delete(s.indexes, k)
 		}
 	}
 }

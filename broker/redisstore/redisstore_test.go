@@ -320,6 +320,10 @@ func TestNoExtraCopies_S17(t *testing.T) {
 			for f, v := range rc.HGetAll(ctx, k).Val() {
 				blob = append(append(blob, f...), v...)
 			}
+		case "zset": // indexes (IndexStore): members are store keys
+			for _, m := range rc.ZRange(ctx, k, 0, -1).Val() {
+				blob = append(blob, m...)
+			}
 		case "none": // expired meanwhile
 		case "stream": // per-tenant audit streams (events, never tokens)
 			for _, m := range rc.XRange(ctx, k, "-", "+").Val() {
@@ -328,7 +332,7 @@ func TestNoExtraCopies_S17(t *testing.T) {
 				}
 			}
 		default:
-			t.Errorf("key %q has type %s, want string or hash", k, typ)
+			t.Errorf("key %q has type %s, want string, hash, zset or stream", k, typ)
 		}
 		for _, v := range [][]byte{put, created, taken, grant} {
 			if bytes.Contains(blob, v) || bytes.Contains([]byte(k), v) {

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,9 @@ func Run(t *testing.T, newStore func(t *testing.T) broker.Store) {
 		{"RotateConcurrent_S09", testRotateConcurrent_S09},
 		{"CreateConcurrent", testCreateConcurrent},
 		{"IncrConcurrent", testIncrConcurrent},
+		{"IndexMembers", testIndexMembers},
+		{"IndexBounded", testIndexBounded},
+		{"IndexExpiry", testIndexExpiry},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -650,4 +654,77 @@ func testRotatedBounded(t *testing.T, s broker.Store) {
 	if _, err := s.Rotate(ctx, fam, tok(n-1), tok(1000)); !errors.Is(err, broker.ErrReused) {
 		t.Fatalf("Rotate with a recently rotated token = %v, want ErrReused", err)
 	}
+}
+
+// indexStore returns s as a broker.IndexStore, skipping the test when the
+// store does not implement the optional capability.
+func indexStore(t *testing.T, s broker.Store) broker.IndexStore {
+	t.Helper()
+	ix, ok := s.(broker.IndexStore)
+	if !ok {
+		t.Skip("the store does not implement broker.IndexStore")
+	}
+	return ix
+}
+
+func wantMembers(t *testing.T, ix broker.IndexStore, key string, want ...string) {
+	t.Helper()
+	got, err := ix.IndexMembers(t.Context(), key)
+	if err != nil {
+		t.Fatalf("IndexMembers(%q) error = %v", key, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("IndexMembers(%q) = %q, want %q", key, got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("IndexMembers(%q) = %q, want %q (newest first)", key, got, want)
+		}
+	}
+}
+
+func addToIndex(t *testing.T, ix broker.IndexStore, key, member string, max int, ttl time.Duration) {
+	t.Helper()
+	if err := ix.AddToIndex(t.Context(), key, member, max, ttl); err != nil {
+		t.Fatalf("AddToIndex(%q, %q) error = %v", key, member, err)
+	}
+	time.Sleep(2 * time.Millisecond) // distinct insertion times, for the order
+}
+
+// testIndexMembers: members come back newest first, a re-added member moves
+// to the front once, and a missing index is empty, not an error.
+func testIndexMembers(t *testing.T, s broker.Store) {
+	ix := indexStore(t, s)
+	key := uniq("ix")
+	wantMembers(t, ix, key)
+	for _, m := range []string{"a", "b", "c"} {
+		addToIndex(t, ix, key, m, 64, longTTL)
+	}
+	wantMembers(t, ix, key, "c", "b", "a")
+	addToIndex(t, ix, key, "a", 64, longTTL)
+	wantMembers(t, ix, key, "a", "c", "b")
+	wantMembers(t, ix, uniq("other"))
+}
+
+// testIndexBounded: an index keeps only its newest max members.
+func testIndexBounded(t *testing.T, s broker.Store) {
+	ix := indexStore(t, s)
+	key := uniq("ix")
+	for i := range 10 {
+		addToIndex(t, ix, key, strconv.Itoa(i), 3, longTTL)
+	}
+	wantMembers(t, ix, key, "9", "8", "7")
+}
+
+// testIndexExpiry: an index lives at least the longest ttl it was given,
+// and is gone after it.
+func testIndexExpiry(t *testing.T, s broker.Store) {
+	ix := indexStore(t, s)
+	short, long := uniq("short"), uniq("long")
+	addToIndex(t, ix, short, "m", 8, shortTTL)
+	addToIndex(t, ix, long, "m", 8, longTTL)
+	addToIndex(t, ix, long, "n", 8, shortTTL) // does not shorten the index's life
+	time.Sleep(past)
+	wantMembers(t, ix, short)
+	wantMembers(t, ix, long, "n", "m")
 }
