@@ -15,7 +15,7 @@ import (
 type memRecord struct {
 	kind    string // ar, ul, ss, cd, cu, fam, gr
 	typ     string
-	length  int // STRLEN or HLEN
+	length  int // STRLEN, or HLEN, ZCARD, XLEN: members
 	usage   int // MEMORY USAGE ... SAMPLES 0
 	lasting bool
 	shared  bool // a key of the whole deployment (audit stream, signing keys)
@@ -74,9 +74,9 @@ func measureMemory(ctx context.Context, e *env) (*memReport, error) {
 			seen[k] = true
 			r := memRecord{kind: keyKind(k)}
 			r.typ, _ = e.redisCLI("TYPE", k)
-			lenCmd := "STRLEN"
-			if r.typ == "hash" {
-				lenCmd = "HLEN"
+			lenCmd := map[string]string{"hash": "HLEN", "zset": "ZCARD", "stream": "XLEN"}[r.typ]
+			if lenCmd == "" {
+				lenCmd = "STRLEN"
 			}
 			s, _ := e.redisCLI(lenCmd, k)
 			r.length, _ = strconv.Atoi(s)
