@@ -13,7 +13,7 @@ package main
 // realmgate's underLimitCache does, so those GETs are left out below):
 //
 //	/token code grant   4 HMAC, 3 SHA-256, 3 Redis (GETDEL, SET, EVALSHA), 2 ES256 signatures
-//	/token refresh      3 HMAC, 2 SHA-256, 2 Redis (EVALSHA, GET of the logout marker),
+//	/token refresh      3 HMAC, 2 SHA-256, 1 Redis (EVALSHA: rotation and logout marker),
 //	                    2 ES256 signatures
 //	/authorize (login)  5 HMAC, 1 SHA-256, 4 Redis (SET; EVALSHA, EVALSHA: the start counters;
 //	                    SET) + 1 audit XADD off the request path, redirect upstream
@@ -394,7 +394,7 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 			b.fail(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
-		fam := randomToken(16)
+		fam := g[4] + broker.FamilySeparator + randomToken(16) // the session's family: its marker in the same slot
 		if err := b.store.Put(ctx, b.key("cu", code), []byte(fam), 11*time.Minute); err != nil {
 			b.fail(w, http.StatusServiceUnavailable, err.Error())
 			return
@@ -414,17 +414,15 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		next := fam + "." + randomToken(32)
-		blob, err := b.store.Rotate(ctx, fam, b.key("rt", rt), b.key("rt", next))
+		// Logout: a session that was logged out ends its refresh tokens; the
+		// rotation checks the session's marker in the same script.
+		sid := broker.SessionOfFamily(fam)
+		blob, err := b.store.RotateUnlessRevoked(ctx, fam, b.key("rt", rt), b.key("rt", next), "sx:{"+sid+"}")
 		if err != nil {
 			b.fail(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
 		g := fields(blob, 11)
-		// Logout: a session that was logged out ends its refresh tokens.
-		if _, err := b.store.Get(ctx, "sx:"+g[4]); err == nil || !errors.Is(err, broker.ErrNotFound) {
-			b.fail(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
 		b.respond(w, g, fam, next, "")
 	default:
 		b.fail(w, http.StatusBadRequest, "unsupported_grant_type")

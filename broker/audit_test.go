@@ -433,3 +433,18 @@ func (r *recordingStore) IndexMembers(ctx context.Context, key string) ([]string
 	}
 	return ix.IndexMembers(ctx, key)
 }
+
+// ... and SessionRotator.
+var _ broker.SessionRotator = (*recordingStore)(nil)
+
+func (r *recordingStore) RotateUnlessRevoked(ctx context.Context, f, old, next, marker string) ([]byte, error) {
+	if err := r.fail(); err != nil {
+		return nil, err
+	}
+	sr, ok := r.Store.(broker.SessionRotator)
+	if !ok {
+		return nil, errors.New("test store cannot check markers as it rotates")
+	}
+	r.rec(f, old, next)
+	return sr.RotateUnlessRevoked(ctx, f, old, next, marker)
+}

@@ -199,7 +199,7 @@ func (s *Server) revoke(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	fam := ""
-	if f, _, ok := strings.Cut(tok, "."); ok && len(f) == 22 && strings.Count(tok, ".") == 1 {
+	if f, _, ok := strings.Cut(tok, "."); ok && familyIDShape(f) && strings.Count(tok, ".") == 1 {
 		fam = f // a refresh token
 	} else if claims, err := s.keys.verify(tok, "at+jwt"); err == nil && stringClaim(claims, "aud") == cl.ID {
 		fam = stringClaim(claims, "gid")

@@ -22,6 +22,36 @@ const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
 // broker's own endpoints refuse every token of that session afterwards.
 func sessionRevokedKey(sid string) string { return "sx:" + sid }
 
+// sessionMarkerKey is the same marker in the session's own place: hash tag
+// "{<sid>}", the slot of the session's refresh-token families
+// (SessionRotator), so the rotation checks it in the same step.
+func sessionMarkerKey(sid string) string { return "sx:{" + sid + "}" }
+
+// familyID returns the id of a new refresh-token family: "<sid>~<random>"
+// when the grant has a session and the store checks a family's session
+// marker as it rotates (SessionRotator), else a random id.
+func (s *Server) familyID(sid string) string {
+	if _, ok := s.store.(SessionRotator); ok && taggableSID(sid) {
+		return sid + FamilySeparator + randomToken(16)
+	}
+	return randomToken(16)
+}
+
+// taggableSID reports whether sid can name a family's place: base64url
+// text of a sane length (the broker's own session ids are).
+func taggableSID(sid string) bool {
+	if len(sid) < 16 || len(sid) > 64 {
+		return false
+	}
+	for i := 0; i < len(sid); i++ {
+		c := sid[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // endSession is the RP-Initiated Logout endpoint (OIDC RP-Initiated Logout 1.0 §2).
 func (s *Server) endSession(c echo.Context) error {
 	v, err := formValues(c)
@@ -159,6 +189,12 @@ func contains(list []string, v string) bool {
 func (s *Server) logoutSession(ctx context.Context, sess *session) error {
 	if err := s.store.Put(ctx, sessionRevokedKey(sess.SID), []byte("1"), s.cfg.RefreshTokenLifetime); err != nil {
 		return storeErr("mark session revoked", err)
+	}
+	if _, ok := s.store.(SessionRotator); ok && taggableSID(sess.SID) {
+		// The copy the session's families check in their rotation.
+		if err := s.store.Put(ctx, sessionMarkerKey(sess.SID), []byte("1"), s.cfg.RefreshTokenLifetime); err != nil {
+			return storeErr("mark session revoked", err)
+		}
 	}
 	if sess.key != "" {
 		if err := s.store.Delete(ctx, sess.key); err != nil {

@@ -276,3 +276,32 @@ func TestLogout_UpstreamSessionEnded(t *testing.T) {
 		t.Errorf("userinfo after logout = %d", st)
 	}
 }
+
+// TestLogout_S09_RefreshChecksTheSessionInTheRotation: a refresh token's
+// family id carries its session ("<sid>~<random>"), so the store checks the
+// session's logout marker in the rotation itself; after the logout the
+// refresh is refused and the family is gone (its access tokens too).
+func TestLogout_S09_RefreshChecksTheSessionInTheRotation(t *testing.T) {
+	e := newEnv(t)
+	tr, b := e.signIn()
+	_, idc := claimsOf(t, tr.str("id_token"))
+	rt := tr.str("refresh_token")
+	fam, _, _ := strings.Cut(rt, ".")
+	if sid, _ := idc["sid"].(string); broker.SessionOfFamily(fam) != sid || sid == "" {
+		t.Fatalf("refresh token family %q does not carry the session %q", fam, sid)
+	}
+	r := e.refresh(rt, "app-a", secretA)
+	if r.status != http.StatusOK {
+		t.Fatalf("refresh = %d %v", r.status, r.body)
+	}
+	post, _ := b.postForm(e.issuer+"/logout", url.Values{"confirm": {"yes"}})
+	if post.StatusCode != http.StatusOK {
+		t.Fatalf("logout = %d", post.StatusCode)
+	}
+	if r2 := e.refresh(r.str("refresh_token"), "app-a", secretA); r2.str("error") != "invalid_grant" {
+		t.Fatalf("refresh after logout = %d %v, want invalid_grant", r2.status, r2.body)
+	}
+	if st, _ := e.userinfo(r.str("access_token")); st != http.StatusUnauthorized {
+		t.Errorf("userinfo with the refreshed access token after logout = %d, want 401", st)
+	}
+}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -84,4 +85,36 @@ type IndexStore interface {
 	// IndexMembers returns the members of the index under key, newest
 	// first; none and no error when there is no such index.
 	IndexMembers(ctx context.Context, key string) ([]string, error)
+}
+
+// ErrRevoked means RotateUnlessRevoked found the family's revocation
+// marker (its session was logged out): the store has deleted the family.
+var ErrRevoked = errors.New("broker: refresh-token family revoked")
+
+// SessionRotator is implemented by a Store that can check a family's
+// revocation marker in the same atomic step as the rotation (memstore, and
+// redisstore, where the marker and the family share one Cluster slot: see
+// FamilyID). The broker finds it by type assertion; without it a refresh
+// reads the marker in a second round trip.
+type SessionRotator interface {
+	// RotateUnlessRevoked is Rotate, except that when marker exists the
+	// family is deleted and ErrRevoked returned.
+	RotateUnlessRevoked(ctx context.Context, family, old, next, marker string) ([]byte, error)
+}
+
+// FamilySeparator joins a session id and a random part in the id of a
+// family that belongs to a session ("<sid>~<random>"): stores put every key
+// of that session (the family, its revocation marker) in one place, Redis
+// Cluster hash slot "{<sid>}".
+const FamilySeparator = "~"
+
+// SessionOfFamily returns the session id a family id carries, or "" for a
+// family made without one (before session-tagged ids, or for a grant
+// without a session).
+func SessionOfFamily(family string) string {
+	sid, _, ok := strings.Cut(family, FamilySeparator)
+	if !ok {
+		return ""
+	}
+	return sid
 }

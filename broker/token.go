@@ -142,7 +142,7 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.Challenge)) != 1 {
 		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "code_verifier does not match the code_challenge"})
 	}
-	fam := randomToken(16)
+	fam := s.familyID(g.SID)
 	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.cfg.AccessTokenLifetime+codeTTL); err != nil {
 		return s.tokenUnavailable(c, err)
 	}
@@ -154,12 +154,23 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	rt := v.Get("refresh_token")
 	fam, _, ok := strings.Cut(rt, ".")
 	bad := tokenError{code: "invalid_grant", desc: "the refresh token is invalid, expired or revoked"}
-	if !ok || len(rt) > 128 || len(fam) != 22 {
+	if !ok || len(rt) > 128 || !familyIDShape(fam) {
 		return s.tokenErr(c, bad)
 	}
 	next := fam + "." + randomToken(tokenBytes)
-	blob, err := s.store.Rotate(ctx, fam, s.keyer.key("rt", rt), s.keyer.key("rt", next))
+	var blob []byte
+	var err error
+	sid := SessionOfFamily(fam)
+	sr, checked := s.store.(SessionRotator)
+	if checked = checked && sid != ""; checked {
+		// One step: the rotation also checks the session's logout marker.
+		blob, err = sr.RotateUnlessRevoked(ctx, fam, s.keyer.key("rt", rt), s.keyer.key("rt", next), sessionMarkerKey(sid))
+	} else {
+		blob, err = s.store.Rotate(ctx, fam, s.keyer.key("rt", rt), s.keyer.key("rt", next))
+	}
 	switch {
+	case errors.Is(err, ErrRevoked):
+		return s.tokenErr(c, bad) // the session was logged out; the store ended the family
 	case errors.Is(err, ErrReused):
 		// S09: replay of a rotated token revoked the family in the store.
 		s.auditEvent(c, "refused", "refresh_token_reused", attrs{client: cl.ID})
@@ -173,7 +184,12 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	if err := decodeRecord(blob, &g); err != nil {
 		return s.tokenErr(c, bad)
 	}
-	if revoked, err := s.sessionRevoked(ctx, g.SID); err != nil {
+	if checked {
+		if g.SID != sid { // the family id names another session than its grant: never issued so
+			_ = s.store.RevokeFamily(ctx, fam)
+			return s.tokenErr(c, bad)
+		}
+	} else if revoked, err := s.sessionRevoked(ctx, g.SID); err != nil {
 		return s.tokenUnavailable(c, err)
 	} else if revoked {
 		_ = s.store.RevokeFamily(ctx, fam)
@@ -195,6 +211,15 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		}
 	}
 	return s.respondTokens(c, cl, &g, fam, next, false, scopes)
+}
+
+// familyIDShape reports whether fam can be a family id: 22 random
+// characters, or "<sid>~" and 22 random characters (familyID).
+func familyIDShape(fam string) bool {
+	if sid, rest, ok := strings.Cut(fam, FamilySeparator); ok {
+		return taggableSID(sid) && len(rest) == 22
+	}
+	return len(fam) == 22
 }
 
 // issue starts a refresh-token family for a redeemed code and answers.

@@ -296,6 +296,28 @@ func (s *Store) Rotate(ctx context.Context, id, old, next string) ([]byte, error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.rotateLocked(id, old, next)
+}
+
+// RotateUnlessRevoked is Rotate, except that when marker exists the family
+// is deleted and broker.ErrRevoked returned; one step under the lock.
+func (s *Store) RotateUnlessRevoked(ctx context.Context, id, old, next, marker string) ([]byte, error) {
+	if err := check(ctx, 0, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, revoked := s.getLocked(marker); revoked {
+		delete(s.families, id)
+		return nil, broker.ErrRevoked
+	}
+	return s.rotateLocked(id, old, next)
+}
+
+var _ broker.SessionRotator = (*Store)(nil)
+
+// rotateLocked is Rotate with s.mu held.
+func (s *Store) rotateLocked(id, old, next string) ([]byte, error) {
 	f, ok := s.familyLocked(id)
 	if !ok {
 		return nil, broker.ErrNotFound

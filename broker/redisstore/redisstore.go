@@ -148,8 +148,14 @@ func orDefault(d, def time.Duration) time.Duration {
 func (s *Store) key(k string) string { return s.prefix + k }
 
 // FamilyKey returns the Redis key that holds a refresh-token family. The
-// hash tag puts everything about the family in one Cluster slot.
+// hash tag puts everything about the family in one Cluster slot: the
+// family's own id, or, for a family of a session ("<sid>~<random>",
+// broker.SessionOfFamily), the session id, so that the session's
+// revocation marker "sx:{<sid>}" shares the slot (RotateUnlessRevoked).
 func (s *Store) FamilyKey(family string) string {
+	if sid, rest, ok := strings.Cut(family, broker.FamilySeparator); ok && sid != "" {
+		return s.prefix + "fam:{" + sid + "}" + rest
+	}
 	return s.prefix + "fam:{" + family + "}"
 }
 
@@ -324,6 +330,7 @@ const (
 	rotateNotFound = 0
 	rotateOK       = 1
 	rotateReused   = 2
+	rotateRevoked  = 3 // the revocation marker (KEYS[2]) exists
 )
 
 // rotateScript: KEYS[1] family hash; ARGV old token, next token, ring size.
@@ -331,6 +338,10 @@ const (
 // old was already rotated away (SECURITY S09); {0} if family or token is
 // unknown. HSET keeps the key's absolute expiry.
 var rotateScript = redis.NewScript(`
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DEL', KEYS[1])
+  return {3}
+end
 local cur = redis.call('HGET', KEYS[1], 'cur')
 if not cur then
   return {0}
@@ -359,7 +370,21 @@ return {1, redis.call('HGET', KEYS[1], 'grant')}
 // gives broker.ErrReused (SECURITY S09); an unknown family or token gives
 // broker.ErrNotFound.
 func (s *Store) Rotate(ctx context.Context, family, old, next string) ([]byte, error) {
-	res, err := rotateScript.Run(ctx, s.c, []string{s.FamilyKey(family)}, old, next, broker.RotatedKept).Slice()
+	return s.rotate(ctx, []string{s.FamilyKey(family)}, old, next)
+}
+
+var _ broker.SessionRotator = (*Store)(nil)
+
+// RotateUnlessRevoked is Rotate, except that when marker exists the family
+// is deleted and broker.ErrRevoked returned, in the same script. On a
+// Cluster, marker must hash to the family's slot: "sx:{<sid>}" for a
+// family "<sid>~<random>" (FamilyKey).
+func (s *Store) RotateUnlessRevoked(ctx context.Context, family, old, next, marker string) ([]byte, error) {
+	return s.rotate(ctx, []string{s.FamilyKey(family), s.key(marker)}, old, next)
+}
+
+func (s *Store) rotate(ctx context.Context, keys []string, old, next string) ([]byte, error) {
+	res, err := rotateScript.Run(ctx, s.c, keys, old, next, broker.RotatedKept).Slice()
 	if err != nil {
 		return nil, wrap("rotate", err)
 	}
@@ -381,6 +406,8 @@ func (s *Store) Rotate(ctx context.Context, family, old, next string) ([]byte, e
 		return nil, broker.ErrReused
 	case rotateNotFound:
 		return nil, broker.ErrNotFound
+	case rotateRevoked:
+		return nil, broker.ErrRevoked
 	}
 	return nil, fmt.Errorf("redisstore: rotate: unexpected script reply %v", res)
 }

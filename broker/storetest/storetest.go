@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) broker.Store) {
 		{"IndexMembers", testIndexMembers},
 		{"IndexBounded", testIndexBounded},
 		{"IndexExpiry", testIndexExpiry},
+		{"RotateUnlessRevoked", testRotateUnlessRevoked},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -727,4 +728,41 @@ func testIndexExpiry(t *testing.T, s broker.Store) {
 	time.Sleep(past)
 	wantMembers(t, ix, short)
 	wantMembers(t, ix, long, "n", "m")
+}
+
+// testRotateUnlessRevoked: a family of a session ("<sid>~<random>") rotates
+// while its session's marker "sx:{<sid>}" is absent; once the marker is
+// written the next rotation deletes the family and answers ErrRevoked, in
+// one step (on a Cluster both keys share the session's slot).
+func testRotateUnlessRevoked(t *testing.T, s broker.Store) {
+	sr, ok := s.(broker.SessionRotator)
+	if !ok {
+		t.Skip("the store does not implement broker.SessionRotator")
+	}
+	ctx := t.Context()
+	sid := uniq("sid")
+	fam, other := sid+broker.FamilySeparator+uniq("f"), sid+broker.FamilySeparator+uniq("g")
+	marker := "sx:{" + sid + "}"
+	if got := broker.SessionOfFamily(fam); got != sid {
+		t.Fatalf("SessionOfFamily(%q) = %q, want %q", fam, got, sid)
+	}
+	t0, t1, t2 := uniq("t0"), uniq("t1"), uniq("t2")
+	createFamily(t, s, fam, t0, []byte("grant"), longTTL)
+	createFamily(t, s, other, t0, []byte("grant"), longTTL)
+	if g, err := sr.RotateUnlessRevoked(ctx, fam, t0, t1, marker); err != nil || string(g) != "grant" {
+		t.Fatalf("RotateUnlessRevoked without a marker = %q, %v; want the grant", g, err)
+	}
+	if err := s.Put(ctx, marker, []byte("1"), longTTL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sr.RotateUnlessRevoked(ctx, fam, t1, t2, marker); !errors.Is(err, broker.ErrRevoked) {
+		t.Fatalf("RotateUnlessRevoked with the marker = %v, want ErrRevoked", err)
+	}
+	wantActive(t, s, fam, false)
+	// Plain Rotate ignores markers; a stale token of a revoked session's
+	// family is revoked too.
+	if _, err := sr.RotateUnlessRevoked(ctx, other, uniq("stale"), t2, marker); !errors.Is(err, broker.ErrRevoked) {
+		t.Fatalf("RotateUnlessRevoked of another family of the session = %v, want ErrRevoked", err)
+	}
+	wantActive(t, s, other, false)
 }
