@@ -119,15 +119,33 @@ func runBaseline(addr, upstreamIssuer, redisAddr string) error {
 	if err := b.fetchUpstream(upstreamIssuer); err != nil {
 		return err
 	}
-	// Like realmgate's audit writer: a bounded queue and two workers.
-	b.audit = make(chan []byte, 4096)
-	for range 2 {
-		go func() {
-			for ev := range b.audit {
-				_ = b.store.AppendAudit(context.Background(), benchTenant, ev, broker.DefaultAuditMaxLen)
+	// Like realmgate's audit writer: a bounded queue, the tenant's events
+	// written by one worker, what is queued (up to 128) in one pipelined
+	// round trip.
+	b.audit = make(chan []byte, 2048)
+	go func() {
+		batch := make([][]byte, 0, 128)
+		for ev := range b.audit {
+			batch = append(batch[:0], ev)
+		drain:
+			for len(batch) < 128 {
+				select {
+				case x, ok := <-b.audit:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, x)
+				default:
+					break drain
+				}
 			}
-		}()
-	}
+			if len(batch) == 1 {
+				_ = b.store.AppendAudit(context.Background(), benchTenant, batch[0], broker.DefaultAuditMaxLen)
+			} else {
+				_ = b.store.AppendAuditBatch(context.Background(), benchTenant, batch, broker.DefaultAuditMaxLen)
+			}
+		}
+	}()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /jwks", b.static(b.jwks, "application/jwk-set+json"))

@@ -74,6 +74,14 @@ type AuditStore interface {
 	ReadAudit(ctx context.Context, tenant, after string, limit int) ([]AuditRecord, error)
 }
 
+// AuditBatcher is implemented by an AuditStore that appends several events
+// of one tenant's stream in one round trip, in order (redisstore pipelines
+// its XADDs). The audit writer finds it by type assertion.
+type AuditBatcher interface {
+	// AppendAuditBatch appends events, in order, as AppendAudit would.
+	AppendAuditBatch(ctx context.Context, tenant string, events [][]byte, maxLen int64) error
+}
+
 // ErrBadAuditCursor means ReadAudit's after is not an audit event id.
 var ErrBadAuditCursor = errors.New("broker: malformed audit cursor")
 
@@ -190,6 +198,7 @@ type auditItem struct {
 const (
 	auditQueueSize    = 4096
 	auditWorkers      = 2
+	auditBatch        = 128 // events written per round trip at most
 	auditWriteTimeout = 2 * time.Second
 	auditDrainTimeout = 5 * time.Second
 )
@@ -247,17 +256,59 @@ func (w *auditWriter) queueFor(tenant string) chan auditItem {
 
 func (w *auditWriter) run(s *Server, queue chan auditItem) {
 	defer w.wg.Done()
+	batch := make([]auditItem, 0, auditBatch)
 	for it := range queue {
-		ctx, cancel := context.WithTimeout(w.ctx, auditWriteTimeout)
-		err := w.store.AppendAudit(ctx, it.tenant, it.event, w.maxLen)
-		cancel()
+		// Take what else is queued (up to auditBatch) and write it in as few
+		// round trips as the store allows: one worker per tenant keeps its
+		// stream in order, batching keeps it up with a busy tenant.
+		batch = append(batch[:0], it)
+	drain:
+		for len(batch) < auditBatch {
+			select {
+			case x, ok := <-queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, x)
+			default:
+				break drain
+			}
+		}
+		w.write(s, batch)
+	}
+}
+
+// write appends a batch, each run of one tenant's events in one call when
+// the store batches.
+func (w *auditWriter) write(s *Server, batch []auditItem) {
+	ctx, cancel := context.WithTimeout(w.ctx, auditWriteTimeout)
+	defer cancel()
+	batcher, _ := w.store.(AuditBatcher)
+	for len(batch) > 0 {
+		n := 1
+		for n < len(batch) && batch[n].tenant == batch[0].tenant {
+			n++
+		}
+		var err error
+		if batcher != nil && n > 1 {
+			events := make([][]byte, n)
+			for i := range n {
+				events[i] = batch[i].event
+			}
+			err = batcher.AppendAuditBatch(ctx, batch[0].tenant, events, w.maxLen)
+		} else {
+			for i := 0; i < n && err == nil; i++ {
+				err = w.store.AppendAudit(ctx, batch[i].tenant, batch[i].event, w.maxLen)
+			}
+		}
 		if err != nil {
 			s.ops.metrics.storeError("audit")
 			now := time.Now().UnixNano()
 			if last := w.lastErr.Load(); now-last > int64(10*time.Second) && w.lastErr.CompareAndSwap(last, now) {
-				s.log.Warn("audit stream write failed (the log stream has the event)", "tenant", it.tenant, "err", err)
+				s.log.Warn("audit stream write failed (the log stream has the event)", "tenant", batch[0].tenant, "events", n, "err", err)
 			}
 		}
+		batch = batch[n:]
 	}
 }
 

@@ -448,3 +448,33 @@ func (r *recordingStore) RotateUnlessRevoked(ctx context.Context, f, old, next, 
 	r.rec(f, old, next)
 	return sr.RotateUnlessRevoked(ctx, f, old, next, marker)
 }
+
+// TestAudit_S61_BurstKeptInOrder: a burst of sign-ins (two events each)
+// reaches the tenant's stream whole and in order: one writer per tenant,
+// batched, keeps up without dropping.
+func TestAudit_S61_BurstKeptInOrder(t *testing.T) {
+	e := newEnv(t, func(c *broker.Config) { c.AuditMaxLen = 10_000 })
+	const n = 150
+	for range n {
+		e.signIn()
+	}
+	if err := e.broker.Close(); err != nil { // drains the queues
+		t.Fatal(err)
+	}
+	recs, ok, err := e.broker.ReadAudit(context.Background(), "acme", "", 1000)
+	if err != nil || !ok {
+		t.Fatalf("ReadAudit = %v, %v", ok, err)
+	}
+	if len(recs) != 2*n {
+		t.Fatalf("acme stream holds %d events after %d sign-ins, want %d", len(recs), n, 2*n)
+	}
+	for i, r := range recs {
+		var ev broker.AuditEvent
+		if err := json.Unmarshal(r.Event, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{true: "started", false: "success"}[i%2 == 0]; ev.Outcome != want {
+			t.Fatalf("event %d = %s, want %s (started, success, started, ...)", i, ev.Outcome, want)
+		}
+	}
+}

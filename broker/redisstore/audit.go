@@ -26,6 +26,23 @@ func (s *Store) AppendAudit(ctx context.Context, tenant string, event []byte, ma
 	return wrap("xadd audit", err)
 }
 
+var _ broker.AuditBatcher = (*Store)(nil)
+
+// AppendAuditBatch appends events to tenant's stream in one pipelined round
+// trip (one key, so one node of a Cluster), in order.
+func (s *Store) AppendAuditBatch(ctx context.Context, tenant string, events [][]byte, maxLen int64) error {
+	if maxLen <= 0 {
+		return fmt.Errorf("redisstore: audit maxLen must be positive, got %d", maxLen)
+	}
+	pipe := s.c.Pipeline()
+	key := s.auditKey(tenant)
+	for _, ev := range events {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, MaxLen: maxLen, Approx: true, Values: []any{"e", ev}})
+	}
+	_, err := pipe.Exec(ctx)
+	return wrap("xadd audit batch", err)
+}
+
 // ReadAudit returns up to limit events of tenant's stream after the id after
 // ("" for the oldest kept), oldest first (XRANGE with an exclusive start,
 // Redis 6.2+).

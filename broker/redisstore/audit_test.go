@@ -55,3 +55,44 @@ func TestAudit_StreamsPerTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestAudit_BatchInOrder: AppendAuditBatch writes a tenant's events in one
+// round trip, in the order given, after what was there (Standalone and
+// Cluster).
+func TestAudit_BatchInOrder(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		addrs func() []string
+	}{
+		{"Standalone", func() []string { return []string{standalone.Addr()} }},
+		{"Cluster", func() []string { return cluster.Addrs() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, tc.addrs()...)
+			t.Cleanup(func() { _ = s.Delete(context.Background(), "audit:batch") })
+			if err := s.AppendAudit(ctx, "batch", []byte(`{"n":0}`), 100); err != nil {
+				t.Fatal(err)
+			}
+			var events [][]byte
+			for i := 1; i <= 5; i++ {
+				events = append(events, []byte(`{"n":`+strconv.Itoa(i)+`}`))
+			}
+			if err := s.AppendAuditBatch(ctx, "batch", events, 100); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.ReadAudit(ctx, "batch", "", 10)
+			if err != nil || len(got) != 6 {
+				t.Fatalf("ReadAudit(batch) = %d events, %v; want 6", len(got), err)
+			}
+			for i, r := range got {
+				if want := `{"n":` + strconv.Itoa(i) + `}`; string(r.Event) != want {
+					t.Errorf("event %d = %s, want %s", i, r.Event, want)
+				}
+			}
+			if err := s.AppendAuditBatch(ctx, "batch", events, 0); err == nil {
+				t.Error("AppendAuditBatch with maxLen 0 = nil, want an error")
+			}
+		})
+	}
+}
