@@ -111,7 +111,15 @@ func (rep *report) print(out io.Writer) {
 	}
 	for _, flow := range rep.opts.flows {
 		rg, bl := rep.find(flow, "realmgate", false), rep.find(flow, "baseline", false)
-		if rg != nil && bl != nil && math.Abs(rg.redisRTPerOp()-bl.redisRTPerOp()) > 0.5 {
+		// A sign-in's two audit events are written off the request path in
+		// pipelined batches whose size follows the load, so a login may show
+		// up to two round trips more or less on either side; every other
+		// flow's store calls are counted exactly.
+		tol := 0.5
+		if flow == "login" {
+			tol = 2
+		}
+		if rg != nil && bl != nil && math.Abs(rg.redisRTPerOp()-bl.redisRTPerOp()) > tol {
 			fmt.Fprintf(out, "\nWARNING %s: realmgate makes %.1f Redis round trips per request, the baseline %.1f: update bench/baseline.go\n",
 				flow, rg.redisRTPerOp(), bl.redisRTPerOp())
 		}
