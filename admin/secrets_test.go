@@ -27,6 +27,17 @@ func notesClient() admin.Client {
 	return admin.Client{ID: "notes", Secret: notesSecret, RedirectURIs: []string{"https://notes.test/cb"}, AllowedTenants: []string{"*"}}
 }
 
+// serverSecretCases run a test with and without keys.secret: protected
+// says whether secrets are then encrypted and revisions keyed.
+var serverSecretCases = []struct {
+	name      string
+	secret    []byte
+	protected bool
+}{
+	{"server secret set", []byte(testServerSecret), true},
+	{"no server secret", nil, false},
+}
+
 // rawState returns the newest stored version document, as bytes, and its key.
 func rawState(t *testing.T, e *env) (string, []byte) {
 	t.Helper()
@@ -75,14 +86,7 @@ func secretsOf(in *instance, tenant, provider, client string) (upstream, clientS
 // a replace that leaves them out keeps them, still encrypted. Without a
 // server secret they are stored as before, in plaintext.
 func TestAdminSecrets_EncryptedAtRest(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		secret    []byte
-		encrypted bool
-	}{
-		{"server secret set", []byte(testServerSecret), true},
-		{"no server secret", nil, false},
-	} {
+	for _, tc := range serverSecretCases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.secret = tc.secret
@@ -94,12 +98,12 @@ func TestAdminSecrets_EncryptedAtRest(t *testing.T) {
 				t.Helper()
 				_, doc := rawState(t, e)
 				for _, plain := range []string{alphaUpstream, notesSecret} {
-					if got := strings.Contains(string(doc), plain); got == tc.encrypted {
-						t.Errorf("%s: stored document holds %q in plaintext: %v, want %v", when, plain, got, !tc.encrypted)
+					if got := strings.Contains(string(doc), plain); got == tc.protected {
+						t.Errorf("%s: stored document holds %q in plaintext: %v, want %v", when, plain, got, !tc.protected)
 					}
 				}
-				if got := strings.Count(string(doc), `"enc:v1:`); tc.encrypted && got != 2 || !tc.encrypted && got != 0 {
-					t.Errorf("%s: %d encrypted values stored, want %d", when, got, map[bool]int{true: 2}[tc.encrypted])
+				if got := strings.Count(string(doc), `"enc:v1:`); tc.protected && got != 2 || !tc.protected && got != 0 {
+					t.Errorf("%s: %d encrypted values stored, want %d", when, got, map[bool]int{true: 2}[tc.protected])
 				}
 			}
 			checkApplied := func(when string, in *instance) {
@@ -304,14 +308,7 @@ func TestAdminSecrets_SealedPrefixRefused(t *testing.T) {
 // one it stays the plain SHA-256 (the secrets are stored in clear anyway).
 // Either way, changing only the secret changes the revision.
 func TestAdminSecrets_RevisionIsKeyed(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		secret []byte
-		keyed  bool
-	}{
-		{"server secret set", []byte(testServerSecret), true},
-		{"no server secret", nil, false},
-	} {
+	for _, tc := range serverSecretCases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.secret = tc.secret
@@ -329,8 +326,8 @@ func TestAdminSecrets_RevisionIsKeyed(t *testing.T) {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(b)
-			if unkeyed := hex.EncodeToString(sum[:8]); (rev == unkeyed) == tc.keyed {
-				t.Errorf("revision %q, SHA-256 of the plaintext JSON %q: keyed = %v, want %v", rev, unkeyed, rev != unkeyed, tc.keyed)
+			if unkeyed := hex.EncodeToString(sum[:8]); (rev == unkeyed) == tc.protected {
+				t.Errorf("revision %q, SHA-256 of the plaintext JSON %q: keyed = %v, want %v", rev, unkeyed, rev != unkeyed, tc.protected)
 			}
 
 			tn.Providers[0].ClientSecret = "another-upstream-secret"

@@ -44,6 +44,20 @@ func (e *env) startFrom(ip, email string) (*http.Response, string) {
 }
 
 // wantStarted fails unless resp sends the browser upstream.
+// forgedCallbackFrom sends a callback with a state nobody issued from ip
+// (a failure counted against the IP, S60).
+func (e *env) forgedCallbackFrom(ip string) *http.Response {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/callback/acme-idp?code=x&state=forged-state", nil)
+	fromIP(ip)(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 func wantStarted(t *testing.T, what string, resp *http.Response) {
 	t.Helper()
 	if (resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther) || upstreamOf(resp) == "" {
@@ -182,16 +196,7 @@ func TestRateLimit_S60_FailuresPerIP(t *testing.T) {
 	t.Cleanup(func() { ms.Close() })
 	a, b := twoInstances(t, ms, withLimits(broker.RateLimits{FailuresPerIP: broker.RateLimit{Limit: 2, Window: 10 * time.Minute}}, nil))
 	alignWindows(10*time.Minute, a, b)
-	badCallback := func(e *env, ip string) *http.Response {
-		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/callback/acme-idp?code=x&state=forged-state", nil)
-		fromIP(ip)(req)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	badCallback := func(e *env, ip string) *http.Response { return e.forgedCallbackFrom(ip) }
 	for _, e := range []*env{a, b} {
 		if resp := badCallback(e, "203.0.113.50"); resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("forged callback = %d, want 400", resp.StatusCode)
@@ -248,16 +253,7 @@ func TestRateLimit_S60_FailuresAcrossInstancesWithinASecond(t *testing.T) {
 	a, b := twoInstances(t, ms, withLimits(broker.RateLimits{FailuresPerIP: broker.RateLimit{Limit: 2, Window: 10 * time.Minute}}, nil))
 	alignWindows(10*time.Minute, a, b)
 	const ip = "203.0.113.60"
-	badCallback := func(e *env) int {
-		req, _ := http.NewRequest(http.MethodGet, e.issuer+"/callback/acme-idp?code=x&state=forged-state", nil)
-		fromIP(ip)(req)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	badCallback := func(e *env) int { return e.forgedCallbackFrom(ip).StatusCode }
 	// b reads the counter (0: under the limit) and may believe it for a second.
 	wantStarted(t, "start on b before any failure", first(b.startFrom(ip, "alice@acme.test")))
 	for i := range 2 {

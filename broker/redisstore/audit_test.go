@@ -6,15 +6,18 @@ import (
 	"testing"
 )
 
+// topologies are the two servers the audit tests run on.
+var topologies = []struct {
+	name  string
+	addrs func() []string
+}{
+	{"Standalone", func() []string { return []string{standalone.Addr()} }},
+	{"Cluster", func() []string { return cluster.Addrs() }},
+}
+
 func TestAudit_StreamsPerTenant(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		addrs func() []string
-	}{
-		{"Standalone", func() []string { return []string{standalone.Addr()} }},
-		{"Cluster", func() []string { return cluster.Addrs() }},
-	} {
+	for _, tc := range topologies {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t, tc.addrs()...)
 			t.Cleanup(func() { // the server is shared: TestNoExtraCopies_S17 scans every key
@@ -61,13 +64,7 @@ func TestAudit_StreamsPerTenant(t *testing.T) {
 // Cluster).
 func TestAudit_BatchInOrder(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name  string
-		addrs func() []string
-	}{
-		{"Standalone", func() []string { return []string{standalone.Addr()} }},
-		{"Cluster", func() []string { return cluster.Addrs() }},
-	} {
+	for _, tc := range topologies {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStore(t, tc.addrs()...)
 			t.Cleanup(func() { _ = s.Delete(context.Background(), "audit:batch") })
