@@ -142,17 +142,7 @@ admin_api:
 			}
 			t.Cleanup(func() { st.(closer).Close() })
 		}
-		srv, err := buildBroker(ctx, c.cfg, st, c.logger, c.logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		api, err := startAdminAPI(ctx, c.cfg, st, srv, c.logger, c.logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); <-api.Done })
-		return srv, api
+		return startWithAdmin(t, ctx, cancel, c.cfg, st, c.logger)
 	}
 	_, c.a = start()
 	srvB, b := start()
@@ -705,4 +695,21 @@ rules:
 			t.Errorf("api.test resolves to %q, want apico", got)
 		}
 	}
+}
+
+// startWithAdmin builds a broker on st and starts the admin API beside it,
+// both stopped when the test ends (cancel stops the API's poller).
+func startWithAdmin(t *testing.T, ctx context.Context, cancel context.CancelFunc, cfg *config.Config, st broker.Store, logger *slog.Logger) (*broker.Server, *adminAPI) {
+	t.Helper()
+	srv, err := buildBroker(ctx, cfg, st, logger, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	api, err := startAdminAPI(ctx, cfg, st, srv, logger, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-api.Done })
+	return srv, api
 }

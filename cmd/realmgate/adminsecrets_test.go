@@ -82,19 +82,7 @@ admin_api:
 		t.Fatal(err)
 	}
 	store := memstore.New()
-	start := func() (*broker.Server, *adminAPI) {
-		srv, err := buildBroker(ctx, c.cfg, store, c.logger, c.logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		api, err := startAdminAPI(ctx, c.cfg, store, srv, c.logger, c.logger)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cancel(); <-api.Done })
-		return srv, api
-	}
+	start := func() (*broker.Server, *adminAPI) { return startWithAdmin(t, ctx, cancel, c.cfg, store, c.logger) }
 	srv, a := start()
 	front := &switchHandler{}
 	front.set(srv.Handler())
