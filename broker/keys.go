@@ -484,10 +484,15 @@ func compactJWS(s string) bool {
 			if i == 0 || s[i-1] == '.' {
 				return false
 			}
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		case base64URLByte(c):
 		default:
 			return false
 		}
 	}
 	return dots == 2 && s[len(s)-1] != '.'
+}
+
+// base64URLByte reports whether c is in the base64url alphabet (RFC 4648 §5).
+func base64URLByte(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }

@@ -44,8 +44,7 @@ func taggableSID(sid string) bool {
 		return false
 	}
 	for i := 0; i < len(sid); i++ {
-		c := sid[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !base64URLByte(sid[i]) {
 			return false
 		}
 	}

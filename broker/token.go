@@ -161,8 +161,9 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	var blob []byte
 	var err error
 	sid := SessionOfFamily(fam)
-	sr, checked := s.store.(SessionRotator)
-	if checked = checked && sid != ""; checked {
+	sr, _ := s.store.(SessionRotator)
+	checked := sr != nil && sid != "" // the store checks the session's marker itself
+	if checked {
 		// One step: the rotation also checks the session's logout marker.
 		blob, err = sr.RotateUnlessRevoked(ctx, fam, s.keyer.key("rt", rt), s.keyer.key("rt", next), sessionMarkerKey(sid))
 	} else {
