@@ -136,6 +136,7 @@ type Client struct {
 	ExchangeAudiences      []string `json:"exchange_audiences,omitempty"`
 	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty"`
 	AllowedIdPs            []string `json:"allowed_idps,omitempty"`
+	Claims                 []string `json:"claims,omitempty"`
 	// Source is SourceAPI or SourceFile (set by the server, ignored on input).
 	Source string `json:"source,omitempty"`
 }

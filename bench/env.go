@@ -184,6 +184,7 @@ clients:
     secret: %[6]q
     redirect_uris: [%[7]q]
     allowed_tenants: ["*"]
+    claims: [roles]
 tenants:
   - id: %[8]s
     name: ACME Corporation

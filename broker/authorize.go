@@ -129,6 +129,9 @@ func (s *Server) authorize(c echo.Context) error {
 		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
 		PromptNone: slices.Contains(prompts, "none"),
 	}
+	if maxAge >= 0 {
+		ar.MaxAge = &maxAge
+	}
 
 	// SSO: a live session skips the upstream unless the client forces a
 	// login or asks the user to pick an account (OIDC Core §3.1.2.1).
@@ -137,9 +140,10 @@ func (s *Server) authorize(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if sess != nil && cl.allowsTenant(sess.Tenant) &&
-			(!s.needsMFA(sess.Tenant, ar) || providers.MFA(sess.Identity.AMR)) &&
-			(maxAge < 0 || s.now().Sub(sess.AuthTime) <= time.Duration(maxAge)*time.Second) {
+		// The one authorization decision (S66, S67): a session the client may
+		// not have, or too weak or too old for this request, is not used.
+		tenant := sess.tenantFor(ar)
+		if sess != nil && s.dir().authorizeFor(s.now(), cl, tenant, sessionSubject(sess), strengthOf(ar, false)) == nil {
 			return s.finish(c, ar, sess)
 		}
 	}
@@ -220,6 +224,9 @@ func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest,
 	lr := providers.LoginRequest{
 		State: randomToken(tokenBytes), Nonce: randomToken(tokenBytes), CodeVerifier: randomToken(tokenBytes),
 		CallbackURL: s.CallbackURL(idp.ID), LoginHint: hint, ForceLogin: ar.ForceLogin,
+	}
+	if ar.MaxAge != nil && *ar.MaxAge > 0 {
+		lr.MaxAge = time.Duration(*ar.MaxAge) * time.Second // S67: max_age goes upstream
 	}
 	if mfa {
 		lr.ACRValues = idp.mfaACRValues()

@@ -48,6 +48,11 @@ type Client struct {
 	// AllowedIdPs narrows the client to these IdPs; empty means any IdP of
 	// an allowed tenant.
 	AllowedIdPs []string
+	// Claims names the claims beyond the standard ones this client receives
+	// (S75): custom claims the tenants' rules add, by name, and "roles" to
+	// receive roles without asking for the roles scope. A custom claim not
+	// named here is never released to the client.
+	Claims []string
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -129,6 +134,7 @@ type client struct {
 	tenants      map[string]bool
 	allTenants   bool            // AllowedTenants holds "*"
 	idps         map[string]bool // nil: every IdP of an allowed tenant
+	claims       map[string]bool // Claims, indexed
 }
 
 func (c *client) public() bool { return !c.confidential }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -101,10 +102,17 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	// user; nothing typed or hinted takes part.
 	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident, Clients: []string{ar.ClientID},
 		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
-	if sess.AuthTime.IsZero() {
-		sess.AuthTime = s.now()
+	if sess.AuthTime.IsZero() && ul.Force {
+		// S67: the upstream stated no authentication time, but it was told
+		// to authenticate anew (prompt=login, ForceAuthn) after the broker
+		// sent the user there; that instant bounds the authentication from
+		// below. Otherwise the time stays unknown: tokens carry no
+		// auth_time and no max_age is satisfied by this session.
+		sess.AuthTime = ul.Created
 	}
-	sess.AuthTime = sess.AuthTime.Truncate(time.Second)
+	if !sess.AuthTime.IsZero() {
+		sess.AuthTime = sess.AuthTime.Truncate(time.Second)
+	}
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
@@ -133,24 +141,46 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	if handled || err != nil {
 		return err
 	}
-	if tenant != sess.Tenant && s.needsMFA(tenant, ar) && !providers.MFA(sess.Identity.AMR) {
+	at := attrs{client: ar.ClientID, tenant: tenant, idp: sess.IdP, subject: sess.Subject}
+	d := s.dir()
+	// The one authorization decision (S66, S67), whichever path got here:
+	// a fresh sign-in, SSO from a session, the tenant picker.
+	switch err := d.authorizeFor(s.now(), d.clients[ar.ClientID], tenant, sessionSubject(sess), strengthOf(ar, ar.fresh)); {
+	case err == nil:
+	case errors.Is(err, errNeedsMFA) || errors.Is(err, errNeedsLogin):
+		mfa := errors.Is(err, errNeedsMFA)
 		if ar.PromptNone {
-			return s.redirectError(c, ar.RedirectURI, ar.State, "interaction_required", "multi-factor authentication is required")
+			if mfa {
+				return s.redirectError(c, ar.RedirectURI, ar.State, "interaction_required", "multi-factor authentication is required")
+			}
+			return s.redirectError(c, ar.RedirectURI, ar.State, "login_required", "a fresh sign-in is required")
 		}
-		// The target tenant requires MFA the session did not have.
-		idp, ok := s.dir().idps[sess.IdP]
+		if ar.fresh && !mfa {
+			// The IdP has just authenticated the user and still did not
+			// meet max_age: asking again would loop.
+			s.auditEvent(c, "denied", "max_age_not_met", at)
+			return s.redirectError(c, ar.RedirectURI, ar.State, "login_required", "the identity provider did not authenticate the user recently enough")
+		}
+		// The session is too weak or too old for this request: the IdP
+		// that authenticated the user is asked again (MFA, fresh sign-in).
+		idp, ok := d.idps[sess.IdP]
 		if !ok {
 			return s.expired(c)
 		}
 		ar.Tenant = tenant
+		if !mfa {
+			ar.ForceLogin = true // prompt=login / ForceAuthn, and max_age when asked
+		}
 		key, err := s.saveRequestKey(c, ar)
 		if err != nil {
 			return err
 		}
-		return s.startUpstreamMFA(c, key, ar, idp, sess.Identity.Email, true)
+		return s.startUpstreamMFA(c, key, ar, idp, sess.Identity.Email, mfa || s.needsMFA(tenant, ar))
+	default:
+		s.auditEvent(c, "refused", refusal(err), at)
+		return s.redirectError(c, ar.RedirectURI, ar.State, "access_denied", "the user cannot sign in to this application")
 	}
-	at := attrs{client: ar.ClientID, tenant: tenant, idp: sess.IdP, subject: sess.Subject}
-	claims, err := s.claimsFor(c, ar.ClientID, sess, tenant)
+	claims, err := s.claimsFor(ctx, ar.ClientID, sess, tenant)
 	if err != nil {
 		var denied *transform.DeniedError
 		if errors.As(err, &denied) {
@@ -168,10 +198,14 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 			return err
 		}
 	}
+	if err := s.recordSubject(ctx, tenant, sess); err != nil {
+		return err
+	}
 	code := randomToken(tokenBytes)
+	origin := &session{Tenant: sess.Tenant, IdP: sess.IdP, Subject: sess.Subject, Identity: sess.Identity, AuthTime: sess.AuthTime}
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
 		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
-		AuthTime: sess.AuthTime, Claims: claims, Created: s.now()}
+		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now()}
 	if err := s.putJSON(ctx, s.keyer.key("cd", code), g, codeTTL); err != nil {
 		return err
 	}
@@ -247,13 +281,13 @@ func (s *Server) guardEmail(tenant string, claims map[string]any) {
 
 // claimsFor runs the active tenant's rules for the client. The email guard
 // (S52) uses the home tenant: the IdP vouches only for its own tenant's domains.
-func (s *Server) claimsFor(c echo.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
+func (s *Server) claimsFor(ctx context.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
 	in := transform.Input{Upstream: sess.Identity.Claims, Claims: s.standardClaims(sess),
 		Tenant: tenant, IdP: sess.IdP, Client: clientID}
 	if in.Upstream == nil {
 		in.Upstream = map[string]any{}
 	}
-	out, err := s.dir().rules[tenant].Apply(c.Request().Context(), in)
+	out, err := s.dir().rules[tenant].Apply(ctx, in)
 	if err != nil {
 		return nil, err
 	}

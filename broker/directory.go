@@ -141,6 +141,10 @@ func newClients(list []Client) (map[string]*client, error) {
 				cl.idps[p] = true
 			}
 		}
+		cl.claims = make(map[string]bool, len(c.Claims))
+		for _, n := range c.Claims {
+			cl.claims[n] = true
+		}
 		out[c.ID] = cl
 	}
 	return out, nil

@@ -66,7 +66,7 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
-		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"scopes_supported":                              []string{"openid", "profile", "email", "roles", "offline_access"},
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash",
 			"tid", "idp", "roles", "amr", "acr", "email", "email_verified", "name", "given_name", "family_name", "preferred_username"},
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
@@ -84,8 +84,10 @@ func (s *Server) jwks(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/jwk-set+json", s.keys.jwks())
 }
 
-// accessToken verifies one of our access tokens and that its grant is alive.
-func (s *Server) accessToken(c echo.Context, token string) (jwt.MapClaims, map[string]any, error) {
+// accessToken verifies one of our access tokens, that its grant is alive,
+// and that its audience may still have it (S66, S68): a tenant, IdP or
+// membership removed, or a client narrowed, ends the token at our endpoints.
+func (s *Server) accessToken(c echo.Context, token string) (jwt.MapClaims, *grant, error) {
 	claims, err := s.keys.verify(token, "at+jwt")
 	if err != nil {
 		return nil, nil, err
@@ -109,7 +111,11 @@ func (s *Server) accessToken(c echo.Context, token string) (jwt.MapClaims, map[s
 	} else if revoked {
 		return nil, nil, errBadToken // the session was logged out
 	}
-	return claims, g.Claims, nil
+	d := s.dir()
+	if d.authorizeFor(s.now(), d.clients[stringClaim(claims, "aud")], stringClaim(claims, "tid"), grantSubject(&g), strength{maxAge: -1}) != nil {
+		return nil, nil, errBadToken
+	}
+	return claims, &g, nil
 }
 
 // bearer extracts an RFC 6750 §2.1 bearer token from the Authorization header.
@@ -128,7 +134,7 @@ func (s *Server) userinfo(c echo.Context) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate"`)
 		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "a bearer access token is required"})
 	}
-	at, all, err := s.accessToken(c, tok)
+	at, g, err := s.accessToken(c, tok)
 	if errors.Is(err, ErrUnavailable) {
 		return s.tokenUnavailable(c, err)
 	}
@@ -138,11 +144,22 @@ func (s *Server) userinfo(c echo.Context) error {
 		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
 	}
 	scopes := strings.Fields(stringClaim(at, "scope"))
-	out := map[string]any{}
-	for k, v := range filterClaims(all, scopes) {
-		out[k] = v
+	cl := s.dir().clients[stringClaim(at, "aud")]
+	all := g.Claims
+	if g.Origin != nil && g.Tenant == stringClaim(at, "tid") {
+		// The tenant's current rules, as at refresh (S68).
+		fresh, err := s.claimsFor(c.Request().Context(), g.ClientID, g.Origin, g.Tenant)
+		if err != nil {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate", error="invalid_token"`)
+			return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is no longer valid"})
+		}
+		all = fresh
 	}
-	out["sub"], out["tid"], out["idp"], out["roles"] = at["sub"], at["tid"], at["idp"], rolesOf(all)
+	out, roles := release(cl, all, scopes) // S75: the same filter as the tokens
+	out["sub"], out["tid"], out["idp"] = at["sub"], at["tid"], at["idp"]
+	if roles != nil {
+		out["roles"] = roles
+	}
 	return c.JSON(http.StatusOK, out)
 }
 

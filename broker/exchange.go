@@ -58,13 +58,22 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 		s.auditEvent(c, "refused", "exchange_audience_not_allowed", attrs{client: cl.ID})
 		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the client may not obtain tokens for this audience"})
 	}
-	subject, all, err := s.accessToken(c, v.Get("subject_token"))
+	subject, sg, err := s.accessToken(c, v.Get("subject_token"))
 	if errors.Is(err, ErrUnavailable) {
 		return s.tokenUnavailable(c, err)
 	}
 	if err != nil || stringClaim(subject, "aud") != cl.ID {
 		// The subject token must have been issued to the client presenting it.
 		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the subject token is invalid, expired, revoked or not issued to this client"})
+	}
+	// S66: the target audience must itself be allowed the subject's tenant
+	// and IdP; an exchange never reaches an API its user could not sign in to.
+	d := s.dir()
+	audCl := d.clients[audience]
+	if err := d.authorizeFor(s.now(), audCl, stringClaim(subject, "tid"), grantSubject(sg), strength{maxAge: -1}); err != nil {
+		s.auditEvent(c, "refused", "exchange_"+refusal(err), attrs{client: cl.ID, tenant: stringClaim(subject, "tid"),
+			idp: stringClaim(subject, "idp"), subject: stringClaim(subject, "sub")})
+		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the audience may not receive tokens for this user"})
 	}
 	scopes := strings.Fields(stringClaim(subject, "scope"))
 	if sc := v.Get("scope"); sc != "" {
@@ -85,8 +94,9 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 		if errors.Is(err, ErrUnavailable) {
 			return s.tokenUnavailable(c, err)
 		}
-		if err != nil {
-			return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the actor token is invalid"})
+		if err != nil || stringClaim(actor, "aud") != cl.ID {
+			// S69: the actor token must have been issued to the client presenting it.
+			return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the actor token is invalid or not issued to this client"})
 		}
 		act = map[string]any{"sub": actor["sub"], "client_id": stringClaim(actor, "client_id")}
 		if prior, ok := actor["act"].(map[string]any); ok {
@@ -104,8 +114,14 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	claims := jwt.MapClaims{
 		"iss": s.cfg.Issuer, "sub": subject["sub"], "aud": audience, "client_id": cl.ID,
 		"iat": now.Unix(), "exp": exp.Unix(), "jti": randomToken(16), "scope": strings.Join(scopes, " "),
-		"tid": subject["tid"], "idp": subject["idp"], "roles": rolesOf(all), "auth_time": subject["auth_time"],
+		"tid": subject["tid"], "idp": subject["idp"], "auth_time": subject["auth_time"],
 		"sid": subject["sid"], "gid": subject["gid"], "act": act,
+	}
+	if subject["auth_time"] == nil {
+		delete(claims, "auth_time")
+	}
+	if _, roles := release(audCl, sg.Claims, scopes); roles != nil { // S75, for the audience
+		claims["roles"] = roles
 	}
 	tok, err := s.keys.sign(claims, "at+jwt")
 	if err != nil {

@@ -33,6 +33,9 @@ type fakeIdP struct {
 	ident providers.Identity
 	err   error
 	last  providers.LoginRequest
+	// now, when set, stamps an identity without AuthTime with the time of
+	// the callback; nil leaves the authentication time unknown.
+	now func() time.Time
 }
 
 func (f *fakeIdP) LoginURL(_ context.Context, req providers.LoginRequest) (string, []byte, error) {
@@ -54,7 +57,11 @@ func (f *fakeIdP) HandleCallback(_ context.Context, req providers.LoginRequest, 
 	if f.err != nil {
 		return providers.Identity{}, f.err
 	}
-	return f.ident, nil
+	id := f.ident
+	if id.AuthTime.IsZero() && f.now != nil {
+		id.AuthTime = f.now() // as a real IdP states auth_time
+	}
+	return id, nil
 }
 
 // recordingStore wraps a Store, records every key and value written, and can
@@ -196,34 +203,26 @@ func newEnvOn(t *testing.T, store *recordingStore, opts ...envOpt) *env {
 	e.initechA, e.initechB = &fakeIdP{id: "initech-a", ident: providers.Identity{Subject: "peter", Email: "peter@initech.test", EmailVerified: true}},
 		&fakeIdP{id: "initech-b", ident: providers.Identity{Subject: "peter-b", Email: "peter@initech.test", EmailVerified: true}}
 	e.social = &fakeIdP{id: "social", ident: providers.Identity{Subject: "gh-1", Email: "someone@gmail.example", EmailVerified: true}}
-	res, err := realm.New([]realm.Tenant{
-		{ID: "acme", Name: "ACME <Corp>", Domains: []string{"acme.test"}, IdPs: []string{"acme-idp"}},
-		{ID: "globex", Name: "Globex", Domains: []string{"globex.test", "*.globex.test"}, IdPs: []string{"globex-idp"}},
-		{ID: "initech", Name: `<img src=x onerror=alert(1)> Initech`, Domains: []string{"initech.test"}, Subdomain: "initech",
-			IPRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, IdPs: []string{"initech-a", "initech-b"}},
-		{ID: "consumers", Name: "Personal accounts", Default: true, IdPs: []string{"social"}},
-	}, realm.Options{BaseDomain: "login.test"})
+	res, err := realm.New(harnessTenants(), realm.Options{BaseDomain: "login.test"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range []*fakeIdP{e.acme, e.globex, e.initechA, e.initechB, e.social} {
+		f.now = e.clock.now
 	}
 	cfg := broker.Config{
 		Issuer: e.issuer, Secret: []byte("test-secret-0123456789abcdef0123"),
 		Clients: []broker.Client{
-			{ID: "app-a", Secret: secretA, RedirectURIs: []string{appCB, "http://127.0.0.1:9000/cb"}, AllowedTenants: []string{"*"}},
+			{ID: "app-a", Secret: secretA, RedirectURIs: []string{appCB, "http://127.0.0.1:9000/cb"}, AllowedTenants: []string{"*"},
+				Claims: []string{"roles"}},
 			{ID: "app-b", Secret: secretB, RedirectURIs: []string{"https://app-b.example/callback"}, AllowedTenants: []string{"*"},
-				PostLogoutRedirectURIs: []string{"https://app-b.example/bye"}},
+				PostLogoutRedirectURIs: []string{"https://app-b.example/bye"}, Claims: []string{"roles"}},
 			{ID: "pub", RedirectURIs: []string{"http://127.0.0.1:7000/cb"}, AllowedTenants: []string{"*"}},
 			{ID: "acme-only", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"acme"}},
 			{ID: "no-social", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"*"},
 				AllowedIdPs: []string{"acme-idp", "globex-idp", "initech-a"}},
 		},
-		IdPs: []broker.IdP{
-			{ID: "acme-idp", Tenant: "acme", Name: "ACME SSO", Connector: e.acme},
-			{ID: "globex-idp", Tenant: "globex", Name: "Globex SSO", Connector: e.globex},
-			{ID: "initech-a", Tenant: "initech", Name: "Initech Entra", Connector: e.initechA},
-			{ID: "initech-b", Tenant: "initech", Name: `Initech "AD FS" <b>`, Connector: e.initechB},
-			{ID: "social", Tenant: "consumers", Name: "GitHub", Connector: e.social},
-		},
+		IdPs:     e.harnessIdPs(),
 		Resolver: res,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:      e.clock.now,
@@ -247,6 +246,28 @@ func newEnvOn(t *testing.T, store *recordingStore, opts ...envOpt) *env {
 	e.broker = b
 	mux.Handle("/", b.Handler())
 	return e
+}
+
+// harnessTenants are the tenants of every env.
+func harnessTenants() []realm.Tenant {
+	return []realm.Tenant{
+		{ID: "acme", Name: "ACME <Corp>", Domains: []string{"acme.test"}, IdPs: []string{"acme-idp"}},
+		{ID: "globex", Name: "Globex", Domains: []string{"globex.test", "*.globex.test"}, IdPs: []string{"globex-idp"}},
+		{ID: "initech", Name: `<img src=x onerror=alert(1)> Initech`, Domains: []string{"initech.test"}, Subdomain: "initech",
+			IPRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, IdPs: []string{"initech-a", "initech-b"}},
+		{ID: "consumers", Name: "Personal accounts", Default: true, IdPs: []string{"social"}},
+	}
+}
+
+// harnessIdPs are the IdPs of every env, on its fake connectors.
+func (e *env) harnessIdPs() []broker.IdP {
+	return []broker.IdP{
+		{ID: "acme-idp", Tenant: "acme", Name: "ACME SSO", Connector: e.acme},
+		{ID: "globex-idp", Tenant: "globex", Name: "Globex SSO", Connector: e.globex},
+		{ID: "initech-a", Tenant: "initech", Name: "Initech Entra", Connector: e.initechA},
+		{ID: "initech-b", Tenant: "initech", Name: `Initech "AD FS" <b>`, Connector: e.initechB},
+		{ID: "social", Tenant: "consumers", Name: "GitHub", Connector: e.social},
+	}
 }
 
 // browser is a cookie-keeping user agent that does not follow redirects.

@@ -71,13 +71,29 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 		s.auditEvent(c, "refused", "impersonation_operator_not_allowed", at)
 		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the operator may not impersonate users of this tenant"})
 	}
+	// S69: only a subject realmgate issued for this tenant can be acted as:
+	// "acme/<sub of a globex user>" names nobody of acme.
+	rec, err := s.issuedSubject(ctx, tenant, sub)
+	if isUnavailable(err) {
+		return s.tokenUnavailable(c, err)
+	}
+	if err != nil {
+		s.auditEvent(c, "refused", "impersonation_unknown_subject", at)
+		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the tenant has no such user"})
+	}
+	// S66: the audience must be allowed this tenant and the user's IdP.
+	d := s.dir()
+	if err := d.authorizeFor(s.now(), d.clients[audience], tenant, subjectOf{idp: rec.IdP}, strength{maxAge: -1}); err != nil {
+		s.auditEvent(c, "refused", "impersonation_"+refusal(err), at)
+		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the audience may not receive tokens for this user"})
+	}
 	lifetime := policy.Lifetime
 	if lifetime <= 0 || lifetime > DefaultImpersonationLifetime {
 		lifetime = DefaultImpersonationLifetime
 	}
 	now := s.now()
 	fam := randomToken(16)
-	g := grant{ClientID: audience, Scopes: []string{"openid"}, Subject: sub, Tenant: tenant, AuthTime: now,
+	g := grant{ClientID: audience, Scopes: []string{"openid"}, Subject: sub, Tenant: tenant, IdP: rec.IdP,
 		Claims: map[string]any{"roles": []any{}}, Created: now}
 	blob, _ := json.Marshal(g)
 	// A short-lived grant lets our endpoints (introspection, revocation) see
@@ -87,7 +103,7 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	}
 	tok, err := s.keys.sign(jwt.MapClaims{
 		"iss": s.cfg.Issuer, "sub": sub, "aud": audience, "client_id": cl.ID, "iat": now.Unix(),
-		"exp": now.Add(lifetime).Unix(), "jti": randomToken(16), "scope": "openid", "tid": tenant, "roles": []any{},
+		"exp": now.Add(lifetime).Unix(), "jti": randomToken(16), "scope": "openid", "tid": tenant, "idp": rec.IdP,
 		"gid": fam, "act": map[string]any{"sub": actorSub, "tid": actorTenant, "client_id": stringClaim(actor, "client_id")},
 	}, "at+jwt")
 	if err != nil {

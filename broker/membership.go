@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/providers"
 )
 
 // Membership lets an identity from one tenant's IdP act in another tenant
@@ -24,13 +26,13 @@ type Membership struct {
 	Reauth bool
 }
 
-// memberships returns the memberships an identity signed in through sess has.
-func (d *directory) memberships(sess *session) []Membership {
+// memberships returns the memberships of the identity ident signed in through idp.
+func (d *directory) memberships(idp string, ident *providers.Identity) []Membership {
 	var out []Membership
-	for _, m := range d.members[sess.IdP] {
+	for _, m := range d.members[idp] {
 		switch {
-		case m.Subject != "" && m.Subject == sess.Identity.Subject:
-		case m.Email != "" && sess.Identity.EmailVerified && strings.EqualFold(m.Email, sess.Identity.Email):
+		case m.Subject != "" && m.Subject == ident.Subject:
+		case m.Email != "" && ident.EmailVerified && strings.EqualFold(m.Email, ident.Email):
 		default:
 			continue
 		}
@@ -51,7 +53,7 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 	var cands []tenantChoice
 	reauth := map[string]bool{}
 	add := func(id string) {
-		if cl == nil || !cl.allowsTenant(id) || slices.ContainsFunc(cands, func(t tenantChoice) bool { return t.ID == id }) {
+		if cl == nil || !cl.allows(id, sess.IdP) || slices.ContainsFunc(cands, func(t tenantChoice) bool { return t.ID == id }) {
 			return
 		}
 		name := id
@@ -61,7 +63,7 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 		cands = append(cands, tenantChoice{ID: id, Name: name})
 	}
 	add(sess.Tenant)
-	for _, m := range d.memberships(sess) {
+	for _, m := range d.memberships(sess.IdP, &sess.Identity) {
 		add(m.Tenant)
 		reauth[m.Tenant] = reauth[m.Tenant] || m.Reauth
 	}
@@ -81,6 +83,9 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 	case ar.PromptNone:
 		return "", true, s.redirectError(c, ar.RedirectURI, ar.State, "account_selection_required", "the user must choose an organization")
 	default:
+		if ar.fresh {
+			ar.FreshSID = sess.SID // the picker's answer completes this fresh sign-in only (S67)
+		}
 		id, err := s.saveRequest(c, ar)
 		if err != nil {
 			return "", true, err
@@ -144,5 +149,21 @@ func (s *Server) pickTenant(c echo.Context) error {
 		return s.renderError(c, http.StatusBadRequest, "Choose an organization", "No organization was chosen.")
 	}
 	_ = s.store.Delete(c.Request().Context(), s.keyer.key("ar", v.Get("r")))
+	// Only the session that authenticated for this request makes it fresh;
+	// finish decides again, so a request that wants a fresh or stronger
+	// authentication is never completed from an older session (S67).
+	ar.fresh = ar.FreshSID != "" && ar.FreshSID == sess.SID
 	return s.finish(c, ar, sess)
+}
+
+// tenantFor is the tenant a request would sign in to from this session: the
+// one it names, or the session's home tenant.
+func (sess *session) tenantFor(ar *authRequest) string {
+	if sess == nil || ar.Tenant == "" {
+		if sess == nil {
+			return ""
+		}
+		return sess.Tenant
+	}
+	return ar.Tenant
 }

@@ -39,6 +39,13 @@ type authRequest struct {
 	// picker's answer); empty means the home tenant.
 	Tenant string `json:"tn,omitempty"`
 
+	// MaxAge is the request's max_age in seconds (OIDC Core §3.1.2.1); nil: none.
+	MaxAge *int `json:"ma,omitempty"`
+	// FreshSID is the session the user authenticated upstream for this
+	// request, kept while the request waits on a page (the tenant picker):
+	// only that session counts as fresh for it (S67).
+	FreshSID string `json:"fs,omitempty"`
+
 	fresh bool // the user authenticated upstream during this request
 	// Offered lists the IdPs of the tenant choice page shown for this
 	// request: a later choice must be one of them (or a global one).
@@ -247,6 +254,11 @@ type grant struct {
 	IdP         string         `json:"idp"`
 	AuthTime    time.Time      `json:"at"`
 	Claims      map[string]any `json:"cl"`
+	// Origin is the authentication the grant came from (the home tenant's
+	// IdP, the upstream identity, its time): refresh decides again on it and
+	// runs the current rules over it (S68). Nil for impersonation and for
+	// grants written before it existed.
+	Origin *session `json:"o,omitempty"`
 	// Created bounds a code's life (S08); a refresh-token family's copy of
 	// the grant leaves it out.
 	Created time.Time `json:"t,omitzero"`

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/transform"
 )
 
 // pkceVerifier is RFC 7636 §4.1: 43-128 unreserved characters (S03).
@@ -202,6 +204,31 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		s.auditEvent(c, "refused", "refresh_token_client_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
 		return s.tokenErr(c, bad)
 	}
+	// S68: the decision is taken again, with the directory as it is now
+	// (tenant, IdP, membership, client, the tenant's MFA policy), and the
+	// tenant's current rules run again over the authentication the family
+	// came from. A refusal ends the family.
+	at := attrs{client: cl.ID, tenant: g.Tenant, idp: g.IdP, subject: g.Subject}
+	if err := s.dir().authorizeFor(s.now(), cl, g.Tenant, grantSubject(&g), strength{maxAge: -1}); err != nil {
+		_ = s.store.RevokeFamily(ctx, fam)
+		s.auditEvent(c, "refused", "refresh_"+refusal(err), at)
+		return s.tokenErr(c, bad)
+	}
+	if g.Origin != nil {
+		claims, err := s.claimsFor(ctx, cl.ID, g.Origin, g.Tenant)
+		if err != nil {
+			var denied *transform.DeniedError
+			if errors.As(err, &denied) {
+				_ = s.store.RevokeFamily(ctx, fam)
+				s.auditEvent(c, "denied", "rule: "+denied.Rule, at)
+				return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "access denied: " + denied.Message})
+			}
+			s.log.Error("claims rules on refresh", "request_id", requestID(c), "tenant", g.Tenant, "err", err)
+			s.auditEvent(c, "failure", "rule_error", at)
+			return s.tokenErr(c, bad)
+		}
+		g.Claims = claims
+	}
 	scopes := g.Scopes
 	if sc := v.Get("scope"); sc != "" {
 		scopes = strings.Fields(sc)
@@ -252,8 +279,8 @@ type accessClaims struct {
 	Scope    string `json:"scope"`
 	Tid      string `json:"tid"`
 	IdP      string `json:"idp"`
-	Roles    []any  `json:"roles"`
-	AuthTime int64  `json:"auth_time"`
+	Roles    []any  `json:"roles,omitzero"`
+	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid"`
 	GID      string `json:"gid"`
 }
@@ -271,22 +298,27 @@ type tokenResponse struct {
 func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt string, withNonce bool, scopes []string) error {
 	now := s.now()
 	scope := strings.Join(scopes, " ")
-	roles := rolesOf(g.Claims)
+	id, roles := release(cl, g.Claims, scopes)
 	// RFC 9068 §2.1: typ at+jwt (S12).
 	access, err := s.keys.sign(&accessClaims{
 		Iss: s.cfg.Issuer, Sub: g.Subject, Aud: cl.ID, ClientID: cl.ID,
 		Iat: now.Unix(), Exp: now.Add(s.cfg.AccessTokenLifetime).Unix(), Jti: randomToken(16),
-		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: g.AuthTime.Unix(), SID: g.SID, GID: fam,
+		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: unixOrZero(g.AuthTime), SID: g.SID, GID: fam,
 	}, "at+jwt")
 	if err != nil {
 		return err
 	}
-	// filterClaims returns a fresh map: the ID token's claims start from it.
-	id := filterClaims(g.Claims, scopes)
+	// release returned a fresh map: the ID token's claims start from it.
 	// Reserved claims are set last so no rule or upstream value can override them.
 	id["iss"], id["sub"], id["aud"], id["azp"] = s.cfg.Issuer, g.Subject, cl.ID, cl.ID
-	id["iat"], id["exp"], id["auth_time"] = now.Unix(), now.Add(s.cfg.IDTokenLifetime).Unix(), g.AuthTime.Unix()
-	id["tid"], id["idp"], id["sid"], id["roles"] = g.Tenant, g.IdP, g.SID, roles
+	id["iat"], id["exp"] = now.Unix(), now.Add(s.cfg.IDTokenLifetime).Unix()
+	if !g.AuthTime.IsZero() { // S67: only an authentication time the upstream gave
+		id["auth_time"] = g.AuthTime.Unix()
+	}
+	id["tid"], id["idp"], id["sid"] = g.Tenant, g.IdP, g.SID
+	if roles != nil {
+		id["roles"] = roles
+	}
 	id["at_hash"] = halfHash(access) // OIDC Core §3.1.3.6
 	if withNonce && g.Nonce != "" {
 		id["nonce"] = g.Nonce // echoed byte for byte (S11)
@@ -320,41 +352,39 @@ func rolesOf(claims map[string]any) []any {
 	return []any{}
 }
 
-// scopeClaims says which claims each scope releases (OIDC Core §5.4).
-var scopeClaims = map[string][]string{
-	"profile": {"name", "given_name", "family_name", "middle_name", "nickname", "preferred_username",
-		"profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at"},
-	"email": {"email", "email_verified"},
-}
-
 // reservedClaims are set only by the broker.
 var reservedClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
 	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
 	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
 
-// standardClaimScope maps each standard claim to the scope releasing it.
-var standardClaimScope = func() map[string]string {
-	m := map[string]string{}
-	for sc, names := range scopeClaims {
-		for _, n := range names {
-			m[n] = sc
-		}
+// release returns the claims the client receives (S75) through the one
+// filter, transform.FilterClaims: standard claims by scope (OIDC Core §5.4),
+// amr and acr always, roles with the roles scope or by registration, and a
+// custom claim only when the client's registration names it. claims is a
+// new map without roles and without the claims the broker sets itself;
+// roles is nil when the client does not receive them. ID tokens, access
+// tokens, userinfo and introspection all take what it returns.
+func release(cl *client, all map[string]any, scopes []string) (claims map[string]any, roles []any) {
+	var granted []string
+	if cl != nil {
+		granted = cl.Claims
 	}
-	return m
-}()
-
-// filterClaims returns, in a new map, the claims the scopes release:
-// standard claims by scope, amr/acr always, and any custom claim a rule added.
-func filterClaims(all map[string]any, scopes []string) map[string]any {
-	out := make(map[string]any, len(all)+12)
-	for k, v := range all {
+	claims = transform.FilterClaims(all, scopes, granted)
+	if _, ok := claims["roles"]; ok {
+		roles = rolesOf(claims)
+	}
+	for k := range claims {
 		if reservedClaims[k] || k == "roles" {
-			continue
+			delete(claims, k)
 		}
-		if sc, std := standardClaimScope[k]; std && !slices.Contains(scopes, sc) {
-			continue
-		}
-		out[k] = v
 	}
-	return out
+	return claims, roles
+}
+
+// unixOrZero is t in seconds, or 0 (left out of the token) when t is unknown.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }

@@ -204,6 +204,12 @@ type Client struct {
 	// AllowedIdPs, when set, narrows the client further to these IdP ids: no
 	// hint, cookie or choice can send its users to another IdP.
 	AllowedIdPs []string `yaml:"allowed_idps,omitempty"`
+
+	// Claims names the claims this client receives beyond the standard ones
+	// its scopes release (SECURITY S75): custom claims that tenants' rules
+	// add, by name, and "roles" to receive roles without asking for the
+	// roles scope. A custom claim not named here never reaches the client.
+	Claims []string `yaml:"claims,omitempty"`
 }
 
 // Tenant is one customer organisation.

@@ -453,6 +453,14 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 				k.add(fmt.Sprintf("%s.exchange_audiences[%d]", path, j), "unknown client %q", id)
 			}
 		}
+		if len(cl.Claims) > maxClientClaims {
+			k.add(path+".claims", "at most %d claims", maxClientClaims)
+		}
+		for j, n := range cl.Claims {
+			if n == "" || len(n) > 128 || reservedClaim[n] {
+				k.add(fmt.Sprintf("%s.claims[%d]", path, j), "%q cannot be registered: it is empty, too long, or a claim realmgate sets itself", n)
+			}
+		}
 		for j, id := range cl.AllowedIdPs {
 			if t, _ := k.c.Provider(id); t == nil {
 				k.add(fmt.Sprintf("%s.allowed_idps[%d]", path, j), "unknown identity provider %q", id)
@@ -877,3 +885,12 @@ func (k *checker) rules(rules []Rule, path string) {
 		}
 	}
 }
+
+// maxClientClaims bounds clients[].claims.
+const maxClientClaims = 64
+
+// reservedClaim are the claims realmgate sets itself; a client registers
+// for them by scope, never by name.
+var reservedClaim = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
+	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
+	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}

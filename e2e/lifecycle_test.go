@@ -86,16 +86,19 @@ clients:
     redirect_uris: ["` + rpRedirectURI + `"]
     post_logout_redirect_uris: ["` + postLogoutURI + `"]
     allowed_tenants: ["acme", "partner", "secure"]
+    claims: [roles]
     backchannel_logout_uri: "{{.BackchannelLogout}}"
     exchange_audiences: ["` + apiClientID + `"]
   - id: ` + apiClientID + `
     secret: "{{.APISecret}}"
     redirect_uris: ["http://127.0.0.1/e2e/api-callback"]
     allowed_tenants: ["acme"]
+    claims: [roles]
   - id: ` + otherClientID + `
     secret: "{{.OtherSecret}}"
     redirect_uris: ["http://127.0.0.1/e2e/other-callback"]
     allowed_tenants: ["acme"]
+    claims: [roles]
 tenants:
   - id: acme
     name: ACME Corporation

@@ -277,6 +277,7 @@ clients:
     secret: "{{.ClientSecret}}"
     redirect_uris: ["` + rpRedirectURI + `"]
     allowed_tenants: ["acme"]
+    claims: [roles]
 tenants:
   - id: acme
     name: ACME Corporation

@@ -73,6 +73,11 @@ type LoginRequest struct {
 	LoginHint string
 	// ForceLogin asks the IdP to re-authenticate the user (OIDC prompt=login).
 	ForceLogin bool
+	// MaxAge, when positive, is the client's max_age (OIDC Core §3.1.2.1):
+	// the IdP must re-authenticate a user who authenticated longer ago. OIDC
+	// sends it as max_age; SAML, which cannot say it, as ForceAuthn.
+	// max_age=0 arrives as ForceLogin.
+	MaxAge time.Duration
 	// ACRValues asks the IdP for an authentication context, such as
 	// multi-factor (OIDC acr_values, OIDC Core §3.1.2.1; SAML
 	// RequestedAuthnContext). Empty: the IdP's default.

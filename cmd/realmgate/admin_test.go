@@ -29,6 +29,7 @@ clients:
   - id: app
     redirect_uris: ["http://127.0.0.1:9000/cb"]
     allowed_tenants: ["*"]
+    claims: [roles]
 tenants:
   - id: acme
     domains: [acme.test]

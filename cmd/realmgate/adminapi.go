@@ -131,7 +131,8 @@ func configRules(in []admin.Rule) []config.Rule {
 func configClient(cl admin.Client) config.Client {
 	return config.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs,
 		PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, AllowedTenants: cl.AllowedTenants,
-		ExchangeAudiences: cl.ExchangeAudiences, BackchannelLogoutURI: cl.BackchannelLogoutURI, AllowedIdPs: cl.AllowedIdPs}
+		ExchangeAudiences: cl.ExchangeAudiences, BackchannelLogoutURI: cl.BackchannelLogoutURI, AllowedIdPs: cl.AllowedIdPs,
+		Claims: cl.Claims}
 }
 
 var (
@@ -366,7 +367,7 @@ func (ac *adminCompiler) Compile(ctx context.Context, st *admin.State, probe boo
 func brokerClient(c config.Client) broker.Client {
 	return broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
-		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences}
+		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims}
 }
 
 // crossTenantProblems checks what config.Validate checks across tenants,
@@ -634,7 +635,8 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		fileClients[c.ID] = true
 		opts.FileClients = append(opts.FileClients, admin.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
 			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants,
-			ExchangeAudiences: c.ExchangeAudiences, BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedIdPs: c.AllowedIdPs})
+			ExchangeAudiences: c.ExchangeAudiences, BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedIdPs: c.AllowedIdPs,
+			Claims: c.Claims})
 	}
 	for _, t := range cfg.Tenants {
 		opts.FileTenants = append(opts.FileTenants, adminTenant(t))

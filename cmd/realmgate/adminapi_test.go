@@ -108,6 +108,7 @@ clients:
     secret: %s
     redirect_uris: [%q]
     allowed_tenants: ["*"]
+    claims: [roles]
 tenants:
   - id: filecorp
     domains: [file.test]

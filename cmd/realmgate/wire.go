@@ -255,9 +255,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 	}
 	clients := make([]broker.Client, 0, len(cfg.Clients))
 	for _, c := range cfg.Clients {
-		clients = append(clients, broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
-			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
-			BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences})
+		clients = append(clients, brokerClient(c))
 	}
 	bc := broker.Config{
 		Issuer: cfg.Issuer, Algorithm: cfg.Keys.Algorithm, RotateEvery: cfg.Keys.RotateEvery.Duration(),

@@ -132,6 +132,7 @@ clients:
   - id: app
     redirect_uris: ["http://127.0.0.1:9000/callback"]
     allowed_tenants: ["*"]
+    claims: [roles]
 tenants:
   - id: contoso
     domains: ["contoso.test"]

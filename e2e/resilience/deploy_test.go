@@ -149,6 +149,7 @@ clients:
     secret: "{{.ClientSecret}}"
     redirect_uris: ["` + appRedirectURI + `"]
     allowed_tenants: ["*"]
+    claims: [roles]
 tenants:
   - id: acme
     name: ACME Corporation

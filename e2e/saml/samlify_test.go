@@ -223,6 +223,7 @@ clients:
     secret: %[5]s
     redirect_uris: ["%[6]s"]
     allowed_tenants: ["*"]
+    claims: [roles]
 tenants:
   - id: contoso
     name: Contoso

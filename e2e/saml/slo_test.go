@@ -37,6 +37,7 @@ clients:
     redirect_uris: ["%[6]s"]
     post_logout_redirect_uris: ["%[8]s"]
     allowed_tenants: ["*"]
+    claims: [roles]
 tenants:
   - id: contoso
     name: Contoso

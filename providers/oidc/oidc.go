@@ -52,6 +52,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -304,6 +305,9 @@ func (c *Connector) LoginURL(ctx context.Context, req providers.LoginRequest) (s
 	}
 	if req.ForceLogin {
 		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	if req.MaxAge > 0 { // OIDC Core §3.1.2.1: the IdP then states auth_time
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(int(req.MaxAge/time.Second))))
 	}
 	if len(req.ACRValues) > 0 { // OIDC Core §3.1.2.1
 		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(req.ACRValues, " ")))

@@ -349,7 +349,7 @@ func (c *Connector) LoginURL(ctx context.Context, req providers.LoginRequest) (s
 	if md.wantsSigned && sp.SignatureMethod == "" {
 		return "", nil, fmt.Errorf("saml: idp %s wants signed AuthnRequests and no SP key is configured: %w", c.cfg.ID, providers.ErrUnavailable)
 	}
-	if req.ForceLogin {
+	if req.ForceLogin || req.MaxAge > 0 { // SAML cannot say max_age: ask for a fresh authentication
 		t := true
 		sp.ForceAuthn = &t
 	}
