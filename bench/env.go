@@ -166,6 +166,8 @@ keys:
   algorithm: ES256
   rotate_every: 24h
   secret: %[4]q
+outbound:
+  allow_loopback: true # the upstream IdPs (and back-channel receivers) run on loopback
 ops:
   listen: %[14]s
 rate_limits:

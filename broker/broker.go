@@ -115,6 +115,11 @@ type Config struct {
 	UpstreamConcurrency int
 	// Logger receives operational logs; Audit receives one event per sign-in outcome.
 	Logger, Audit *slog.Logger
+	// HTTPClient delivers back-channel logout tokens to clients'
+	// backchannel_logout_uri, which the admin API can set (SECURITY S70);
+	// redirects are never followed. Nil means an internal/outbound client
+	// with the default policy: public addresses only.
+	HTTPClient *http.Client
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 	// RateLimits throttle sign-ins per client IP and per tenant (S60,

@@ -12,6 +12,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/internal/outbound"
 )
 
 // backchannelEvent is the events member of a logout token (OIDC Back-Channel
@@ -282,15 +284,29 @@ const (
 	logoutWorkers      = 2
 	logoutAttempts     = 3
 	logoutFirstBackoff = 500 * time.Millisecond
+	logoutTimeout      = 5 * time.Second
 )
 
 func (s *Server) startLogoutQueue() {
-	s.logouts = &logoutQueue{jobs: make(chan logoutJob, logoutQueueSize), client: &http.Client{Timeout: 5 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	s.logouts = &logoutQueue{jobs: make(chan logoutJob, logoutQueueSize), client: logoutClient(s.cfg.HTTPClient)}
 	for range logoutWorkers {
 		s.logouts.wg.Add(1)
 		go s.logoutWorker()
 	}
+}
+
+// logoutClient is hc, or the default outbound client, that follows no
+// redirect and gives up after logoutTimeout.
+func logoutClient(hc *http.Client) *http.Client {
+	if hc == nil {
+		hc = outbound.New(outbound.Policy{Timeout: logoutTimeout})
+	}
+	c := *hc // shallow copy: the same transport, our own redirect rule and timeout
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if c.Timeout == 0 || c.Timeout > logoutTimeout {
+		c.Timeout = logoutTimeout
+	}
+	return &c
 }
 
 func (s *Server) sendLogout(cl *client, sess *session) {

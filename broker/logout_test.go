@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/internal/outbound"
 )
 
 // logoutCatcher is a client's back-channel logout endpoint.
@@ -40,6 +41,7 @@ func newLogoutCatcher(t *testing.T) (*logoutCatcher, string) {
 
 func withBackchannel(uri string) envOpt {
 	return func(c *broker.Config) {
+		c.HTTPClient = outbound.New(outbound.Policy{AllowLoopback: true}) // the receiver is a loopback httptest server
 		for i := range c.Clients {
 			if c.Clients[i].ID == "app-a" {
 				c.Clients[i].BackchannelLogoutURI = uri
@@ -100,6 +102,28 @@ func TestLogout_S64_BackchannelLogoutToken(t *testing.T) {
 	v2.Del("login_hint")
 	if loc := b.get(e.authorizeURL(v2)).Header.Get("Location"); strings.HasPrefix(loc, appCB) {
 		t.Errorf("authorize after logout answered from the old session: %q", loc)
+	}
+}
+
+// TestLogout_S70_BackchannelDefaultReachesNoInternalAddress: a
+// backchannel_logout_uri (which the admin API can set) pointing at a
+// loopback service gets nothing from a broker whose Config names no client:
+// the default is the outbound client, public addresses only.
+func TestLogout_S70_BackchannelDefaultReachesNoInternalAddress(t *testing.T) {
+	lc, uri := newLogoutCatcher(t)
+	e := newEnv(t, withBackchannel(uri), func(c *broker.Config) { c.HTTPClient = nil })
+	tr, b := e.signIn()
+	v := url.Values{"id_token_hint": {tr.str("id_token")}, "post_logout_redirect_uri": {"https://app-a.example/signed-out"}}
+	if resp := b.get(e.issuer + "/logout?" + v.Encode()); resp.StatusCode != http.StatusFound {
+		t.Fatalf("logout = %d, want 302", resp.StatusCode)
+	}
+	if err := e.broker.Close(); err != nil { // waits for every delivery attempt
+		t.Fatal(err)
+	}
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if len(lc.tokens) != 0 {
+		t.Fatalf("the loopback back-channel endpoint received %d logout tokens, want 0", len(lc.tokens))
 	}
 }
 

@@ -90,6 +90,9 @@ type Config struct {
 	// so a hanging IdP cannot tie up the instance (docs/resilience.md).
 	// Default 64 (0 means the default).
 	UpstreamConcurrency int `yaml:"upstream_concurrency,omitempty"`
+	// Outbound limits the addresses upstream requests may reach: public
+	// ones only unless this allows more (outbound.go, SECURITY S70).
+	Outbound Outbound `yaml:"outbound,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }

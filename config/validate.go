@@ -203,6 +203,7 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	k.operationWarnings() // operations.go
+	k.outboundWarnings()  // outbound.go
 	sortProblems(k.probs)
 	out := make([]string, len(k.probs))
 	for i, p := range k.probs {
@@ -249,6 +250,7 @@ func (c *Config) problems() []Problem {
 	k.rules(c.Rules, "rules")
 	k.adminAPI()
 	k.operations() // operations.go
+	k.outbound()   // outbound.go
 	return k.probs
 }
 

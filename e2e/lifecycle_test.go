@@ -80,6 +80,8 @@ store:
 keys:
   algorithm: ES256
   secret: "{{.Secret}}"
+outbound:
+  allow_loopback: true # the upstream IdPs (and back-channel receivers) run on loopback
 clients:
   - id: ` + rpClientID + `
     secret: "{{.AppSecret}}"

@@ -272,6 +272,8 @@ store:
 keys:
   algorithm: {{.Algorithm}}
   secret: "{{.Secret}}"
+outbound:
+  allow_loopback: true # the upstream IdPs (and back-channel receivers) run on loopback
 clients:
   - id: ` + rpClientID + `
     secret: "{{.ClientSecret}}"

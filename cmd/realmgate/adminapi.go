@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -44,6 +45,7 @@ const probeParallel = 8
 type adminCompiler struct {
 	file   *config.Config
 	logger *slog.Logger
+	http   *http.Client // upstreamClient(file): admin-set URLs reach only what the file allows (S70)
 
 	mu      sync.Mutex
 	gen     int
@@ -83,7 +85,7 @@ var _ admin.Compiler = (*adminCompiler)(nil)
 // newAdminCompiler returns a compiler over the validated file configuration,
 // which it does not change.
 func newAdminCompiler(file *config.Config, logger *slog.Logger) *adminCompiler {
-	return &adminCompiler{file: file, logger: logger, tenants: map[string]*tenantEntry{},
+	return &adminCompiler{file: file, logger: logger, http: upstreamClient(file), tenants: map[string]*tenantEntry{},
 		conns: map[[32]byte]*cachedConn{}, engines: map[[32]byte]*cachedEngine{}}
 }
 
@@ -472,7 +474,7 @@ func (ac *adminCompiler) connector(p *config.Provider, issuer string) (*cachedCo
 		cc.used = ac.gen
 		return cc, nil
 	}
-	conn, err := connector(p, issuer, ac.logger)
+	conn, err := connector(p, issuer, ac.http, ac.logger)
 	if err != nil {
 		return nil, err
 	}

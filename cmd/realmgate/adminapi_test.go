@@ -103,6 +103,8 @@ store:
     addrs: [%q]
 keys:
   secret: 0123456789abcdef0123456789abcdef-test
+outbound:
+  allow_loopback: true # the development IdP is on loopback
 clients:
   - id: app
     secret: %s

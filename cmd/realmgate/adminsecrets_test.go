@@ -72,6 +72,8 @@ store:
   type: memory
 keys:
   secret: 0123456789abcdef0123456789abcdef-test
+outbound:
+  allow_loopback: true # the development IdP is on loopback
 admin_api:
   listen: 127.0.0.1:0
   tokens:

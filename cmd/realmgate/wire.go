@@ -10,12 +10,13 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/broker/redisstore"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/outbound"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/providers/github"
 	"github.com/realmgate/realmgate/providers/oauth2"
@@ -25,19 +26,33 @@ import (
 	"github.com/realmgate/realmgate/transform"
 )
 
-// upstreamHTTP is the client every connector's back-channel calls share
-// (discovery, JWKS, token, userinfo, metadata): one pool of kept-alive
+// upstreamClients holds the one outbound client per policy (in practice one
+// per process): boot and the admin API share its pool of kept-alive
 // connections per IdP host instead of a new TLS handshake per sign-in.
-// Connectors bound each call with their own timeouts.
-var upstreamHTTP = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	MaxIdleConns:          1024,
-	MaxIdleConnsPerHost:   64,
-	IdleConnTimeout:       90 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ResponseHeaderTimeout: 30 * time.Second,
-	ForceAttemptHTTP2:     true,
-}, Timeout: 30 * time.Second}
+var upstreamClients = struct {
+	sync.Mutex
+	m map[string]*http.Client
+}{m: map[string]*http.Client{}}
+
+// upstreamClient returns the client for every request whose address an
+// upstream document or a tenant admin chooses (discovery, JWKS, token,
+// userinfo, metadata, back-channel logout; SECURITY S70): the file's
+// outbound policy decides which addresses it may reach. Connectors bound
+// each call with their own timeouts.
+func upstreamClient(cfg *config.Config) *http.Client {
+	o := cfg.Outbound
+	p := outbound.Policy{AllowLoopback: o.AllowLoopback, AllowPrivate: o.AllowPrivate, AllowCIDRs: o.Prefixes(),
+		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout.Duration()}
+	key := fmt.Sprintf("%+v", p)
+	upstreamClients.Lock()
+	defer upstreamClients.Unlock()
+	c, ok := upstreamClients.m[key]
+	if !ok {
+		c = outbound.New(p)
+		upstreamClients.m[key] = c
+	}
+	return c
+}
 
 // errUnsupportedProvider marks a provider type this build cannot connect yet.
 var errUnsupportedProvider = errors.New("provider type not supported by this build")
@@ -67,11 +82,11 @@ const microsoftIssuer = "https://login.microsoftonline.com/" + oidc.TenantPlaceh
 // connector builds the upstream connector for one configured provider.
 // issuer is the broker's issuer: SAML SP URLs (entityID, ACS) derive from it.
 // No connector touches the network here: OIDC discovery and SAML metadata
-// URLs are fetched on first use.
-func connector(p *config.Provider, issuer string, logger *slog.Logger) (providers.Connector, error) {
+// URLs are fetched on first use, through hc (upstreamClient).
+func connector(p *config.Provider, issuer string, hc *http.Client, logger *slog.Logger) (providers.Connector, error) {
 	switch p.Type {
 	case config.ProviderOIDC:
-		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: upstreamHTTP, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: hc, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 			Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger})
 	case config.ProviderGoogle:
 		// Google is an OpenID Provider; its issuer is fixed (a Provider built
@@ -81,18 +96,18 @@ func connector(p *config.Provider, issuer string, logger *slog.Logger) (provider
 		if iss == "" {
 			iss = "https://accounts.google.com"
 		}
-		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: upstreamHTTP, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: hc, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 			Scopes: p.Scopes, HostedDomain: p.HostedDomain, Logger: logger})
 	case config.ProviderMicrosoft:
-		return oidc.New(microsoftConfig(p, logger))
+		return oidc.New(microsoftConfig(p, hc, logger))
 	case config.ProviderGitHub:
-		return github.New(github.Config{ID: p.ID, HTTPClient: upstreamHTTP, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
+		return github.New(github.Config{ID: p.ID, HTTPClient: hc, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
 			Logger: logger})
 	case config.ProviderOAuth2:
-		return oauth2.New(oauth2.Config{ID: p.ID, HTTPClient: upstreamHTTP, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
+		return oauth2.New(oauth2.Config{ID: p.ID, HTTPClient: hc, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
 			AuthURL: p.AuthURL, TokenURL: p.TokenURL, UserInfoURL: p.UserInfoURL, Logger: logger})
 	case config.ProviderSAML:
-		return samlConnector(p, issuer, logger)
+		return samlConnector(p, issuer, hc, logger)
 	}
 	return nil, fmt.Errorf("provider %q: type %q: %w", p.ID, p.Type, errUnsupportedProvider)
 }
@@ -102,8 +117,8 @@ func connector(p *config.Provider, issuer string, logger *slog.Logger) (provider
 // token's tid (S23): accounts "any" (default) goes through the common
 // endpoint and takes personal accounts too, "work" through organizations,
 // and "personal" is the consumer tenant's own issuer.
-func microsoftConfig(p *config.Provider, logger *slog.Logger) oidc.Config {
-	cfg := oidc.Config{ID: p.ID, HTTPClient: upstreamHTTP, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
+func microsoftConfig(p *config.Provider, hc *http.Client, logger *slog.Logger) oidc.Config {
+	cfg := oidc.Config{ID: p.ID, HTTPClient: hc, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
 		Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger}
 	if cfg.Issuer == "" {
 		cfg.Issuer = microsoftIssuer
@@ -127,7 +142,7 @@ var samlBindings = map[string]string{"": "", config.BindingRedirect: saml.Bindin
 // samlConnector builds a SAML SP for one IdP. Its stable URLs, which the
 // tenant admin registers, are <issuer>/saml/<id>/metadata (also the SP
 // entityID) and <issuer>/saml/<id>/acs.
-func samlConnector(p *config.Provider, issuer string, logger *slog.Logger) (providers.Connector, error) {
+func samlConnector(p *config.Provider, issuer string, hc *http.Client, logger *slog.Logger) (providers.Connector, error) {
 	base := strings.TrimSuffix(issuer, "/") + "/saml/" + url.PathEscape(p.ID)
 	binding, ok := samlBindings[p.Binding]
 	if !ok {
@@ -137,7 +152,7 @@ func samlConnector(p *config.Provider, issuer string, logger *slog.Logger) (prov
 	if !ok {
 		return nil, fmt.Errorf("provider %q: unsupported name_id_format %q", p.ID, p.NameIDFormat)
 	}
-	cfg := saml.Config{ID: p.ID, HTTPClient: upstreamHTTP, EntityID: base + "/metadata", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
+	cfg := saml.Config{ID: p.ID, HTTPClient: hc, EntityID: base + "/metadata", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
 		PostURL: base + "/post", IdPMetadataURL: p.MetadataURL, IdPEntityID: p.EntityID, IdPInitiated: p.IdPInitiated,
 		RelayStateAllowList: p.RelayStateAllowlist, Binding: binding, NameIDFormat: nameID,
 		SubjectAttribute: p.SubjectAttribute, ClockSkew: p.ClockSkew.Duration(), SignRequests: p.SignRequests,
@@ -202,6 +217,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 	var memberships []broker.Membership
 	var tenants []realm.Tenant
 	var idps []broker.IdP
+	hc := upstreamClient(cfg)
 	for _, t := range cfg.Tenants {
 		rt := realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Subdomain: t.Subdomain, Default: t.Default}
 		for _, r := range t.IPRanges {
@@ -213,7 +229,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		}
 		for i := range t.Providers {
 			p := &t.Providers[i]
-			conn, err := connector(p, cfg.Issuer, logger)
+			conn, err := connector(p, cfg.Issuer, hc, logger)
 			if errors.Is(err, errUnsupportedProvider) {
 				logger.Error("identity provider left out", "tenant", t.ID, "idp", p.ID, "type", p.Type, "err", err)
 				continue
@@ -264,6 +280,7 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
 		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Memberships: memberships, Logger: logger, Audit: audit,
+		HTTPClient: hc, // back-channel logout URIs (S70)
 	}
 	applyOperations(&bc, cfg) // admin.go: rate limits (S60), audit retention (S61)
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency

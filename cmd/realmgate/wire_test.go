@@ -128,6 +128,8 @@ func writeSAMLFiles(t *testing.T, dir string, f *fakeUpstreams) {
 }
 
 const everyProviderYAML = `issuer: http://127.0.0.1:8080
+outbound:
+  allow_loopback: true # the fake IdPs are on loopback
 clients:
   - id: app
     redirect_uris: ["http://127.0.0.1:9000/callback"]
@@ -238,7 +240,7 @@ func TestBuildBroker_EveryProviderType(t *testing.T) {
 	conn := func(id string) providers.Connector {
 		t.Helper()
 		_, p := cfg.Provider(id)
-		c, err := connector(p, cfg.Issuer, logger)
+		c, err := connector(p, cfg.Issuer, upstreamClient(cfg), logger)
 		if err != nil {
 			t.Fatalf("connector(%s) = %v", id, err)
 		}
@@ -301,7 +303,7 @@ func TestBuildBroker_EveryProviderType(t *testing.T) {
 	_, g := cfg.Provider("google")
 	gp := *g
 	gp.Issuer = f.srv.URL + "/google"
-	gc, err := connector(&gp, cfg.Issuer, logger)
+	gc, err := connector(&gp, cfg.Issuer, upstreamClient(cfg), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +352,7 @@ func TestMicrosoftConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.p.ID, tt.p.Type, tt.p.ClientID = "ms", config.ProviderMicrosoft, "c"
-			got := microsoftConfig(&tt.p, nil)
+			got := microsoftConfig(&tt.p, nil, nil)
 			if got.Issuer != tt.wantIssuer || got.PersonalAccounts != tt.wantPersonal || !reflect.DeepEqual(got.AllowedTenants, tt.wantTenants) {
 				t.Errorf("microsoftConfig(%+v) = issuer %q personal %v tenants %v, want %q %v %v", tt.p,
 					got.Issuer, got.PersonalAccounts, got.AllowedTenants, tt.wantIssuer, tt.wantPersonal, tt.wantTenants)
@@ -382,7 +384,7 @@ func TestSAMLConnector_Errors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.p.ID, tc.p.Type = "s", config.ProviderSAML
-			_, err := samlConnector(&tc.p, "https://login.example.com", logger)
+			_, err := samlConnector(&tc.p, "https://login.example.com", nil, logger)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("samlConnector(%s) = %v, want an error mentioning %q", tc.name, err, tc.want)
 			}

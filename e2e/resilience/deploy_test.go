@@ -136,6 +136,8 @@ store:
 keys:
   algorithm: ES256
   secret: "{{.Secret}}"
+outbound:
+  allow_loopback: true # the upstream IdPs (and back-channel receivers) run on loopback
 # The load client sends every virtual user from its own address.
 trusted_proxies: ["127.0.0.1/32"]
 # The soak signs in faster than the default per-tenant start limit allows.

@@ -218,6 +218,8 @@ store:
     db: %[3]d
 keys:
   secret: %[4]s
+outbound:
+  allow_loopback: true # the upstream IdPs (and back-channel receivers) run on loopback
 clients:
   - id: notes
     secret: %[5]s
