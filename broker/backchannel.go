@@ -95,9 +95,31 @@ func (s *Server) upstreamSessionKeys(ctx context.Context, idp, sub, sid string) 
 	return sessions, indexes, nil
 }
 
+// limitBackchannel refuses a back-channel logout from a client IP over its
+// failure limit (S60), with 429, Retry-After and JSON. Each invalid logout
+// token counts as a failure of its IP (reason logout_token_invalid), so
+// nobody can post made-up tokens at will (each may cost a verification,
+// and one with an unknown kid may make the connector fetch the IdP's JWKS);
+// the IdP's own valid tokens never count.
+func (s *Server) limitBackchannel(c echo.Context, idp IdP) error {
+	wait := s.over(c.Request().Context(), limitFailuresIP, s.ipSubject(c), s.cfg.RateLimits.FailuresPerIP)
+	if wait == 0 {
+		return nil
+	}
+	s.ops.metrics.throttle(limitFailuresIP)
+	s.auditEvent(c, "throttled", limitFailuresIP, attrs{tenant: idp.Tenant, idp: idp.ID})
+	c.Response().Header().Set("Retry-After", retryAfter(wait))
+	if err := c.JSON(http.StatusTooManyRequests, map[string]string{"error": "temporarily_unavailable",
+		"error_description": "too many invalid requests from this address; retry later"}); err != nil {
+		return err
+	}
+	return errThrottled
+}
+
 // backchannel receives an upstream IdP's logout token at
 // <issuer>/backchannel/<idp> and ends the sessions it names. A token whose
-// jti was already used is refused (S64).
+// jti was already used is refused (S64); a client IP that sent too many
+// invalid tokens is refused before its token is looked at (S60).
 func (s *Server) backchannel(c echo.Context) error {
 	ctx := c.Request().Context()
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -112,6 +134,9 @@ func (s *Server) backchannel(c echo.Context) error {
 	if !ok {
 		return fail(http.StatusBadRequest, "invalid_request", "this identity provider does not support back-channel logout")
 	}
+	if err := s.limitBackchannel(c, idp); err != nil {
+		return err
+	}
 	form, err := formValues(c)
 	if err != nil || form.Get("logout_token") == "" {
 		return fail(http.StatusBadRequest, "invalid_request", "logout_token is required")
@@ -122,6 +147,7 @@ func (s *Server) backchannel(c echo.Context) error {
 		if errors.Is(err, providers.ErrUnavailable) {
 			return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "the identity provider's keys could not be fetched")
 		}
+		s.auditEvent(c, "refused", "logout_token_invalid", attrs{tenant: idp.Tenant, idp: idp.ID}) // counts against the IP (S60)
 		return fail(http.StatusBadRequest, "invalid_request", "the logout token is invalid")
 	}
 	// S64: a jti is accepted once, remembered until the token expires.

@@ -109,6 +109,7 @@ var failureReasons = map[string]bool{
 	"invalid_client":                false,
 	"upstream_invalid_response":     true,
 	"unsolicited_invalid":           true,
+	"logout_token_invalid":          false, // a back-channel logout token that fails validation
 }
 
 // limitsFor returns the effective per-tenant limits of tenant.

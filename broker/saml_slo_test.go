@@ -2,15 +2,20 @@ package broker_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/providers/saml"
 )
 
 // sloIdP is a fake SAML connector with Single Logout: its "signed" messages
@@ -176,5 +181,40 @@ func TestSAMLSLO_IdPInitiated(t *testing.T) {
 	}
 	if st, _ := e.userinfo(tr2.str("access_token")); st != http.StatusUnauthorized {
 		t.Errorf("LogoutRequest by NameID did not end the session: userinfo = %d", st)
+	}
+}
+
+// TestSLO_S63_MetadataFetchedOnce: 30 anonymous GETs to a SAML IdP's SLO
+// endpoint while its metadata host is down make at most one metadata
+// fetch (each answers 503 at once); the metadata host is not hammered
+// through realmgate.
+func TestSLO_S63_MetadataFetchedOnce(t *testing.T) {
+	var fetches atomic.Int32
+	mdHost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(mdHost.Close)
+	e := newEnv(t, func(cfg *broker.Config) {
+		base := cfg.Issuer + "/saml/acme-idp"
+		conn, err := saml.New(saml.Config{ID: "acme-idp", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
+			IdPMetadataURL: mdHost.URL, Now: cfg.Now, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range cfg.IdPs {
+			if cfg.IdPs[i].ID == "acme-idp" {
+				cfg.IdPs[i].Connector = conn
+			}
+		}
+	})
+	for i := range 30 {
+		resp := e.browser().get(e.issuer + "/saml/acme-idp/slo?SAMLRequest=" + url.QueryEscape("junk-"+strconv.Itoa(i)))
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("anonymous SLO GET %d = %d, want 503", i, resp.StatusCode)
+		}
+	}
+	if n := fetches.Load(); n > 1 {
+		t.Errorf("metadata fetched %d times for 30 anonymous SLO GETs, want at most 1", n)
 	}
 }

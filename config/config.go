@@ -311,9 +311,10 @@ type Provider struct {
 
 	// MetadataURL is where the SAML IdP publishes its metadata (saml: one of
 	// metadata_url, metadata or metadata_file). It is fetched on first use and
-	// again every 12 hours or when the metadata's validUntil / cacheDuration
-	// passes; every signing certificate it lists is trusted, so a certificate
-	// rollover needs no change here.
+	// again in the background every 12 hours, or sooner when the metadata's
+	// cacheDuration / validUntil say so; metadata past its validUntil is
+	// refused and the last good copy kept. Every signing certificate it lists
+	// is trusted, so a certificate rollover needs no change here.
 	MetadataURL string `yaml:"metadata_url,omitempty"`
 	// Metadata is the SAML IdP's metadata XML inline (saml: one of
 	// metadata_url, metadata or metadata_file).

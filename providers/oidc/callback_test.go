@@ -259,9 +259,14 @@ func TestCallback_S20_WrongNonce(t *testing.T) {
 	}
 }
 
+// TestCallback_S20_UnknownKid: an ID token with a kid the cached JWKS lacks
+// fails; the JWKS is fetched again for it only when the last fetch is at
+// least jwksMinRefresh old (S63: forged tokens cannot make the broker fetch
+// the JWKS at will), and then finds a rotated key.
 func TestCallback_S20_UnknownKid(t *testing.T) {
 	op := newOP(t)
 	c := op.connector(t)
+	clock := withClock(c)
 	// Warm the key cache with a good login.
 	req := newLoginRequest(t)
 	if _, err := op.callback(t, c, req, signRS(t, op.claims(req)), nil); err != nil {
@@ -269,18 +274,29 @@ func TestCallback_S20_UnknownKid(t *testing.T) {
 	}
 	before := op.jwksHits.Load()
 
+	for range 10 {
+		req = newLoginRequest(t)
+		tok := sign(t, jwt.SigningMethodRS256, rsaKey2, "rsa-2", op.claims(req), nil)
+		_, err := op.callback(t, c, req, tok, nil)
+		wantErr(t, "unknown kid", err, providers.ErrInvalidResponse, "")
+	}
+	if got := op.jwksHits.Load() - before; got != 0 {
+		t.Errorf("jwks fetched %d times for unknown kids right after a fetch, want 0", got)
+	}
+	clock.advance(jwksMinRefresh)
 	req = newLoginRequest(t)
 	tok := sign(t, jwt.SigningMethodRS256, rsaKey2, "rsa-2", op.claims(req), nil)
 	_, err := op.callback(t, c, req, tok, nil)
 	wantErr(t, "unknown kid", err, providers.ErrInvalidResponse, "")
 	if got := op.jwksHits.Load() - before; got != 1 {
-		t.Errorf("jwks fetched %d times for an unknown kid, want exactly 1 refresh", got)
+		t.Errorf("jwks fetched %d times for an unknown kid after the interval, want exactly 1 refresh", got)
 	}
 
-	// The OP rotates: rsa-2 appears in its JWKS; the refresh finds it.
+	// The OP rotates: rsa-2 appears in its JWKS; the next refresh finds it.
 	op.set(func(op *fakeOP) {
 		op.jwks = append(op.jwks, jose.JSONWebKey{Key: &rsaKey2.PublicKey, KeyID: "rsa-2", Algorithm: "RS256", Use: "sig"})
 	})
+	clock.advance(jwksMinRefresh)
 	req = newLoginRequest(t)
 	tok = sign(t, jwt.SigningMethodRS256, rsaKey2, "rsa-2", op.claims(req), nil)
 	if _, err := op.callback(t, c, req, tok, nil); err != nil {
@@ -680,6 +696,7 @@ func TestCallback_S30_AlgNotAllowed(t *testing.T) {
 		op.set(func(op *fakeOP) { op.algs = []string{"RS256", "PS256"} })
 		defer op.set(func(op *fakeOP) { op.algs = []string{"RS256", "ES256"} })
 		c := op.connector(t)
+		clock := withClock(c)
 		req := newLoginRequest(t)
 		tok := sign(t, jwt.SigningMethodPS256, rsaKey, "rsa-1", op.claims(req), nil)
 		_, err := op.callback(t, c, req, tok, nil)
@@ -688,6 +705,7 @@ func TestCallback_S30_AlgNotAllowed(t *testing.T) {
 		op.set(func(op *fakeOP) {
 			op.jwks = append(op.jwks, jose.JSONWebKey{Key: &rsaKey2.PublicKey, KeyID: "rsa-noalg", Use: "sig"})
 		})
+		clock.advance(jwksMinRefresh) // the next unknown kid fetches the JWKS again
 		req = newLoginRequest(t)
 		tok = sign(t, jwt.SigningMethodPS256, rsaKey2, "rsa-noalg", op.claims(req), nil)
 		if _, err := op.callback(t, c, req, tok, nil); err != nil {

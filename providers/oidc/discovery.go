@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
@@ -158,7 +159,7 @@ func (c *Connector) fetchMetadata(ctx context.Context) (*metadata, error) {
 		return nil, fmt.Errorf("%w: oidc: idp %q: discovery offers no acceptable id token algorithm %q",
 			providers.ErrInvalidResponse, c.id, md.SigningAlgs)
 	}
-	md.keys = newKeySet(md.JWKSURI, c.client, c.timeout, md.algs)
+	md.keys = newKeySet(md.JWKSURI, c.client, c.timeout, md.algs, func() time.Time { return c.now() })
 	return &md, nil
 }
 

@@ -19,22 +19,38 @@ import (
 	"github.com/realmgate/realmgate/providers"
 )
 
+// jwksMinRefresh is the least time between two JWKS fetches of one key set.
+// A token no cached key verifies makes the key set fetch the JWKS again only
+// when the last fetch started at least this long ago; otherwise it fails at
+// once. Anybody can send a token with an unknown kid (a back-channel logout
+// token, a forged ID token at the callback), so without this bound each one
+// would cost the OP a JWKS request (S63).
+const jwksMinRefresh = time.Minute
+
 // keySet is the OP's JWKS (RFC 7517) as a go-oidc KeySet. Like go-oidc's
-// RemoteKeySet it caches the keys and fetches the set again, once, when no
-// cached key verifies a token (OpenID Connect Core 1.0 §10.1.1, key
-// rotation); on top of it, a key is only tried for the algorithm its JWK
-// names (S30), and only keys from jwks_uri are ever used: jku, x5u and jwk
-// headers are ignored (S31).
+// RemoteKeySet it caches the keys and fetches the set again when no cached
+// key verifies a token (OpenID Connect Core 1.0 §10.1.1, key rotation);
+// unlike it, at most once per jwksMinRefresh, with concurrent callers
+// sharing one fetch. On top of that, a key is only tried for the algorithm
+// its JWK names (S30), and only keys from jwks_uri are ever used: jku, x5u
+// and jwk headers are ignored (S31).
 type keySet struct {
 	url     string
 	client  *http.Client
 	timeout time.Duration
 	algs    []jose.SignatureAlgorithm
+	now     func() time.Time
 
-	mu       sync.Mutex
-	keys     []jose.JSONWebKey
-	inflight *jwksCall
+	mu        sync.Mutex
+	keys      []jose.JSONWebKey
+	inflight  *jwksCall
+	fetchedAt time.Time // when the last fetch started; zero before the first
+	lastErr   error     // how the last finished fetch failed; nil if it did not
 }
+
+// errJWKSFresh means no cached key verifies the token and the JWKS was
+// fetched less than jwksMinRefresh ago, so it is not fetched again.
+var errJWKSFresh = errors.New("oidc: jwks fetched recently; not fetched again yet")
 
 var _ gooidc.KeySet = (*keySet)(nil)
 
@@ -67,8 +83,10 @@ func (p *verifyProbe) get() error {
 	return p.err
 }
 
-func newKeySet(jwksURL string, client *http.Client, timeout time.Duration, algs []string) *keySet {
-	ks := &keySet{url: jwksURL, client: client, timeout: timeout}
+// newKeySet returns the key set of the JWKS at jwksURL; now is the clock
+// that spaces its fetches.
+func newKeySet(jwksURL string, client *http.Client, timeout time.Duration, algs []string, now func() time.Time) *keySet {
+	ks := &keySet{url: jwksURL, client: client, timeout: timeout, now: now}
 	for _, a := range algs {
 		ks.algs = append(ks.algs, jose.SignatureAlgorithm(a))
 	}
@@ -92,8 +110,12 @@ func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 	if payload, ok := verifyWith(jws, cached, h.KeyID, h.Algorithm); ok {
 		return payload, nil
 	}
-	// No cached key verifies: fetch the set again, once (key rotation).
+	// No cached key verifies: fetch the set again (key rotation), unless it
+	// was fetched less than jwksMinRefresh ago.
 	keys, err := ks.refresh(ctx)
+	if errors.Is(err, errJWKSFresh) {
+		return nil, fmt.Errorf("oidc: no key of the jwks verifies the token (kid %q, alg %q): %w", h.KeyID, h.Algorithm, err)
+	}
 	if err != nil {
 		if p, ok := ctx.Value(probeKey{}).(*verifyProbe); ok {
 			p.set(err)
@@ -128,11 +150,25 @@ func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg str
 }
 
 // refresh fetches the JWKS; concurrent callers share one fetch, each waiting
-// at most until its ctx ends.
+// at most until its ctx ends. When the last fetch started less than
+// jwksMinRefresh ago it fetches nothing and returns errJWKSFresh, or that
+// fetch's error when it failed (the OP is still taken as unreachable). A
+// failed fetch keeps the keys of the last good one.
 func (ks *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 	ks.mu.Lock()
 	call := ks.inflight
 	if call == nil {
+		now := ks.now()
+		// A clock stepped back (since < 0) does not block fetches.
+		if since := now.Sub(ks.fetchedAt); !ks.fetchedAt.IsZero() && since >= 0 && since < jwksMinRefresh {
+			err := ks.lastErr
+			ks.mu.Unlock()
+			if err == nil {
+				err = errJWKSFresh
+			}
+			return nil, err
+		}
+		ks.fetchedAt = now
 		call = &jwksCall{done: make(chan struct{})}
 		ks.inflight = call
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ks.timeout)
@@ -143,6 +179,7 @@ func (ks *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 			if err == nil {
 				ks.keys = keys
 			}
+			ks.lastErr = err
 			ks.inflight = nil
 			ks.mu.Unlock()
 			call.keys, call.err = keys, err

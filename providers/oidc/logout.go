@@ -57,8 +57,12 @@ func (c *Connector) VerifyLogoutToken(ctx context.Context, raw string) (provider
 	v := gooidc.NewVerifier(c.issuer, md.keys, &gooidc.Config{ClientID: c.clientID, SupportedSigningAlgs: md.algs, Now: c.now})
 	vctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	tok, err := v.Verify(vctx, raw)
+	probe := &verifyProbe{}
+	tok, err := v.Verify(context.WithValue(vctx, probeKey{}, probe), raw)
 	if err != nil {
+		if perr := probe.get(); perr != nil && isUnavailable(perr) {
+			return providers.LogoutClaims{}, fmt.Errorf("oidc: idp %q: verifying logout token: %w", c.id, perr)
+		}
 		if errors.Is(vctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return providers.LogoutClaims{}, fmt.Errorf("%w: oidc: idp %q: verifying logout token: %w", providers.ErrUnavailable, c.id, vctx.Err())
 		}

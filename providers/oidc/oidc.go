@@ -127,6 +127,9 @@ type Config struct {
 	SkipUserinfo bool
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock for token times and for spacing JWKS fetches; nil
+	// means time.Now.
+	Now func() time.Time
 }
 
 // Connector is a providers.Connector for one upstream OpenID Provider. It is
@@ -177,7 +180,10 @@ func New(cfg Config) (*Connector, error) {
 		timeout:      cfg.Timeout,
 		skipUserinfo: cfg.SkipUserinfo,
 		log:          cfg.Logger,
-		now:          time.Now,
+		now:          cfg.Now,
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout

@@ -26,16 +26,44 @@ type idpMetadata struct {
 	ssoRedirect string
 	ssoPost     string
 	wantsSigned bool
-	expires     time.Time // validUntil / cacheDuration, zero if none
-	fetched     time.Time
+	// expires is the earliest validUntil of the EntityDescriptor and of the
+	// EntitiesDescriptor around it, zero if none: the copy is not used from
+	// then on (SAML Metadata §2.3.1, §2.3.2).
+	expires time.Time
+	// cacheFor is the shortest cacheDuration of the two, zero if none: how
+	// long the copy may be used before it is fetched again. Past it the copy
+	// is still used (until expires) while a fetch replaces it.
+	cacheFor time.Duration
+	fetched  time.Time
 }
 
-// metadataRetry is how long a failed background refresh waits before the
-// next attempt.
-const metadataRetry = 5 * time.Minute
+// usable reports whether md is a copy that may be used at now: present and
+// not past its validUntil.
+func (md *idpMetadata) usable(now time.Time) bool {
+	return md != nil && (md.expires.IsZero() || now.Before(md.expires))
+}
+
+// ErrMetadataExpired means IdP metadata is past its validUntil (SAML
+// Metadata §2.3.1, §2.3.2): it is refused when fetched or configured, and a
+// copy that expires is no longer used.
+var ErrMetadataExpired = errors.New("saml: idp metadata expired")
+
+const (
+	// metadataRetry is how long a failed fetch waits before the next one
+	// while a usable copy is kept.
+	metadataRetry = 5 * time.Minute
+	// metadataColdRetry is how long a failed fetch waits before the next
+	// one when there is no usable copy: requests meanwhile fail at once as
+	// unavailable instead of each fetching again.
+	metadataColdRetry = 30 * time.Second
+)
 
 // metadataSource holds the IdP metadata: parsed once when inline, fetched
-// and refreshed when from a URL.
+// and refreshed when from a URL. It keeps the last good copy; at most one
+// fetch is in flight at a time, and a request never waits on a fetch while
+// a usable copy exists (stale-while-revalidate). So requests, however many
+// and from whomever, make at most one fetch per refresh interval, or per
+// retry interval after a failure.
 type metadataSource struct {
 	id, url, pin string
 	client       *http.Client
@@ -43,11 +71,20 @@ type metadataSource struct {
 	now          func() time.Time
 	log          *slog.Logger
 
-	mu         sync.Mutex
-	cur        *idpMetadata
-	refreshing bool      // a background refresh is running
-	failedAt   time.Time // when the last background refresh failed
-	bg         sync.WaitGroup
+	mu       sync.Mutex
+	cur      *idpMetadata   // the last good copy; nil before the first
+	inflight *metadataCall  // the fetch in flight, nil if none
+	failedAt time.Time      // when the last fetch failed; zero after a success
+	lastErr  error          // why it failed
+	bg       sync.WaitGroup // fetches in flight (tests wait on it)
+}
+
+// metadataCall is one metadata fetch, shared by every request that waits
+// on it.
+type metadataCall struct {
+	done chan struct{}
+	md   *idpMetadata
+	err  error
 }
 
 func newMetadataSource(cfg Config, now func() time.Time, log *slog.Logger) (*metadataSource, error) {
@@ -78,60 +115,109 @@ func newMetadataSource(cfg Config, now func() time.Time, log *slog.Logger) (*met
 	return s, nil
 }
 
-// get returns current metadata. Absent or expired metadata (validUntil /
-// cacheDuration) is fetched now, one fetch at a time, and a failure is
-// ErrUnavailable. Metadata older than the refresh interval is served while a
-// background fetch replaces it, so no login waits on the IdP's metadata host;
-// a failed background fetch keeps the current copy and is tried again after
-// metadataRetry.
+// refreshAt is when a copy is fetched again: after the refresh interval or
+// its cacheDuration, whichever is shorter, and at the latest halfway to its
+// validUntil, so a working IdP replaces a copy well before it expires.
+func (s *metadataSource) refreshAt(md *idpMetadata) time.Time {
+	at := md.fetched.Add(s.every)
+	if md.cacheFor > 0 {
+		if t := md.fetched.Add(md.cacheFor); t.Before(at) {
+			at = t
+		}
+	}
+	if !md.expires.IsZero() {
+		if t := md.fetched.Add(md.expires.Sub(md.fetched) / 2); t.Before(at) {
+			at = t
+		}
+	}
+	return at
+}
+
+// get returns the metadata to use now. A usable copy (not past its
+// validUntil) is returned at once; when it is due for a refresh, one fetch
+// starts in the background and the copy stays in use until a good one
+// replaces it. Without a usable copy the request waits for the one fetch in
+// flight, or starts it; after a failed fetch, requests within
+// metadataColdRetry fail at once without fetching. Every failure is
+// providers.ErrUnavailable.
 func (s *metadataSource) get(ctx context.Context) (*idpMetadata, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
 	cur := s.cur
 	if s.url == "" {
-		return cur, nil
-	}
-	expired := cur == nil || (!cur.expires.IsZero() && !now.Before(cur.expires))
-	if !expired {
-		if now.Sub(cur.fetched) >= s.every && !s.refreshing && now.Sub(s.failedAt) >= metadataRetry {
-			s.refreshing = true
-			s.bg.Add(1)
-			go s.background()
+		s.mu.Unlock()
+		if !cur.usable(now) {
+			return nil, fmt.Errorf("saml: idp %s: metadata: %w: %w: validUntil %s has passed; configure current metadata",
+				s.id, providers.ErrUnavailable, ErrMetadataExpired, cur.expires.UTC().Format(time.RFC3339))
 		}
 		return cur, nil
 	}
-	md, err := s.fetch(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("saml: idp %s: metadata: %w: %w", s.id, providers.ErrUnavailable, err)
+	if cur.usable(now) {
+		if !now.Before(s.refreshAt(cur)) && s.inflight == nil && (s.failedAt.IsZero() || now.Sub(s.failedAt) >= metadataRetry) {
+			s.start()
+		}
+		s.mu.Unlock()
+		return cur, nil
 	}
-	s.cur = md
-	return md, nil
+	call := s.inflight
+	if call == nil {
+		if since := now.Sub(s.failedAt); !s.failedAt.IsZero() && since >= 0 && since < metadataColdRetry {
+			err := s.lastErr
+			s.mu.Unlock()
+			return nil, fmt.Errorf("saml: idp %s: metadata: %w: %w (not fetched again before %s)",
+				s.id, providers.ErrUnavailable, err, s.failedAt.Add(metadataColdRetry).UTC().Format(time.RFC3339))
+		}
+		call = s.start()
+	}
+	s.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("saml: idp %s: metadata: %w: %w", s.id, providers.ErrUnavailable, ctx.Err())
+	case <-call.done:
+	}
+	if call.err != nil {
+		return nil, fmt.Errorf("saml: idp %s: metadata: %w: %w", s.id, providers.ErrUnavailable, call.err)
+	}
+	return call.md, nil
 }
 
-// background refreshes the metadata outside any request, bounded by the
-// client timeout.
-func (s *metadataSource) background() {
-	defer s.bg.Done()
-	timeout := s.client.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	md, err := s.fetch(ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refreshing = false
-	if err != nil {
-		s.failedAt = s.now()
-		s.log.Warn("saml metadata refresh failed; keeping the previous copy", "idp", s.id, "err", err, "retry_in", metadataRetry)
-		return
-	}
-	s.cur, s.failedAt = md, time.Time{}
+// start begins a fetch outside any request, bounded by the client timeout;
+// s.mu is held and no fetch is in flight. A failed fetch, or one that
+// returns metadata that is invalid or expired, keeps the current copy.
+func (s *metadataSource) start() *metadataCall {
+	call := &metadataCall{done: make(chan struct{})}
+	s.inflight = call
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		timeout := s.client.Timeout
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		md, err := s.fetch(ctx)
+		s.mu.Lock()
+		s.inflight = nil
+		if err != nil {
+			s.failedAt, s.lastErr = s.now(), err
+			if s.cur.usable(s.now()) {
+				s.log.Warn("saml metadata refresh failed; keeping the previous copy", "idp", s.id, "err", err, "retry_in", metadataRetry)
+			} else {
+				s.log.Warn("saml metadata fetch failed", "idp", s.id, "err", err, "retry_in", metadataColdRetry)
+			}
+		} else {
+			s.cur, s.failedAt, s.lastErr = md, time.Time{}, nil
+		}
+		s.mu.Unlock()
+		call.md, call.err = md, err
+		close(call.done)
+	}()
+	return call
 }
 
-// refresh fetches the metadata now.
+// refresh fetches the metadata now (an operator's check); a good copy
+// replaces the current one.
 func (s *metadataSource) refresh(ctx context.Context) error {
 	if s.url == "" {
 		return nil
@@ -141,7 +227,7 @@ func (s *metadataSource) refresh(ctx context.Context) error {
 		return fmt.Errorf("saml: idp %s: metadata: %w", s.id, err)
 	}
 	s.mu.Lock()
-	s.cur = md
+	s.cur, s.failedAt, s.lastErr = md, time.Time{}, nil
 	s.mu.Unlock()
 	return nil
 }
@@ -185,6 +271,8 @@ func parseIdPMetadata(b []byte, pin string, now time.Time) (*idpMetadata, error)
 		return nil, fmt.Errorf("metadata: not XML: %v", err)
 	}
 	var ed *crewjam.EntityDescriptor
+	var outerUntil time.Time     // the EntitiesDescriptor's validUntil
+	var outerCache time.Duration // and cacheDuration
 	switch doc.Root().Tag {
 	case "EntityDescriptor":
 		ed = new(crewjam.EntityDescriptor)
@@ -198,6 +286,12 @@ func parseIdPMetadata(b []byte, pin string, now time.Time) (*idpMetadata, error)
 		}
 		if pin == "" {
 			return nil, errors.New("metadata: an EntitiesDescriptor needs entity_id to pick the IdP")
+		}
+		if eds.ValidUntil != nil {
+			outerUntil = *eds.ValidUntil
+		}
+		if eds.CacheDuration != nil {
+			outerCache = *eds.CacheDuration
 		}
 		for i := range eds.EntityDescriptors {
 			if eds.EntityDescriptors[i].EntityID == pin {
@@ -242,13 +336,22 @@ func parseIdPMetadata(b []byte, pin string, now time.Time) (*idpMetadata, error)
 	if certs == 0 {
 		return nil, errors.New("metadata: no signing certificate")
 	}
-	if !ed.ValidUntil.IsZero() {
-		md.expires = ed.ValidUntil
-	}
-	if ed.CacheDuration > 0 {
-		if e := now.Add(ed.CacheDuration); md.expires.IsZero() || e.Before(md.expires) {
-			md.expires = e
+	// SAML Metadata §2.3.1, §2.3.2: validUntil ends the validity of the
+	// element and of everything in it; cacheDuration bounds how long a
+	// consumer caches it. The earliest of each applies.
+	for _, t := range []time.Time{ed.ValidUntil, outerUntil} {
+		if !t.IsZero() && (md.expires.IsZero() || t.Before(md.expires)) {
+			md.expires = t
 		}
+	}
+	for _, d := range []time.Duration{ed.CacheDuration, outerCache} {
+		if d > 0 && (md.cacheFor == 0 || d < md.cacheFor) {
+			md.cacheFor = d
+		}
+	}
+	if !md.expires.IsZero() && !now.Before(md.expires) {
+		return nil, fmt.Errorf("metadata: %w: validUntil %s is not after now (%s)", ErrMetadataExpired,
+			md.expires.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	return md, nil
 }

@@ -156,3 +156,186 @@ func TestSAML_MetadataUnavailable(t *testing.T) {
 		t.Fatalf("LoginURL with metadata unreachable = %v, want ErrUnavailable", err)
 	}
 }
+
+// mdServer is a loopback IdP metadata host that counts fetches and serves
+// what the test sets.
+type mdServer struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	body    string
+	status  int
+	hold    chan struct{} // when set, a fetch waits until it is closed
+	fetches int
+}
+
+func newMDServer(t *testing.T, body string) *mdServer {
+	t.Helper()
+	m := &mdServer{body: body}
+	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.mu.Lock()
+		m.fetches++
+		body, status, hold := m.body, m.status, m.hold
+		m.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if status != 0 {
+			http.Error(w, "down", status)
+			return
+		}
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(m.srv.Close)
+	return m
+}
+
+func (m *mdServer) set(body string, status int) {
+	m.mu.Lock()
+	m.body, m.status = body, status
+	m.mu.Unlock()
+}
+
+func (m *mdServer) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fetches
+}
+
+// manualClock is a connector clock the test moves by hand.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (k *manualClock) Now() time.Time { k.mu.Lock(); defer k.mu.Unlock(); return k.now }
+
+func (k *manualClock) advance(d time.Duration) { k.mu.Lock(); k.now = k.now.Add(d); k.mu.Unlock() }
+
+// withValidUntil puts validUntil (and cacheDuration, when not empty) on the
+// EntityDescriptor of idpMetadataXML-shaped metadata.
+func withValidUntil(md string, until time.Time, cacheDuration string) string {
+	attrs := `validUntil="` + until.UTC().Format(time.RFC3339) + `"`
+	if cacheDuration != "" {
+		attrs += ` cacheDuration="` + cacheDuration + `"`
+	}
+	return strings.Replace(md, `<EntityDescriptor ID="_md"`, `<EntityDescriptor `+attrs+` ID="_md"`, 1)
+}
+
+// inEntities wraps an EntityDescriptor document in an EntitiesDescriptor
+// with the given attributes.
+func inEntities(md, attrs string) string {
+	md = strings.Replace(md, `<?xml version="1.0" encoding="utf-8"?>`, "", 1)
+	return `<EntitiesDescriptor ` + attrs + ` xmlns="urn:oasis:names:tc:SAML:2.0:metadata">` + md + `</EntitiesDescriptor>`
+}
+
+// TestMetadata_S41_ExpiredRefused: IdP metadata past its validUntil, on
+// the EntityDescriptor or on the EntitiesDescriptor around it, is refused
+// with ErrMetadataExpired and a message naming validUntil: inline at New,
+// from a URL when fetched, and a copy that was valid stops being used when
+// its validUntil passes.
+func TestMetadata_S41_ExpiredRefused(t *testing.T) {
+	testKeys(t)
+	clock := &manualClock{now: time.Now()}
+	past, future := clock.Now().Add(-time.Hour), clock.Now().Add(time.Hour)
+	good := idpMetadataXML(idpCertA)
+	stamp := func(t time.Time) string { return `validUntil="` + t.UTC().Format(time.RFC3339) + `"` }
+	for _, tc := range []struct {
+		name, md, pin string
+	}{
+		{"entity validUntil past", withValidUntil(good, past, ""), ""},
+		{"entity validUntil past, cacheDuration ahead", withValidUntil(good, past, "P1D"), ""},
+		{"EntitiesDescriptor validUntil past", inEntities(withValidUntil(good, future, ""), stamp(past)), testIdPEntity},
+		{"EntitiesDescriptor past, entity without", inEntities(good, stamp(past)), testIdPEntity},
+	} {
+		t.Run(tc.name+" inline", func(t *testing.T) {
+			_, err := New(Config{ID: "contoso-adfs", ACSURL: testACS, MetadataURL: testSPEntity,
+				IdPMetadata: []byte(tc.md), IdPEntityID: tc.pin, Now: clock.Now})
+			if !errors.Is(err, ErrConfig) || !errors.Is(err, ErrMetadataExpired) || !strings.Contains(err.Error(), "validUntil") {
+				t.Errorf("New(inline %s) = %v, want ErrConfig and ErrMetadataExpired naming validUntil", tc.name, err)
+			}
+		})
+		t.Run(tc.name+" from a URL", func(t *testing.T) {
+			m := newMDServer(t, tc.md)
+			c := newTestConnector(t, func(cfg *Config) {
+				cfg.IdPMetadata, cfg.IdPMetadataURL, cfg.IdPEntityID, cfg.Now = nil, m.srv.URL, tc.pin, clock.Now
+			})
+			_, _, err := c.LoginURL(context.Background(), providers.LoginRequest{State: "s"})
+			if !errors.Is(err, providers.ErrUnavailable) || !errors.Is(err, ErrMetadataExpired) {
+				t.Errorf("LoginURL with expired metadata at the URL = %v, want ErrUnavailable and ErrMetadataExpired", err)
+			}
+		})
+	}
+	// A valid inline copy is used until its validUntil, and refused after.
+	c := newTestConnector(t, func(cfg *Config) {
+		cfg.IdPMetadata, cfg.Now = []byte(withValidUntil(good, clock.Now().Add(time.Hour), "")), clock.Now
+	})
+	if _, _, err := c.LoginURL(context.Background(), providers.LoginRequest{State: "s"}); err != nil {
+		t.Fatalf("LoginURL with valid inline metadata = %v", err)
+	}
+	clock.advance(2 * time.Hour)
+	if _, _, err := c.LoginURL(context.Background(), providers.LoginRequest{State: "s"}); !errors.Is(err, ErrMetadataExpired) {
+		t.Errorf("LoginURL after the inline metadata's validUntil = %v, want ErrMetadataExpired", err)
+	}
+}
+
+// TestMetadata_S41_LastGoodKeptWhenRefreshReturnsJunk: a refresh that
+// fails, or returns junk or metadata past its validUntil, keeps the last
+// good copy (its certificate still verifies, the refresh's does not) until
+// that copy's own validUntil.
+func TestMetadata_S41_LastGoodKeptWhenRefreshReturnsJunk(t *testing.T) {
+	testKeys(t)
+	for _, tc := range []struct {
+		name   string
+		body   func(now time.Time) string
+		status int
+	}{
+		{"http 500", func(time.Time) string { return "" }, http.StatusInternalServerError},
+		{"not xml", func(time.Time) string { return "<html>maintenance" }, 0},
+		{"no signing certificate", func(time.Time) string { return idpMetadataXML() }, 0},
+		{"expired, with another certificate", func(now time.Time) string {
+			return withValidUntil(idpMetadataXML(idpCertB), now.Add(-time.Minute), "")
+		}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &manualClock{now: time.Now()}
+			m := newMDServer(t, withValidUntil(idpMetadataXML(idpCertA), clock.Now().Add(48*time.Hour), ""))
+			c := newTestConnector(t, func(cfg *Config) {
+				cfg.IdPMetadata, cfg.IdPMetadataURL, cfg.RefreshInterval, cfg.Now = nil, m.srv.URL, time.Hour, clock.Now
+			})
+			prev := crewjam.TimeNow
+			crewjam.TimeNow = clock.Now
+			t.Cleanup(func() { crewjam.TimeNow = prev })
+			login := func(k *resp) error {
+				k.now, k.inResponseTo, k.signAssertion = clock.Now().UTC(), reqID, true
+				_, err := call(t, c, encodeDoc(t, k.build(t)))
+				return err
+			}
+			if err := login(&resp{}); err != nil {
+				t.Fatalf("first login: %v", err)
+			}
+			m.set(tc.body(clock.Now().Add(2*time.Hour)), tc.status)
+			clock.advance(2 * time.Hour) // due for a refresh
+			for i := range 3 {
+				if err := login(&resp{}); err != nil {
+					t.Fatalf("login %d after a bad refresh: %v, want the last good copy", i, err)
+				}
+				c.idp.bg.Wait()
+			}
+			if err := login(&resp{key: idpKeyB, cert: idpCertB}); !errors.Is(err, providers.ErrInvalidResponse) {
+				t.Errorf("login signed by the bad refresh's key = %v, want refusal", err)
+			}
+			if n := m.count(); n != 2 {
+				t.Errorf("metadata fetched %d times, want 2 (first use, one refresh; retried only after %s)", n, metadataRetry)
+			}
+			// The last good copy ends at its own validUntil.
+			clock.advance(47 * time.Hour)
+			if err := login(&resp{}); !errors.Is(err, providers.ErrUnavailable) {
+				t.Errorf("login past the last good copy's validUntil = %v, want ErrUnavailable", err)
+			}
+		})
+	}
+}

@@ -126,13 +126,20 @@ type Config struct {
 	PostURL string
 
 	// IdPMetadata is the IdP's metadata XML (inline or read from a file).
+	// Metadata past its validUntil is refused (ErrMetadataExpired), at New
+	// and once it passes.
 	IdPMetadata []byte
 	// IdPMetadataURL is where the IdP publishes its metadata (AD FS:
-	// /FederationMetadata/2007-06/FederationMetadata.xml). Fetched on first
-	// use and when its validUntil or cacheDuration passes (the login waits),
-	// and in the background when a login finds it older than RefreshInterval
-	// (the login does not wait); the last good copy is kept while a
-	// background fetch fails.
+	// /FederationMetadata/2007-06/FederationMetadata.xml). It is fetched on
+	// first use; then again in the background when a request finds the copy
+	// older than RefreshInterval, its cacheDuration, or half the time to its
+	// validUntil (the request does not wait). At most one fetch is in flight.
+	// Metadata past its validUntil (on the EntityDescriptor or the
+	// EntitiesDescriptor around it) is refused; a failed, invalid or expired
+	// fetch keeps the last good copy until that copy's own validUntil, and
+	// is retried after 5 minutes. Without a usable copy, requests wait for
+	// the one fetch in flight; after it failed, they fail as unavailable for
+	// 30 seconds without fetching.
 	IdPMetadataURL string
 	// IdPEntityID pins the IdP's entityID (the Issuer of every response).
 	// Default: the metadata's. Required to pick one entity from an

@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -346,5 +347,85 @@ func TestSLO_LogoutRequest(t *testing.T) {
 	lc, err = attr.HandleLogoutRequest(ctx, redirectReq(t, "SAMLRequest", valid.element(), "", idpKeyA, sigAlgRSASHA256, false))
 	if err != nil || lc.Subject != "" || lc.SID != "_sess-1" {
 		t.Errorf("HandleLogoutRequest with SubjectAttribute = %+v, %v; want no subject, SID _sess-1", lc, err)
+	}
+}
+
+// TestSLO_S63_MetadataFetchedOnce: 30 anonymous GETs to the SLO endpoint
+// (junk SAMLRequest) when no usable IdP metadata is at hand make at most
+// one metadata fetch, whether the IdP's metadata host is down, serves
+// expired metadata, replaces an expired copy with expired metadata, or
+// hangs while the requests arrive together.
+func TestSLO_S63_MetadataFetchedOnce(t *testing.T) {
+	testKeys(t)
+	const gets = 30
+	anonymous := func() *http.Request { return httptest.NewRequest(http.MethodGet, testSLO+"?SAMLRequest=junk", nil) }
+	for _, tc := range []struct {
+		name       string
+		setup      func(t *testing.T, m *mdServer, c *Connector, clock *manualClock) // before the GETs
+		concurrent bool
+		want       int // fetches caused by the GETs
+	}{
+		{"metadata host down", func(_ *testing.T, m *mdServer, _ *Connector, _ *manualClock) {
+			m.set("", http.StatusServiceUnavailable)
+		}, false, 1},
+		{"metadata expired", func(_ *testing.T, m *mdServer, _ *Connector, clock *manualClock) {
+			m.set(withValidUntil(sloMetadata(idpCertA), clock.Now().Add(-time.Minute), ""), 0)
+		}, false, 1},
+		{"copy expired, refresh expired", func(t *testing.T, m *mdServer, c *Connector, clock *manualClock) {
+			m.set(withValidUntil(sloMetadata(idpCertA), clock.Now().Add(time.Hour), ""), 0)
+			if _, err := c.idp.get(context.Background()); err != nil {
+				t.Fatalf("first fetch: %v", err)
+			}
+			clock.advance(2 * time.Hour)
+			m.set(withValidUntil(sloMetadata(idpCertA), clock.Now().Add(-time.Minute), ""), 0)
+		}, false, 1},
+		{"host hangs, then fails", func(_ *testing.T, m *mdServer, _ *Connector, _ *manualClock) {
+			m.set("", http.StatusBadGateway)
+			m.mu.Lock()
+			m.hold = make(chan struct{})
+			m.mu.Unlock()
+		}, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := &manualClock{now: time.Now()}
+			m := newMDServer(t, "")
+			c := newSLOConnector(t, func(cfg *Config) {
+				cfg.IdPMetadata, cfg.IdPMetadataURL, cfg.Now = nil, m.srv.URL, clock.Now
+			})
+			tc.setup(t, m, c, clock)
+			before := m.count()
+			errs := make([]error, gets)
+			var wg sync.WaitGroup
+			for i := range gets {
+				get := func() { _, errs[i] = c.HandleLogoutRequest(context.Background(), anonymous()) }
+				if tc.concurrent {
+					wg.Add(1)
+					go func() { defer wg.Done(); get() }()
+				} else {
+					get()
+				}
+			}
+			if tc.concurrent {
+				m.mu.Lock()
+				close(m.hold) // let the fetch in flight finish (with a failure)
+				m.mu.Unlock()
+			}
+			wg.Wait()
+			c.idp.bg.Wait()
+			if n := m.count() - before; n > tc.want {
+				t.Errorf("metadata fetched %d times for %d anonymous SLO GETs, want at most %d", n, gets, tc.want)
+			}
+			for i, err := range errs {
+				if !errors.Is(err, providers.ErrUnavailable) {
+					t.Fatalf("GET %d = %v, want ErrUnavailable", i, err)
+				}
+			}
+			// After the retry interval, one more fetch (and it recovers).
+			m.set(sloMetadata(idpCertA), 0)
+			clock.advance(metadataColdRetry)
+			if _, err := c.HandleLogoutRequest(context.Background(), anonymous()); !errors.Is(err, providers.ErrInvalidResponse) {
+				t.Errorf("GET after the IdP recovered = %v, want the junk request refused as invalid", err)
+			}
+		})
 	}
 }
