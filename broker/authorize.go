@@ -317,6 +317,7 @@ func (s *Server) currentSession(c echo.Context) (*session, error) {
 
 // newSession stores a session and sets its cookie.
 func (s *Server) newSession(ctx context.Context, c echo.Context, sess *session) error {
+	checkIdentityEmail(&sess.Identity) // S74: an ambiguous upstream email is not kept
 	id := randomToken(tokenBytes)
 	sess.SID = randomToken(16)
 	sess.key = s.keyer.key("ss", id)

@@ -3,7 +3,6 @@ package broker
 import (
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -30,7 +29,7 @@ func (d *directory) memberships(sess *session) []Membership {
 	for _, m := range d.members[sess.IdP] {
 		switch {
 		case m.Subject != "" && m.Subject == sess.Identity.Subject:
-		case m.Email != "" && sess.Identity.EmailVerified && strings.EqualFold(m.Email, sess.Identity.Email):
+		case m.Email != "" && sess.Identity.EmailVerified && sameEmail(m.Email, sess.Identity.Email): // S74
 		default:
 			continue
 		}
