@@ -107,7 +107,13 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 }
 
 // saveRequest stores ar under a new id bound to this browser and returns the id.
+// Storing a pending request counts as a sign-in start from the client IP
+// (S72; once per request, with the start that may follow upstream), so the
+// pages that stop here (discovery, choice, tenant picker) are throttled too.
 func (s *Server) saveRequest(c echo.Context, ar *authRequest) (string, error) {
+	if err := s.limitStart(c, ar.ClientID, "", ""); err != nil {
+		return "", err
+	}
 	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
 	id := randomToken(tokenBytes)
 	return id, s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL)
@@ -120,9 +126,12 @@ func (s *Server) saveRequestKey(c echo.Context, ar *authRequest) (string, error)
 
 // pickTenant takes the tenant picker's answer.
 func (s *Server) pickTenant(c echo.Context) error {
-	v, err := formValues(c)
+	v, err := signInForm(c) // S72: bounded request
+	if err == nil {
+		err = checkSignInParams(v)
+	}
 	if err != nil {
-		return s.renderError(c, http.StatusBadRequest, "Invalid form", err.Error())
+		return s.formError(c, "Invalid form", err)
 	}
 	ar, err := s.loadRequest(c, v.Get("r"))
 	if err != nil {
