@@ -21,7 +21,7 @@ const (
 	rememberMaxAge = 90 * 24 * 3600
 )
 
-// clientIP is the client address as echo established it (trusted proxies only).
+// clientIP is the client address as IPExtractor established it (trusted proxies only).
 func clientIP(c echo.Context) netip.Addr {
 	a, err := netip.ParseAddr(c.RealIP())
 	if err != nil {
