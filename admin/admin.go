@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,10 @@ type Options struct {
 	Logger, Audit *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed for the caller's IP in audit events and logs, by the broker's
+	// rule (broker.IPExtractor, SECURITY S73); empty: the peer address.
+	TrustedProxies []netip.Prefix
 	// Secret is the server secret (keys.secret). The key that encrypts
 	// provider and client secrets in the store is derived from it; empty
 	// stores them in plaintext.

@@ -77,6 +77,9 @@ func (s *Service) Handler() http.Handler { return s.echo }
 func (s *Service) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// S73: the caller's IP in audit events is the peer's, or a trusted
+	// proxy's X-Forwarded-For; echo's default would believe any client.
+	e.IPExtractor = broker.IPExtractor(s.opts.TrustedProxies)
 	e.HTTPErrorHandler = s.handleError
 	e.GET("/v1/openapi.yaml", s.openAPI)
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -191,6 +192,8 @@ type env struct {
 	store  broker.Store
 	dns    *dnsServer
 	secret []byte // Options.Secret of the next instance; nil stores secrets in plaintext
+
+	trusted []netip.Prefix // Options.TrustedProxies of the next instance
 }
 
 // testServerSecret is the server secret of every instance unless a test changes env.secret.
@@ -221,6 +224,8 @@ func (e *env) instance() *instance {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Audit:        slog.New(slog.NewJSONHandler(in.audit, nil)),
 		Secret:       e.secret,
+
+		TrustedProxies: e.trusted,
 	})
 	if err != nil {
 		e.t.Fatal(err)

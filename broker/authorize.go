@@ -35,6 +35,9 @@ func formValues(c echo.Context) (url.Values, error) {
 	var v url.Values
 	if req.Method == http.MethodPost {
 		if err := req.ParseForm(); err != nil {
+			if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+				return nil, errRequestTooLarge
+			}
 			return nil, errors.New("the request body could not be read")
 		}
 		v = req.PostForm
@@ -55,9 +58,9 @@ func formValues(c echo.Context) (url.Values, error) {
 
 // authorize is the OAuth 2.0 authorization endpoint (RFC 6749 §3.1, OIDC Core §3.1.2).
 func (s *Server) authorize(c echo.Context) error {
-	v, err := formValues(c)
+	v, err := signInForm(c) // S72: bounded request
 	if err != nil {
-		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in request", err.Error())
+		return s.formError(c, "Invalid sign-in request", err)
 	}
 	// The client and redirect_uri are checked before anything else; until
 	// both are known good, errors are shown here and never redirected (S01, S02).
@@ -77,6 +80,12 @@ func (s *Server) authorize(c echo.Context) error {
 	fail := func(code, desc string) error {
 		s.auditEvent(c, "refused", code, attrs{client: cl.ID})
 		return s.redirectError(c, redirectURI, state, code, desc)
+	}
+	if err := checkSignInParams(v); err != nil { // S72: every stored value is bounded
+		if tooLongParam(err) == "state" {
+			state = "" // not echoed
+		}
+		return fail("invalid_request", err.Error())
 	}
 	switch {
 	case v.Has("request"):
@@ -101,9 +110,6 @@ func (s *Server) authorize(c echo.Context) error {
 	}
 	if !pkceChallenge.MatchString(v.Get("code_challenge")) {
 		return fail("invalid_request", "code_challenge is not a base64url SHA-256 value")
-	}
-	if len(state) > 2048 || len(v.Get("nonce")) > 512 || len(v.Get("login_hint")) > 320 {
-		return fail("invalid_request", "a parameter is too long")
 	}
 	prompts := strings.Fields(v.Get("prompt"))
 	for _, p := range prompts {
@@ -324,6 +330,7 @@ func (s *Server) currentSession(c echo.Context) (*session, error) {
 
 // newSession stores a session and sets its cookie.
 func (s *Server) newSession(ctx context.Context, c echo.Context, sess *session) error {
+	checkIdentityEmail(&sess.Identity) // S74: an ambiguous upstream email is not kept
 	id := randomToken(tokenBytes)
 	sess.SID = randomToken(16)
 	sess.key = s.keyer.key("ss", id)

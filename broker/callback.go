@@ -257,17 +257,19 @@ func (s *Server) guardEmail(tenant string, claims map[string]any) {
 		}
 		return
 	}
+	addr, err := realm.ParseEmail(email)
+	if err != nil { // S74: an ambiguous address is dropped, never verified
+		delete(claims, "email")
+		delete(claims, "email_verified")
+		return
+	}
 	if s.dir().resolver.DomainVerified(tenant, email) {
 		if _, ok := claims["email_verified"].(bool); !ok {
 			claims["email_verified"] = false
 		}
 		return
 	}
-	if d, err := realm.EmailDomain(email); err != nil {
-		delete(claims, "email")
-		delete(claims, "email_verified")
-		return
-	} else if owner, owned := s.dir().resolver.TenantForDomain(d); owned && owner != tenant {
+	if owner, owned := s.dir().resolver.TenantForDomain(addr.Domain); owned && owner != tenant {
 		delete(claims, "email")
 		delete(claims, "email_verified")
 		return

@@ -21,7 +21,7 @@ const (
 	rememberMaxAge = 90 * 24 * 3600
 )
 
-// clientIP is the client address as echo established it (trusted proxies only).
+// clientIP is the client address as IPExtractor established it (trusted proxies only).
 func clientIP(c echo.Context) netip.Addr {
 	a, err := netip.ParseAddr(c.RealIP())
 	if err != nil {
@@ -184,9 +184,12 @@ func (s *Server) forget(c echo.Context) error {
 // upstream login. A chosen IdP must be one the page could have offered: a
 // global IdP, the remembered one, or one of the typed email's tenant.
 func (s *Server) loginSubmit(c echo.Context) error {
-	v, err := formValues(c)
+	v, err := signInForm(c) // S72: bounded request
+	if err == nil {
+		err = checkSignInParams(v)
+	}
 	if err != nil {
-		return s.renderError(c, http.StatusBadRequest, "Invalid form", err.Error())
+		return s.formError(c, "Invalid form", err)
 	}
 	if err := s.limitStart(c, "", "", ""); err != nil { // S60: every POST /login is a start from this IP
 		return err

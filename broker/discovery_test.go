@@ -224,11 +224,19 @@ func TestDiscovery_S54_HostileValuesEscaped(t *testing.T) {
 	hostile := `"><script>alert(1)</script>@initech.test`
 	resp, _ := e.startAt(b, nil, nil)
 	_, body := b.getBody(e.issuer + resp.Header.Get("Location"))
-	_, choose := b.postForm(e.issuer+"/login", url.Values{"r": {formField(body, "r")}, "email": {hostile}})
-	for _, bad := range []string{"<script>", "<img src=x", `<b>`} {
-		if strings.Contains(choose, bad) {
-			t.Errorf("page renders %q unescaped:\n%s", bad, choose)
+	// The hostile address is no email (S74): the discovery page shows it
+	// back, escaped; a real address of initech shows its choice page.
+	_, again := b.postForm(e.issuer+"/login", url.Values{"r": {formField(body, "r")}, "email": {hostile}})
+	_, choose := b.postForm(e.issuer+"/login", url.Values{"r": {formField(body, "r")}, "email": {"peter@initech.test"}})
+	for _, page := range []string{again, choose} {
+		for _, bad := range []string{"<script>", "<img src=x", `<b>`} {
+			if strings.Contains(page, bad) {
+				t.Errorf("page renders %q unescaped:\n%s", bad, page)
+			}
 		}
+	}
+	if !strings.Contains(again, "&#34;&gt;&lt;script&gt;") {
+		t.Errorf("hostile email not shown back escaped:\n%s", again)
 	}
 	if !strings.Contains(choose, "&lt;img src=x onerror=alert(1)&gt; Initech") {
 		t.Errorf("hostile tenant name not shown escaped:\n%s", choose)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,16 +34,7 @@ const (
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// Forwarded headers are not trusted until trusted proxies are configured:
-	// the client IP used for audit and rate limits is the peer address.
-	e.IPExtractor = echo.ExtractIPDirect()
-	if len(s.cfg.TrustedProxies) > 0 {
-		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-		for _, p := range s.cfg.TrustedProxies {
-			opts = append(opts, echo.TrustIPRange(netipToIPNet(p)))
-		}
-		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
-	}
+	e.IPExtractor = IPExtractor(s.cfg.TrustedProxies) // S73
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe) // metrics and the audit fallback (metrics.go), outside middleware: sees the final status
 	e.Use(s.middleware)
@@ -182,6 +174,29 @@ func (s *Server) readyz(c echo.Context) error {
 	}
 	return c.String(http.StatusOK, "ready\n")
 }
+
+// IPExtractor is the one rule by which every listener (the broker's and the
+// admin API's) establishes the client IP written to audit events and used by
+// rate limits and ip_ranges (SECURITY S73): the peer address of the
+// connection; when that peer is inside one of trusted, the right-most
+// X-Forwarded-For address that is not itself a trusted proxy. X-Real-IP is
+// never read, and loopback, link-local and private peers are not trusted
+// unless trusted names them.
+func IPExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(netipToIPNet(p)))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// TrustedProxies returns the proxies whose X-Forwarded-For this server
+// believes (Config.TrustedProxies), for the other listeners of the process
+// to apply the same rule (IPExtractor).
+func (s *Server) TrustedProxies() []netip.Prefix { return slices.Clone(s.cfg.TrustedProxies) }
 
 func netipToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}

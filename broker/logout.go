@@ -56,8 +56,11 @@ func taggableSID(sid string) bool {
 // endSession is the RP-Initiated Logout endpoint (OIDC RP-Initiated Logout 1.0 §2).
 func (s *Server) endSession(c echo.Context) error {
 	v, err := formValues(c)
+	if err == nil {
+		err = checkSignInParams(v) // S72: the state is kept with the logout target
+	}
 	if err != nil {
-		return s.renderError(c, http.StatusBadRequest, "Invalid sign-out request", err.Error())
+		return s.formError(c, "Invalid sign-out request", err)
 	}
 	var cl *client
 	var hintSID string

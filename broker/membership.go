@@ -3,7 +3,6 @@ package broker
 import (
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -32,7 +31,7 @@ func (d *directory) memberships(idp string, ident *providers.Identity) []Members
 	for _, m := range d.members[idp] {
 		switch {
 		case m.Subject != "" && m.Subject == ident.Subject:
-		case m.Email != "" && ident.EmailVerified && strings.EqualFold(m.Email, ident.Email):
+		case m.Email != "" && ident.EmailVerified && sameEmail(m.Email, ident.Email): // S74
 		default:
 			continue
 		}
@@ -113,7 +112,13 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 }
 
 // saveRequest stores ar under a new id bound to this browser and returns the id.
+// Storing a pending request counts as a sign-in start from the client IP
+// (S72; once per request, with the start that may follow upstream), so the
+// pages that stop here (discovery, choice, tenant picker) are throttled too.
 func (s *Server) saveRequest(c echo.Context, ar *authRequest) (string, error) {
+	if err := s.limitStart(c, ar.ClientID, "", ""); err != nil {
+		return "", err
+	}
 	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
 	id := randomToken(tokenBytes)
 	return id, s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL)
@@ -126,9 +131,12 @@ func (s *Server) saveRequestKey(c echo.Context, ar *authRequest) (string, error)
 
 // pickTenant takes the tenant picker's answer.
 func (s *Server) pickTenant(c echo.Context) error {
-	v, err := formValues(c)
+	v, err := signInForm(c) // S72: bounded request
+	if err == nil {
+		err = checkSignInParams(v)
+	}
 	if err != nil {
-		return s.renderError(c, http.StatusBadRequest, "Invalid form", err.Error())
+		return s.formError(c, "Invalid form", err)
 	}
 	ar, err := s.loadRequest(c, v.Get("r"))
 	if err != nil {

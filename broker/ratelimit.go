@@ -36,8 +36,10 @@ func (r RateLimit) on() bool { return r.Limit > 0 && r.Window > 0 }
 // RateLimits are the sign-in throttles. The zero value limits nothing.
 type RateLimits struct {
 	// StartsPerIP bounds the sign-in starts from one client IP (IPv6: its
-	// /64), across all tenants: every POST /login and every /authorize or
-	// /login that sends the browser to an upstream IdP. A request counts once.
+	// /64), across all tenants: every POST /login, every /authorize or
+	// /login that sends the browser to an upstream IdP, and every request
+	// that stores a pending auth request (S72: saveRequest). A request
+	// counts once.
 	StartsPerIP RateLimit
 	// StartsPerTenant bounds the sign-in starts at one tenant's IdPs, from
 	// anywhere; it protects the tenant's IdP from floods through realmgate.

@@ -64,8 +64,10 @@ func (r *Rate) UnmarshalText(text []byte) error {
 // user shares the proxy's address and its per-IP limits.
 type RateLimits struct {
 	// StartsPerIP bounds the sign-in starts from one client IP (an IPv6
-	// client's /64) across all tenants: every POST /login and every request
-	// that sends the browser to an upstream IdP. Default 120/1m.
+	// client's /64) across all tenants: every POST /login, every request
+	// that sends the browser to an upstream IdP, and every request that
+	// stores a pending sign-in (the discovery page, SECURITY S72).
+	// Default 120/1m.
 	StartsPerIP Rate `yaml:"starts_per_ip,omitempty"`
 	// StartsPerTenant bounds the sign-in starts at one tenant's IdPs from
 	// anywhere, protecting the tenant's IdP. Default 6000/1m.

@@ -268,13 +268,14 @@ func isLowerASCIIHost(d string) bool {
 	return !strings.Contains(d, "xn--") && !strings.HasPrefix(d, ".") && !strings.Contains(d, "..")
 }
 
-// EmailDomain returns the normalized domain part of an email address.
+// EmailDomain returns the normalized domain part of an email address that
+// ParseEmail accepts; anything else is an error wrapping ErrBadEmail.
 func EmailDomain(email string) (string, error) {
-	at := strings.LastIndexByte(email, '@')
-	if at <= 0 || at == len(email)-1 {
-		return "", fmt.Errorf("%w: %q is not an email address", ErrInvalidHint, email)
+	e, err := ParseEmail(email)
+	if err != nil {
+		return "", err
 	}
-	return NormalizeDomain(email[at+1:])
+	return e.Domain, nil
 }
 
 // TenantForDomain returns the tenant that verified domain: an exact match

@@ -29,7 +29,6 @@ func TestResolve(t *testing.T) {
 		{"carol@eu.acme.test", "eu"}, // exact beats wildcard
 		{"dan@x.eu.acme.test", "acme"},
 		{"erin@gmail.example", "consumers"},
-		{"weird@@acme.test", "acme"},
 	} {
 		got, err := r.Resolve(Request{LoginHint: tc.hint})
 		if err != nil || got.Tenant != tc.want {
@@ -51,6 +50,8 @@ func TestResolve_Errors(t *testing.T) {
 		{"not-an-email", ErrInvalidHint},
 		{"trailing@", ErrInvalidHint},
 		{"@acme.test", ErrInvalidHint},
+		{"weird@@acme.test", ErrBadEmail}, // S74: one @ exactly
+		{"ceo@acme.test@evil.test", ErrBadEmail},
 		{"erin@gmail.example", ErrNoMatch},
 		{"x@acme.test.evil.example", ErrNoMatch},
 		{"x@notacme.test", ErrNoMatch},

@@ -626,7 +626,8 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		return nil, nil
 	}
 	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer,
-		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit}
+		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit,
+		TrustedProxies: srv.TrustedProxies()} // S73: the broker's client-IP rule
 	if cfg.Keys.Secret != "" {
 		opts.Secret = []byte(cfg.Keys.Secret) // the admin package derives its own key (admin/secrets.go)
 	} else {
