@@ -615,3 +615,29 @@ func TestOnboarding(t *testing.T) {
 		t.Fatalf("file provider onboarding = %+v", o)
 	}
 }
+
+// TestAPI_S68_TenantIncarnation: a tenant keeps its incarnation across
+// updates, whatever a writer sends; deleted and created again under the same
+// id it gets another, which ends the grants of the earlier one.
+func TestAPI_S68_TenantIncarnation(t *testing.T) {
+	e := newEnv(t)
+	a := e.instance()
+	var first, updated, again admin.Tenant
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("alpha", "alpha.test"), &first)
+	if first.Incarnation == "" {
+		t.Fatalf("created tenant has no incarnation: %+v", first)
+	}
+	a.must(t, http.StatusOK, opToken, "GET", "/v1/tenants/alpha", nil, &updated)
+	updated.Name, updated.Source, updated.Incarnation = "Alpha Inc.", "", "forged-by-the-writer"
+	a.must(t, http.StatusOK, opToken, "PUT", "/v1/tenants/alpha", updated, &updated)
+	if updated.Incarnation != first.Incarnation {
+		t.Fatalf("incarnation after PUT = %q, want the created %q", updated.Incarnation, first.Incarnation)
+	}
+	a.must(t, http.StatusNoContent, opToken, "DELETE", "/v1/tenants/alpha", nil, nil)
+	doc := tenantDoc("alpha", "alpha.test")
+	doc.Incarnation = first.Incarnation // a writer cannot bring the old one back
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", doc, &again)
+	if again.Incarnation == "" || again.Incarnation == first.Incarnation {
+		t.Fatalf("re-created tenant incarnation = %q, want a new one (was %q)", again.Incarnation, first.Incarnation)
+	}
+}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -47,6 +48,11 @@ type Tenant struct {
 	// Revision identifies this content of the tenant (set by the server,
 	// ignored on input): compilers cache by it.
 	Revision string `json:"revision,omitempty"`
+	// Incarnation identifies the tenant from its creation to its deletion
+	// (set by the server, ignored on input): a tenant deleted and created
+	// again under the same id is another incarnation, and the refresh tokens
+	// and grants of the earlier one are refused (SECURITY S68).
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Member is an identity from another tenant's IdP allowed into a tenant
@@ -212,7 +218,14 @@ func (s *State) client(id string) int {
 
 // putTenant inserts or replaces t, keeping the order, and gives it a new revision.
 func (s *State) putTenant(t Tenant) {
-	t.Source, t.Revision = "", ""
+	t.Source, t.Revision, t.Incarnation = "", "", ""
+	if i := s.tenant(t.ID); i >= 0 {
+		// Kept, even empty (a tenant created before incarnations existed):
+		// an update never ends the tenant's grants.
+		t.Incarnation = s.Tenants[i].Incarnation
+	} else {
+		t.Incarnation = newIncarnation()
+	}
 	if b, err := json.Marshal(t); err == nil {
 		// The JSON holds the plaintext secrets: with a server secret the
 		// revision is keyed, so a stored revision cannot be used to test
@@ -313,3 +326,6 @@ func (t *Tenant) provider(id string) int {
 func (t *Tenant) domain(name string) int {
 	return slices.IndexFunc(t.Domains, func(d Domain) bool { return d.Name == name })
 }
+
+// newIncarnation is a fresh tenant incarnation: 128 bits from crypto/rand.
+func newIncarnation() string { return rand.Text() }

@@ -43,6 +43,9 @@ type subjectOf struct {
 	ident *providers.Identity
 	// authTime is when the user authenticated upstream; zero if unknown.
 	authTime time.Time
+	// incarnations, when set, are the incarnations of the tenant and of the
+	// home tenant the grant was issued under: both must still be current.
+	incarnations *[2]string
 }
 
 // strength is what an interactive request asks of the authentication; the
@@ -89,6 +92,10 @@ func (d *directory) authorizeFor(now time.Time, cl *client, tenant string, sub s
 	}
 	if tenant != idp.Tenant && !d.isMember(tenant, sub) {
 		return errGone
+	}
+	if inc := sub.incarnations; inc != nil &&
+		(inc[0] != d.policies[tenant].Incarnation || inc[1] != d.policies[idp.Tenant].Incarnation) {
+		return errGone // a tenant deleted and created again under the same id
 	}
 	if cl == nil || !cl.allowsTenant(tenant) {
 		return errClientTenant
@@ -140,10 +147,17 @@ func sessionSubject(sess *session) subjectOf {
 
 // grantSubject is the subject a grant was issued for.
 func grantSubject(g *grant) subjectOf {
+	inc := &[2]string{g.TI, g.HI}
 	if g.Origin == nil {
-		return subjectOf{idp: g.IdP, authTime: g.AuthTime}
+		return subjectOf{idp: g.IdP, authTime: g.AuthTime, incarnations: inc}
 	}
-	return subjectOf{idp: g.Origin.IdP, ident: &g.Origin.Identity, authTime: g.Origin.AuthTime}
+	return subjectOf{idp: g.Origin.IdP, ident: &g.Origin.Identity, authTime: g.Origin.AuthTime, incarnations: inc}
+}
+
+// incarnations returns the current incarnations of tenant and of the
+// tenant owning idp, as a grant records them.
+func (d *directory) incarnations(tenant, idp string) (ti, hi string) {
+	return d.policies[tenant].Incarnation, d.policies[d.idps[idp].Tenant].Incarnation
 }
 
 // refusal is the audit reason for a refused decision.

@@ -285,6 +285,9 @@ func TestAuthz_S68_RefreshOutlivesNothing(t *testing.T) {
 			d.Clients = []broker.Client{{ID: "app-a", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"globex"},
 				Claims: []string{"roles"}}}
 		}},
+		{"tenant deleted and created again under its id", homeRefresh, func(_ *env, _ *[]realm.Tenant, _ *[]broker.IdP, d *broker.Directory) {
+			d.Policies = map[string]broker.TenantPolicy{"acme": {Incarnation: "created-again"}}
+		}},
 		{"tenant now requires MFA", func(e *env) (string, *browser) {
 			v := authParams(s256(authVerifier))
 			v.Set("login_hint", "carol@globex.test") // single factor

@@ -95,6 +95,7 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	fam := randomToken(16)
 	g := grant{ClientID: audience, Scopes: []string{"openid"}, Subject: sub, Tenant: tenant, IdP: rec.IdP,
 		Claims: map[string]any{"roles": []any{}}, Created: now}
+	g.TI, g.HI = d.incarnations(tenant, rec.IdP)
 	blob, _ := json.Marshal(g)
 	// A short-lived grant lets our endpoints (introspection, revocation) see
 	// and end the impersonation like any other token.

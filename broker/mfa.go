@@ -29,6 +29,10 @@ type TenantPolicy struct {
 	RequireMFA bool
 	// Impersonation, when set, lets operators act as the tenant's users.
 	Impersonation *ImpersonationPolicy
+	// Incarnation identifies the tenant since it was created (the admin API
+	// sets it; empty for tenants of the file): a grant issued under another
+	// incarnation of the same tenant id is refused (S68).
+	Incarnation string
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

@@ -259,6 +259,10 @@ type grant struct {
 	// runs the current rules over it (S68). Nil for impersonation and for
 	// grants written before it existed.
 	Origin *session `json:"o,omitempty"`
+	// TI and HI are the incarnations of the tenant and of the home tenant
+	// (the IdP's) when the grant was issued (TenantPolicy.Incarnation).
+	TI string `json:"ti,omitempty"`
+	HI string `json:"hi,omitempty"`
 	// Created bounds a code's life (S08); a refresh-token family's copy of
 	// the grant leaves it out.
 	Created time.Time `json:"t,omitzero"`

@@ -287,6 +287,15 @@ func (ac *adminCompiler) apiTenant(t admin.Tenant) *tenantEntry {
 	}
 	ct, probs := configTenant(t)
 	e := ac.compileTenant(ct, true, probs)
+	if t.Incarnation != "" {
+		// S68: grants of an earlier tenant under the same id are refused.
+		pol := broker.TenantPolicy{}
+		if e.policy != nil {
+			pol = *e.policy
+		}
+		pol.Incarnation = t.Incarnation
+		e.policy = &pol
+	}
 	ac.tenants[key] = e
 	return e
 }
