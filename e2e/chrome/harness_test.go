@@ -36,6 +36,8 @@ const (
 	hostileTenant = `<img src=x onerror="window.__pwned=1">Evil & Co`
 	hostileIdP    = `Evil "SSO" <script>window.__pwned=2</script>`
 	hostileEmail  = `"><img src=x onerror="window.__pwned=1">@evil.test`
+	// evilEmail is a well-formed address at the hostile tenant's domain.
+	evilEmail = `victim@evil.test`
 )
 
 // Demo users of the development IdP realms (subjects name the picker buttons).
