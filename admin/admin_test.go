@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -598,6 +599,48 @@ func TestDryRun(t *testing.T) {
 	a.must(t, http.StatusUnprocessableEntity, opToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Rules: []admin.Rule{{Name: "x", If: "((("}}}, nil)
 	a.must(t, http.StatusForbidden, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Email: "u@file.test"}, nil)
 	a.must(t, http.StatusBadRequest, opToken, "POST", "/v1/dry-run", admin.DryRunRequest{}, nil)
+}
+
+// TestDryRun_S71_RefusesAmplifyingRule is the reported attack: a tenant
+// admin posts a rule nesting regexReplace(x, ".", "$0" * 600) three deep
+// (3.7 KB of CEL) to the dry run. It is refused with 422 and a message
+// naming the limit, the process allocates a bounded amount (without the
+// evaluation budget it allocates about 2 GB and dies), and the API still
+// answers afterwards.
+func TestDryRun_S71_RefusesAmplifyingRule(t *testing.T) {
+	e := newEnv(t)
+	a := e.instance()
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("alpha", "alpha.test"), nil)
+	amp := strings.Repeat("$0", 600)
+	expr := "upstream.x"
+	for range 3 {
+		expr = `regexReplace(` + expr + `, ".", "` + amp + `")`
+	}
+	id := admin.SampleIdentity{Subject: "u1", Claims: map[string]any{"x": "abcdefghij"}}
+	for _, tc := range []struct {
+		name string
+		rule admin.Rule
+	}{
+		{"set", admin.Rule{Name: "boom", Set: map[string]string{"nickname": expr}}},
+		{"if, error absorbed", admin.Rule{Name: "boom", If: "size(" + expr + ") > 0 || true", Deny: "no"}},
+		{"join of a huge list", admin.Rule{Name: "boom", Set: map[string]string{"nickname": `join(split(join(split(upstream.x, ""), "` + amp + `"), ""), "` + amp + `")`}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			var body apiErr
+			got := a.call(t, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id, Rules: []admin.Rule{tc.rule}}, &body)
+			runtime.ReadMemStats(&after)
+			if got != http.StatusUnprocessableEntity || body.Error != "rule_limit" || !strings.Contains(body.Message, "evaluation budget") {
+				t.Errorf("POST /v1/dry-run = %d %q %q, want 422 rule_limit naming the evaluation budget", got, body.Error, body.Message)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 32<<20 {
+				t.Errorf("the dry run allocated %d bytes, want at most %d", n, 32<<20)
+			}
+		})
+	}
+	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id,
+		Rules: []admin.Rule{{Name: "fine", Set: map[string]string{"nickname": `regexReplace(upstream.x, ".", "$0$0")`}}}}, nil)
 }
 
 // TestOnboarding gives the values an IdP admin registers.

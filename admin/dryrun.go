@@ -159,6 +159,11 @@ func (s *Service) dryRun(c echo.Context) error {
 		Tenant: out.Tenant, IdP: out.IdP, Client: in.ClientID})
 	var denied *transform.DeniedError
 	switch {
+	case errors.Is(err, transform.ErrLimit):
+		// A rule that would exceed the evaluation's memory or work budget
+		// (SECURITY S71) is refused like an invalid rule: a sign-in with it
+		// would always fail. The message names the rule and the limit.
+		return errorf(http.StatusUnprocessableEntity, "rule_limit", "%v", err)
 	case errors.As(err, &denied):
 		out.Denied = denied.Message
 	case err != nil:

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/interpreter"
 )
 
@@ -179,9 +181,14 @@ func (c *compiler) compileExpr(rule string, global bool, field, src string, cond
 			return nil
 		}
 	}
+	if err := checkPatterns(ast); err != nil {
+		c.fail(rule, global, field, "%v", err)
+		return nil
+	}
 	popts := []cel.ProgramOption{
 		cel.InterruptCheckFrequency(100),
 		cel.EvalOptions(cel.OptOptimize),
+		cel.CustomDecorator(guard()),
 		cel.OptimizeRegex(interpreter.MatchesRegexOptimization, regexReplaceOptimization, regexExtractOptimization),
 	}
 	// Runtime cost tracking costs ~1 us per evaluation. CEL's static
@@ -189,9 +196,14 @@ func (c *compiler) compileExpr(rule string, global bool, field, src string, cond
 	// maximum (with every input size unknown, i.e. unbounded) is within the
 	// limit, tracking could never stop the evaluation and is left out. Only
 	// constant-cost expressions qualify: has(upstream.x), literals,
-	// lower(upstream.upn).
+	// lower(upstream.upn). The estimate prices a call of a string function
+	// (realmgate's, the strings extension's) at 1: what such a call
+	// allocates and scans in proportion to its arguments is charged, before
+	// it runs, to the evaluation's budget instead (limits.go, SECURITY S71),
+	// so an untracked expression is bounded too. When tracked, realmgate's
+	// functions also report their size to the tracker.
 	if est, err := c.env.EstimateCost(ast, noSizes{}); err != nil || est.Max > c.opts.CostLimit {
-		popts = append(popts, cel.CostLimit(c.opts.CostLimit))
+		popts = append(popts, cel.CostLimit(c.opts.CostLimit), cel.CostTrackerOptions(customCostTrackers()...))
 	}
 	prg, err := c.env.Program(ast, popts...)
 	if err != nil {
@@ -302,6 +314,43 @@ func isIdent(s string) bool {
 		return false
 	}
 	return true
+}
+
+// checkPatterns refuses, at compile time, a constant pattern of matches,
+// regexReplace or regexExtract that would compile to more than
+// maxRegexInsts instructions (regexReplace and regexExtract are also
+// checked when their programs are planned; matches is CEL's).
+func checkPatterns(a *cel.Ast) error {
+	var err error
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if err != nil || e.Kind() != celast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		idx := 1
+		switch call.FunctionName() {
+		case "matches":
+			if call.IsMemberFunction() {
+				idx = 0
+			}
+		case "regexReplace", "regexExtract":
+		default:
+			return
+		}
+		if idx >= len(call.Args()) {
+			return
+		}
+		p := call.Args()[idx]
+		if p.Kind() != celast.LiteralKind {
+			return
+		}
+		if s, ok := p.AsLiteral().(types.String); ok {
+			if _, perr := parseRegex(string(s)); perr != nil {
+				err = fmt.Errorf("%s: invalid pattern: %w", call.FunctionName(), perr)
+			}
+		}
+	}))
+	return err
 }
 
 // noSizes is a cost estimator that knows nothing: every input size is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -41,6 +42,45 @@ func FuzzCompileApply(f *testing.F) {
 		}
 		if _, err := json.Marshal(out); err != nil {
 			t.Fatalf("output is not JSON-encodable: %v", err)
+		}
+	})
+}
+
+// maxFuzzAlloc bounds what one Apply of an arbitrary rule may allocate:
+// the 1 MiB evaluation budget (its functions' working copies included),
+// CEL's per-operation bookkeeping under the 100,000 cost limit and the
+// conversion of the result.
+const maxFuzzAlloc = 48 << 20
+
+// FuzzApplyBounded_S71 runs arbitrary expressions, seeded with the
+// amplification attacks of SECURITY S71, and checks that no evaluation
+// allocates more than maxFuzzAlloc, whatever the rule: it succeeds or
+// fails with an error, never grows without bound. Run:
+// go test ./transform -run '^$' -fuzz FuzzApplyBounded_S71 -fuzztime 10m -parallel 1
+func FuzzApplyBounded_S71(f *testing.F) {
+	amp := strings.Repeat("$0", 600)
+	f.Add(s71Attack("upstream.s"), `{"s":"abcdefghij"}`)
+	f.Add(`regexReplace(regexReplace(upstream.s, upstream.p, upstream.r), upstream.p, upstream.r)`,
+		`{"s":"abcdefghij","p":".","r":"`+amp+`"}`)
+	f.Add(`upstream.s.replace("", upstream.r).replace("$", upstream.r)`, `{"s":"abcdefghij","r":"`+amp+`"}`)
+	f.Add(`join(split(join(split(upstream.s, ""), upstream.r), ""), upstream.r)`, `{"s":"abcdefghij","r":"`+amp+`"}`)
+	f.Add(`upstream.l.map(a, upstream.l.map(b, upstream.s + upstream.s + upstream.s))`, `{"s":"abcdefghij","l":[1,2,3,4,5,6,7,8]}`)
+	f.Add(`"%.99999999f".format([upstream.n])`, `{"n":1.5}`)
+	f.Add(`upstream.s.matches(upstream.p)`, `{"s":"a","p":"a{1000}a{1000}a{1000}"}`)
+	f.Add(`lower(upper(lower(upper(upstream.s + upstream.s))))`, `{"s":"\u0130\u0130"}`)
+	f.Add(`[upstream.s, upstream.s].map(x, x.split("").join(x)).join(upstream.s)`, `{"s":"abcdefghijklmnop"}`)
+	f.Fuzz(func(t *testing.T, expr, identity string) {
+		e, err := Compile(nil, []Rule{{Name: "a", Set: set("out", expr)}}, Options{Tenant: "fuzz"})
+		if err != nil {
+			return
+		}
+		var up map[string]any
+		if json.Unmarshal([]byte(identity), &up) != nil {
+			up = map[string]any{"raw": identity}
+		}
+		n := allocDuring(func() { _, err = e.Apply(context.Background(), Input{Upstream: up}) })
+		if n > maxFuzzAlloc {
+			t.Fatalf("Apply(%.200q) allocated %d bytes (err %v), over %d", expr, n, err, maxFuzzAlloc)
 		}
 	})
 }

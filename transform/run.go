@@ -17,6 +17,8 @@ type activation struct {
 	upstream map[string]any
 	claims   map[string]any
 	in       *Input
+	// budget bounds what the rules of this evaluation allocate and scan.
+	budget budget
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -53,7 +55,7 @@ func (e *Engine) run(ctx context.Context, in Input, trace *[]Step) (map[string]a
 	if out == nil {
 		out = make(map[string]any, e.targets)
 	}
-	act := &activation{upstream: up, claims: out, in: &in}
+	act := &activation{upstream: up, claims: out, in: &in, budget: newBudget(e.maxEval)}
 	for _, list := range [][]*compiledRule{e.global, e.rules} {
 		for _, r := range list {
 			if err := ctx.Err(); err != nil {
@@ -133,7 +135,7 @@ func (e *Engine) runRule(ctx context.Context, r *compiledRule, act *activation, 
 			}
 			continue
 		}
-		nv, err := toNative(v, 0)
+		nv, err := toNative(&act.budget, v, 0)
 		if err != nil {
 			return false, fail("set %s: %w", a.claim, err)
 		}
@@ -157,7 +159,7 @@ func (e *Engine) runRule(ctx context.Context, r *compiledRule, act *activation, 
 		if v == types.NullValue {
 			continue
 		}
-		nv, err := toNative(v, 0)
+		nv, err := toNative(&act.budget, v, 0)
 		if err != nil {
 			return false, fail("add %s: %w", a.claim, err)
 		}
@@ -165,13 +167,13 @@ func (e *Engine) runRule(ctx context.Context, r *compiledRule, act *activation, 
 		if !ok {
 			vals = []any{nv}
 		}
-		if err := e.addValues(out, a.claim, vals, step, "add"); err != nil {
+		if err := e.addValues(&act.budget, out, a.claim, vals, step, "add"); err != nil {
 			return false, fail("add %s: %w", a.claim, err)
 		}
 	}
 	if m := r.mapping; m != nil {
 		vals := m.apply(act)
-		if err := e.addValues(out, m.to, vals, step, "map"); err != nil {
+		if err := e.addValues(&act.budget, out, m.to, vals, step, "map"); err != nil {
 			return false, fail("map to %s: %w", m.to, err)
 		}
 	}
@@ -195,6 +197,10 @@ func eval(ctx context.Context, p *program, act *activation) (ref.Val, error) {
 		v, _, err = prg.Eval(act) // nothing to cancel: skip the interrupt checks
 	} else {
 		v, _, err = prg.ContextEval(ctx, act)
+	}
+	if over := act.budget.over; over != nil {
+		// Reported even when the expression absorbed the error (`x || true`).
+		return nil, over
 	}
 	if err != nil {
 		return nil, err
@@ -246,7 +252,7 @@ func quickBound(v any) int {
 // addValues appends vals to the claim, making it a list and skipping
 // values already present. A new list is built: input slices are never
 // modified in place.
-func (e *Engine) addValues(out map[string]any, claim string, vals []any, step *Step, action string) error {
+func (e *Engine) addValues(b *budget, out map[string]any, claim string, vals []any, step *Step, action string) error {
 	if len(vals) == 0 {
 		return nil
 	}
@@ -255,13 +261,16 @@ func (e *Engine) addValues(out map[string]any, claim string, vals []any, step *S
 		return nil // nothing new: no copy of the list
 	}
 	var list []any
-	switch b := before.(type) {
+	switch bl := before.(type) {
 	case nil:
 	case []any:
-		list = make([]any, len(b), len(b)+len(vals))
-		copy(list, b)
+		if errv := b.charge("add", 16*int64(len(bl)+len(vals)), int64(len(bl)+len(vals))); errv != nil {
+			return b.over
+		}
+		list = make([]any, len(bl), len(bl)+len(vals))
+		copy(list, bl)
 	default:
-		list = append(make([]any, 0, 1+len(vals)), b)
+		list = append(make([]any, 0, 1+len(vals)), bl)
 	}
 	added := false
 	if len(list)+len(vals) <= 32 {

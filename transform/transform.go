@@ -108,6 +108,9 @@ type Options struct {
 	CostLimit uint64
 	// MaxOutputBytes bounds the JSON size of the output claims; zero means DefaultMaxOutputBytes.
 	MaxOutputBytes int
+	// MaxEvalBytes bounds what the functions of one evaluation (every rule
+	// of one sign-in) may allocate; zero means DefaultMaxEvalBytes.
+	MaxEvalBytes int64
 }
 
 // Reserved lists the claims that rules can neither set, add, map to nor
@@ -210,6 +213,8 @@ type Engine struct {
 	global   []*compiledRule
 	rules    []*compiledRule
 	maxBytes int
+	// maxEval is Options.MaxEvalBytes.
+	maxEval int64
 	// targets is how many distinct claims the rules can write: the output
 	// map is sized for them once instead of growing during a sign-in.
 	targets int
@@ -303,8 +308,11 @@ func Compile(global, tenant []Rule, opts Options) (*Engine, error) {
 	if opts.MaxOutputBytes <= 0 {
 		opts.MaxOutputBytes = DefaultMaxOutputBytes
 	}
+	if opts.MaxEvalBytes <= 0 {
+		opts.MaxEvalBytes = DefaultMaxEvalBytes
+	}
 	c := &compiler{env: env, opts: opts}
-	e := &Engine{tenant: opts.Tenant, maxBytes: opts.MaxOutputBytes}
+	e := &Engine{tenant: opts.Tenant, maxBytes: opts.MaxOutputBytes, maxEval: opts.MaxEvalBytes}
 	e.global = c.compileList(global, true)
 	e.rules = c.compileList(tenant, false)
 	if len(c.errs) > 0 {

@@ -230,8 +230,9 @@ func upstreamView(up map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
-// toNative converts a CEL value into a claim value.
-func toNative(v ref.Val, depth int) (any, error) {
+// toNative converts a CEL value into a claim value, charging the lists and
+// maps it builds to the budget first.
+func toNative(b *budget, v ref.Val, depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
@@ -260,7 +261,7 @@ func toNative(v ref.Val, depth int) (any, error) {
 		if !x.HasValue() {
 			return nil, nil
 		}
-		return toNative(x.GetValue(), depth+1)
+		return toNative(b, x.GetValue(), depth+1)
 	}
 	if types.IsUnknownOrError(v) {
 		return nil, fmt.Errorf("%v", v)
@@ -270,10 +271,13 @@ func toNative(v ref.Val, depth int) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("list without size")
 		}
+		if b.charge("list", 16*int64(n), int64(n)) != nil {
+			return nil, b.over
+		}
 		out := make([]any, 0, int(n))
 		it := l.Iterator()
 		for it.HasNext() == types.True {
-			e, err := toNative(it.Next(), depth+1)
+			e, err := toNative(b, it.Next(), depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -282,7 +286,14 @@ func toNative(v ref.Val, depth int) (any, error) {
 		return out, nil
 	}
 	if m, ok := v.(traits.Mapper); ok {
-		out := map[string]any{}
+		n, ok := m.Size().(types.Int)
+		if !ok {
+			return nil, fmt.Errorf("map without size")
+		}
+		if b.charge("map", 64*int64(n), int64(n)) != nil {
+			return nil, b.over
+		}
+		out := make(map[string]any, int(n))
 		it := m.Iterator()
 		for it.HasNext() == types.True {
 			k := it.Next()
@@ -290,7 +301,7 @@ func toNative(v ref.Val, depth int) (any, error) {
 			if !ok {
 				return nil, fmt.Errorf("map key %v is %s, want string", k, k.Type().TypeName())
 			}
-			e, err := toNative(m.Get(k), depth+1)
+			e, err := toNative(b, m.Get(k), depth+1)
 			if err != nil {
 				return nil, err
 			}
