@@ -2,11 +2,12 @@
 // panva's oidc-provider (OpenID Certified) with its development interactions.
 //
 //   node op.mjs --client-id ID --client-secret SECRET --redirect-uri URI [--redirect-uri URI ...]
-//               [--backchannel-logout-uri URI]
+//               [--backchannel-logout-uri URI] [--host 127.0.0.X]
 //
-// It listens on a free 127.0.0.1 port, and once it serves it prints one JSON
-// line to stdout: {"issuer":"http://127.0.0.1:PORT"}. The issuer is the
-// listener's address, so the caller never races for a port.
+// It listens on a free 127.0.0.1 port (or one of --host, another loopback
+// address), and once it serves it prints one JSON line to stdout:
+// {"issuer":"http://127.0.0.1:PORT"}. The issuer is the listener's address,
+// so the caller never races for a port.
 //
 // Accounts: "alice" (alice@acme.test, groups finance-admins and staff) and
 // "bob" (bob@acme.test, group staff). The ID token carries only sub (the
@@ -49,10 +50,15 @@ const { values: args } = parseArgs({
     'client-secret': { type: 'string', default: process.env.OP_CLIENT_SECRET },
     'redirect-uri': { type: 'string', multiple: true, default: process.env.OP_REDIRECT_URI ? [process.env.OP_REDIRECT_URI] : [] },
     'backchannel-logout-uri': { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' },
   },
 });
 if (!args['client-id'] || !args['client-secret'] || args['redirect-uri'].length === 0) {
   console.error('usage: node op.mjs --client-id ID --client-secret SECRET --redirect-uri URI');
+  process.exit(2);
+}
+if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(args.host)) {
+  console.error('--host must be a 127.0.0.0/8 address: the tests stay on loopback');
   process.exit(2);
 }
 
@@ -90,9 +96,9 @@ const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `op-${randomBytes(6)
 const server = createServer();
 await new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(0, '127.0.0.1', resolve);
+  server.listen(0, args.host, resolve);
 });
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const issuer = `http://${args.host}:${server.address().port}`;
 
 const backchannel = args['backchannel-logout-uri'];
 const provider = new Provider(issuer, {
