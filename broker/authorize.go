@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
 )
@@ -77,54 +78,54 @@ func (s *Server) authorize(c echo.Context) error {
 			"The application asked to return you to an address it has not registered. Nothing was sent to it.")
 	}
 	state := v.Get("state")
-	fail := func(code, desc string) error {
-		s.auditEvent(c, "refused", code, attrs{client: cl.ID})
-		return s.redirectError(c, redirectURI, state, code, desc)
+	fail := func(e *oauth.Error) error {
+		s.auditEvent(c, "refused", e.Code, attrs{client: cl.ID})
+		return s.redirectError(c, redirectURI, state, e)
 	}
 	if err := checkSignInParams(v); err != nil { // S72: every stored value is bounded
 		if tooLongParam(err) == "state" {
 			state = "" // not echoed
 		}
-		return fail("invalid_request", err.Error())
+		return fail(oauth.New(oauth.InvalidRequest, err.Error()))
 	}
 	switch {
 	case v.Has("request"):
-		return fail("request_not_supported", "request objects are not supported")
+		return fail(oauth.New(oauth.RequestNotSupported, "request objects are not supported"))
 	case v.Has("request_uri"):
-		return fail("request_uri_not_supported", "request_uri is not supported")
+		return fail(oauth.New(oauth.RequestURINotSupported, "request_uri is not supported"))
 	case v.Get("response_type") != "code": // S04: no implicit, no hybrid
-		return fail("unsupported_response_type", "only response_type=code is supported")
+		return fail(oauth.New(oauth.UnsupportedResponseType, "only response_type=code is supported"))
 	case v.Has("response_mode") && v.Get("response_mode") != "query":
-		return fail("invalid_request", "only response_mode=query is supported")
+		return fail(oauth.New(oauth.InvalidRequest, "only response_mode=query is supported"))
 	}
 	scopes := strings.Fields(v.Get("scope"))
 	if !slices.Contains(scopes, "openid") {
-		return fail("invalid_scope", "the openid scope is required")
+		return fail(oauth.New(oauth.InvalidScope, "the openid scope is required"))
 	}
 	// S03: PKCE with S256 for every client, public or confidential.
 	if v.Get("code_challenge") == "" {
-		return fail("invalid_request", "code_challenge is required (PKCE, RFC 7636)")
+		return fail(oauth.New(oauth.InvalidRequest, "code_challenge is required (PKCE, RFC 7636)"))
 	}
 	if v.Get("code_challenge_method") != "S256" {
-		return fail("invalid_request", "code_challenge_method must be S256")
+		return fail(oauth.New(oauth.InvalidRequest, "code_challenge_method must be S256"))
 	}
 	if !pkceChallenge.MatchString(v.Get("code_challenge")) {
-		return fail("invalid_request", "code_challenge is not a base64url SHA-256 value")
+		return fail(oauth.New(oauth.InvalidRequest, "code_challenge is not a base64url SHA-256 value"))
 	}
 	prompts := strings.Fields(v.Get("prompt"))
 	for _, p := range prompts {
 		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {
-			return fail("invalid_request", "unsupported prompt value")
+			return fail(oauth.New(oauth.InvalidRequest, "unsupported prompt value"))
 		}
 	}
 	if slices.Contains(prompts, "none") && len(prompts) > 1 {
-		return fail("invalid_request", "prompt=none cannot be combined with other values")
+		return fail(oauth.New(oauth.InvalidRequest, "prompt=none cannot be combined with other values"))
 	}
 	maxAge := -1
 	if ma := v.Get("max_age"); ma != "" {
 		n, err := strconv.Atoi(ma)
 		if err != nil || n < 0 {
-			return fail("invalid_request", "max_age must be a non-negative integer")
+			return fail(oauth.New(oauth.InvalidRequest, "max_age must be a non-negative integer"))
 		}
 		maxAge = n
 	}
@@ -154,7 +155,7 @@ func (s *Server) authorize(c echo.Context) error {
 		}
 	}
 	if slices.Contains(prompts, "none") {
-		return fail("login_required", "the user is not signed in")
+		return fail(oauth.New(oauth.LoginRequired, "the user is not signed in"))
 	}
 
 	id, err := s.saveRequest(c, ar)
@@ -265,11 +266,12 @@ func redirectStatus(c echo.Context) int {
 }
 
 // redirectError sends an authorization error response to a redirect_uri
-// already checked against the client's registration, with iss (RFC 9207 §2).
-func (s *Server) redirectError(c echo.Context, redirectURI, state, code, desc string) error {
-	q := url.Values{"error": {code}, "iss": {s.cfg.Issuer}}
-	if desc != "" {
-		q.Set("error_description", desc)
+// already checked against the client's registration, with iss (RFC 9207 §2):
+// RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6.
+func (s *Server) redirectError(c echo.Context, redirectURI, state string, e *oauth.Error) error {
+	q := url.Values{"error": {e.Code}, "iss": {s.cfg.Issuer}}
+	if e.Description != "" {
+		q.Set("error_description", e.Description)
 	}
 	if state != "" {
 		q.Set("state", state)

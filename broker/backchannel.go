@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/providers"
 )
 
@@ -109,11 +110,8 @@ func (s *Server) limitBackchannel(c echo.Context, idp IdP) error {
 	s.ops.metrics.throttle(limitFailuresIP)
 	s.auditEvent(c, "throttled", limitFailuresIP, attrs{tenant: idp.Tenant, idp: idp.ID})
 	c.Response().Header().Set("Retry-After", retryAfter(wait))
-	if err := c.JSON(http.StatusTooManyRequests, map[string]string{"error": "temporarily_unavailable",
-		"error_description": "too many invalid requests from this address; retry later"}); err != nil {
-		return err
-	}
-	return errThrottled
+	return oauth.New(oauth.TemporarilyUnavailable, "too many invalid requests from this address; retry later").
+		WithStatus(http.StatusTooManyRequests).Wrap(errThrottled)
 }
 
 // backchannel receives an upstream IdP's logout token at
@@ -122,33 +120,29 @@ func (s *Server) limitBackchannel(c echo.Context, idp IdP) error {
 // invalid tokens is refused before its token is looked at (S60).
 func (s *Server) backchannel(c echo.Context) error {
 	ctx := c.Request().Context()
-	c.Response().Header().Set("Cache-Control", "no-store")
-	fail := func(status int, code, desc string) error {
-		return c.JSON(status, map[string]string{"error": code, "error_description": desc})
-	}
 	idp, ok := s.dir().idps[c.Param("idp")]
 	if !ok {
-		return fail(http.StatusNotFound, "invalid_request", "unknown identity provider")
+		return oauth.New(oauth.InvalidRequest, "unknown identity provider").WithStatus(http.StatusNotFound)
 	}
 	v, ok := connectorAs[logoutTokenVerifier](idp.Connector)
 	if !ok {
-		return fail(http.StatusBadRequest, "invalid_request", "this identity provider does not support back-channel logout")
+		return oauth.New(oauth.InvalidRequest, "this identity provider does not support back-channel logout")
 	}
 	if err := s.limitBackchannel(c, idp); err != nil {
 		return err
 	}
 	form, err := formValues(c)
 	if err != nil || form.Get("logout_token") == "" {
-		return fail(http.StatusBadRequest, "invalid_request", "logout_token is required")
+		return oauth.New(oauth.InvalidRequest, "logout_token is required")
 	}
 	lc, err := v.VerifyLogoutToken(ctx, form.Get("logout_token"))
 	if err != nil {
 		s.log.Info("upstream logout token refused", "request_id", requestID(c), "idp", idp.ID, "err", err)
 		if errors.Is(err, providers.ErrUnavailable) {
-			return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "the identity provider's keys could not be fetched")
+			return oauth.New(oauth.TemporarilyUnavailable, "the identity provider's keys could not be fetched")
 		}
 		s.auditEvent(c, "refused", "logout_token_invalid", attrs{tenant: idp.Tenant, idp: idp.ID}) // counts against the IP (S60)
-		return fail(http.StatusBadRequest, "invalid_request", "the logout token is invalid")
+		return oauth.New(oauth.InvalidRequest, "the logout token is invalid")
 	}
 	// S64: a jti is accepted once, remembered until the token expires.
 	ttl := time.Until(lc.Expiry)
@@ -161,14 +155,14 @@ func (s *Server) backchannel(c echo.Context) error {
 	switch err := s.store.Create(ctx, s.keyer.key("lj", idp.ID+"\x00"+lc.JTI), []byte("1"), ttl); {
 	case errors.Is(err, ErrExists):
 		s.auditEvent(c, "refused", "logout_token_replayed", attrs{tenant: idp.Tenant, idp: idp.ID})
-		return fail(http.StatusBadRequest, "invalid_request", "the logout token was already used")
+		return oauth.New(oauth.InvalidRequest, "the logout token was already used")
 	case err != nil:
 		s.log.Error("logout jti", "request_id", requestID(c), "err", storeErr("logout jti", err))
-		return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+		return oauth.New(oauth.TemporarilyUnavailable, "try again")
 	}
 	if err := s.endUpstreamSessions(c, idp, lc.Subject, lc.SID, "upstream_backchannel"); err != nil {
 		s.log.Error("upstream logout", "request_id", requestID(c), "idp", idp.ID, "err", err)
-		return fail(http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+		return oauth.New(oauth.TemporarilyUnavailable, "try again")
 	}
 	return c.NoContent(http.StatusOK)
 }

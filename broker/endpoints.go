@@ -8,6 +8,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/oauth"
 )
 
 // discovery serves OpenID Provider metadata (OIDC Discovery §3, RFC 8414).
@@ -131,8 +133,7 @@ func bearer(c echo.Context) string {
 func (s *Server) userinfo(c echo.Context) error {
 	tok := bearer(c)
 	if tok == "" {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate"`)
-		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "a bearer access token is required"})
+		return oauth.New(oauth.InvalidRequest, "a bearer access token is required").WithStatus(http.StatusUnauthorized) // RFC 6750 §3
 	}
 	at, g, err := s.accessToken(c, tok)
 	if errors.Is(err, ErrUnavailable) {
@@ -140,8 +141,7 @@ func (s *Server) userinfo(c echo.Context) error {
 	}
 	if err != nil {
 		// S12: an ID token (typ JWT) presented here fails the typ check.
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate", error="invalid_token"`)
-		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
+		return oauth.New(oauth.InvalidToken, "the access token is invalid, expired or revoked")
 	}
 	scopes := strings.Fields(stringClaim(at, "scope"))
 	cl := s.dir().clients[stringClaim(at, "aud")]
@@ -150,8 +150,7 @@ func (s *Server) userinfo(c echo.Context) error {
 		// The tenant's current rules, as at refresh (S68).
 		fresh, err := s.claimsFor(c.Request().Context(), g.ClientID, g.Origin, g.Tenant)
 		if err != nil {
-			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="realmgate", error="invalid_token"`)
-			return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the access token is no longer valid"})
+			return oauth.New(oauth.InvalidToken, "the access token is no longer valid")
 		}
 		all = fresh
 	}
@@ -170,11 +169,11 @@ func stringClaim(m jwt.MapClaims, k string) string { v, _ := m[k].(string); retu
 func (s *Server) introspect(c echo.Context) error {
 	v, err := formValues(c)
 	if err != nil {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: err.Error()})
+		return oauth.New(oauth.InvalidRequest, err.Error())
 	}
 	cl, terr := s.authenticateClient(c, v)
 	if terr != nil || cl.public() {
-		return s.tokenErr(c, tokenError{http.StatusUnauthorized, "invalid_client", "client authentication required"})
+		return oauth.New(oauth.InvalidClient, "client authentication required")
 	}
 	inactive := map[string]any{"active": false}
 	at, _, err := s.accessToken(c, v.Get("token"))
@@ -198,21 +197,21 @@ func (s *Server) introspect(c echo.Context) error {
 func (s *Server) revoke(c echo.Context) error {
 	v, err := formValues(c)
 	if err != nil {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: err.Error()})
+		return oauth.New(oauth.InvalidRequest, err.Error())
 	}
 	cl, terr := s.authenticateClient(c, v)
 	if terr != nil {
-		return s.tokenErr(c, *terr)
+		return terr
 	}
 	if cl.public() {
 		// RFC 7009 §2.1: public clients may revoke, identified by client_id.
 		if v.Get("client_id") != cl.ID {
-			return s.tokenErr(c, tokenError{http.StatusUnauthorized, "invalid_client", "client authentication required"})
+			return oauth.New(oauth.InvalidClient, "client authentication required")
 		}
 	}
 	tok := v.Get("token")
 	if tok == "" {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "token is required"})
+		return oauth.New(oauth.InvalidRequest, "token is required")
 	}
 	ctx := c.Request().Context()
 	fam := ""

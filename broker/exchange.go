@@ -10,6 +10,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/oauth"
 )
 
 // Token exchange identifiers (RFC 8693 §2.1, §3).
@@ -26,23 +28,23 @@ const (
 // to name who acts (§4.1). Policy is per client: Client.ExchangeAudiences.
 func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	if cl.public() {
-		return s.tokenErr(c, tokenError{http.StatusUnauthorized, "invalid_client", "token exchange needs an authenticated client"})
+		return oauth.New(oauth.InvalidClient, "token exchange needs an authenticated client")
 	}
 	if len(cl.ExchangeAudiences) == 0 {
-		return s.tokenErr(c, tokenError{code: "unauthorized_client", desc: "this client may not exchange tokens"})
+		return oauth.New(oauth.UnauthorizedClient, "this client may not exchange tokens")
 	}
 	if t := v.Get("requested_token_type"); t != "" && t != tokenTypeAccess {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "only access tokens can be requested"})
+		return oauth.New(oauth.InvalidRequest, "only access tokens can be requested")
 	}
 	if v.Get("subject_token_type") == tokenTypeUser {
 		aud := v.Get("audience")
 		if aud != cl.ID && !slices.Contains(cl.ExchangeAudiences, aud) || s.dir().clients[aud] == nil {
-			return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the client may not obtain tokens for this audience"})
+			return oauth.New(oauth.InvalidTarget, "the client may not obtain tokens for this audience")
 		}
 		return s.impersonate(c, cl, v, aud)
 	}
 	if t := v.Get("subject_token_type"); t != tokenTypeAccess && t != tokenTypeJWT {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "subject_token_type must be an access token type"})
+		return oauth.New(oauth.InvalidRequest, "subject_token_type must be an access token type")
 	}
 	// §2.1: audience and resource name the target; formValues already
 	// refused repeated parameters, so there is one audience.
@@ -51,12 +53,12 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 		audience = v.Get("resource")
 	}
 	if audience == "" {
-		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "audience is required"})
+		return oauth.New(oauth.InvalidTarget, "audience is required")
 	}
 	if !slices.Contains(cl.ExchangeAudiences, audience) || s.dir().clients[audience] == nil {
 		// §2.2.2: never a wider audience than the client's policy allows.
 		s.auditEvent(c, "refused", "exchange_audience_not_allowed", attrs{client: cl.ID})
-		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the client may not obtain tokens for this audience"})
+		return oauth.New(oauth.InvalidTarget, "the client may not obtain tokens for this audience")
 	}
 	subject, sg, err := s.accessToken(c, v.Get("subject_token"))
 	if errors.Is(err, ErrUnavailable) {
@@ -64,7 +66,7 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	}
 	if err != nil || stringClaim(subject, "aud") != cl.ID {
 		// The subject token must have been issued to the client presenting it.
-		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the subject token is invalid, expired, revoked or not issued to this client"})
+		return oauth.New(oauth.InvalidGrant, "the subject token is invalid, expired, revoked or not issued to this client")
 	}
 	// S66: the target audience must itself be allowed the subject's tenant
 	// and IdP; an exchange never reaches an API its user could not sign in to.
@@ -73,14 +75,14 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	if err := d.authorizeFor(s.now(), audCl, stringClaim(subject, "tid"), grantSubject(sg), strength{maxAge: -1}); err != nil {
 		s.auditEvent(c, "refused", "exchange_"+refusal(err), attrs{client: cl.ID, tenant: stringClaim(subject, "tid"),
 			idp: stringClaim(subject, "idp"), subject: stringClaim(subject, "sub")})
-		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the audience may not receive tokens for this user"})
+		return oauth.New(oauth.InvalidTarget, "the audience may not receive tokens for this user")
 	}
 	scopes := strings.Fields(stringClaim(subject, "scope"))
 	if sc := v.Get("scope"); sc != "" {
 		asked := strings.Fields(sc)
 		for _, x := range asked {
 			if !slices.Contains(scopes, x) {
-				return s.tokenErr(c, tokenError{code: "invalid_scope", desc: "an exchange cannot widen the scope"})
+				return oauth.New(oauth.InvalidScope, "an exchange cannot widen the scope")
 			}
 		}
 		scopes = asked
@@ -88,7 +90,7 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	act := map[string]any{"sub": cl.ID, "client_id": cl.ID}
 	if at := v.Get("actor_token"); at != "" {
 		if t := v.Get("actor_token_type"); t != tokenTypeAccess && t != tokenTypeJWT {
-			return s.tokenErr(c, tokenError{code: "invalid_request", desc: "actor_token_type must be an access token type"})
+			return oauth.New(oauth.InvalidRequest, "actor_token_type must be an access token type")
 		}
 		actor, _, err := s.accessToken(c, at)
 		if errors.Is(err, ErrUnavailable) {
@@ -96,7 +98,7 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 		}
 		if err != nil || stringClaim(actor, "aud") != cl.ID {
 			// S69: the actor token must have been issued to the client presenting it.
-			return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the actor token is invalid or not issued to this client"})
+			return oauth.New(oauth.InvalidGrant, "the actor token is invalid or not issued to this client")
 		}
 		act = map[string]any{"sub": actor["sub"], "client_id": stringClaim(actor, "client_id")}
 		if prior, ok := actor["act"].(map[string]any); ok {

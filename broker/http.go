@@ -38,6 +38,7 @@ func (s *Server) routes() *echo.Echo {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe) // metrics and the audit fallback (metrics.go), outside middleware: sees the final status
 	e.Use(s.middleware)
+	e.Use(s.oauthErrors) // innermost: writes a handler's *oauth.Error before the middleware above see the status
 	e.GET(s.path("/.well-known/openid-configuration"), s.discovery)
 	e.GET(s.path("/jwks"), s.jwks)
 	e.GET(s.path("/authorize"), s.authorize)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/oauth"
 )
 
 // tokenTypeUser is realmgate's subject token type for impersonation: the
@@ -41,15 +43,15 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	ctx := c.Request().Context()
 	tenant, sub, ok := strings.Cut(v.Get("subject_token"), "/")
 	if !ok || tenant == "" || sub == "" || len(sub) > 128 {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "subject_token must be <tenant>/<sub>"})
+		return oauth.New(oauth.InvalidRequest, "subject_token must be <tenant>/<sub>")
 	}
 	policy := s.dir().policies[tenant].Impersonation
 	if policy == nil {
 		s.auditEvent(c, "refused", "impersonation_not_allowed", attrs{client: cl.ID, tenant: tenant, subject: sub})
-		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the tenant does not allow impersonation"})
+		return oauth.New(oauth.InvalidGrant, "the tenant does not allow impersonation")
 	}
 	if t := v.Get("actor_token_type"); t != tokenTypeAccess && t != tokenTypeJWT {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "impersonation needs the operator's access token as actor_token"})
+		return oauth.New(oauth.InvalidRequest, "impersonation needs the operator's access token as actor_token")
 	}
 	actor, _, err := s.accessToken(c, v.Get("actor_token"))
 	if isUnavailable(err) {
@@ -57,7 +59,7 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	}
 	if err != nil || stringClaim(actor, "aud") != cl.ID {
 		// The operator's token must have been issued to the client presenting it.
-		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the actor token is invalid or not issued to this client"})
+		return oauth.New(oauth.InvalidGrant, "the actor token is invalid or not issued to this client")
 	}
 	operatorTenants := policy.OperatorTenants
 	if len(operatorTenants) == 0 {
@@ -69,7 +71,7 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	at := attrs{client: cl.ID, tenant: tenant, subject: sub, actor: actorTenant + "/" + actorSub}
 	if !permitted {
 		s.auditEvent(c, "refused", "impersonation_operator_not_allowed", at)
-		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the operator may not impersonate users of this tenant"})
+		return oauth.New(oauth.InvalidGrant, "the operator may not impersonate users of this tenant")
 	}
 	// S69: only a subject realmgate issued for this tenant can be acted as:
 	// "acme/<sub of a globex user>" names nobody of acme.
@@ -79,13 +81,13 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	}
 	if err != nil {
 		s.auditEvent(c, "refused", "impersonation_unknown_subject", at)
-		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "the tenant has no such user"})
+		return oauth.New(oauth.InvalidGrant, "the tenant has no such user")
 	}
 	// S66: the audience must be allowed this tenant and the user's IdP.
 	d := s.dir()
 	if err := d.authorizeFor(s.now(), d.clients[audience], tenant, subjectOf{idp: rec.IdP}, strength{maxAge: -1}); err != nil {
 		s.auditEvent(c, "refused", "impersonation_"+refusal(err), at)
-		return s.tokenErr(c, tokenError{code: "invalid_target", desc: "the audience may not receive tokens for this user"})
+		return oauth.New(oauth.InvalidTarget, "the audience may not receive tokens for this user")
 	}
 	lifetime := policy.Lifetime
 	if lifetime <= 0 || lifetime > DefaultImpersonationLifetime {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/oauth"
 )
 
 // Sign-in throttling (SECURITY S60). Counters live in the shared Store, so
@@ -80,8 +82,9 @@ const (
 	limitFailuresTenant = "failures_per_tenant"
 )
 
-// errThrottled is returned by a handler after it wrote the 429 answer; the
-// error handler sees a committed response and leaves it alone.
+// errThrottled is returned by a page handler after it wrote the 429 page
+// (the error handler sees a committed response and leaves it alone), and is
+// the cause of the *oauth.Error a JSON endpoint answers 429 with.
 var errThrottled = errors.New("broker: rate limited")
 
 // Request-scoped flags (echo context keys).
@@ -107,8 +110,8 @@ var failureReasons = map[string]bool{
 	"code_binding":                  false,
 	"refresh_token_reused":          false,
 	"refresh_token_client_mismatch": false,
-	"invalid_grant":                 false,
-	"invalid_client":                false,
+	oauth.InvalidGrant:              false,
+	oauth.InvalidClient:             false,
 	"upstream_invalid_response":     true,
 	"unsolicited_invalid":           true,
 	"logout_token_invalid":          false, // a back-channel logout token that fails validation
@@ -313,14 +316,10 @@ func (s *Server) limitToken(c echo.Context) error {
 	s.ops.metrics.throttle(limitFailuresIP)
 	s.auditEvent(c, "throttled", limitFailuresIP, attrs{client: formClientID(c)})
 	c.Response().Header().Set("Retry-After", retryAfter(wait))
-	c.Response().Header().Set("Pragma", "no-cache")
 	// RFC 6749 §5.2 has no code for this; temporarily_unavailable (§4.1.2.1)
 	// with 429 and Retry-After (RFC 6585 §4) is what clients understand.
-	if err := c.JSON(http.StatusTooManyRequests, map[string]string{"error": "temporarily_unavailable",
-		"error_description": "too many failed requests from this address; retry later"}); err != nil {
-		return err
-	}
-	return errThrottled
+	return oauth.New(oauth.TemporarilyUnavailable, "too many failed requests from this address; retry later").
+		WithStatus(http.StatusTooManyRequests).Wrap(errThrottled)
 }
 
 // tokenFailure is called with every error code /token answers: invalid_grant

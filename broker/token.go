@@ -15,70 +15,94 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/transform"
 )
 
 // pkceVerifier is RFC 7636 §4.1: 43-128 unreserved characters (S03).
 var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
-// tokenError is an RFC 6749 §5.2 error response.
-type tokenError struct {
-	status int
-	code   string
-	desc   string
-}
+// errTemporarilyUnavailable answers a request whose store or upstream is down.
+var errTemporarilyUnavailable = oauth.New(oauth.TemporarilyUnavailable, "the service is temporarily unavailable")
 
-func (s *Server) tokenErr(c echo.Context, e tokenError) error {
-	if e.status == 0 {
-		e.status = http.StatusBadRequest
-	}
-	s.tokenFailure(c, e.code) // S60: invalid_grant / invalid_client count as failures
-	if e.code == "invalid_client" {
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="realmgate", charset="UTF-8"`)
-	}
-	c.Response().Header().Set("Pragma", "no-cache")
-	return c.JSON(e.status, map[string]string{"error": e.code, "error_description": e.desc})
-}
-
-func (s *Server) tokenUnavailable(c echo.Context, err error) error {
-	s.log.Error("token endpoint store failure", "request_id", requestID(c), "err", err)
+// tokenUnavailable is the error of a token, userinfo, introspection or
+// revocation request whose store is down: 503 with Retry-After (S62).
+func (s *Server) tokenUnavailable(_ echo.Context, err error) error {
 	s.ops.metrics.storeError("token")
-	c.Response().Header().Set("Retry-After", "2")
-	return s.tokenErr(c, tokenError{http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable"})
+	return errTemporarilyUnavailable.Wrap(err)
+}
+
+// oauthErrors is the one place an *oauth.Error a handler returns is
+// written: a JSON error response (RFC 6749 §5.2) with the code's status and
+// challenge, counted against the client's failure limit (S60), its cause
+// logged and never sent. It runs inside the metrics and audit middleware, so
+// they see the status written.
+func (s *Server) oauthErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		e, ok := oauth.As(err)
+		if !ok || c.Response().Committed {
+			return err
+		}
+		return s.writeOAuth(c, e)
+	}
+}
+
+func (s *Server) writeOAuth(c echo.Context, e *oauth.Error) error {
+	status := e.HTTPStatus()
+	if e.Err != nil && status >= http.StatusInternalServerError {
+		s.log.Error("oauth error", "request_id", requestID(c), "code", e.Code, "path", c.Path(), "err", e.Err)
+	}
+	s.tokenFailure(c, e.Code) // S60: invalid_grant / invalid_client count as failures
+	h := c.Response().Header()
+	switch {
+	case e.Code == oauth.InvalidClient:
+		h.Set("WWW-Authenticate", `Basic realm="realmgate", charset="UTF-8"`)
+	case e.Code == oauth.InvalidToken: // RFC 6750 §3
+		h.Set("WWW-Authenticate", `Bearer realm="realmgate", error="invalid_token"`)
+	case status == http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="realmgate"`)
+	}
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "2")
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	return c.JSON(status, map[string]string{"error": e.Code, "error_description": e.Description})
 }
 
 // authenticateClient implements client_secret_basic and client_secret_post
 // (RFC 6749 §2.3.1) and public clients (client_id only). Exactly one method.
-func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *tokenError) {
+func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *oauth.Error) {
 	id, secret, basic := c.Request().BasicAuth()
 	if basic {
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "malformed client credentials"}
+			return nil, oauth.New(oauth.InvalidClient, "malformed client credentials")
 		}
 		if v.Has("client_secret") {
-			return nil, &tokenError{http.StatusBadRequest, "invalid_request", "use one client authentication method"}
+			return nil, oauth.New(oauth.InvalidRequest, "use one client authentication method")
 		}
 		if v.Has("client_id") && v.Get("client_id") != id {
-			return nil, &tokenError{http.StatusBadRequest, "invalid_request", "client_id does not match the credentials"}
+			return nil, oauth.New(oauth.InvalidRequest, "client_id does not match the credentials")
 		}
 	} else {
 		id, secret = v.Get("client_id"), v.Get("client_secret")
 	}
 	cl := s.dir().clients[id]
 	if cl == nil {
-		return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
 	}
 	if cl.public() {
 		if secret != "" || basic {
-			return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+			return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
 		}
 		return cl, nil
 	}
 	if secret == "" || !cl.authenticate(secret) { // S16: constant time
-		return nil, &tokenError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
 	}
 	return cl, nil
 }
@@ -87,7 +111,7 @@ func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *tok
 func (s *Server) token(c echo.Context) error {
 	v, err := formValues(c)
 	if err != nil {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: err.Error()})
+		return oauth.New(oauth.InvalidRequest, err.Error())
 	}
 	if err := s.limitToken(c); err != nil { // S60
 		return err
@@ -95,7 +119,7 @@ func (s *Server) token(c echo.Context) error {
 	cl, terr := s.authenticateClient(c, v)
 	if terr != nil {
 		s.auditEvent(c, "refused", "client_authentication", attrs{client: v.Get("client_id")})
-		return s.tokenErr(c, *terr)
+		return terr
 	}
 	switch v.Get("grant_type") {
 	case "authorization_code":
@@ -105,9 +129,9 @@ func (s *Server) token(c echo.Context) error {
 	case grantTokenExchange:
 		return s.tokenExchange(c, cl, v)
 	case "":
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "grant_type is required"})
+		return oauth.New(oauth.InvalidRequest, "grant_type is required")
 	default: // S04: no password, no implicit, nothing else
-		return s.tokenErr(c, tokenError{code: "unsupported_grant_type", desc: "supported: authorization_code, refresh_token"})
+		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token")
 	}
 }
 
@@ -115,9 +139,9 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	ctx := c.Request().Context()
 	code := v.Get("code")
 	if code == "" || len(code) > 128 {
-		return s.tokenErr(c, tokenError{code: "invalid_request", desc: "code is required"})
+		return oauth.New(oauth.InvalidRequest, "code is required")
 	}
-	bad := tokenError{code: "invalid_grant", desc: "the code is invalid, expired or already used"}
+	bad := oauth.New(oauth.InvalidGrant, "the code is invalid, expired or already used")
 	var g grant
 	err := s.takeJSON(ctx, s.keyer.key("cd", code), &g)
 	if errors.Is(err, ErrNotFound) {
@@ -126,23 +150,23 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 			_ = s.store.RevokeFamily(ctx, string(fam))
 			s.auditEvent(c, "refused", "code_reused", attrs{client: cl.ID})
 		}
-		return s.tokenErr(c, bad)
+		return bad
 	} else if err != nil {
 		return s.tokenUnavailable(c, err)
 	}
 	// S08: bound to client, redirect_uri and a 60 s lifetime.
 	if g.ClientID != cl.ID || v.Get("redirect_uri") != g.RedirectURI || s.now().Sub(g.Created) > codeTTL {
 		s.auditEvent(c, "refused", "code_binding", attrs{client: cl.ID, tenant: g.Tenant})
-		return s.tokenErr(c, bad)
+		return bad
 	}
 	// S03: the verifier is required, well formed, and hashes to the challenge.
 	verifier := v.Get("code_verifier")
 	if !pkceVerifier.MatchString(verifier) {
-		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "code_verifier is missing or malformed"})
+		return oauth.New(oauth.InvalidGrant, "code_verifier is missing or malformed")
 	}
 	sum := sha256.Sum256([]byte(verifier))
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.Challenge)) != 1 {
-		return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "code_verifier does not match the code_challenge"})
+		return oauth.New(oauth.InvalidGrant, "code_verifier does not match the code_challenge")
 	}
 	fam := s.familyID(g.SID)
 	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.cfg.AccessTokenLifetime+codeTTL); err != nil {
@@ -155,9 +179,9 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	ctx := c.Request().Context()
 	rt := v.Get("refresh_token")
 	fam, _, ok := strings.Cut(rt, ".")
-	bad := tokenError{code: "invalid_grant", desc: "the refresh token is invalid, expired or revoked"}
+	bad := oauth.New(oauth.InvalidGrant, "the refresh token is invalid, expired or revoked")
 	if !ok || len(rt) > 128 || !familyIDShape(fam) {
-		return s.tokenErr(c, bad)
+		return bad
 	}
 	next := fam + "." + randomToken(tokenBytes)
 	var blob []byte
@@ -173,36 +197,36 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	}
 	switch {
 	case errors.Is(err, ErrRevoked):
-		return s.tokenErr(c, bad) // the session was logged out; the store ended the family
+		return bad // the session was logged out; the store ended the family
 	case errors.Is(err, ErrReused):
 		// S09: replay of a rotated token revoked the family in the store.
 		s.auditEvent(c, "refused", "refresh_token_reused", attrs{client: cl.ID})
-		return s.tokenErr(c, bad)
+		return bad
 	case errors.Is(err, ErrNotFound):
-		return s.tokenErr(c, bad)
+		return bad
 	case err != nil:
 		return s.tokenUnavailable(c, err)
 	}
 	var g grant
 	if err := decodeRecord(blob, &g); err != nil {
-		return s.tokenErr(c, bad)
+		return bad
 	}
 	if checked {
 		if g.SID != sid { // the family id names another session than its grant: never issued so
 			_ = s.store.RevokeFamily(ctx, fam)
-			return s.tokenErr(c, bad)
+			return bad
 		}
 	} else if revoked, err := s.sessionRevoked(ctx, g.SID); err != nil {
 		return s.tokenUnavailable(c, err)
 	} else if revoked {
 		_ = s.store.RevokeFamily(ctx, fam)
-		return s.tokenErr(c, bad)
+		return bad
 	}
 	if g.ClientID != cl.ID {
 		// A refresh token presented by another client is stolen: end the family.
 		_ = s.store.RevokeFamily(ctx, fam)
 		s.auditEvent(c, "refused", "refresh_token_client_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
-		return s.tokenErr(c, bad)
+		return bad
 	}
 	// S68: the decision is taken again, with the directory as it is now
 	// (tenant, IdP, membership, client, the tenant's MFA policy), and the
@@ -212,7 +236,7 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	if err := s.dir().authorizeFor(s.now(), cl, g.Tenant, grantSubject(&g), strength{maxAge: -1}); err != nil {
 		_ = s.store.RevokeFamily(ctx, fam)
 		s.auditEvent(c, "refused", "refresh_"+refusal(err), at)
-		return s.tokenErr(c, bad)
+		return bad
 	}
 	if g.Origin != nil {
 		claims, err := s.claimsFor(ctx, cl.ID, g.Origin, g.Tenant)
@@ -221,11 +245,11 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 			if errors.As(err, &denied) {
 				_ = s.store.RevokeFamily(ctx, fam)
 				s.auditEvent(c, "denied", "rule: "+denied.Rule, at)
-				return s.tokenErr(c, tokenError{code: "invalid_grant", desc: "access denied: " + denied.Message})
+				return oauth.New(oauth.InvalidGrant, "access denied: "+denied.Message)
 			}
 			s.log.Error("claims rules on refresh", "request_id", requestID(c), "tenant", g.Tenant, "err", err)
 			s.auditEvent(c, "failure", "rule_error", at)
-			return s.tokenErr(c, bad)
+			return bad
 		}
 		g.Claims = claims
 	}
@@ -234,7 +258,7 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		scopes = strings.Fields(sc)
 		for _, x := range scopes {
 			if !slices.Contains(g.Scopes, x) {
-				return s.tokenErr(c, tokenError{code: "invalid_scope", desc: "a refresh cannot widen the scope"})
+				return oauth.New(oauth.InvalidScope, "a refresh cannot widen the scope")
 			}
 		}
 	}
