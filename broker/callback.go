@@ -101,19 +101,12 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	}
 	// S50: the tenant is the one that owns the IdP that authenticated the
 	// user; nothing typed or hinted takes part.
-	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident, Clients: []string{ar.ClientID},
-		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
-	if sess.AuthTime.IsZero() && ul.Force {
-		// S67: the upstream stated no authentication time, but it was told
-		// to authenticate anew (prompt=login, ForceAuthn) after the broker
-		// sent the user there; that instant bounds the authentication from
-		// below. Otherwise the time stays unknown: tokens carry no
-		// auth_time and no max_age is satisfied by this session.
-		sess.AuthTime = ul.Created
+	var forcedAt time.Time
+	if ul.Force {
+		forcedAt = ul.Created
 	}
-	if !sess.AuthTime.IsZero() {
-		sess.AuthTime = sess.AuthTime.Truncate(time.Second)
-	}
+	sess := s.identitySession(idp, ident, forcedAt)
+	sess.Clients = []string{ar.ClientID}
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}

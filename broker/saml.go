@@ -137,12 +137,7 @@ func (s *Server) samlUnsolicited(c echo.Context, idp IdP, u unsolicitedHandler, 
 		return s.renderError(c, http.StatusBadRequest, "Sign-in could not be verified",
 			"The response from "+idp.Name+" failed validation, so you were not signed in.")
 	}
-	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident,
-		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
-	if sess.AuthTime.IsZero() {
-		sess.AuthTime = s.now()
-	}
-	sess.AuthTime = sess.AuthTime.Truncate(time.Second)
+	sess := s.identitySession(idp, ident, time.Time{})
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
