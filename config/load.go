@@ -58,7 +58,8 @@ func parentPath(path string) string {
 // Load reads the configuration file at path, expanding ${VAR} from the
 // process environment, and returns it with defaults applied and validated.
 // A problem in the file is returned as a *ValidationError listing all of them.
-func Load(path string) (*Config, error) {
+// Options are those of Parse.
+func Load(path string, opts ...Option) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -71,7 +72,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
 	}
-	return Parse(path, data, os.LookupEnv)
+	return Parse(path, data, os.LookupEnv, opts...)
 }
 
 // Parse reads a configuration from data; filename is used in problem
@@ -82,8 +83,13 @@ func Load(path string) (*Config, error) {
 // else is kept as is. A variable lookupEnv does not know is an error; a nil
 // lookupEnv knows none. Parse refuses unknown keys, applies defaults (see
 // ApplyDefaults) and validates: every problem found, in decoding or
-// validation, is returned at once as a *ValidationError.
-func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+// validation, is returned at once as a *ValidationError. With
+// WithRuleChecker, the rules that do not compile are among those problems.
+func Parse(filename string, data []byte, lookupEnv func(string) (string, bool), opts ...Option) (*Config, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
@@ -111,6 +117,9 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) 
 		if !coveredBy(p.Field, d.problems) {
 			probs = append(probs, p)
 		}
+	}
+	if o.rules != nil {
+		probs = mergeRuleProblems(probs, d.problems, c.ruleProblems(o.rules))
 	}
 	if len(probs) > 0 {
 		sortProblems(probs)

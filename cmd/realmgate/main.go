@@ -76,7 +76,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: realmgate check-config FILE")
 		return 2
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(*path, config.WithRuleChecker(ruleChecker{}))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -113,7 +113,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger, audit := newLoggers(stderr, stdout, *logFormat)
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(*path, config.WithRuleChecker(ruleChecker{}))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
