@@ -552,7 +552,10 @@ func TestAdminAPI_10kTenants(t *testing.T) {
 	}
 	oneWrite := time.Since(t0)
 	var claims map[string]any
-	visible := within(t, 2*time.Second, "sign-in through B among 10k tenants", func() (err error) {
+	// The bound is generous: on a loaded CI machine applying a 10k-tenant
+	// state can take seconds; the figure is logged and tracked as a
+	// measurement (docs/performance.md), not asserted as a speed.
+	visible := within(t, 15*time.Second, "sign-in through B among 10k tenants", func() (err error) {
 		claims, err = signIn(c.issuer, "nina@newco.test")
 		return err
 	})
