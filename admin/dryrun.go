@@ -6,6 +6,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/claims"
+	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
@@ -75,30 +77,12 @@ type TraceChange struct {
 	After  any    `json:"after,omitempty"`
 }
 
-// standardClaims mirrors the broker's mapping of an identity to the claims
-// rules start from.
-func standardClaims(id SampleIdentity) map[string]any {
-	cl := map[string]any{"roles": []any{}}
-	set := func(k, v string) {
-		if v != "" {
-			cl[k] = v
-		}
-	}
-	set("name", id.Name)
-	set("given_name", id.GivenName)
-	set("family_name", id.FamilyName)
-	set("preferred_username", id.PreferredUsername)
-	if id.Email != "" {
-		cl["email"], cl["email_verified"] = id.Email, id.EmailVerified
-	}
-	if len(id.AMR) > 0 {
-		amr := make([]any, len(id.AMR))
-		for i, m := range id.AMR {
-			amr[i] = m
-		}
-		cl["amr"] = amr
-	}
-	return cl
+// identity is the sample as the connector would have reported it: the one
+// conversion from the dry run's sample to what the claims pipeline takes.
+func (id SampleIdentity) identity() providers.Identity {
+	return providers.Identity{Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
+		Name: id.Name, GivenName: id.GivenName, FamilyName: id.FamilyName,
+		PreferredUsername: id.PreferredUsername, AMR: id.AMR, Claims: id.Claims}
 }
 
 func (s *Service) dryRun(c echo.Context) error {
@@ -155,7 +139,8 @@ func (s *Service) dryRun(c echo.Context) error {
 			return err
 		}
 	}
-	r, err := eng.Explain(ctx, transform.Input{Upstream: in.Identity.Claims, Claims: standardClaims(in.Identity),
+	// The sign-in's own pipeline (standard claims, rules, email guard S52).
+	r, err := claims.Pipeline{Rules: eng, Domains: res}.Explain(ctx, claims.Request{Identity: in.Identity.identity(),
 		Tenant: out.Tenant, IdP: out.IdP, Client: in.ClientID})
 	var denied *transform.DeniedError
 	switch {

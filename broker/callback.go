@@ -12,9 +12,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/providers"
-	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -213,83 +213,15 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	return c.Redirect(redirectStatus(c), appendQuery(ar.RedirectURI, q))
 }
 
-// standardClaims maps an upstream identity to realmgate's normalized claims,
-// before the tenant's rules run.
-func (s *Server) standardClaims(sess *session) map[string]any {
-	id := sess.Identity
-	cl := map[string]any{"roles": []any{}}
-	set := func(k, v string) {
-		if v != "" {
-			cl[k] = v
-		}
-	}
-	set("name", id.Name)
-	set("given_name", id.GivenName)
-	set("family_name", id.FamilyName)
-	set("preferred_username", id.PreferredUsername)
-	if id.Email != "" {
-		cl["email"], cl["email_verified"] = id.Email, id.EmailVerified
-	}
-	if len(id.AMR) > 0 {
-		cl["amr"] = toAnySlice(id.AMR)
-	}
-	// acr says what realmgate vouches for, whatever the upstream's own
-	// vocabulary; the upstream value stays available to rules.
-	cl["acr"] = acrFor(id.AMR)
-	return cl
-}
-
-// guardEmail enforces S52 on the final claims (after rules, which may set
-// email): an email in a domain another tenant verified is dropped, so tenant
-// A's IdP cannot mint identities in tenant B's domain; an email outside the
-// tenant's own verified domains is marked unverified when the tenant has any.
-func (s *Server) guardEmail(tenant string, claims map[string]any) {
-	email, _ := claims["email"].(string)
-	if email == "" {
-		if _, present := claims["email"]; present {
-			delete(claims, "email")
-			delete(claims, "email_verified")
-		}
-		return
-	}
-	addr, err := realm.ParseEmail(email)
-	if err != nil { // S74: an ambiguous address is dropped, never verified
-		delete(claims, "email")
-		delete(claims, "email_verified")
-		return
-	}
-	if s.dir().resolver.DomainVerified(tenant, email) {
-		if _, ok := claims["email_verified"].(bool); !ok {
-			claims["email_verified"] = false
-		}
-		return
-	}
-	if owner, owned := s.dir().resolver.TenantForDomain(addr.Domain); owned && owner != tenant {
-		delete(claims, "email")
-		delete(claims, "email_verified")
-		return
-	}
-	if t, ok := s.dir().resolver.Tenant(tenant); ok && len(t.Domains) > 0 {
-		claims["email_verified"] = false
-	} else if _, ok := claims["email_verified"].(bool); !ok {
-		claims["email_verified"] = false
-	}
-}
-
-// claimsFor runs the active tenant's rules for the client. The email guard
-// (S52) uses the home tenant: the IdP vouches only for its own tenant's domains.
+// claimsFor runs the claims pipeline (claims.Pipeline: standard mapping,
+// the active tenant's rules, the email guard) for the client. The email
+// guard (S52) uses the home tenant: the IdP vouches only for its own
+// tenant's domains. The admin API's dry run and `realmgate rules test` run
+// the same pipeline.
 func (s *Server) claimsFor(ctx context.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
-	in := transform.Input{Upstream: sess.Identity.Claims, Claims: s.standardClaims(sess),
-		Tenant: tenant, IdP: sess.IdP, Client: clientID}
-	if in.Upstream == nil {
-		in.Upstream = map[string]any{}
-	}
-	out, err := s.dir().rules[tenant].Apply(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	s.guardEmail(sess.Tenant, out)
-	return out, nil
+	d := s.dir()
+	return claims.Pipeline{Rules: d.rules[tenant], Domains: d.resolver}.Apply(ctx, claims.Request{
+		Identity: sess.Identity, Home: sess.Tenant, Tenant: tenant, IdP: sess.IdP, Client: clientID})
 }
 
 func toAnySlice(ss []string) []any {

@@ -11,7 +11,7 @@ import (
 // refuses is ambiguous (`ceo@acme.test@evil.test` reads as acme.test to
 // some parsers), so it is dropped wherever it enters: from an upstream
 // identity before the session keeps it (never verified, never a login hint
-// upstream, never a membership), from the final claims (guardEmail), and
+// upstream, never a membership), from the final claims (claims.GuardEmail), and
 // from discovery (the resolver refuses it as a login hint).
 
 // checkIdentityEmail drops an upstream identity's email, and its verified

@@ -3,16 +3,18 @@ package broker
 import (
 	"strings"
 
-	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/claims"
 )
 
-// Authentication context classes realmgate vouches for in the acr claim.
+// Authentication context classes realmgate vouches for in the acr claim
+// (the claims package sets it).
 const (
-	// ACRMFA says the user passed multi-factor authentication upstream.
-	ACRMFA = "urn:realmgate:acr:mfa"
+	// ACRMFA says the user passed multi-factor authentication upstream
+	// (claims.ACRMFA).
+	ACRMFA = claims.ACRMFA
 	// ACRSingleFactor says the upstream authentication had one factor (or
-	// did not say it had more).
-	ACRSingleFactor = "urn:realmgate:acr:1fa"
+	// did not say it had more) (claims.ACRSingleFactor).
+	ACRSingleFactor = claims.ACRSingleFactor
 	// papeMFA is the widely understood multi-factor policy URI; clients may
 	// ask for it as well as for ACRMFA.
 	papeMFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
@@ -58,12 +60,4 @@ func (idp IdP) mfaACRValues() []string {
 		return idp.MFAACRValues
 	}
 	return DefaultMFAACRValues
-}
-
-// acrFor is the acr claim for an upstream identity.
-func acrFor(amr []string) string {
-	if providers.MFA(amr) {
-		return ACRMFA
-	}
-	return ACRSingleFactor
 }

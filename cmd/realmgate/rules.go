@@ -10,13 +10,17 @@ import (
 	"os"
 	"sort"
 
+	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
 
-// cmdRules is `realmgate rules test`: the what-if tester. It runs a tenant's
-// rules (global first) over a sample upstream identity and prints the
-// output claims and what each rule did.
+// cmdRules is `realmgate rules test`: the what-if tester. It runs the
+// sign-in's claims pipeline (claims.Pipeline: standard claims, the tenant's
+// rules with global first, the email guard) over a sample upstream identity,
+// a JSON object of claims mapped as claims.FromUpstream says, and prints
+// the output claims and what each rule did.
 func cmdRules(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "test" {
 		fmt.Fprintln(stderr, "usage: realmgate rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-")
@@ -68,8 +72,14 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	res, err := eng.Explain(context.Background(), transform.Input{Upstream: upstream, Claims: initialClaims(upstream),
-		Tenant: t.ID, IdP: *idp, Client: *client})
+	domains, err := verifiedDomains(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// The sign-in's own pipeline (standard claims, rules, email guard S52).
+	res, err := claims.Pipeline{Rules: eng, Domains: domains}.Explain(context.Background(), claims.Request{
+		Identity: claims.FromUpstream(upstream), Tenant: t.ID, IdP: *idp, Client: *client})
 	for _, st := range res.Trace {
 		scope := "tenant"
 		if st.Global {
@@ -114,16 +124,14 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// initialClaims mirrors the broker's standard mapping for the common
-// upstream claim names, so rules see what they would see at sign-in.
-func initialClaims(up map[string]any) map[string]any {
-	out := map[string]any{"roles": []any{}}
-	for _, k := range []string{"email", "email_verified", "name", "given_name", "family_name", "preferred_username"} {
-		if v, ok := up[k]; ok {
-			out[k] = v
-		}
+// verifiedDomains is the file's tenants and their verified domains, which
+// the email guard (S52) checks a sample identity's email against.
+func verifiedDomains(cfg *config.Config) (*realm.Resolver, error) {
+	tenants := make([]realm.Tenant, 0, len(cfg.Tenants))
+	for _, t := range cfg.Tenants {
+		tenants = append(tenants, realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Default: t.Default})
 	}
-	return out
+	return realm.New(tenants, realm.Options{})
 }
 
 func show(v any) string {
