@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/transform"
 )
@@ -364,45 +365,16 @@ func halfHash(v string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-func rolesOf(claims map[string]any) []any {
-	switch r := claims["roles"].(type) {
-	case []any:
-		return r
-	case []string:
-		return toAnySlice(r)
-	case string:
-		return []any{r}
-	}
-	return []any{}
-}
+func rolesOf(all map[string]any) []any { return claims.Roles(all) }
 
-// reservedClaims are set only by the broker.
-var reservedClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
-	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
-	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
-
-// release returns the claims the client receives (S75) through the one
-// filter, transform.FilterClaims: standard claims by scope (OIDC Core §5.4),
-// amr and acr always, roles with the roles scope or by registration, and a
-// custom claim only when the client's registration names it. claims is a
-// new map without roles and without the claims the broker sets itself;
-// roles is nil when the client does not receive them. ID tokens, access
-// tokens, userinfo and introspection all take what it returns.
-func release(cl *client, all map[string]any, scopes []string) (claims map[string]any, roles []any) {
+// release returns the claims client cl receives (S75), through the claims
+// pipeline's release step; roles is nil when it does not receive them.
+func release(cl *client, all map[string]any, scopes []string) (map[string]any, []any) {
 	var granted []string
 	if cl != nil {
 		granted = cl.Claims
 	}
-	claims = transform.FilterClaims(all, scopes, granted)
-	if _, ok := claims["roles"]; ok {
-		roles = rolesOf(claims)
-	}
-	for k := range claims {
-		if reservedClaims[k] || k == "roles" {
-			delete(claims, k)
-		}
-	}
-	return claims, roles
+	return claims.Release(all, scopes, granted)
 }
 
 // unixOrZero is t in seconds, or 0 (left out of the token) when t is unknown.

@@ -215,3 +215,48 @@ func FromUpstream(up map[string]any) providers.Identity {
 	}
 	return id
 }
+
+// Reserved are the claims only the broker sets (the protocol and tenancy
+// claims); no rule output and no client registration reaches them.
+var Reserved = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
+	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
+	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
+
+// Roles returns the roles claim of all as a list (a single string counts as
+// one role); an empty list when there is none.
+func Roles(all map[string]any) []any {
+	switch r := all["roles"].(type) {
+	case []any:
+		return r
+	case []string:
+		out := make([]any, len(r))
+		for i, v := range r {
+			out[i] = v
+		}
+		return out
+	case string:
+		return []any{r}
+	}
+	return []any{}
+}
+
+// Release is the pipeline's last step: the claims a client receives
+// (SECURITY S75), through the one filter, transform.FilterClaims: standard
+// claims by scope (OIDC Core §5.4), amr and acr always, roles with the roles
+// scope or when granted names "roles", and a custom claim only when granted
+// (the client's registration) names it. out is a new map without roles and
+// without the Reserved claims the broker sets itself; roles is nil when the
+// client does not receive them. ID tokens, access tokens, userinfo and
+// introspection all take what it returns.
+func Release(all map[string]any, scopes, granted []string) (out map[string]any, roles []any) {
+	out = transform.FilterClaims(all, scopes, granted)
+	if _, ok := out["roles"]; ok {
+		roles = Roles(out)
+	}
+	for k := range out {
+		if Reserved[k] || k == "roles" {
+			delete(out, k)
+		}
+	}
+	return out, roles
+}

@@ -111,3 +111,41 @@ func TestFromUpstream(t *testing.T) {
 		t.Errorf("FromUpstream amr list = %v, want [pwd otp]", got.AMR)
 	}
 }
+
+// TestRelease_S75 is the release step: standard claims by scope, roles by
+// scope or registration, custom claims by registration only, reserved
+// claims never.
+func TestRelease_S75(t *testing.T) {
+	all := map[string]any{"email": "a@acme.test", "email_verified": true, "name": "A", "acr": claims.ACRMFA,
+		"amr": []any{"pwd", "mfa"}, "roles": []any{"admin"}, "department": "finance", "salary_band": "B7",
+		"tid": "forged", "sub": "forged"}
+	cases := []struct {
+		name          string
+		scopes, grant []string
+		want, notWant []string
+		wantRoles     bool
+	}{
+		{"openid only", []string{"openid"}, nil, []string{"acr", "amr"}, []string{"email", "name", "department", "tid", "sub"}, false},
+		{"email and profile", []string{"openid", "email", "profile"}, nil, []string{"email", "email_verified", "name"}, []string{"department", "salary_band"}, false},
+		{"roles scope", []string{"openid", "roles"}, nil, nil, []string{"department"}, true},
+		{"registered claim and roles", []string{"openid"}, []string{"department", "roles"}, []string{"department"}, []string{"salary_band", "email"}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, roles := claims.Release(all, tc.scopes, tc.grant)
+			for _, k := range tc.want {
+				if _, ok := out[k]; !ok {
+					t.Errorf("Release(%v, %v) lacks %s: %v", tc.scopes, tc.grant, k, out)
+				}
+			}
+			for _, k := range append(tc.notWant, "roles") {
+				if _, ok := out[k]; ok {
+					t.Errorf("Release(%v, %v) has %s: %v", tc.scopes, tc.grant, k, out)
+				}
+			}
+			if (roles != nil) != tc.wantRoles {
+				t.Errorf("Release(%v, %v) roles = %v, want released %v", tc.scopes, tc.grant, roles, tc.wantRoles)
+			}
+		})
+	}
+}
