@@ -106,9 +106,11 @@ func runBaseline(addr, upstreamIssuer, redisAddr string) error {
 	if b.priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		return err
 	}
-	x, y := make([]byte, 32), make([]byte, 32)
-	b.priv.X.FillBytes(x)
-	b.priv.Y.FillBytes(y)
+	pt, err := b.priv.PublicKey.Bytes() // SEC 1 uncompressed point: 0x04 || X || Y, 32 bytes each
+	if err != nil {
+		return err
+	}
+	x, y := pt[1:33], pt[33:]
 	thumb := sha256.Sum256(fmt.Appendf(nil, `{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, b64.EncodeToString(x), b64.EncodeToString(y)))
 	kid := b64.EncodeToString(thumb[:])
 	b.headerAT = b64.EncodeToString(fmt.Appendf(nil, `{"alg":"ES256","kid":"%s","typ":"at+jwt"}`, kid))
@@ -200,9 +202,18 @@ func (b *baseline) fetchUpstream(issuer string) error {
 	if len(ks.Keys) == 0 || ks.Keys[0].Kty != "EC" {
 		return errors.New("baseline: upstream has no EC key (start devidp with ES256)")
 	}
-	x, _ := b64.DecodeString(ks.Keys[0].X)
-	y, _ := b64.DecodeString(ks.Keys[0].Y)
-	b.upstream.pub = &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+	// RFC 7518 §6.2.1.2-3: x and y are full-size coordinates; as a SEC 1
+	// uncompressed point (0x04 || X || Y) they parse with an on-curve check.
+	x, errX := b64.DecodeString(ks.Keys[0].X)
+	y, errY := b64.DecodeString(ks.Keys[0].Y)
+	if err := errors.Join(errX, errY); err != nil {
+		return fmt.Errorf("baseline: upstream EC key: %w", err)
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		return fmt.Errorf("baseline: upstream EC key: %w", err)
+	}
+	b.upstream.pub = pub
 	b.upstream.issuer, b.upstream.authURL, b.upstream.tokenURL, b.upstream.userinfoURL = md.Issuer, md.Auth, md.Token, md.Userinfo
 	return nil
 }

@@ -18,19 +18,22 @@ type brokerConfig = broker.Config
 
 func jwkPublic(t *testing.T, k map[string]any) (any, error) {
 	t.Helper()
-	dec := func(s any) *big.Int {
+	raw := func(s any) []byte {
 		b, err := base64.RawURLEncoding.DecodeString(s.(string))
 		if err != nil {
 			t.Fatalf("jwk member: %v", err)
 		}
-		return new(big.Int).SetBytes(b)
+		return b
 	}
+	dec := func(s any) *big.Int { return new(big.Int).SetBytes(raw(s)) }
 	switch k["kty"] {
 	case "EC":
 		if k["crv"] != "P-256" {
 			t.Fatalf("crv = %v", k["crv"])
 		}
-		return &ecdsa.PublicKey{Curve: elliptic.P256(), X: dec(k["x"]), Y: dec(k["y"])}, nil
+		// RFC 7518 §6.2.1.2-3: x and y are full-size coordinates, so
+		// 0x04 || x || y is the SEC 1 uncompressed point.
+		return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, raw(k["x"])...), raw(k["y"])...))
 	case "RSA":
 		return &rsa.PublicKey{N: dec(k["n"]), E: int(dec(k["e"]).Int64())}, nil
 	}

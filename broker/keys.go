@@ -128,9 +128,11 @@ func (k *signingKey) init() error {
 			return fmt.Errorf("keys: key does not match alg %s", k.Alg)
 		}
 		k.priv, k.method = priv, jwt.SigningMethodES256
-		x, y := make([]byte, 32), make([]byte, 32)
-		priv.X.FillBytes(x)
-		priv.Y.FillBytes(y)
+		pt, err := priv.PublicKey.Bytes() // SEC 1 uncompressed point: 0x04 || X || Y, 32 bytes each
+		if err != nil {
+			return fmt.Errorf("keys: encode public key: %w", err)
+		}
+		x, y := pt[1:33], pt[33:]
 		// RFC 7638 §3.2: members in lexicographic order, no whitespace.
 		thumb = fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, b64(x), b64(y))
 		k.jwk = map[string]any{"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)}

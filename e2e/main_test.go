@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -99,15 +98,9 @@ func prepare(tmp string) error {
 	return errors.Join(errs...)
 }
 
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
 func buildBinary(root, out string) error {
-	cmd := exec.Command(goTool(), "build", "-o", out, "./cmd/realmgate")
+	// "go" from PATH: go test puts its own GOROOT/bin first there.
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/realmgate")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/realmgate: %w\n%s", err, b)

@@ -200,11 +200,7 @@ func upstreamView(up map[string]any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	type assigned struct {
-		alias string
-		prio  int
-	}
-	var done [8]assigned
+	var done [8]aliasEntry // the aliases written so far, with the priority that won
 	aliases := done[:0]
 	for k := range up {
 		ae, ok := aliasOf(k)
@@ -219,7 +215,7 @@ func upstreamView(up map[string]any) (map[string]any, error) {
 			i++
 		}
 		if i == len(aliases) {
-			aliases = append(aliases, assigned{ae.alias, ae.prio})
+			aliases = append(aliases, ae)
 		} else if ae.prio < aliases[i].prio {
 			aliases[i].prio = ae.prio
 		} else {

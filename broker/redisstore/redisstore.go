@@ -159,9 +159,6 @@ func (s *Store) FamilyKey(family string) string {
 	return s.prefix + "fam:{" + family + "}"
 }
 
-// rotatedField names the hash field recording that token was rotated away.
-func rotatedField(token string) string { return "r:" + token }
-
 // ttlArg validates ttl and rounds it up to whole milliseconds (Redis PX).
 func ttlArg(ttl time.Duration) (time.Duration, error) {
 	if ttl <= 0 {
@@ -336,7 +333,8 @@ const (
 // rotateScript: KEYS[1] family hash; ARGV old token, next token, ring size.
 // Returns {1, grant} after rotating; {2} after revoking the family because
 // old was already rotated away (SECURITY S09); {0} if family or token is
-// unknown. HSET keeps the key's absolute expiry.
+// unknown. HSET keeps the key's absolute expiry. Hash fields: 'cur' the
+// current token, 'r:<token>' a token rotated away, 'q:<i>' ring slot i.
 var rotateScript = redis.NewScript(`
 if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('DEL', KEYS[1])

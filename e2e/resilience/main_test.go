@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -69,11 +68,8 @@ func prepare(tmp string) error {
 		return errors.Join(errs...)
 	}
 	env.binary = filepath.Join(tmp, "realmgate")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(gobin, "build", "-o", env.binary, "./cmd/realmgate")
+	// "go" from PATH: go test puts its own GOROOT/bin first there.
+	cmd := exec.Command("go", "build", "-o", env.binary, "./cmd/realmgate")
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		errs = append(errs, fmt.Errorf("go build ./cmd/realmgate: %w\n%s", err, b))

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 )
 
@@ -52,11 +51,8 @@ func prepare(tmp string) error {
 	}
 	var errs []error
 	env.binary = filepath.Join(tmp, "realmgate")
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if p, err := exec.LookPath("go"); err == nil {
-		goTool = p
-	}
-	build := exec.Command(goTool, "build", "-o", env.binary, "./cmd/realmgate")
+	// "go" from PATH: go test puts its own GOROOT/bin first there.
+	build := exec.Command("go", "build", "-o", env.binary, "./cmd/realmgate")
 	build.Dir = root
 	if b, err := build.CombinedOutput(); err != nil {
 		errs = append(errs, fmt.Errorf("go build ./cmd/realmgate: %w\n%s", err, b))
