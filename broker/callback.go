@@ -223,11 +223,3 @@ func (s *Server) claimsFor(ctx context.Context, clientID string, sess *session, 
 	return claims.Pipeline{Rules: d.rules[tenant], Domains: d.resolver}.Apply(ctx, claims.Request{
 		Identity: sess.Identity, Home: sess.Tenant, Tenant: tenant, IdP: sess.IdP, Client: clientID})
 }
-
-func toAnySlice(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, v := range ss {
-		out[i] = v
-	}
-	return out
-}
