@@ -24,6 +24,7 @@ import (
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
@@ -140,25 +141,14 @@ func (c *testCompiler) Engine(tenant string, rules []admin.Rule) (*transform.Eng
 	return eng, nil
 }
 
-// syncBuffer collects audit lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+// auditLog collects audit lines.
+type auditLog struct{ e2etest.SyncBuffer }
 
 // events returns the audit events written so far.
-func (s *syncBuffer) events(t *testing.T) []map[string]any {
+func (a *auditLog) events(t *testing.T) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(a.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -171,17 +161,11 @@ func (s *syncBuffer) events(t *testing.T) []map[string]any {
 	return out
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // instance is one realmgate instance's admin API.
 type instance struct {
 	svc     *admin.Service
 	srv     *httptest.Server
-	audit   *syncBuffer
+	audit   *auditLog
 	applied atomic.Int64 // how many times Apply ran
 	last    atomic.Pointer[admin.Compiled]
 	comp    *testCompiler
@@ -206,7 +190,7 @@ func newEnv(t *testing.T) *env {
 // instance starts an admin Service on the shared store, polling every 20 ms.
 func (e *env) instance() *instance {
 	e.t.Helper()
-	in := &instance{audit: &syncBuffer{}, comp: &testCompiler{}}
+	in := &instance{audit: &auditLog{}, comp: &testCompiler{}}
 	svc, err := admin.New(admin.Options{
 		Store: e.store, Compiler: in.comp, Issuer: issuer,
 		Apply: func(c *admin.Compiled) error {

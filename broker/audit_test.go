@@ -14,12 +14,13 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/transform"
 )
 
 // auditSink captures the audit log stream as JSON lines.
-type auditSink struct{ lockedBuffer }
+type auditSink struct{ e2etest.SyncBuffer }
 
 func withAuditSink(a *auditSink) envOpt {
 	return func(c *broker.Config) { c.Audit = slog.New(slog.NewJSONHandler(a, nil)) }

@@ -1,28 +1,19 @@
 package broker_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/transform"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func TestImpersonation_ActAndAudit(t *testing.T) {
-	audit := &syncBuf{}
+	audit := &e2etest.SyncBuffer{}
 	e := newEnv(t, allowExchange("app-a", "app-b"), func(c *broker.Config) {
 		c.Audit = slog.New(slog.NewJSONHandler(audit, nil))
 		c.Policies = map[string]broker.TenantPolicy{"acme": {Impersonation: &broker.ImpersonationPolicy{

@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/broker/redisstore"
+	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/internal/redistest"
 )
 
@@ -323,30 +322,12 @@ func (f failingCounters) Get(ctx context.Context, k string) ([]byte, error) {
 	return f.Store.Get(ctx, k)
 }
 
-// lockedBuffer is a log destination safe for concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRateLimit_S60_FailsOpen: a limiter whose store fails lets sign-ins
 // through and says so in the log.
 func TestRateLimit_S60_FailsOpen(t *testing.T) {
 	ms := memstore.New()
 	t.Cleanup(func() { ms.Close() })
-	var logs lockedBuffer
+	var logs e2etest.SyncBuffer
 	cfg := withLimits(broker.RateLimits{StartsPerIP: perMinute(1), StartsPerTenant: perMinute(1),
 		FailuresPerIP: perMinute(1), FailuresPerTenant: perMinute(1)}, nil)
 	e := newEnvOn(t, &recordingStore{Store: failingCounters{ms}}, cfg, func(c *broker.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
+
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 // TestE2E_GoOIDC signs alice in through realmgate (Redis store, RS256 keys)
@@ -14,8 +16,8 @@ import (
 // (S09), and a second, forced login through realmgate's discovery page yields
 // the same sub.
 func TestE2E_GoOIDC(t *testing.T) {
-	needEnv(t)
-	addr := freeAddr(t)
+	e2etest.Need(t)
+	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
 	d := newDeployment(t, issuer, 2, "RS256")
 	startRealmgate(t, d, "realmgate", addr)

@@ -11,13 +11,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 // The three holes of the security issue (SECURITY S69, S70, S71), attacked
@@ -129,7 +130,7 @@ const internalAnswer = "INTERNAL-ANSWER-do-not-leak"
 // keeps serving. An OIDC issuer on the internal service is refused at write
 // (422 naming a forbidden address), again without a request reaching it.
 func TestE2E_S70_TenantAdminSSRFRefused(t *testing.T) {
-	needEnv(t)
+	e2etest.Need(t)
 	var internalHits atomic.Int64
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { // on 127.0.0.1
 		internalHits.Add(1)
@@ -139,7 +140,7 @@ func TestE2E_S70_TenantAdminSSRFRefused(t *testing.T) {
 	t.Cleanup(svc.Close)
 	internal := svc.URL
 
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
 	const idp = "evil-idp"
 	// The attacker's IdP, on the one address the outbound policy allows.
@@ -228,12 +229,12 @@ func TestE2E_S70_TenantAdminSSRFRefused(t *testing.T) {
 // reserves address space it never touches, and 1.5 GiB sometimes failed at
 // start.)
 func TestE2E_S71_DryRunRuleCannotExhaustMemory(t *testing.T) {
-	needEnv(t)
+	e2etest.Need(t)
 	const (
 		addressSpace = 8 << 30 // the child's RLIMIT_AS
 		maxPeakRSS   = 300 << 20
 	)
-	h := startAdminDeployment(t, 13, freeAddr(t), "", []string{"--as=" + strconv.Itoa(addressSpace)})
+	h := startAdminDeployment(t, 13, e2etest.FreeAddr(t), "", []string{"--as=" + strconv.Itoa(addressSpace)})
 	if got, body := h.api(t, h.opToken, "POST", "/v1/tenants", map[string]any{"id": "evil", "name": "Evil",
 		"domains": []any{map[string]any{"name": "evil.test", "verified": true}}}); got != http.StatusCreated {
 		t.Fatalf("operator creates tenant evil = %d %s, want 201", got, body)
@@ -345,7 +346,7 @@ admin_api:
 // openid-client for e2e-app.
 type adminDeployment struct {
 	cfg                  adminConfig
-	rg                   *proc
+	rg                   *e2etest.Proc
 	rp                   *nodeRP
 	base                 string // the admin API's base URL
 	opToken, tenantToken string
@@ -356,19 +357,12 @@ type adminDeployment struct {
 // limits are given, and waits until /readyz answers 200.
 func startAdminDeployment(t *testing.T, db int, addr, allowCIDRs string, limits []string) *adminDeployment {
 	t.Helper()
-	needEnv(t)
+	e2etest.Need(t)
 	flushRedisDB(t, env.redis.Addr(), db)
 	cfg := adminConfig{Issuer: "http://" + addr, RedisAddr: env.redis.Addr(), DB: db, Secret: randomString(t, 32),
-		AppSecret: randomString(t, 24), AdminAddr: freeAddr(t), OpToken: randomString(t, 32),
+		AppSecret: randomString(t, 24), AdminAddr: e2etest.FreeAddr(t), OpToken: randomString(t, 32),
 		TenantToken: randomString(t, 32), AllowCIDRs: allowCIDRs}
-	var b bytes.Buffer
-	if err := adminTemplate.Execute(&b, cfg); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "realmgate.yaml")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := e2etest.WriteConfig(t, adminTemplate, cfg)
 	bin, args := env.binary, []string{"serve", "--config", path, "--listen", addr, "--log-format", "json"}
 	if len(limits) > 0 {
 		prlimit, err := exec.LookPath("prlimit")
@@ -378,8 +372,8 @@ func startAdminDeployment(t *testing.T, db int, addr, allowCIDRs string, limits 
 		bin, args = prlimit, append(append(append([]string{}, limits...), "--", env.binary), args...)
 	}
 	h := &adminDeployment{cfg: cfg, base: "http://" + cfg.AdminAddr, opToken: cfg.OpToken, tenantToken: cfg.TenantToken}
-	h.rg = startProc(t, "realmgate", "", nil, bin, args...)
-	waitReady(t, h.rg, cfg.Issuer+"/readyz")
+	h.rg = e2etest.Start(t, "realmgate", exec.Command(bin, args...))
+	h.rg.WaitReady(t, cfg.Issuer+"/readyz")
 	h.rp = startNodeRP(t, cfg.Issuer, rpClientID, cfg.AppSecret)
 	return h
 }
@@ -401,8 +395,8 @@ func (h *adminDeployment) api(t *testing.T, token, method, path string, body any
 	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
 	if err != nil {
 		select { // a process that died answers nothing: say so
-		case <-h.rg.done:
-			t.Fatalf("%s %s: %v: realmgate exited (%v) %s", method, path, err, h.rg.cmd.ProcessState, fatalLine(h.rg))
+		case <-h.rg.Done():
+			t.Fatalf("%s %s: %v: realmgate exited (%v) %s", method, path, err, h.rg.Cmd.ProcessState, fatalLine(h.rg))
 		case <-time.After(2 * time.Second):
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
@@ -415,8 +409,8 @@ func (h *adminDeployment) api(t *testing.T, token, method, path string, body any
 // checkServing asserts the realmgate process is alive and ready.
 func (h *adminDeployment) checkServing(t *testing.T) {
 	t.Helper()
-	if h.rg.exited() {
-		t.Fatalf("realmgate exited:\n%s", h.rg.out.tail(2000))
+	if h.rg.Exited() {
+		t.Fatalf("realmgate exited:\n%s", h.rg.Out.Tail(2000))
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(h.cfg.Issuer + "/readyz")
 	if err != nil {
@@ -430,8 +424,8 @@ func (h *adminDeployment) checkServing(t *testing.T) {
 
 // fatalLine returns the Go runtime's "fatal error: ..." line from p's
 // output (its goroutine dump follows it, so it is not in the tail).
-func fatalLine(p *proc) string {
-	for _, line := range strings.Split(p.out.tail(1<<22), "\n") {
+func fatalLine(p *e2etest.Proc) string {
+	for _, line := range strings.Split(p.Out.String(), "\n") {
 		if strings.HasPrefix(line, "fatal error:") {
 			return line
 		}
@@ -441,11 +435,11 @@ func fatalLine(p *proc) string {
 
 // procStatusBytes reads a "kB" field of /proc/<pid>/status (VmRSS, VmHWM)
 // of a running process, in bytes.
-func procStatusBytes(t *testing.T, p *proc, field string) int64 {
+func procStatusBytes(t *testing.T, p *e2etest.Proc, field string) int64 {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 	if err != nil {
-		t.Fatalf("%s status: %v", p.name, err)
+		t.Fatalf("%s status: %v", p.Name, err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -456,10 +450,10 @@ func procStatusBytes(t *testing.T, p *proc, field string) int64 {
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
 		if err != nil {
-			t.Fatalf("%s status %s = %q: %v", p.name, field, value, err)
+			t.Fatalf("%s status %s = %q: %v", p.Name, field, value, err)
 		}
 		return kb << 10
 	}
-	t.Fatalf("%s status has no %s", p.name, field)
+	t.Fatalf("%s status has no %s", p.Name, field)
 	return 0
 }

@@ -12,7 +12,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -21,6 +20,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 // The session lifecycle of issue 9, end to end: RP-initiated and upstream
@@ -167,7 +168,7 @@ tenants:
 type lifecycle struct {
 	cfg      lcConfig
 	op       *upstreamOP
-	rg       *proc
+	rg       *e2etest.Proc
 	addr     string
 	rp       *nodeRP
 	logouts  *logoutReceiver
@@ -187,9 +188,9 @@ type lcOptions struct {
 // Redis database db.
 func newLifecycle(t *testing.T, db int, opt lcOptions) *lifecycle {
 	t.Helper()
-	needEnv(t)
+	e2etest.Need(t)
 	flushRedisDB(t, env.redis.Addr(), db)
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
 	lc := &lifecycle{addr: addr, logouts: newLogoutReceiver(t)}
 	opArgs := []string{"--redirect-uri", issuer + "/callback/" + idpID, "--redirect-uri", issuer + "/callback/" + secureIdPID}
@@ -201,44 +202,26 @@ func newLifecycle(t *testing.T, db int, opt lcOptions) *lifecycle {
 	lc.cfg = lcConfig{Issuer: issuer, RedisAddr: env.redis.Addr(), DB: db, Secret: randomString(t, 32),
 		AppSecret: randomString(t, 24), APISecret: randomString(t, 24), OtherSecret: randomString(t, 24),
 		OPIssuer: lc.op.issuer, OPSecret: lc.op.secret, BackchannelLogout: lc.logouts.srv.URL + "/bc"}
-	var b bytes.Buffer
-	if err := lcTemplate.Execute(&b, lc.cfg); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "realmgate.yaml")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lc.rg = startProc(t, "realmgate", "", nil, env.binary, "serve", "--config", path, "--listen", addr, "--log-format", "json")
-	waitReady(t, lc.rg, issuer+"/readyz")
+	path := e2etest.WriteConfig(t, lcTemplate, lc.cfg)
+	lc.rg = e2etest.Start(t, "realmgate", exec.Command(env.binary, "serve", "--config", path, "--listen", addr, "--log-format", "json"))
+	lc.rg.WaitReady(t, issuer+"/readyz")
 	lc.rp = startNodeRP(t, issuer, rpClientID, lc.cfg.AppSecret)
 	return lc
 }
 
 // startOPWith starts node/op.mjs with realmgate's client and extra
-// arguments (redirect URIs, back-channel logout URI).
+// arguments (redirect URIs, back-channel logout URI) and waits for it to
+// print its issuer.
 func startOPWith(t *testing.T, extra ...string) *upstreamOP {
 	t.Helper()
 	secret := randomString(t, 24)
-	lines := make(chan string, 16)
-	p := startProc(t, "oidc-provider", env.nodeDir, lines, env.node,
-		append([]string{"op.mjs", "--client-id=" + opClientID, "--client-secret=" + secret}, extra...)...)
-	deadline := time.After(startTimeout)
-	for {
-		select {
-		case line := <-lines:
-			var ready struct {
-				Issuer string `json:"issuer"`
-			}
-			if json.Unmarshal([]byte(line), &ready) == nil && ready.Issuer != "" {
-				return &upstreamOP{issuer: ready.Issuer, secret: secret, p: p}
-			}
-		case <-p.done:
-			t.Fatalf("oidc-provider exited at start:\n%s", p.out.tail(4000))
-		case <-deadline:
-			t.Fatalf("oidc-provider did not start within %s:\n%s", startTimeout, p.out.tail(4000))
-		}
+	p := e2etest.Start(t, "oidc-provider", e2etest.NodeCommand(env.node, env.nodeDir,
+		append([]string{"op.mjs", "--client-id=" + opClientID, "--client-secret=" + secret}, extra...)...))
+	var ready struct {
+		Issuer string `json:"issuer"`
 	}
+	p.WaitLine(t, func(line string) bool { return json.Unmarshal([]byte(line), &ready) == nil && ready.Issuer != "" })
+	return &upstreamOP{issuer: ready.Issuer, secret: secret, p: p}
 }
 
 // opLines returns the JSON event lines op.mjs printed with the given event
@@ -256,7 +239,7 @@ func opLines(op *upstreamOP, event string, min int) []map[string]any {
 
 func opEvents(op *upstreamOP, event string) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(op.p.out.tail(1<<22), "\n") {
+	for _, line := range op.p.Lines() {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == event {
 			out = append(out, m)
@@ -267,9 +250,9 @@ func opEvents(op *upstreamOP, event string) []map[string]any {
 
 // auditEvents returns the events of realmgate's audit stream (JSON lines
 // on stdout with "stream":"audit").
-func auditEvents(p *proc) []map[string]any {
+func auditEvents(p *e2etest.Proc) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(p.out.tail(1<<22), "\n") {
+	for _, line := range p.Lines() {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["stream"] == "audit" {
 			out = append(out, m)
@@ -281,7 +264,7 @@ func auditEvents(p *proc) []map[string]any {
 // findAudit returns the first audit event whose fields equal want. The
 // stream reaches the test through a pipe, after the HTTP answer that caused
 // it, so it waits up to 3 s for the event to show.
-func findAudit(p *proc, want map[string]string) map[string]any {
+func findAudit(p *e2etest.Proc, want map[string]string) map[string]any {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		if ev := matchAudit(p, want); ev != nil || time.Now().After(deadline) {
@@ -291,7 +274,7 @@ func findAudit(p *proc, want map[string]string) map[string]any {
 	}
 }
 
-func matchAudit(p *proc, want map[string]string) map[string]any {
+func matchAudit(p *e2etest.Proc, want map[string]string) map[string]any {
 	for _, ev := range auditEvents(p) {
 		match := true
 		for k, v := range want {
@@ -416,17 +399,15 @@ type nodeRP struct {
 	issuer, clientID string
 	stdin            io.WriteCloser
 	answers          chan string
-	stderr           *syncBuffer
+	stderr           *e2etest.SyncBuffer
 }
 
 // startNodeRP runs `node rp.mjs serve` for the client; it ends when the
 // test does.
 func startNodeRP(t *testing.T, issuer, clientID, secret string) *nodeRP {
 	t.Helper()
-	cmd := exec.Command(env.node, "rp.mjs", "serve", "--issuer="+issuer, "--client-id="+clientID, "--client-secret="+secret)
-	cmd.Dir = env.nodeDir
-	cmd.Env = append(os.Environ(), "NODE_NO_WARNINGS=1")
-	rp := &nodeRP{issuer: issuer, clientID: clientID, answers: make(chan string, 1), stderr: &syncBuffer{}}
+	cmd := e2etest.NodeCommand(env.node, env.nodeDir, "rp.mjs", "serve", "--issuer="+issuer, "--client-id="+clientID, "--client-secret="+secret)
+	rp := &nodeRP{issuer: issuer, clientID: clientID, answers: make(chan string, 1), stderr: &e2etest.SyncBuffer{}}
 	cmd.Stderr = rp.stderr
 	var err error
 	if rp.stdin, err = cmd.StdinPipe(); err != nil {
@@ -458,8 +439,8 @@ func startNodeRP(t *testing.T, issuer, clientID, secret string) *nodeRP {
 			_ = cmd.Process.Kill()
 			<-done
 		}
-		if t.Failed() && rp.stderr.tail(1) != "" {
-			t.Logf("---- stderr of rp.mjs serve ----\n%s", rp.stderr.tail(4000))
+		if t.Failed() && rp.stderr.Tail(1) != "" {
+			t.Logf("---- stderr of rp.mjs serve ----\n%s", rp.stderr.Tail(4000))
 		}
 	})
 	return rp
@@ -479,17 +460,17 @@ func (rp *nodeRP) call(t *testing.T, out any, cmd string, pairs ...string) {
 		t.Fatal(err)
 	}
 	if _, err := rp.stdin.Write(append(line, '\n')); err != nil {
-		t.Fatalf("rp.mjs %s: %v\n%s", cmd, err, rp.stderr.tail(4000))
+		t.Fatalf("rp.mjs %s: %v\n%s", cmd, err, rp.stderr.Tail(4000))
 	}
 	var answer string
 	select {
 	case a, ok := <-rp.answers:
 		if !ok {
-			t.Fatalf("rp.mjs exited during %s:\n%s", cmd, rp.stderr.tail(4000))
+			t.Fatalf("rp.mjs exited during %s:\n%s", cmd, rp.stderr.Tail(4000))
 		}
 		answer = a
 	case <-time.After(30 * time.Second):
-		t.Fatalf("rp.mjs %s: no answer within 30 s:\n%s", cmd, rp.stderr.tail(4000))
+		t.Fatalf("rp.mjs %s: no answer within 30 s:\n%s", cmd, rp.stderr.Tail(4000))
 	}
 	var failed struct {
 		Failed bool `json:"failed"`

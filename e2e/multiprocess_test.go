@@ -5,12 +5,15 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 // TestE2E_MultiProcess runs three realmgate processes with one configuration
@@ -23,17 +26,17 @@ import (
 // process 2 serves an /authorize on process 3; and replaying a rotated
 // refresh token on process 2 revokes the family for process 3 too (S09).
 func TestE2E_MultiProcess(t *testing.T) {
-	needEnv(t)
-	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	e2etest.Need(t)
+	addrs := []string{e2etest.FreeAddr(t), e2etest.FreeAddr(t), e2etest.FreeAddr(t)}
 	issuer := "http://" + addrs[0] // one issuer; each step picks its process
 	d := newDeployment(t, issuer, 3, "ES256")
-	procs := make([]*proc, len(addrs))
+	procs := make([]*e2etest.Proc, len(addrs))
 	for i, a := range addrs {
-		procs[i] = startProc(t, "realmgate-"+string(rune('1'+i)), "", nil, env.binary,
-			"serve", "--config", d.configPath, "--listen", a, "--log-format", "text")
+		procs[i] = e2etest.Start(t, "realmgate-"+string(rune('1'+i)), exec.Command(env.binary,
+			"serve", "--config", d.configPath, "--listen", a, "--log-format", "text"))
 	}
 	for i, a := range addrs {
-		waitReady(t, procs[i], "http://"+a+"/readyz")
+		procs[i].WaitReady(t, "http://"+a+"/readyz")
 	}
 	at := func(i int, path string) string { return "http://" + addrs[i] + path }
 

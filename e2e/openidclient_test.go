@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 // rpResult is what rp.mjs finish prints.
@@ -33,8 +35,8 @@ type rpResult struct {
 // (S11), the userinfo sub, and the refreshed ID token; any discrepancy it
 // reports fails the test with its error.
 func TestE2E_OpenIDClient_OIDCProvider(t *testing.T) {
-	needEnv(t)
-	addr := freeAddr(t)
+	e2etest.Need(t)
+	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
 	d := newDeployment(t, issuer, 1, "ES256")
 	startRealmgate(t, d, "realmgate", addr)

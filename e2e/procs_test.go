@@ -8,20 +8,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 const (
@@ -33,124 +31,7 @@ const (
 	opClientID = "realmgate"
 	// idpID is the upstream IdP's id in realmgate's configuration.
 	idpID = "acme-op"
-
-	startTimeout = 60 * time.Second // generous: CI machines are shared and slow under load
 )
-
-// proc is one child process the test started; it is stopped in cleanup.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
-
-// startProc starts name with args, collecting its stdout and stderr. The
-// process is terminated (SIGTERM, then SIGKILL) when the test ends, and its
-// output is logged if the test failed. lines, when not nil, receives stdout
-// line by line.
-func startProc(t *testing.T, name, dir string, lines chan<- string, bin string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NODE_NO_WARNINGS=1")
-	p := &proc{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.out
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatalf("%s: stdout pipe: %v", name, err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	var reading sync.WaitGroup
-	reading.Add(1)
-	go func() {
-		defer reading.Done()
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(p.out, line)
-			if lines != nil {
-				select {
-				case lines <- line:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(p.out, stdout)
-	}()
-	go func() {
-		reading.Wait() // Wait closes the pipe: read it all first
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("---- output of %s ----\n%s", name, p.out.tail(6000))
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop ends the process: SIGTERM, and SIGKILL if it is still there after 3 s.
-func (p *proc) stop() {
-	if p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return
-	case <-time.After(3 * time.Second):
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// syncBuffer is a goroutine-safe output collector.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.b.String()
-	if len(b) > n {
-		b = "..." + b[len(b)-n:]
-	}
-	return b
-}
-
-// freeAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func randomString(t *testing.T, n int) string {
 	t.Helper()
@@ -165,7 +46,7 @@ func randomString(t *testing.T, n int) string {
 type upstreamOP struct {
 	issuer string
 	secret string // realmgate's client secret there
-	p      *proc
+	p      *e2etest.Proc
 }
 
 // opEvent is one event line op.mjs prints.
@@ -178,7 +59,7 @@ type opEvent struct {
 // events returns the token and userinfo events the OP printed so far.
 func (op *upstreamOP) events() []opEvent {
 	var out []opEvent
-	for _, line := range strings.Split(op.p.out.tail(1<<20), "\n") {
+	for _, line := range op.p.Lines() {
 		var e opEvent
 		if json.Unmarshal([]byte(line), &e) == nil && e.Event != "" {
 			out = append(out, e)
@@ -217,27 +98,7 @@ func checkUserinfoMerged(t *testing.T, op *upstreamOP) {
 // the only redirect URI and waits for it to print its issuer.
 func startOP(t *testing.T, realmgateIssuer string) *upstreamOP {
 	t.Helper()
-	secret := randomString(t, 24)
-	lines := make(chan string, 16)
-	p := startProc(t, "oidc-provider", env.nodeDir, lines, env.node, "op.mjs",
-		"--client-id", opClientID, "--client-secret="+secret,
-		"--redirect-uri", realmgateIssuer+"/callback/"+idpID)
-	deadline := time.After(startTimeout)
-	for {
-		select {
-		case line := <-lines:
-			var ready struct {
-				Issuer string `json:"issuer"`
-			}
-			if json.Unmarshal([]byte(line), &ready) == nil && ready.Issuer != "" {
-				return &upstreamOP{issuer: ready.Issuer, secret: secret, p: p}
-			}
-		case <-p.done:
-			t.Fatalf("oidc-provider exited at start:\n%s", p.out.tail(4000))
-		case <-deadline:
-			t.Fatalf("oidc-provider did not start within %s:\n%s", startTimeout, p.out.tail(4000))
-		}
-	}
+	return startOPWith(t, "--redirect-uri", realmgateIssuer+"/callback/"+idpID)
 }
 
 // rgConfig is what a realmgate configuration file of these tests varies.
@@ -326,47 +187,16 @@ func newDeployment(t *testing.T, issuer string, db int, alg string) *deployment 
 	op := startOP(t, issuer)
 	cfg := rgConfig{Issuer: issuer, RedisAddr: env.redis.Addr(), DB: db, Secret: randomString(t, 32),
 		Algorithm: alg, ClientSecret: randomString(t, 24), OPIssuer: op.issuer, OPSecret: op.secret}
-	var b bytes.Buffer
-	if err := rgConfigTemplate.Execute(&b, cfg); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "realmgate.yaml")
-	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &deployment{cfg: cfg, configPath: path, op: op}
+	return &deployment{cfg: cfg, configPath: e2etest.WriteConfig(t, rgConfigTemplate, cfg), op: op}
 }
 
 // startRealmgate runs `realmgate serve` on addr and waits until /readyz
 // answers 200 (the Redis store is reachable and the keys are loaded).
-func startRealmgate(t *testing.T, d *deployment, name, addr string) *proc {
+func startRealmgate(t *testing.T, d *deployment, name, addr string) *e2etest.Proc {
 	t.Helper()
-	p := startProc(t, name, "", nil, env.binary, "serve", "--config", d.configPath, "--listen", addr, "--log-format", "text")
-	waitReady(t, p, "http://"+addr+"/readyz")
+	p := e2etest.Start(t, name, exec.Command(env.binary, "serve", "--config", d.configPath, "--listen", addr, "--log-format", "text"))
+	p.WaitReady(t, "http://"+addr+"/readyz")
 	return p
-}
-
-func waitReady(t *testing.T, p *proc, url string) {
-	t.Helper()
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if p.exited() {
-			t.Fatalf("%s exited at start:\n%s", p.name, p.out.tail(4000))
-		}
-		resp, err := hc.Get(url)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready at %s within %s (last: %v):\n%s", p.name, url, startTimeout, err, p.out.tail(4000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // runNode runs a node script of e2e/node to completion and decodes the one

@@ -8,26 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
-
-// lockedLog is a log destination safe for concurrent writers.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestAdmin_S73_ServeAppliesTrustedProxies: the admin API that serve starts
 // takes the client IP by the broker's rule from the same trusted_proxies:
@@ -55,7 +41,7 @@ admin_api:
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs lockedLog
+			var logs e2etest.SyncBuffer
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
 			st := memstore.New()

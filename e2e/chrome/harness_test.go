@@ -1,7 +1,6 @@
 package chrome
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/internal/demoapp"
 	"github.com/realmgate/realmgate/internal/devidp"
+	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers/oidc"
 	"github.com/realmgate/realmgate/realm"
 )
@@ -56,26 +55,9 @@ type env struct {
 var (
 	shared   *env
 	setupErr error
-	logs     syncBuffer
+	// logs collects the servers' logs; they are printed if a test fails.
+	logs e2etest.SyncBuffer
 )
-
-// syncBuffer collects the servers' logs; they are printed if a test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestMain(m *testing.M) {
 	code := run(m)

@@ -1,13 +1,10 @@
 package resilience
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/realmgate/realmgate/internal/devidp"
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 const (
@@ -189,10 +187,10 @@ tenants:
 // same moment on store, and waits until every one is ready.
 func deploy(t *testing.T, n int, store storeSpec) *deployment {
 	t.Helper()
-	needEnv(t)
+	e2etest.Need(t)
 	d := &deployment{clientSecret: rand.Text()}
 	for range n {
-		d.addrs = append(d.addrs, freeAddr(t))
+		d.addrs = append(d.addrs, e2etest.FreeAddr(t))
 	}
 	d.issuer = "http://" + d.addrs[0]
 	var callbacks []string
@@ -200,17 +198,9 @@ func deploy(t *testing.T, n int, store storeSpec) *deployment {
 		callbacks = append(callbacks, d.issuer+"/callback/"+idp)
 	}
 	d.up = startUpstream(t, callbacks)
-	var b bytes.Buffer
-	err := configTemplate.Execute(&b, map[string]any{"Issuer": d.issuer,
+	d.config = e2etest.WriteConfig(t, configTemplate, map[string]any{"Issuer": d.issuer,
 		"Store": map[string]any{"Addrs": store.addrs, "MasterName": store.masterName, "DB": store.db}, "Secret": rand.Text() + rand.Text(),
 		"ClientSecret": d.clientSecret, "Upstream": d.up.base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.config = filepath.Join(t.TempDir(), "realmgate.yaml")
-	if err := os.WriteFile(d.config, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for i, a := range d.addrs {
 		d.procs = append(d.procs, startRealmgate(t, "realmgate-"+string(rune('1'+i)), d.config, a))
 	}

@@ -110,7 +110,7 @@ func TestResilience_S63_HangingUpstream(t *testing.T) {
 	ratio := float64(pct(hung, 99)) / float64(pct(base, 99))
 	t.Logf("acme sign-in (%d each): without the hang p50 %s p99 %s; with slow's IdP hanging p50 %s p99 %s; p99 ratio %.2f",
 		len(base), pct(base, 50), pct(base, 99), pct(hung, 50), pct(hung, 99), ratio)
-	busy := strings.Count(d.procs[0].out.String(), "operations in flight")
+	busy := strings.Count(d.procs[0].Out.String(), "operations in flight")
 	t.Logf("slow tenant: at most %d token requests hanging upstream at once; %d sign-ins refused at once by the full bulkhead; outcomes:\n%s",
 		d.up.maxHanging.Load(), busy, slowRes)
 	if ratio > 1.5 {

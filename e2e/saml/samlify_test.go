@@ -1,7 +1,6 @@
 package saml
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -15,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -24,13 +22,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/net/html"
 
+	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/internal/redistest"
 )
 
@@ -39,39 +37,6 @@ const (
 	redirectURI = "http://127.0.0.1:9/callback" // never contacted: the browser stops at it
 	redisDB     = 5                             // the other e2e package uses 1 to 3
 )
-
-// output collects a process's output, printed when the test fails.
-type output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// start runs a process until the test ends, printing its output if the test failed.
-func start(t *testing.T, name string, cmd *exec.Cmd, out *output) {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("---- output of %s ----\n%s", name, out.String())
-		}
-	})
-}
 
 // writeKeyPair writes a fresh RSA key and self-signed certificate as PEM.
 func writeKeyPair(t *testing.T, dir, name string) (keyFile, certFile string) {
@@ -121,17 +86,15 @@ type idpSpec struct {
 // samlify is the running idp.mjs: the IdP named n is at url/n.
 type samlify struct {
 	url string
-	mu  sync.Mutex
-	evs []idpEvent
+	p   *e2etest.Proc
 }
 
 // events returns what the IdP named idp reported so far.
-func (p *samlify) events(idp string) []idpEvent {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (s *samlify) events(idp string) []idpEvent {
 	var out []idpEvent
-	for _, ev := range p.evs {
-		if ev.IdP == idp {
+	for _, line := range s.p.Lines() {
+		var ev idpEvent
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.URL == "" && ev.IdP == idp {
 			out = append(out, ev)
 		}
 	}
@@ -149,51 +112,28 @@ func startSamlify(t *testing.T, dir string, specs []idpSpec) *samlify {
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(env.node, "idp.mjs", cfgFile)
-	cmd.Dir = env.nodeDir
-	out := &output{}
-	cmd.Stderr = out
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, "samlify idp.mjs", cmd, out)
-	p := &samlify{}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			fmt.Fprintln(out, sc.Text())
-			var ev idpEvent
-			if json.Unmarshal(sc.Bytes(), &ev) != nil {
-				continue
-			}
-			if ev.URL != "" {
-				ready <- ev.URL
-				continue
-			}
-			p.mu.Lock()
-			p.evs = append(p.evs, ev)
-			p.mu.Unlock()
-		}
-	}()
-	select {
-	case p.url = <-ready:
-	case <-time.After(90 * time.Second): // xmllint's first compile is slow on a busy machine
-		t.Fatalf("idp.mjs did not start:\n%s", out)
-	}
-	return p
+	// xmllint's first compile is slow on a busy machine: WaitLine is patient.
+	p := e2etest.Start(t, "samlify idp.mjs", e2etest.NodeCommand(env.node, env.nodeDir, "idp.mjs", cfgFile))
+	var ready idpEvent
+	p.WaitLine(t, func(line string) bool { return json.Unmarshal([]byte(line), &ready) == nil && ready.URL != "" })
+	return &samlify{url: ready.URL, p: p}
 }
 
-func freeAddr(t *testing.T) string {
+// startRealmgate writes cfg to dir/realmgate.yaml, runs realmgate with it
+// until the test ends, and returns its discovery once it is ready.
+func startRealmgate(t *testing.T, ctx context.Context, dir, issuer, cfg string) *gooidc.Provider {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	cfgFile := filepath.Join(dir, "realmgate.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	rg := e2etest.Start(t, "realmgate", exec.Command(env.binary, "serve", "--config", cfgFile, "--log-format", "text"))
+	rg.WaitReady(t, issuer+"/readyz")
+	provider, err := gooidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatalf("realmgate discovery: %v\n%s", err, rg.Out.Tail(4000))
+	}
+	return provider
 }
 
 func randomText(t *testing.T) string {
@@ -405,10 +345,10 @@ func postForm(t *testing.T, page []byte) (string, url.Values) {
 // encrypts the assertion to realmgate's key; Fabrikam's uses the HTTP-POST
 // binding. The same SAMLResponse posted again is refused (S42, S43).
 func TestE2E_SAML_Samlify(t *testing.T) {
-	needEnv(t)
+	e2etest.Need(t)
 	redis := redistest.Start(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
 	writeKeyPair(t, dir, "contoso-sp")
 	writeKeyPair(t, dir, "fabrikam-sp")
@@ -418,30 +358,9 @@ func TestE2E_SAML_Samlify(t *testing.T) {
 	})
 
 	clientSecret := randomText(t)
-	cfgFile := filepath.Join(dir, "realmgate.yaml")
-	cfg := fmt.Sprintf(rgConfig, addr, redis.Addr(), redisDB, randomText(t), clientSecret, redirectURI, idps.url+"/contoso", idps.url+"/fabrikam")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rgOut := &output{}
-	rg := exec.Command(env.binary, "serve", "--config", cfgFile, "--log-format", "text")
-	rg.Stdout, rg.Stderr = rgOut, rgOut
-	start(t, "realmgate", rg, rgOut)
-
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var provider *gooidc.Provider
-	for {
-		var err error
-		if provider, err = gooidc.NewProvider(ctx, issuer); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("realmgate did not start: %v\n%s", err, rgOut)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	provider := startRealmgate(t, ctx, dir, issuer, fmt.Sprintf(rgConfig, addr, redis.Addr(), redisDB, randomText(t), clientSecret, redirectURI, idps.url+"/contoso", idps.url+"/fabrikam"))
 	verifier := provider.Verifier(&gooidc.Config{ClientID: clientID})
 
 	for _, tc := range []struct {

@@ -8,15 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
-
+	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/internal/redistest"
 )
 
@@ -87,40 +83,19 @@ func (b *browser) follow(start string) (int, string) {
 // samlify's signed LogoutRequest ends the realmgate session, and realmgate's
 // signed LogoutResponse answers that request.
 func TestE2E_SAML_SingleLogout(t *testing.T) {
-	needEnv(t)
+	e2etest.Need(t)
 	redis := redistest.Start(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
 	writeKeyPair(t, dir, "contoso-sp")
 	idps := startSamlify(t, dir, []idpSpec{
 		{Name: "contoso", SPMetadata: issuer + "/saml/contoso-adfs/metadata", Domain: "contoso.test"},
 	})
 	clientSecret := randomText(t)
-	cfgFile := filepath.Join(dir, "realmgate.yaml")
-	cfg := fmt.Sprintf(sloConfig, addr, redis.Addr(), redisDB, randomText(t), clientSecret, redirectURI, idps.url+"/contoso", signedOutURI)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rgOut := &output{}
-	rg := exec.Command(env.binary, "serve", "--config", cfgFile, "--log-format", "text")
-	rg.Stdout, rg.Stderr = rgOut, rgOut
-	start(t, "realmgate", rg, rgOut)
-
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var provider *gooidc.Provider
-	for {
-		var err error
-		if provider, err = gooidc.NewProvider(ctx, issuer); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("realmgate did not start: %v\n%s", err, rgOut)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	provider := startRealmgate(t, ctx, dir, issuer, fmt.Sprintf(sloConfig, addr, redis.Addr(), redisDB, randomText(t), clientSecret, redirectURI, idps.url+"/contoso", signedOutURI))
 
 	// signIn signs alice in and returns her browser, ID token and access token.
 	signIn := func(t *testing.T) (*browser, string, string) {
