@@ -135,9 +135,13 @@ func testAuditPaging(t *testing.T, s store.Store) {
 			wantEvents(t, fmt.Sprintf("ReadAudit(%q, %d)", tc.after, tc.limit), got, tc.want...)
 		})
 	}
-	// Paging through the stream a page at a time reads every event once.
+	// Paging through the stream a page at a time reads every event once
+	// (bounded: a store that repeats the cursor's event must not loop).
 	var paged []store.AuditRecord
-	for after := ""; ; {
+	for after, pages := "", 0; ; pages++ {
+		if pages > 5 {
+			t.Fatalf("paging 5 events 2 at a time took more than 5 pages: %d events so far", len(paged))
+		}
 		page := readAudit(t, as, tenant, after, 2)
 		if len(page) == 0 {
 			break
