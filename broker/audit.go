@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/store"
 )
 
 // Sign-in audit (SECURITY S61). Every request that ends a step of a sign-in
@@ -53,43 +54,11 @@ type AuditEvent struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// AuditRecord is one stored event of a tenant's audit stream.
-type AuditRecord struct {
-	// ID orders the stream ("<unix ms>-<sequence>", as Redis stream ids);
-	// ReadAudit with after set to it returns the events that follow.
-	ID string `json:"id"`
-	// Event is the AuditEvent as JSON.
-	Event json.RawMessage `json:"event"`
-}
-
-// AuditStore is implemented by a Store that keeps a bounded audit stream per
-// tenant (memstore and redisstore do). The broker finds it by type
-// assertion; a store without it gets audit events in the log stream only.
-type AuditStore interface {
-	// AppendAudit adds event to tenant's stream, trimming the stream to
-	// about maxLen events (the oldest go first).
-	AppendAudit(ctx context.Context, tenant string, event []byte, maxLen int64) error
-	// ReadAudit returns up to limit events of tenant's stream that come
-	// after the event with id after ("" for the oldest kept), oldest first.
-	ReadAudit(ctx context.Context, tenant, after string, limit int) ([]AuditRecord, error)
-}
-
-// AuditBatcher is implemented by an AuditStore that appends several events
-// of one tenant's stream in one round trip, in order (redisstore pipelines
-// its XADDs). The audit writer finds it by type assertion.
-type AuditBatcher interface {
-	// AppendAuditBatch appends events, in order, as AppendAudit would.
-	AppendAuditBatch(ctx context.Context, tenant string, events [][]byte, maxLen int64) error
-}
-
 // ErrBadAuditCursor means ReadAudit's after is not an audit event id.
 var ErrBadAuditCursor = errors.New("broker: malformed audit cursor")
 
 // MaxAuditRead bounds the events one ReadAudit returns.
 const MaxAuditRead = 1000
-
-// auditID is the shape of a stream id: "<unix ms>-<sequence>".
-var auditID = regexp.MustCompile(`^[0-9]{1,19}-[0-9]{1,19}$`)
 
 // UnattributedTenant names the audit stream of events that belong to no
 // tenant (an unknown client, a request refused before the realm is known).
@@ -337,7 +306,7 @@ func (s *Server) ReadAudit(ctx context.Context, tenant, after string, limit int)
 	if !ok {
 		return nil, false, nil
 	}
-	if after != "" && !auditID.MatchString(after) {
+	if _, _, ok := store.ParseAuditID(after); after != "" && !ok {
 		return nil, true, fmt.Errorf("%w: %q", ErrBadAuditCursor, clip(after, 40))
 	}
 	limit = min(max(limit, 1), MaxAuditRead)

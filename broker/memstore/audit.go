@@ -5,19 +5,18 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
-var _ broker.AuditStore = (*Store)(nil)
+var _ store.AuditStore = (*Store)(nil)
 
 // auditStreams are the per-tenant audit streams, under their own lock so
 // audit writes never wait for the records' lock.
 type auditStreams struct {
 	mu      sync.Mutex
-	streams map[string][]broker.AuditRecord
+	streams map[string][]store.AuditRecord
 	lastMS  int64
 	seq     uint64
 }
@@ -41,10 +40,10 @@ func (s *Store) AppendAudit(ctx context.Context, tenant string, event []byte, ma
 		a.seq++
 	}
 	if a.streams == nil {
-		a.streams = map[string][]broker.AuditRecord{}
+		a.streams = map[string][]store.AuditRecord{}
 	}
 	id := strconv.FormatInt(a.lastMS, 10) + "-" + strconv.FormatUint(a.seq, 10)
-	recs := append(a.streams[tenant], broker.AuditRecord{ID: id, Event: clone(event)})
+	recs := append(a.streams[tenant], store.AuditRecord{ID: id, Event: clone(event)})
 	if int64(len(recs)) > maxLen {
 		recs = recs[int64(len(recs))-maxLen:]
 	}
@@ -54,7 +53,7 @@ func (s *Store) AppendAudit(ctx context.Context, tenant string, event []byte, ma
 
 // ReadAudit returns up to limit events of tenant's stream whose id is after
 // after ("" for the oldest kept), oldest first.
-func (s *Store) ReadAudit(ctx context.Context, tenant, after string, limit int) ([]broker.AuditRecord, error) {
+func (s *Store) ReadAudit(ctx context.Context, tenant, after string, limit int) ([]store.AuditRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -77,21 +76,16 @@ func (s *Store) ReadAudit(ctx context.Context, tenant, after string, limit int) 
 		})
 	}
 	n := min(max(limit, 0), len(recs)-i)
-	out := make([]broker.AuditRecord, n)
+	out := make([]store.AuditRecord, n)
 	for j := range n {
 		r := recs[i+j]
-		out[j] = broker.AuditRecord{ID: r.ID, Event: clone(r.Event)}
+		out[j] = store.AuditRecord{ID: r.ID, Event: clone(r.Event)}
 	}
 	return out, nil
 }
 
-// parseID reads "<ms>-<seq>".
+// parseID reads "<ms>-<seq>" (store.ParseAuditID).
 func parseID(id string) ([2]uint64, bool) {
-	ms, seq, ok := strings.Cut(id, "-")
-	if !ok {
-		return [2]uint64{}, false
-	}
-	a, err1 := strconv.ParseUint(ms, 10, 64)
-	b, err2 := strconv.ParseUint(seq, 10, 64)
-	return [2]uint64{a, b}, err1 == nil && err2 == nil
+	ms, seq, ok := store.ParseAuditID(id)
+	return [2]uint64{ms, seq}, ok
 }

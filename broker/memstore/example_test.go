@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/store"
 )
 
 // A code is redeemed once; a replayed refresh token revokes its family.
@@ -20,13 +20,13 @@ func Example() {
 	v, err := s.Take(ctx, "code:hmac1")
 	fmt.Printf("first Take: %s %v\n", v, err)
 	_, err = s.Take(ctx, "code:hmac1")
-	fmt.Println("second Take not found:", errors.Is(err, broker.ErrNotFound))
+	fmt.Println("second Take not found:", errors.Is(err, store.ErrNotFound))
 
 	_ = s.CreateFamily(ctx, "fam1", "rt0", []byte("grant"), time.Hour)
 	_, err = s.Rotate(ctx, "fam1", "rt0", "rt1")
 	fmt.Println("rotate:", err)
 	_, err = s.Rotate(ctx, "fam1", "rt0", "rt2")
-	fmt.Println("replay reused:", errors.Is(err, broker.ErrReused))
+	fmt.Println("replay reused:", errors.Is(err, store.ErrReused))
 	_, err = s.FamilyGrant(ctx, "fam1")
 	fmt.Println("family active:", err == nil)
 	// Output:

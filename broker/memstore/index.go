@@ -6,10 +6,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
-var _ broker.IndexStore = (*Store)(nil)
+var _ store.IndexStore = (*Store)(nil)
 
 // index is a bounded set of members, each with the order it was added in.
 type index struct {

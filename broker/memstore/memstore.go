@@ -1,4 +1,4 @@
-// Package memstore is an in-memory broker.Store: the embedded default for a
+// Package memstore is an in-memory store.Store: the embedded default for a
 // single process and for tests. Records expire lazily when read and are swept
 // in the background until Close.
 package memstore
@@ -11,10 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
-var _ broker.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // ErrBadTTL is returned for a time to live that is not positive.
 var ErrBadTTL = errors.New("memstore: ttl must be positive")
@@ -35,11 +35,11 @@ type family struct {
 	grant   []byte
 	cur     string
 	rotated map[string]struct{} // tokens rotated away, for reuse detection (S09)
-	ring    []string            // the last broker.RotatedKept of them, oldest first
+	ring    []string            // the last store.RotatedKept of them, oldest first
 	expires time.Time
 }
 
-// Store is an in-memory broker.Store. One mutex guards all records, so every
+// Store is an in-memory store.Store. One mutex guards all records, so every
 // method is atomic. The zero value is not usable; call New.
 type Store struct {
 	now func() time.Time
@@ -172,7 +172,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 	return nil
 }
 
-// Create writes value under key only if key is absent; otherwise broker.ErrExists.
+// Create writes value under key only if key is absent; otherwise store.ErrExists.
 func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := check(ctx, ttl, true); err != nil {
 		return err
@@ -180,13 +180,13 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.getLocked(key); ok {
-		return broker.ErrExists
+		return store.ErrExists
 	}
 	s.entries[key] = entry{value: clone(value), expires: s.now().Add(ttl)}
 	return nil
 }
 
-// Get returns a copy of the value under key, or broker.ErrNotFound.
+// Get returns a copy of the value under key, or store.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := check(ctx, 0, false); err != nil {
 		return nil, err
@@ -195,13 +195,13 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	defer s.mu.Unlock()
 	e, ok := s.getLocked(key)
 	if !ok {
-		return nil, broker.ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return clone(e.value), nil
 }
 
 // Take returns the value under key and deletes it in one step: of concurrent
-// callers exactly one gets the value, the others broker.ErrNotFound.
+// callers exactly one gets the value, the others store.ErrNotFound.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	if err := check(ctx, 0, false); err != nil {
 		return nil, err
@@ -210,7 +210,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	defer s.mu.Unlock()
 	e, ok := s.getLocked(key)
 	if !ok {
-		return nil, broker.ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	delete(s.entries, key)
 	return e.value, nil
@@ -227,7 +227,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Touch sets a new time to live on an existing key, or returns broker.ErrNotFound.
+// Touch sets a new time to live on an existing key, or returns store.ErrNotFound.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error {
 	if err := check(ctx, ttl, true); err != nil {
 		return err
@@ -236,7 +236,7 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error 
 	defer s.mu.Unlock()
 	e, ok := s.getLocked(key)
 	if !ok {
-		return broker.ErrNotFound
+		return store.ErrNotFound
 	}
 	e.expires = s.now().Add(ttl)
 	s.entries[key] = e
@@ -267,7 +267,7 @@ func (s *Store) Incr(ctx context.Context, key string, ttl time.Duration) (int64,
 
 // CreateFamily starts a refresh-token family with token as its current token;
 // it expires after ttl however often it rotates. An existing family gives
-// broker.ErrExists.
+// store.ErrExists.
 func (s *Store) CreateFamily(ctx context.Context, id, token string, grant []byte, ttl time.Duration) error {
 	if err := check(ctx, ttl, true); err != nil {
 		return err
@@ -275,7 +275,7 @@ func (s *Store) CreateFamily(ctx context.Context, id, token string, grant []byte
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.familyLocked(id); ok {
-		return broker.ErrExists
+		return store.ErrExists
 	}
 	s.families[id] = &family{
 		grant:   clone(grant),
@@ -288,8 +288,8 @@ func (s *Store) CreateFamily(ctx context.Context, id, token string, grant []byte
 
 // Rotate replaces the family's current token old with next and returns the
 // grant. A token already rotated away revokes the family and gives
-// broker.ErrReused (SECURITY S09); an unknown family or token gives
-// broker.ErrNotFound.
+// store.ErrReused (SECURITY S09); an unknown family or token gives
+// store.ErrNotFound.
 func (s *Store) Rotate(ctx context.Context, id, old, next string) ([]byte, error) {
 	if err := check(ctx, 0, false); err != nil {
 		return nil, err
@@ -300,7 +300,7 @@ func (s *Store) Rotate(ctx context.Context, id, old, next string) ([]byte, error
 }
 
 // RotateUnlessRevoked is Rotate, except that when marker exists the family
-// is deleted and broker.ErrRevoked returned; one step under the lock.
+// is deleted and store.ErrRevoked returned; one step under the lock.
 func (s *Store) RotateUnlessRevoked(ctx context.Context, id, old, next, marker string) ([]byte, error) {
 	if err := check(ctx, 0, false); err != nil {
 		return nil, err
@@ -309,29 +309,29 @@ func (s *Store) RotateUnlessRevoked(ctx context.Context, id, old, next, marker s
 	defer s.mu.Unlock()
 	if _, revoked := s.getLocked(marker); revoked {
 		delete(s.families, id)
-		return nil, broker.ErrRevoked
+		return nil, store.ErrRevoked
 	}
 	return s.rotateLocked(id, old, next)
 }
 
-var _ broker.SessionRotator = (*Store)(nil)
+var _ store.SessionRotator = (*Store)(nil)
 
 // rotateLocked is Rotate with s.mu held.
 func (s *Store) rotateLocked(id, old, next string) ([]byte, error) {
 	f, ok := s.familyLocked(id)
 	if !ok {
-		return nil, broker.ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	if _, used := f.rotated[old]; used {
 		delete(s.families, id)
-		return nil, broker.ErrReused
+		return nil, store.ErrReused
 	}
 	if old != f.cur {
-		return nil, broker.ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	f.rotated[old] = struct{}{}
 	f.ring = append(f.ring, old)
-	if len(f.ring) > broker.RotatedKept {
+	if len(f.ring) > store.RotatedKept {
 		delete(f.rotated, f.ring[0])
 		f.ring = f.ring[1:]
 	}
@@ -351,7 +351,7 @@ func (s *Store) RevokeFamily(ctx context.Context, id string) error {
 }
 
 // FamilyGrant returns a copy of the grant of a family that exists, has not
-// expired and has not been revoked, or broker.ErrNotFound.
+// expired and has not been revoked, or store.ErrNotFound.
 func (s *Store) FamilyGrant(ctx context.Context, id string) ([]byte, error) {
 	if err := check(ctx, 0, false); err != nil {
 		return nil, err
@@ -360,7 +360,7 @@ func (s *Store) FamilyGrant(ctx context.Context, id string) ([]byte, error) {
 	defer s.mu.Unlock()
 	f, ok := s.familyLocked(id)
 	if !ok {
-		return nil, broker.ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return clone(f.grant), nil
 }

@@ -6,10 +6,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
-var _ broker.AuditStore = (*Store)(nil)
+var _ store.AuditStore = (*Store)(nil)
 
 // auditKey is the Redis stream of one tenant's audit events.
 func (s *Store) auditKey(tenant string) string { return s.prefix + "audit:" + tenant }
@@ -26,7 +26,7 @@ func (s *Store) AppendAudit(ctx context.Context, tenant string, event []byte, ma
 	return wrap("xadd audit", err)
 }
 
-var _ broker.AuditBatcher = (*Store)(nil)
+var _ store.AuditBatcher = (*Store)(nil)
 
 // AppendAuditBatch appends events to tenant's stream in one pipelined round
 // trip (one key, so one node of a Cluster), in order.
@@ -46,7 +46,7 @@ func (s *Store) AppendAuditBatch(ctx context.Context, tenant string, events [][]
 // ReadAudit returns up to limit events of tenant's stream after the id after
 // ("" for the oldest kept), oldest first (XRANGE with an exclusive start,
 // Redis 6.2+).
-func (s *Store) ReadAudit(ctx context.Context, tenant, after string, limit int) ([]broker.AuditRecord, error) {
+func (s *Store) ReadAudit(ctx context.Context, tenant, after string, limit int) ([]store.AuditRecord, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -58,10 +58,10 @@ func (s *Store) ReadAudit(ctx context.Context, tenant, after string, limit int) 
 	if err != nil {
 		return nil, wrap("xrange audit", err)
 	}
-	out := make([]broker.AuditRecord, 0, len(msgs))
+	out := make([]store.AuditRecord, 0, len(msgs))
 	for _, m := range msgs {
 		e, _ := m.Values["e"].(string)
-		out = append(out, broker.AuditRecord{ID: m.ID, Event: []byte(e)})
+		out = append(out, store.AuditRecord{ID: m.ID, Event: []byte(e)})
 	}
 	return out, nil
 }

@@ -6,8 +6,8 @@ import (
 	"log"
 	"time"
 
-	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/redisstore"
+	"github.com/realmgate/realmgate/store"
 )
 
 // One address is a standalone server; several are a Cluster; MasterName
@@ -21,7 +21,7 @@ func Example() {
 	defer s.Close()
 	ctx := context.Background()
 
-	if err := s.Put(ctx, "code:hmac1", []byte("grant"), time.Minute); errors.Is(err, broker.ErrUnavailable) {
+	if err := s.Put(ctx, "code:hmac1", []byte("grant"), time.Minute); errors.Is(err, store.ErrUnavailable) {
 		log.Print("redis is down: answer 503")
 		return
 	}

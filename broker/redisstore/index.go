@@ -6,10 +6,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
-var _ broker.IndexStore = (*Store)(nil)
+var _ store.IndexStore = (*Store)(nil)
 
 // addToIndexScript: KEYS[1] a sorted set; ARGV member, score (ms), max
 // members, ttl ms. Adds the member, drops the oldest beyond max, and extends

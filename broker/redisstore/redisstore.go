@@ -1,4 +1,4 @@
-// Package redisstore is the production broker.Store on Redis (go-redis v9):
+// Package redisstore is the production store.Store on Redis (go-redis v9):
 // one server, Sentinel or Cluster. It needs Redis 6.2 or later (GETDEL).
 //
 // Every method is one Redis command or one Lua script, so it is atomic on a
@@ -8,7 +8,7 @@
 // token rotated away.
 //
 // Unreachable Redis (refused, timed out, closed, cluster down, loading)
-// gives errors wrapping broker.ErrUnavailable; commands are never retried,
+// gives errors wrapping store.ErrUnavailable; commands are never retried,
 // because retrying a write whose reply was lost would, for Rotate, look like
 // a replay and revoke the family.
 package redisstore
@@ -24,10 +24,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
-var _ broker.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // DefaultPrefix starts every key the Store writes unless Options.Prefix says otherwise.
 const DefaultPrefix = "rg:"
@@ -68,7 +68,7 @@ type Options struct {
 	TLSConfig *tls.Config
 }
 
-// Store is a broker.Store on Redis. It is safe for concurrent use.
+// Store is a store.Store on Redis. It is safe for concurrent use.
 type Store struct {
 	c      redis.UniversalClient
 	prefix string
@@ -150,10 +150,10 @@ func (s *Store) key(k string) string { return s.prefix + k }
 // FamilyKey returns the Redis key that holds a refresh-token family. The
 // hash tag puts everything about the family in one Cluster slot: the
 // family's own id, or, for a family of a session ("<sid>~<random>",
-// broker.SessionOfFamily), the session id, so that the session's
+// store.SessionOfFamily), the session id, so that the session's
 // revocation marker "sx:{<sid>}" shares the slot (RotateUnlessRevoked).
 func (s *Store) FamilyKey(family string) string {
-	if sid, rest, ok := strings.Cut(family, broker.FamilySeparator); ok && sid != "" {
+	if sid, rest, ok := strings.Cut(family, store.FamilySeparator); ok && sid != "" {
 		return s.prefix + "fam:{" + sid + "}" + rest
 	}
 	return s.prefix + "fam:{" + family + "}"
@@ -177,16 +177,16 @@ var unavailablePrefixes = []string{
 	"NOREPLICAS", "BUSY", "MOVED", "ASK", "max number of clients",
 }
 
-// wrap maps a go-redis error: redis.Nil is broker.ErrNotFound; a caller's
+// wrap maps a go-redis error: redis.Nil is store.ErrNotFound; a caller's
 // cancellation stays itself; connection failures, timeouts and the replies
-// above wrap broker.ErrUnavailable; any other Redis error reply (a bug)
+// above wrap store.ErrUnavailable; any other Redis error reply (a bug)
 // is returned wrapped as it is.
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, redis.Nil) {
-		return broker.ErrNotFound
+		return store.ErrNotFound
 	}
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
@@ -195,12 +195,12 @@ func wrap(op string, err error) error {
 	if errors.As(err, &rerr) {
 		for _, p := range unavailablePrefixes {
 			if redis.HasErrorPrefix(err, p) {
-				return fmt.Errorf("redisstore: %s: %w: %w", op, broker.ErrUnavailable, err)
+				return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
 			}
 		}
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	return fmt.Errorf("redisstore: %s: %w: %w", op, broker.ErrUnavailable, err)
+	return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
 }
 
 // Put writes value under key with the given time to live, replacing any value.
@@ -213,7 +213,7 @@ func (s *Store) Put(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Create writes value under key only if key is absent (SET NX), otherwise
-// broker.ErrExists.
+// store.ErrExists.
 func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	ttl, err := ttlArg(ttl)
 	if err != nil {
@@ -224,12 +224,12 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 		return wrap("create", err)
 	}
 	if !ok {
-		return broker.ErrExists
+		return store.ErrExists
 	}
 	return nil
 }
 
-// Get returns the value under key, or broker.ErrNotFound.
+// Get returns the value under key, or store.ErrNotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	v, err := s.c.Get(ctx, s.key(key)).Bytes()
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // Touch sets a new time to live on an existing key (PEXPIRE), or returns
-// broker.ErrNotFound.
+// store.ErrNotFound.
 func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error {
 	ttl, err := ttlArg(ttl)
 	if err != nil {
@@ -264,7 +264,7 @@ func (s *Store) Touch(ctx context.Context, key string, ttl time.Duration) error 
 		return wrap("touch", err)
 	}
 	if !ok {
-		return broker.ErrNotFound
+		return store.ErrNotFound
 	}
 	return nil
 }
@@ -306,7 +306,7 @@ return 1
 
 // CreateFamily starts a refresh-token family with token as its current
 // token; it expires after ttl however often it rotates. An existing family
-// gives broker.ErrExists.
+// gives store.ErrExists.
 func (s *Store) CreateFamily(ctx context.Context, family, token string, grant []byte, ttl time.Duration) error {
 	ttl, err := ttlArg(ttl)
 	if err != nil {
@@ -317,7 +317,7 @@ func (s *Store) CreateFamily(ctx context.Context, family, token string, grant []
 		return wrap("create family", err)
 	}
 	if n == 0 {
-		return broker.ErrExists
+		return store.ErrExists
 	}
 	return nil
 }
@@ -352,7 +352,7 @@ if cur ~= ARGV[1] then
   return {0}
 end
 -- Remember the rotated-away token in a ring of ARGV[3] slots, forgetting
--- the oldest, so a family's size is bounded (broker.RotatedKept).
+-- the oldest, so a family's size is bounded (store.RotatedKept).
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 local slot = 'q:' .. (n % tonumber(ARGV[3]))
 local evicted = redis.call('HGET', KEYS[1], slot)
@@ -365,16 +365,16 @@ return {1, redis.call('HGET', KEYS[1], 'grant')}
 
 // Rotate atomically replaces the family's current token old with next and
 // returns the grant. A token already rotated away revokes the family and
-// gives broker.ErrReused (SECURITY S09); an unknown family or token gives
-// broker.ErrNotFound.
+// gives store.ErrReused (SECURITY S09); an unknown family or token gives
+// store.ErrNotFound.
 func (s *Store) Rotate(ctx context.Context, family, old, next string) ([]byte, error) {
 	return s.rotate(ctx, []string{s.FamilyKey(family)}, old, next)
 }
 
-var _ broker.SessionRotator = (*Store)(nil)
+var _ store.SessionRotator = (*Store)(nil)
 
 // RotateUnlessRevoked is Rotate, except that when marker exists the family
-// is deleted and broker.ErrRevoked returned, in the same script. On a
+// is deleted and store.ErrRevoked returned, in the same script. On a
 // Cluster, marker must hash to the family's slot: "sx:{<sid>}" for a
 // family "<sid>~<random>" (FamilyKey).
 func (s *Store) RotateUnlessRevoked(ctx context.Context, family, old, next, marker string) ([]byte, error) {
@@ -382,7 +382,7 @@ func (s *Store) RotateUnlessRevoked(ctx context.Context, family, old, next, mark
 }
 
 func (s *Store) rotate(ctx context.Context, keys []string, old, next string) ([]byte, error) {
-	res, err := rotateScript.Run(ctx, s.c, keys, old, next, broker.RotatedKept).Slice()
+	res, err := rotateScript.Run(ctx, s.c, keys, old, next, store.RotatedKept).Slice()
 	if err != nil {
 		return nil, wrap("rotate", err)
 	}
@@ -401,11 +401,11 @@ func (s *Store) rotate(ctx context.Context, keys []string, old, next string) ([]
 		}
 		return []byte(grant), nil
 	case rotateReused:
-		return nil, broker.ErrReused
+		return nil, store.ErrReused
 	case rotateNotFound:
-		return nil, broker.ErrNotFound
+		return nil, store.ErrNotFound
 	case rotateRevoked:
-		return nil, broker.ErrRevoked
+		return nil, store.ErrRevoked
 	}
 	return nil, fmt.Errorf("redisstore: rotate: unexpected script reply %v", res)
 }
@@ -417,11 +417,11 @@ func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 }
 
 // FamilyGrant returns the grant of an existing family (one HGET: expired
-// and revoked families are deleted), or broker.ErrNotFound.
+// and revoked families are deleted), or store.ErrNotFound.
 func (s *Store) FamilyGrant(ctx context.Context, family string) ([]byte, error) {
 	b, err := s.c.HGet(ctx, s.FamilyKey(family), "grant").Bytes()
 	if err != nil {
-		return nil, wrap("family grant", err) // redis.Nil: broker.ErrNotFound
+		return nil, wrap("family grant", err) // redis.Nil: store.ErrNotFound
 	}
 	return b, nil
 }

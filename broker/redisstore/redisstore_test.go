@@ -16,10 +16,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 
-	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/redisstore"
 	"github.com/realmgate/realmgate/broker/storetest"
 	"github.com/realmgate/realmgate/internal/redistest"
+	"github.com/realmgate/realmgate/store"
 )
 
 // Servers shared by the tests of this package, started once in TestMain.
@@ -68,15 +68,15 @@ func newStore(t testing.TB, addrs ...string) *redisstore.Store {
 
 func TestConformance(t *testing.T) {
 	t.Run("Standalone", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) broker.Store { return newStore(t, standalone.Addr()) })
+		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, standalone.Addr()) })
 	})
 	t.Run("Cluster", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) broker.Store { return newStore(t, cluster.Addrs()...) })
+		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, cluster.Addrs()...) })
 	})
 }
 
 // TestOutage_S62 stops Redis under a live Store: every operation fails within
-// two seconds with an error wrapping broker.ErrUnavailable; after a restart
+// two seconds with an error wrapping store.ErrUnavailable; after a restart
 // the same Store value serves again without being rebuilt.
 func TestOutage_S62(t *testing.T) {
 	srv := redistest.Start(t)
@@ -121,7 +121,7 @@ func TestOutage_S62(t *testing.T) {
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("%s during outage took %s, want < 2s", tc.name, took)
 			}
-			if !errors.Is(err, broker.ErrUnavailable) {
+			if !errors.Is(err, store.ErrUnavailable) {
 				t.Errorf("%s during outage = %v, want ErrUnavailable", tc.name, err)
 			}
 		})
@@ -183,7 +183,7 @@ func TestUnresponsive_S62(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("%s against a frozen redis took %s, want < 2s", tc.name, took)
 		}
-		if !errors.Is(err, broker.ErrUnavailable) {
+		if !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("%s against a frozen redis = %v, want ErrUnavailable", tc.name, err)
 		}
 	}
@@ -195,7 +195,7 @@ func TestUnresponsive_S62(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := s.FamilyGrant(ctx, "fam")
-		if err == nil || errors.Is(err, broker.ErrNotFound) {
+		if err == nil || errors.Is(err, store.ErrNotFound) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -210,7 +210,7 @@ func TestCanceledIsNotUnavailable(t *testing.T) {
 	s := newStore(t, standalone.Addr())
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := s.Get(ctx, "k"); !errors.Is(err, context.Canceled) || errors.Is(err, broker.ErrUnavailable) {
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, context.Canceled) || errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Get with canceled context = %v, want context.Canceled and not ErrUnavailable", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
 // replyErr is an error reply from Redis, as go-redis reports one.
@@ -28,18 +28,18 @@ func TestWrap(t *testing.T) {
 		want []error // errors.Is must hold for each
 		not  []error // and must not hold for these
 	}{
-		{"nil reply", redis.Nil, []error{broker.ErrNotFound}, []error{broker.ErrUnavailable}},
-		{"refused", refused, []error{broker.ErrUnavailable, syscall.ECONNREFUSED}, nil},
-		{"eof", io.EOF, []error{broker.ErrUnavailable}, nil},
-		{"closed client", redis.ErrClosed, []error{broker.ErrUnavailable}, nil},
-		{"pool timeout", redis.ErrPoolTimeout, []error{broker.ErrUnavailable}, nil},
-		{"deadline", context.DeadlineExceeded, []error{broker.ErrUnavailable}, nil},
-		{"canceled", context.Canceled, []error{context.Canceled}, []error{broker.ErrUnavailable}},
-		{"cluster down", replyErr("CLUSTERDOWN The cluster is down"), []error{broker.ErrUnavailable}, nil},
-		{"loading", replyErr("LOADING Redis is loading the dataset in memory"), []error{broker.ErrUnavailable}, nil},
-		{"readonly replica", replyErr("READONLY You can't write against a read only replica."), []error{broker.ErrUnavailable}, nil},
-		{"script bug", replyErr("ERR Error running script"), nil, []error{broker.ErrUnavailable, broker.ErrNotFound}},
-		{"wrong type", replyErr("WRONGTYPE Operation against a key holding the wrong kind of value"), nil, []error{broker.ErrUnavailable}},
+		{"nil reply", redis.Nil, []error{store.ErrNotFound}, []error{store.ErrUnavailable}},
+		{"refused", refused, []error{store.ErrUnavailable, syscall.ECONNREFUSED}, nil},
+		{"eof", io.EOF, []error{store.ErrUnavailable}, nil},
+		{"closed client", redis.ErrClosed, []error{store.ErrUnavailable}, nil},
+		{"pool timeout", redis.ErrPoolTimeout, []error{store.ErrUnavailable}, nil},
+		{"deadline", context.DeadlineExceeded, []error{store.ErrUnavailable}, nil},
+		{"canceled", context.Canceled, []error{context.Canceled}, []error{store.ErrUnavailable}},
+		{"cluster down", replyErr("CLUSTERDOWN The cluster is down"), []error{store.ErrUnavailable}, nil},
+		{"loading", replyErr("LOADING Redis is loading the dataset in memory"), []error{store.ErrUnavailable}, nil},
+		{"readonly replica", replyErr("READONLY You can't write against a read only replica."), []error{store.ErrUnavailable}, nil},
+		{"script bug", replyErr("ERR Error running script"), nil, []error{store.ErrUnavailable, store.ErrNotFound}},
+		{"wrong type", replyErr("WRONGTYPE Operation against a key holding the wrong kind of value"), nil, []error{store.ErrUnavailable}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := wrap("op", tc.in)

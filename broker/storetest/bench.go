@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
 // runID numbers the runs of a sub-benchmark, which may be called several
@@ -17,7 +17,7 @@ var runID atomic.Int64
 // Bench measures each Store operation the broker's flows use, with record
 // sizes like realmgate's (a code or grant is about 500 bytes), so every
 // store is benchmarked the same way.
-func Bench(b *testing.B, s broker.Store) {
+func Bench(b *testing.B, s store.Store) {
 	ctx := context.Background()
 	value := make([]byte, 512)
 	for i := range value {

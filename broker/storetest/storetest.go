@@ -1,8 +1,10 @@
-// Package storetest is the conformance suite every broker.Store must pass.
+// Package storetest is the conformance suite every store.Store must pass,
+// with its optional capabilities (store.IndexStore, store.SessionRotator,
+// store.AuditStore, store.AuditBatcher) when the store implements them.
 // A store package calls Run from its tests:
 //
 //	func TestConformance(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) broker.Store { return memstore.New() })
+//		storetest.Run(t, func(t *testing.T) store.Store { return memstore.New() })
 //	}
 //
 // Subtests that prove a requirement of SECURITY.md carry its id in their name
@@ -21,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
 // Timings of the expiry tests: short enough to keep the suite fast, with a
@@ -37,10 +39,10 @@ const (
 // calls newStore for a fresh, empty store (it may share a server with the
 // others, so newStore must be safe for concurrent use; keys are random so
 // subtests cannot collide).
-func Run(t *testing.T, newStore func(t *testing.T) broker.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s broker.Store)
+		fn   func(t *testing.T, s store.Store)
 	}{
 		{"PutGet", testPutGet},
 		{"PutOverwrite", testPutOverwrite},
@@ -73,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) broker.Store) {
 		{"IndexExpiry", testIndexExpiry},
 		{"RotateUnlessRevoked", testRotateUnlessRevoked},
 	}
+	tests = append(tests, auditTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -89,14 +92,14 @@ func uniq(name string) string {
 	return name + ":" + hex.EncodeToString(b)
 }
 
-func put(t *testing.T, s broker.Store, key string, value []byte, ttl time.Duration) {
+func put(t *testing.T, s store.Store, key string, value []byte, ttl time.Duration) {
 	t.Helper()
 	if err := s.Put(t.Context(), key, value, ttl); err != nil {
 		t.Fatalf("Put(%q) = %v, want nil", key, err)
 	}
 }
 
-func wantValue(t *testing.T, s broker.Store, key string, want []byte) {
+func wantValue(t *testing.T, s store.Store, key string, want []byte) {
 	t.Helper()
 	got, err := s.Get(t.Context(), key)
 	if err != nil {
@@ -107,22 +110,22 @@ func wantValue(t *testing.T, s broker.Store, key string, want []byte) {
 	}
 }
 
-func wantMissing(t *testing.T, s broker.Store, key string) {
+func wantMissing(t *testing.T, s store.Store, key string) {
 	t.Helper()
 	got, err := s.Get(t.Context(), key)
-	if !errors.Is(err, broker.ErrNotFound) {
+	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get(%q) = %q, %v; want ErrNotFound", key, got, err)
 	}
 }
 
-func createFamily(t *testing.T, s broker.Store, fam, token string, grant []byte, ttl time.Duration) {
+func createFamily(t *testing.T, s store.Store, fam, token string, grant []byte, ttl time.Duration) {
 	t.Helper()
 	if err := s.CreateFamily(t.Context(), fam, token, grant, ttl); err != nil {
 		t.Fatalf("CreateFamily(%q, %q) = %v, want nil", fam, token, err)
 	}
 }
 
-func rotate(t *testing.T, s broker.Store, fam, old, next string, grant []byte) {
+func rotate(t *testing.T, s store.Store, fam, old, next string, grant []byte) {
 	t.Helper()
 	got, err := s.Rotate(t.Context(), fam, old, next)
 	if err != nil {
@@ -133,7 +136,7 @@ func rotate(t *testing.T, s broker.Store, fam, old, next string, grant []byte) {
 	}
 }
 
-func wantRotateErr(t *testing.T, s broker.Store, fam, old, next string, want error) {
+func wantRotateErr(t *testing.T, s store.Store, fam, old, next string, want error) {
 	t.Helper()
 	got, err := s.Rotate(t.Context(), fam, old, next)
 	if !errors.Is(err, want) {
@@ -143,7 +146,7 @@ func wantRotateErr(t *testing.T, s broker.Store, fam, old, next string, want err
 
 // wantActive checks FamilyGrant: a grant for an active family, ErrNotFound
 // for a revoked, expired or unknown one.
-func wantActive(t *testing.T, s broker.Store, fam string, want bool) {
+func wantActive(t *testing.T, s store.Store, fam string, want bool) {
 	t.Helper()
 	got, err := s.FamilyGrant(t.Context(), fam)
 	switch {
@@ -151,13 +154,13 @@ func wantActive(t *testing.T, s broker.Store, fam string, want bool) {
 		t.Fatalf("FamilyGrant(%q) error = %v, want the grant", fam, err)
 	case want && len(got) == 0:
 		t.Fatalf("FamilyGrant(%q) = empty grant", fam)
-	case !want && !errors.Is(err, broker.ErrNotFound):
+	case !want && !errors.Is(err, store.ErrNotFound):
 		t.Fatalf("FamilyGrant(%q) = %q, %v; want ErrNotFound", fam, got, err)
 	}
 }
 
 // wantGrant checks that FamilyGrant returns exactly grant.
-func wantGrant(t *testing.T, s broker.Store, fam string, grant []byte) {
+func wantGrant(t *testing.T, s store.Store, fam string, grant []byte) {
 	t.Helper()
 	got, err := s.FamilyGrant(t.Context(), fam)
 	if err != nil || !bytes.Equal(got, grant) {
@@ -168,7 +171,7 @@ func wantGrant(t *testing.T, s broker.Store, fam string, grant []byte) {
 // binary is a value that is not text: NUL, high bytes, CR LF and invalid UTF-8.
 var binary = []byte{0x00, 0xff, 0xfe, '\r', '\n', 0x80, 0x00, 'x', 0xc3, 0x28}
 
-func testPutGet(t *testing.T, s broker.Store) {
+func testPutGet(t *testing.T, s store.Store) {
 	large := bytes.Repeat([]byte{0x00, 0x01, 0xfe}, 64<<10)
 	for _, tc := range []struct {
 		name  string
@@ -187,7 +190,7 @@ func testPutGet(t *testing.T, s broker.Store) {
 	}
 }
 
-func testPutOverwrite(t *testing.T, s broker.Store) {
+func testPutOverwrite(t *testing.T, s store.Store) {
 	key := uniq("overwrite")
 	put(t, s, key, []byte("one"), longTTL)
 	put(t, s, key, []byte("two"), longTTL)
@@ -195,7 +198,7 @@ func testPutOverwrite(t *testing.T, s broker.Store) {
 }
 
 // testValueIsCopied: a caller changing its slices afterwards changes nothing stored.
-func testValueIsCopied(t *testing.T, s broker.Store) {
+func testValueIsCopied(t *testing.T, s store.Store) {
 	key := uniq("copy")
 	v := []byte("original")
 	put(t, s, key, v, longTTL)
@@ -208,23 +211,23 @@ func testValueIsCopied(t *testing.T, s broker.Store) {
 	wantValue(t, s, key, []byte("original"))
 }
 
-func testGetMissing(t *testing.T, s broker.Store) {
+func testGetMissing(t *testing.T, s store.Store) {
 	key := uniq("missing")
 	wantMissing(t, s, key)
-	if got, err := s.Take(t.Context(), key); !errors.Is(err, broker.ErrNotFound) {
+	if got, err := s.Take(t.Context(), key); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Take(%q) = %q, %v; want ErrNotFound", key, got, err)
 	}
-	if err := s.Touch(t.Context(), key, longTTL); !errors.Is(err, broker.ErrNotFound) {
+	if err := s.Touch(t.Context(), key, longTTL); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Touch(%q) = %v, want ErrNotFound", key, err)
 	}
 }
 
-func testCreateExists(t *testing.T, s broker.Store) {
+func testCreateExists(t *testing.T, s store.Store) {
 	key := uniq("create")
 	if err := s.Create(t.Context(), key, []byte("first"), longTTL); err != nil {
 		t.Fatalf("Create(%q) = %v, want nil", key, err)
 	}
-	if err := s.Create(t.Context(), key, []byte("second"), longTTL); !errors.Is(err, broker.ErrExists) {
+	if err := s.Create(t.Context(), key, []byte("second"), longTTL); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second Create(%q) = %v, want ErrExists", key, err)
 	}
 	wantValue(t, s, key, []byte("first"))
@@ -232,12 +235,12 @@ func testCreateExists(t *testing.T, s broker.Store) {
 	// Put's key is equally taken.
 	other := uniq("create-after-put")
 	put(t, s, other, []byte("p"), longTTL)
-	if err := s.Create(t.Context(), other, []byte("c"), longTTL); !errors.Is(err, broker.ErrExists) {
+	if err := s.Create(t.Context(), other, []byte("c"), longTTL); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("Create(%q) after Put = %v, want ErrExists", other, err)
 	}
 }
 
-func testExpiry(t *testing.T, s broker.Store) {
+func testExpiry(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	putKey, createKey, takeKey := uniq("exp-put"), uniq("exp-create"), uniq("exp-take")
 	put(t, s, putKey, []byte("v"), shortTTL)
@@ -251,7 +254,7 @@ func testExpiry(t *testing.T, s broker.Store) {
 	time.Sleep(past)
 	wantMissing(t, s, putKey)
 	wantMissing(t, s, createKey)
-	if got, err := s.Take(ctx, takeKey); !errors.Is(err, broker.ErrNotFound) {
+	if got, err := s.Take(ctx, takeKey); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Take(%q) after expiry = %q, %v; want ErrNotFound", takeKey, got, err)
 	}
 	// An expired key is absent: Create may claim it again.
@@ -261,7 +264,7 @@ func testExpiry(t *testing.T, s broker.Store) {
 	wantValue(t, s, createKey, []byte("again"))
 }
 
-func testTakeOnce(t *testing.T, s broker.Store) {
+func testTakeOnce(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("take")
 	put(t, s, key, binary, longTTL)
@@ -269,13 +272,13 @@ func testTakeOnce(t *testing.T, s broker.Store) {
 	if err != nil || !bytes.Equal(got, binary) {
 		t.Fatalf("Take(%q) = %q, %v; want %q, nil", key, got, err, binary)
 	}
-	if got, err := s.Take(ctx, key); !errors.Is(err, broker.ErrNotFound) {
+	if got, err := s.Take(ctx, key); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second Take(%q) = %q, %v; want ErrNotFound", key, got, err)
 	}
 	wantMissing(t, s, key)
 }
 
-func testDeleteIdempotent(t *testing.T, s broker.Store) {
+func testDeleteIdempotent(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("delete")
 	put(t, s, key, []byte("v"), longTTL)
@@ -291,7 +294,7 @@ func testDeleteIdempotent(t *testing.T, s broker.Store) {
 	}
 }
 
-func testTouch(t *testing.T, s broker.Store) {
+func testTouch(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("touch")
 	// Margins are wide (1 s TTL, Touch after 100 ms) so a loaded machine
@@ -310,12 +313,12 @@ func testTouch(t *testing.T, s broker.Store) {
 	}
 	time.Sleep(past - shortTTL/2)
 	wantMissing(t, s, key)
-	if err := s.Touch(ctx, key, longTTL); !errors.Is(err, broker.ErrNotFound) {
+	if err := s.Touch(ctx, key, longTTL); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Touch(%q) after expiry = %v, want ErrNotFound", key, err)
 	}
 }
 
-func testIncr(t *testing.T, s broker.Store) {
+func testIncr(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a, b := uniq("incr-a"), uniq("incr-b")
 	for want := int64(1); want <= 3; want++ {
@@ -331,7 +334,7 @@ func testIncr(t *testing.T, s broker.Store) {
 
 // testIncrWindowExpires: the window starts at the first increment and later
 // increments do not extend it (a fixed-window rate limit, S60).
-func testIncrWindowExpires(t *testing.T, s broker.Store) {
+func testIncrWindowExpires(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("window")
 	if got, err := s.Incr(ctx, key, shortTTL); err != nil || got != 1 {
@@ -347,7 +350,7 @@ func testIncrWindowExpires(t *testing.T, s broker.Store) {
 	}
 }
 
-func testNonPositiveTTL(t *testing.T, s broker.Store) {
+func testNonPositiveTTL(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("ttl")
 	put(t, s, key, []byte("v"), longTTL)
@@ -368,7 +371,7 @@ func testNonPositiveTTL(t *testing.T, s broker.Store) {
 	wantValue(t, s, key, []byte("v")) // the refused Touch left the key alone
 }
 
-func testCanceledContext(t *testing.T, s broker.Store) {
+func testCanceledContext(t *testing.T, s store.Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	key := uniq("canceled")
@@ -380,17 +383,17 @@ func testCanceledContext(t *testing.T, s broker.Store) {
 	}
 }
 
-func testPing(t *testing.T, s broker.Store) {
+func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping() = %v, want nil", err)
 	}
 }
 
-func testFamilyRotateChain(t *testing.T, s broker.Store) {
+func testFamilyRotateChain(t *testing.T, s store.Store) {
 	fam, grant := uniq("fam"), append([]byte("grant:"), binary...)
 	tokens := []string{uniq("t0"), uniq("t1"), uniq("t2"), uniq("t3"), uniq("t4"), uniq("t5")}
 	createFamily(t, s, fam, tokens[0], grant, longTTL)
-	if err := s.CreateFamily(t.Context(), fam, uniq("other"), []byte("other"), longTTL); !errors.Is(err, broker.ErrExists) {
+	if err := s.CreateFamily(t.Context(), fam, uniq("other"), []byte("other"), longTTL); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second CreateFamily(%q) = %v, want ErrExists", fam, err)
 	}
 	wantGrant(t, s, fam, grant)
@@ -402,7 +405,7 @@ func testFamilyRotateChain(t *testing.T, s broker.Store) {
 
 // testFamilyReuse_S09: replaying a rotated-away token revokes the family, so
 // the legitimate holder's current token stops working too.
-func testFamilyReuse_S09(t *testing.T, s broker.Store) {
+func testFamilyReuse_S09(t *testing.T, s store.Store) {
 	fam, grant := uniq("fam"), []byte("grant")
 	t0, t1, t2, t3 := uniq("t0"), uniq("t1"), uniq("t2"), uniq("t3")
 	createFamily(t, s, fam, t0, grant, longTTL)
@@ -410,38 +413,38 @@ func testFamilyReuse_S09(t *testing.T, s broker.Store) {
 	rotate(t, s, fam, t1, t2, grant)
 	rotate(t, s, fam, t2, t3, grant)
 
-	wantRotateErr(t, s, fam, t1, uniq("attacker"), broker.ErrReused)
+	wantRotateErr(t, s, fam, t1, uniq("attacker"), store.ErrReused)
 	wantActive(t, s, fam, false)
-	wantRotateErr(t, s, fam, t3, uniq("victim"), broker.ErrNotFound)
+	wantRotateErr(t, s, fam, t3, uniq("victim"), store.ErrNotFound)
 	wantActive(t, s, fam, false)
 }
 
-func testFamilyReuseFirstToken_S09(t *testing.T, s broker.Store) {
+func testFamilyReuseFirstToken_S09(t *testing.T, s store.Store) {
 	fam, grant := uniq("fam"), []byte("grant")
 	t0, t1 := uniq("t0"), uniq("t1")
 	createFamily(t, s, fam, t0, grant, longTTL)
 	rotate(t, s, fam, t0, t1, grant)
-	wantRotateErr(t, s, fam, t0, uniq("replay"), broker.ErrReused)
+	wantRotateErr(t, s, fam, t0, uniq("replay"), store.ErrReused)
 	wantActive(t, s, fam, false)
-	wantRotateErr(t, s, fam, t1, uniq("next"), broker.ErrNotFound)
+	wantRotateErr(t, s, fam, t1, uniq("next"), store.ErrNotFound)
 }
 
 // testFamilyUnknown: an unknown family or token is ErrNotFound, and a token
 // the family never had does not revoke it (only a rotated-away one does).
-func testFamilyUnknown(t *testing.T, s broker.Store) {
+func testFamilyUnknown(t *testing.T, s store.Store) {
 	fam, grant := uniq("fam"), []byte("grant")
 	t0, t1 := uniq("t0"), uniq("t1")
-	wantRotateErr(t, s, uniq("nofam"), t0, t1, broker.ErrNotFound)
+	wantRotateErr(t, s, uniq("nofam"), t0, t1, store.ErrNotFound)
 	wantActive(t, s, uniq("nofam"), false)
 
 	createFamily(t, s, fam, t0, grant, longTTL)
-	wantRotateErr(t, s, fam, uniq("stranger"), uniq("x"), broker.ErrNotFound)
-	wantRotateErr(t, s, fam, "", uniq("x"), broker.ErrNotFound)
+	wantRotateErr(t, s, fam, uniq("stranger"), uniq("x"), store.ErrNotFound)
+	wantRotateErr(t, s, fam, "", uniq("x"), store.ErrNotFound)
 	wantActive(t, s, fam, true)
 	rotate(t, s, fam, t0, t1, grant)
 }
 
-func testFamilyRevoke(t *testing.T, s broker.Store) {
+func testFamilyRevoke(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	fam, grant := uniq("fam"), []byte("grant")
 	t0, t1 := uniq("t0"), uniq("t1")
@@ -452,7 +455,7 @@ func testFamilyRevoke(t *testing.T, s broker.Store) {
 			t.Fatalf("RevokeFamily(%q) #%d = %v, want nil", fam, i+1, err)
 		}
 		wantActive(t, s, fam, false)
-		wantRotateErr(t, s, fam, t1, uniq("t2"), broker.ErrNotFound)
+		wantRotateErr(t, s, fam, t1, uniq("t2"), store.ErrNotFound)
 	}
 	if err := s.RevokeFamily(ctx, uniq("nofam")); err != nil {
 		t.Fatalf("RevokeFamily of an unknown family = %v, want nil", err)
@@ -460,7 +463,7 @@ func testFamilyRevoke(t *testing.T, s broker.Store) {
 }
 
 // testFamilyExpiry: a family's lifetime is absolute; rotating does not extend it.
-func testFamilyExpiry(t *testing.T, s broker.Store) {
+func testFamilyExpiry(t *testing.T, s store.Store) {
 	fam, grant := uniq("fam"), []byte("grant")
 	t0, t1, t2 := uniq("t0"), uniq("t1"), uniq("t2")
 	createFamily(t, s, fam, t0, grant, shortTTL)
@@ -468,7 +471,7 @@ func testFamilyExpiry(t *testing.T, s broker.Store) {
 	rotate(t, s, fam, t0, t1, grant)
 	time.Sleep(shortTTL*1/3 + 150*time.Millisecond)
 	wantActive(t, s, fam, false)
-	wantRotateErr(t, s, fam, t1, t2, broker.ErrNotFound)
+	wantRotateErr(t, s, fam, t1, t2, store.ErrNotFound)
 	// An expired family is gone: the id can start a new one.
 	createFamily(t, s, fam, t2, []byte("new"), longTTL)
 	rotate(t, s, fam, t2, uniq("t3"), []byte("new"))
@@ -476,14 +479,14 @@ func testFamilyExpiry(t *testing.T, s broker.Store) {
 
 // testFamiliesIndependent: reuse in one family leaves another alone, and
 // plain keys do not collide with family ids.
-func testFamiliesIndependent(t *testing.T, s broker.Store) {
+func testFamiliesIndependent(t *testing.T, s store.Store) {
 	a, b := uniq("fam-a"), uniq("fam-b")
 	a0, a1, b0, b1 := uniq("a0"), uniq("a1"), uniq("b0"), uniq("b1")
 	createFamily(t, s, a, a0, []byte("A"), longTTL)
 	createFamily(t, s, b, b0, []byte("B"), longTTL)
 	put(t, s, a, []byte("plain"), longTTL)
 	rotate(t, s, a, a0, a1, []byte("A"))
-	wantRotateErr(t, s, a, a0, uniq("x"), broker.ErrReused)
+	wantRotateErr(t, s, a, a0, uniq("x"), store.ErrReused)
 	wantActive(t, s, a, false)
 	wantActive(t, s, b, true)
 	rotate(t, s, b, b0, b1, []byte("B"))
@@ -511,7 +514,7 @@ func race(n int, fn func(i int) error) []error {
 
 // testTakeConcurrent_S07: a code redeemed by many requests at once is
 // handed out exactly once.
-func testTakeConcurrent_S07(t *testing.T, s broker.Store) {
+func testTakeConcurrent_S07(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("code")
 	put(t, s, key, []byte("code-record"), longTTL)
@@ -531,7 +534,7 @@ func testTakeConcurrent_S07(t *testing.T, s broker.Store) {
 		switch {
 		case err == nil:
 			wins++
-		case !errors.Is(err, broker.ErrNotFound):
+		case !errors.Is(err, store.ErrNotFound):
 			t.Errorf("Take #%d = %v, want nil or ErrNotFound", i, err)
 		}
 	}
@@ -547,7 +550,7 @@ func testTakeConcurrent_S07(t *testing.T, s broker.Store) {
 // testRotateConcurrent_S09: a refresh token presented by many requests at
 // once rotates exactly once; the others are replays, so the family ends up
 // revoked.
-func testRotateConcurrent_S09(t *testing.T, s broker.Store) {
+func testRotateConcurrent_S09(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	fam, t0, grant := uniq("fam"), uniq("t0"), []byte("grant")
 	createFamily(t, s, fam, t0, grant, longTTL)
@@ -564,9 +567,9 @@ func testRotateConcurrent_S09(t *testing.T, s broker.Store) {
 		switch {
 		case err == nil:
 			wins++
-		case errors.Is(err, broker.ErrReused):
+		case errors.Is(err, store.ErrReused):
 			reused++
-		case !errors.Is(err, broker.ErrNotFound):
+		case !errors.Is(err, store.ErrNotFound):
 			t.Errorf("Rotate #%d = %v, want nil, ErrReused or ErrNotFound", i, err)
 		}
 	}
@@ -579,7 +582,7 @@ func testRotateConcurrent_S09(t *testing.T, s broker.Store) {
 	wantActive(t, s, fam, false)
 }
 
-func testCreateConcurrent(t *testing.T, s broker.Store) {
+func testCreateConcurrent(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("create")
 	errs := race(racers, func(i int) error {
@@ -592,7 +595,7 @@ func testCreateConcurrent(t *testing.T, s broker.Store) {
 			t.Fatalf("Create #%d and #%d both succeeded, want exactly one", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, broker.ErrExists):
+		case !errors.Is(err, store.ErrExists):
 			t.Errorf("Create #%d = %v, want nil or ErrExists", i, err)
 		}
 	}
@@ -602,7 +605,7 @@ func testCreateConcurrent(t *testing.T, s broker.Store) {
 	wantValue(t, s, key, fmt.Appendf(nil, "writer-%d", winner))
 }
 
-func testIncrConcurrent(t *testing.T, s broker.Store) {
+func testIncrConcurrent(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("counter")
 	var mu sync.Mutex
@@ -629,46 +632,46 @@ func testIncrConcurrent(t *testing.T, s broker.Store) {
 	}
 }
 
-// testRotatedBounded: a family remembers only the last broker.RotatedKept
+// testRotatedBounded: a family remembers only the last store.RotatedKept
 // rotated-away tokens, so its size is bounded however often it refreshes.
-func testRotatedBounded(t *testing.T, s broker.Store) {
+func testRotatedBounded(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	fam := uniq("famring")
 	tok := func(i int) string { return fmt.Sprintf("%s-tok-%d", fam, i) }
 	if err := s.CreateFamily(ctx, fam, tok(0), []byte("grant"), longTTL); err != nil {
 		t.Fatal(err)
 	}
-	n := broker.RotatedKept + 5
+	n := store.RotatedKept + 5
 	for i := 0; i < n; i++ {
 		if _, err := s.Rotate(ctx, fam, tok(i), tok(i+1)); err != nil {
 			t.Fatalf("Rotate %d: %v", i, err)
 		}
 	}
 	// The oldest tokens are forgotten: unknown, and the family survives.
-	if _, err := s.Rotate(ctx, fam, tok(0), tok(999)); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := s.Rotate(ctx, fam, tok(0), tok(999)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Rotate with a token older than the ring = %v, want ErrNotFound", err)
 	}
 	if _, err := s.FamilyGrant(ctx, fam); err != nil {
 		t.Fatal("a forgotten old token revoked the family")
 	}
 	// A recent rotated-away token is still detected as reuse.
-	if _, err := s.Rotate(ctx, fam, tok(n-1), tok(1000)); !errors.Is(err, broker.ErrReused) {
+	if _, err := s.Rotate(ctx, fam, tok(n-1), tok(1000)); !errors.Is(err, store.ErrReused) {
 		t.Fatalf("Rotate with a recently rotated token = %v, want ErrReused", err)
 	}
 }
 
-// indexStore returns s as a broker.IndexStore, skipping the test when the
+// indexStore returns s as a store.IndexStore, skipping the test when the
 // store does not implement the optional capability.
-func indexStore(t *testing.T, s broker.Store) broker.IndexStore {
+func indexStore(t *testing.T, s store.Store) store.IndexStore {
 	t.Helper()
-	ix, ok := s.(broker.IndexStore)
+	ix, ok := s.(store.IndexStore)
 	if !ok {
-		t.Skip("the store does not implement broker.IndexStore")
+		t.Skip("the store does not implement store.IndexStore")
 	}
 	return ix
 }
 
-func wantMembers(t *testing.T, ix broker.IndexStore, key string, want ...string) {
+func wantMembers(t *testing.T, ix store.IndexStore, key string, want ...string) {
 	t.Helper()
 	got, err := ix.IndexMembers(t.Context(), key)
 	if err != nil {
@@ -684,7 +687,7 @@ func wantMembers(t *testing.T, ix broker.IndexStore, key string, want ...string)
 	}
 }
 
-func addToIndex(t *testing.T, ix broker.IndexStore, key, member string, max int, ttl time.Duration) {
+func addToIndex(t *testing.T, ix store.IndexStore, key, member string, max int, ttl time.Duration) {
 	t.Helper()
 	if err := ix.AddToIndex(t.Context(), key, member, max, ttl); err != nil {
 		t.Fatalf("AddToIndex(%q, %q) error = %v", key, member, err)
@@ -694,7 +697,7 @@ func addToIndex(t *testing.T, ix broker.IndexStore, key, member string, max int,
 
 // testIndexMembers: members come back newest first, a re-added member moves
 // to the front once, and a missing index is empty, not an error.
-func testIndexMembers(t *testing.T, s broker.Store) {
+func testIndexMembers(t *testing.T, s store.Store) {
 	ix := indexStore(t, s)
 	key := uniq("ix")
 	wantMembers(t, ix, key)
@@ -708,7 +711,7 @@ func testIndexMembers(t *testing.T, s broker.Store) {
 }
 
 // testIndexBounded: an index keeps only its newest max members.
-func testIndexBounded(t *testing.T, s broker.Store) {
+func testIndexBounded(t *testing.T, s store.Store) {
 	ix := indexStore(t, s)
 	key := uniq("ix")
 	for i := range 10 {
@@ -719,7 +722,7 @@ func testIndexBounded(t *testing.T, s broker.Store) {
 
 // testIndexExpiry: an index lives at least the longest ttl it was given,
 // and is gone after it.
-func testIndexExpiry(t *testing.T, s broker.Store) {
+func testIndexExpiry(t *testing.T, s store.Store) {
 	ix := indexStore(t, s)
 	short, long := uniq("short"), uniq("long")
 	addToIndex(t, ix, short, "m", 8, shortTTL)
@@ -734,16 +737,16 @@ func testIndexExpiry(t *testing.T, s broker.Store) {
 // while its session's marker "sx:{<sid>}" is absent; once the marker is
 // written the next rotation deletes the family and answers ErrRevoked, in
 // one step (on a Cluster both keys share the session's slot).
-func testRotateUnlessRevoked(t *testing.T, s broker.Store) {
-	sr, ok := s.(broker.SessionRotator)
+func testRotateUnlessRevoked(t *testing.T, s store.Store) {
+	sr, ok := s.(store.SessionRotator)
 	if !ok {
-		t.Skip("the store does not implement broker.SessionRotator")
+		t.Skip("the store does not implement store.SessionRotator")
 	}
 	ctx := t.Context()
 	sid := uniq("sid")
-	fam, other := sid+broker.FamilySeparator+uniq("f"), sid+broker.FamilySeparator+uniq("g")
+	fam, other := sid+store.FamilySeparator+uniq("f"), sid+store.FamilySeparator+uniq("g")
 	marker := "sx:{" + sid + "}"
-	if got := broker.SessionOfFamily(fam); got != sid {
+	if got := store.SessionOfFamily(fam); got != sid {
 		t.Fatalf("SessionOfFamily(%q) = %q, want %q", fam, got, sid)
 	}
 	t0, t1, t2 := uniq("t0"), uniq("t1"), uniq("t2")
@@ -755,13 +758,13 @@ func testRotateUnlessRevoked(t *testing.T, s broker.Store) {
 	if err := s.Put(ctx, marker, []byte("1"), longTTL); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sr.RotateUnlessRevoked(ctx, fam, t1, t2, marker); !errors.Is(err, broker.ErrRevoked) {
+	if _, err := sr.RotateUnlessRevoked(ctx, fam, t1, t2, marker); !errors.Is(err, store.ErrRevoked) {
 		t.Fatalf("RotateUnlessRevoked with the marker = %v, want ErrRevoked", err)
 	}
 	wantActive(t, s, fam, false)
 	// Plain Rotate ignores markers; a stale token of a revoked session's
 	// family is revoked too.
-	if _, err := sr.RotateUnlessRevoked(ctx, other, uniq("stale"), t2, marker); !errors.Is(err, broker.ErrRevoked) {
+	if _, err := sr.RotateUnlessRevoked(ctx, other, uniq("stale"), t2, marker); !errors.Is(err, store.ErrRevoked) {
 		t.Fatalf("RotateUnlessRevoked of another family of the session = %v, want ErrRevoked", err)
 	}
 	wantActive(t, s, other, false)
