@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/providers/oidc"
 	"github.com/realmgate/realmgate/realm"
@@ -224,49 +224,28 @@ func (ac *adminCompiler) compileTenant(t config.Tenant, fromAPI bool, pre []admi
 		})...)
 	}
 	e.ct = t
-	e.rt = realm.Tenant{ID: t.ID, Name: t.Name, Domains: t.Domains, Subdomain: t.Subdomain, Default: t.Default}
-	if e.rt.Name == "" {
-		e.rt.Name = t.ID
+	// The one assembly path (internal/assemble), with this compiler's
+	// caches: connectors by content (an unchanged IdP keeps its fetched
+	// discovery document) and engines by rules.
+	b := assemble.Builder{Issuer: ac.file.Issuer, HTTP: ac.http, Logger: ac.logger, Global: ac.file.Rules, SkipUnsupported: !fromAPI,
+		Connect: func(p *config.Provider) (providers.Connector, error) {
+			cc, err := ac.connector(p, ac.file.Issuer)
+			if err != nil {
+				return nil, err
+			}
+			e.conns = append(e.conns, cc)
+			return cc.conn, nil
+		},
+		Compile: ac.engine,
 	}
-	for _, r := range t.IPRanges {
-		if p, err := netip.ParsePrefix(r); err == nil {
-			e.rt.IPRanges = append(e.rt.IPRanges, p) // a bad one is a problem already
+	ct, probs := b.Tenant(t)
+	for _, p := range probs {
+		if strings.Contains(p.Field, ".ip_ranges[") {
+			continue // reported by validation already
 		}
+		e.problems = append(e.problems, admin.Problem{Field: p.Field, Message: p.Message})
 	}
-	for j := range t.Providers {
-		p := t.Providers[j]
-		cc, err := ac.connector(&p, ac.file.Issuer)
-		if errors.Is(err, errUnsupportedProvider) && !fromAPI {
-			continue
-		}
-		if err != nil {
-			e.problems = append(e.problems, admin.Problem{Field: fmt.Sprintf("tenants[%s].providers[%d]", t.ID, j), Message: err.Error()})
-			continue
-		}
-		name := p.Name
-		if name == "" {
-			name = t.Name
-		}
-		e.rt.IdPs = append(e.rt.IdPs, p.ID)
-		e.idps = append(e.idps, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: cc.conn, MFAACRValues: p.MFAACRValues})
-		e.conns, e.provs = append(e.conns, cc), append(e.provs, p)
-	}
-	eng, err := ac.engine(convertRules(ac.file.Rules), t)
-	if err != nil {
-		e.problems = append(e.problems, admin.Problem{Field: "tenants[" + t.ID + "].rules", Message: err.Error()})
-	}
-	e.eng = eng
-	for _, m := range t.Members {
-		e.members = append(e.members, broker.Membership{Tenant: t.ID, IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
-	}
-	if t.RequireMFA || t.Impersonation != nil {
-		pol := broker.TenantPolicy{RequireMFA: t.RequireMFA}
-		if im := t.Impersonation; im != nil {
-			pol.Impersonation = &broker.ImpersonationPolicy{OperatorRoles: im.OperatorRoles,
-				OperatorTenants: im.OperatorTenants, Lifetime: im.Lifetime.Duration()}
-		}
-		e.policy = &pol
-	}
+	e.rt, e.idps, e.provs, e.eng, e.policy, e.members = ct.Realm, ct.IdPs, ct.Providers, ct.Engine, ct.Policy, ct.Members
 	return e
 }
 
@@ -366,19 +345,13 @@ func (ac *adminCompiler) Compile(ctx context.Context, st *admin.State, probe boo
 	d.Resolver = res
 	clients := make([]broker.Client, 0, len(ac.file.Clients)+len(st.Clients))
 	for _, cl := range ac.file.Clients {
-		clients = append(clients, brokerClient(cl))
+		clients = append(clients, assemble.Client(cl))
 	}
 	for _, cl := range st.Clients {
-		clients = append(clients, brokerClient(configClient(cl)))
+		clients = append(clients, assemble.Client(configClient(cl)))
 	}
 	d.Clients = clients
 	return &admin.Compiled{Directory: d, Clients: clients}, nil
-}
-
-func brokerClient(c config.Client) broker.Client {
-	return broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
-		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
-		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims}
 }
 
 // crossTenantProblems checks what config.Validate checks across tenants,
@@ -483,7 +456,7 @@ func (ac *adminCompiler) connector(p *config.Provider, issuer string) (*cachedCo
 		cc.used = ac.gen
 		return cc, nil
 	}
-	conn, err := connector(p, issuer, ac.http, ac.logger)
+	conn, err := assemble.Connector(p, issuer, ac.http, ac.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -494,7 +467,7 @@ func (ac *adminCompiler) connector(p *config.Provider, issuer string) (*cachedCo
 
 // engine returns the tenant's compiled rules (global rules first), or nil
 // when there are none at all (claims pass through unchanged).
-func (ac *adminCompiler) engine(global []transform.Rule, t config.Tenant) (*transform.Engine, error) {
+func (ac *adminCompiler) engine(global []config.Rule, t config.Tenant) (*transform.Engine, error) {
 	if len(global) == 0 && len(t.Rules) == 0 {
 		return nil, nil
 	}
@@ -503,7 +476,7 @@ func (ac *adminCompiler) engine(global []transform.Rule, t config.Tenant) (*tran
 		ce.used = ac.gen
 		return ce.eng, nil
 	}
-	eng, err := transform.Compile(global, convertRules(t.Rules), transform.Options{Tenant: t.ID})
+	eng, err := assemble.Engine(global, t)
 	if err != nil {
 		return nil, err
 	}
@@ -590,7 +563,7 @@ func (ac *adminCompiler) probe(ctx context.Context, jobs []probeJob) []admin.Pro
 
 // Engine implements admin.Compiler: the tenant's candidate rules for a dry run.
 func (ac *adminCompiler) Engine(tenant string, rules []admin.Rule) (*transform.Engine, error) {
-	eng, err := transform.Compile(convertRules(ac.file.Rules), convertRules(configRules(rules)), transform.Options{Tenant: tenant})
+	eng, err := transform.Compile(assemble.Rules(ac.file.Rules), assemble.Rules(configRules(rules)), transform.Options{Tenant: tenant})
 	if err != nil {
 		return nil, &admin.ValidationError{Problems: []admin.Problem{{Field: "rules", Message: err.Error()}}}
 	}

@@ -579,8 +579,8 @@ func TestAdminAPI_10kTenants(t *testing.T) {
 func TestAdminCompiler_SetsEveryDirectoryField(t *testing.T) {
 	handled := map[string]string{
 		"Resolver":    "realm.New over file and API tenants",
-		"IdPs":        "connector() per provider",
-		"Rules":       "convertRules + transform.Compile per tenant",
+		"IdPs":        "assemble.Builder.Tenant per tenant",
+		"Rules":       "assemble.Engine per tenant (cached)",
 		"Policies":    "require_mfa and impersonation per tenant",
 		"Memberships": "members per tenant",
 		"Clients":     "file clients and API clients",

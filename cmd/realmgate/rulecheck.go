@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -18,7 +19,7 @@ var _ config.RuleChecker = ruleChecker{}
 
 // CheckRule compiles r alone, as a global rule when tenant is empty.
 func (ruleChecker) CheckRule(tenant string, r config.Rule) []config.RuleFault {
-	rules := convertRules([]config.Rule{r})
+	rules := assemble.Rules([]config.Rule{r})
 	var err error
 	if tenant == "" {
 		_, err = transform.Compile(rules, nil, transform.Options{})

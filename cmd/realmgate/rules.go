@@ -12,6 +12,7 @@ import (
 
 	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
@@ -67,7 +68,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "realmgate: %s: the identity must be a JSON object of upstream claims or attributes: %v\n", fs.Arg(0), err)
 		return 1
 	}
-	eng, err := transform.Compile(convertRules(cfg.Rules), convertRules(t.Rules), transform.Options{Tenant: t.ID})
+	eng, err := transform.Compile(assemble.Rules(cfg.Rules), assemble.Rules(t.Rules), transform.Options{Tenant: t.ID})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
