@@ -13,12 +13,6 @@ import (
 	"github.com/realmgate/realmgate/providers"
 )
 
-// logoutTokenVerifier is a connector that can validate logout tokens its IdP
-// sends to the broker (OIDC Back-Channel Logout 1.0 §2.6).
-type logoutTokenVerifier interface {
-	VerifyLogoutToken(ctx context.Context, raw string) (providers.LogoutClaims, error)
-}
-
 // maxUpstreamSessions bounds the sessions indexed per upstream user: an
 // upstream logout by subject ends at most this many (the newest).
 const maxUpstreamSessions = 64
@@ -124,7 +118,7 @@ func (s *Server) backchannel(c echo.Context) error {
 	if !ok {
 		return oauth.New(oauth.InvalidRequest, "unknown identity provider").WithStatus(http.StatusNotFound)
 	}
-	v, ok := connectorAs[logoutTokenVerifier](idp.Connector)
+	v, ok := providers.As[providers.LogoutTokenVerifier](idp.Connector)
 	if !ok {
 		return oauth.New(oauth.InvalidRequest, "this identity provider does not support back-channel logout")
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 
+	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
@@ -107,7 +108,7 @@ func (s *Server) prepareConnectors(d *directory) {
 	for id, idp := range d.idps {
 		idp.Connector = limitUpstream(idp, s.cfg.UpstreamConcurrency)
 		d.idps[id] = idp
-		if u, ok := idp.Connector.(replayCacheUser); ok {
+		if u, ok := providers.As[providers.ReplayCacheUser](idp.Connector); ok {
 			u.SetReplayCache(replayCache{s: s})
 		}
 	}

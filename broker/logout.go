@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/realmgate/realmgate/internal/outbound"
+	"github.com/realmgate/realmgate/providers"
 )
 
 // backchannelEvent is the events member of a logout token (OIDC Back-Channel
@@ -129,12 +130,6 @@ func (s *Server) signedOut(c echo.Context) error {
 		Message: "You have been signed out of every application that used this sign-in."})
 }
 
-// endSessionURLer is a connector whose IdP can end its own session (OIDC
-// RP-Initiated Logout at the upstream).
-type endSessionURLer interface {
-	EndSessionURL(ctx context.Context, postLogoutRedirectURI, state string) (string, bool, error)
-}
-
 // upstreamLogout returns the IdP's end-session URL when the IdP opted in
 // (IdP.UpstreamLogout) and publishes one; the IdP sends the browser back to
 // <issuer>/logout/upstream, which continues to target (already checked).
@@ -143,10 +138,10 @@ func (s *Server) upstreamLogout(c echo.Context, sess *session, target string) (s
 	if !ok || !idp.UpstreamLogout {
 		return "", false
 	}
-	if sl, ok := connectorAs[samlLogout](idp.Connector); ok {
+	if sl, ok := providers.As[providers.SingleLogout](idp.Connector); ok {
 		return s.samlUpstreamLogout(c, idp, sl, sess, target) // SAML Single Logout (saml_slo.go)
 	}
-	es, ok := connectorAs[endSessionURLer](idp.Connector)
+	es, ok := providers.As[providers.EndSessionURLer](idp.Connector)
 	if !ok {
 		return "", false
 	}

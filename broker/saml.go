@@ -18,37 +18,9 @@ import (
 // HTTP-POST binding), <issuer>/saml/<idp>/metadata (the SP metadata a tenant
 // admin imports) and <issuer>/saml/<idp>/post (the auto-submitting form of
 // the HTTP-POST binding towards the IdP). A SAML connector plugs in through
-// the optional interfaces below, so the broker does not import it.
-
-// metadataPublisher is a connector with SP metadata to publish.
-type metadataPublisher interface {
-	Metadata(ctx context.Context) ([]byte, error)
-}
-
-// postBinder is a connector that sends its request with the HTTP-POST
-// binding: PostForm returns the form action and fields for the login data
-// kept with the state.
-type postBinder interface {
-	PostForm(ctx context.Context, data []byte, relayState string) (action string, fields map[string]string, err error)
-}
-
-// unsolicitedHandler is a connector that may accept IdP-initiated responses
-// (SECURITY S44): Unsolicited says whether a RelayState that names no login
-// state is allowed and where the browser then goes.
-type unsolicitedHandler interface {
-	Unsolicited(relayState string) (target string, ok bool)
-	HandleUnsolicited(ctx context.Context, r *http.Request) (providers.Identity, error)
-}
-
-// assertionCache is the replay cache a SAML connector needs (S43). It is an
-// alias of an interface literal, as providers/saml.ReplayCache is, so the
-// two are one type and the broker need not import the connector.
-type assertionCache = interface {
-	Seen(ctx context.Context, key string, until time.Time) (bool, error)
-}
-
-// replayCacheUser is a connector that needs the shared replay cache.
-type replayCacheUser interface{ SetReplayCache(assertionCache) }
+// the optional capabilities of package providers (MetadataPublisher,
+// PostBinder, UnsolicitedHandler, ReplayCacheUser, SingleLogout), found with
+// providers.As, so the broker does not import it.
 
 // samlRoutes registers the SAML endpoints and gives every connector that
 // wants one the shared replay cache.
@@ -65,7 +37,7 @@ func (s *Server) samlRoutes(e *echo.Echo) {
 // HMACs like every other record (S17).
 type replayCache struct{ s *Server }
 
-var _ assertionCache = replayCache{}
+var _ providers.ReplayCache = replayCache{}
 
 // Seen records key until the given time and reports whether it was there.
 func (rc replayCache) Seen(ctx context.Context, key string, until time.Time) (bool, error) {
@@ -109,7 +81,7 @@ func (s *Server) samlACS(c echo.Context) error {
 	if len(relay) == 1 {
 		state = relay[0]
 	}
-	if u, ok := idp.Connector.(unsolicitedHandler); ok {
+	if u, ok := providers.As[providers.UnsolicitedHandler](idp.Connector); ok {
 		if target, allowed := u.Unsolicited(state); allowed {
 			return s.samlUnsolicited(c, idp, u, target)
 		}
@@ -122,10 +94,10 @@ func (s *Server) samlACS(c echo.Context) error {
 // starts an SSO session, and the browser goes to the allow-listed target,
 // typically an application's login URL that then runs a normal
 // authorization request which the session answers. No code is issued here.
-func (s *Server) samlUnsolicited(c echo.Context, idp IdP, u unsolicitedHandler, target string) error {
+func (s *Server) samlUnsolicited(c echo.Context, idp IdP, u providers.UnsolicitedHandler, target string) error {
 	ctx := c.Request().Context()
 	at := attrs{tenant: idp.Tenant, idp: idp.ID}
-	ident, err := u.HandleUnsolicited(ctx, c.Request())
+	ident, err := handleUnsolicited(ctx, idp, u, c.Request())
 	if err != nil {
 		s.log.Warn("unsolicited saml response", "request_id", requestID(c), "idp", idp.ID, "err", err)
 		if errors.Is(err, providers.ErrUnavailable) {
@@ -151,7 +123,7 @@ func (s *Server) samlUnsolicited(c echo.Context, idp IdP, u unsolicitedHandler, 
 // never changes, for AD FS relying party trusts and Entra uploads.
 func (s *Server) samlMetadata(c echo.Context) error {
 	idp, ok := s.samlIdP(c)
-	mp, isSAML := idp.Connector.(metadataPublisher)
+	mp, isSAML := providers.As[providers.MetadataPublisher](idp.Connector)
 	if !ok || !isSAML {
 		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
 	}
@@ -187,7 +159,7 @@ var postScriptHash = func() string {
 // S22). It is read, not consumed: the ACS consumes it.
 func (s *Server) samlPost(c echo.Context) error {
 	idp, ok := s.samlIdP(c)
-	pb, isPost := idp.Connector.(postBinder)
+	pb, isPost := providers.As[providers.PostBinder](idp.Connector)
 	if !ok || !isPost {
 		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-in address is not configured.")
 	}

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"net/http"
 
@@ -25,19 +24,6 @@ import (
 // the IdP with a Success LogoutResponse, even when no session matched
 // (SAML Core §3.7.3.2: the principal is logged out of this SP either way).
 
-// samlLogout is a connector that speaks SAML Single Logout.
-type samlLogout interface {
-	// LogoutRequestURL returns the HTTP-Redirect URL of a LogoutRequest for
-	// the upstream session ident, and its ID; "" when the IdP has no SLO.
-	LogoutRequestURL(ctx context.Context, ident providers.Identity, relayState string) (to, requestID string, err error)
-	// HandleLogoutResponse validates the LogoutResponse carried by r.
-	HandleLogoutResponse(ctx context.Context, r *http.Request, requestID string) error
-	// HandleLogoutRequest validates the LogoutRequest carried by r.
-	HandleLogoutRequest(ctx context.Context, r *http.Request) (providers.LogoutClaims, error)
-	// LogoutResponseURL answers the LogoutRequest inResponseTo with Success.
-	LogoutResponseURL(ctx context.Context, inResponseTo, relayState string) (string, error)
-}
-
 // samlLogoutState is what an SP-initiated SAML logout keeps with its state.
 type samlLogoutState struct {
 	IdP       string `json:"idp"`
@@ -52,7 +38,7 @@ const maxRelayState = 256
 // samlUpstreamLogout starts an SP-initiated SAML logout, returning the IdP
 // URL to send the browser to; false when the IdP has no SLO or it failed
 // (the user is signed out of realmgate either way).
-func (s *Server) samlUpstreamLogout(c echo.Context, idp IdP, sl samlLogout, sess *session, target string) (string, bool) {
+func (s *Server) samlUpstreamLogout(c echo.Context, idp IdP, sl providers.SingleLogout, sess *session, target string) (string, bool) {
 	ctx := c.Request().Context()
 	state := randomToken(tokenBytes)
 	to, reqID, err := sl.LogoutRequestURL(ctx, sess.Identity, state)
@@ -76,9 +62,9 @@ func (s *Server) samlUpstreamLogout(c echo.Context, idp IdP, sl samlLogout, sess
 func (s *Server) samlSLO(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
 	idp, ok := s.samlIdP(c)
-	var sl samlLogout
+	var sl providers.SingleLogout
 	if ok {
-		sl, ok = connectorAs[samlLogout](idp.Connector)
+		sl, ok = providers.As[providers.SingleLogout](idp.Connector)
 	}
 	if !ok {
 		return s.renderError(c, http.StatusNotFound, "Unknown sign-in provider", "This sign-out address is not configured.")
@@ -106,7 +92,7 @@ func (s *Server) samlSLO(c echo.Context) error {
 
 // samlLogoutResponse finishes an SP-initiated logout: the state is consumed
 // once, must belong to this IdP, and the response must answer its request.
-func (s *Server) samlLogoutResponse(c echo.Context, idp IdP, sl samlLogout, relay string) error {
+func (s *Server) samlLogoutResponse(c echo.Context, idp IdP, sl providers.SingleLogout, relay string) error {
 	ctx := c.Request().Context()
 	at := attrs{tenant: idp.Tenant, idp: idp.ID}
 	if relay == "" {
@@ -136,7 +122,7 @@ func (s *Server) samlLogoutResponse(c echo.Context, idp IdP, sl samlLogout, rela
 }
 
 // samlLogoutRequest handles an IdP-initiated logout.
-func (s *Server) samlLogoutRequest(c echo.Context, idp IdP, sl samlLogout, relay string) error {
+func (s *Server) samlLogoutRequest(c echo.Context, idp IdP, sl providers.SingleLogout, relay string) error {
 	ctx := c.Request().Context()
 	at := attrs{tenant: idp.Tenant, idp: idp.ID}
 	lc, err := sl.HandleLogoutRequest(ctx, c.Request())

@@ -41,10 +41,13 @@ type limitedConnector struct {
 	timeout time.Duration
 }
 
-var _ providers.Connector = (*limitedConnector)(nil)
+var (
+	_ providers.Connector = (*limitedConnector)(nil)
+	_ providers.Unwrapper = (*limitedConnector)(nil)
+)
 
-// Unwrap returns the connector the bulkhead limits, so optional capabilities
-// (found by type assertion) stay reachable through the wrapper.
+// Unwrap implements providers.Unwrapper: it returns the connector the
+// bulkhead limits, so providers.As finds its optional capabilities.
 func (l *limitedConnector) Unwrap() providers.Connector { return l.inner }
 
 // acquire takes a slot without waiting and returns ctx bounded by the
@@ -93,67 +96,36 @@ func (l *limitedConnector) HandleCallback(ctx context.Context, req providers.Log
 	return id, bounded(ctx, l.id, err)
 }
 
-// samlConnector is a connector with every optional SAML interface the
-// broker looks for (see saml.go).
-type samlConnector interface {
-	providers.Connector
-	metadataPublisher
-	postBinder
-	unsolicitedHandler
-	replayCacheUser
-}
-
-// limitedSAML keeps the optional SAML interfaces of the connector it limits,
-// so the broker's type assertions still find them.
-type limitedSAML struct {
-	*limitedConnector
-	saml samlConnector
-}
-
-var _ samlConnector = (*limitedSAML)(nil)
-
-// Metadata implements metadataPublisher (local: not limited).
-func (l *limitedSAML) Metadata(ctx context.Context) ([]byte, error) { return l.saml.Metadata(ctx) }
-
-// PostForm implements postBinder (local: not limited).
-func (l *limitedSAML) PostForm(ctx context.Context, data []byte, relayState string) (string, map[string]string, error) {
-	return l.saml.PostForm(ctx, data, relayState)
-}
-
-// Unsolicited implements unsolicitedHandler.
-func (l *limitedSAML) Unsolicited(relayState string) (string, bool) {
-	return l.saml.Unsolicited(relayState)
-}
-
-// HandleUnsolicited implements unsolicitedHandler within the IdP's limits.
-func (l *limitedSAML) HandleUnsolicited(ctx context.Context, r *http.Request) (providers.Identity, error) {
+// handleUnsolicited runs u.HandleUnsolicited (an IdP-initiated SAML
+// response, which the connector validates against the upstream's metadata
+// like a callback) inside idp's bulkhead: the capability is found on the
+// wrapped connector through providers.As, so the bulkhead is taken here.
+func handleUnsolicited(ctx context.Context, idp IdP, u providers.UnsolicitedHandler, r *http.Request) (providers.Identity, error) {
+	l, ok := providers.As[*limitedConnector](idp.Connector)
+	if !ok {
+		return u.HandleUnsolicited(ctx, r)
+	}
 	ctx, release, err := l.acquire(ctx)
 	if err != nil {
 		return providers.Identity{}, err
 	}
 	defer release()
-	id, err := l.saml.HandleUnsolicited(ctx, r)
+	id, err := u.HandleUnsolicited(ctx, r)
 	return id, bounded(ctx, l.id, err)
 }
 
-// SetReplayCache implements replayCacheUser.
-func (l *limitedSAML) SetReplayCache(c assertionCache) { l.saml.SetReplayCache(c) }
-
 // limitUpstream wraps idp's connector in its bulkhead: limit slots (0 means
 // DefaultUpstreamConcurrency) and UpstreamTimeout per operation. A connector
-// that implements only some of the optional SAML interfaces is returned as
-// it is, because a wrapper could not keep exactly its method set.
+// already behind a bulkhead is returned as it is. The wrapper limits
+// LoginURL and HandleCallback; optional capabilities stay reachable through
+// Unwrap (providers.As), and handleUnsolicited puts the one that calls the
+// upstream on behalf of a login inside the same limits.
 func limitUpstream(idp IdP, limit int) providers.Connector {
 	if limit <= 0 {
 		limit = DefaultUpstreamConcurrency
 	}
-	switch c := idp.Connector.(type) {
-	case *limitedConnector, *limitedSAML:
-		return c
-	case samlConnector:
-		return &limitedSAML{limitedConnector: newLimited(idp.ID, c, limit), saml: c}
-	case metadataPublisher, postBinder, unsolicitedHandler, replayCacheUser:
-		return c
+	if l, ok := idp.Connector.(*limitedConnector); ok {
+		return l
 	}
 	return newLimited(idp.ID, idp.Connector, limit)
 }

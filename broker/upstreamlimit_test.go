@@ -109,7 +109,7 @@ func TestUpstreamLimit_S63_Deadline(t *testing.T) {
 // fakeSAML has every optional SAML capability; halfSAML only one.
 type fakeSAML struct {
 	*blockingConnector
-	cache assertionCache
+	cache providers.ReplayCache
 }
 
 func (f *fakeSAML) Metadata(context.Context) ([]byte, error) { return []byte("<md/>"), nil }
@@ -120,41 +120,113 @@ func (f *fakeSAML) Unsolicited(string) (string, bool) { return "", false }
 func (f *fakeSAML) HandleUnsolicited(ctx context.Context, _ *http.Request) (providers.Identity, error) {
 	return providers.Identity{}, f.wait(ctx)
 }
-func (f *fakeSAML) SetReplayCache(c assertionCache) { f.cache = c }
+func (f *fakeSAML) SetReplayCache(c providers.ReplayCache) { f.cache = c }
 
 type halfSAML struct{ *blockingConnector }
 
-func (h *halfSAML) Metadata(context.Context) ([]byte, error) { return nil, nil }
+func (h *halfSAML) Metadata(context.Context) ([]byte, error) { return []byte("<half/>"), nil }
 
-// TestUpstreamLimit_KeepsCapabilities: the wrapper keeps the optional SAML
-// interfaces the broker finds by type assertion, is not applied twice, and
-// leaves a connector with only some of them as it is.
+// TestUpstreamLimit_KeepsCapabilities: every connector goes behind its
+// bulkhead, once; the optional capabilities of the connector it wraps,
+// all of them or only some, are found through it with providers.As, and
+// none it lacks is invented.
 func TestUpstreamLimit_KeepsCapabilities(t *testing.T) {
+	ctx := context.Background()
 	full := &fakeSAML{blockingConnector: newBlocking()}
 	close(full.release)
 	w := limitUpstream(IdP{ID: "saml", Connector: full}, 1)
-	sc, ok := w.(samlConnector)
-	if !ok {
-		t.Fatalf("limitUpstream(SAML connector) = %T, which lost the SAML interfaces", w)
+	if _, ok := w.(*limitedConnector); !ok {
+		t.Fatalf("limitUpstream(SAML connector) = %T, want it behind the bulkhead", w)
 	}
-	sc.SetReplayCache(replayCache{})
+	if _, ok := providers.As[providers.PostBinder](w); !ok {
+		t.Errorf("As[PostBinder](limited SAML connector) found nothing")
+	}
+	if _, ok := providers.As[providers.UnsolicitedHandler](w); !ok {
+		t.Errorf("As[UnsolicitedHandler](limited SAML connector) found nothing")
+	}
+	if _, ok := providers.As[providers.SingleLogout](w); ok {
+		t.Errorf("As[SingleLogout](limited SAML connector without SLO) found one")
+	}
+	u, ok := providers.As[providers.ReplayCacheUser](w)
+	if !ok {
+		t.Fatalf("As[ReplayCacheUser](limited SAML connector) found nothing")
+	}
+	u.SetReplayCache(replayCache{})
 	if full.cache == nil {
 		t.Errorf("SetReplayCache did not reach the wrapped connector")
 	}
-	if md, err := sc.Metadata(context.Background()); err != nil || string(md) != "<md/>" {
+	if mp, ok := providers.As[providers.MetadataPublisher](w); !ok {
+		t.Errorf("As[MetadataPublisher](limited SAML connector) found nothing")
+	} else if md, err := mp.Metadata(ctx); err != nil || string(md) != "<md/>" {
 		t.Errorf("Metadata through the wrapper = %q, %v", md, err)
 	}
 	if again := limitUpstream(IdP{ID: "saml", Connector: w}, 1); again != w {
 		t.Errorf("limitUpstream of a limited connector wrapped it again")
 	}
+
 	half := &halfSAML{newBlocking()}
-	if got := limitUpstream(IdP{ID: "half", Connector: half}, 1); got != providers.Connector(half) {
-		t.Errorf("limitUpstream(connector with some SAML interfaces) = %T, want it unchanged", got)
+	hw := limitUpstream(IdP{ID: "half", Connector: half}, 1)
+	if _, ok := hw.(*limitedConnector); !ok {
+		t.Errorf("limitUpstream(connector with some SAML capabilities) = %T, want it behind the bulkhead", hw)
 	}
+	if mp, ok := providers.As[providers.MetadataPublisher](hw); !ok {
+		t.Errorf("As[MetadataPublisher](limited half connector) found nothing")
+	} else if md, _ := mp.Metadata(ctx); string(md) != "<half/>" {
+		t.Errorf("Metadata through the wrapper = %q, want %q", md, "<half/>")
+	}
+	if _, ok := providers.As[providers.PostBinder](hw); ok {
+		t.Errorf("As[PostBinder](limited half connector) found one it lacks")
+	}
+
 	if _, ok := limitUpstream(IdP{ID: "plain", Connector: newBlocking()}, 0).(*limitedConnector); !ok {
 		t.Errorf("limitUpstream(plain connector) is not limited")
 	}
 	if l := limitUpstream(IdP{ID: "plain", Connector: newBlocking()}, 0).(*limitedConnector); cap(l.slots) != DefaultUpstreamConcurrency {
 		t.Errorf("limit 0 gives %d slots, want DefaultUpstreamConcurrency (%d)", cap(l.slots), DefaultUpstreamConcurrency)
+	}
+}
+
+// TestUpstreamLimit_S63_Unsolicited: HandleUnsolicited, found on the wrapped
+// connector, still runs inside the IdP's bulkhead: it takes a slot (a full
+// IdP refuses it at once, and it fills the IdP for LoginURL), and a
+// deadline is reported as providers.ErrUnavailable.
+func TestUpstreamLimit_S63_Unsolicited(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeSAML{blockingConnector: newBlocking()}
+	idp := IdP{ID: "saml", Connector: limitUpstream(IdP{ID: "saml", Connector: f}, 1)}
+	u, ok := providers.As[providers.UnsolicitedHandler](idp.Connector)
+	if !ok {
+		t.Fatalf("As[UnsolicitedHandler] found nothing")
+	}
+	done := make(chan error)
+	go func() {
+		_, err := handleUnsolicited(ctx, idp, u, nil)
+		done <- err
+	}()
+	<-f.entered
+	// A call that passed the bulkhead would block in the connector; the
+	// cancelled context makes it return at once with context.Canceled.
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := handleUnsolicited(gone, idp, u, nil); !errors.Is(err, ErrUpstreamBusy) {
+		t.Errorf("handleUnsolicited on a full IdP = %v, want ErrUpstreamBusy", err)
+	}
+	if _, _, err := idp.Connector.LoginURL(gone, providers.LoginRequest{}); !errors.Is(err, ErrUpstreamBusy) {
+		t.Errorf("LoginURL while HandleUnsolicited holds the slot = %v, want ErrUpstreamBusy", err)
+	}
+	close(f.release)
+	if err := <-done; err != nil {
+		t.Errorf("handleUnsolicited within the limit = %v", err)
+	}
+
+	h := &fakeSAML{blockingConnector: newBlocking()}
+	l := limitUpstream(IdP{ID: "hang", Connector: h}, 1).(*limitedConnector)
+	l.timeout = 50 * time.Millisecond
+	hidp := IdP{ID: "hang", Connector: l}
+	// The outer deadline only keeps a call outside the bulkhead from hanging.
+	outer, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if _, err := handleUnsolicited(outer, hidp, h, nil); !errors.Is(err, providers.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("handleUnsolicited at a hanging upstream = %v, want providers.ErrUnavailable for the deadline", err)
 	}
 }

@@ -67,6 +67,8 @@ type Connector struct {
 	client *http.Client
 }
 
+// The connector offers none of the optional capabilities (providers.As):
+// OAuth 2.0 has no logout or session protocol to speak.
 var _ providers.Connector = (*Connector)(nil)
 
 // New checks cfg and returns a connector; it makes no network call.

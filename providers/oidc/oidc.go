@@ -158,7 +158,12 @@ type Connector struct {
 	inflight *discoveryCall
 }
 
-var _ providers.Connector = (*Connector)(nil)
+// The connector and the optional capabilities it offers (providers.As).
+var (
+	_ providers.Connector           = (*Connector)(nil)
+	_ providers.LogoutTokenVerifier = (*Connector)(nil)
+	_ providers.EndSessionURLer     = (*Connector)(nil)
+)
 
 // New validates cfg and returns a connector. It makes no network call:
 // discovery happens on first use.

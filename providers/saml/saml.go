@@ -100,15 +100,10 @@ var (
 	ErrNoReplayCache = errors.New("saml: no replay cache")
 )
 
-// ReplayCache remembers assertion ids (SECURITY S43). The broker implements
-// it over its shared store so the cache holds across instances. Seen records
-// key until the given time and reports whether it was already recorded; of
-// concurrent callers with one key, exactly one gets false. It is an alias of
-// an interface literal so the broker can match SetReplayCache without
-// importing this package.
-type ReplayCache = interface {
-	Seen(ctx context.Context, key string, until time.Time) (bool, error)
-}
+// ReplayCache remembers assertion ids (SECURITY S43); it is
+// providers.ReplayCache, which the broker implements over its shared store
+// so the cache holds across instances.
+type ReplayCache = providers.ReplayCache
 
 // Config describes one upstream SAML IdP and realmgate's SP side of it.
 type Config struct {
@@ -207,7 +202,15 @@ type Connector struct {
 	replay ReplayCache
 }
 
-var _ providers.Connector = (*Connector)(nil)
+// The connector and the optional capabilities it offers (providers.As).
+var (
+	_ providers.Connector          = (*Connector)(nil)
+	_ providers.MetadataPublisher  = (*Connector)(nil)
+	_ providers.PostBinder         = (*Connector)(nil)
+	_ providers.UnsolicitedHandler = (*Connector)(nil)
+	_ providers.ReplayCacheUser    = (*Connector)(nil)
+	_ providers.SingleLogout       = (*Connector)(nil)
+)
 
 // New checks cfg and returns a connector. Metadata given inline is parsed
 // now; metadata from a URL is fetched on first use.
