@@ -77,6 +77,7 @@ func (s *Service) Handler() http.Handler { return s.echo }
 func (s *Service) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = jsonSerializer{} // jsonio.go: no HTML escaping
 	// S73: the caller's IP in audit events is the peer's, or a trusted
 	// proxy's X-Forwarded-For; echo's default would believe any client.
 	e.IPExtractor = broker.IPExtractor(s.opts.TrustedProxies)
@@ -230,7 +231,7 @@ func decode(c echo.Context, v any, limit int64) error {
 		if errors.As(err, &mbe) {
 			return err
 		}
-		return errorf(http.StatusBadRequest, "invalid_request", "request body: %v", err)
+		return errorf(http.StatusBadRequest, "invalid_request", "%s", bodyProblem(err)) // jsonio.go: no Go type names
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errorf(http.StatusBadRequest, "invalid_request", "request body: more than one JSON value")
@@ -1110,7 +1111,7 @@ func (s *Service) batch(c echo.Context) error {
 	}
 	// In id order each new tenant lands at the end of the sorted state.
 	slices.SortStableFunc(in.Tenants, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })
-	st, err := s.commit(c.Request().Context(), w, "batch", fmt.Sprintf("batch(%d tenants, %d clients)", len(in.Tenants), len(in.Clients)),
+	st, err := s.commit(c.Request().Context(), w, "batch", "batch("+count(len(in.Tenants), "tenant")+", "+count(len(in.Clients), "client")+")",
 		func(st *State) (any, any, error) {
 			var probs []Problem
 			for _, t := range in.Tenants {

@@ -228,7 +228,7 @@ func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withP
 	}
 	addr := cfg.Ops.Listen
 	if addr == "" {
-		addr = config.DefaultOpsListen
+		addr = defaultOpsListen
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil && cfg.Ops.Listen == "" {
@@ -258,6 +258,16 @@ func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withP
 		defer cancel()
 		_ = hs.Shutdown(shut)
 	}()
-	logger.Info("ops listener serving", "listen", ln.Addr().String(), "pprof", withPprof)
+	if cfg.Ops.Listen == "" {
+		// Not configured: say so, so that no operator finds a port they did not ask for.
+		logger.Info("ops listener serving on its default address (/metrics, /healthz, /readyz, /audit); set ops.listen to move it or ops.listen: off to turn it off",
+			"listen", ln.Addr().String(), "pprof", withPprof)
+	} else {
+		logger.Info("ops listener serving", "listen", ln.Addr().String(), "pprof", withPprof)
+	}
 	return ln.Addr().String(), done, nil
 }
+
+// defaultOpsListen is where the ops listener serves when ops.listen is
+// unset: config.DefaultOpsListen (a variable so that tests use a free port).
+var defaultOpsListen = config.DefaultOpsListen

@@ -32,10 +32,9 @@ const (
 // demo SaaS app that shows the decoded ID token.
 func cmdDev(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	logFormat := fs.String("log-format", "text", "log format: json or text")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "dev", stdout, stderr); done {
+		return code
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -89,7 +88,7 @@ realmgate dev: DEVELOPMENT MODE, do not expose.
 Press Ctrl+C to stop.
 
 `, devAppAddr, cfg.Issuer, cfg.Issuer, devIdPAddr)
-	g, gctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(withShutdownNotice(ctx, logger))
 	g.Go(func() error { return serveHTTP(gctx, listeners[cfg.Listen], srv.Handler(), logger) })
 	g.Go(func() error { return serveHTTP(gctx, listeners[devIdPAddr], idp.Handler(), logger) })
 	g.Go(func() error { return serveHTTP(gctx, listeners[devAppAddr], app.Handler(), logger) })

@@ -44,6 +44,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) == 2 && args[0] == "help" && args[1] != "help" { // realmgate help serve
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
 	case "serve":
 		return cmdServe(args[1:], stdout, stderr)
 	case "check-config":
@@ -52,9 +58,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDev(args[1:], stdout, stderr)
 	case "rules":
 		return cmdRules(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
 	}
 	fmt.Fprintf(stderr, "realmgate: unknown command %q\n\n%s", args[0], usage)
 	return 2
@@ -64,10 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // reports every problem at once with file:line.
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "check-config FILE", stdout, stderr); done { // cli.go: --help exits 0
+		return code
 	}
 	if *path == "" && fs.NArg() == 1 {
 		*path = fs.Arg(0)
@@ -88,29 +90,29 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d tenants, %d clients)\n", *path, len(cfg.Tenants), len(cfg.Clients))
+	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", *path, count(len(cfg.Tenants), "tenant"), count(len(cfg.Clients), "client"))
 	return 0
 }
 
 func newLoggers(stderr, stdout io.Writer, format string) (*slog.Logger, *slog.Logger) {
 	var h, a slog.Handler
+	opts := &slog.HandlerOptions{ReplaceAttr: readableDurations} // cli.go: "took":"28.039ms"
 	if format == "text" {
-		h, a = slog.NewTextHandler(stderr, nil), slog.NewTextHandler(stdout, nil)
+		h, a = slog.NewTextHandler(stderr, opts), slog.NewTextHandler(stdout, opts)
 	} else {
-		h, a = slog.NewJSONHandler(stderr, nil), slog.NewJSONHandler(stdout, nil)
+		h, a = slog.NewJSONHandler(stderr, opts), slog.NewJSONHandler(stdout, opts)
 	}
 	return slog.New(h), slog.New(a).With("stream", "audit")
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "realmgate.yaml", "configuration file")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
 	listen := fs.String("listen", "", "override the configuration's listen address")
 	withPprof := fs.Bool("pprof", false, "serve /debug/pprof/ on the ops listener (ops.listen)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, "serve --config FILE", stdout, stderr); done {
+		return code
 	}
 	logger, audit := newLoggers(stderr, stdout, *logFormat)
 	cfg, err := config.Load(*path, config.WithRuleChecker(ruleChecker{}))
@@ -126,6 +128,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx = withShutdownNotice(ctx, logger) // logged once, not once per listener
 	store, err := openStore(cfg)
 	if err != nil {
 		logger.Error("store", "err", err)
@@ -196,6 +199,6 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, logger *slo
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	logger.Info("shutting down")
+	noticeShutdown(ctx)
 	return hs.Shutdown(shutdown)
 }

@@ -23,21 +23,25 @@ import (
 // a JSON object of claims mapped as claims.FromUpstream says, and prints
 // the output claims and what each rule did.
 func cmdRules(args []string, stdout, stderr io.Writer) int {
+	const synopsis = "rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, "usage: realmgate "+synopsis)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "test" {
-		fmt.Fprintln(stderr, "usage: realmgate rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-")
+		fmt.Fprintln(stderr, "usage: realmgate "+synopsis)
 		return 2
 	}
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "realmgate.yaml", "configuration file")
 	tenant := fs.String("tenant", "", "tenant whose rules run")
 	idp := fs.String("idp", "", "IdP the identity came from (default: the tenant's first)")
 	client := fs.String("client", "", "client the user signs in to")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args[1:], synopsis, stdout, stderr); done {
+		return code
 	}
 	if *tenant == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: realmgate rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-")
+		fmt.Fprintln(stderr, "usage: realmgate "+synopsis)
 		return 2
 	}
 	cfg, err := config.Load(*path)

@@ -22,16 +22,18 @@ var pages = template.Must(template.New("pages").Parse(`
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.}} · Notes (realmgate demo)</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:0;background:#fafaf7;color:#222}
+*,*::before,*::after{box-sizing:border-box}
+body{font-family:system-ui,sans-serif;margin:0;background:#fafaf7;color:#222;overflow-wrap:anywhere}
 header{background:#1d3557;color:#fff;padding:.8em 1.2em;font-weight:600}
 main{max-width:48em;margin:2em auto;padding:0 1em}
-input[type=email]{font-size:1em;padding:.5em;width:18em}
+form.signin{display:flex;flex-wrap:wrap;gap:.5em}
+input[type=email]{font-size:1em;padding:.5em;flex:1 1 14em;min-width:0;max-width:22em}
 button{font-size:1em;padding:.5em 1.2em}
-table.claims{border-collapse:collapse;margin:1em 0}
+table.claims{border-collapse:collapse;margin:1em 0;max-width:100%}
 table.claims th,table.claims td{border:1px solid #ccc;padding:.4em .8em;text-align:left;vertical-align:top}
-table.claims th{background:#eef;font-family:monospace}
+table.claims th{background:#eef;font-family:monospace;overflow-wrap:normal}
 td.big{font-size:1.2em;font-weight:600}
-pre{background:#222;color:#eee;padding:1em;overflow:auto;border-radius:6px}
+pre{background:#222;color:#eee;padding:1em;overflow:auto;border-radius:6px;white-space:pre-wrap;overflow-wrap:anywhere}
 .err{border-left:4px solid #b00020;padding-left:1em}
 .muted{color:#666}
 </style></head><body><header>Notes · a demo SaaS app that trusts one issuer: realmgate</header><main>{{end}}
@@ -42,7 +44,7 @@ pre{background:#222;color:#eee;padding:1em;overflow:auto;border-radius:6px}
 <p>This app knows nothing about its customers' identity providers. It trusts one issuer,
 <code>{{.Issuer}}</code>. realmgate finds your company from your email, sends you to its IdP,
 and gives the app a token with your tenant (<code>tid</code>) and <code>roles</code>.</p>
-<form method="get" action="/login">
+<form class="signin" method="get" action="/login">
 <input type="email" name="login_hint" placeholder="you@company.example" autocomplete="username" required>
 <button type="submit">Sign in</button>
 </form>
