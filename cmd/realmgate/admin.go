@@ -241,6 +241,12 @@ func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withP
 	if err != nil {
 		return "", nil, fmt.Errorf("ops listener: %w", err)
 	}
+	tln, err := withTLS(ln, cfg.Ops.TLS, logger) // tls.go
+	if err != nil {
+		ln.Close()
+		return "", nil, fmt.Errorf("ops listener: %w", err)
+	}
+	ln = tln
 	h := newOpsHandler(srv, reg, cfg.AdminAPI.Tokens, withPprof, logger)
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -258,6 +264,6 @@ func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withP
 		defer cancel()
 		_ = hs.Shutdown(shut)
 	}()
-	logger.Info("ops listener serving", "listen", ln.Addr().String(), "pprof", withPprof)
+	logger.Info("ops listener serving", "listen", ln.Addr().String(), "pprof", withPprof, "tls", cfg.Ops.TLS != nil)
 	return ln.Addr().String(), done, nil
 }
