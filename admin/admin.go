@@ -146,6 +146,10 @@ type Options struct {
 	// provider and client secrets in the store is derived from it; empty
 	// stores them in plaintext.
 	Secret []byte
+	// PreviousSecrets are server secrets Secret replaced
+	// (keys.previous_secrets): secrets encrypted under one of them still
+	// decrypt; every write encrypts under Secret.
+	PreviousSecrets [][]byte
 }
 
 // snapshot is one applied version.
@@ -164,6 +168,11 @@ type Service struct {
 	echo   *echo.Echo
 	aead   cipher.AEAD // encrypts secrets at rest; nil: plaintext (no Options.Secret)
 	revKey []byte      // keys tenant revisions (State.revKey); nil without Options.Secret
+
+	// previous decrypt secrets encrypted under Options.PreviousSecrets.
+	previous []cipher.AEAD
+	// staleLogged: a secret under a previous server secret was logged (guarded by mu).
+	staleLogged bool
 
 	mu      sync.Mutex // serializes writes and applies on this instance
 	cur     atomic.Pointer[snapshot]
@@ -206,7 +215,18 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}, aead: aead, revKey: revKey}
+	var previous []cipher.AEAD
+	for _, p := range opts.PreviousSecrets {
+		if aead == nil {
+			break // previous secrets only with a current one
+		}
+		a, err := newSecretsAEAD(p)
+		if err != nil {
+			return nil, err
+		}
+		previous = append(previous, a)
+	}
+	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}, aead: aead, previous: previous, revKey: revKey}
 	for _, t := range opts.Tokens {
 		if t.Name == "" || len(t.Token) < 32 {
 			return nil, fmt.Errorf("admin: token %q: a name and at least 32 characters are required", t.Name)

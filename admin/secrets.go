@@ -89,7 +89,10 @@ func (s *Service) seal(value string, place ...string) (string, error) {
 }
 
 // open returns the plaintext of a stored secret read from place. A value
-// without sealedPrefix is a plaintext secret stored before encryption.
+// without sealedPrefix is a plaintext secret stored before encryption. A
+// secret sealed under a previous server secret opens too (and is sealed
+// under the current one at the next write: encode seals every tenant it did
+// not itself encode). Callers hold s.mu.
 func (s *Service) open(value string, place ...string) (string, error) {
 	enc, ok := strings.CutPrefix(value, sealedPrefix)
 	if !ok {
@@ -104,6 +107,15 @@ func (s *Service) open(value string, place ...string) (string, error) {
 	}
 	n := s.aead.NonceSize()
 	plain, err := s.aead.Open(nil, b[:n], b[n:], secretAD(place))
+	for _, prev := range s.previous {
+		if err == nil {
+			break
+		}
+		if plain, err = prev.Open(nil, b[:n], b[n:], secretAD(place)); err == nil && !s.staleLogged {
+			s.staleLogged = true
+			s.opts.Logger.Warn("admin: stored secrets are encrypted under a previous keys.secret; the next admin API write encrypts them under keys.secret (keep keys.previous_secrets until then)")
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: wrong server secret, or the record was altered", ErrSecret)
 	}

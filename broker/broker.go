@@ -81,6 +81,10 @@ type Config struct {
 	// Secret is the server secret from which store-key HMACs and the key-set
 	// encryption key are derived. Empty: one is created in the store and shared.
 	Secret []byte
+	// PreviousSecrets are secrets Secret replaced: a key set sealed under
+	// one of them still opens, and is sealed again under Secret. Store keys
+	// are derived from Secret only. Ignored without Secret.
+	PreviousSecrets [][]byte
 	// Algorithm is the signing algorithm: ES256 (default) or RS256.
 	Algorithm string
 	// RotateEvery is the signing-key rotation period (0: never).
@@ -229,15 +233,16 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		return nil, err
 	}
 	s.directory.Store(d)
-	secret := cfg.Secret
+	secret, previous := cfg.Secret, cfg.PreviousSecrets
 	if len(secret) == 0 {
+		previous = nil
 		if secret, err = sharedSecret(ctx, store); err != nil {
 			return nil, err
 		}
 	}
 	s.keyer = keyer{secret: derive(secret, "store-keys")}
 	maxTTL := max(cfg.AccessTokenLifetime, cfg.IDTokenLifetime)
-	if s.keys, err = newKeyManager(store, secret, cfg.Algorithm, cfg.RotateEvery, maxTTL, cfg.Now); err != nil {
+	if s.keys, err = newKeyManager(store, secret, previous, cfg.Algorithm, cfg.RotateEvery, maxTTL, cfg.Now); err != nil {
 		return nil, err
 	}
 	if err := s.keys.load(ctx); err != nil {

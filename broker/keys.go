@@ -58,7 +58,8 @@ type keysetDoc struct {
 // encrypted with a key derived from the server secret.
 type keyManager struct {
 	store       Store
-	aead        cipher.AEAD
+	aead        cipher.AEAD   // seals the key set (keys.secret)
+	previous    []cipher.AEAD // also open it (keys.previous_secrets)
 	alg         string
 	rotateEvery time.Duration
 	maxTokenTTL time.Duration
@@ -70,14 +71,18 @@ type keyManager struct {
 	jwksDoc []byte
 }
 
-func newKeyManager(store Store, secret []byte, alg string, rotateEvery, maxTokenTTL time.Duration, now func() time.Time) (*keyManager, error) {
-	block, err := aes.NewCipher(derive(secret, "keyset-encryption"))
+func newKeyManager(store Store, secret []byte, previous [][]byte, alg string, rotateEvery, maxTokenTTL time.Duration, now func() time.Time) (*keyManager, error) {
+	aead, err := keysetAEAD(secret)
 	if err != nil {
-		return nil, fmt.Errorf("keys: cipher: %w", err)
+		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("keys: gcm: %w", err)
+	var prev []cipher.AEAD
+	for _, p := range previous {
+		a, err := keysetAEAD(p)
+		if err != nil {
+			return nil, err
+		}
+		prev = append(prev, a)
 	}
 	switch alg {
 	case "", "ES256":
@@ -86,7 +91,20 @@ func newKeyManager(store Store, secret []byte, alg string, rotateEvery, maxToken
 	default:
 		return nil, fmt.Errorf("keys: unsupported algorithm %q", alg)
 	}
-	return &keyManager{store: store, aead: aead, alg: alg, rotateEvery: rotateEvery, maxTokenTTL: maxTokenTTL, now: now}, nil
+	return &keyManager{store: store, aead: aead, previous: prev, alg: alg, rotateEvery: rotateEvery, maxTokenTTL: maxTokenTTL, now: now}, nil
+}
+
+// keysetAEAD returns AES-256-GCM under the key-set key derived from secret.
+func keysetAEAD(secret []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(derive(secret, "keyset-encryption"))
+	if err != nil {
+		return nil, fmt.Errorf("keys: cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("keys: gcm: %w", err)
+	}
+	return aead, nil
 }
 
 func generateKey(alg string, now time.Time) (*signingKey, error) {
@@ -165,50 +183,90 @@ func (m *keyManager) seal(doc *keysetDoc) ([]byte, error) {
 	return m.aead.Seal(nonce, nonce, plain, []byte(keysetKey)), nil
 }
 
-func (m *keyManager) open(blob []byte) (*keysetDoc, error) {
+// open decrypts a stored key set with the current secret's key or, failing
+// that, a previous secret's; stale reports the latter (the set should be
+// sealed again under the current secret).
+func (m *keyManager) open(blob []byte) (doc *keysetDoc, stale bool, err error) {
 	ns := m.aead.NonceSize()
 	if len(blob) < ns {
-		return nil, errors.New("keys: key set too short")
+		return nil, false, errors.New("keys: key set too short")
 	}
 	plain, err := m.aead.Open(nil, blob[:ns], blob[ns:], []byte(keysetKey))
-	if err != nil {
-		return nil, fmt.Errorf("keys: decrypt key set (is keys.secret the same on every instance?): %w", err)
+	for _, prev := range m.previous {
+		if err == nil {
+			break
+		}
+		plain, err = prev.Open(nil, blob[:ns], blob[ns:], []byte(keysetKey))
+		stale = true
 	}
-	var doc keysetDoc
-	if err := json.Unmarshal(plain, &doc); err != nil {
-		return nil, fmt.Errorf("keys: decode key set: %w", err)
+	if err != nil {
+		return nil, false, fmt.Errorf("keys: decrypt key set (is keys.secret the same on every instance?): %w", err)
+	}
+	doc = &keysetDoc{}
+	if err := json.Unmarshal(plain, doc); err != nil {
+		return nil, false, fmt.Errorf("keys: decode key set: %w", err)
 	}
 	for _, k := range doc.Keys {
 		if err := k.init(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if len(doc.Keys) == 0 {
-		return nil, errors.New("keys: empty key set")
+		return nil, false, errors.New("keys: empty key set")
 	}
-	return &doc, nil
+	return doc, stale, nil
 }
 
 // load reads the shared key set, creating it if no instance has yet, and
 // rotates it when the current key is older than rotateEvery.
 func (m *keyManager) load(ctx context.Context) error {
-	doc, err := m.fetchOrCreate(ctx)
+	doc, stale, err := m.fetchOrCreate(ctx)
 	if err != nil {
 		return err
 	}
 	now := m.now()
 	if m.rotateEvery > 0 && now.Sub(doc.Keys[0].Created) >= m.rotateEvery {
 		if rotated, err := m.rotate(ctx, doc, now); err == nil {
-			doc = rotated
+			doc, stale = rotated, false
 		} else if !errors.Is(err, ErrExists) {
 			return err
 		}
+	}
+	if stale {
+		// Sealed under a previous secret: seal it again under the current
+		// one. Best effort: on failure (another instance holds the lock, or
+		// the store is down) the next load tries again.
+		_ = m.reseal(ctx)
 	}
 	m.install(doc, now)
 	return nil
 }
 
-func (m *keyManager) fetchOrCreate(ctx context.Context) (*keysetDoc, error) {
+// reseal writes the stored key set again under the current secret, if a
+// previous secret still seals it. It holds the rotation lock, so it never
+// overwrites a rotation.
+func (m *keyManager) reseal(ctx context.Context) error {
+	if err := m.store.Create(ctx, keysetLockKey, []byte("1"), time.Minute); err != nil {
+		return err
+	}
+	defer m.store.Delete(context.WithoutCancel(ctx), keysetLockKey)
+	doc, stale, err := m.fetchOrCreate(ctx)
+	if err != nil || !stale {
+		return err
+	}
+	sealed, err := m.seal(doc)
+	if err != nil {
+		return err
+	}
+	if err := m.store.Put(ctx, keysetKey, sealed, keysetTTL); err != nil {
+		return fmt.Errorf("keys: write re-sealed key set: %w", err)
+	}
+	return nil
+}
+
+// fetchOrCreate reads the stored key set (stale: sealed under a previous
+// secret), creating it when there is none.
+func (m *keyManager) fetchOrCreate(ctx context.Context) (*keysetDoc, bool, error) {
 	blob, err := m.store.Get(ctx, keysetKey)
 	if errors.Is(err, ErrNotFound) {
 		// The store lost the key set (a Redis without persistence restarted):
@@ -220,25 +278,25 @@ func (m *keyManager) fetchOrCreate(ctx context.Context) (*keysetDoc, error) {
 		if len(doc.Keys) == 0 {
 			k, gerr := generateKey(m.alg, m.now())
 			if gerr != nil {
-				return nil, gerr
+				return nil, false, gerr
 			}
 			doc.Keys = []*signingKey{k}
 		}
 		sealed, serr := m.seal(doc)
 		if serr != nil {
-			return nil, serr
+			return nil, false, serr
 		}
 		err = m.store.Create(ctx, keysetKey, sealed, keysetTTL)
 		if err == nil {
-			return doc, nil
+			return doc, false, nil
 		}
 		if !errors.Is(err, ErrExists) {
-			return nil, fmt.Errorf("keys: create key set: %w", err)
+			return nil, false, fmt.Errorf("keys: create key set: %w", err)
 		}
 		blob, err = m.store.Get(ctx, keysetKey) // another instance won the race
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keys: read key set: %w", err)
+		return nil, false, fmt.Errorf("keys: read key set: %w", err)
 	}
 	return m.open(blob)
 }
@@ -251,7 +309,7 @@ func (m *keyManager) rotate(ctx context.Context, doc *keysetDoc, now time.Time) 
 	}
 	defer m.store.Delete(context.WithoutCancel(ctx), keysetLockKey)
 	// Re-read under the lock: another instance may have rotated already.
-	fresh, err := m.fetchOrCreate(ctx)
+	fresh, _, err := m.fetchOrCreate(ctx)
 	if err != nil {
 		return nil, err
 	}

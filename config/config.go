@@ -54,6 +54,9 @@ type Config struct {
 	Issuer string `yaml:"issuer"`
 	// Listen is the host:port the HTTP server binds. Default 127.0.0.1:8080.
 	Listen string `yaml:"listen,omitempty"`
+	// TLS serves listen over HTTPS with this certificate (tls.go); unset:
+	// plain HTTP, for a TLS-terminating proxy in front.
+	TLS *TLS `yaml:"tls,omitempty"`
 	// BaseDomain is the parent domain of tenant subdomains: a tenant with
 	// subdomain "contoso" is reached at contoso.<base_domain>. Optional.
 	BaseDomain string `yaml:"base_domain,omitempty"`
@@ -103,8 +106,12 @@ const DefaultAdminListen = "127.0.0.1:8443"
 // AdminAPI configures the admin REST API, served on its own listener.
 type AdminAPI struct {
 	// Listen is the host:port of the admin listener. Default 127.0.0.1:8443
-	// (loopback); anything else should sit behind a TLS-terminating proxy.
+	// (loopback); anything else should have tls set or sit behind a
+	// TLS-terminating proxy.
 	Listen string `yaml:"listen,omitempty"`
+	// TLS serves the admin API over HTTPS (tls.go); with client_ca_file it
+	// also requires a client certificate. Unset: plain HTTP.
+	TLS *TLS `yaml:"tls,omitempty"`
 	// Tokens are the bearer tokens that may call the API; none turns the API off.
 	Tokens []AdminToken `yaml:"tokens,omitempty"`
 	// DNSResolver is the host:port of the DNS server asked for domain
@@ -143,6 +150,13 @@ type Redis struct {
 	Username string `yaml:"username,omitempty"`
 	// Password is the Redis password; use ${VAR} to read it from the environment.
 	Password string `yaml:"password,omitempty"`
+	// SentinelUsername and SentinelPassword authenticate to the sentinels
+	// (Sentinel mode), when they require it; use ${VAR} for the password.
+	SentinelUsername string `yaml:"sentinel_username,omitempty"`
+	SentinelPassword string `yaml:"sentinel_password,omitempty"`
+	// TLS connects to every node and sentinel over TLS (tls.go); unset:
+	// plain TCP.
+	TLS *RedisTLS `yaml:"tls,omitempty"`
 	// DB is the database number; a cluster supports only 0.
 	DB int `yaml:"db,omitempty"`
 }
@@ -160,6 +174,13 @@ type Keys struct {
 	// use ${VAR}. Optional for one process on the memory store; a redis
 	// deployment should set it so every instance shares it (see Warnings).
 	Secret string `yaml:"secret,omitempty"`
+	// PreviousSecrets are secrets keys.secret replaced, kept while rotating
+	// it: the signing-key set and the admin API's stored secrets encrypted
+	// under one of them still decrypt, and are written again under
+	// keys.secret. Store records keyed under a previous secret (sessions,
+	// refresh tokens) are not found any more: rotating signs users out
+	// (docs/operations.md). Use ${VAR}.
+	PreviousSecrets []string `yaml:"previous_secrets,omitempty"`
 }
 
 // Session configures the broker's single sign-on session.

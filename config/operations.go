@@ -110,6 +110,9 @@ type Ops struct {
 	// instances on one host) runs without it, logging an error; an address
 	// set here that cannot be bound stops the process.
 	Listen string `yaml:"listen,omitempty"`
+	// TLS serves the operations listener over HTTPS (tls.go); unset: plain
+	// HTTP. Probes and scrapers must then use https.
+	TLS *TLS `yaml:"tls,omitempty"`
 }
 
 // DefaultOpsListen is the default operations listener address.

@@ -159,8 +159,8 @@ func (c *Config) Warnings() []string {
 	if c.Keys.Secret == "" && len(c.AdminAPI.Tokens) > 0 {
 		k.add("keys.secret", "not set with the admin API on: client secrets written through the API are stored unencrypted; set it (keys.secret: ${REALMGATE_SECRET}) to encrypt them")
 	}
-	if h, _, err := net.SplitHostPort(c.AdminAPI.Listen); err == nil && len(c.AdminAPI.Tokens) > 0 && !isLoopback(h) {
-		k.add("admin_api.listen", "is not a loopback address: the admin API speaks plain HTTP, so put it behind a TLS-terminating proxy on a private network")
+	if h, _, err := net.SplitHostPort(c.AdminAPI.Listen); err == nil && len(c.AdminAPI.Tokens) > 0 && !isLoopback(h) && c.AdminAPI.TLS == nil {
+		k.add("admin_api.listen", "is not a loopback address: the admin API speaks plain HTTP, so set admin_api.tls or put it behind a TLS-terminating proxy on a private network")
 	}
 	if u, err := url.Parse(c.Issuer); err == nil && u.Scheme == "http" {
 		k.add("issuer", "uses http: fine for local development only")
@@ -249,8 +249,9 @@ func (c *Config) problems() []Problem {
 	k.clients(tenantIDs)
 	k.rules(c.Rules, "rules")
 	k.adminAPI()
-	k.operations() // operations.go
-	k.outbound()   // outbound.go
+	k.operations()  // operations.go
+	k.outbound()    // outbound.go
+	k.tlsSettings() // tls.go
 	return k.probs
 }
 
@@ -259,7 +260,7 @@ func (c *Config) problems() []Problem {
 func (k *checker) adminAPI() {
 	a := k.c.AdminAPI
 	if len(a.Tokens) == 0 {
-		if a.Listen != "" || a.DNSResolver != "" {
+		if a.Listen != "" || a.DNSResolver != "" || a.TLS != nil {
 			k.add("admin_api.tokens", "at least one token is required to turn the admin API on")
 		}
 		return

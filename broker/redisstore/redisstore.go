@@ -52,6 +52,10 @@ type Options struct {
 	// Username and Password authenticate (ACL user or requirepass).
 	Username string
 	Password string
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// (Sentinel mode) when they require it.
+	SentinelUsername string
+	SentinelPassword string
 	// DB selects the database (standalone and Sentinel only).
 	DB int
 	// Prefix starts every key; default DefaultPrefix. It must not contain
@@ -64,7 +68,9 @@ type Options struct {
 	WriteTimeout time.Duration
 	// PoolSize is the connection pool size per node; 0 means go-redis's default.
 	PoolSize int
-	// TLSConfig, when not nil, connects with TLS.
+	// TLSConfig, when not nil, connects with TLS: to every node, and to
+	// the Sentinels in Sentinel mode. Without a ServerName, each address's
+	// host is verified.
 	TLSConfig *tls.Config
 }
 
@@ -99,6 +105,10 @@ func New(opts Options) (*Store, error) {
 		WriteTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
 		PoolSize:     opts.PoolSize,
 		TLSConfig:    opts.TLSConfig,
+
+		SentinelUsername: opts.SentinelUsername, // Sentinel mode: the sentinels' own credentials
+		SentinelPassword: opts.SentinelPassword,
+
 		// No command retries (see the package comment) and one dial attempt
 		// per command, so an outage surfaces at once.
 		MaxRetries:    -1,

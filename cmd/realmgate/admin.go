@@ -241,6 +241,12 @@ func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withP
 	if err != nil {
 		return "", nil, fmt.Errorf("ops listener: %w", err)
 	}
+	tln, err := withTLS(ln, cfg.Ops.TLS, logger) // tls.go
+	if err != nil {
+		ln.Close()
+		return "", nil, fmt.Errorf("ops listener: %w", err)
+	}
+	ln = tln
 	h := newOpsHandler(srv, reg, cfg.AdminAPI.Tokens, withPprof, logger)
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -261,9 +267,9 @@ func startOps(ctx context.Context, cfg *config.Config, srv *broker.Server, withP
 	if cfg.Ops.Listen == "" {
 		// Not configured: say so, so that no operator finds a port they did not ask for.
 		logger.Info("ops listener serving on its default address (/metrics, /healthz, /readyz, /audit); set ops.listen to move it or ops.listen: off to turn it off",
-			"listen", ln.Addr().String(), "pprof", withPprof)
+			"listen", ln.Addr().String(), "pprof", withPprof, "tls", cfg.Ops.TLS != nil)
 	} else {
-		logger.Info("ops listener serving", "listen", ln.Addr().String(), "pprof", withPprof)
+		logger.Info("ops listener serving", "listen", ln.Addr().String(), "pprof", withPprof, "tls", cfg.Ops.TLS != nil)
 	}
 	return ln.Addr().String(), done, nil
 }

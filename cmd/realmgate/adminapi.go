@@ -611,7 +611,8 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit,
 		TrustedProxies: srv.TrustedProxies()} // S73: the broker's client-IP rule
 	if cfg.Keys.Secret != "" {
-		opts.Secret = []byte(cfg.Keys.Secret) // the admin package derives its own key (admin/secrets.go)
+		opts.Secret = []byte(cfg.Keys.Secret)       // the admin package derives its own key (admin/secrets.go)
+		opts.PreviousSecrets = previousSecrets(cfg) // wire.go
 	} else {
 		logger.Warn("admin: keys.secret is not set: client secrets of API tenants and clients are stored unencrypted; set keys.secret to encrypt them")
 	}
@@ -660,7 +661,14 @@ func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, 
 	if err != nil {
 		return nil, fmt.Errorf("admin api: listen %s: %w", cfg.AdminAPI.Listen, err)
 	}
-	logger.Info("admin API serving", "listen", ln.Addr().String(), "version", svc.Version())
+	tln, err := withTLS(ln, cfg.AdminAPI.TLS, logger) // tls.go
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin api: %w", err)
+	}
+	ln = tln
+	logger.Info("admin API serving", "listen", ln.Addr().String(), "version", svc.Version(), "tls", cfg.AdminAPI.TLS != nil,
+		"client_certificates", cfg.AdminAPI.TLS != nil && cfg.AdminAPI.TLS.ClientCAFile != "")
 	done := make(chan struct{})
 	go svc.Run(ctx)
 	go func() {

@@ -106,6 +106,13 @@ func newLoggers(stderr, stdout io.Writer, format string) (*slog.Logger, *slog.Lo
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveUntil(ctx, args, stdout, stderr)
+}
+
+// serveUntil is serve until ctx ends (SIGINT or SIGTERM; a test's cancel).
+func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	path := fs.String("config", "realmgate.yaml", "configuration file")
 	logFormat := fs.String("log-format", "json", "log format: json or text")
@@ -126,8 +133,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings() {
 		logger.Warn(w)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	ctx = withShutdownNotice(ctx, logger) // logged once, not once per listener
 	store, err := openStore(cfg)
 	if err != nil {
@@ -156,7 +161,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		logger.Error("listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
-	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type)
+	if ln, err = withTLS(ln, cfg.TLS, logger); err != nil { // tls.go
+		logger.Error("listen", "addr", cfg.Listen, "err", err)
+		return 1
+	}
+	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type, "tls", cfg.TLS != nil)
 	defer srv.Close() // after in-flight requests: deliver queued back-channel logouts
 	if err := serveHTTP(ctx, ln, srv.Handler(), logger); err != nil {
 		logger.Error("serve", "err", err)

@@ -58,8 +58,17 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 	case "", config.StoreMemory:
 		return memstore.New(), nil
 	case config.StoreRedis:
-		s, err := redisstore.New(redisstore.Options{Addrs: cfg.Store.Redis.Addrs, MasterName: cfg.Store.Redis.MasterName,
-			Username: cfg.Store.Redis.Username, Password: cfg.Store.Redis.Password, DB: cfg.Store.Redis.DB})
+		r := cfg.Store.Redis
+		opts := redisstore.Options{Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, Password: r.Password,
+			SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword, DB: r.DB}
+		if r.TLS != nil {
+			tc, err := r.TLS.ClientConfig() // config/tls.go
+			if err != nil {
+				return nil, fmt.Errorf("open redis store: tls: %w", err)
+			}
+			opts.TLSConfig = tc
+		}
+		s, err := redisstore.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("open redis store: %w", err)
 		}
@@ -145,7 +154,16 @@ func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, lo
 		bc.TrustedProxies = append(bc.TrustedProxies, pfx)
 	}
 	if cfg.Keys.Secret != "" {
-		bc.Secret = []byte(cfg.Keys.Secret)
+		bc.Secret, bc.PreviousSecrets = []byte(cfg.Keys.Secret), previousSecrets(cfg)
 	}
 	return broker.New(ctx, bc, store)
+}
+
+// previousSecrets returns keys.previous_secrets as bytes.
+func previousSecrets(cfg *config.Config) [][]byte {
+	var out [][]byte
+	for _, p := range cfg.Keys.PreviousSecrets {
+		out = append(out, []byte(p))
+	}
+	return out
 }

@@ -57,6 +57,7 @@ type Server struct {
 	ownDir   bool // dir was created by StartProcess and is removed by Stop
 	extra    []string
 	external bool
+	tls      *TLS // set by StartTLS (tls.go)
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
