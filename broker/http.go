@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"embed"
 	"errors"
-	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,13 +12,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 )
-
-//go:embed templates/*.html
-var templateFS embed.FS
-
-// pages are escaped by html/template: every value a person or an upstream
-// controls is contextually escaped (S54).
-var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
 // maxFormBytes bounds request bodies of every endpoint but the SAML ACS,
 // whose signed responses (with certificates and group lists from AD FS or
@@ -139,34 +130,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("unhandled error", "request_id", requestID(c), "err", err)
 		_ = s.renderError(c, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 	}
-}
-
-// unavailable answers 503 when the store (or another dependency) is down.
-func (s *Server) unavailable(c echo.Context) error {
-	c.Response().Header().Set("Retry-After", "2")
-	return s.renderError(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable",
-		"The sign-in service cannot reach its session store. Please try again in a moment.")
-}
-
-type pageData struct {
-	Title, Message, Detail, RequestID string
-	Client, Action, Request, Email    string
-	Tenant, Forget                    string
-	IdPs                              []IdP
-	Remembered                        *IdP
-	Tenants                           []tenantChoice
-}
-
-func (s *Server) render(c echo.Context, status int, name string, d pageData) error {
-	d.RequestID = requestID(c)
-	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
-	c.Response().WriteHeader(status)
-	return pages.ExecuteTemplate(c.Response(), name, d)
-}
-
-// renderError shows a readable error page; it never redirects (S01, S02).
-func (s *Server) renderError(c echo.Context, status int, title, msg string) error {
-	return s.render(c, status, "error", pageData{Title: title, Message: msg})
 }
 
 func (s *Server) readyz(c echo.Context) error {

@@ -112,24 +112,6 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 	return tenant, false, nil
 }
 
-// saveRequest stores ar under a new id bound to this browser and returns the id.
-// Storing a pending request counts as a sign-in start from the client IP
-// (S72; once per request, with the start that may follow upstream), so the
-// pages that stop here (discovery, choice, tenant picker) are throttled too.
-func (s *Server) saveRequest(c echo.Context, ar *authRequest) (string, error) {
-	if err := s.limitStart(c, ar.ClientID, "", ""); err != nil {
-		return "", err
-	}
-	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
-	id := randomToken(tokenBytes)
-	return id, s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL)
-}
-
-func (s *Server) saveRequestKey(c echo.Context, ar *authRequest) (string, error) {
-	id, err := s.saveRequest(c, ar)
-	return s.keyer.key("ar", id), err
-}
-
 // pickTenant takes the tenant picker's answer.
 func (s *Server) pickTenant(c echo.Context) error {
 	v, err := signInForm(c) // S72: bounded request

@@ -1,0 +1,86 @@
+package broker
+
+// This file holds what people and clients see when the flow stops here:
+// the HTML pages (escaped by html/template, S54), the broker's error pages,
+// and authorization error redirects to an already checked redirect_uri.
+
+import (
+	"embed"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/realmgate/realmgate/oauth"
+)
+
+func (s *Server) expired(c echo.Context) error {
+	return s.renderError(c, http.StatusBadRequest, "This sign-in has expired",
+		"Go back to the application and start signing in again.")
+}
+
+// redirectStatus is 303 after a POST (S06) and 302 otherwise.
+func redirectStatus(c echo.Context) int {
+	if c.Request().Method == http.MethodPost {
+		return http.StatusSeeOther
+	}
+	return http.StatusFound
+}
+
+// redirectError sends an authorization error response to a redirect_uri
+// already checked against the client's registration, with iss (RFC 9207 §2):
+// RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6.
+func (s *Server) redirectError(c echo.Context, redirectURI, state string, e *oauth.Error) error {
+	q := url.Values{"error": {e.Code}, "iss": {s.cfg.Issuer}}
+	if e.Description != "" {
+		q.Set("error_description", e.Description)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	return c.Redirect(redirectStatus(c), appendQuery(redirectURI, q))
+}
+
+func appendQuery(uri string, q url.Values) string {
+	sep := "?"
+	if strings.Contains(uri, "?") {
+		sep = "&"
+	}
+	return uri + sep + q.Encode()
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pages are escaped by html/template: every value a person or an upstream
+// controls is contextually escaped (S54).
+var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+
+// unavailable answers 503 when the store (or another dependency) is down.
+func (s *Server) unavailable(c echo.Context) error {
+	c.Response().Header().Set("Retry-After", "2")
+	return s.renderError(c, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable",
+		"The sign-in service cannot reach its session store. Please try again in a moment.")
+}
+
+type pageData struct {
+	Title, Message, Detail, RequestID string
+	Client, Action, Request, Email    string
+	Tenant, Forget                    string
+	IdPs                              []IdP
+	Remembered                        *IdP
+	Tenants                           []tenantChoice
+}
+
+func (s *Server) render(c echo.Context, status int, name string, d pageData) error {
+	d.RequestID = requestID(c)
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(status)
+	return pages.ExecuteTemplate(c.Response(), name, d)
+}
+
+// renderError shows a readable error page; it never redirects (S01, S02).
+func (s *Server) renderError(c echo.Context, status int, title, msg string) error {
+	return s.render(c, status, "error", pageData{Title: title, Message: msg})
+}
