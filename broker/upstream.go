@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
 	"github.com/realmgate/realmgate/providers"
 )
 
