@@ -362,10 +362,21 @@ func checkHostPort(s string, emptyHostOK bool) string {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return ""
 	}
-	if !validHostname(strings.ToLower(host)) {
+	if !validNetHost(strings.ToLower(host)) {
 		return fmt.Sprintf("%q has an invalid host", s)
 	}
 	return ""
+}
+
+// validNetHost reports whether h is a host name to dial or bind: like
+// validHostname, but a single label is fine (a compose service "redis", a
+// Kubernetes Service "redis-master" in the same namespace).
+func validNetHost(h string) bool {
+	if l := strings.TrimSuffix(h, "."); !strings.Contains(l, ".") {
+		_, err := strconv.Atoi(l)
+		return labelPattern.MatchString(l) && err != nil
+	}
+	return validHostname(h)
 }
 
 func (k *checker) store() {
