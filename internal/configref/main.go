@@ -22,6 +22,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -119,25 +120,32 @@ func Generate(dir string) ([]byte, error) {
 // excluded) with their fields, and the doc comment of every type.
 func parseStructs(dir string) (map[string][]field, map[string]string, map[string]string, error) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") },
-		parser.ParseComments)
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("configref: parse %s: %w", dir, err)
+		return nil, nil, nil, fmt.Errorf("configref: %w", err)
 	}
-	pkg, ok := pkgs["config"]
-	if !ok {
+	sort.Strings(names)
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("configref: parse %s: %w", name, err)
+		}
+		if f.Name.Name == "config" {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
 		return nil, nil, nil, fmt.Errorf("configref: no package config in %s", dir)
 	}
 	structs := map[string][]field{}
 	docs := map[string]string{}
 	consts := map[string]string{} // string constants, by name
-	files := make([]string, 0, len(pkg.Files))
-	for name := range pkg.Files {
-		files = append(files, name)
-	}
-	sort.Strings(files)
-	for _, name := range files {
-		for _, decl := range pkg.Files[name].Decls {
+	for _, file := range files {
+		for _, decl := range file.Decls {
 			gd, ok := decl.(*ast.GenDecl)
 			if ok && gd.Tok == token.CONST {
 				for _, spec := range gd.Specs {
@@ -325,13 +333,9 @@ func render(sections []section, structs map[string][]field, consts map[string]st
 			}
 			doc = prose(doc, names)
 			key := "`" + f.key + "`"
-			if n, list := structName(f.typ, structs); n != "" {
-				anchor := join(s.path, f.key)
-				if list {
-					anchor += "[]"
-				}
-				anchor = firstPath(sections, n) // described once, under its first path
-				key = "[" + key + "](#" + slug(anchor) + ")"
+			if n, _ := structName(f.typ, structs); n != "" {
+				// A struct is described once, under its first path.
+				key = "[" + key + "](#" + slug(firstPath(sections, n)) + ")"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", key, typeName(f.typ, structs), defaultOf(s.values, f.goName), cell(doc))
 		}
