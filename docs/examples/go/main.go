@@ -37,7 +37,7 @@ func main() {
 	}
 	conf := oauth2.Config{
 		ClientID:     env("CLIENT_ID", "example-app"),
-		ClientSecret: env("CLIENT_SECRET", "example-app-secret-do-not-use"),
+		ClientSecret: env("CLIENT_SECRET", "example-app-secret-do-not-use-in-production"),
 		RedirectURL:  redirectURI,
 		Endpoint:     provider.Endpoint(),
 		Scopes:       []string{oidc.ScopeOpenID, "email", "profile", "roles"},

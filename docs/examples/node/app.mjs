@@ -7,7 +7,7 @@ import * as client from 'openid-client';
 
 const issuer = new URL(process.env.ISSUER ?? 'http://127.0.0.1:8080');
 const clientId = process.env.CLIENT_ID ?? 'example-app';
-const clientSecret = process.env.CLIENT_SECRET ?? 'example-app-secret-do-not-use';
+const clientSecret = process.env.CLIENT_SECRET ?? 'example-app-secret-do-not-use-in-production';
 const redirectUri = new URL(process.env.REDIRECT_URI ?? 'http://127.0.0.1:3000/callback');
 
 // Discovery. Plain http is allowed only for the loopback demo.

@@ -15,7 +15,7 @@ from authlib.jose import JsonWebKey, jwt
 
 ISSUER = os.environ.get("ISSUER", "http://127.0.0.1:8080")
 CLIENT_ID = os.environ.get("CLIENT_ID", "example-app")
-CLIENT_SECRET = os.environ.get("CLIENT_SECRET", "example-app-secret-do-not-use")
+CLIENT_SECRET = os.environ.get("CLIENT_SECRET", "example-app-secret-do-not-use-in-production")
 REDIRECT_URI = os.environ.get("REDIRECT_URI", "http://127.0.0.1:3000/callback")
 
 meta = requests.get(ISSUER + "/.well-known/openid-configuration", timeout=10).json()
