@@ -150,9 +150,11 @@ type Redis struct {
 	Username string `yaml:"username,omitempty"`
 	// Password is the Redis password; use ${VAR} to read it from the environment.
 	Password string `yaml:"password,omitempty"`
-	// SentinelUsername and SentinelPassword authenticate to the sentinels
-	// (Sentinel mode), when they require it; use ${VAR} for the password.
+	// SentinelUsername is the ACL user realmgate authenticates to the
+	// sentinels as (Sentinel mode), when they require it.
 	SentinelUsername string `yaml:"sentinel_username,omitempty"`
+	// SentinelPassword is the sentinels' password (Sentinel mode), when
+	// they require one; use ${VAR} to read it from the environment.
 	SentinelPassword string `yaml:"sentinel_password,omitempty"`
 	// TLS connects to every node and sentinel over TLS (tls.go); unset:
 	// plain TCP.

@@ -35,10 +35,11 @@ type RedisTLS struct {
 	// CAFile is a PEM bundle of the CAs that issue the Redis servers'
 	// certificates; empty: the system's CAs.
 	CAFile string `yaml:"ca_file,omitempty"`
-	// CertFile and KeyFile are a PEM client certificate and key, for a Redis
-	// that authenticates clients by certificate (tls-auth-clients yes).
+	// CertFile is a PEM client certificate, for a Redis that authenticates
+	// clients by certificate (tls-auth-clients yes); set with KeyFile.
 	CertFile string `yaml:"cert_file,omitempty"`
-	KeyFile  string `yaml:"key_file,omitempty"`
+	// KeyFile is the PEM private key of CertFile.
+	KeyFile string `yaml:"key_file,omitempty"`
 	// ServerName is the name the servers' certificates must carry; empty:
 	// the host of each address (sentinels' and cluster nodes' included).
 	ServerName string `yaml:"server_name,omitempty"`

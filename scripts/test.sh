@@ -19,6 +19,12 @@ need_apt redis-server redis-server
 need_apt node nodejs npm
 need_apt npm npm
 need_apt chromium chromium
+# The Python example of docs/integration.md runs on Debian's python3 with Authlib.
+if ! /usr/bin/python3 -c 'import authlib, requests' >/dev/null 2>&1; then
+  echo "test.sh: installing python3-authlib python3-requests"
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-authlib python3-requests >/dev/null
+fi
 
 if [ -f e2e/node/package-lock.json ]; then
   (cd e2e/node && npm ci --no-audit --no-fund --loglevel=error)

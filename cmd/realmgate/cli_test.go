@@ -95,11 +95,29 @@ func TestLogs_DurationsHaveAUnit(t *testing.T) {
 // "1 clients".
 func TestCheckConfig_CountsInEnglish(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"check-config", "dev.yaml"}, &out, &errb); code != 0 {
-		t.Fatalf("check-config dev.yaml = %d:\n%s", code, errb.String())
+	file := filepath.Join(t.TempDir(), "one.yaml")
+	one := `issuer: https://login.example.test
+clients:
+  - id: app
+    redirect_uris: ["https://app.example.test/cb"]
+    allowed_tenants: ["*"]
+tenants:
+  - id: acme
+    domains: [acme.test]
+    providers:
+      - id: acme-gh
+        type: github
+        client_id: x
+        client_secret: y
+`
+	if err := os.WriteFile(file, []byte(one), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if want := "dev.yaml: ok (2 tenants, 1 client)\n"; out.String() != want {
-		t.Errorf("check-config dev.yaml printed %q, want %q", out.String(), want)
+	if code := run([]string{"check-config", file}, &out, &errb); code != 0 {
+		t.Fatalf("check-config %s = %d:\n%s", file, code, errb.String())
+	}
+	if want := file + ": ok (1 tenant, 1 client)\n"; out.String() != want {
+		t.Errorf("check-config %s printed %q, want %q", file, out.String(), want)
 	}
 	for _, tc := range []struct {
 		n    int

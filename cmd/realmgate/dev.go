@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -27,29 +28,66 @@ const (
 	devAppAddr = "127.0.0.1:9000"
 )
 
+// devPorts are the loopback ports of the demo: realmgate, the development
+// IdP, the demo app, the admin API and the example app of
+// docs/integration.md. `realmgate dev --port-offset N` adds N to each.
+var devPorts = []int{8080, 8081, 9000, 8443, 3000}
+
+// shiftPorts rewrites every 127.0.0.1:<demo port> in s by offset.
+func shiftPorts(s string, offset int) string {
+	if offset == 0 {
+		return s
+	}
+	pairs := make([]string, 0, 2*len(devPorts))
+	for _, p := range devPorts {
+		pairs = append(pairs, fmt.Sprintf("127.0.0.1:%d", p), fmt.Sprintf("127.0.0.1:%d", p+offset))
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
+}
+
 // cmdDev runs the demo: realmgate on its memory store with two tenants, the
 // development IdP (clearly marked, refusing to start outside dev mode) and a
 // demo SaaS app that shows the decoded ID token.
 func cmdDev(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	logFormat := fs.String("log-format", "text", "log format: json or text")
+	offset := fs.Int("port-offset", 0, "add this to every port of the demo (8080, 8081, 9000, 8443, 3000)")
 	if code, done := parseFlags(fs, args, "dev", stdout, stderr); done {
 		return code
 	}
+	if *offset < 0 || *offset+9000 > 65535 {
+		fmt.Fprintln(stderr, "realmgate dev: --port-offset must keep the ports between 1 and 65535")
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return runDev(ctx, stdout, stderr, *logFormat)
+	return runDevAt(ctx, stdout, stderr, *logFormat, *offset)
 }
 
-// runDev serves the demo until ctx ends.
+// runDev serves the demo on its usual ports until ctx ends.
 func runDev(ctx context.Context, stdout, stderr io.Writer, logFormat string) int {
+	return runDevAt(ctx, stdout, stderr, logFormat, 0)
+}
+
+// runDevAt serves the demo with every port moved by offset until ctx ends.
+func runDevAt(ctx context.Context, stdout, stderr io.Writer, logFormat string, offset int) int {
 	logger, audit := newLoggers(stderr, stdout, logFormat)
-	cfg, err := config.Parse("dev.yaml (embedded)", devConfig, os.LookupEnv)
+	devIdPAddr, devAppAddr := shiftPorts(devIdPAddr, offset), shiftPorts(devAppAddr, offset)
+	cfg, err := config.Parse("dev.yaml (embedded)", []byte(shiftPorts(string(devConfig), offset)), os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	idp, err := devidp.New(devidp.DefaultDemo("http://" + devIdPAddr))
+	idpOpts := devidp.DefaultDemo("http://" + devIdPAddr)
+	for i := range idpOpts.Realms {
+		for j := range idpOpts.Realms[i].Clients {
+			c := &idpOpts.Realms[i].Clients[j]
+			for k, u := range c.RedirectURIs {
+				c.RedirectURIs[k] = shiftPorts(u, offset)
+			}
+		}
+	}
+	idp, err := devidp.New(idpOpts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -68,6 +106,11 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, logFormat string) int
 		return 1
 	}
 	defer srv.Close()
+	admin, err := startAdminAPI(ctx, cfg, store, srv, logger, audit) // adminapi.go
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	listeners := map[string]net.Listener{}
 	for _, addr := range []string{cfg.Listen, devIdPAddr, devAppAddr} {
 		ln, err := net.Listen("tcp", addr)
@@ -85,9 +128,10 @@ realmgate dev: DEVELOPMENT MODE, do not expose.
   demo app         http://%s/            <- open this, sign in as alice@acme.test or carol@globex.test
   realmgate        %s (discovery: %s/.well-known/openid-configuration)
   development IdP  http://%s/  (tenants: acme -> /acme, globex -> /globex)
+  admin API        http://%s/v1/  (token: %s)
 Press Ctrl+C to stop.
 
-`, devAppAddr, cfg.Issuer, cfg.Issuer, devIdPAddr)
+`, devAppAddr, cfg.Issuer, cfg.Issuer, devIdPAddr, admin.Addr, cfg.AdminAPI.Tokens[0].Token)
 	g, gctx := errgroup.WithContext(withShutdownNotice(ctx, logger))
 	g.Go(func() error { return serveHTTP(gctx, listeners[cfg.Listen], srv.Handler(), logger) })
 	g.Go(func() error { return serveHTTP(gctx, listeners[devIdPAddr], idp.Handler(), logger) })

@@ -3,6 +3,7 @@
 //	realmgate serve --config FILE      run the broker
 //	realmgate check-config FILE        report every problem of a configuration file
 //	realmgate dev                      run the click-through demo (development only)
+//	realmgate version                  print the version
 package main
 
 import (
@@ -32,6 +33,7 @@ Usage:
   realmgate dev                     run the demo: broker, development IdP and demo app on 127.0.0.1
   realmgate rules test --config FILE --tenant ID IDENTITY.json
                                     run a tenant's rules over a sample identity and show what each did
+  realmgate version                 print the version (also --version)
 `
 
 func main() {
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDev(args[1:], stdout, stderr)
 	case "rules":
 		return cmdRules(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(stdout)
 	}
 	fmt.Fprintf(stderr, "realmgate: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -43,7 +43,7 @@ tenants:
 		want     []string
 	}{
 		{"example file", []string{"check-config", "../../testdata/config/realmgate.example.yaml"}, 0, []string{"ok (3 tenants, 1 client)"}},
-		{"dev file", []string{"check-config", "dev.yaml"}, 0, []string{"ok (2 tenants, 1 client)"}},
+		{"dev file", []string{"check-config", "dev.yaml"}, 0, []string{"ok (2 tenants, 2 clients)"}},
 		{"bad file reports every problem with file:line", []string{"check-config", bad}, 1,
 			[]string{"bad.yaml:1:", "bad.yaml:4:", "bad.yaml:9:", "bad.yaml:11: tenants[1].providers[0].issuer"}},
 		{"missing file", []string{"check-config", filepath.Join(t.TempDir(), "none.yaml")}, 1, []string{"none.yaml"}},

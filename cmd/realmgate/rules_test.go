@@ -46,3 +46,27 @@ func TestRulesTest(t *testing.T) {
 		})
 	}
 }
+
+// TestRulesTest_NoSecretsNeeded: the example configuration references eight
+// secrets; rules play no part with them, so `rules test` runs with none set
+// and names each missing variable once in a warning.
+func TestRulesTest_NoSecretsNeeded(t *testing.T) {
+	for _, k := range exampleEnv {
+		t.Setenv(k, "") // restored after the test
+		os.Unsetenv(k)
+	}
+	args := []string{"rules", "test", "--config", "../../testdata/config/realmgate.example.yaml", "--tenant", "contoso",
+		"../../testdata/identities/contoso-adfs.json"}
+	var out, errb bytes.Buffer
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("run(%q) = %d, want 0:\n%s%s", args, code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), `roles: ["admin"]`) {
+		t.Errorf("run(%q) output lacks the roles:\n%s", args, out.String())
+	}
+	for _, k := range exampleEnv {
+		if n := strings.Count(errb.String(), "variable "+k+" is not set"); n != 1 {
+			t.Errorf("stderr names %s %d times, want once:\n%s", k, n, errb.String())
+		}
+	}
+}
