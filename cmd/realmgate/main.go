@@ -113,6 +113,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger, audit := newLoggers(stderr, stdout, *logFormat)
+	stopTracing, logger, audit, err := startTracing(logger, audit) // telemetry.go: OTEL_* environment
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer stopTracing()
 	cfg, err := config.Load(*path, config.WithRuleChecker(ruleChecker{}))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -155,7 +161,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type)
 	defer srv.Close() // after in-flight requests: deliver queued back-channel logouts
-	if err := serveHTTP(ctx, ln, srv.Handler(), logger); err != nil {
+	if err := serveHTTP(ctx, ln, tracing.Handler(srv.Handler(), "realmgate"), logger); err != nil {
 		logger.Error("serve", "err", err)
 		return 1
 	}

@@ -38,12 +38,13 @@ func upstreamClient(cfg *config.Config) *http.Client {
 	o := cfg.Outbound
 	p := outbound.Policy{AllowLoopback: o.AllowLoopback, AllowPrivate: o.AllowPrivate, AllowCIDRs: o.Prefixes(),
 		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout.Duration()}
-	key := fmt.Sprintf("%+v", p)
+	key := fmt.Sprintf("%+v %p", p, tracing)
 	upstreamClients.Lock()
 	defer upstreamClients.Unlock()
 	c, ok := upstreamClients.m[key]
 	if !ok {
 		c = outbound.New(p)
+		c.Transport = tracing.Transport(c.Transport) // spans above the address checks (telemetry.go)
 		upstreamClients.m[key] = c
 	}
 	return c
@@ -59,7 +60,8 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 		return memstore.New(), nil
 	case config.StoreRedis:
 		s, err := redisstore.New(redisstore.Options{Addrs: cfg.Store.Redis.Addrs, MasterName: cfg.Store.Redis.MasterName,
-			Username: cfg.Store.Redis.Username, Password: cfg.Store.Redis.Password, DB: cfg.Store.Redis.DB})
+			Username: cfg.Store.Redis.Username, Password: cfg.Store.Redis.Password, DB: cfg.Store.Redis.DB,
+			TracerProvider: tracing.TracerProvider()}) // nil (no hook) unless tracing is on
 		if err != nil {
 			return nil, fmt.Errorf("open redis store: %w", err)
 		}
