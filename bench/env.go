@@ -63,6 +63,7 @@ type env struct {
 	transport    *http.Transport
 	lastRate     map[string]float64 // realmgate's maximum rate per flow
 	redisPid     int
+	sink         *otlpSink // -tracing: where realmgate exports its spans
 }
 
 // target is one server under test: realmgate or the baseline.
@@ -133,7 +134,14 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 		e.pprofURL = e.opsURL
 		args = append(args, "--pprof")
 	}
-	if e.rg, err = startProc(e.dir, "realmgate", bin, o.serverEnv, args...); err != nil {
+	rgEnv := o.serverEnv
+	if o.tracing {
+		if e.sink, err = startOTLPSink(); err != nil {
+			return e, err
+		}
+		rgEnv = append(append([]string(nil), rgEnv...), e.sink.env()...)
+	}
+	if e.rg, err = startProc(e.dir, "realmgate", bin, rgEnv, args...); err != nil {
 		return e, err
 	}
 	if e.base, err = startProc(e.dir, "baseline", self, append([]string{clientSecretEnv + "=" + e.clientSecret}, o.serverEnv...), "-role", "baseline", "-addr", hostPort(e.baseURL),
@@ -352,6 +360,7 @@ func (e *env) close() {
 	e.base.stop()
 	e.rg.stop()
 	e.idp.stop()
+	e.sink.close()
 	if e.redis != nil && !e.redis.External() {
 		if err := e.redis.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: stop redis:", err)

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/realmgate/realmgate/store"
 )
@@ -52,6 +53,8 @@ type AuditEvent struct {
 	IP        string `json:"ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// TraceID is the OpenTelemetry trace of the request, when tracing is on.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // ErrBadAuditCursor means ReadAudit's after is not an audit event id.
@@ -96,6 +99,9 @@ func (s *Server) auditEvent(c echo.Context, outcome, reason string, a attrs) {
 		Time: s.now().UTC(), Outcome: outcome, Reason: clip(reason, maxAuditField),
 		Tenant: a.tenant, IdP: clip(a.idp, maxAuditField), Subject: a.subject, Actor: clip(a.actor, maxAuditField), Client: clip(a.client, maxAuditField),
 		IP: c.RealIP(), UserAgent: clip(req.UserAgent(), maxAuditUserAgent), RequestID: requestID(c),
+	}
+	if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() { // the log line gets it from the log handler
+		ev.TraceID = sc.TraceID().String()
 	}
 	s.audit.LogAttrs(req.Context(), slog.LevelInfo, "signin",
 		slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),

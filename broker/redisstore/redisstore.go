@@ -21,8 +21,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/realmgate/realmgate/store"
 )
@@ -72,6 +74,11 @@ type Options struct {
 	// the Sentinels in Sentinel mode. Without a ServerName, each address's
 	// host is verified.
 	TLSConfig *tls.Config
+	// TracerProvider, when not nil, traces every command (and dial) as an
+	// OpenTelemetry client span named after the command (redisotel). The
+	// spans carry no arguments: keys and values hold session data. Nil adds
+	// no hook.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is a store.Store on Redis. It is safe for concurrent use.
@@ -121,6 +128,13 @@ func New(opts Options) (*Store, error) {
 			Mode: maintnotifications.ModeDisabled,
 		},
 	})
+	if opts.TracerProvider != nil {
+		if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(opts.TracerProvider),
+			redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("redisstore: tracing: %w", err)
+		}
+	}
 	s := NewFromClient(c, prefix)
 	s.owned = true
 	return s, nil

@@ -673,7 +673,7 @@ func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, 
 	go svc.Run(ctx)
 	go func() {
 		defer close(done)
-		if err := serveHTTP(ctx, ln, svc.Handler(), logger); err != nil {
+		if err := serveHTTP(ctx, ln, tracing.Handler(svc.Handler(), "realmgate-admin"), logger); err != nil {
 			logger.Error("admin api", "err", err)
 		}
 	}()

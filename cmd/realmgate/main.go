@@ -126,6 +126,12 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return code
 	}
 	logger, audit := newLoggers(stderr, stdout, *logFormat)
+	stopTracing, logger, audit, err := startTracing(logger, audit) // telemetry.go: OTEL_* environment
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer stopTracing()
 	cfg, err := config.Load(*path, config.WithRuleChecker(ruleChecker{}))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -171,7 +177,7 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type, "tls", cfg.TLS != nil)
 	defer srv.Close() // after in-flight requests: deliver queued back-channel logouts
-	if err := serveHTTP(ctx, ln, srv.Handler(), logger); err != nil {
+	if err := serveHTTP(ctx, ln, tracing.Handler(srv.Handler(), "realmgate"), logger); err != nil {
 		logger.Error("serve", "err", err)
 		return 1
 	}

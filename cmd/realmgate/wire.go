@@ -38,12 +38,13 @@ func upstreamClient(cfg *config.Config) *http.Client {
 	o := cfg.Outbound
 	p := outbound.Policy{AllowLoopback: o.AllowLoopback, AllowPrivate: o.AllowPrivate, AllowCIDRs: o.Prefixes(),
 		MaxBodyBytes: o.MaxBodyBytes, Timeout: o.Timeout.Duration()}
-	key := fmt.Sprintf("%+v", p)
+	key := fmt.Sprintf("%+v %p", p, tracing)
 	upstreamClients.Lock()
 	defer upstreamClients.Unlock()
 	c, ok := upstreamClients.m[key]
 	if !ok {
 		c = outbound.New(p)
+		c.Transport = tracing.Transport(c.Transport) // spans above the address checks (telemetry.go)
 		upstreamClients.m[key] = c
 	}
 	return c
@@ -60,7 +61,8 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 	case config.StoreRedis:
 		r := cfg.Store.Redis
 		opts := redisstore.Options{Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, Password: r.Password,
-			SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword, DB: r.DB}
+			SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword, DB: r.DB,
+			TracerProvider: tracing.TracerProvider()} // nil (no hook) unless tracing is on
 		if r.TLS != nil {
 			tc, err := r.TLS.ClientConfig() // config/tls.go
 			if err != nil {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// otlpSink is a loopback OTLP/HTTP trace receiver that reads and discards
+// every export: with -tracing, realmgate exports its spans here through its
+// real OTLP exporter (batching, protobuf encoding, HTTP POST), so the cost
+// measured in realmgate's process is the cost of tracing on in production
+// minus the collector's own, which runs in the load generator's process.
+type otlpSink struct {
+	srv     *http.Server
+	url     string
+	exports atomic.Int64
+	bytes   atomic.Int64
+}
+
+func startOTLPSink() (*otlpSink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &otlpSink{url: "http://" + ln.Addr().String()}
+	s.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		s.exports.Add(1)
+		s.bytes.Add(n)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK) // an empty ExportTraceServiceResponse: all accepted
+	})}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// env is the environment that turns realmgate's tracing on towards the sink.
+func (s *otlpSink) env() []string {
+	return []string{"OTEL_TRACES_EXPORTER=otlp", "OTEL_EXPORTER_OTLP_ENDPOINT=" + s.url}
+}
+
+func (s *otlpSink) close() {
+	if s != nil {
+		_ = s.srv.Close()
+	}
+}
