@@ -90,42 +90,61 @@ func (p *Provider) IdPMetadataXML() ([]byte, error) {
 	return b, nil
 }
 
-// SPKeyPair reads SPKeyFile and SPCertFile: PEM, an RSA key (AD FS and
-// Entra sign and encrypt with RSA) and the certificate of that key. It
-// returns nil, nil, nil when neither is set.
+// SPKeyPair reads the SAML SP key and certificate, inline (SPKey, SPCert)
+// or from SPKeyFile and SPCertFile: PEM, an RSA key (AD FS and Entra sign
+// and encrypt with RSA) and the certificate of that key. It returns nil,
+// nil, nil when none is set.
 func (p *Provider) SPKeyPair() (*rsa.PrivateKey, *x509.Certificate, error) {
-	if p.SPKeyFile == "" && p.SPCertFile == "" {
+	inline := p.SPKey != "" || p.SPCert != ""
+	files := p.SPKeyFile != "" || p.SPCertFile != ""
+	var keyPEM, certPEM []byte
+	keyName, certName := "sp_key", "sp_cert"
+	switch {
+	case !inline && !files:
 		return nil, nil, nil
-	}
-	if p.SPKeyFile == "" || p.SPCertFile == "" {
-		return nil, nil, errors.New("sp_key_file and sp_cert_file go together")
-	}
-	keyPEM, err := readBounded(p.SPKeyFile, 64<<10)
-	if err != nil {
-		return nil, nil, err
-	}
-	certPEM, err := readBounded(p.SPCertFile, 64<<10)
-	if err != nil {
-		return nil, nil, err
+	case inline && files:
+		return nil, nil, errors.New("give sp_key and sp_cert, or sp_key_file and sp_cert_file, not both")
+	case inline:
+		if p.SPKey == "" || p.SPCert == "" {
+			return nil, nil, errors.New("sp_key and sp_cert go together")
+		}
+		keyPEM, certPEM = []byte(p.SPKey), []byte(p.SPCert)
+	default:
+		if p.SPKeyFile == "" || p.SPCertFile == "" {
+			return nil, nil, errors.New("sp_key_file and sp_cert_file go together")
+		}
+		var err error
+		if keyPEM, err = readBounded(p.SPKeyFile, 64<<10); err != nil {
+			return nil, nil, err
+		}
+		if certPEM, err = readBounded(p.SPCertFile, 64<<10); err != nil {
+			return nil, nil, err
+		}
+		keyName, certName = p.SPKeyFile, p.SPCertFile
 	}
 	// tls.X509KeyPair parses PKCS #1, PKCS #8 and SEC 1 keys and checks that
-	// the certificate's public key is the key's.
+	// the certificate's public key is the key's. Its errors never quote the key.
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s and %s: %w", p.SPKeyFile, p.SPCertFile, err)
+		return nil, nil, fmt.Errorf("%s and %s: %w", keyName, certName, err)
 	}
 	key, ok := pair.PrivateKey.(*rsa.PrivateKey)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: want an RSA key (SAML IdPs sign and encrypt with RSA), got %T", p.SPKeyFile, pair.PrivateKey)
+		return nil, nil, fmt.Errorf("%s: want an RSA key (SAML IdPs sign and encrypt with RSA), got %T", keyName, pair.PrivateKey)
 	}
 	if key.N.BitLen() < 2048 {
-		return nil, nil, fmt.Errorf("%s: RSA key of %d bits, want at least 2048", p.SPKeyFile, key.N.BitLen())
+		return nil, nil, fmt.Errorf("%s: RSA key of %d bits, want at least 2048", keyName, key.N.BitLen())
 	}
 	cert, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", p.SPCertFile, err)
+		return nil, nil, fmt.Errorf("%s: %w", certName, err)
 	}
 	return key, cert, nil
+}
+
+// HasSPKey reports whether the provider has an SP key, inline or in a file.
+func (p *Provider) HasSPKey() bool {
+	return p.SPKey != "" || p.SPCert != "" || p.SPKeyFile != "" || p.SPCertFile != ""
 }
 
 // readBounded reads a file of at most limit bytes.

@@ -195,9 +195,13 @@ func (c *Config) Warnings() []string {
 			if len(p.RelayStateAllowlist) > 0 && !p.IdPInitiated {
 				k.add(fmt.Sprintf("%s.providers[%d].relay_state_allowlist", path, j), "has no effect without idp_initiated: true")
 			}
-			if p.Type == ProviderSAML && p.SPCertFile != "" {
+			if p.Type == ProviderSAML && (p.SPCertFile != "" || p.SPCert != "") {
+				f := "sp_cert_file"
+				if p.SPCert != "" {
+					f = "sp_cert"
+				}
 				if _, cert, err := p.SPKeyPair(); err == nil && time.Now().After(cert.NotAfter) {
-					k.add(fmt.Sprintf("%s.providers[%d].sp_cert_file", path, j), "certificate expired on %s: IdPs that check it will refuse signed requests", cert.NotAfter.Format(time.DateOnly))
+					k.add(fmt.Sprintf("%s.providers[%d].%s", path, j, f), "certificate expired on %s: IdPs that check it will refuse signed requests", cert.NotAfter.Format(time.DateOnly))
 				}
 			}
 		}
@@ -647,7 +651,7 @@ func (k *checker) tenants() map[string]bool {
 var providerFields = map[string][]string{
 	ProviderOIDC: {"issuer", "client_id", "client_secret", "scopes", "allowed_tenants"},
 	ProviderSAML: {"metadata_url", "metadata", "metadata_file", "entity_id", "idp_initiated", "relay_state_allowlist",
-		"sp_key_file", "sp_cert_file", "sign_requests", "binding", "name_id_format", "subject_attribute", "clock_skew"},
+		"sp_key_file", "sp_cert_file", "sp_key", "sp_cert", "sign_requests", "binding", "name_id_format", "subject_attribute", "clock_skew"},
 	ProviderGitHub:    {"client_id", "client_secret", "scopes"},
 	ProviderGoogle:    {"client_id", "client_secret", "scopes", "hosted_domain"},
 	ProviderMicrosoft: {"issuer", "client_id", "client_secret", "scopes", "allowed_tenants", "accounts"},
@@ -677,7 +681,7 @@ func (k *checker) provider(p Provider, path, tenant string, seen map[string]stri
 		"userinfo_url": p.UserInfoURL != "", "metadata_url": p.MetadataURL != "", "metadata": p.Metadata != "",
 		"entity_id": p.EntityID != "", "idp_initiated": p.IdPInitiated,
 		"metadata_file": p.MetadataFile != "", "relay_state_allowlist": len(p.RelayStateAllowlist) > 0,
-		"sp_key_file": p.SPKeyFile != "", "sp_cert_file": p.SPCertFile != "", "sign_requests": p.SignRequests,
+		"sp_key_file": p.SPKeyFile != "", "sp_cert_file": p.SPCertFile != "", "sp_key": p.SPKey != "", "sp_cert": p.SPCert != "", "sign_requests": p.SignRequests,
 		"binding": p.Binding != "", "name_id_format": p.NameIDFormat != "", "subject_attribute": p.SubjectAttribute != "",
 		"clock_skew": p.ClockSkew != 0 || k.c.src.explicit[path+".clock_skew"], "hosted_domain": p.HostedDomain != "",
 		"allowed_tenants": len(p.AllowedTenants) > 0, "accounts": p.Accounts != "",
@@ -759,17 +763,28 @@ func (k *checker) saml(p Provider, path string) {
 			k.add(path+".metadata_file", "%v", err)
 		}
 	}
+	inline := p.SPKey != "" || p.SPCert != ""
 	switch {
+	case inline && (p.SPKeyFile != "" || p.SPCertFile != ""):
+		k.add(path+".sp_key", "give sp_key and sp_cert, or sp_key_file and sp_cert_file, not both")
+	case p.SPKey == "" && p.SPCert != "":
+		k.add(path+".sp_key", "is required with sp_cert")
+	case p.SPKey != "" && p.SPCert == "":
+		k.add(path+".sp_cert", "is required with sp_key")
 	case p.SPKeyFile == "" && p.SPCertFile != "":
 		k.add(path+".sp_key_file", "is required with sp_cert_file")
 	case p.SPKeyFile != "" && p.SPCertFile == "":
 		k.add(path+".sp_cert_file", "is required with sp_key_file")
-	case p.SPKeyFile != "":
+	case inline || p.SPKeyFile != "":
 		if _, _, err := p.SPKeyPair(); err != nil {
-			k.add(path+".sp_key_file", "%v", err)
+			f := "sp_key_file"
+			if inline {
+				f = "sp_key"
+			}
+			k.add(path+"."+f, "%v", err)
 		}
 	case p.SignRequests:
-		k.add(path+".sign_requests", "needs sp_key_file and sp_cert_file to sign with")
+		k.add(path+".sign_requests", "needs sp_key_file and sp_cert_file (or sp_key and sp_cert) to sign with")
 	}
 	switch p.Binding {
 	case "", BindingRedirect, BindingPOST:
