@@ -137,15 +137,42 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 
 // Policy is t's sign-in policy, or nil when it has none.
 func Policy(t config.Tenant) *broker.TenantPolicy {
-	if !t.RequireMFA && t.Impersonation == nil {
+	limits := TenantLimits(t.RateLimits)
+	if !t.RequireMFA && t.Impersonation == nil && limits == nil {
 		return nil
 	}
-	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA}
+	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA, RateLimits: limits}
 	if im := t.Impersonation; im != nil {
 		pol.Impersonation = &broker.ImpersonationPolicy{OperatorRoles: im.OperatorRoles,
 			OperatorTenants: im.OperatorTenants, Lifetime: im.Lifetime.Duration()}
 	}
 	return pol
+}
+
+// RateLimit is the broker's form of a rate ("off": the zero RateLimit).
+func RateLimit(r config.Rate) broker.RateLimit {
+	if r.Off() {
+		return broker.RateLimit{}
+	}
+	return broker.RateLimit{Limit: r.Limit, Window: r.Window.Duration()}
+}
+
+// TenantLimits is the broker's form of a tenant's rate_limits; nil when
+// it overrides nothing.
+func TenantLimits(o config.TenantRateLimits) *broker.TenantLimits {
+	if o.StartsPerTenant == nil && o.FailuresPerTenant == nil {
+		return nil
+	}
+	var tl broker.TenantLimits
+	if o.StartsPerTenant != nil {
+		r := RateLimit(*o.StartsPerTenant)
+		tl.StartsPerTenant = &r
+	}
+	if o.FailuresPerTenant != nil {
+		r := RateLimit(*o.FailuresPerTenant)
+		tl.FailuresPerTenant = &r
+	}
+	return &tl
 }
 
 // Engine compiles the global rules and then t's; nil when there are none
