@@ -125,6 +125,9 @@ type Options struct {
 	Apply func(*Compiled) error
 	// Issuer is the broker's issuer; onboarding URLs derive from it.
 	Issuer string
+	// Onboarder gives the onboarding values of each IdP type; nil: those
+	// of an OAuth 2.0 client (a redirect URI).
+	Onboarder Onboarder
 	// Tokens are the credentials the API accepts.
 	Tokens []Token
 	// FileTenants and FileClients are the configuration file's entries,

@@ -27,22 +27,6 @@ const (
 	AlgRS256 = "RS256"
 )
 
-// Provider types.
-const (
-	// ProviderOIDC is any OpenID Connect provider (AD FS, Entra, Okta, ...).
-	ProviderOIDC = "oidc"
-	// ProviderSAML is any SAML 2.0 identity provider.
-	ProviderSAML = "saml"
-	// ProviderGitHub is GitHub's OAuth 2.0 sign-in (not OIDC).
-	ProviderGitHub = "github"
-	// ProviderGoogle is Google's OpenID Connect sign-in.
-	ProviderGoogle = "google"
-	// ProviderMicrosoft is Microsoft's (Entra ID / personal accounts) OpenID Connect sign-in.
-	ProviderMicrosoft = "microsoft"
-	// ProviderOAuth2 is a generic OAuth 2.0 provider with a userinfo endpoint.
-	ProviderOAuth2 = "oauth2"
-)
-
 // AllowAllTenants in Client.AllowedTenants lets a client sign in users of every tenant.
 const AllowAllTenants = "*"
 
@@ -284,7 +268,8 @@ type Provider struct {
 	// URLs (/callback/<id>, /saml/<id>/acs) that tenant admins register, so it
 	// is lower case letters, digits, '-' and '_', at most 63 characters.
 	ID string `yaml:"id" json:"id"`
-	// Type is one of "oidc", "saml", "github", "google", "microsoft", "oauth2".
+	// Type is the IdP type, registered by its package under idp/: in this
+	// build "oidc", "saml", "github", "google", "microsoft" or "oauth2".
 	Type string `yaml:"type" json:"type"`
 	// Name is the display name on the provider button. Default: "GitHub",
 	// "Google" or "Microsoft" for those types, otherwise the ID.
@@ -398,6 +383,11 @@ type Provider struct {
 	// multi-factor authentication (default: the PAPE multi-factor policy
 	// URI; Okta, for example, wants urn:okta:loa:2fa:any).
 	MFAACRValues []string `yaml:"mfa_acr_values,omitempty" json:"mfa_acr_values,omitempty"`
+	// Settings are the settings of a provider type that has its own (a type
+	// added in its own package declares their names and checks them),
+	// like {base_url: https://sso.example.com, realm: acme}.
+	Settings map[string]string `yaml:"settings,omitempty" json:"settings,omitempty"`
+
 	// RelayStateAllowlist are the exact URLs an IdP-initiated response's
 	// RelayState may name, where the browser goes after the sign-in (an
 	// application's login URL); the first is used when RelayState is empty.

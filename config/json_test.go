@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"crypto/rand"
@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin"
+	"github.com/realmgate/realmgate/idp/saml"
 )
 
 // TestDuration_JSON: a Duration is written to and read from JSON as the
@@ -137,7 +141,7 @@ func spPair(t *testing.T) (keyPEM, certPEM string) {
 func TestValidate_SAMLInlineKey(t *testing.T) {
 	key, cert := spPair(t)
 	otherKey, _ := spPair(t)
-	saml := func(mod func(p *Provider)) *Config {
+	samlConfig := func(mod func(p *Provider)) *Config {
 		c := &Config{Issuer: "https://login.example.com", Tenants: []Tenant{{ID: "acme",
 			Providers: []Provider{{ID: "acme-saml", Type: ProviderSAML, Metadata: "<EntityDescriptor/>"}}}}}
 		mod(&c.Tenants[0].Providers[0])
@@ -162,14 +166,14 @@ func TestValidate_SAMLInlineKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := saml(tc.mod)
+			c := samlConfig(tc.mod)
 			err := c.Validate()
 			if tc.wantField == "" {
 				if err != nil {
 					t.Fatalf("Validate() = %v, want nil", err)
 				}
 				_, p := c.Provider("acme-saml")
-				k, crt, err := p.SPKeyPair()
+				k, crt, err := saml.SPKeyPair(p)
 				if err != nil || k == nil || !k.PublicKey.Equal(crt.PublicKey) {
 					t.Errorf("SPKeyPair() = %v, want the inline pair", err)
 				}

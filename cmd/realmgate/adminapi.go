@@ -540,7 +540,7 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 	if len(cfg.AdminAPI.Tokens) == 0 {
 		return nil, nil
 	}
-	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer,
+	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer, Onboarder: idpOnboarder{},
 		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit,
 		TrustedProxies: srv.TrustedProxies()} // S73: the broker's client-IP rule
 	if cfg.Keys.Secret != "" {
