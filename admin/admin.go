@@ -32,6 +32,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -124,12 +125,15 @@ type Options struct {
 	Apply func(*Compiled) error
 	// Issuer is the broker's issuer; onboarding URLs derive from it.
 	Issuer string
+	// Onboarder gives the onboarding values of each IdP type; nil: those
+	// of an OAuth 2.0 client (a redirect URI).
+	Onboarder Onboarder
 	// Tokens are the credentials the API accepts.
 	Tokens []Token
 	// FileTenants and FileClients are the configuration file's entries,
-	// listed read-only (secrets already left out or kept: they are redacted).
-	FileTenants []Tenant
-	FileClients []Client
+	// listed read-only (their secrets redacted).
+	FileTenants []config.Tenant
+	FileClients []config.Client
 	// DNS answers domain verification lookups; nil means the system resolver.
 	DNS TXTResolver
 	// PollInterval is how often the store is checked; zero means DefaultPollInterval.
@@ -238,8 +242,7 @@ func New(opts Options) (*Service, error) {
 		s.files[t.ID] = &t
 	}
 	for i := range opts.FileClients {
-		c := opts.FileClients[i].redact()
-		c.Source = SourceFile
+		c := Client{Client: opts.FileClients[i], Source: SourceFile}.redact()
 		s.fileCl[c.ID] = &c
 	}
 	s.cur.Store(&snapshot{state: &State{}})
@@ -247,14 +250,15 @@ func New(opts Options) (*Service, error) {
 	return s, nil
 }
 
-// fileTenant is a file tenant as the API shows it: read-only, domains verified.
-func fileTenant(t Tenant) Tenant {
-	t = deepCopy(t).redact()
-	t.Source = SourceFile
-	for i := range t.Domains {
-		t.Domains[i].Verified, t.Domains[i].VerifiedBy = true, SourceFile
+// fileTenant is a file tenant as the API shows it: read-only, domains
+// verified, secrets redacted.
+func fileTenant(ct config.Tenant) Tenant {
+	t := Tenant{Tenant: deepCopy(ct), Source: SourceFile}
+	t.Tenant.Domains = nil // shown as Domains
+	for _, d := range ct.Domains {
+		t.Domains = append(t.Domains, Domain{Name: d, Verified: true, VerifiedBy: SourceFile})
 	}
-	return t
+	return t.redact()
 }
 
 // Version returns the version of the API state applied on this instance.
@@ -420,7 +424,7 @@ func (s *Service) tryCommit(ctx context.Context, who *caller, m mutation) (st *S
 	if before, after, err = m(next); err != nil {
 		return nil, before, after, err
 	}
-	if probs := sealedLookingSecrets(next); len(probs) > 0 {
+	if probs := append(sealedLookingSecrets(next), fileSettingProblems(next)...); len(probs) > 0 {
 		return nil, before, after, &ValidationError{Problems: probs}
 	}
 	next.Version = base.Version + 1

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/config"
 )
 
 type apiErr struct {
@@ -64,9 +65,9 @@ func TestAPI_TenantCRUD(t *testing.T) {
 	if s := st.Tenants[0].Providers[0].ClientSecret; s != "alpha-upstream-secret" {
 		t.Fatalf("stored secret after PUT with the redaction marker = %q, want it kept", s)
 	}
-	a.must(t, http.StatusBadRequest, opToken, "PUT", "/v1/tenants/alpha", admin.Tenant{ID: "other"}, nil)
+	a.must(t, http.StatusBadRequest, opToken, "PUT", "/v1/tenants/alpha", admin.Tenant{Tenant: config.Tenant{ID: "other"}}, nil)
 	a.must(t, http.StatusBadRequest, opToken, "PUT", "/v1/tenants/alpha", `{"id":"alpha","colour":"red"}`, nil)
-	a.must(t, http.StatusNotFound, opToken, "PUT", "/v1/tenants/nobody", admin.Tenant{ID: "nobody"}, nil)
+	a.must(t, http.StatusNotFound, opToken, "PUT", "/v1/tenants/nobody", admin.Tenant{Tenant: config.Tenant{ID: "nobody"}}, nil)
 	a.must(t, http.StatusNoContent, opToken, "DELETE", "/v1/tenants/alpha", nil, nil)
 	if r := a.resolves("u@alpha.test"); r != "" {
 		t.Fatalf("after delete alpha.test resolves to %q, want nothing", r)
@@ -137,9 +138,9 @@ func isolationRoutes() []route {
 		{"GET", "/v1/tenants/:tenant/rules", other + "/rules", nil},
 		{"PUT", "/v1/tenants/:tenant/rules", other + "/rules", map[string]any{"rules": []any{}}},
 		{"GET", "/v1/clients", "/v1/clients", nil},
-		{"POST", "/v1/clients", "/v1/clients", admin.Client{ID: "c", RedirectURIs: []string{"https://c.test/cb"}}},
+		{"POST", "/v1/clients", "/v1/clients", admin.Client{Client: config.Client{ID: "c", RedirectURIs: []string{"https://c.test/cb"}}}},
 		{"GET", "/v1/clients/:client", "/v1/clients/beta-app", nil},
-		{"PUT", "/v1/clients/:client", "/v1/clients/beta-app", admin.Client{ID: "beta-app", RedirectURIs: []string{"https://c.test/cb"}}},
+		{"PUT", "/v1/clients/:client", "/v1/clients/beta-app", admin.Client{Client: config.Client{ID: "beta-app", RedirectURIs: []string{"https://c.test/cb"}}}},
 		{"DELETE", "/v1/clients/:client", "/v1/clients/beta-app", nil},
 		{"POST", "/v1/batch", "/v1/batch", admin.BatchRequest{Tenants: []admin.Tenant{tenantDoc("alpha")}}},
 		{"POST", "/v1/dry-run", "/v1/dry-run", admin.DryRunRequest{Email: "u@beta.test"}},
@@ -157,7 +158,7 @@ func TestAPI_TenantAdminIsolation(t *testing.T) {
 	a := e.instance()
 	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("alpha", "alpha.test"), nil)
 	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("beta", "beta.test"), nil)
-	a.must(t, http.StatusCreated, opToken, "POST", "/v1/clients", admin.Client{ID: "beta-app", Secret: "s", RedirectURIs: []string{"https://b.test/cb"}}, nil)
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/clients", admin.Client{Client: config.Client{ID: "beta-app", Secret: "s", RedirectURIs: []string{"https://b.test/cb"}}}, nil)
 
 	covered := map[string]bool{}
 	for _, r := range isolationRoutes() {
@@ -253,9 +254,9 @@ func TestAPI_FileTenantsReadOnly(t *testing.T) {
 		{fileToken, "PUT", "/v1/tenants/filecorp/providers/file-idp", admin.Provider{ID: "file-idp", Type: "oidc", Issuer: "https://x.test", ClientID: "rg"}},
 		{fileToken, "DELETE", "/v1/tenants/filecorp/providers/file-idp", nil},
 		{fileToken, "PUT", "/v1/tenants/filecorp/rules", map[string]any{"rules": []any{}}},
-		{opToken, "PUT", "/v1/clients/file-app", admin.Client{ID: "file-app", RedirectURIs: []string{"https://x.test/cb"}}},
+		{opToken, "PUT", "/v1/clients/file-app", admin.Client{Client: config.Client{ID: "file-app", RedirectURIs: []string{"https://x.test/cb"}}}},
 		{opToken, "DELETE", "/v1/clients/file-app", nil},
-		{opToken, "POST", "/v1/clients", admin.Client{ID: "file-app", RedirectURIs: []string{"https://x.test/cb"}}},
+		{opToken, "POST", "/v1/clients", admin.Client{Client: config.Client{ID: "file-app", RedirectURIs: []string{"https://x.test/cb"}}}},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			if got := a.call(t, tc.token, tc.method, tc.path, tc.body, nil); got != http.StatusConflict {
@@ -347,13 +348,13 @@ func TestAPI_RefusedWritesChangeNothing(t *testing.T) {
 func TestAPI_ClientsCRUD(t *testing.T) {
 	e := newEnv(t)
 	a := e.instance()
-	c := admin.Client{ID: "notes", Secret: "notes-secret-0123456789", RedirectURIs: []string{"https://notes.test/cb"}, AllowedTenants: []string{"*"}}
+	c := admin.Client{Client: config.Client{ID: "notes", Secret: "notes-secret-0123456789", RedirectURIs: []string{"https://notes.test/cb"}, AllowedTenants: []string{"*"}}}
 	var got admin.Client
 	a.must(t, http.StatusCreated, opToken, "POST", "/v1/clients", c, &got)
 	if got.Secret != "[redacted]" || got.Source != admin.SourceAPI {
 		t.Fatalf("created client = %+v", got)
 	}
-	a.must(t, http.StatusUnprocessableEntity, opToken, "POST", "/v1/clients", admin.Client{ID: "bad"}, nil)
+	a.must(t, http.StatusUnprocessableEntity, opToken, "POST", "/v1/clients", admin.Client{Client: config.Client{ID: "bad"}}, nil)
 	c.Secret = ""
 	c.RedirectURIs = append(c.RedirectURIs, "https://notes.test/cb2")
 	a.must(t, http.StatusOK, opToken, "PUT", "/v1/clients/notes", c, nil)
@@ -525,7 +526,7 @@ func TestAudit_EveryChange(t *testing.T) {
 	a.must(t, http.StatusOK, alphaToken, "PUT", "/v1/tenants/alpha", upd, nil)
 	a.must(t, http.StatusUnprocessableEntity, alphaToken, "PUT", "/v1/tenants/alpha/rules",
 		map[string]any{"rules": []admin.Rule{{Name: "x", If: "((("}}}, nil)
-	a.must(t, http.StatusCreated, opToken, "POST", "/v1/clients", admin.Client{ID: "app", Secret: "app-client-secret", RedirectURIs: []string{"https://a.test/cb"}}, nil)
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/clients", admin.Client{Client: config.Client{ID: "app", Secret: "app-client-secret", RedirectURIs: []string{"https://a.test/cb"}}}, nil)
 	evs := a.audit.events(t)
 	if len(evs) != 4 {
 		t.Fatalf("%d audit events, want 4:\n%s", len(evs), a.audit)

@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/realm"
 )
 
@@ -389,7 +390,7 @@ func (s *Service) fromState(st *State, id string) Tenant {
 	if i := st.tenant(id); i >= 0 {
 		return st.Tenants[i]
 	}
-	return Tenant{ID: id}
+	return Tenant{Tenant: config.Tenant{ID: id}}
 }
 
 func (s *Service) replaceTenant(c echo.Context) error {
@@ -480,16 +481,21 @@ func (s *Service) upsertTenant(st *State, w *caller, in Tenant, replace bool) (T
 	t := deepCopy(in)
 	t.Source = ""
 	if !w.operator() {
-		var oldSub string
-		var oldIPs []string
+		var prev Tenant
 		if old != nil {
-			oldSub, oldIPs = old.Subdomain, old.IPRanges
+			prev = *old
 		}
-		if t.Subdomain != oldSub {
+		if t.Subdomain != prev.Subdomain {
 			return Tenant{}, forbidden("only an operator may set subdomain: it routes users by host name")
 		}
-		if !slices.Equal(t.IPRanges, oldIPs) {
+		if !slices.Equal(t.IPRanges, prev.IPRanges) {
 			return Tenant{}, forbidden("only an operator may set ip_ranges: they route users by address")
+		}
+		if t.Default != prev.Default {
+			return Tenant{}, forbidden("only an operator may set default: it routes users of every unknown domain")
+		}
+		if !sameLimits(t.RateLimits, prev.RateLimits) {
+			return Tenant{}, forbidden("only an operator may set rate_limits: they bound what the tenant may take of the shared broker")
 		}
 	}
 	var probs []Problem
@@ -504,18 +510,34 @@ func (s *Service) upsertTenant(st *State, w *caller, in Tenant, replace bool) (T
 	return t, nil
 }
 
-// keepSecrets copies stored client secrets into providers that left them
-// out (or sent the redaction marker back), so a read-modify-write of a
-// tenant does not erase them.
+// sameLimits reports whether a and b set the same per-tenant limits.
+func sameLimits(a, b config.TenantRateLimits) bool {
+	eq := func(x, y *config.Rate) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return eq(a.StartsPerTenant, b.StartsPerTenant) && eq(a.FailuresPerTenant, b.FailuresPerTenant)
+}
+
+// keepSecrets copies stored secrets (providerSecrets) into providers that
+// left them out (or sent the redaction marker back), so a read-modify-write
+// of a tenant does not erase them.
 func keepSecrets(in, old []Provider) {
 	for i := range in {
-		if in[i].ClientSecret != "" && in[i].ClientSecret != redacted {
-			continue
+		var prev *Provider
+		for j := range old {
+			if old[j].ID == in[i].ID {
+				prev = &old[j]
+			}
 		}
-		in[i].ClientSecret = ""
-		for _, o := range old {
-			if o.ID == in[i].ID {
-				in[i].ClientSecret = o.ClientSecret
+		var olds []secretField
+		if prev != nil {
+			olds = providerSecrets(prev)
+		}
+		for k, f := range providerSecrets(&in[i]) {
+			if *f.v != "" && *f.v != redacted {
+				continue
+			}
+			*f.v = ""
+			if prev != nil {
+				*f.v = *olds[k].v
 			}
 		}
 	}
@@ -857,7 +879,7 @@ func (s *Service) createProvider(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, Tenant{Providers: []Provider{in}}.redact().Providers[0])
+	return c.JSON(http.StatusCreated, redactProvider(in))
 }
 
 func (s *Service) replaceProvider(c echo.Context) error {
@@ -886,7 +908,7 @@ func (s *Service) replaceProvider(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, Tenant{Providers: []Provider{in}}.redact().Providers[0])
+	return c.JSON(http.StatusOK, redactProvider(in))
 }
 
 func (s *Service) deleteProvider(c echo.Context) error {

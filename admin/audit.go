@@ -8,8 +8,14 @@ import (
 )
 
 // secretFields are the JSON keys whose values never leave the API or reach
-// a log: upstream client secrets and downstream client secrets.
-var secretFields = map[string]bool{"client_secret": true, "secret": true}
+// a log: every provider secret (providerSecrets) and client secrets.
+var secretFields = func() map[string]bool {
+	m := map[string]bool{"secret": true}
+	for _, f := range providerSecrets(&Provider{}) {
+		m[f.name] = true
+	}
+	return m
+}()
 
 // redactJSON returns v as plain JSON data with every secret field replaced
 // by a marker (an empty secret stays empty, so the audit shows whether one is set).

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/config"
 )
 
 // TestAdmin_S73_ForwardedForOnlyFromTrustedProxies: the IP an admin audit
@@ -56,7 +57,7 @@ func TestAdmin_S73_ForwardedForOnlyFromTrustedProxies(t *testing.T) {
 				return resp.StatusCode
 			}
 			id := "t" + string(rune('a'+i))
-			if got := do(opToken, "POST", "/v1/clients", admin.Client{ID: id, RedirectURIs: []string{"https://c.test/cb"}}); got != http.StatusCreated {
+			if got := do(opToken, "POST", "/v1/clients", admin.Client{Client: config.Client{ID: id, RedirectURIs: []string{"https://c.test/cb"}}}); got != http.StatusCreated {
 				t.Fatalf("POST /v1/clients = %d, want 201", got)
 			}
 			if got := do(alphaToken, "GET", "/v1/tenants/filecorp", nil); got != http.StatusForbidden {

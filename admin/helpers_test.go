@@ -24,6 +24,7 @@ import (
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
@@ -200,9 +201,9 @@ func (e *env) instance() *instance {
 		},
 		Tokens: []admin.Token{{Name: "ops", Token: opToken}, {Name: "alpha-admin", Token: alphaToken, Tenant: "alpha"},
 			{Name: "filecorp-admin", Token: fileToken, Tenant: "filecorp"}},
-		FileTenants: []admin.Tenant{{ID: "filecorp", Name: "File Corp", Domains: []admin.Domain{{Name: "file.test"}},
+		FileTenants: []config.Tenant{{ID: "filecorp", Name: "File Corp", Domains: []string{"file.test"},
 			Providers: []admin.Provider{{ID: "file-idp", Type: "oidc", Issuer: "https://idp.file.test", ClientID: "rg", ClientSecret: "file-secret"}}}},
-		FileClients:  []admin.Client{{ID: "file-app", Secret: "file-app-secret", RedirectURIs: []string{"https://app.test/cb"}}},
+		FileClients:  []config.Client{{ID: "file-app", Secret: "file-app-secret", RedirectURIs: []string{"https://app.test/cb"}}},
 		DNS:          e.dns.resolver(),
 		PollInterval: 20 * time.Millisecond,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -287,8 +288,8 @@ func (in *instance) must(t *testing.T, want int, token, method, path string, bod
 
 // tenantDoc is a tenant with one oidc provider.
 func tenantDoc(id string, domains ...string) admin.Tenant {
-	t := admin.Tenant{ID: id, Name: strings.ToUpper(id),
-		Providers: []admin.Provider{{ID: id + "-idp", Type: "oidc", Issuer: "https://idp." + id + ".test", ClientID: "rg", ClientSecret: id + "-upstream-secret"}}}
+	t := admin.Tenant{Tenant: config.Tenant{ID: id, Name: strings.ToUpper(id),
+		Providers: []admin.Provider{{ID: id + "-idp", Type: "oidc", Issuer: "https://idp." + id + ".test", ClientID: "rg", ClientSecret: id + "-upstream-secret"}}}}
 	for _, d := range domains {
 		t.Domains = append(t.Domains, admin.Domain{Name: d, Verified: true})
 	}

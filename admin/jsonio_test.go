@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/config"
 )
 
 // rawCall makes one API request with a literal body and returns the status
@@ -98,7 +99,7 @@ func TestAudit_BatchSummaryCountsInEnglish(t *testing.T) {
 	}{
 		{admin.BatchRequest{Tenants: []admin.Tenant{tenantDoc("alpha")}}, "batch(1 tenant, 0 clients)"},
 		{admin.BatchRequest{Tenants: []admin.Tenant{tenantDoc("beta"), tenantDoc("gamma")},
-			Clients: []admin.Client{{ID: "app", RedirectURIs: []string{"https://app.test/cb"}}}}, "batch(2 tenants, 1 client)"},
+			Clients: []admin.Client{{Client: config.Client{ID: "app", RedirectURIs: []string{"https://app.test/cb"}}}}}, "batch(2 tenants, 1 client)"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			a.must(t, http.StatusOK, opToken, "POST", "/v1/batch", tc.batch, nil)

@@ -6,9 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/realmgate/realmgate/config"
 )
 
 // Where a tenant or client is defined.
@@ -22,27 +25,19 @@ const (
 // redacted replaces every secret in what the API returns and audits.
 const redacted = "[redacted]"
 
-// Tenant is one customer organisation managed through the API. Its JSON
-// form mirrors the configuration file's tenants[] entries.
+// Tenant is one customer organisation managed through the API: the
+// configuration file's tenants[] entry (config.Tenant, whose JSON names are
+// its YAML names, so every setting of the file is settable here), with
+// domains that carry their verification and the fields the server sets.
+// Settings that name a file on the server (metadata_file, sp_key_file,
+// sp_cert_file) are refused: give them inline (metadata, sp_key, sp_cert).
 type Tenant struct {
-	// ID is the tenant id carried as tid in tokens.
-	ID string `json:"id"`
-	// Name is the display name shown on discovery pages.
-	Name string `json:"name,omitempty"`
-	// Domains are the tenant's email domains; only verified ones route users.
+	config.Tenant
+	// Domains are the tenant's email domains; only verified ones route
+	// users. In JSON it replaces the embedded config.Tenant's list of names
+	// (encoding/json takes the shallower of two fields of one name); Config
+	// turns the verified ones back into that list.
 	Domains []Domain `json:"domains,omitempty"`
-	// Subdomain is the DNS label under the base domain that routes to this tenant.
-	Subdomain string `json:"subdomain,omitempty"`
-	// IPRanges are CIDR prefixes whose users are routed to this tenant.
-	IPRanges []string `json:"ip_ranges,omitempty"`
-	// Providers are the tenant's upstream identity providers, in the order offered.
-	Providers []Provider `json:"providers,omitempty"`
-	// Rules are the tenant's claims rules, run in order after the global rules.
-	Rules []Rule `json:"rules,omitempty"`
-	// RequireMFA refuses sign-ins whose upstream authentication was not multi-factor.
-	RequireMFA bool `json:"require_mfa,omitempty"`
-	// Members are identities of other tenants' IdPs allowed to act in this tenant.
-	Members []Member `json:"members,omitempty"`
 	// Source is SourceAPI or SourceFile (set by the server, ignored on input).
 	Source string `json:"source,omitempty"`
 	// Revision identifies this content of the tenant (set by the server,
@@ -56,13 +51,8 @@ type Tenant struct {
 }
 
 // Member is an identity from another tenant's IdP allowed into a tenant
-// (the configuration file's tenants[].members[]).
-type Member struct {
-	IdP     string `json:"idp"`
-	Subject string `json:"subject,omitempty"`
-	Email   string `json:"email,omitempty"`
-	Reauth  bool   `json:"reauth,omitempty"`
-}
+// (tenants[].members[] of the file).
+type Member = config.Member
 
 // Domain is one email domain of a tenant. A domain added through the API is
 // not used for discovery until it is verified by DNS or an operator.
@@ -83,68 +73,91 @@ type Domain struct {
 	TXTValue string `json:"txt_record_value,omitempty"`
 }
 
-// Provider is one upstream IdP of a tenant; the fields mean what the
-// configuration file's providers[] fields mean. File-based settings
-// (metadata_file, sp_key_file, sp_cert_file) cannot be set through the API.
-type Provider struct {
-	ID                  string   `json:"id"`
-	Type                string   `json:"type"`
-	Name                string   `json:"name,omitempty"`
-	Issuer              string   `json:"issuer,omitempty"`
-	ClientID            string   `json:"client_id,omitempty"`
-	ClientSecret        string   `json:"client_secret,omitempty"`
-	Scopes              []string `json:"scopes,omitempty"`
-	AuthURL             string   `json:"auth_url,omitempty"`
-	TokenURL            string   `json:"token_url,omitempty"`
-	UserInfoURL         string   `json:"userinfo_url,omitempty"`
-	HostedDomain        string   `json:"hosted_domain,omitempty"`
-	AllowedTenants      []string `json:"allowed_tenants,omitempty"`
-	Accounts            string   `json:"accounts,omitempty"`
-	MetadataURL         string   `json:"metadata_url,omitempty"`
-	Metadata            string   `json:"metadata,omitempty"`
-	EntityID            string   `json:"entity_id,omitempty"`
-	Binding             string   `json:"binding,omitempty"`
-	NameIDFormat        string   `json:"name_id_format,omitempty"`
-	SubjectAttribute    string   `json:"subject_attribute,omitempty"`
-	ClockSkew           string   `json:"clock_skew,omitempty"`
-	IdPInitiated        bool     `json:"idp_initiated,omitempty"`
-	RelayStateAllowlist []string `json:"relay_state_allowlist,omitempty"`
-	MFAACRValues        []string `json:"mfa_acr_values,omitempty"`
-}
+// Provider is one upstream IdP of a tenant (tenants[].providers[] of the
+// file). Its secrets (providerSecrets) are encrypted at rest and redacted
+// on every read.
+type Provider = config.Provider
 
-// Rule is one claims rule, as in the configuration file's rules[].
-type Rule struct {
-	Name   string            `json:"name"`
-	If     string            `json:"if,omitempty"`
-	Set    map[string]string `json:"set,omitempty"`
-	Add    map[string]string `json:"add,omitempty"`
-	Remove []string          `json:"remove,omitempty"`
-	Map    *MapRule          `json:"map,omitempty"`
-	Deny   string            `json:"deny,omitempty"`
-	Stop   bool              `json:"stop,omitempty"`
-}
+// Rule is one claims rule (rules[] of the file).
+type Rule = config.Rule
 
 // MapRule translates values through a table (rules[].map).
-type MapRule struct {
-	From    string            `json:"from"`
-	To      string            `json:"to"`
-	Table   map[string]string `json:"table"`
-	Default string            `json:"default,omitempty"`
-}
+type MapRule = config.MapRule
 
-// Client is a downstream application, as in the configuration file's clients[].
+// Client is a downstream application: the file's clients[] entry and
+// where it is defined.
 type Client struct {
-	ID                     string   `json:"id"`
-	Secret                 string   `json:"secret,omitempty"`
-	RedirectURIs           []string `json:"redirect_uris"`
-	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
-	AllowedTenants         []string `json:"allowed_tenants,omitempty"`
-	ExchangeAudiences      []string `json:"exchange_audiences,omitempty"`
-	BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty"`
-	AllowedIdPs            []string `json:"allowed_idps,omitempty"`
-	Claims                 []string `json:"claims,omitempty"`
+	config.Client
 	// Source is SourceAPI or SourceFile (set by the server, ignored on input).
 	Source string `json:"source,omitempty"`
+}
+
+// secretField is one secret setting of a provider.
+type secretField struct {
+	// name is the JSON (and YAML) name.
+	name string
+	v    *string
+}
+
+// providerSecrets are p's secret settings: encrypted at rest (secrets.go),
+// redacted on every read and in the audit, kept by a write that leaves them
+// out or sends the redaction marker back. A new secret setting of
+// config.Provider is added here, and only here.
+func providerSecrets(p *Provider) []secretField {
+	return []secretField{{"client_secret", &p.ClientSecret}, {"sp_key", &p.SPKey}}
+}
+
+// fileSettings are p's settings that name a file on the server, with what
+// to give over the API instead.
+func fileSettings(p *Provider) []struct{ name, value, instead string } {
+	return []struct{ name, value, instead string }{
+		{"metadata_file", p.MetadataFile, "the metadata XML inline (metadata) or its metadata_url"},
+		{"sp_key_file", p.SPKeyFile, "the PEM key inline (sp_key; stored encrypted, never shown)"},
+		{"sp_cert_file", p.SPCertFile, "the PEM certificate inline (sp_cert)"},
+	}
+}
+
+// fileSettingProblems refuses, in every API tenant of st, the settings
+// that name a file on the server.
+func fileSettingProblems(st *State) []Problem {
+	var probs []Problem
+	for i := range st.Tenants {
+		probs = append(probs, st.Tenants[i].fileSettingProblems()...)
+	}
+	return probs
+}
+
+// fileSettingProblems refuses the tenant's settings that name a file on
+// the server: the API must not make the server read its own files (a key,
+// a password file) into a connector or an error message.
+func (t *Tenant) fileSettingProblems() []Problem {
+	var probs []Problem
+	for i := range t.Providers {
+		for _, f := range fileSettings(&t.Providers[i]) {
+			if f.value != "" {
+				probs = append(probs, Problem{Field: fmt.Sprintf("tenants[%s].providers[%d].%s", t.ID, i, f.name),
+					Message: "names a file on the server, which the admin API cannot set: give " + f.instead})
+			}
+		}
+	}
+	return probs
+}
+
+// Config returns an API tenant as the configuration model, with a problem
+// for each setting the API refuses (a file on the server, left out of the
+// result): its verified
+// domains only (an unverified domain routes no one and vouches for no
+// email), in a copy whose providers may be changed (defaults applied).
+func (t *Tenant) Config() (config.Tenant, []Problem) {
+	ct := t.Tenant
+	ct.Domains = t.VerifiedDomains()
+	ct.Providers = slices.Clone(ct.Providers)
+	for i := range ct.Providers {
+		// Refused, and left out so that nothing downstream reads the file.
+		p := &ct.Providers[i]
+		p.MetadataFile, p.SPKeyFile, p.SPCertFile = "", "", ""
+	}
+	return ct, t.fileSettingProblems()
 }
 
 // State is the whole API-managed configuration: one versioned document in
@@ -291,11 +304,19 @@ func deepCopy[T any](v T) T {
 func (t Tenant) redact() Tenant {
 	t.Providers = slices.Clone(t.Providers)
 	for i := range t.Providers {
-		if t.Providers[i].ClientSecret != "" {
-			t.Providers[i].ClientSecret = redacted
-		}
+		t.Providers[i] = redactProvider(t.Providers[i])
 	}
 	return t
+}
+
+// redactProvider returns p with every secret replaced by a marker.
+func redactProvider(p Provider) Provider {
+	for _, f := range providerSecrets(&p) {
+		if *f.v != "" {
+			*f.v = redacted
+		}
+	}
+	return p
 }
 
 // redact returns c with its secret replaced by a marker.

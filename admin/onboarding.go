@@ -33,34 +33,27 @@ type Onboarding struct {
 	Steps []string `json:"steps"`
 }
 
-// onboardingFor derives the values to register from the broker's issuer:
-// the URLs never change for an IdP id (DESIGN: callback and SAML paths).
-func onboardingFor(issuer string, p Provider) Onboarding {
-	base := strings.TrimSuffix(issuer, "/")
-	o := Onboarding{Provider: p.ID, Type: p.Type}
-	if p.Type == "saml" {
-		sp := base + "/saml/" + url.PathEscape(p.ID)
-		o.EntityID, o.MetadataURL = sp+"/metadata", sp+"/metadata"
-		o.ACSURL, o.ACSBinding = sp+"/acs", "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-		o.NameIDFormat = p.NameIDFormat
-		o.Steps = []string{
-			"AD FS: Add Relying Party Trust > Import data about the relying party published online: " + o.MetadataURL +
-				" (or enter the identifier " + o.EntityID + " and the SAML 2.0 WebSSO endpoint " + o.ACSURL + ").",
-			"Entra ID: Enterprise applications > New application > Single sign-on > SAML: Identifier (Entity ID) " +
-				o.EntityID + ", Reply URL (Assertion Consumer Service URL) " + o.ACSURL + ".",
-			"Send the email (or UPN) and the group claims your rules map; then give realmgate your federation metadata URL as metadata_url.",
+// Onboarder gives, by the provider's type, what the IdP's admin
+// registers; cmd/realmgate implements it over the IdP type registry
+// (package idp). ok is false for a type it does not know.
+type Onboarder interface {
+	Onboarding(issuer string, p Provider) (o Onboarding, ok bool)
+}
+
+// onboardingFor asks the Onboarder; without one, or for a type it does
+// not know, the values are those of an OAuth 2.0 client, derived from the
+// broker's issuer: the callback URL never changes for an IdP id (DESIGN).
+func (s *Service) onboardingFor(p Provider) Onboarding {
+	if s.opts.Onboarder != nil {
+		if o, ok := s.opts.Onboarder.Onboarding(s.opts.Issuer, p); ok {
+			return o
 		}
-		return o
 	}
-	o.RedirectURI = base + "/callback/" + url.PathEscape(p.ID)
-	o.Scopes = p.Scopes
-	if len(o.Scopes) == 0 && (p.Type == "oidc" || p.Type == "google" || p.Type == "microsoft") {
-		o.Scopes = []string{"openid", "profile", "email"}
-	}
+	o := Onboarding{Provider: p.ID, Type: p.Type, Scopes: p.Scopes,
+		RedirectURI: strings.TrimSuffix(s.opts.Issuer, "/") + "/callback/" + url.PathEscape(p.ID)}
 	o.Steps = []string{
 		"Register a web application (confidential client, authorization code flow with PKCE) whose redirect URI is exactly " + o.RedirectURI + ".",
-		"Entra ID: App registrations > New registration > Redirect URI (Web) " + o.RedirectURI + "; AD FS: Application Groups > Server application with that redirect URI.",
-		"Give realmgate the issuer, client id and client secret in this provider.",
+		"Give realmgate the client id and client secret in this provider.",
 	}
 	return o
 }
@@ -70,5 +63,5 @@ func (s *Service) onboarding(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, onboardingFor(s.opts.Issuer, p))
+	return c.JSON(http.StatusOK, s.onboardingFor(p))
 }

@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/config"
 )
 
 // echoRoutes returns [method, path] of every API route the service
@@ -231,6 +234,7 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"MapRule": admin.MapRule{}, "Member": admin.Member{}, "Client": admin.Client{}, "BatchRequest": admin.BatchRequest{},
 		"DryRunRequest": admin.DryRunRequest{}, "SampleIdentity": admin.SampleIdentity{}, "DryRunResult": admin.DryRunResult{},
 		"TraceStep": admin.TraceStep{}, "Onboarding": admin.Onboarding{},
+		"Impersonation": config.Impersonation{}, "TenantRateLimits": config.TenantRateLimits{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]
@@ -247,18 +251,64 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 			for p := range schema.Properties {
 				documented = append(documented, p)
 			}
-			typ := reflect.TypeOf(v)
-			for i := range typ.NumField() {
-				tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
-				if tag != "" && tag != "-" {
-					fields = append(fields, tag)
-				}
-			}
+			fields = jsonFields(reflect.TypeOf(v))
 			slices.Sort(documented)
 			slices.Sort(fields)
 			if !slices.Equal(documented, fields) {
 				t.Errorf("schema %s has %v, Go type %T has %v", name, documented, v, fields)
 			}
 		})
+	}
+}
+
+// jsonFields are the names encoding/json writes for a struct type: its
+// tagged fields and those of embedded structs, a shallower field hiding a
+// deeper one of the same name (admin.Tenant's domains hide config.Tenant's).
+func jsonFields(typ reflect.Type) []string {
+	depth := map[string]int{}
+	var walk func(t reflect.Type, d int)
+	walk = func(t reflect.Type, d int) {
+		for f := range t.Fields() {
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+				walk(f.Type, d+1)
+				continue
+			}
+			if tag == "" || tag == "-" || !f.IsExported() {
+				continue
+			}
+			if old, ok := depth[tag]; !ok || d < old {
+				depth[tag] = d
+			}
+		}
+	}
+	walk(typ, 0)
+	return slices.Collect(maps.Keys(depth))
+}
+
+// TestModel_DomainsShadowConfig: an API tenant's domains are objects with
+// their verification; the embedded configuration model's list of names
+// neither appears in JSON nor takes the input.
+func TestModel_DomainsShadowConfig(t *testing.T) {
+	in := admin.Tenant{Tenant: config.Tenant{ID: "acme", Domains: []string{"hidden.test"}},
+		Domains: []admin.Domain{{Name: "acme.test", Verified: true}, {Name: "new.test"}}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hidden.test") || !strings.Contains(string(b), `"domains":[{"name":"acme.test","verified":true}`) {
+		t.Errorf("Marshal = %s, want the domain objects only", b)
+	}
+	var out admin.Tenant
+	dec := json.NewDecoder(strings.NewReader(`{"id":"acme","domains":[{"name":"acme.test","verified":true},{"name":"new.test"}]}`))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Domains) != 2 || out.Tenant.Domains != nil {
+		t.Errorf("Unmarshal: Domains %+v, config domains %v, want 2 domain objects and no names", out.Domains, out.Tenant.Domains)
+	}
+	if got, probs := out.Config(); !slices.Equal(got.Domains, []string{"acme.test"}) || len(probs) != 0 {
+		t.Errorf("Config() = domains %v, problems %v, want the verified one only", got.Domains, probs)
 	}
 }

@@ -122,8 +122,8 @@ func (s *Service) open(value string, place ...string) (string, error) {
 	return string(plain), nil
 }
 
-// sealTenant returns t as stored: its providers' client secrets encrypted.
-// t itself is not changed.
+// sealTenant returns t as stored: its providers' secrets encrypted
+// (providerSecrets). t itself is not changed.
 func (s *Service) sealTenant(t Tenant) (Tenant, error) {
 	if s.aead == nil {
 		return t, nil
@@ -131,9 +131,11 @@ func (s *Service) sealTenant(t Tenant) (Tenant, error) {
 	t.Providers = slices.Clone(t.Providers)
 	for i := range t.Providers {
 		p := &t.Providers[i]
-		var err error
-		if p.ClientSecret, err = s.seal(p.ClientSecret, "tenants", t.ID, "providers", p.ID, "client_secret"); err != nil {
-			return Tenant{}, fmt.Errorf("tenant %q: provider %q: client_secret: %w", t.ID, p.ID, err)
+		for _, f := range providerSecrets(p) {
+			var err error
+			if *f.v, err = s.seal(*f.v, "tenants", t.ID, "providers", p.ID, f.name); err != nil {
+				return Tenant{}, fmt.Errorf("tenant %q: provider %q: %s: %w", t.ID, p.ID, f.name, err)
+			}
 		}
 	}
 	return t, nil
@@ -143,9 +145,11 @@ func (s *Service) sealTenant(t Tenant) (Tenant, error) {
 func (s *Service) openTenant(t *Tenant) error {
 	for i := range t.Providers {
 		p := &t.Providers[i]
-		var err error
-		if p.ClientSecret, err = s.open(p.ClientSecret, "tenants", t.ID, "providers", p.ID, "client_secret"); err != nil {
-			return fmt.Errorf("tenant %q: provider %q: client_secret: %w", t.ID, p.ID, err)
+		for _, f := range providerSecrets(p) {
+			var err error
+			if *f.v, err = s.open(*f.v, "tenants", t.ID, "providers", p.ID, f.name); err != nil {
+				return fmt.Errorf("tenant %q: provider %q: %s: %w", t.ID, p.ID, f.name, err)
+			}
 		}
 	}
 	return nil
@@ -184,9 +188,11 @@ func sealedLookingSecrets(st *State) []Problem {
 	var probs []Problem
 	msg := "must not start with " + sealedPrefix + " (reserved for encrypted secrets)"
 	for _, t := range st.Tenants {
-		for i, p := range t.Providers {
-			if strings.HasPrefix(p.ClientSecret, sealedPrefix) {
-				probs = append(probs, Problem{Field: fmt.Sprintf("tenants[%s].providers[%d].client_secret", t.ID, i), Message: msg})
+		for i := range t.Providers {
+			for _, f := range providerSecrets(&t.Providers[i]) {
+				if strings.HasPrefix(*f.v, sealedPrefix) {
+					probs = append(probs, Problem{Field: fmt.Sprintf("tenants[%s].providers[%d].%s", t.ID, i, f.name), Message: msg})
+				}
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/config"
 )
 
 const (
@@ -24,7 +25,7 @@ const (
 )
 
 func notesClient() admin.Client {
-	return admin.Client{ID: "notes", Secret: notesSecret, RedirectURIs: []string{"https://notes.test/cb"}, AllowedTenants: []string{"*"}}
+	return admin.Client{Client: config.Client{ID: "notes", Secret: notesSecret, RedirectURIs: []string{"https://notes.test/cb"}, AllowedTenants: []string{"*"}}}
 }
 
 // serverSecretCases run a test with and without keys.secret: protected

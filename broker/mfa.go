@@ -35,6 +35,11 @@ type TenantPolicy struct {
 	// sets it; empty for tenants of the file): a grant issued under another
 	// incarnation of the same tenant id is refused (S68).
 	Incarnation string
+	// RateLimits overrides the tenant's per-tenant sign-in limits (S60,
+	// ratelimit.go), before Config.TenantRateLimits; nil keeps those. It
+	// travels with the directory, so a tenant of the admin API has its
+	// limits too, changed live.
+	RateLimits *TenantLimits
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

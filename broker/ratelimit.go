@@ -117,10 +117,15 @@ var failureReasons = map[string]bool{
 	"logout_token_invalid":          false, // a back-channel logout token that fails validation
 }
 
-// limitsFor returns the effective per-tenant limits of tenant.
+// limitsFor returns the effective per-tenant limits of tenant: its policy's
+// override, else Config.TenantRateLimits', else Config.RateLimits.
 func (s *Server) limitsFor(tenant string) (starts, failures RateLimit) {
 	starts, failures = s.cfg.RateLimits.StartsPerTenant, s.cfg.RateLimits.FailuresPerTenant
-	if o, ok := s.cfg.TenantRateLimits[tenant]; ok {
+	o, ok := s.cfg.TenantRateLimits[tenant]
+	if p := s.dir().policies[tenant].RateLimits; p != nil {
+		o, ok = *p, true // the directory's (file or admin API tenant) first
+	}
+	if ok {
 		if o.StartsPerTenant != nil {
 			starts = *o.StartsPerTenant
 		}

@@ -359,3 +359,20 @@ func TestRateLimit_S60_AcrossInstancesOnRedis(t *testing.T) {
 		wantThrottled(t, "start over the limit on either instance", resp, body, 60)
 	}
 }
+
+// TestRateLimit_S60_PolicyOverridesLive: a tenant's policy (the directory,
+// which the admin API reconfigures live) carries per-tenant limits that
+// replace Config.TenantRateLimits, so a tenant created through the API has
+// its own limits without a restart.
+func TestRateLimit_S60_PolicyOverridesLive(t *testing.T) {
+	one, five := perMinute(1), perMinute(5)
+	e := newEnv(t, withLimits(broker.RateLimits{StartsPerTenant: perMinute(3)},
+		map[string]broker.TenantLimits{"globex": {StartsPerTenant: &five}}),
+		func(c *broker.Config) {
+			c.Policies = map[string]broker.TenantPolicy{"globex": {RateLimits: &broker.TenantLimits{StartsPerTenant: &one}}}
+		})
+	alignWindows(time.Minute, e)
+	wantStarted(t, "first globex start", first(e.startFrom("192.0.2.5", "carol@globex.test")))
+	resp, body := e.startFrom("192.0.2.6", "carol@globex.test")
+	wantThrottled(t, "second globex start (policy: 1 per minute, over the config's 5)", resp, body, 60)
+}

@@ -27,22 +27,6 @@ const (
 	AlgRS256 = "RS256"
 )
 
-// Provider types.
-const (
-	// ProviderOIDC is any OpenID Connect provider (AD FS, Entra, Okta, ...).
-	ProviderOIDC = "oidc"
-	// ProviderSAML is any SAML 2.0 identity provider.
-	ProviderSAML = "saml"
-	// ProviderGitHub is GitHub's OAuth 2.0 sign-in (not OIDC).
-	ProviderGitHub = "github"
-	// ProviderGoogle is Google's OpenID Connect sign-in.
-	ProviderGoogle = "google"
-	// ProviderMicrosoft is Microsoft's (Entra ID / personal accounts) OpenID Connect sign-in.
-	ProviderMicrosoft = "microsoft"
-	// ProviderOAuth2 is a generic OAuth 2.0 provider with a userinfo endpoint.
-	ProviderOAuth2 = "oauth2"
-)
-
 // AllowAllTenants in Client.AllowedTenants lets a client sign in users of every tenant.
 const AllowAllTenants = "*"
 
@@ -204,80 +188,80 @@ type Tokens struct {
 // Client is one SaaS application that trusts realmgate.
 type Client struct {
 	// ID is the OAuth client_id, unique among clients.
-	ID string `yaml:"id"`
+	ID string `yaml:"id" json:"id"`
 	// Secret is the client secret; absent means a public client (PKCE only).
 	// Use ${VAR}.
-	Secret string `yaml:"secret,omitempty"`
+	Secret string `yaml:"secret,omitempty" json:"secret,omitempty"`
 	// RedirectURIs are the exact redirect URIs the client may use (SECURITY
 	// S01): https, http on a loopback host, or a private-use scheme such as
 	// com.example.app:/callback (RFC 8252 §7.1). Matched byte for byte.
-	RedirectURIs []string `yaml:"redirect_uris"`
+	RedirectURIs []string `yaml:"redirect_uris" json:"redirect_uris"`
 	// PostLogoutRedirectURIs are where RP-initiated logout may return to
 	// (SECURITY S65); same rules as RedirectURIs.
-	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris,omitempty" json:"post_logout_redirect_uris,omitempty"`
 	// AllowedTenants lists the tenant ids whose users may sign in to this
 	// client, or ["*"] for every tenant. Empty allows none.
-	AllowedTenants []string `yaml:"allowed_tenants,omitempty"`
+	AllowedTenants []string `yaml:"allowed_tenants,omitempty" json:"allowed_tenants,omitempty"`
 
 	// ExchangeAudiences lists the client ids (APIs) this client may obtain
 	// tokens for with RFC 8693 token exchange; empty: no exchange.
-	ExchangeAudiences []string `yaml:"exchange_audiences,omitempty"`
+	ExchangeAudiences []string `yaml:"exchange_audiences,omitempty" json:"exchange_audiences,omitempty"`
 
 	// BackchannelLogoutURI receives OIDC back-channel logout tokens when a
 	// session the client signed in through ends (https, or http on loopback).
-	BackchannelLogoutURI string `yaml:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri,omitempty" json:"backchannel_logout_uri,omitempty"`
 
 	// AllowedIdPs, when set, narrows the client further to these IdP ids: no
 	// hint, cookie or choice can send its users to another IdP.
-	AllowedIdPs []string `yaml:"allowed_idps,omitempty"`
+	AllowedIdPs []string `yaml:"allowed_idps,omitempty" json:"allowed_idps,omitempty"`
 
 	// Claims names the claims this client receives beyond the standard ones
 	// its scopes release (SECURITY S75): custom claims that tenants' rules
 	// add, by name, and "roles" to receive roles without asking for the
 	// roles scope. A custom claim not named here never reaches the client.
-	Claims []string `yaml:"claims,omitempty"`
+	Claims []string `yaml:"claims,omitempty" json:"claims,omitempty"`
 }
 
 // Tenant is one customer organisation.
 type Tenant struct {
 	// ID is the tenant id carried as tid in tokens: lower case letters,
 	// digits, '-' and '_', at most 63 characters, unique.
-	ID string `yaml:"id"`
+	ID string `yaml:"id" json:"id"`
 	// Name is the display name shown on discovery pages. Default: the ID.
-	Name string `yaml:"name,omitempty"`
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 	// Domains are the tenant's verified email domains; "*.example.com" also
 	// matches every subdomain of example.com. A domain belongs to one tenant.
-	Domains []string `yaml:"domains,omitempty"`
+	Domains []string `yaml:"domains,omitempty" json:"domains,omitempty"`
 	// Subdomain is the DNS label under BaseDomain that sends users straight to
 	// this tenant. Optional, unique.
-	Subdomain string `yaml:"subdomain,omitempty"`
+	Subdomain string `yaml:"subdomain,omitempty" json:"subdomain,omitempty"`
 	// IPRanges are CIDR prefixes (203.0.113.0/24) whose users are sent to
 	// this tenant.
-	IPRanges []string `yaml:"ip_ranges,omitempty"`
+	IPRanges []string `yaml:"ip_ranges,omitempty" json:"ip_ranges,omitempty"`
 	// Default marks the tenant that receives users whose domain matches no
 	// tenant (personal accounts). At most one tenant is the default.
-	Default bool `yaml:"default,omitempty"`
+	Default bool `yaml:"default,omitempty" json:"default,omitempty"`
 
 	// Members are identities from other tenants' IdPs who may act in this
 	// tenant (a partner's consultant): they pick it at sign-in (the tenant
 	// parameter or a picker page) and get this tenant's tid and rules.
-	Members []Member `yaml:"members,omitempty"`
+	Members []Member `yaml:"members,omitempty" json:"members,omitempty"`
 
 	// Impersonation, when set, lets operators act as this tenant's users
 	// through token exchange (short-lived tokens carrying act, audited).
-	Impersonation *Impersonation `yaml:"impersonation,omitempty"`
+	Impersonation *Impersonation `yaml:"impersonation,omitempty" json:"impersonation,omitempty"`
 
 	// RequireMFA refuses sign-ins whose upstream authentication was not
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
 	// with its mfa_acr_values.
-	RequireMFA bool `yaml:"require_mfa,omitempty"`
+	RequireMFA bool `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
 	// RateLimits overrides the per-tenant sign-in limits for this tenant.
-	RateLimits TenantRateLimits `yaml:"rate_limits,omitempty"`
+	RateLimits TenantRateLimits `yaml:"rate_limits,omitempty" json:"rate_limits,omitzero"`
 	// Providers are the tenant's upstream identity providers, in the order
 	// they are offered.
-	Providers []Provider `yaml:"providers,omitempty"`
+	Providers []Provider `yaml:"providers,omitempty" json:"providers,omitempty"`
 	// Rules are the tenant's claims rules, run in order after the global rules.
-	Rules []Rule `yaml:"rules,omitempty"`
+	Rules []Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
 }
 
 // Provider is one upstream identity provider of a tenant.
@@ -285,52 +269,53 @@ type Provider struct {
 	// ID identifies the provider across all tenants; it appears in callback
 	// URLs (/callback/<id>, /saml/<id>/acs) that tenant admins register, so it
 	// is lower case letters, digits, '-' and '_', at most 63 characters.
-	ID string `yaml:"id"`
-	// Type is one of "oidc", "saml", "github", "google", "microsoft", "oauth2".
-	Type string `yaml:"type"`
+	ID string `yaml:"id" json:"id"`
+	// Type is the IdP type, registered by its package under idp/: in this
+	// build "oidc", "saml", "github", "google", "microsoft" or "oauth2".
+	Type string `yaml:"type" json:"type"`
 	// Name is the display name on the provider button. Default: "GitHub",
 	// "Google" or "Microsoft" for those types, otherwise the ID.
-	Name string `yaml:"name,omitempty"`
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 
 	// Issuer is the upstream OpenID issuer (oidc: required; microsoft:
 	// optional, to pin one Entra directory, or a {tenantid} template for a
 	// national cloud; default https://login.microsoftonline.com/{tenantid}/v2.0).
 	// Discovery's issuer must equal it (SECURITY S23); Entra multi-tenant
 	// issuers keep their {tenantid}.
-	Issuer string `yaml:"issuer,omitempty"`
+	Issuer string `yaml:"issuer,omitempty" json:"issuer,omitempty"`
 	// ClientID is realmgate's client id at the upstream provider (all types but saml).
-	ClientID string `yaml:"client_id,omitempty"`
+	ClientID string `yaml:"client_id,omitempty" json:"client_id,omitempty"`
 	// ClientSecret is realmgate's client secret at the upstream provider. Use ${VAR}.
-	ClientSecret string `yaml:"client_secret,omitempty"`
+	ClientSecret string `yaml:"client_secret,omitempty" json:"client_secret,omitempty"`
 	// Scopes are requested upstream. Default for oidc, google and microsoft:
 	// ["openid", "profile", "email"]; those types must request "openid".
-	Scopes []string `yaml:"scopes,omitempty"`
+	Scopes []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
 
 	// AuthURL is the authorization endpoint (oauth2: required).
-	AuthURL string `yaml:"auth_url,omitempty"`
+	AuthURL string `yaml:"auth_url,omitempty" json:"auth_url,omitempty"`
 	// TokenURL is the token endpoint (oauth2: required).
-	TokenURL string `yaml:"token_url,omitempty"`
+	TokenURL string `yaml:"token_url,omitempty" json:"token_url,omitempty"`
 	// UserInfoURL is the endpoint that describes the user (oauth2: required).
-	UserInfoURL string `yaml:"userinfo_url,omitempty"`
+	UserInfoURL string `yaml:"userinfo_url,omitempty" json:"userinfo_url,omitempty"`
 
 	// HostedDomain restricts a google provider to one Google Workspace
 	// domain: the ID token's hd claim must equal it (Google sends hd only for
 	// Workspace accounts, so consumer gmail.com accounts are refused). It is
 	// also sent as the hd authorization parameter, which only tunes Google's
 	// account chooser. Optional.
-	HostedDomain string `yaml:"hosted_domain,omitempty"`
+	HostedDomain string `yaml:"hosted_domain,omitempty" json:"hosted_domain,omitempty"`
 	// AllowedTenants lists the Entra directory (tenant) ids, as GUIDs, whose
 	// users may sign in through a multi-tenant issuer (microsoft without a
 	// pinned issuer, or oidc with a {tenantid} issuer): the ID token's tid
 	// must be listed. Empty: any work tenant. Optional.
-	AllowedTenants []string `yaml:"allowed_tenants,omitempty"`
+	AllowedTenants []string `yaml:"allowed_tenants,omitempty" json:"allowed_tenants,omitempty"`
 	// Accounts selects which Microsoft accounts a microsoft provider takes:
 	// "any" (default: work or school accounts and personal Microsoft
 	// accounts, through the common endpoint), "work" (the organizations
 	// endpoint; personal accounts refused) or "personal" (personal Microsoft
 	// accounts only, the consumer tenant 9188040d-6c67-4c5b-b112-36a304b66dad).
 	// Every ID token's issuer is checked against its own tid (SECURITY S23).
-	Accounts string `yaml:"accounts,omitempty"`
+	Accounts string `yaml:"accounts,omitempty" json:"accounts,omitempty"`
 
 	// MetadataURL is where the SAML IdP publishes its metadata (saml: one of
 	// metadata_url, metadata or metadata_file). It is fetched on first use and
@@ -338,99 +323,112 @@ type Provider struct {
 	// cacheDuration / validUntil say so; metadata past its validUntil is
 	// refused and the last good copy kept. Every signing certificate it lists
 	// is trusted, so a certificate rollover needs no change here.
-	MetadataURL string `yaml:"metadata_url,omitempty"`
+	MetadataURL string `yaml:"metadata_url,omitempty" json:"metadata_url,omitempty"`
 	// Metadata is the SAML IdP's metadata XML inline (saml: one of
 	// metadata_url, metadata or metadata_file).
-	Metadata string `yaml:"metadata,omitempty"`
+	Metadata string `yaml:"metadata,omitempty" json:"metadata,omitempty"`
 	// MetadataFile is a file holding the SAML IdP's metadata XML (saml: one
 	// of metadata_url, metadata or metadata_file), read at start. A relative
 	// path is relative to the configuration file's directory.
-	MetadataFile string `yaml:"metadata_file,omitempty"`
+	MetadataFile string `yaml:"metadata_file,omitempty" json:"metadata_file,omitempty"`
 	// EntityID pins the SAML IdP's entityID expected as Issuer (SECURITY S41).
 	// Default: the entityID in the metadata. Required to pick one IdP out of
 	// metadata that lists several (an EntitiesDescriptor).
-	EntityID string `yaml:"entity_id,omitempty"`
+	EntityID string `yaml:"entity_id,omitempty" json:"entity_id,omitempty"`
 	// SPKeyFile is a PEM file with realmgate's RSA private key for this SAML
 	// IdP (PKCS #1 or PKCS #8): it signs AuthnRequests and decrypts encrypted
 	// assertions, and its certificate is published in the SP metadata. Set
 	// with SPCertFile or not at all. A relative path is relative to the
 	// configuration file's directory. Without it requests are unsigned and
 	// encrypted assertions cannot be read.
-	SPKeyFile string `yaml:"sp_key_file,omitempty"`
+	SPKeyFile string `yaml:"sp_key_file,omitempty" json:"sp_key_file,omitempty"`
 	// SPCertFile is a PEM file with the X.509 certificate of SPKeyFile's key
 	// (a self-signed one is fine: openssl req -x509 -newkey rsa:2048 -days
 	// 3650 -nodes -keyout sp.key -out sp.crt -subj /CN=realmgate).
-	SPCertFile string `yaml:"sp_cert_file,omitempty"`
+	SPCertFile string `yaml:"sp_cert_file,omitempty" json:"sp_cert_file,omitempty"`
+	// SPKey is the PEM text of sp_key_file's key, inline (use ${VAR} in the
+	// file; the admin API, which cannot name files, stores it encrypted and
+	// never shows it). Set with SPCert, instead of sp_key_file and
+	// sp_cert_file.
+	SPKey string `yaml:"sp_key,omitempty" json:"sp_key,omitempty"`
+	// SPCert is the PEM text of the certificate of SPKey's key, inline.
+	SPCert string `yaml:"sp_cert,omitempty" json:"sp_cert,omitempty"`
 	// SignRequests signs every AuthnRequest even when the IdP's metadata does
-	// not ask for signed requests (WantAuthnRequestsSigned). Needs sp_key_file.
-	SignRequests bool `yaml:"sign_requests,omitempty"`
+	// not ask for signed requests (WantAuthnRequestsSigned). Needs sp_key_file
+	// (or sp_key).
+	SignRequests bool `yaml:"sign_requests,omitempty" json:"sign_requests,omitempty"`
 	// Binding is how the AuthnRequest is sent to the IdP: "redirect"
 	// (HTTP-Redirect, the default when the IdP offers it) or "post" (HTTP-POST).
-	Binding string `yaml:"binding,omitempty"`
+	Binding string `yaml:"binding,omitempty" json:"binding,omitempty"`
 	// NameIDFormat is the NameID format requested from the IdP: "persistent",
 	// "email" or "unspecified" (default), or the format's full URN.
-	NameIDFormat string `yaml:"name_id_format,omitempty"`
+	NameIDFormat string `yaml:"name_id_format,omitempty" json:"name_id_format,omitempty"`
 	// SubjectAttribute names the SAML attribute (its Name URI or short alias,
 	// such as "uid" or "objectidentifier") whose value becomes the user's
 	// subject instead of the NameID. Required when the IdP sends transient
 	// NameIDs, which are never taken as a subject.
-	SubjectAttribute string `yaml:"subject_attribute,omitempty"`
+	SubjectAttribute string `yaml:"subject_attribute,omitempty" json:"subject_attribute,omitempty"`
 	// ClockSkew is the clock difference tolerated with the SAML IdP when
 	// checking NotBefore / NotOnOrAfter (SECURITY S41). Default 2m, at most 3m.
-	ClockSkew Duration `yaml:"clock_skew,omitempty"`
+	ClockSkew Duration `yaml:"clock_skew,omitempty" json:"clock_skew,omitempty"`
 	// IdPInitiated accepts unsolicited (IdP-initiated) SAML responses. Off by
 	// default (SECURITY S44); when on, RelayStateAllowlist is required and the
 	// replay cache and a short freshness window still apply.
-	IdPInitiated bool `yaml:"idp_initiated,omitempty"`
+	IdPInitiated bool `yaml:"idp_initiated,omitempty" json:"idp_initiated,omitempty"`
 
 	// UpstreamLogout ends the user's session at this IdP too when they log
 	// out of realmgate (OIDC types; register <issuer>/logout/upstream at the
 	// IdP as a post-logout redirect URI).
-	UpstreamLogout bool `yaml:"upstream_logout,omitempty"`
+	UpstreamLogout bool `yaml:"upstream_logout,omitempty" json:"upstream_logout,omitempty"`
 
 	// MFAACRValues are sent upstream as acr_values to ask this IdP for
 	// multi-factor authentication (default: the PAPE multi-factor policy
 	// URI; Okta, for example, wants urn:okta:loa:2fa:any).
-	MFAACRValues []string `yaml:"mfa_acr_values,omitempty"`
+	MFAACRValues []string `yaml:"mfa_acr_values,omitempty" json:"mfa_acr_values,omitempty"`
+	// Settings are the settings of a provider type that has its own (a type
+	// added in its own package declares their names and checks them),
+	// like {base_url: https://sso.example.com, realm: acme}.
+	Settings map[string]string `yaml:"settings,omitempty" json:"settings,omitempty"`
+
 	// RelayStateAllowlist are the exact URLs an IdP-initiated response's
 	// RelayState may name, where the browser goes after the sign-in (an
 	// application's login URL); the first is used when RelayState is empty.
 	// Required with idp_initiated (SECURITY S44).
-	RelayStateAllowlist []string `yaml:"relay_state_allowlist,omitempty"`
+	RelayStateAllowlist []string `yaml:"relay_state_allowlist,omitempty" json:"relay_state_allowlist,omitempty"`
 }
 
 // Rule is one claims rule, compiled by package transform. When If is empty
 // or evaluates to true, the rule's actions run. A rule has at least one action.
 type Rule struct {
 	// Name identifies the rule in traces and errors; required.
-	Name string `yaml:"name"`
+	Name string `yaml:"name" json:"name"`
 	// If is a CEL condition; empty means always.
-	If string `yaml:"if,omitempty"`
+	If string `yaml:"if,omitempty" json:"if,omitempty"`
 	// Set maps claim names to CEL expressions whose value replaces the claim.
-	Set map[string]string `yaml:"set,omitempty"`
+	Set map[string]string `yaml:"set,omitempty" json:"set,omitempty"`
 	// Add maps claim names to CEL expressions whose values are appended to the claim.
-	Add map[string]string `yaml:"add,omitempty"`
+	Add map[string]string `yaml:"add,omitempty" json:"add,omitempty"`
 	// Remove lists claims to drop.
-	Remove []string `yaml:"remove,omitempty"`
+	Remove []string `yaml:"remove,omitempty" json:"remove,omitempty"`
 	// Map translates values of one claim through a table into another.
-	Map *MapRule `yaml:"map,omitempty"`
+	Map *MapRule `yaml:"map,omitempty" json:"map,omitempty"`
 	// Deny, when set, refuses the sign-in with this message.
-	Deny string `yaml:"deny,omitempty"`
+	Deny string `yaml:"deny,omitempty" json:"deny,omitempty"`
 	// Stop ends rule processing after this rule.
-	Stop bool `yaml:"stop,omitempty"`
+	Stop bool `yaml:"stop,omitempty" json:"stop,omitempty"`
 }
 
 // MapRule translates values through a table.
 type MapRule struct {
 	// From is the source: an upstream attribute (upstream.groups) or a claim.
-	From string `yaml:"from"`
+	From string `yaml:"from" json:"from"`
 	// To is the claim that receives the mapped values (roles).
-	To string `yaml:"to"`
+	To string `yaml:"to" json:"to"`
 	// Table maps source values to output values; unlisted values are dropped
 	// unless Default is set.
-	Table map[string]string `yaml:"table"`
+	Table map[string]string `yaml:"table" json:"table"`
 	// Default is the output for values not in Table; empty drops them.
-	Default string `yaml:"default,omitempty"`
+	Default string `yaml:"default,omitempty" json:"default,omitempty"`
 }
 
 // Tenant returns the tenant with the given id, or nil.
@@ -475,22 +473,22 @@ func (cl *Client) AllowsTenant(tenant string) bool {
 // Member is an identity from another tenant's IdP allowed into a tenant.
 type Member struct {
 	// IdP is the id of the IdP that must authenticate the member.
-	IdP string `yaml:"idp"`
+	IdP string `yaml:"idp" json:"idp"`
 	// Subject is the member's upstream subject at that IdP; or
-	Subject string `yaml:"subject,omitempty"`
+	Subject string `yaml:"subject,omitempty" json:"subject,omitempty"`
 	// Email is a verified email the IdP asserts for the member.
-	Email string `yaml:"email,omitempty"`
+	Email string `yaml:"email,omitempty" json:"email,omitempty"`
 	// Reauth makes switching into this tenant sign the member in at the IdP
 	// again instead of reusing the SSO session.
-	Reauth bool `yaml:"reauth,omitempty"`
+	Reauth bool `yaml:"reauth,omitempty" json:"reauth,omitempty"`
 }
 
 // Impersonation says who may act as a tenant's users.
 type Impersonation struct {
 	// OperatorRoles: the operator's access token must carry one of these roles.
-	OperatorRoles []string `yaml:"operator_roles"`
+	OperatorRoles []string `yaml:"operator_roles" json:"operator_roles"`
 	// OperatorTenants: the tenants operators sign in to (default: this one).
-	OperatorTenants []string `yaml:"operator_tenants,omitempty"`
+	OperatorTenants []string `yaml:"operator_tenants,omitempty" json:"operator_tenants,omitempty"`
 	// Lifetime of impersonation tokens, at most 15m (the default).
-	Lifetime Duration `yaml:"lifetime,omitempty"`
+	Lifetime Duration `yaml:"lifetime,omitempty" json:"lifetime,omitempty"`
 }

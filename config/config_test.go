@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	. "github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin"
 )
 
 const exampleFile = "../testdata/config/realmgate.example.yaml"
@@ -137,7 +140,8 @@ func TestParse_RoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse(Marshal(example)) error:\n%v\n%s", err, out)
 	}
-	c.src, c2.src = source{}, source{}
+	ClearSource(c)
+	ClearSource(c2)
 	if !reflect.DeepEqual(c, c2) {
 		t.Errorf("Parse(Marshal(c)) differs from c:\n%s", out)
 	}

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin"
 )
 
 // parseBudget bounds one Parse of at most 1 MiB: a hostile file must not

@@ -95,9 +95,9 @@ var DefaultRateLimits = RateLimits{
 // field keeps the top-level rate_limits value.
 type TenantRateLimits struct {
 	// StartsPerTenant replaces rate_limits.starts_per_tenant for this tenant.
-	StartsPerTenant *Rate `yaml:"starts_per_tenant,omitempty"`
+	StartsPerTenant *Rate `yaml:"starts_per_tenant,omitempty" json:"starts_per_tenant,omitempty"`
 	// FailuresPerTenant replaces rate_limits.failures_per_tenant for this tenant.
-	FailuresPerTenant *Rate `yaml:"failures_per_tenant,omitempty"`
+	FailuresPerTenant *Rate `yaml:"failures_per_tenant,omitempty" json:"failures_per_tenant,omitempty"`
 }
 
 // Ops configures the operations listener: Prometheus /metrics, /healthz,

@@ -1,10 +1,13 @@
-package config
+package config_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin"
 )
 
 const opsBase = `issuer: https://login.example.com

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/realmgate/realmgate/config"
 )
 
 func TestOutbound_S70_Parse(t *testing.T) {

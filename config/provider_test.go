@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"crypto"
@@ -17,6 +17,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin"
+	"github.com/realmgate/realmgate/idp/saml"
 )
 
 func TestValidate_ProviderOptions(t *testing.T) {
@@ -223,11 +227,11 @@ tenants:
 				if want := filepath.Join(dir, "sp.crt"); p.SPCertFile != want {
 					t.Errorf("SPCertFile = %q, want %q (relative to the config file)", p.SPCertFile, want)
 				}
-				key, cert, err := p.SPKeyPair()
+				key, cert, err := saml.SPKeyPair(p)
 				if err != nil || !key.PublicKey.Equal(cert.PublicKey) {
 					t.Errorf("SPKeyPair() = %v, %v, want the pair", cert, err)
 				}
-				if md, err := p.IdPMetadataXML(); err != nil || !strings.Contains(string(md), "https://idp.example") {
+				if md, err := saml.MetadataXML(p); err != nil || !strings.Contains(string(md), "https://idp.example") {
 					t.Errorf("IdPMetadataXML() = %q, %v, want the file", md, err)
 				}
 				return
@@ -277,7 +281,7 @@ tenants:
 		len(p.RelayStateAllowlist) != 1 || p.SubjectAttribute == "" {
 		t.Errorf("provider = %+v, want every option read", p)
 	}
-	if urn, ok := p.SAMLNameIDFormat(); !ok || urn != "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" {
+	if urn, ok := saml.NameIDFormat(p); !ok || urn != "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" {
 		t.Errorf("SAMLNameIDFormat() = %q, %v, want the email URN", urn, ok)
 	}
 	// An explicit zero skew is reported, not replaced by the default.

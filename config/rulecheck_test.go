@@ -1,8 +1,11 @@
-package config
+package config_test
 
 import (
 	"errors"
 	"testing"
+
+	. "github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin"
 )
 
 // fakeRules stands in for the rule compiler: it returns the faults listed

@@ -1,9 +1,12 @@
-package config
+package config_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
+
+	. "github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin"
 )
 
 // scaleYAML is a configuration with n tenants, two verified domains and one

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/realmgate/realmgate/internal/testcert"
+
+	. "github.com/realmgate/realmgate/config"
 )
 
 // tlsFiles writes a CA, a server pair and a client pair for the tests.

@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"cmp"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	. "github.com/realmgate/realmgate/config"
 )
 
 // TestUpstreamConcurrency: upstream_concurrency is read, 0 keeps the

@@ -118,22 +118,16 @@ func (c *Config) ApplyDefaults() {
 		}
 		for j := range t.Providers {
 			p := &t.Providers[j]
+			typ, _ := LookupProviderType(p.Type)
 			if p.Name == "" {
-				p.Name = map[string]string{ProviderGitHub: "GitHub", ProviderGoogle: "Google", ProviderMicrosoft: "Microsoft"}[p.Type]
-			}
-			if p.Name == "" {
-				p.Name = p.ID
+				p.Name = cmp.Or(typ.DisplayName, p.ID)
 			}
 			path := fmt.Sprintf("tenants[%d].providers[%d].scopes", i, j)
-			if len(p.Scopes) == 0 && unset(path) && needsOpenID(p.Type) {
+			if len(p.Scopes) == 0 && unset(path) && typ.OpenID {
 				p.Scopes = slices.Clone(DefaultScopes)
 			}
 		}
 	}
-}
-
-func needsOpenID(typ string) bool {
-	return typ == ProviderOIDC || typ == ProviderGoogle || typ == ProviderMicrosoft
 }
 
 // Validate checks the configuration and returns a *ValidationError listing
@@ -185,20 +179,10 @@ func (c *Config) Warnings() []string {
 		if t.Subdomain != "" && c.BaseDomain == "" {
 			k.add(path+".subdomain", "has no effect without base_domain")
 		}
-		for j, p := range t.Providers {
-			if (p.Type == ProviderOIDC || p.Type == ProviderOAuth2) && p.ClientSecret == "" {
-				k.add(fmt.Sprintf("%s.providers[%d].client_secret", path, j), "not set: the provider must accept a public client with PKCE")
-			}
-			if p.IdPInitiated {
-				k.add(fmt.Sprintf("%s.providers[%d].idp_initiated", path, j), "IdP-initiated SAML is weaker against login CSRF; enable it only if the tenant needs it")
-			}
-			if len(p.RelayStateAllowlist) > 0 && !p.IdPInitiated {
-				k.add(fmt.Sprintf("%s.providers[%d].relay_state_allowlist", path, j), "has no effect without idp_initiated: true")
-			}
-			if p.Type == ProviderSAML && p.SPCertFile != "" {
-				if _, cert, err := p.SPKeyPair(); err == nil && time.Now().After(cert.NotAfter) {
-					k.add(fmt.Sprintf("%s.providers[%d].sp_cert_file", path, j), "certificate expired on %s: IdPs that check it will refuse signed requests", cert.NotAfter.Format(time.DateOnly))
-				}
+		for j := range t.Providers {
+			p := &t.Providers[j]
+			if typ, ok := LookupProviderType(p.Type); ok && typ.Warn != nil {
+				typ.Warn(&ProviderCheck{P: p, Type: typ, k: k, path: fmt.Sprintf("%s.providers[%d]", path, j)})
 			}
 		}
 	}
@@ -646,29 +630,18 @@ func (k *checker) tenants() map[string]bool {
 				defaultTenant = i
 			}
 		}
-		for j, p := range t.Providers {
-			k.provider(p, fmt.Sprintf("%s.providers[%d]", path, j), t.ID, providers)
+		for j := range t.Providers {
+			k.provider(&t.Providers[j], fmt.Sprintf("%s.providers[%d]", path, j), t.ID, providers)
 		}
 		k.rules(t.Rules, path+".rules")
 	}
 	return ids
 }
 
-// providerFields lists, per type, the type-specific fields it uses.
-var providerFields = map[string][]string{
-	ProviderOIDC: {"issuer", "client_id", "client_secret", "scopes", "allowed_tenants"},
-	ProviderSAML: {"metadata_url", "metadata", "metadata_file", "entity_id", "idp_initiated", "relay_state_allowlist",
-		"sp_key_file", "sp_cert_file", "sign_requests", "binding", "name_id_format", "subject_attribute", "clock_skew"},
-	ProviderGitHub:    {"client_id", "client_secret", "scopes"},
-	ProviderGoogle:    {"client_id", "client_secret", "scopes", "hosted_domain"},
-	ProviderMicrosoft: {"issuer", "client_id", "client_secret", "scopes", "allowed_tenants", "accounts"},
-	ProviderOAuth2:    {"client_id", "client_secret", "scopes", "auth_url", "token_url", "userinfo_url"},
-}
-
-// guidPattern matches an Entra tenant id.
-var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-func (k *checker) provider(p Provider, path, tenant string, seen map[string]string) {
+// provider checks one provider: what every provider needs (a unique id,
+// a registered type, only the settings its type uses, client_id when the
+// type uses it, URLs, scopes), then its type's own checks.
+func (k *checker) provider(p *Provider, path, tenant string, seen map[string]string) {
 	switch other, dup := seen[p.ID]; {
 	case !idPattern.MatchString(p.ID):
 		k.add(path+".id", "provider id %q must be 1-63 lower case letters, digits, '-' or '_' (it appears in callback URLs)", p.ID)
@@ -677,66 +650,41 @@ func (k *checker) provider(p Provider, path, tenant string, seen map[string]stri
 	default:
 		seen[p.ID] = tenant
 	}
-	allowed, known := providerFields[p.Type]
+	typ, known := LookupProviderType(p.Type)
 	if !known {
-		k.add(path+".type", "unknown provider type %q: want oidc, saml, github, google, microsoft or oauth2", p.Type)
+		k.add(path+".type", "unknown provider type %q: want %s", p.Type, typeNames())
 		return
 	}
-	set := map[string]bool{
-		"issuer": p.Issuer != "", "client_id": p.ClientID != "", "client_secret": p.ClientSecret != "",
-		"scopes": len(p.Scopes) > 0, "auth_url": p.AuthURL != "", "token_url": p.TokenURL != "",
-		"userinfo_url": p.UserInfoURL != "", "metadata_url": p.MetadataURL != "", "metadata": p.Metadata != "",
-		"entity_id": p.EntityID != "", "idp_initiated": p.IdPInitiated,
-		"metadata_file": p.MetadataFile != "", "relay_state_allowlist": len(p.RelayStateAllowlist) > 0,
-		"sp_key_file": p.SPKeyFile != "", "sp_cert_file": p.SPCertFile != "", "sign_requests": p.SignRequests,
-		"binding": p.Binding != "", "name_id_format": p.NameIDFormat != "", "subject_attribute": p.SubjectAttribute != "",
-		"clock_skew": p.ClockSkew != 0 || k.c.src.explicit[path+".clock_skew"], "hosted_domain": p.HostedDomain != "",
-		"allowed_tenants": len(p.AllowedTenants) > 0, "accounts": p.Accounts != "",
-	}
+	set := k.providerSet(p, path)
 	for _, f := range slices.Sorted(maps.Keys(set)) {
-		if set[f] && !slices.Contains(allowed, f) {
+		if set[f] && !slices.Contains(typ.Fields, f) {
 			k.add(path+"."+f, "is not used by providers of type %q", p.Type)
 		}
 	}
-	if p.Type != ProviderSAML && p.ClientID == "" {
-		k.add(path+".client_id", "is required for type %q", p.Type)
-	}
-	switch p.Type {
-	case ProviderOIDC:
-		if p.Issuer == "" {
-			k.add(path+".issuer", "is required for type oidc")
-		}
-	case ProviderGitHub, ProviderGoogle, ProviderMicrosoft:
-		if p.ClientSecret == "" {
-			k.add(path+".client_secret", "is required for type %q", p.Type)
-		}
-	case ProviderOAuth2:
-		for _, f := range []struct{ name, v string }{{"auth_url", p.AuthURL}, {"token_url", p.TokenURL}, {"userinfo_url", p.UserInfoURL}} {
-			if f.v == "" {
-				k.add(path+"."+f.name, "is required for type oauth2")
+	for _, key := range slices.Sorted(maps.Keys(p.Settings)) {
+		if !slices.Contains(typ.Settings, key) {
+			want := "it takes none"
+			if len(typ.Settings) > 0 {
+				want = "want " + strings.Join(typ.Settings, ", ")
 			}
+			k.add(path+".settings"+keyPath(key), "is not a setting of providers of type %q (%s)", p.Type, want)
 		}
-	case ProviderSAML:
-		k.saml(p, path)
 	}
-	if h := normalizeDomain(p.HostedDomain); p.Type == ProviderGoogle && p.HostedDomain != "" && (!validHostname(h) || h == "localhost") {
-		k.add(path+".hosted_domain", "%q is not a domain name like example.com", p.HostedDomain)
-	}
-	if p.Type == ProviderOIDC || p.Type == ProviderMicrosoft {
-		k.tenantLimits(p, path)
+	if slices.Contains(typ.Fields, "client_id") && p.ClientID == "" {
+		k.add(path+".client_id", "is required for type %q", p.Type)
 	}
 	for _, f := range []struct{ name, v string }{
 		{"issuer", p.Issuer}, {"metadata_url", p.MetadataURL},
 		{"auth_url", p.AuthURL}, {"token_url", p.TokenURL}, {"userinfo_url", p.UserInfoURL},
 	} {
-		if f.v == "" || !slices.Contains(allowed, f.name) {
+		if f.v == "" || !slices.Contains(typ.Fields, f.name) {
 			continue
 		}
 		if msg := checkHTTPURL(f.v); msg != "" {
 			k.add(path+"."+f.name, "%s", msg)
 		}
 	}
-	if needsOpenID(p.Type) && !slices.Contains(p.Scopes, "openid") {
+	if typ.OpenID && !slices.Contains(p.Scopes, "openid") {
 		k.add(path+".scopes", "must include \"openid\" for type %q", p.Type)
 	}
 	for i, s := range p.Scopes {
@@ -744,103 +692,8 @@ func (k *checker) provider(p Provider, path, tenant string, seen map[string]stri
 			k.add(fmt.Sprintf("%s.scopes[%d]", path, i), "%q is not a valid scope (RFC 6749 §3.3)", s)
 		}
 	}
-}
-
-// saml checks the SAML-specific fields of p.
-func (k *checker) saml(p Provider, path string) {
-	given := 0
-	for _, v := range []string{p.MetadataURL, p.Metadata, p.MetadataFile} {
-		if v != "" {
-			given++
-		}
-	}
-	switch {
-	case given == 0:
-		k.add(path+".metadata_url", "type saml needs metadata_url or metadata (inline XML) or metadata_file")
-	case given > 1:
-		f := "metadata"
-		if p.MetadataFile != "" {
-			f = "metadata_file"
-		}
-		k.add(path+"."+f, "give one of metadata_url, metadata and metadata_file, not both")
-	case p.Metadata != "" && !strings.HasPrefix(strings.TrimSpace(p.Metadata), "<"):
-		k.add(path+".metadata", "must be the IdP's metadata XML")
-	case p.MetadataFile != "":
-		if _, err := p.IdPMetadataXML(); err != nil {
-			k.add(path+".metadata_file", "%v", err)
-		}
-	}
-	switch {
-	case p.SPKeyFile == "" && p.SPCertFile != "":
-		k.add(path+".sp_key_file", "is required with sp_cert_file")
-	case p.SPKeyFile != "" && p.SPCertFile == "":
-		k.add(path+".sp_cert_file", "is required with sp_key_file")
-	case p.SPKeyFile != "":
-		if _, _, err := p.SPKeyPair(); err != nil {
-			k.add(path+".sp_key_file", "%v", err)
-		}
-	case p.SignRequests:
-		k.add(path+".sign_requests", "needs sp_key_file and sp_cert_file to sign with")
-	}
-	switch p.Binding {
-	case "", BindingRedirect, BindingPOST:
-	default:
-		k.add(path+".binding", "unknown binding %q: want redirect or post", p.Binding)
-	}
-	if _, ok := p.SAMLNameIDFormat(); !ok {
-		k.add(path+".name_id_format", "unsupported NameID format %q: want persistent, email or unspecified", p.NameIDFormat)
-	}
-	if p.SubjectAttribute != "" && strings.TrimSpace(p.SubjectAttribute) != p.SubjectAttribute {
-		k.add(path+".subject_attribute", "must not start or end with spaces")
-	}
-	if k.c.src.explicit[path+".clock_skew"] || p.ClockSkew != 0 {
-		if p.ClockSkew <= 0 || p.ClockSkew > MaxClockSkew {
-			k.add(path+".clock_skew", "must be greater than 0 and at most %s, got %s", MaxClockSkew, p.ClockSkew)
-		}
-	}
-	if p.IdPInitiated && len(p.RelayStateAllowlist) == 0 {
-		k.add(path+".relay_state_allowlist", "is required with idp_initiated: list the URLs an IdP-initiated sign-in may go to (SECURITY S44)")
-	}
-	for i, u := range p.RelayStateAllowlist {
-		if msg := checkRedirectURI(u); msg != "" {
-			k.add(fmt.Sprintf("%s.relay_state_allowlist[%d]", path, i), "%s", msg)
-		} else if pu, _ := url.Parse(u); pu.Scheme != "https" && pu.Scheme != "http" {
-			k.add(fmt.Sprintf("%s.relay_state_allowlist[%d]", path, i), "%q must be an https URL", u)
-		}
-	}
-}
-
-// tenantLimits checks allowed_tenants and accounts (Entra multi-tenant issuers).
-func (k *checker) tenantLimits(p Provider, path string) {
-	multi := p.multiTenant()
-	if len(p.AllowedTenants) > 0 && !multi {
-		k.add(path+".allowed_tenants", "needs a multi-tenant issuer with %s (a pinned issuer is one tenant already)", TenantPlaceholder)
-	}
-	for i, t := range p.AllowedTenants {
-		if !guidPattern.MatchString(t) {
-			k.add(fmt.Sprintf("%s.allowed_tenants[%d]", path, i), "%q is not an Entra tenant id (a GUID like 11111111-2222-3333-4444-555555555555)", t)
-		}
-	}
-	if p.Type != ProviderMicrosoft {
-		return // accounts is reported as not used
-	}
-	switch p.Accounts {
-	case "", AccountsAny:
-	case AccountsWork:
-		for i, t := range p.AllowedTenants {
-			if strings.EqualFold(t, MicrosoftConsumerTenant) {
-				k.add(fmt.Sprintf("%s.allowed_tenants[%d]", path, i), "is the personal-accounts tenant, which accounts: work refuses")
-			}
-		}
-	case AccountsPersonal:
-		if len(p.AllowedTenants) > 0 {
-			k.add(path+".allowed_tenants", "has no effect with accounts: personal (one tenant, %s)", MicrosoftConsumerTenant)
-		}
-	default:
-		k.add(path+".accounts", "unknown value %q: want any, work or personal", p.Accounts)
-	}
-	if p.Accounts != "" && !multi {
-		k.add(path+".accounts", "needs a multi-tenant issuer with %s (a pinned issuer is one tenant already)", TenantPlaceholder)
+	if typ.Check != nil {
+		typ.Check(&ProviderCheck{P: p, Type: typ, k: k, path: path})
 	}
 }
 

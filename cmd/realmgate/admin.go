@@ -22,6 +22,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 )
 
 // The operations listener (ops.listen, loopback by default) serves:
@@ -35,33 +36,19 @@ import (
 // applyOperations copies the file's rate limits and audit retention into the
 // broker's configuration (buildBroker calls it).
 func applyOperations(bc *broker.Config, cfg *config.Config) {
-	rate := func(r config.Rate) broker.RateLimit {
-		if r.Off() {
-			return broker.RateLimit{}
-		}
-		return broker.RateLimit{Limit: r.Limit, Window: r.Window.Duration()}
-	}
+	rate := assemble.RateLimit
 	rl := cfg.RateLimits
 	bc.RateLimits = broker.RateLimits{StartsPerIP: rate(rl.StartsPerIP), StartsPerTenant: rate(rl.StartsPerTenant),
 		FailuresPerIP: rate(rl.FailuresPerIP), FailuresPerTenant: rate(rl.FailuresPerTenant)}
+	// Each tenant's own limits also travel in its policy (assemble.Policy),
+	// which the admin API replaces live; these are the boot-time copy.
 	for _, t := range cfg.Tenants {
-		o := t.RateLimits
-		if o.StartsPerTenant == nil && o.FailuresPerTenant == nil {
-			continue
+		if tl := assemble.TenantLimits(t.RateLimits); tl != nil {
+			if bc.TenantRateLimits == nil {
+				bc.TenantRateLimits = map[string]broker.TenantLimits{}
+			}
+			bc.TenantRateLimits[t.ID] = *tl
 		}
-		if bc.TenantRateLimits == nil {
-			bc.TenantRateLimits = map[string]broker.TenantLimits{}
-		}
-		var tl broker.TenantLimits
-		if o.StartsPerTenant != nil {
-			r := rate(*o.StartsPerTenant)
-			tl.StartsPerTenant = &r
-		}
-		if o.FailuresPerTenant != nil {
-			r := rate(*o.FailuresPerTenant)
-			tl.FailuresPerTenant = &r
-		}
-		bc.TenantRateLimits[t.ID] = tl
 	}
 	bc.AuditMaxLen = cfg.Audit.MaxEventsPerTenant
 	if bc.AuditMaxLen == 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -87,54 +88,6 @@ var _ admin.Compiler = (*adminCompiler)(nil)
 func newAdminCompiler(file *config.Config, logger *slog.Logger) *adminCompiler {
 	return &adminCompiler{file: file, logger: logger, http: upstreamClient(file), tenants: map[string]*tenantEntry{},
 		conns: map[[32]byte]*cachedConn{}, engines: map[[32]byte]*cachedEngine{}}
-}
-
-// configTenant converts an API tenant into the file's model; unverified
-// domains are left out, so they route no one (and vouch for no email).
-func configTenant(t admin.Tenant) (config.Tenant, []admin.Problem) {
-	ct := config.Tenant{ID: t.ID, Name: t.Name, Domains: t.VerifiedDomains(), Subdomain: t.Subdomain, IPRanges: t.IPRanges,
-		RequireMFA: t.RequireMFA}
-	for _, m := range t.Members {
-		ct.Members = append(ct.Members, config.Member{IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
-	}
-	var probs []admin.Problem
-	for i, p := range t.Providers {
-		cp := config.Provider{ID: p.ID, Type: p.Type, Name: p.Name, Issuer: p.Issuer, ClientID: p.ClientID,
-			ClientSecret: p.ClientSecret, Scopes: p.Scopes, AuthURL: p.AuthURL, TokenURL: p.TokenURL,
-			UserInfoURL: p.UserInfoURL, HostedDomain: p.HostedDomain, AllowedTenants: p.AllowedTenants,
-			Accounts: p.Accounts, MetadataURL: p.MetadataURL, Metadata: p.Metadata, EntityID: p.EntityID,
-			Binding: p.Binding, NameIDFormat: p.NameIDFormat, SubjectAttribute: p.SubjectAttribute,
-			IdPInitiated: p.IdPInitiated, RelayStateAllowlist: p.RelayStateAllowlist, MFAACRValues: p.MFAACRValues}
-		if p.ClockSkew != "" {
-			d, err := config.ParseDuration(p.ClockSkew)
-			if err != nil {
-				probs = append(probs, admin.Problem{Field: fmt.Sprintf("tenants[%s].providers[%d].clock_skew", t.ID, i), Message: err.Error()})
-			}
-			cp.ClockSkew = d
-		}
-		ct.Providers = append(ct.Providers, cp)
-	}
-	ct.Rules = configRules(t.Rules)
-	return ct, probs
-}
-
-func configRules(in []admin.Rule) []config.Rule {
-	out := make([]config.Rule, 0, len(in))
-	for _, r := range in {
-		cr := config.Rule{Name: r.Name, If: r.If, Set: r.Set, Add: r.Add, Remove: r.Remove, Deny: r.Deny, Stop: r.Stop}
-		if r.Map != nil {
-			cr.Map = &config.MapRule{From: r.Map.From, To: r.Map.To, Table: r.Map.Table, Default: r.Map.Default}
-		}
-		out = append(out, cr)
-	}
-	return out
-}
-
-func configClient(cl admin.Client) config.Client {
-	return config.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs,
-		PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs, AllowedTenants: cl.AllowedTenants,
-		ExchangeAudiences: cl.ExchangeAudiences, BackchannelLogoutURI: cl.BackchannelLogoutURI, AllowedIdPs: cl.AllowedIdPs,
-		Claims: cl.Claims}
 }
 
 var (
@@ -264,7 +217,10 @@ func (ac *adminCompiler) apiTenant(t admin.Tenant) *tenantEntry {
 		}
 		return e
 	}
-	ct, probs := configTenant(t)
+	// Only verified domains route users; settings naming a server file are
+	// refused here too, so the compiler never reads a file an API caller
+	// named, whatever the stored state says.
+	ct, probs := t.Config()
 	e := ac.compileTenant(ct, true, probs)
 	if t.Incarnation != "" {
 		// S68: grants of an earlier tenant under the same id are refused.
@@ -348,7 +304,7 @@ func (ac *adminCompiler) Compile(ctx context.Context, st *admin.State, probe boo
 		clients = append(clients, assemble.Client(cl))
 	}
 	for _, cl := range st.Clients {
-		clients = append(clients, assemble.Client(configClient(cl)))
+		clients = append(clients, assemble.Client(cl.Client))
 	}
 	d.Clients = clients
 	return &admin.Compiled{Directory: d, Clients: clients}, nil
@@ -356,14 +312,22 @@ func (ac *adminCompiler) Compile(ctx context.Context, st *admin.State, probe boo
 
 // crossTenantProblems checks what config.Validate checks across tenants,
 // over every tenant (the file's first): unique ids, domains, subdomains
-// and IdP ids, and members naming an existing IdP.
+// and IdP ids, one default tenant at most, and members naming an existing IdP.
 func crossTenantProblems(all []*tenantEntry, apiFrom int) []admin.Problem {
 	var probs []admin.Problem
 	ids, domains, subs, idps := map[string]string{}, map[string]string{}, map[string]string{}, map[string]string{}
+	deflt := ""
 	for i, e := range all {
 		t := e.ct
 		api := i >= apiFrom
 		path := "tenants[" + t.ID + "]"
+		if t.Default {
+			if deflt != "" && api {
+				probs = append(probs, admin.Problem{Field: path + ".default",
+					Message: fmt.Sprintf("tenants %q and %q are both default: at most one tenant may be", deflt, t.ID)})
+			}
+			deflt = cmp.Or(deflt, t.ID)
+		}
 		if _, dup := ids[t.ID]; dup && api {
 			probs = append(probs, admin.Problem{Field: path + ".id", Message: fmt.Sprintf("tenant id %q is already used", t.ID)})
 		}
@@ -412,7 +376,7 @@ func (ac *adminCompiler) clientProblems(api []admin.Client, tenants, idps map[st
 	}
 	clients := slices.Clone(ac.file.Clients)
 	for _, cl := range api {
-		clients = append(clients, configClient(cl))
+		clients = append(clients, cl.Client)
 	}
 	c := ac.alone(nil, clients, false)
 	var prefixes []string
@@ -563,42 +527,11 @@ func (ac *adminCompiler) probe(ctx context.Context, jobs []probeJob) []admin.Pro
 
 // Engine implements admin.Compiler: the tenant's candidate rules for a dry run.
 func (ac *adminCompiler) Engine(tenant string, rules []admin.Rule) (*transform.Engine, error) {
-	eng, err := transform.Compile(assemble.Rules(ac.file.Rules), assemble.Rules(configRules(rules)), transform.Options{Tenant: tenant})
+	eng, err := transform.Compile(assemble.Rules(ac.file.Rules), assemble.Rules(rules), transform.Options{Tenant: tenant})
 	if err != nil {
 		return nil, &admin.ValidationError{Problems: []admin.Problem{{Field: "rules", Message: err.Error()}}}
 	}
 	return eng, nil
-}
-
-// adminTenant converts a file tenant for read-only listing.
-func adminTenant(t config.Tenant) admin.Tenant {
-	at := admin.Tenant{ID: t.ID, Name: t.Name, Subdomain: t.Subdomain, IPRanges: t.IPRanges, RequireMFA: t.RequireMFA}
-	for _, m := range t.Members {
-		at.Members = append(at.Members, admin.Member{IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
-	}
-	for _, d := range t.Domains {
-		at.Domains = append(at.Domains, admin.Domain{Name: d})
-	}
-	for _, p := range t.Providers {
-		ap := admin.Provider{ID: p.ID, Type: p.Type, Name: p.Name, Issuer: p.Issuer, ClientID: p.ClientID,
-			ClientSecret: p.ClientSecret, Scopes: p.Scopes, AuthURL: p.AuthURL, TokenURL: p.TokenURL,
-			UserInfoURL: p.UserInfoURL, HostedDomain: p.HostedDomain, AllowedTenants: p.AllowedTenants,
-			Accounts: p.Accounts, MetadataURL: p.MetadataURL, EntityID: p.EntityID, Binding: p.Binding,
-			NameIDFormat: p.NameIDFormat, SubjectAttribute: p.SubjectAttribute, IdPInitiated: p.IdPInitiated,
-			RelayStateAllowlist: p.RelayStateAllowlist, MFAACRValues: p.MFAACRValues}
-		if p.ClockSkew != 0 {
-			ap.ClockSkew = p.ClockSkew.String()
-		}
-		at.Providers = append(at.Providers, ap)
-	}
-	for _, r := range t.Rules {
-		ar := admin.Rule{Name: r.Name, If: r.If, Set: r.Set, Add: r.Add, Remove: r.Remove, Deny: r.Deny, Stop: r.Stop}
-		if r.Map != nil {
-			ar.Map = &admin.MapRule{From: r.Map.From, To: r.Map.To, Table: r.Map.Table, Default: r.Map.Default}
-		}
-		at.Rules = append(at.Rules, ar)
-	}
-	return at
 }
 
 // newAdminService builds the admin API over a running broker; nil when the
@@ -607,7 +540,7 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 	if len(cfg.AdminAPI.Tokens) == 0 {
 		return nil, nil
 	}
-	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer,
+	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer, Onboarder: idpOnboarder{},
 		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit,
 		TrustedProxies: srv.TrustedProxies()} // S73: the broker's client-IP rule
 	if cfg.Keys.Secret != "" {
@@ -616,17 +549,7 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 	} else {
 		logger.Warn("admin: keys.secret is not set: client secrets of API tenants and clients are stored unencrypted; set keys.secret to encrypt them")
 	}
-	fileClients := map[string]bool{}
-	for _, c := range cfg.Clients {
-		fileClients[c.ID] = true
-		opts.FileClients = append(opts.FileClients, admin.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
-			PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants,
-			ExchangeAudiences: c.ExchangeAudiences, BackchannelLogoutURI: c.BackchannelLogoutURI, AllowedIdPs: c.AllowedIdPs,
-			Claims: c.Claims})
-	}
-	for _, t := range cfg.Tenants {
-		opts.FileTenants = append(opts.FileTenants, adminTenant(t))
-	}
+	opts.FileTenants, opts.FileClients = cfg.Tenants, cfg.Clients
 	for _, t := range cfg.AdminAPI.Tokens {
 		opts.Tokens = append(opts.Tokens, admin.Token{Name: t.Name, Token: t.Token, Tenant: t.Tenant})
 	}

@@ -192,10 +192,10 @@ func api(t *testing.T, base, token, method, path string, body, out any) int {
 // newcoTenant is the tenant onboarded in the tests: the devidp realm as an
 // OIDC IdP, its domain verified by the operator.
 func (c *cluster) newcoTenant(rules ...admin.Rule) admin.Tenant {
-	return admin.Tenant{ID: "newco", Name: "NewCo", Domains: []admin.Domain{{Name: "newco.test", Verified: true}},
+	return admin.Tenant{Tenant: config.Tenant{ID: "newco", Name: "NewCo",
 		Providers: []admin.Provider{{ID: "newco-idp", Type: "oidc", Issuer: c.devidp + "/newco", ClientID: "realmgate",
 			ClientSecret: "newco-upstream-secret"}},
-		Rules: rules}
+		Rules: rules}, Domains: []admin.Domain{{Name: "newco.test", Verified: true}}}
 }
 
 // errNotRouted means the broker showed its discovery page instead of
@@ -421,11 +421,11 @@ func TestAdminAPI_RefusedWritesChangeNothing(t *testing.T) {
 		want               []string // fields
 	}{
 		{"bad rule", "PUT", "/v1/tenants/newco/rules", map[string]any{"rules": all.Rules}, []string{"tenants[newco].rules"}},
-		{"domain of a file tenant", "POST", "/v1/tenants", admin.Tenant{ID: "other", Domains: []admin.Domain{{Name: "file.test", Verified: true}}},
+		{"domain of a file tenant", "POST", "/v1/tenants", admin.Tenant{Tenant: config.Tenant{ID: "other"}, Domains: []admin.Domain{{Name: "file.test", Verified: true}}},
 			[]string{"tenants[other].domains[0]"}},
 		{"everything at once", "PUT", "/v1/tenants/newco", all, []string{"tenants[newco].rules", "tenants[newco].providers[1]",
 			"tenants[newco].providers[2]", "tenants[newco].providers[3].id", "tenants[newco].subdomain"}},
-		{"client of an unknown tenant", "POST", "/v1/clients", admin.Client{ID: "c2", RedirectURIs: []string{"http://evil.example/cb"}, AllowedTenants: []string{"nobody"}},
+		{"client of an unknown tenant", "POST", "/v1/clients", admin.Client{Client: config.Client{ID: "c2", RedirectURIs: []string{"http://evil.example/cb"}, AllowedTenants: []string{"nobody"}}},
 			[]string{"clients[c2].redirect_uris[0]", "clients[c2].allowed_tenants[0]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -505,10 +505,10 @@ func TestAdminAPI_10kTenants(t *testing.T) {
 			p = admin.Provider{ID: id + "-idp", Type: "oidc", Issuer: c.devidp + "/newco", ClientID: "realmgate",
 				ClientSecret: "newco-upstream-secret"}
 		}
-		batch.Tenants = append(batch.Tenants, admin.Tenant{ID: id,
-			Domains:   []admin.Domain{{Name: id + ".example", Verified: true}, {Name: "*." + id + ".example", Verified: true}},
+		batch.Tenants = append(batch.Tenants, admin.Tenant{Tenant: config.Tenant{ID: id,
 			Providers: []admin.Provider{p},
-			Rules:     []admin.Rule{{Name: "member", Add: map[string]string{"roles": `"member"`}}}})
+			Rules:     []admin.Rule{{Name: "member", Add: map[string]string{"roles": `"member"`}}}},
+			Domains: []admin.Domain{{Name: id + ".example", Verified: true}, {Name: "*." + id + ".example", Verified: true}}})
 	}
 	start := time.Now()
 	var res struct{ Version int64 }
@@ -670,10 +670,10 @@ rules:
 		t.Fatal(err)
 	}
 	ac := newAdminCompiler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	st := &admin.State{Version: 1, Tenants: []admin.Tenant{{ID: "apico", RequireMFA: true, Revision: "r1",
-		Domains:   []admin.Domain{{Name: "api.test", Verified: true}, {Name: "pending.test"}},
+	st := &admin.State{Version: 1, Tenants: []admin.Tenant{{Tenant: config.Tenant{ID: "apico", RequireMFA: true,
 		Providers: []admin.Provider{{ID: "api-idp", Type: "github", ClientID: "a", ClientSecret: "b"}},
-		Members:   []admin.Member{{IdP: "file-idp", Subject: "u1"}}}}}
+		Members:   []admin.Member{{IdP: "file-idp", Subject: "u1"}}}, Revision: "r1",
+		Domains: []admin.Domain{{Name: "api.test", Verified: true}, {Name: "pending.test"}}}}}
 	for range 2 { // the second time from the cache
 		c, err := ac.Compile(context.Background(), st, false)
 		if err != nil {

@@ -91,7 +91,7 @@ admin_api:
 	serve(t, lnB, front)
 	adminA := "http://" + a.Addr
 
-	app := admin.Client{ID: "app", Secret: appSecret, RedirectURIs: []string{appCallback}, AllowedTenants: []string{"*"}}
+	app := admin.Client{Client: config.Client{ID: "app", Secret: appSecret, RedirectURIs: []string{appCallback}, AllowedTenants: []string{"*"}}}
 	for _, step := range []struct {
 		name   string
 		change func(t *testing.T)

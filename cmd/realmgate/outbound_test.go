@@ -98,7 +98,7 @@ admin_api:
 	base := "http://" + a.Addr
 
 	// The operator onboards the tenant; its admin does the rest.
-	if got := api(t, base, testOpToken, "POST", "/v1/tenants", admin.Tenant{ID: "evil", Name: "Evil",
+	if got := api(t, base, testOpToken, "POST", "/v1/tenants", admin.Tenant{Tenant: config.Tenant{ID: "evil", Name: "Evil"},
 		Domains: []admin.Domain{{Name: "evil.test", Verified: true}}}, nil); got != http.StatusCreated {
 		t.Fatalf("operator creates tenant evil = %d, want 201", got)
 	}

@@ -78,8 +78,8 @@ keys:
 		return rec.Body.String(), hs.URL, nil
 	}
 	client := func(id string) admin.Client {
-		return admin.Client{ID: id, Secret: "client-secret-of-" + id + "-0123456789abcdef",
-			RedirectURIs: []string{"https://app.example/cb"}, AllowedTenants: []string{"*"}}
+		return admin.Client{Client: config.Client{ID: id, Secret: "client-secret-of-" + id + "-0123456789abcdef",
+			RedirectURIs: []string{"https://app.example/cb"}, AllowedTenants: []string{"*"}}}
 	}
 
 	jwksA, adminA, err := start(t, parse(t, secretA))

@@ -11,23 +11,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sort"
-	"strings"
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/idp"
 	"github.com/realmgate/realmgate/providers"
-	"github.com/realmgate/realmgate/providers/github"
-	"github.com/realmgate/realmgate/providers/oauth2"
-	"github.com/realmgate/realmgate/providers/oidc"
-	"github.com/realmgate/realmgate/providers/saml"
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
 
-// ErrUnsupportedProvider marks a provider type this build cannot connect.
-var ErrUnsupportedProvider = errors.New("assemble: provider type not supported by this build")
+// ErrUnsupportedProvider marks a provider type no package of this build
+// registered (idp.ErrUnsupported).
+var ErrUnsupportedProvider = idp.ErrUnsupported
 
 // Tenant is one tenant compiled for the broker.
 type Tenant struct {
@@ -137,15 +133,42 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 
 // Policy is t's sign-in policy, or nil when it has none.
 func Policy(t config.Tenant) *broker.TenantPolicy {
-	if !t.RequireMFA && t.Impersonation == nil {
+	limits := TenantLimits(t.RateLimits)
+	if !t.RequireMFA && t.Impersonation == nil && limits == nil {
 		return nil
 	}
-	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA}
+	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA, RateLimits: limits}
 	if im := t.Impersonation; im != nil {
 		pol.Impersonation = &broker.ImpersonationPolicy{OperatorRoles: im.OperatorRoles,
 			OperatorTenants: im.OperatorTenants, Lifetime: im.Lifetime.Duration()}
 	}
 	return pol
+}
+
+// RateLimit is the broker's form of a rate ("off": the zero RateLimit).
+func RateLimit(r config.Rate) broker.RateLimit {
+	if r.Off() {
+		return broker.RateLimit{}
+	}
+	return broker.RateLimit{Limit: r.Limit, Window: r.Window.Duration()}
+}
+
+// TenantLimits is the broker's form of a tenant's rate_limits; nil when
+// it overrides nothing.
+func TenantLimits(o config.TenantRateLimits) *broker.TenantLimits {
+	if o.StartsPerTenant == nil && o.FailuresPerTenant == nil {
+		return nil
+	}
+	var tl broker.TenantLimits
+	if o.StartsPerTenant != nil {
+		r := RateLimit(*o.StartsPerTenant)
+		tl.StartsPerTenant = &r
+	}
+	if o.FailuresPerTenant != nil {
+		r := RateLimit(*o.FailuresPerTenant)
+		tl.FailuresPerTenant = &r
+	}
+	return &tl
 }
 
 // Engine compiles the global rules and then t's; nil when there are none
@@ -164,100 +187,13 @@ func Client(c config.Client) broker.Client {
 		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims}
 }
 
-// microsoftIssuer is the Entra ID v2.0 multi-tenant issuer template.
-const microsoftIssuer = "https://login.microsoftonline.com/" + oidc.TenantPlaceholder + "/v2.0"
-
-// Connector builds the upstream connector for one configured provider.
-// issuer is the broker's issuer: SAML SP URLs (entityID, ACS) derive from it.
-// No connector touches the network here: OIDC discovery and SAML metadata
-// URLs are fetched on first use, through hc (upstreamClient).
+// Connector builds the upstream connector for one configured provider,
+// through its type's package (idp registry). issuer is the broker's
+// issuer: callback and SAML SP URLs derive from it. No connector touches
+// the network here: OIDC discovery and SAML metadata URLs are fetched on
+// first use, through hc (upstreamClient).
 func Connector(p *config.Provider, issuer string, hc *http.Client, logger *slog.Logger) (providers.Connector, error) {
-	switch p.Type {
-	case config.ProviderOIDC:
-		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: hc, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-			Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger})
-	case config.ProviderGoogle:
-		// Google is an OpenID Provider; its issuer is fixed (a Provider built
-		// in code may override it for tests). The hd claim stays in the
-		// upstream claims for rules; hosted_domain makes it mandatory.
-		iss := p.Issuer
-		if iss == "" {
-			iss = "https://accounts.google.com"
-		}
-		return oidc.New(oidc.Config{ID: p.ID, HTTPClient: hc, Issuer: iss, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-			Scopes: p.Scopes, HostedDomain: p.HostedDomain, Logger: logger})
-	case config.ProviderMicrosoft:
-		return oidc.New(microsoftConfig(p, hc, logger))
-	case config.ProviderGitHub:
-		return github.New(github.Config{ID: p.ID, HTTPClient: hc, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
-			Logger: logger})
-	case config.ProviderOAuth2:
-		return oauth2.New(oauth2.Config{ID: p.ID, HTTPClient: hc, ClientID: p.ClientID, ClientSecret: p.ClientSecret, Scopes: p.Scopes,
-			AuthURL: p.AuthURL, TokenURL: p.TokenURL, UserInfoURL: p.UserInfoURL, Logger: logger})
-	case config.ProviderSAML:
-		return samlConnector(p, issuer, hc, logger)
-	}
-	return nil, fmt.Errorf("provider %q: type %q: %w", p.ID, p.Type, ErrUnsupportedProvider)
-}
-
-// microsoftConfig maps a microsoft provider onto the OIDC connector. Without
-// a pinned issuer it is Entra's multi-tenant template, checked against each
-// token's tid (S23): accounts "any" (default) goes through the common
-// endpoint and takes personal accounts too, "work" through organizations,
-// and "personal" is the consumer tenant's own issuer.
-func microsoftConfig(p *config.Provider, hc *http.Client, logger *slog.Logger) oidc.Config {
-	cfg := oidc.Config{ID: p.ID, HTTPClient: hc, Issuer: p.Issuer, ClientID: p.ClientID, ClientSecret: p.ClientSecret,
-		Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: logger}
-	if cfg.Issuer == "" {
-		cfg.Issuer = microsoftIssuer
-	}
-	if !strings.Contains(cfg.Issuer, oidc.TenantPlaceholder) {
-		return cfg // one pinned directory
-	}
-	switch p.Accounts {
-	case "", config.AccountsAny:
-		cfg.PersonalAccounts = true
-	case config.AccountsPersonal:
-		cfg.Issuer = strings.Replace(cfg.Issuer, oidc.TenantPlaceholder, config.MicrosoftConsumerTenant, 1)
-		cfg.AllowedTenants = nil
-	}
-	return cfg
-}
-
-// samlBindings maps the configuration's binding names to the connector's.
-var samlBindings = map[string]string{"": "", config.BindingRedirect: saml.BindingRedirect, config.BindingPOST: saml.BindingPOST}
-
-// samlConnector builds a SAML SP for one IdP. Its stable URLs, which the
-// tenant admin registers, are <issuer>/saml/<id>/metadata (also the SP
-// entityID) and <issuer>/saml/<id>/acs.
-func samlConnector(p *config.Provider, issuer string, hc *http.Client, logger *slog.Logger) (providers.Connector, error) {
-	base := strings.TrimSuffix(issuer, "/") + "/saml/" + url.PathEscape(p.ID)
-	binding, ok := samlBindings[p.Binding]
-	if !ok {
-		return nil, fmt.Errorf("provider %q: unknown binding %q", p.ID, p.Binding)
-	}
-	nameID, ok := p.SAMLNameIDFormat()
-	if !ok {
-		return nil, fmt.Errorf("provider %q: unsupported name_id_format %q", p.ID, p.NameIDFormat)
-	}
-	cfg := saml.Config{ID: p.ID, HTTPClient: hc, EntityID: base + "/metadata", ACSURL: base + "/acs", MetadataURL: base + "/metadata",
-		PostURL: base + "/post", IdPMetadataURL: p.MetadataURL, IdPEntityID: p.EntityID, IdPInitiated: p.IdPInitiated,
-		RelayStateAllowList: p.RelayStateAllowlist, Binding: binding, NameIDFormat: nameID,
-		SubjectAttribute: p.SubjectAttribute, ClockSkew: p.ClockSkew.Duration(), SignRequests: p.SignRequests,
-		Logger: logger}
-	md, err := p.IdPMetadataXML()
-	if err != nil {
-		return nil, fmt.Errorf("provider %q: metadata: %w", p.ID, err)
-	}
-	cfg.IdPMetadata = md
-	key, cert, err := p.SPKeyPair()
-	if err != nil {
-		return nil, fmt.Errorf("provider %q: sp key: %w", p.ID, err)
-	}
-	if key != nil { // a nil *rsa.PrivateKey must not become a non-nil crypto.Signer
-		cfg.Key, cfg.Certificate = key, cert
-	}
-	return saml.New(cfg)
+	return idp.Connector(p, idp.Env{Issuer: issuer, HTTP: hc, Logger: logger})
 }
 
 // Rules converts the file's rules into the engine's.
