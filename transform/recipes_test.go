@@ -41,7 +41,9 @@ func (y yamlRule) rule() Rule {
 	return r
 }
 
-var recipeRE = regexp.MustCompile("(?s)<!-- recipe: ([a-z0-9-]+) -->\\s*```yaml\\n(.*?)```")
+// A recipe's block may carry other markers (the doc-block test's) between
+// its name and its fence.
+var recipeRE = regexp.MustCompile("(?s)<!-- recipe: ([a-z0-9-]+) -->\\s*(?:<!--[^>]*-->\\s*)*```yaml\\n(.*?)```")
 
 // docRecipes reads the recipes of docs/rules.md.
 func docRecipes(t *testing.T) map[string][]Rule {
