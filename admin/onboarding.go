@@ -6,32 +6,13 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/idp"
 )
 
-// Onboarding is what the admin of the upstream IdP registers there.
-type Onboarding struct {
-	// Provider and Type name the IdP.
-	Provider string `json:"provider"`
-	Type     string `json:"type"`
-	// RedirectURI is the callback to register for OIDC and OAuth2 IdPs
-	// (the client's "redirect URI" / "reply URL").
-	RedirectURI string `json:"redirect_uri,omitempty"`
-	// Scopes are what realmgate asks for (OIDC and OAuth2).
-	Scopes []string `json:"scopes,omitempty"`
-	// SAML service provider values (AD FS relying party trust, Entra
-	// enterprise application): the entityID (AD FS "relying party
-	// identifier", Entra "Identifier"), the ACS URL (AD FS "SAML assertion
-	// consumer endpoint", Entra "Reply URL") with its binding, and the SP
-	// metadata URL that both can import instead.
-	EntityID    string `json:"entity_id,omitempty"`
-	ACSURL      string `json:"acs_url,omitempty"`
-	ACSBinding  string `json:"acs_binding,omitempty"`
-	MetadataURL string `json:"metadata_url,omitempty"`
-	// NameIDFormat is the NameID format realmgate requests, when set.
-	NameIDFormat string `json:"name_id_format,omitempty"`
-	// Steps says in words what to do.
-	Steps []string `json:"steps"`
-}
+// Onboarding is what the admin of the upstream IdP registers there; each IdP
+// type says it through the registry (package idp).
+type Onboarding = idp.Onboarding
 
 // Onboarder gives, by the provider's type, what the IdP's admin
 // registers; cmd/realmgate implements it over the IdP type registry

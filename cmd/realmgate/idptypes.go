@@ -15,5 +15,5 @@ var _ admin.Onboarder = idpOnboarder{}
 // Onboarding implements admin.Onboarder.
 func (idpOnboarder) Onboarding(issuer string, p admin.Provider) (admin.Onboarding, bool) {
 	o, ok := idp.OnboardingFor(issuer, &p)
-	return admin.Onboarding(o), ok
+	return o, ok
 }

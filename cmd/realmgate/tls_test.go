@@ -129,7 +129,9 @@ ops:
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs e2etest.SyncBuffer
 	done := make(chan int, 1)
-	go func() { done <- serveUntil(ctx, []string{"--config", cfgFile, "--log-format", "text"}, io.Discard, &logs) }()
+	go func() {
+		done <- serveUntil(ctx, []string{"--config", cfgFile, "--log-format", "text"}, io.Discard, &logs)
+	}()
 	defer func() {
 		cancel()
 		select {
