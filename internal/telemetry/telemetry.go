@@ -236,10 +236,14 @@ func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 // WithAttrs implements slog.Handler.
-func (h traceHandler) WithAttrs(as []slog.Attr) slog.Handler { return traceHandler{h.next.WithAttrs(as)} }
+func (h traceHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return traceHandler{h.next.WithAttrs(as)}
+}
 
 // WithGroup implements slog.Handler.
-func (h traceHandler) WithGroup(name string) slog.Handler { return traceHandler{h.next.WithGroup(name)} }
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{h.next.WithGroup(name)}
+}
 
 // TraceID returns the trace id of ctx's span in hex, or "" when ctx
 // carries none (tracing off).
