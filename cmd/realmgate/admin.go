@@ -22,7 +22,6 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
-	"github.com/realmgate/realmgate/internal/assemble"
 )
 
 // The operations listener (ops.listen, loopback by default) serves:
@@ -32,29 +31,6 @@ import (
 //	GET /readyz               the store answers (503 otherwise)
 //	GET /audit/{tenant}       the tenant's stored audit events, for an admin_api token
 //	    /debug/pprof/         profiles, only with serve --pprof
-
-// applyOperations copies the file's rate limits and audit retention into the
-// broker's configuration (buildBroker calls it).
-func applyOperations(bc *broker.Config, cfg *config.Config) {
-	rate := assemble.RateLimit
-	rl := cfg.RateLimits
-	bc.RateLimits = broker.RateLimits{StartsPerIP: rate(rl.StartsPerIP), StartsPerTenant: rate(rl.StartsPerTenant),
-		FailuresPerIP: rate(rl.FailuresPerIP), FailuresPerTenant: rate(rl.FailuresPerTenant)}
-	// Each tenant's own limits also travel in its policy (assemble.Policy),
-	// which the admin API replaces live; these are the boot-time copy.
-	for _, t := range cfg.Tenants {
-		if tl := assemble.TenantLimits(t.RateLimits); tl != nil {
-			if bc.TenantRateLimits == nil {
-				bc.TenantRateLimits = map[string]broker.TenantLimits{}
-			}
-			bc.TenantRateLimits[t.ID] = *tl
-		}
-	}
-	bc.AuditMaxLen = cfg.Audit.MaxEventsPerTenant
-	if bc.AuditMaxLen == 0 {
-		bc.AuditMaxLen = -1 // the file's 0 keeps none; the broker's 0 means its default
-	}
-}
 
 // opsToken is one admin_api credential, kept as its SHA-256.
 type opsToken struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 )
 
 const (
@@ -277,7 +278,7 @@ func TestOps_AuditEndpoint(t *testing.T) {
 func TestApplyOperations(t *testing.T) {
 	cfg, _, _ := opsFixture(t)
 	var bc broker.Config
-	applyOperations(&bc, cfg)
+	assemble.ApplyOperations(&bc, cfg)
 	want := broker.RateLimits{
 		StartsPerIP:       broker.RateLimit{Limit: 120, Window: time.Minute},
 		StartsPerTenant:   broker.RateLimit{Limit: 6000, Window: time.Minute},
@@ -297,7 +298,7 @@ func TestApplyOperations(t *testing.T) {
 		t.Errorf("AuditMaxLen = %d, want 50", bc.AuditMaxLen)
 	}
 	cfg.Audit.MaxEventsPerTenant = 0
-	applyOperations(&bc, cfg)
+	assemble.ApplyOperations(&bc, cfg)
 	if bc.AuditMaxLen >= 0 {
 		t.Errorf("audit.max_events_per_tenant 0 gives AuditMaxLen %d, want negative (keep none)", bc.AuditMaxLen)
 	}

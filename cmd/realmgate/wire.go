@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"strings"
 	"sync"
 
 	"github.com/realmgate/realmgate/broker"
@@ -17,7 +14,6 @@ import (
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/internal/outbound"
-	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -94,78 +90,13 @@ func compileRules(cfg *config.Config) (map[string]*transform.Engine, error) {
 	return engines, errors.Join(errs...)
 }
 
-// buildBroker wires the configuration into a broker on store. Providers of a
-// type this build does not support are left out with a logged error.
+// buildBroker wires the configuration into a broker on store, through the
+// one assembly path (internal/assemble). Providers of a type this build does
+// not support are left out with a logged error.
 func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger) (*broker.Server, error) {
-	policies := map[string]broker.TenantPolicy{}
-	rules := map[string]*transform.Engine{}
-	var memberships []broker.Membership
-	var tenants []realm.Tenant
-	var idps []broker.IdP
-	hc := upstreamClient(cfg)
-	b := assemble.Builder{Issuer: cfg.Issuer, HTTP: hc, Logger: logger, Global: cfg.Rules, SkipUnsupported: true}
-	var errs []error
-	for _, t := range cfg.Tenants {
-		ct, probs := b.Tenant(t)
-		for _, p := range probs {
-			errs = append(errs, fmt.Errorf("%s: %s", p.Field, p.Message))
-		}
-		tenants = append(tenants, ct.Realm)
-		idps = append(idps, ct.IdPs...)
-		memberships = append(memberships, ct.Members...)
-		if ct.Engine != nil {
-			rules[t.ID] = ct.Engine
-		}
-		if ct.Policy != nil {
-			policies[t.ID] = *ct.Policy
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	res, err := realm.New(tenants, realm.Options{BaseDomain: cfg.BaseDomain})
+	bc, err := assemble.BrokerConfig(cfg, upstreamClient(cfg), logger, audit)
 	if err != nil {
 		return nil, err
 	}
-	clients := make([]broker.Client, 0, len(cfg.Clients))
-	for _, c := range cfg.Clients {
-		clients = append(clients, assemble.Client(c))
-	}
-	bc := broker.Config{
-		Issuer: cfg.Issuer, Algorithm: cfg.Keys.Algorithm, RotateEvery: cfg.Keys.RotateEvery.Duration(),
-		SessionLifetime:      cfg.Session.Lifetime.Duration(),
-		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime.Duration(),
-		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
-		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
-		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Memberships: memberships, Logger: logger, Audit: audit,
-		HTTPClient: hc, // back-channel logout URIs (S70)
-	}
-	applyOperations(&bc, cfg) // admin.go: rate limits (S60), audit retention (S61)
-	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
-	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
-		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
-		if host == bd || strings.HasSuffix(host, "."+bd) {
-			bc.CookieDomain = bd
-		}
-	}
-	for _, p := range cfg.TrustedProxies {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			return nil, fmt.Errorf("trusted proxy %q: %w", p, err)
-		}
-		bc.TrustedProxies = append(bc.TrustedProxies, pfx)
-	}
-	if cfg.Keys.Secret != "" {
-		bc.Secret, bc.PreviousSecrets = []byte(cfg.Keys.Secret), previousSecrets(cfg)
-	}
 	return broker.New(ctx, bc, store)
-}
-
-// previousSecrets returns keys.previous_secrets as bytes.
-func previousSecrets(cfg *config.Config) [][]byte {
-	var out [][]byte
-	for _, p := range cfg.Keys.PreviousSecrets {
-		out = append(out, []byte(p))
-	}
-	return out
 }

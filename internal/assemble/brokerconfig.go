@@ -1,0 +1,117 @@
+package assemble
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
+)
+
+// BrokerConfig turns the configuration file into the broker's configuration:
+// every tenant through Builder, the clients, the rate limits and audit
+// retention, cookies, trusted proxies and secrets. hc is the outbound client
+// of every connector and of back-channel logout (SECURITY S70). Providers of
+// a type this build does not support are left out with a logged error.
+func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logger) (broker.Config, error) {
+	policies := map[string]broker.TenantPolicy{}
+	rules := map[string]*transform.Engine{}
+	var memberships []broker.Membership
+	var tenants []realm.Tenant
+	var idps []broker.IdP
+	b := Builder{Issuer: cfg.Issuer, HTTP: hc, Logger: logger, Global: cfg.Rules, SkipUnsupported: true}
+	var errs []error
+	for _, t := range cfg.Tenants {
+		ct, probs := b.Tenant(t)
+		for _, p := range probs {
+			errs = append(errs, fmt.Errorf("%s: %s", p.Field, p.Message))
+		}
+		tenants = append(tenants, ct.Realm)
+		idps = append(idps, ct.IdPs...)
+		memberships = append(memberships, ct.Members...)
+		if ct.Engine != nil {
+			rules[t.ID] = ct.Engine
+		}
+		if ct.Policy != nil {
+			policies[t.ID] = *ct.Policy
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return broker.Config{}, err
+	}
+	res, err := realm.New(tenants, realm.Options{BaseDomain: cfg.BaseDomain})
+	if err != nil {
+		return broker.Config{}, err
+	}
+	clients := make([]broker.Client, 0, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		clients = append(clients, Client(c))
+	}
+	bc := broker.Config{
+		Issuer: cfg.Issuer, Algorithm: cfg.Keys.Algorithm, RotateEvery: cfg.Keys.RotateEvery.Duration(),
+		SessionLifetime:      cfg.Session.Lifetime.Duration(),
+		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime.Duration(),
+		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
+		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
+		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Memberships: memberships, Logger: logger, Audit: audit,
+		HTTPClient: hc, // back-channel logout URIs (S70)
+	}
+	ApplyOperations(&bc, cfg) // rate limits (S60), audit retention (S61)
+	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
+	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
+		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
+		if host == bd || strings.HasSuffix(host, "."+bd) {
+			bc.CookieDomain = bd
+		}
+	}
+	for _, p := range cfg.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return broker.Config{}, fmt.Errorf("trusted proxy %q: %w", p, err)
+		}
+		bc.TrustedProxies = append(bc.TrustedProxies, pfx)
+	}
+	if cfg.Keys.Secret != "" {
+		bc.Secret, bc.PreviousSecrets = []byte(cfg.Keys.Secret), PreviousSecrets(cfg)
+	}
+	return bc, nil
+}
+
+// PreviousSecrets returns keys.previous_secrets as bytes.
+func PreviousSecrets(cfg *config.Config) [][]byte {
+	var out [][]byte
+	for _, p := range cfg.Keys.PreviousSecrets {
+		out = append(out, []byte(p))
+	}
+	return out
+}
+
+// ApplyOperations copies the file's rate limits and audit retention into the
+// broker's configuration (BrokerConfig calls it).
+func ApplyOperations(bc *broker.Config, cfg *config.Config) {
+	rate := RateLimit
+	rl := cfg.RateLimits
+	bc.RateLimits = broker.RateLimits{StartsPerIP: rate(rl.StartsPerIP), StartsPerTenant: rate(rl.StartsPerTenant),
+		FailuresPerIP: rate(rl.FailuresPerIP), FailuresPerTenant: rate(rl.FailuresPerTenant)}
+	// Each tenant's own limits also travel in its policy (Policy),
+	// which the admin API replaces live; these are the boot-time copy.
+	for _, t := range cfg.Tenants {
+		if tl := TenantLimits(t.RateLimits); tl != nil {
+			if bc.TenantRateLimits == nil {
+				bc.TenantRateLimits = map[string]broker.TenantLimits{}
+			}
+			bc.TenantRateLimits[t.ID] = *tl
+		}
+	}
+	bc.AuditMaxLen = cfg.Audit.MaxEventsPerTenant
+	if bc.AuditMaxLen == 0 {
+		bc.AuditMaxLen = -1 // the file's 0 keeps none; the broker's 0 means its default
+	}
+}
