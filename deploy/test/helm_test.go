@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/realmgate/realmgate/config"
+	_ "github.com/realmgate/realmgate/idp/builtin" // the IdP types config validates against
 )
 
 const chartDir = "../helm/realmgate"
