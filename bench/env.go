@@ -135,11 +135,14 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 		args = append(args, "--pprof")
 	}
 	rgEnv := o.serverEnv
-	if o.tracing {
+	switch o.tracing {
+	case tracingOTLP:
 		if e.sink, err = startOTLPSink(); err != nil {
 			return e, err
 		}
 		rgEnv = append(append([]string(nil), rgEnv...), e.sink.env()...)
+	case tracingInProcess:
+		rgEnv = append(append([]string(nil), rgEnv...), tracingDiscardEnv+"=discard")
 	}
 	if e.rg, err = startProc(e.dir, "realmgate", bin, rgEnv, args...); err != nil {
 		return e, err

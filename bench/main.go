@@ -65,7 +65,7 @@ type options struct {
 	order       string
 	rounds      int
 	serverEnv   []string
-	tracing     bool
+	tracing     tracingMode
 }
 
 var allFlows = []string{"token", "refresh", "login", "jwks", "discovery"}
@@ -90,7 +90,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write pprof CPU and alloc profiles of realmgate per flow to this directory")
 	flag.BoolVar(&o.keepDir, "keep", false, "keep the work directory (configs, logs) for inspection")
 	serverEnv := flag.String("server-env", "", "comma-separated KEY=VALUE added to the environment of realmgate and the baseline (e.g. GOGC=400)")
-	flag.BoolVar(&o.tracing, "tracing", false, "run realmgate with OpenTelemetry tracing on, exporting OTLP to a loopback sink in this process (the baseline traces nothing)")
+	flag.Var(&o.tracing, "tracing", "run realmgate with OpenTelemetry tracing on (the baseline traces nothing): -tracing or -tracing=otlp exports OTLP to a loopback sink in this process; -tracing=inprocess exports to an in-process exporter in realmgate that drops the spans ("+tracingDiscardEnv+"=discard); -tracing=off")
 	flag.IntVar(&o.rounds, "rounds", 2, "alternating rounds per flow; -duration is split among them")
 	flag.StringVar(&o.order, "order", "realmgate-first", "which target runs first in each flow: realmgate-first or baseline-first")
 	// Child roles take their own flags.
@@ -163,6 +163,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		runtime.GOMAXPROCS(0), rep.started.Format(time.RFC3339))
 	fmt.Fprintf(out, "realmgate pid %d, baseline pid %d, upstream pid %d, redis %s\n",
 		env.rg.pid, env.base.pid, env.idp.pid, env.redis.Addr())
+	if o.tracing == tracingInProcess {
+		fmt.Fprintf(out, "realmgate tracing on: spans go to an in-process exporter that drops them (%s=discard)\n", tracingDiscardEnv)
+	}
 	if env.sink != nil {
 		fmt.Fprintf(out, "realmgate tracing on: every span exported over OTLP/HTTP to %s\n", env.sink.url)
 		defer func() {

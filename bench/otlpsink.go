@@ -1,12 +1,56 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
 )
+
+// tracingMode is the -tracing flag: off, otlp (also plain -tracing) or
+// inprocess.
+type tracingMode string
+
+const (
+	tracingOff       tracingMode = ""
+	tracingOTLP      tracingMode = "otlp"
+	tracingInProcess tracingMode = "inprocess"
+)
+
+// tracingDiscardEnv is realmgate's benchmark-only variable for an
+// in-process exporter that drops every span (internal/telemetry.DiscardEnv;
+// spelled out here so the benchmark can drive a realmgate binary of any
+// version).
+const tracingDiscardEnv = "REALMGATE_TRACES_EXPORTER"
+
+// String implements flag.Value.
+func (m *tracingMode) String() string {
+	if m == nil || *m == tracingOff {
+		return "off"
+	}
+	return string(*m)
+}
+
+// Set implements flag.Value.
+func (m *tracingMode) Set(v string) error {
+	switch v {
+	case "off", "false":
+		*m = tracingOff
+	case "otlp", "true":
+		*m = tracingOTLP
+	case "inprocess":
+		*m = tracingInProcess
+	default:
+		return fmt.Errorf("-tracing=%q: want off, otlp or inprocess", v)
+	}
+	return nil
+}
+
+// IsBoolFlag lets a plain -tracing mean -tracing=otlp (what it meant
+// before the in-process mode).
+func (m *tracingMode) IsBoolFlag() bool { return true }
 
 // otlpSink is a loopback OTLP/HTTP trace receiver that reads and discards
 // every export: with -tracing, realmgate exports its spans here through its

@@ -21,10 +21,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/realmgate/realmgate/store"
 )
@@ -74,11 +72,11 @@ type Options struct {
 	// the Sentinels in Sentinel mode. Without a ServerName, each address's
 	// host is verified.
 	TLSConfig *tls.Config
-	// TracerProvider, when not nil, traces every command (and dial) as an
-	// OpenTelemetry client span named after the command (redisotel). The
-	// spans carry no arguments: keys and values hold session data. Nil adds
-	// no hook.
-	TracerProvider trace.TracerProvider
+	// Tracing records every command, pipeline and dial as an OpenTelemetry
+	// event on the caller's span (tracing.go): the command's name, start,
+	// duration and error class, never its keys or values (session data).
+	// False adds no hook.
+	Tracing bool
 }
 
 // Store is a store.Store on Redis. It is safe for concurrent use.
@@ -128,12 +126,8 @@ func New(opts Options) (*Store, error) {
 			Mode: maintnotifications.ModeDisabled,
 		},
 	})
-	if opts.TracerProvider != nil {
-		if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(opts.TracerProvider),
-			redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
-			_ = c.Close()
-			return nil, fmt.Errorf("redisstore: tracing: %w", err)
-		}
+	if opts.Tracing {
+		instrument(c)
 	}
 	s := NewFromClient(c, prefix)
 	s.owned = true

@@ -34,7 +34,11 @@ func startTracing(logger, audit *slog.Logger) (stop func(), _, _ *slog.Logger, _
 	}
 	// The SDK reports export failures here; the process's one handler.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { logger.Warn("tracing", "err", err) }))
-	logger.Info("tracing on: exporting OTLP spans", "endpoint", firstEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"))
+	if os.Getenv(telemetry.DiscardEnv) != "" {
+		logger.Warn("tracing on: spans are discarded in the process, nothing is exported (" + telemetry.DiscardEnv + "=discard is for benchmarks)")
+	} else {
+		logger.Info("tracing on: exporting OTLP spans", "endpoint", firstEnv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"))
+	}
 	stop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), traceShutdownTimeout)
 		defer cancel()

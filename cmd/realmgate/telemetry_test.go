@@ -148,8 +148,8 @@ admin_api:
 // TestTracing_SignInSpansLinkedAcrossInboundUpstreamRedisAndLogs: with
 // tracing on (an in-process exporter), one sign-in is a trace per browser
 // request: the callback's server span is the parent of the upstream token
-// call's client span (whose traceparent the upstream receives) and of the
-// Redis commands it makes; the request log line, the audit log line and
+// call's client span (whose traceparent the upstream receives), and the
+// Redis commands it makes are events of its span; the request log line, the audit log line and
 // the stored audit event of that request carry its trace id; the admin
 // API's requests are server spans too.
 func TestTracing_SignInSpansLinkedAcrossInboundUpstreamRedisAndLogs(t *testing.T) {
@@ -195,13 +195,21 @@ func TestTracing_SignInSpansLinkedAcrossInboundUpstreamRedisAndLogs(t *testing.T
 			if s.SpanContext.TraceID() == cbTrace && !children[s.SpanContext.SpanID()] && children[s.Parent.SpanID()] {
 				children[s.SpanContext.SpanID()] = true
 				changed = true
-				if s.SpanKind != trace.SpanKindClient {
-					continue
-				}
-				if url := attr(s, "url.full"); url != "" {
+				if url := attr(s, "url.full"); s.SpanKind == trace.SpanKindClient && url != "" {
 					upstream = append(upstream, s.Name+" "+url)
-				} else if attr(s, "db.system") == "redis" || attr(s, "db.system.name") == "redis" {
-					redisCmds = append(redisCmds, s.Name)
+				}
+			}
+		}
+	}
+	// Redis commands are events of the span that made them.
+	for _, s := range spans {
+		if !children[s.SpanContext.SpanID()] {
+			continue
+		}
+		for _, ev := range s.Events {
+			for _, a := range ev.Attributes {
+				if a.Key == "db.system.name" && a.Value.AsString() == "redis" {
+					redisCmds = append(redisCmds, ev.Name)
 				}
 			}
 		}
@@ -210,7 +218,7 @@ func TestTracing_SignInSpansLinkedAcrossInboundUpstreamRedisAndLogs(t *testing.T
 		t.Errorf("upstream client spans under the callback = %q, want the token call", upstream)
 	}
 	if len(redisCmds) == 0 {
-		t.Errorf("no Redis command span under the callback; its client spans: %q", upstream)
+		t.Errorf("no Redis command event in the callback's trace; its upstream spans: %q", upstream)
 	}
 	if got := st.traceparents(); !containsSub(got, cbTrace.String()) {
 		t.Errorf("traceparent headers at the upstream = %q, want one in trace %s", got, cbTrace)
@@ -225,6 +233,12 @@ func TestTracing_SignInSpansLinkedAcrossInboundUpstreamRedisAndLogs(t *testing.T
 			logged = true
 			if l["trace_id"] != cbTrace.String() || l["span_id"] != cb.SpanContext.SpanID().String() {
 				t.Errorf("request log of the callback: trace_id=%v span_id=%v, want %s %s", l["trace_id"], l["span_id"], cbTrace, cb.SpanContext.SpanID())
+			}
+			if rid := attr(cb, "realmgate.request_id"); rid == "" || rid != l["request_id"] {
+				t.Errorf("callback span realmgate.request_id = %q, want the logged request_id %v", rid, l["request_id"])
+			}
+			if st := attr(cb, "http.response.status_code"); st != fmt.Sprint(l["status"]) {
+				t.Errorf("callback span http.response.status_code = %q, want the logged status %v", st, l["status"])
 			}
 		}
 	}
@@ -275,7 +289,7 @@ func TestTracing_OffInstallsNothing(t *testing.T) {
 	if tr := off.Transport(http.DefaultTransport); tr != http.DefaultTransport {
 		t.Errorf("Transport with tracing off = %T, want the transport itself", tr)
 	}
-	if got := fmt.Sprintf("%T", upstreamClient(&config.Config{}).Transport); strings.Contains(got, "otelhttp") {
+	if got := fmt.Sprintf("%T", upstreamClient(&config.Config{}).Transport); strings.Contains(got, "telemetry") {
 		t.Errorf("upstream client transport with tracing off = %s, want the outbound transport", got)
 	}
 	l := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -18,12 +18,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -36,6 +34,15 @@ import (
 // not implement (an exporter other than otlp, a protocol other than
 // http/protobuf).
 var ErrUnsupported = errors.New("telemetry: unsupported setting")
+
+// DiscardEnv names realmgate's own (non-standard) environment variable
+// for benchmarks: REALMGATE_TRACES_EXPORTER=discard turns tracing on with
+// an in-process exporter that drops every span, behind the same batch span
+// processor, sampler and instrumentation as OTLP export. It measures what
+// tracing costs the process apart from encoding and sending; it wins over
+// OTEL_TRACES_EXPORTER and the OTLP endpoint variables (OTEL_SDK_DISABLED
+// still turns everything off). Not for production: nothing is exported.
+const DiscardEnv = "REALMGATE_TRACES_EXPORTER"
 
 // ServiceName is the service.name of realmgate's spans unless
 // OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES says otherwise.
@@ -69,6 +76,16 @@ func Init(ctx context.Context) (*Telemetry, error) {
 }
 
 func initFrom(ctx context.Context, getenv func(string) string) (*Telemetry, error) {
+	switch v := strings.ToLower(strings.TrimSpace(getenv(DiscardEnv))); v {
+	case "":
+	case "discard":
+		if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
+			return nil, nil
+		}
+		return New(discardExporter{}), nil
+	default:
+		return nil, fmt.Errorf("%w: %s=%q (the only value is discard, for benchmarks)", ErrUnsupported, DiscardEnv, v)
+	}
 	on, err := enabled(getenv)
 	if err != nil || !on {
 		return nil, err
@@ -108,10 +125,8 @@ func enabled(getenv func(string) string) (bool, error) {
 
 // New returns tracing on with exp as the exporter, behind a batch span
 // processor (OTEL_BSP_* apply) and the sampler OTEL_TRACES_SAMPLER names
-// (parent-based always-on by default). Every span leaves through a filter
-// that drops the query of url.full (an upstream URL a tenant admin wrote
-// may carry a key in its query). Tests and benchmarks pass an in-process
-// exporter.
+// (parent-based always-on by default). Tests and benchmarks pass an
+// in-process exporter.
 func New(exp sdktrace.SpanExporter, opts ...sdktrace.TracerProviderOption) *Telemetry {
 	res, err := resource.New(context.Background(),
 		resource.WithAttributes(attribute.String("service.name", ServiceName)),
@@ -122,7 +137,7 @@ func New(exp sdktrace.SpanExporter, opts ...sdktrace.TracerProviderOption) *Tele
 		res = resource.Default()
 	}
 	opts = append([]sdktrace.TracerProviderOption{sdktrace.WithResource(res),
-		sdktrace.WithBatcher(redactingExporter{exp})}, opts...)
+		sdktrace.WithBatcher(exp)}, opts...)
 	return &Telemetry{
 		sdk: sdktrace.NewTracerProvider(opts...),
 		// W3C trace context only: no baggage, which a client could fill
@@ -162,51 +177,34 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Handler traces every request h serves as a server span named by the
-// method and route. Incoming trace context is not trusted as a parent (the
-// listener faces the internet: a client could otherwise choose the trace
-// id or switch sampling off for its own requests); it is kept as a link.
-// An *echo.Echo gets a middleware that names the span by its route
-// (`GET /callback/:idp`), so install Handler before serving. Off, h itself
-// is returned.
+// Handler traces every request h serves as a server span (http.go),
+// named `{method} {route}` for an *echo.Echo (a routing middleware is
+// added, so call Handler before serving) and by the method otherwise, with
+// the status and the request id realmgate answers in X-Request-Id.
+// Incoming trace context is not trusted as a parent (the listener faces the
+// internet: a client could otherwise choose the trace id or switch
+// sampling off for its own requests); it is kept as a link. server names
+// the tracer (the instrumentation scope). Off, h itself is returned.
 func (t *Telemetry) Handler(h http.Handler, server string) http.Handler {
 	if !t.Enabled() {
 		return h
 	}
 	if e, ok := h.(*echo.Echo); ok {
-		e.Use(nameByRoute)
+		e.Use(routeName)
 	}
-	return otelhttp.NewHandler(h, server,
-		otelhttp.WithTracerProvider(t.sdk),
-		otelhttp.WithPropagators(t.prop),
-		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
-		otelhttp.WithServerName(server),
-	)
-}
-
-// nameByRoute names the request's span after its route template, a
-// low-cardinality name (semantic conventions: `{method} {http.route}`).
-func nameByRoute(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if route := c.Path(); route != "" {
-			if span := trace.SpanFromContext(c.Request().Context()); span.IsRecording() {
-				span.SetName(c.Request().Method + " " + route)
-				span.SetAttributes(attribute.String("http.route", route))
-			}
-		}
-		return next(c)
-	}
+	return &serverHandler{next: h, tracer: t.sdk.Tracer(server), prop: t.prop}
 }
 
 // Transport traces every request through rt as a client span and sends
 // its trace context (traceparent) upstream. Wrap the outermost transport
 // of a client: the layers below it (the outbound address checks, S70)
-// still decide what is reached. Off, rt itself is returned.
+// still decide what is reached. url.full leaves out the query and user
+// info. Off, rt itself is returned.
 func (t *Telemetry) Transport(rt http.RoundTripper) http.RoundTripper {
 	if !t.Enabled() {
 		return rt
 	}
-	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(t.sdk), otelhttp.WithPropagators(t.prop))
+	return &clientTransport{next: rt, tracer: t.sdk.Tracer(ServiceName + "/upstream"), prop: t.prop}
 }
 
 // Logger returns l with trace_id and span_id on every record logged with a
@@ -254,61 +252,11 @@ func TraceID(ctx context.Context) string {
 	return ""
 }
 
-// redactingExporter drops the query string of url.full before spans leave
-// the process.
-type redactingExporter struct{ next sdktrace.SpanExporter }
+// discardExporter is the in-process exporter of REALMGATE_TRACES_EXPORTER=discard.
+type discardExporter struct{}
 
-// ExportSpans implements sdktrace.SpanExporter.
-func (r redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	out := spans
-	copied := false // the batch belongs to the processor: copy before changing it
-	for i, s := range spans {
-		if rs, ok := redact(s); ok {
-			if !copied {
-				out, copied = append([]sdktrace.ReadOnlySpan(nil), spans...), true
-			}
-			out[i] = rs
-		}
-	}
-	return r.next.ExportSpans(ctx, out)
-}
+// ExportSpans implements sdktrace.SpanExporter: it drops the spans.
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 
 // Shutdown implements sdktrace.SpanExporter.
-func (r redactingExporter) Shutdown(ctx context.Context) error { return r.next.Shutdown(ctx) }
-
-const urlFull = attribute.Key("url.full")
-
-// redact returns s with url.full cut at its query, and whether it changed.
-func redact(s sdktrace.ReadOnlySpan) (sdktrace.ReadOnlySpan, bool) {
-	attrs := s.Attributes()
-	for i, a := range attrs {
-		if a.Key != urlFull {
-			continue
-		}
-		u, err := url.Parse(a.Value.AsString())
-		if err != nil {
-			cut := append([]attribute.KeyValue(nil), attrs...)
-			cut[i] = urlFull.String("")
-			return redactedSpan{s, cut}, true
-		}
-		if u.RawQuery == "" && u.Fragment == "" {
-			return s, false
-		}
-		if u.RawQuery != "" {
-			u.RawQuery = "REDACTED"
-		}
-		u.Fragment, u.RawFragment = "", ""
-		cut := append([]attribute.KeyValue(nil), attrs...)
-		cut[i] = urlFull.String(u.String())
-		return redactedSpan{s, cut}, true
-	}
-	return s, false
-}
-
-type redactedSpan struct {
-	sdktrace.ReadOnlySpan
-	attrs []attribute.KeyValue
-}
-
-// Attributes implements sdktrace.ReadOnlySpan.
-func (r redactedSpan) Attributes() []attribute.KeyValue { return r.attrs }
+func (discardExporter) Shutdown(context.Context) error { return nil }

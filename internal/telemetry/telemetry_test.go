@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -54,19 +55,60 @@ func TestInit_OffByDefault(t *testing.T) {
 	}
 }
 
+// TestInit_DiscardForBenchmarks: REALMGATE_TRACES_EXPORTER=discard turns
+// tracing on with an in-process exporter (whatever OTEL_TRACES_EXPORTER
+// says), OTEL_SDK_DISABLED still wins, and another value is refused.
+func TestInit_DiscardForBenchmarks(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		on      bool
+		wantErr error
+	}{
+		{"discard", map[string]string{DiscardEnv: "discard"}, true, nil},
+		{"discard beats exporter", map[string]string{DiscardEnv: "discard", "OTEL_TRACES_EXPORTER": "none"}, true, nil},
+		{"sdk disabled beats discard", map[string]string{DiscardEnv: "discard", "OTEL_SDK_DISABLED": "true"}, false, nil},
+		{"other value refused", map[string]string{DiscardEnv: "memory"}, false, ErrUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tel, err := initFrom(context.Background(), func(k string) string { return tc.env[k] })
+			if tel.Enabled() != tc.on || !errors.Is(err, tc.wantErr) {
+				t.Errorf("initFrom(%v) enabled = %v, %v; want %v, %v", tc.env, tel.Enabled(), err, tc.on, tc.wantErr)
+			}
+			if tel.Enabled() {
+				if _, ok := tel.sdk.Tracer("t").Start(context.Background(), "s"); !ok.IsRecording() {
+					t.Errorf("initFrom(%v): spans are not recorded", tc.env)
+				}
+				_ = tel.Shutdown(context.Background())
+			}
+		})
+	}
+}
+
 // TestTransport_RedactsURLQuery: an upstream URL a tenant admin wrote may
-// carry a key in its query; the exported span keeps the URL without it.
+// carry a key in its query (or user info); the exported span keeps the URL
+// without them. The upstream receives the client span's traceparent, the
+// caller's request is left as it was.
 func TestTransport_RedactsURLQuery(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	var sent string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sent = r.Header.Get("Traceparent") }))
 	defer up.Close()
 	exp := tracetest.NewInMemoryExporter()
 	tel := New(exp)
 	c := &http.Client{Transport: tel.Transport(http.DefaultTransport)}
-	resp, err := c.Get(up.URL + "/userinfo?api_key=SECRET-KEY#frag")
+	req, err := http.NewRequest(http.MethodGet, up.URL+"/userinfo?api_key=SECRET-KEY#frag", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.User = url.UserPassword("user", "SECRET-PASSWORD")
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if tp := req.Header.Get("Traceparent"); tp != "" {
+		t.Errorf("the caller's request got traceparent %q: a RoundTripper must not change it", tp)
+	}
 	if err := tel.ForceFlush(context.Background()); err != nil { // Shutdown would clear the in-memory exporter
 		t.Fatal(err)
 	}
@@ -79,12 +121,15 @@ func TestTransport_RedactsURLQuery(t *testing.T) {
 		if a.Key == "url.full" {
 			full = a.Value.AsString()
 		}
-		if strings.Contains(a.Value.String(), "SECRET-KEY") {
+		if strings.Contains(a.Value.Emit(), "SECRET") {
 			t.Errorf("attribute %s = %q carries the query's key", a.Key, a.Value.String())
 		}
 	}
 	if want := up.URL + "/userinfo?REDACTED"; full != want {
 		t.Errorf("url.full = %q, want %q", full, want)
+	}
+	if want := "-" + spans[0].SpanContext.TraceID().String() + "-" + spans[0].SpanContext.SpanID().String() + "-"; !strings.Contains(sent, want) {
+		t.Errorf("traceparent at the upstream = %q, want the client span's %s", sent, want)
 	}
 }
 
@@ -100,7 +145,8 @@ func TestHandler_PublicEndpointNamedByRoute(t *testing.T) {
 	e.GET("/callback/:idp", func(c echo.Context) error {
 		log.InfoContext(c.Request().Context(), "request")
 		log.Info("no context")
-		return c.String(http.StatusOK, "ok")
+		c.Response().Header().Set("X-Request-Id", "rid-1")
+		return c.String(http.StatusFound, "ok")
 	})
 	h := tel.Handler(e, "test")
 	const clientTrace = "0af7651916cd43dd8448eb211c80319c"
@@ -117,6 +163,18 @@ func TestHandler_PublicEndpointNamedByRoute(t *testing.T) {
 	s := spans[0]
 	if s.Name != "GET /callback/:idp" || s.SpanKind != trace.SpanKindServer {
 		t.Errorf("span = %q kind %v, want \"GET /callback/:idp\" server", s.Name, s.SpanKind)
+	}
+	for key, want := range map[string]string{"http.route": "/callback/:idp", "http.request.method": "GET",
+		"http.response.status_code": "302", "realmgate.request_id": "rid-1"} {
+		var got string
+		for _, a := range s.Attributes {
+			if string(a.Key) == key {
+				got = a.Value.Emit()
+			}
+		}
+		if got != want {
+			t.Errorf("span attribute %s = %q, want %q", key, got, want)
+		}
 	}
 	if s.SpanContext.TraceID().String() == clientTrace || s.Parent.IsValid() {
 		t.Errorf("span trace %s parent %v: the client's traceparent became the parent", s.SpanContext.TraceID(), s.Parent)
