@@ -121,7 +121,7 @@ func TestTransport_RedactsURLQuery(t *testing.T) {
 		if a.Key == "url.full" {
 			full = a.Value.AsString()
 		}
-		if strings.Contains(a.Value.Emit(), "SECRET") {
+		if strings.Contains(a.Value.String(), "SECRET") {
 			t.Errorf("attribute %s = %q carries the query's key", a.Key, a.Value.String())
 		}
 	}
@@ -169,7 +169,7 @@ func TestHandler_PublicEndpointNamedByRoute(t *testing.T) {
 		var got string
 		for _, a := range s.Attributes {
 			if string(a.Key) == key {
-				got = a.Value.Emit()
+				got = a.Value.String()
 			}
 		}
 		if got != want {
