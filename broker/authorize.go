@@ -138,8 +138,7 @@ func (s *Server) authorize(c echo.Context) error {
 		}
 		// The one authorization decision (S66, S67): a session the client may
 		// not have, or too weak or too old for this request, is not used.
-		tenant := sess.tenantFor(ar)
-		if sess != nil && s.dir().authorizeFor(s.now(), cl, tenant, sessionSubject(sess), strengthOf(ar, false)) == nil {
+		if sess != nil && s.dir().authorizeFor(s.now(), cl, sess.tenantFor(ar), sessionSubject(sess), strengthOf(ar, false)) == nil {
 			return s.finish(c, ar, sess)
 		}
 	}

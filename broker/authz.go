@@ -209,21 +209,3 @@ func (s *Server) issuedSubject(ctx context.Context, tenant, sub string) (subject
 	err := s.getJSON(ctx, s.subjectKey(tenant, sub), &r)
 	return r, err
 }
-
-// identitySession is the SSO session of an identity idp just authenticated.
-// The tenant is the IdP's (S50). Its auth time is the upstream's (S67); when
-// the upstream stated none but was told to authenticate anew (prompt=login,
-// ForceAuthn) at forcedAt, that instant bounds the authentication from
-// below; otherwise the time stays unknown: tokens carry no auth_time and no
-// max_age is satisfied by the session.
-func (s *Server) identitySession(idp IdP, ident providers.Identity, forcedAt time.Time) *session {
-	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident,
-		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
-	if sess.AuthTime.IsZero() {
-		sess.AuthTime = forcedAt
-	}
-	if !sess.AuthTime.IsZero() {
-		sess.AuthTime = sess.AuthTime.Truncate(time.Second)
-	}
-	return sess
-}

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/oauth"
 )
 
@@ -67,7 +68,7 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	}
 	actorTenant, actorSub := stringClaim(actor, "tid"), stringClaim(actor, "sub")
 	permitted := slices.Contains(operatorTenants, actorTenant) &&
-		slices.ContainsFunc(rolesOf(actor), func(r any) bool { rs, _ := r.(string); return slices.Contains(policy.OperatorRoles, rs) })
+		slices.ContainsFunc(claims.Roles(actor), func(r any) bool { rs, _ := r.(string); return slices.Contains(policy.OperatorRoles, rs) })
 	at := attrs{client: cl.ID, tenant: tenant, subject: sub, actor: actorTenant + "/" + actorSub}
 	if !permitted {
 		s.auditEvent(c, "refused", "impersonation_operator_not_allowed", at)

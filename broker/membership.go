@@ -150,11 +150,8 @@ func (s *Server) pickTenant(c echo.Context) error {
 // tenantFor is the tenant a request would sign in to from this session: the
 // one it names, or the session's home tenant.
 func (sess *session) tenantFor(ar *authRequest) string {
-	if sess == nil || ar.Tenant == "" {
-		if sess == nil {
-			return ""
-		}
-		return sess.Tenant
+	if ar.Tenant != "" {
+		return ar.Tenant
 	}
-	return ar.Tenant
+	return sess.Tenant
 }

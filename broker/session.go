@@ -9,8 +9,11 @@ import (
 	"crypto/hmac"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/providers"
 )
 
 const (
@@ -120,4 +123,22 @@ func (s *Server) saveRequest(c echo.Context, ar *authRequest) (string, error) {
 func (s *Server) saveRequestKey(c echo.Context, ar *authRequest) (string, error) {
 	id, err := s.saveRequest(c, ar)
 	return s.keyer.key("ar", id), err
+}
+
+// identitySession is the SSO session of an identity idp just authenticated.
+// The tenant is the IdP's (S50). Its auth time is the upstream's (S67); when
+// the upstream stated none but was told to authenticate anew (prompt=login,
+// ForceAuthn) at forcedAt, that instant bounds the authentication from
+// below; otherwise the time stays unknown: tokens carry no auth_time and no
+// max_age is satisfied by the session.
+func (s *Server) identitySession(idp IdP, ident providers.Identity, forcedAt time.Time) *session {
+	sess := &session{Tenant: idp.Tenant, IdP: idp.ID, Identity: ident,
+		Subject: s.subject(idp.Tenant, idp.ID, ident.Subject), AuthTime: ident.AuthTime}
+	if sess.AuthTime.IsZero() {
+		sess.AuthTime = forcedAt
+	}
+	if !sess.AuthTime.IsZero() {
+		sess.AuthTime = sess.AuthTime.Truncate(time.Second)
+	}
+	return sess
 }

@@ -365,8 +365,6 @@ func halfHash(v string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-func rolesOf(all map[string]any) []any { return claims.Roles(all) }
-
 // release returns the claims client cl receives (S75), through the claims
 // pipeline's release step; roles is nil when it does not receive them.
 func release(cl *client, all map[string]any, scopes []string) (map[string]any, []any) {

@@ -28,8 +28,8 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit,
 		TrustedProxies: srv.TrustedProxies()} // S73: the broker's client-IP rule
 	if cfg.Keys.Secret != "" {
-		opts.Secret = []byte(cfg.Keys.Secret)       // the admin package derives its own key (admin/secrets.go)
-		opts.PreviousSecrets = assemble.PreviousSecrets(cfg) // wire.go
+		opts.Secret = []byte(cfg.Keys.Secret)                // the admin package derives its own key (admin/secrets.go)
+		opts.PreviousSecrets = assemble.PreviousSecrets(cfg) // as the broker (assemble.BrokerConfig)
 	} else {
 		logger.Warn("admin: keys.secret is not set: client secrets of API tenants and clients are stored unencrypted; set keys.secret to encrypt them")
 	}

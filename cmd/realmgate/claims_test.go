@@ -241,9 +241,15 @@ func codeFlow(issuer string, hints url.Values, scope string) (tokens, error) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || !strings.HasPrefix(loc.String(), appCallback) || loc.Query().Get("code") == "" {
+	if resp.StatusCode/100 != 3 || err != nil || !strings.HasPrefix(loc.String(), appCallback) {
+		if resp.StatusCode/100 != 3 && strings.HasPrefix(resp.Request.URL.String(), issuer+"/") {
+			return tokens{}, errNotRouted // the broker's own page: discovery found no tenant
+		}
 		return tokens{}, fmt.Errorf("sign-in ended with %d at %s (Location %q): %.300s", resp.StatusCode, resp.Request.URL,
 			resp.Header.Get("Location"), body)
+	}
+	if e := loc.Query().Get("error"); e != "" {
+		return tokens{}, fmt.Errorf("sign-in refused: %s %s", e, loc.Query().Get("error_description"))
 	}
 	return tokenRequest(issuer, url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
 		"redirect_uri": {appCallback}, "code_verifier": {verifier}})

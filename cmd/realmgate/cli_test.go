@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
 // TestHelp_ExitsZeroWithUsageOnStdout: asking for help is not an error:
@@ -129,24 +130,6 @@ tenants:
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServe_LogsOnceWithUnits runs `realmgate serve` with the broker, the
 // admin API and the ops listener, makes one request and stops it with
 // SIGINT as an operator does: the request line's duration has a unit, and
@@ -156,7 +139,7 @@ func TestServe_LogsOnceWithUnits(t *testing.T) {
 	if err := os.WriteFile(path, []byte(opsYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr e2etest.SyncBuffer // written by the server's goroutines
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"serve", "--config", path, "--listen", "127.0.0.1:0", "--log-format", "json"}, io.Discard, &stderr)

@@ -87,6 +87,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	// The checker compiled each rule alone; what only shows when a
+	// tenant's rules compile together with the global ones (a name used
+	// twice) is found here, as serve would find it.
 	if _, err := compileRules(cfg); err != nil {
 		fmt.Fprintf(stderr, "%s: rules: %v\n", *path, err)
 		return 1
