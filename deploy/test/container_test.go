@@ -6,13 +6,17 @@
 package deploytest
 
 import (
+	"debug/elf"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -221,5 +225,116 @@ func TestCompose_ConfigServes(t *testing.T) {
 	}
 	if _, opsPort, _ := net.SplitHostPort(cfg.Ops.Listen); published[opsPort] == "" {
 		t.Errorf("ops.listen %q is not published (readiness checks from the host)", cfg.Ops.Listen)
+	}
+}
+
+// TestDockerfile_BuildStepRunsInEmptyRoot runs the builder stage's own `go
+// build` line (the RUN instruction, its ARG defaults filled in) and then runs
+// the binary it makes the way the final stage does: alone in an otherwise
+// empty root directory (as in distroless/static or scratch: no libc, no
+// shell), as the Dockerfile's USER, with the compose stack's configuration
+// mounted at the image's default path. The registry images themselves cannot
+// be pulled here, so this is the part of `docker build` and `docker run` that
+// can be shown: the recipe yields a static binary that starts with nothing
+// beside it and needs no root.
+func TestDockerfile_BuildStepRunsInEmptyRoot(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the image is linux; chroot and the ELF checks need linux")
+	}
+	ins := parseDockerfile(t, readFile(t, "../../Dockerfile"))
+	args := map[string]string{}
+	var build, user string
+	for _, in := range ins {
+		switch in.cmd {
+		case "ARG":
+			k, v, _ := strings.Cut(in.args, "=")
+			args[k] = v
+		case "RUN":
+			if strings.Contains(in.args, "go build") {
+				build = in.args
+			}
+		case "USER":
+			user = in.args
+		}
+	}
+	if build == "" || user == "" {
+		t.Fatalf("Dockerfile: go build step %q, USER %q: want both", build, user)
+	}
+	if args["TARGETOS"] != "linux" {
+		t.Fatalf("ARG TARGETOS default = %q, want linux", args["TARGETOS"])
+	}
+	// docker build sets TARGETARCH to the builder's platform; so do we.
+	args["TARGETARCH"] = runtime.GOARCH
+	const out = "/out/realmgate"
+	if !strings.Contains(build, "-o "+out) {
+		t.Fatalf("go build step %q does not write %s, which the final stage copies", build, out)
+	}
+	root := t.TempDir()
+	bin := filepath.Join(root, "usr", "local", "bin", "realmgate")
+	step := os.Expand(strings.Replace(build, "-o "+out, "-o "+bin, 1), func(k string) string { return args[k] })
+	cmd := exec.Command("sh", "-c", step)
+	cmd.Dir = "../.."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("RUN %s: %v\n%s", step, err, b)
+	}
+
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("binary has a program interpreter (dynamic loader): not static")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) != 0 {
+		t.Errorf("binary needs shared libraries %v: not static", libs)
+	}
+	if f.Section(".debug_info") != nil {
+		t.Errorf("binary keeps DWARF: -ldflags -s -w did not apply")
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("running the binary in an empty root needs chroot (root); CI runs as root")
+	}
+	uid, gid, _ := strings.Cut(user, ":")
+	u, err := strconv.ParseUint(uid, 10, 32)
+	if err != nil {
+		t.Fatalf("USER %q: %v", user, err)
+	}
+	g, err := strconv.ParseUint(gid, 10, 32)
+	if err != nil {
+		t.Fatalf("USER %q: %v", user, err)
+	}
+	conf := filepath.Join(root, filepath.FromSlash(configPath))
+	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte(readFile(t, "../compose/realmgate.yaml")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The only two files in the root; /tmp is absent too (the chart and
+	// compose mount the root filesystem read-only).
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("/usr/local/bin/realmgate", args...)
+		cmd.Dir = "/"
+		cmd.Env = []string{"REDIS_PASSWORD=compose-redis", "REALMGATE_SECRET=" + strings.Repeat("k", 32)}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: uint32(u), Gid: uint32(g)}}
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("chroot %s realmgate %s as %s: %v\n%s", root, strings.Join(args, " "), user, err, b)
+		}
+		return string(b)
+	}
+	if got := run("version"); !strings.HasPrefix(got, "realmgate ") {
+		t.Errorf("realmgate version = %q, want a version line", got)
+	}
+	if got := run("check-config", "--config", configPath); !strings.Contains(got, configPath+": ok (") {
+		t.Errorf("realmgate check-config %s = %q, want it accepted", configPath, got)
 	}
 }
