@@ -26,7 +26,8 @@ const envReplicaAck = "REALMGATE_REPLICA_ACK"
 const (
 	failovers      = 5
 	probeFamilies  = 12                     // refresh-token families rotating through each failover
-	familyChecked  = 8                      // rotated-away tokens of each family replayed after it
+	familyPace     = 50 * time.Millisecond  // between a family's rotations
+	familyChecked  = 25                     // rotated-away tokens of each family replayed after it, at most
 	codeReplicated = 300 * time.Millisecond // a code is redeemed this long after it was minted
 	failoverBudget = 40 * time.Second
 	replayBudget   = 10 * time.Second
@@ -252,7 +253,7 @@ func (pr *probes) startFamilies(t *testing.T, n int, stop chan struct{}, wg *syn
 					f.rotated = append(f.rotated, cur)
 					f.cur = tok.refresh
 					f.mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
+					time.Sleep(familyPace)
 				case st == http.StatusBadRequest:
 					// The family is gone for this client (revoked as reuse
 					// after a rotation it never learnt of, or a rotation the
@@ -304,7 +305,12 @@ func (pr *probes) replayCodes(t *testing.T) (replayed, accepted int) {
 // replayFamilies presents, for every family, its last familyChecked
 // rotated-away tokens, newest first: each was rotated away by a rotation
 // answered 200, so each must be refused. It returns how many families had
-// one accepted again.
+// one accepted again. Newest first finds a resurrected token: the store's
+// family is a prefix of the client's history, so tokens of rotations a
+// failover lost are unknown to it (refused, nothing else happens) and the
+// first token it knows is its current one, which a lost rotation makes the
+// token of a rotation answered 200 (with no loss, that token is a replay,
+// and the family is revoked: the older ones are refused too).
 func (pr *probes) replayFamilies(t *testing.T, fams []*family) (checked, resurrected int) {
 	deadline := time.Now().Add(replayBudget)
 	for fi, f := range fams {
