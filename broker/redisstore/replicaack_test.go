@@ -29,15 +29,24 @@ var consumptions = []struct {
 	setup func(ctx context.Context, s *redisstore.Store) error
 	op    func(ctx context.Context, s *redisstore.Store) error
 }{
-	{"Take", func(ctx context.Context, s *redisstore.Store) error { return s.Put(ctx, "code", []byte("g"), time.Minute) },
+	{"Take", func(ctx context.Context, s *redisstore.Store) error {
+		return s.Put(ctx, "code", []byte("g"), time.Minute)
+	},
 		func(ctx context.Context, s *redisstore.Store) error { _, err := s.Take(ctx, "code"); return err }},
 	{"Create", nil,
-		func(ctx context.Context, s *redisstore.Store) error { return s.Create(ctx, "jti", []byte("1"), time.Minute) }},
-	{"Delete", func(ctx context.Context, s *redisstore.Store) error { return s.Put(ctx, "sess", []byte("g"), time.Minute) },
+		func(ctx context.Context, s *redisstore.Store) error {
+			return s.Create(ctx, "jti", []byte("1"), time.Minute)
+		}},
+	{"Delete", func(ctx context.Context, s *redisstore.Store) error {
+		return s.Put(ctx, "sess", []byte("g"), time.Minute)
+	},
 		func(ctx context.Context, s *redisstore.Store) error { return s.Delete(ctx, "sess") }},
 	{"Rotate", func(ctx context.Context, s *redisstore.Store) error {
 		return s.CreateFamily(ctx, "fam", "t0", []byte("g"), time.Minute)
-	}, func(ctx context.Context, s *redisstore.Store) error { _, err := s.Rotate(ctx, "fam", "t0", "t1"); return err }},
+	}, func(ctx context.Context, s *redisstore.Store) error {
+		_, err := s.Rotate(ctx, "fam", "t0", "t1")
+		return err
+	}},
 	{"RotateUnlessRevoked", func(ctx context.Context, s *redisstore.Store) error {
 		return s.CreateFamily(ctx, "sid~a", "t0", []byte("g"), time.Minute)
 	}, func(ctx context.Context, s *redisstore.Store) error {

@@ -103,8 +103,6 @@ type probes struct {
 	codes    chan minted
 	mu       sync.Mutex
 	redeemed []minted // redeemed with 200 since the last check
-
-	fams []*family
 }
 
 // family is a refresh-token family rotated in a loop.
