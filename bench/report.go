@@ -124,6 +124,9 @@ func (rep *report) print(out io.Writer) {
 				flow, rg.redisRTPerOp(), bl.redisRTPerOp())
 		}
 	}
+	if rep.opts.ackCompare {
+		rep.printAck(out)
+	}
 	fmt.Fprintln(out, "\nTargets (issue 6):")
 	check := func(ok bool) string {
 		if ok {
@@ -169,5 +172,24 @@ func (rep *report) print(out io.Writer) {
 	}
 	if n := rep.errors(); n > 0 {
 		fmt.Fprintf(out, "  FAIL %d errors (must be 0)\n", n)
+	}
+}
+
+// printAck compares the realmgate that waits for a replica's acknowledgement
+// of single-use writes (replica_ack auto, with the replica connected) with
+// the one that does not (off), same run (-ack-compare, issue 22).
+func (rep *report) printAck(out io.Writer) {
+	fmt.Fprintln(out, "\nReplica acknowledgement of single-use writes (Redis with one replica):")
+	fmt.Fprintln(out, "\n| flow | mode | auto (WAIT) req/s | auto p50 ms | auto p99 ms | off req/s | off p50 ms | off p99 ms | auto / off (req/s) |")
+	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|")
+	for _, flow := range rep.opts.flows {
+		for _, paced := range []bool{false, true} {
+			a, b := rep.find(flow, "realmgate", paced), rep.find(flow, ackOffTarget, paced)
+			if a == nil || b == nil || b.perSecond() == 0 {
+				continue
+			}
+			fmt.Fprintf(out, "| %s | %s | %.0f | %s | %s | %.0f | %s | %s | %.2f |\n", flow, a.mode(),
+				a.perSecond(), ms(a.pct(50)), ms(a.pct(99)), b.perSecond(), ms(b.pct(50)), ms(b.pct(99)), a.perSecond()/b.perSecond())
+		}
 	}
 }

@@ -145,6 +145,26 @@ type Redis struct {
 	TLS *RedisTLS `yaml:"tls,omitempty"`
 	// DB is the database number; a cluster supports only 0.
 	DB int `yaml:"db,omitempty"`
+	// ReplicaAck says when a single-use write (a code redeemed, a refresh
+	// token rotated, a family revoked, a SAML assertion id or logout jti
+	// recorded, an admin state version written, a session logged out)
+	// waits for a replica to acknowledge it before realmgate answers; without
+	// the acknowledgement the request is refused (503), never answered as
+	// done, so a failover cannot undo it (docs/resilience.md). "auto"
+	// (default): wait in Sentinel mode, on Cluster masters that have a
+	// replica, and on a standalone server once it has reported a replica;
+	// "always": wait on every such write (a standalone endpoint your
+	// platform fails over); "off": never wait (fastest; a failover may undo
+	// the last single-use writes the old primary acknowledged).
+	ReplicaAck string `yaml:"replica_ack,omitempty"`
+	// ReplicaAckCount is how many replicas must acknowledge; default 1. Set
+	// it to the number of replicas for an exact guarantee with more than
+	// one (docs/resilience.md).
+	ReplicaAckCount int `yaml:"replica_ack_count,omitempty"`
+	// ReplicaAckTimeout is how long a single-use write waits for the
+	// acknowledgement before the request is refused: 1ms to 450ms, default
+	// 200ms.
+	ReplicaAckTimeout Duration `yaml:"replica_ack_timeout,omitempty"`
 }
 
 // Keys configures token signing.

@@ -573,6 +573,18 @@ func TestValidate(t *testing.T) {
 		{"redis sentinel db", func(c *Config) {
 			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:26379", "b.example:26379"}, MasterName: "m", DB: 2}}
 		}, "", ""},
+		{"replica ack off", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:6379"}, ReplicaAck: ReplicaAckOff, ReplicaAckTimeout: Duration(450 * time.Millisecond)}}
+		}, "", ""},
+		{"replica ack unknown", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:6379"}, ReplicaAck: "never"}}
+		}, "store.redis.replica_ack", `unknown value "never"`},
+		{"replica ack count negative", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:6379"}, ReplicaAckCount: -1}}
+		}, "store.redis.replica_ack_count", "negative"},
+		{"replica ack timeout long", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:6379"}, ReplicaAckTimeout: Duration(time.Second)}}
+		}, "store.redis.replica_ack_timeout", "out of range"},
 		{"algorithm none", func(c *Config) { c.Keys.Algorithm = "none" }, "keys.algorithm", "unknown algorithm"},
 		{"algorithm RS256", func(c *Config) { c.Keys.Algorithm = AlgRS256 }, "", ""},
 		{"secret short", func(c *Config) { c.Keys.Secret = "short" }, "keys.secret", "at least 32"},

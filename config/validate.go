@@ -381,6 +381,7 @@ func (k *checker) store() {
 		} else if s.Redis.DB != 0 && len(s.Redis.Addrs) > 1 && s.Redis.MasterName == "" {
 			k.add("store.redis.db", "a Redis Cluster (several addrs) has only db 0")
 		}
+		k.replicaAck(s.Redis)
 	default:
 		k.add("store.type", "unknown store type %q: want memory or redis", s.Type)
 	}

@@ -77,6 +77,17 @@ type Options struct {
 	// duration and error class, never its keys or values (session data).
 	// False adds no hook.
 	Tracing bool
+	// ReplicaAck says when a single-use write (Take, Create, Delete,
+	// Rotate, RotateUnlessRevoked, RevokeFamily) waits for replicas to
+	// acknowledge it before it is reported done (replicaack.go):
+	// ReplicaAckAuto (the default when empty), ReplicaAckAlways or
+	// ReplicaAckOff.
+	ReplicaAck string
+	// ReplicaAckCount is how many replicas must acknowledge; default 1.
+	ReplicaAckCount int
+	// ReplicaAckTimeout bounds the wait; default DefaultReplicaAckTimeout.
+	// It must be at least 1ms and at most ReadTimeout less 50ms.
+	ReplicaAckTimeout time.Duration
 }
 
 // Store is a store.Store on Redis. It is safe for concurrent use.
@@ -84,6 +95,7 @@ type Store struct {
 	c      redis.UniversalClient
 	prefix string
 	owned  bool
+	ack    *acker // nil: never wait (NewFromClient)
 }
 
 // New returns a Store with its own client. It does not connect: the first
@@ -98,6 +110,10 @@ func New(opts Options) (*Store, error) {
 	}
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("redisstore: prefix %q contains a brace", prefix)
+	}
+	ack, err := newAcker(opts)
+	if err != nil {
+		return nil, err
 	}
 	c := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:        opts.Addrs,
@@ -131,6 +147,7 @@ func New(opts Options) (*Store, error) {
 	}
 	s := NewFromClient(c, prefix)
 	s.owned = true
+	s.ack = ack
 	return s, nil
 }
 
@@ -138,6 +155,7 @@ func New(opts Options) (*Store, error) {
 // keeps owning (Close does not close it). An empty prefix means
 // DefaultPrefix. Configure the client without command retries (MaxRetries
 // -1): a retried Rotate whose first reply was lost is taken for a replay.
+// Its writes never wait for replicas (ReplicaAckOff).
 func NewFromClient(c redis.UniversalClient, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -209,6 +227,9 @@ func wrap(op string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("redisstore: %s: %w", op, err)
 	}
+	if errors.Is(err, ErrNotReplicated) {
+		return fmt.Errorf("redisstore: %s: %w: %w", op, store.ErrUnavailable, err)
+	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		for _, p := range unavailablePrefixes {
@@ -237,14 +258,20 @@ func (s *Store) Create(ctx context.Context, key string, value []byte, ttl time.D
 	if err != nil {
 		return err
 	}
-	ok, err := s.c.SetNX(ctx, s.key(key), value, ttl).Result()
+	k := s.key(key)
+	var cmd *redis.BoolCmd
+	unacked, err := s.write(ctx, k, func(c redis.Cmdable) redis.Cmder { cmd = c.SetNX(ctx, k, value, ttl); return cmd })
+	if err != nil {
+		return wrap("create", err)
+	}
+	ok, err := cmd.Result()
 	if err != nil {
 		return wrap("create", err)
 	}
 	if !ok {
 		return store.ErrExists
 	}
-	return nil
+	return wrap("create", unacked)
 }
 
 // Get returns the value under key, or store.ErrNotFound.
@@ -258,16 +285,38 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Take returns the value under key and deletes it atomically (GETDEL).
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
-	v, err := s.c.GetDel(ctx, s.key(key)).Bytes()
+	k := s.key(key)
+	var cmd *redis.StringCmd
+	unacked, err := s.write(ctx, k, func(c redis.Cmdable) redis.Cmder { cmd = c.GetDel(ctx, k); return cmd })
 	if err != nil {
 		return nil, wrap("take", err)
+	}
+	v, err := cmd.Bytes()
+	if err != nil {
+		return nil, wrap("take", err)
+	}
+	if unacked != nil {
+		return nil, wrap("take", unacked)
 	}
 	return v, nil
 }
 
 // Delete removes key; deleting a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	return wrap("delete", s.c.Del(ctx, s.key(key)).Err())
+	return s.del(ctx, "delete", s.key(key))
+}
+
+// del deletes k, acknowledged by replicas as write says.
+func (s *Store) del(ctx context.Context, op, k string) error {
+	var cmd *redis.IntCmd
+	unacked, err := s.write(ctx, k, func(c redis.Cmdable) redis.Cmder { cmd = c.Del(ctx, k); return cmd })
+	if err != nil {
+		return wrap(op, err)
+	}
+	if err := cmd.Err(); err != nil {
+		return wrap(op, err)
+	}
+	return wrap(op, unacked)
 }
 
 // Touch sets a new time to live on an existing key (PEXPIRE), or returns
@@ -400,7 +449,15 @@ func (s *Store) RotateUnlessRevoked(ctx context.Context, family, old, next, mark
 }
 
 func (s *Store) rotate(ctx context.Context, keys []string, old, next string) ([]byte, error) {
-	res, err := rotateScript.Run(ctx, s.c, keys, old, next, store.RotatedKept).Slice()
+	var cmd *redis.Cmd
+	unacked, err := s.write(ctx, keys[0], func(c redis.Cmdable) redis.Cmder {
+		cmd = evalScript(ctx, c, rotateScript, keys, old, next, store.RotatedKept)
+		return cmd
+	})
+	if err != nil {
+		return nil, wrap("rotate", err)
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return nil, wrap("rotate", err)
 	}
@@ -417,6 +474,12 @@ func (s *Store) rotate(ctx context.Context, keys []string, old, next string) ([]
 		if !ok {
 			return nil, fmt.Errorf("redisstore: rotate: grant is %T, want a string", res[1])
 		}
+		if unacked != nil {
+			// The rotation may not survive a failover: the client must not
+			// get the new token (it would be unknown on the new primary,
+			// and the old one current again).
+			return nil, wrap("rotate", unacked)
+		}
 		return []byte(grant), nil
 	case rotateReused:
 		return nil, store.ErrReused
@@ -431,7 +494,7 @@ func (s *Store) rotate(ctx context.Context, keys []string, old, next string) ([]
 // RevokeFamily deletes the family (one DEL, atomic by itself); its tokens
 // stop working at once. Revoking a missing family is not an error.
 func (s *Store) RevokeFamily(ctx context.Context, family string) error {
-	return wrap("revoke family", s.c.Del(ctx, s.FamilyKey(family)).Err())
+	return s.del(ctx, "revoke family", s.FamilyKey(family))
 }
 
 // FamilyGrant returns the grant of an existing family (one HGET: expired

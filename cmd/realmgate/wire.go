@@ -58,6 +58,7 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 		r := cfg.Store.Redis
 		opts := redisstore.Options{Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, Password: r.Password,
 			SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword, DB: r.DB,
+			ReplicaAck: r.ReplicaAck, ReplicaAckCount: r.ReplicaAckCount, ReplicaAckTimeout: r.ReplicaAckTimeout.Duration(),
 			Tracing: tracing.Enabled()} // no hook unless tracing is on
 		if r.TLS != nil {
 			tc, err := r.TLS.ClientConfig() // config/tls.go

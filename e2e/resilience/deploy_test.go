@@ -35,6 +35,10 @@ type storeSpec struct {
 	addrs      []string
 	masterName string // Sentinel mode: addrs are the sentinels
 	db         int
+	replicaAck string // store.redis.replica_ack; empty: the default
+	// limitsOff turns the per-address and per-tenant throttles off (the
+	// probes of single_use_test.go replay thousands of codes).
+	limitsOff bool
 }
 
 // deployment is n realmgate processes with one configuration on one store,
@@ -131,6 +135,9 @@ store:
 {{- if .Store.DB}}
     db: {{.Store.DB}}
 {{- end}}
+{{- if .Store.ReplicaAck}}
+    replica_ack: {{.Store.ReplicaAck}}
+{{- end}}
 keys:
   algorithm: ES256
   secret: "{{.Secret}}"
@@ -141,6 +148,11 @@ trusted_proxies: ["127.0.0.1/32"]
 # The soak signs in faster than the default per-tenant start limit allows.
 rate_limits:
   starts_per_tenant: "off"
+{{- if .Store.LimitsOff}}
+  starts_per_ip: "off"
+  failures_per_ip: "off"
+  failures_per_tenant: "off"
+{{- end}}
 # Several processes share this file on one host: no operations listener.
 ops:
   listen: "off"
@@ -199,7 +211,8 @@ func deploy(t *testing.T, n int, store storeSpec) *deployment {
 	}
 	d.up = startUpstream(t, callbacks)
 	d.config = e2etest.WriteConfig(t, configTemplate, map[string]any{"Issuer": d.issuer,
-		"Store": map[string]any{"Addrs": store.addrs, "MasterName": store.masterName, "DB": store.db}, "Secret": rand.Text() + rand.Text(),
+		"Store": map[string]any{"Addrs": store.addrs, "MasterName": store.masterName, "DB": store.db,
+			"ReplicaAck": store.replicaAck, "LimitsOff": store.limitsOff}, "Secret": rand.Text() + rand.Text(),
 		"ClientSecret": d.clientSecret, "Upstream": d.up.base})
 	for i, a := range d.addrs {
 		d.procs = append(d.procs, startRealmgate(t, "realmgate-"+string(rune('1'+i)), d.config, a))

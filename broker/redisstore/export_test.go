@@ -1,0 +1,4 @@
+package redisstore
+
+// LoneMasters exposes loneMasters to the tests.
+var LoneMasters = loneMasters

@@ -1,0 +1,324 @@
+package redistest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Failovers with the old primary alive (issue 22): the moment of danger for
+// single-use writes is when a replica has been promoted but the old primary
+// still accepts writes, until it learns that it was replaced.
+
+// StartReplica starts a redis-server replicating primary on a free loopback
+// port, waits until it is in sync and stops it when the test ends.
+func StartReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	r, err := StartReplicaProcess(primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop() })
+	return r
+}
+
+// StartReplicaProcess is StartReplica for callers without a testing.TB; the
+// caller must call Stop.
+func StartReplicaProcess(primary *Server) (*Server, error) {
+	host, port, err := net.SplitHostPort(primary.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("redistest: primary address %q: %w", primary.Addr(), err)
+	}
+	r, err := StartProcessArgs("--replicaof", host, port)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReplicaSynced(r.Addr(), readyTimeout); err != nil {
+		_ = r.Stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// StartProcessArgs is StartProcess with extra redis-server arguments (it
+// starts a process even when EnvAddr is set).
+func StartProcessArgs(args ...string) (*Server, error) {
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		return nil, fmt.Errorf("redistest: temp dir: %w", err)
+	}
+	s, err := startServer(dir, true, func(int) []string { return append([]string{}, args...) })
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// ForceFailover makes the sentinels fail the master over while it is
+// alive (SENTINEL FAILOVER: no agreement of the old master, which keeps
+// accepting writes until the sentinels convert it into a replica of the new
+// one). It waits until a sentinel sees a replica fit to promote, sends the
+// command, waits until every sentinel names the promoted node (see
+// WaitMaster) and then until the old master has become its replica and is
+// in sync, so the next failover can start at once. It returns the old
+// master, the promoted node, and when the sentinels agreed on the promoted
+// node.
+func (s *Sentinel) ForceFailover(timeout time.Duration) (old, promoted *Server, agreed time.Time, err error) {
+	deadline := time.Now().Add(timeout)
+	old, err = s.Master()
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	sp := s.sentinels[0]
+	for {
+		reply, rerr := command(sp.addr, "SENTINEL", "FAILOVER", s.name)
+		if rerr == nil && reply == "OK" {
+			break
+		}
+		// NOGOODSLAVE until the sentinel has seen the replica in sync;
+		// INPROG while the last failover finishes.
+		if time.Now().After(deadline) {
+			return nil, nil, time.Time{}, fmt.Errorf("redistest: SENTINEL FAILOVER: %v %q\n%s", rerr, reply, sp.log.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if promoted, err = s.WaitMaster(old.Addr(), time.Until(deadline)); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	agreed = time.Now()
+	if err := waitReplicaOf(old.Addr(), promoted.Addr(), time.Until(deadline)); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	return old, promoted, agreed, nil
+}
+
+// waitReplicaOf waits until the server at addr replicates master, its link
+// up and no sync in progress.
+func waitReplicaOf(addr, master string, timeout time.Duration) error {
+	host, port, _ := net.SplitHostPort(master)
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := command(addr, "INFO", "replication")
+		if err == nil && strings.Contains(info, "role:slave") &&
+			strings.Contains(info, "master_host:"+host+"\r\n") && strings.Contains(info, "master_port:"+port+"\r\n") &&
+			strings.Contains(info, "master_link_status:up") && strings.Contains(info, "master_sync_in_progress:0") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redistest: %s not an in-sync replica of %s after %s: %v\n%s", addr, master, timeout, err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StartClusterWithReplicas starts a Redis Cluster of three masters with one
+// replica each (six redis-server processes), waits until every node reports
+// cluster_state:ok with six known nodes and every replica is in sync, and
+// stops it when the test ends.
+func StartClusterWithReplicas(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := startClusterN(t.TempDir(), 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop redis cluster: %v", err)
+		}
+	})
+	return c
+}
+
+// clusterNode is one line of CLUSTER NODES.
+type clusterNode struct {
+	id, addr, flags, master string
+}
+
+func (n clusterNode) is(flag string) bool {
+	return strings.Contains(","+n.flags+",", ","+flag+",")
+}
+
+// clusterNodes asks the node at addr for its view of the cluster.
+func clusterNodes(addr string) ([]clusterNode, error) {
+	reply, err := command(addr, "CLUSTER", "NODES")
+	if err != nil {
+		return nil, err
+	}
+	var out []clusterNode
+	for _, line := range strings.Split(reply, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		a, _, _ := strings.Cut(f[1], "@")
+		out = append(out, clusterNode{id: f[0], addr: a, flags: f[2], master: f[3]})
+	}
+	return out, nil
+}
+
+// Shard is one master of a cluster and its replica.
+type Shard struct{ Master, Replica *Server }
+
+// Shards returns each master with its replica, as the first node sees
+// them (a cluster without replicas has none).
+func (c *Cluster) Shards() ([]Shard, error) {
+	nodes, err := clusterNodes(c.addrs[0])
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]clusterNode{}
+	for _, n := range nodes {
+		byID[n.id] = n
+	}
+	var out []Shard
+	for _, n := range nodes {
+		if !n.is("slave") {
+			continue
+		}
+		m, ok := byID[n.master]
+		if !ok {
+			continue
+		}
+		out = append(out, Shard{Master: c.server(m.addr), Replica: c.server(n.addr)})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("redistest: the cluster has no replica: %v", nodes)
+	}
+	return out, nil
+}
+
+func (c *Cluster) server(addr string) *Server {
+	for _, n := range c.nodes {
+		if n.Addr() == addr {
+			return n
+		}
+	}
+	return &Server{addr: addr, external: true}
+}
+
+// ForceFailover makes the replica of shard take over while its master is
+// alive (CLUSTER FAILOVER FORCE on the replica: no handshake with the
+// master, which keeps accepting writes until it learns of the new
+// configuration and turns itself into the new master's replica). It waits
+// until every node names the replica as master and reports cluster_state:ok
+// (returned as promotedAt), then until the old master is an in-sync
+// replica of it.
+func (c *Cluster) ForceFailover(sh Shard, timeout time.Duration) (promotedAt time.Time, err error) {
+	deadline := time.Now().Add(timeout)
+	if err := waitReplicaOf(sh.Replica.Addr(), sh.Master.Addr(), timeout); err != nil {
+		return time.Time{}, err
+	}
+	if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "FORCE"); err != nil || reply != "OK" {
+		return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER FORCE on %s: %v %q", sh.Replica.Addr(), err, reply)
+	}
+	for _, n := range c.nodes {
+		for {
+			nodes, err := clusterNodes(n.Addr())
+			info, ierr := command(n.Addr(), "CLUSTER", "INFO")
+			ok := err == nil && ierr == nil && strings.Contains(info, "cluster_state:ok")
+			if ok {
+				ok = false
+				for _, x := range nodes {
+					if x.addr == sh.Replica.Addr() && x.is("master") {
+						ok = true
+					}
+				}
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return time.Time{}, fmt.Errorf("redistest: %s not master in the view of %s after %s: %v %v", sh.Replica.Addr(), n.Addr(), timeout, err, ierr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	promotedAt = time.Now()
+	if err := waitReplicaOf(sh.Master.Addr(), sh.Replica.Addr(), time.Until(deadline)); err != nil {
+		return time.Time{}, err
+	}
+	return promotedAt, nil
+}
+
+// startClusterN starts masters cluster-enabled masters with replicas
+// replicas each and joins them with redis-cli --cluster create.
+func startClusterN(dir string, masters, replicas int) (*Cluster, error) {
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		return nil, fmt.Errorf("redistest: redis-cli not found in PATH; install it (apt-get install redis-server) or set %s", EnvClusterAddrs)
+	}
+	total := masters * (1 + replicas)
+	c := &Cluster{}
+	for range total {
+		n, err := startServer(dir, false, func(port int) []string {
+			bus, err := freePort()
+			if err != nil {
+				return nil
+			}
+			return []string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", port),
+				"--cluster-port", strconv.Itoa(bus),
+				"--cluster-node-timeout", "5000",
+				"--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+			}
+		})
+		if err != nil {
+			_ = c.Stop()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+		c.addrs = append(c.addrs, n.Addr())
+	}
+	args := append([]string{"--cluster", "create"}, c.addrs...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		_ = c.Stop()
+		return nil, fmt.Errorf("redistest: redis-cli --cluster create: %w\n%s", err, out)
+	}
+	deadline := time.Now().Add(3 * readyTimeout)
+	want := "cluster_known_nodes:" + strconv.Itoa(total)
+	for _, addr := range c.addrs {
+		for {
+			info, err := command(addr, "CLUSTER", "INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") &&
+				strings.Contains(info, "cluster_slots_ok:16384") && strings.Contains(info, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = c.Stop()
+				return nil, fmt.Errorf("redistest: cluster node %s not ok after %s: %v\n%s", addr, 3*readyTimeout, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if replicas > 0 {
+		// redis-cli makes the replicas follow their masters after the
+		// cluster is ok; wait until the first node lists every one.
+		var shards []Shard
+		for {
+			shards, err = c.Shards()
+			if err == nil && len(shards) == masters*replicas {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = c.Stop()
+				return nil, fmt.Errorf("redistest: cluster replicas not set up after %s: %d of %d, %v", 3*readyTimeout, len(shards), masters*replicas, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for _, sh := range shards {
+			if err := waitReplicaOf(sh.Replica.Addr(), sh.Master.Addr(), time.Until(deadline)); err != nil {
+				_ = c.Stop()
+				return nil, err
+			}
+		}
+	}
+	return c, nil
+}
