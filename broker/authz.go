@@ -49,10 +49,13 @@ type subjectOf struct {
 	incarnations *[2]string
 	// uid is the user's directory record the session or grant is bound to
 	// ("" for none), gen its revocation generation then, and user the
-	// record as read now (nil: gone).
+	// record as read now (nil: gone) when read is set. Paths that do not
+	// read the record (userinfo, introspection, exchange: access tokens,
+	// whose session a revocation ends) leave read unset.
 	uid  string
 	gen  int64
 	user *users.User
+	read bool
 }
 
 // strength is what an interactive request asks of the authentication; the
@@ -105,7 +108,7 @@ func (d *directory) authorizeFor(now time.Time, cl *client, tenant string, sub s
 		return errGone // a tenant deleted and created again under the same id
 	}
 	// S68: the user's directory record is active and was not revoked since.
-	if err := userOf(sub.user, sub.uid != "", sub.gen); err != nil {
+	if err := userOf(sub.user, sub.read && sub.uid != "", sub.gen); err != nil {
 		return err
 	}
 	if cl == nil || !cl.allowsTenant(tenant) {
@@ -153,7 +156,7 @@ func (d *directory) isMember(tenant string, sub subjectOf) bool {
 
 // sessionSubject is the subject an SSO session authenticated.
 func sessionSubject(sess *session) subjectOf {
-	return subjectOf{idp: sess.IdP, ident: &sess.Identity, authTime: sess.AuthTime, uid: sess.UID, gen: sess.UGen, user: sess.user}
+	return subjectOf{idp: sess.IdP, ident: &sess.Identity, authTime: sess.AuthTime, uid: sess.UID, gen: sess.UGen, user: sess.user, read: sess.userRead}
 }
 
 // grantSubject is the subject a grant was issued for.
@@ -163,7 +166,7 @@ func grantSubject(g *grant) subjectOf {
 		return subjectOf{idp: g.IdP, authTime: g.AuthTime, incarnations: inc}
 	}
 	return subjectOf{idp: g.Origin.IdP, ident: &g.Origin.Identity, authTime: g.Origin.AuthTime, incarnations: inc,
-		uid: g.Origin.UID, gen: g.Origin.UGen, user: g.Origin.user}
+		uid: g.Origin.UID, gen: g.Origin.UGen, user: g.Origin.user, read: g.Origin.userRead}
 }
 
 // incarnations returns the current incarnations of tenant and of the

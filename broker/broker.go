@@ -189,9 +189,9 @@ type Server struct {
 	echo       *echo.Echo
 	logouts    *logoutQueue
 	users      *users.Directory // the tenant user directory (users.go); nil without one
-	ops        *ops            // metrics and the audit stream writer (metrics.go)
-	underLimit underLimitCache // failure limits recently read as not reached (ratelimit.go)
-	secure     bool            // cookies get Secure (https issuer)
+	ops        *ops             // metrics and the audit stream writer (metrics.go)
+	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
+	secure     bool             // cookies get Secure (https issuer)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

@@ -115,7 +115,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	case err != nil:
 		return err
 	case u != nil:
-		sess.UID, sess.UGen, sess.user = u.ID, u.Generation, u
+		sess.UID, sess.UGen, sess.user, sess.userRead = u.ID, u.Generation, u, true
 		if !u.Active() { // the next sign-in of a deprovisioned user: a clear page
 			s.auditEvent(c, "refused", refusal(errUserInactive), attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID, subject: sess.Subject})
 			return s.userRefused(c, errUserInactive)
@@ -151,12 +151,12 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return err
 	}
 	at := attrs{client: ar.ClientID, tenant: tenant, idp: sess.IdP, subject: sess.Subject}
-	if sess.user == nil && sess.UID != "" { // SSO from a session: the record as it is now
+	if !sess.userRead && sess.UID != "" { // SSO from a session: the record as it is now
 		u, err := s.loadUser(ctx, sess)
 		if err != nil {
 			return err
 		}
-		sess.user = u
+		sess.user, sess.userRead = u, true
 	}
 	d := s.dir()
 	// The one authorization decision (S66, S67), whichever path got here:

@@ -87,8 +87,11 @@ type session struct {
 	UID  string `json:"uid,omitempty"`
 	UGen int64  `json:"ug,omitempty"`
 
-	key  string      // store key, not persisted
-	user *users.User // the record as read for this request, not persisted
+	key string // store key, not persisted
+	// user is the record as read for this request (nil: gone) when
+	// userRead; neither is persisted.
+	user     *users.User
+	userRead bool
 }
 
 // The stored form of a session is compact, because sessions are the records

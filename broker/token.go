@@ -241,7 +241,7 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		if err != nil {
 			return s.tokenUnavailable(c, err)
 		}
-		g.Origin.user = u
+		g.Origin.user, g.Origin.userRead = u, true
 	}
 	if err := s.dir().authorizeFor(s.now(), cl, g.Tenant, grantSubject(&g), strength{maxAge: -1}); err != nil {
 		_ = s.store.RevokeFamily(ctx, fam)
