@@ -24,8 +24,8 @@ import (
 
 type dirConfig struct {
 	Issuer, RedisAddr, Secret, AppSecret, OPIssuer, OPSecret, BackchannelLogout string
-	DB                                                                         int
-	AdminAddr, AdminToken                                                      string
+	DB                                                                          int
+	AdminAddr, AdminToken                                                       string
 }
 
 var dirTemplate = template.Must(template.New("directory.yaml").Parse(`# written by e2e/directory_test.go
