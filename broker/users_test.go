@@ -93,15 +93,14 @@ func TestUsers_S68_SuspendEndsAccess(t *testing.T) {
 		t.Fatalf("refresh after suspension = %d %v, want invalid_grant", r.status, r.body)
 	}
 	// SSO from the old browser and a fresh sign-in are both refused with a page.
-	verifier, challenge := pkce()
-	_ = verifier
-	resp, body := b.getBody(e.authorizeURL(authParams(challenge)))
+	_, challenge := pkce()
+	resp := b.get(e.authorizeURL(authParams(challenge)))
 	if resp.StatusCode == http.StatusFound && strings.Contains(resp.Header.Get("Location"), "code=") {
 		t.Fatalf("SSO after suspension issued a code: %s", resp.Header.Get("Location"))
 	}
 	b2 := e.browser()
 	idp, state := e.upstreamState(b2, authParams(challenge))
-	resp, body = b2.getBody(e.issuer + "/callback/" + idp + "?code=c&state=" + url.QueryEscape(state))
+	resp, body := b2.getBody(e.issuer + "/callback/" + idp + "?code=c&state=" + url.QueryEscape(state))
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "suspended or deprovisioned") {
 		t.Fatalf("sign-in of a suspended user = %d %.200s, want 403 with a clear page", resp.StatusCode, body)
 	}
