@@ -34,8 +34,8 @@ func typicalUser(i int) *users.User {
 	upn := fmt.Sprintf("user%07d@contoso.example", i)
 	return &users.User{Tenant: "contoso", UserName: upn, ExternalID: oid, Email: upn, EmailVerified: true,
 		Name: users.Name{GivenName: "Given" + strconv.Itoa(i), FamilyName: "Family"}, DisplayName: "Given Family " + strconv.Itoa(i),
-		Links:  []users.Link{{IdP: "contoso-entra", Subject: oid}},
-		Groups: []users.GroupRef{{ID: "grp-engineers-0000000001", Display: "Engineers"}, {ID: "grp-all-staff-0000000002", Display: "All Staff"}},
+		Links:      []users.Link{{IdP: "contoso-entra", Subject: oid}},
+		Groups:     []users.GroupRef{{ID: "grp-engineers-0000000001", Display: "Engineers"}, {ID: "grp-all-staff-0000000002", Display: "All Staff"}},
 		Attributes: map[string]any{"plan": "enterprise"}, FirstSignIn: time.Unix(1_800_000_000, 0), LastSignIn: time.Unix(1_800_000_000, 0),
 		LastIP: "203.0.113.7"}
 }
@@ -83,7 +83,9 @@ func TestDirectory_Cost(t *testing.T) {
 		}
 	}
 	srv := redistest.Start(t)
-	st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, PoolSize: 32})
+	// Generous timeouts: a loaded machine must not fail the load midway.
+	st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, PoolSize: 32,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +143,10 @@ func TestDirectory_Cost(t *testing.T) {
 		return err
 	})
 	get := timeIt(func(i int) error { _, err := d.GetUser(t.Context(), "contoso", ids[i]); return err })
-	byName := timeIt(func(i int) error { _, err := d.UserByUserName(t.Context(), "contoso", typicalUser(i).UserName); return err })
+	byName := timeIt(func(i int) error {
+		_, err := d.UserByUserName(t.Context(), "contoso", typicalUser(i).UserName)
+		return err
+	})
 	t.Logf("%d users in one tenant: %.0f bytes per user (Redis used_memory), loaded in %v; "+
 		"mean over %d lookups: SignIn (link, stamp) %v, GetUser %v, UserByUserName %v",
 		n, perUser, loaded.Round(time.Millisecond), samples, signIn, get, byName)
