@@ -34,6 +34,7 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/transform"
+	"github.com/realmgate/realmgate/users"
 )
 
 // DefaultPollInterval is how often an instance checks the store for a new version.
@@ -154,6 +155,9 @@ type Options struct {
 	// (keys.previous_secrets): secrets encrypted under one of them still
 	// decrypt; every write encrypts under Secret.
 	PreviousSecrets [][]byte
+	// Users is the tenant user directory (the broker's Users()); nil: the
+	// user endpoints answer 501.
+	Users *users.Directory
 }
 
 // snapshot is one applied version.

@@ -144,6 +144,14 @@ func isolationRoutes() []route {
 		{"DELETE", "/v1/clients/:client", "/v1/clients/beta-app", nil},
 		{"POST", "/v1/batch", "/v1/batch", admin.BatchRequest{Tenants: []admin.Tenant{tenantDoc("alpha")}}},
 		{"POST", "/v1/dry-run", "/v1/dry-run", admin.DryRunRequest{Email: "u@beta.test"}},
+		{"GET", "/v1/tenants/:tenant/users", other + "/users", nil},
+		{"POST", "/v1/tenants/:tenant/users", other + "/users", admin.NewUser{UserName: "x"}},
+		{"GET", "/v1/tenants/:tenant/users/:user", other + "/users/u1", nil},
+		{"DELETE", "/v1/tenants/:tenant/users/:user", other + "/users/u1", nil},
+		{"PUT", "/v1/tenants/:tenant/users/:user/attributes", other + "/users/u1/attributes", map[string]any{"plan": "x"}},
+		{"POST", "/v1/tenants/:tenant/users/:user/suspend", other + "/users/u1/suspend", nil},
+		{"POST", "/v1/tenants/:tenant/users/:user/activate", other + "/users/u1/activate", nil},
+		{"POST", "/v1/tenants/:tenant/users/:user/revoke", other + "/users/u1/revoke", nil},
 	}
 }
 

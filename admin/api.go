@@ -111,6 +111,7 @@ func (s *Service) routes() *echo.Echo {
 	g.DELETE("/clients/:client", s.deleteClient)
 	g.POST("/batch", s.batch)
 	g.POST("/dry-run", s.dryRun)
+	s.userRoutes(g) // users.go: the tenant user directory
 	return e
 }
 

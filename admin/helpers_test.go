@@ -211,6 +211,7 @@ func (e *env) instance() *instance {
 		Secret:       e.secret,
 
 		TrustedProxies: e.trusted,
+		Users:          in.directory(e.store), // users_test.go
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/users"
 )
 
 // echoRoutes returns [method, path] of every API route the service
@@ -235,6 +236,7 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"DryRunRequest": admin.DryRunRequest{}, "SampleIdentity": admin.SampleIdentity{}, "DryRunResult": admin.DryRunResult{},
 		"TraceStep": admin.TraceStep{}, "Onboarding": admin.Onboarding{},
 		"Impersonation": config.Impersonation{}, "TenantRateLimits": config.TenantRateLimits{},
+		"User": users.User{}, "UserPage": admin.UserPage{}, "NewUser": admin.NewUser{}, "TenantDirectory": config.TenantDirectory{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]

@@ -55,6 +55,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/redisstore"
+	"github.com/realmgate/realmgate/store"
 )
 
 // Payload sizes of realmgate's records for the benchmark's user, measured
@@ -452,6 +453,12 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g := fields(blob, 11)
+		// The user's directory record, as realmgate reads it at every
+		// refresh (status, groups, attributes): one round trip.
+		if _, err := b.store.DirGet(ctx, benchTenant+"/u", g[5]); err != nil && !errors.Is(err, store.ErrNotFound) {
+			b.fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 		b.respond(w, g, fam, next, "")
 	default:
 		b.fail(w, http.StatusBadRequest, "unsupported_grant_type")
@@ -573,6 +580,19 @@ func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 	h := sha256.New()
 	h.Write([]byte(b.issuer + "\x00" + benchTenant + "\x00" + benchIdPID + "\x00" + sub))
 	subject := b64.EncodeToString(h.Sum(nil)[:24])
+	// The tenant directory: find the user by their upstream link and stamp
+	// the sign-in (one round trip); a first sign-in creates the record.
+	link := []store.IndexEntry{{Index: "l", Value: benchIdPID + " " + sub}}
+	if _, err := b.store.DirFind(ctx, benchTenant+"/u", link, []byte(strconv.FormatInt(time.Now().Unix(), 10)+" 127.0.0.1")); errors.Is(err, store.ErrNotFound) {
+		rec := store.DirRecord{ID: subject, Data: []byte(`{"s":"` + subject + `","l":[["` + benchIdPID + `","` + sub + `"]]}`), Unique: link}
+		if _, err := b.store.DirPut(ctx, benchTenant+"/u", rec, 0); err != nil && !errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrTaken) {
+			b.fail(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	} else if err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	sessID, sid := randomToken(32), randomToken(16)
 	now := time.Now()
 	sess := record(sizeSession, sid, benchTenant, benchIdPID, subject, string(payload), string(uiRaw))

@@ -271,6 +271,11 @@ type Tenant struct {
 	// through token exchange (short-lived tokens carrying act, audited).
 	Impersonation *Impersonation `yaml:"impersonation,omitempty" json:"impersonation,omitempty"`
 
+	// Directory says how the tenant's user directory meets a sign-in: a
+	// record is created at each user's first sign-in unless provisioned_only,
+	// and a record provisioned ahead (SCIM, admin API) is matched by match.
+	Directory *TenantDirectory `yaml:"directory,omitempty" json:"directory,omitempty"`
+
 	// RequireMFA refuses sign-ins whose upstream authentication was not
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
 	// with its mfa_acr_values.
@@ -501,6 +506,21 @@ type Member struct {
 	// Reauth makes switching into this tenant sign the member in at the IdP
 	// again instead of reusing the SSO session.
 	Reauth bool `yaml:"reauth,omitempty" json:"reauth,omitempty"`
+}
+
+// TenantDirectory is how a tenant's user directory meets a sign-in.
+type TenantDirectory struct {
+	// Match finds a provisioned user at their first sign-in: external_id
+	// (the record's externalId equals the upstream claim match_claim,
+	// default sub), user_name (equals match_claim, default
+	// preferred_username, else the email), email (the one unlinked record
+	// with the identity's verified email) or empty: no matching.
+	Match string `yaml:"match,omitempty" json:"match,omitempty"`
+	// MatchClaim is the upstream claim compared by external_id and user_name.
+	MatchClaim string `yaml:"match_claim,omitempty" json:"match_claim,omitempty"`
+	// ProvisionedOnly refuses users the directory does not know, instead of
+	// creating their record at the first sign-in.
+	ProvisionedOnly bool `yaml:"provisioned_only,omitempty" json:"provisioned_only,omitempty"`
 }
 
 // Impersonation says who may act as a tenant's users.

@@ -598,6 +598,13 @@ func (k *checker) tenants() map[string]bool {
 				subdomains[t.Subdomain] = i
 			}
 		}
+		if dir := t.Directory; dir != nil {
+			switch dir.Match {
+			case "", "external_id", "user_name", "email":
+			default:
+				k.add(path+".directory.match", "%q: want external_id, user_name or email", dir.Match)
+			}
+		}
 		if im := t.Impersonation; im != nil {
 			if len(im.OperatorRoles) == 0 {
 				k.add(path+".impersonation.operator_roles", "at least one role is required")
