@@ -47,7 +47,8 @@ type Store struct {
 	mu       sync.Mutex
 	entries  map[string]entry
 	families map[string]*family
-	indexes  map[string]*index // index.go
+	indexes  map[string]*index    // index.go
+	dirs     map[string]*dirSpace // directory.go: records without expiry
 
 	audit auditStreams // per-tenant audit streams (audit.go)
 
