@@ -12,9 +12,9 @@ import (
 // resourceOps is what the handler does with one resource type.
 type resourceOps struct {
 	get     func(ctx context.Context, tenant, id string) (resource, error)
-	create  func(ctx context.Context, tenant string, m map[string]any) (resource, error)
-	replace func(ctx context.Context, tenant, id string, m map[string]any, version string) (resource, error)
-	del     func(ctx context.Context, tenant, id string) error
+	create  func(ctx context.Context, tenant, actor string, m map[string]any) (resource, error)
+	replace func(ctx context.Context, tenant, actor, id string, m map[string]any, version string) (resource, error)
+	del     func(ctx context.Context, tenant, actor, id string) error
 	find    func(ctx context.Context, tenant, attr, value string) ([]resource, error)
 	list    func(ctx context.Context, tenant string, offset, limit int) ([]resource, int, error)
 	indexed []string
@@ -110,20 +110,20 @@ func (h *Handler) ops(rt *resourceType) resourceOps {
 			get: func(ctx context.Context, tenant, id string) (resource, error) {
 				return nilable(d.GetUser(ctx, tenant, id))
 			},
-			create: func(ctx context.Context, tenant string, m map[string]any) (resource, error) {
+			create: func(ctx context.Context, tenant, actor string, m map[string]any) (resource, error) {
 				u, err := userFrom(m)
 				if err != nil {
 					return nil, err
 				}
-				return nilable(d.CreateUser(ctx, tenant, u))
+				return nilable(d.CreateUser(ctx, tenant, actor, u))
 			},
-			replace: func(ctx context.Context, tenant, id string, m map[string]any, version string) (resource, error) {
+			replace: func(ctx context.Context, tenant, actor, id string, m map[string]any, version string) (resource, error) {
 				u, err := userFrom(m)
 				if err != nil {
 					return nil, err
 				}
 				u.ID = id
-				return nilable(d.ReplaceUser(ctx, tenant, u, version))
+				return nilable(d.ReplaceUser(ctx, tenant, actor, u, version))
 			},
 			del: d.DeleteUser,
 			find: func(ctx context.Context, tenant, attr, value string) ([]resource, error) {
@@ -141,20 +141,20 @@ func (h *Handler) ops(rt *resourceType) resourceOps {
 		get: func(ctx context.Context, tenant, id string) (resource, error) {
 			return nilable(d.GetGroup(ctx, tenant, id))
 		},
-		create: func(ctx context.Context, tenant string, m map[string]any) (resource, error) {
+		create: func(ctx context.Context, tenant, actor string, m map[string]any) (resource, error) {
 			g, err := groupFrom(m)
 			if err != nil {
 				return nil, err
 			}
-			return nilable(d.CreateGroup(ctx, tenant, g))
+			return nilable(d.CreateGroup(ctx, tenant, actor, g))
 		},
-		replace: func(ctx context.Context, tenant, id string, m map[string]any, version string) (resource, error) {
+		replace: func(ctx context.Context, tenant, actor, id string, m map[string]any, version string) (resource, error) {
 			g, err := groupFrom(m)
 			if err != nil {
 				return nil, err
 			}
 			g.ID = id
-			return nilable(d.ReplaceGroup(ctx, tenant, g, version))
+			return nilable(d.ReplaceGroup(ctx, tenant, actor, g, version))
 		},
 		del: d.DeleteGroup,
 		find: func(ctx context.Context, tenant, attr, value string) ([]resource, error) {
@@ -256,7 +256,7 @@ func (h *Handler) create(q *request, rt *resourceType, ops resourceOps) error {
 	if err != nil {
 		return err
 	}
-	res, err := ops.create(q.ctx(), q.tenant, m)
+	res, err := ops.create(q.ctx(), q.tenant, actor(q.token), m)
 	if err != nil {
 		h.audit(q, "scim.change", "refused", errReason(err), rt.name, "")
 		return err
@@ -309,7 +309,7 @@ func (h *Handler) update(q *request, rt *resourceType, ops resourceOps, id strin
 				return err
 			}
 		}
-		res, err = ops.replace(q.ctx(), q.tenant, id, m, cur.meta().Version)
+		res, err = ops.replace(q.ctx(), q.tenant, actor(q.token), id, m, cur.meta().Version)
 		if errors.Is(err, ErrVersion) && ifMatch == "" && attempt < 3 {
 			continue
 		}
@@ -360,7 +360,7 @@ func (h *Handler) remove(q *request, rt *resourceType, ops resourceOps, id strin
 			return &Error{Status: http.StatusPreconditionFailed, Detail: "the resource changed since the version named in If-Match; read it again"}
 		}
 	}
-	if err := ops.del(q.ctx(), q.tenant, id); err != nil {
+	if err := ops.del(q.ctx(), q.tenant, actor(q.token), id); err != nil {
 		if !errors.Is(err, ErrNotFound) {
 			h.audit(q, "scim.change", "refused", errReason(err), rt.name, id)
 		}

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/users"
 )
 
 // env is a running SCIM endpoint over a memory directory and store, with
@@ -21,7 +24,8 @@ type env struct {
 	t      *testing.T
 	srv    *httptest.Server
 	h      *Handler
-	dir    *memDir
+	dir    *memDir // records deprovisioning, and is the directory unless users is set
+	users  *users.Directory
 	tokens *Tokens
 	acme   string // token of acme
 	other  string // token of other
@@ -37,10 +41,34 @@ type exchange struct {
 	Body   any    `json:"body"`
 }
 
-func newEnv(t *testing.T, limits *Limits) *env {
+// newEnv starts the endpoint over the memory test directory.
+func newEnv(t *testing.T, limits *Limits) *env { return startEnv(t, limits, false) }
+
+// newUsersEnv starts it over the real tenant directory (package users) on
+// the memory store, whose revoker records deprovisioning.
+func newUsersEnv(t *testing.T, limits *Limits) *env { return startEnv(t, limits, true) }
+
+// revoker records the users the directory deprovisions.
+type revoker struct{ d *memDir }
+
+func (r revoker) RevokeUser(ctx context.Context, u *users.User, actor, reason string) error {
+	return r.d.Deprovision(ctx, u.Tenant, u.ID, actor, reason)
+}
+
+func startEnv(t *testing.T, limits *Limits, real bool) *env {
 	t.Helper()
 	e := &env{t: t, dir: newMemDir(), audit: &bytes.Buffer{}}
 	st := memstore.New()
+	var dir Directory = e.dir
+	var dep Deprovisioner = e.dir
+	if real {
+		ud, ok := users.Open(st, nil)
+		if !ok {
+			t.Fatal("memstore keeps no directory")
+		}
+		ud.SetRevoker(revoker{e.dir})
+		e.users, dir, dep = ud, NewUsersDirectory(ud), nil
+	}
 	e.tokens = NewTokens(st, []byte("test server secret of enough length"))
 	var err error
 	e.acme, _, err = e.tokens.Create(context.Background(), "acme", "entra", "test")
@@ -51,7 +79,7 @@ func newEnv(t *testing.T, limits *Limits) *env {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
-	e.h, err = New(Options{Directory: e.dir, Deprovisioner: e.dir, Tokens: e.tokens, Store: st,
+	e.h, err = New(Options{Directory: dir, Deprovisioner: dep, Tokens: e.tokens, Store: st,
 		TenantExists: func(id string) bool { return id == "acme" || id == "other" },
 		Issuer:       e.srv.URL, Limits: limits,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -122,7 +150,17 @@ func (e *env) do(name, method, path, token string, body any, hdr ...string) (int
 
 // dig returns the value at a dotted path ("emails.0.value"); a key may
 // itself hold dots when it is a schema URN ("urn:...:User.employeeNumber").
+// "list[*].sub" collects sub of every element, sorted (for sets such as
+// members, whose order the directory chooses).
 func dig(v any, path string) any {
+	if list, rest, ok := strings.Cut(path, "[*]."); ok {
+		var out []any
+		for _, el := range values(dig(v, list)) {
+			out = append(out, dig(el, rest))
+		}
+		slices.SortFunc(out, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		return out
+	}
 	for path != "" {
 		var key string
 		if strings.HasPrefix(path, "urn:") {

@@ -93,7 +93,7 @@ func (d *memDir) stamp(m *Meta, created bool) {
 	m.Version = strconv.Itoa(v + 1)
 }
 
-func (d *memDir) CreateUser(_ context.Context, t string, u *User) (*User, error) {
+func (d *memDir) CreateUser(_ context.Context, t, _ string, u *User) (*User, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.userConflict(t, u) {
@@ -116,7 +116,7 @@ func (d *memDir) GetUser(_ context.Context, t, id string) (*User, error) {
 	return d.withGroups(t, u), nil
 }
 
-func (d *memDir) ReplaceUser(_ context.Context, t string, u *User, version string) (*User, error) {
+func (d *memDir) ReplaceUser(_ context.Context, t, _ string, u *User, version string) (*User, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cur, ok := d.tenantUsers(t)[u.ID]
@@ -137,7 +137,7 @@ func (d *memDir) ReplaceUser(_ context.Context, t string, u *User, version strin
 	return d.withGroups(t, c), nil
 }
 
-func (d *memDir) DeleteUser(_ context.Context, t, id string) error {
+func (d *memDir) DeleteUser(_ context.Context, t, _, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.tenantUsers(t)[id]; !ok {
@@ -216,7 +216,7 @@ func (d *memDir) checkGroup(t string, g *Group) error {
 	return nil
 }
 
-func (d *memDir) CreateGroup(_ context.Context, t string, g *Group) (*Group, error) {
+func (d *memDir) CreateGroup(_ context.Context, t, _ string, g *Group) (*Group, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.checkGroup(t, g); err != nil {
@@ -239,7 +239,7 @@ func (d *memDir) GetGroup(_ context.Context, t, id string) (*Group, error) {
 	return cloneGroup(g), nil
 }
 
-func (d *memDir) ReplaceGroup(_ context.Context, t string, g *Group, version string) (*Group, error) {
+func (d *memDir) ReplaceGroup(_ context.Context, t, _ string, g *Group, version string) (*Group, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cur, ok := d.tenantGroups(t)[g.ID]
@@ -259,7 +259,7 @@ func (d *memDir) ReplaceGroup(_ context.Context, t string, g *Group, version str
 	return cloneGroup(c), nil
 }
 
-func (d *memDir) DeleteGroup(_ context.Context, t, id string) error {
+func (d *memDir) DeleteGroup(_ context.Context, t, _, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.tenantGroups(t)[id]; !ok {
