@@ -105,6 +105,7 @@ func (e *env) do(name, method, path, token string, body any, hdr ...string) (int
 		j, _ := json.Marshal(b)
 		rd = bytes.NewReader(j)
 	}
+	path = encodeQuery(path)
 	u := e.srv.URL + path
 	if !strings.HasPrefix(path, "/scim/") {
 		u = e.srv.URL + "/scim/v2/acme" + path
