@@ -52,6 +52,8 @@ var (
 	ErrTokenNotFound = errors.New("scim: token not found")
 	// ErrTooManyTokens means the tenant already has MaxTokensPerTenant tokens.
 	ErrTooManyTokens = errors.New("scim: too many tokens for the tenant")
+	// ErrTokenName means a token's name is empty or too long.
+	ErrTokenName = errors.New("scim: a token needs a name of 1 to 100 characters")
 	// ErrTokenConflict means concurrent changes of a tenant's tokens kept winning.
 	ErrTokenConflict = errors.New("scim: concurrent token change, try again")
 )
@@ -133,7 +135,7 @@ func random(n int) string {
 func (t *Tokens) Create(ctx context.Context, tenant, name, createdBy string) (string, TokenInfo, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > maxTokenName {
-		return "", TokenInfo{}, fmt.Errorf("scim: a token needs a name of 1 to %d characters", maxTokenName)
+		return "", TokenInfo{}, ErrTokenName
 	}
 	secret := TokenPrefix + random(32) // 256 bits (S17)
 	info := TokenInfo{ID: random(9), Tenant: tenant, Name: name, CreatedAt: t.now().UTC().Truncate(time.Second), CreatedBy: createdBy}
