@@ -25,10 +25,10 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
-	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/transform"
 )
 
