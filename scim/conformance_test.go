@@ -184,5 +184,5 @@ func validateWithSCIMMY(t *testing.T, log []exchange) {
 	for _, f := range res.Failures {
 		t.Errorf("SCIMMY: %s", f)
 	}
-	t.Log(fmt.Sprintf("SCIMMY validated %d bodies of %d responses", res.Checked, len(log)))
+	t.Logf("SCIMMY validated %d bodies of %d responses", res.Checked, len(log))
 }

@@ -44,10 +44,6 @@ type exchange struct {
 // newEnv starts the endpoint over the memory test directory.
 func newEnv(t *testing.T, limits *Limits) *env { return startEnv(t, limits, false) }
 
-// newUsersEnv starts it over the real tenant directory (package users) on
-// the memory store, whose revoker records deprovisioning.
-func newUsersEnv(t *testing.T, limits *Limits) *env { return startEnv(t, limits, true) }
-
 // revoker records the users the directory deprovisions.
 type revoker struct{ d *memDir }
 
