@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/users"
 )
 
 // The reasons the authorization decision refuses. Each path that mints a code
@@ -46,6 +47,15 @@ type subjectOf struct {
 	// incarnations, when set, are the incarnations of the tenant and of the
 	// home tenant the grant was issued under: both must still be current.
 	incarnations *[2]string
+	// uid is the user's directory record the session or grant is bound to
+	// ("" for none), gen its revocation generation then, and user the
+	// record as read now (nil: gone) when read is set. Paths that do not
+	// read the record (userinfo, introspection, exchange: access tokens,
+	// whose session a revocation ends) leave read unset.
+	uid  string
+	gen  int64
+	user *users.User
+	read bool
 }
 
 // strength is what an interactive request asks of the authentication; the
@@ -97,6 +107,10 @@ func (d *directory) authorizeFor(now time.Time, cl *client, tenant string, sub s
 		(inc[0] != d.policies[tenant].Incarnation || inc[1] != d.policies[idp.Tenant].Incarnation) {
 		return errGone // a tenant deleted and created again under the same id
 	}
+	// S68: the user's directory record is active and was not revoked since.
+	if err := userOf(sub.user, sub.read && sub.uid != "", sub.gen); err != nil {
+		return err
+	}
 	if cl == nil || !cl.allowsTenant(tenant) {
 		return errClientTenant
 	}
@@ -142,7 +156,7 @@ func (d *directory) isMember(tenant string, sub subjectOf) bool {
 
 // sessionSubject is the subject an SSO session authenticated.
 func sessionSubject(sess *session) subjectOf {
-	return subjectOf{idp: sess.IdP, ident: &sess.Identity, authTime: sess.AuthTime}
+	return subjectOf{idp: sess.IdP, ident: &sess.Identity, authTime: sess.AuthTime, uid: sess.UID, gen: sess.UGen, user: sess.user, read: sess.userRead}
 }
 
 // grantSubject is the subject a grant was issued for.
@@ -151,7 +165,8 @@ func grantSubject(g *grant) subjectOf {
 	if g.Origin == nil {
 		return subjectOf{idp: g.IdP, authTime: g.AuthTime, incarnations: inc}
 	}
-	return subjectOf{idp: g.Origin.IdP, ident: &g.Origin.Identity, authTime: g.Origin.AuthTime, incarnations: inc}
+	return subjectOf{idp: g.Origin.IdP, ident: &g.Origin.Identity, authTime: g.Origin.AuthTime, incarnations: inc,
+		uid: g.Origin.UID, gen: g.Origin.UGen, user: g.Origin.user, read: g.Origin.userRead}
 }
 
 // incarnations returns the current incarnations of tenant and of the
@@ -173,6 +188,10 @@ func refusal(err error) string {
 		return "mfa_required"
 	case errors.Is(err, errNeedsLogin):
 		return "fresh_login_required"
+	case errors.Is(err, errUserInactive):
+		return "user_inactive"
+	case errors.Is(err, errUserRevoked):
+		return "user_revoked"
 	}
 	return "not_authorized"
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
+	"github.com/realmgate/realmgate/users"
 )
 
 // Client is a registered downstream application (an OIDC relying party).
@@ -187,9 +188,10 @@ type Server struct {
 	now        func() time.Time
 	echo       *echo.Echo
 	logouts    *logoutQueue
-	ops        *ops            // metrics and the audit stream writer (metrics.go)
-	underLimit underLimitCache // failure limits recently read as not reached (ratelimit.go)
-	secure     bool            // cookies get Secure (https issuer)
+	users      *users.Directory // the tenant user directory (users.go); nil without one
+	ops        *ops             // metrics and the audit stream writer (metrics.go)
+	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
+	secure     bool             // cookies get Secure (https issuer)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and
@@ -248,6 +250,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 	if err := s.keys.load(ctx); err != nil {
 		return nil, fmt.Errorf("broker: load signing keys: %w", err)
 	}
+	s.openUsers()
 	s.echo = s.routes()
 	s.startOps()
 	s.startLogoutQueue()

@@ -106,6 +106,21 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 		forcedAt = ul.Created
 	}
 	sess := s.identitySession(idp, ident, forcedAt)
+	// The tenant directory's record of the user: found, matched or created.
+	u, err := s.signInUser(c, idp, &ident, sess.Subject)
+	switch {
+	case errors.Is(err, errNotProvisioned):
+		s.auditEvent(c, "refused", "user_not_provisioned", attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID, subject: sess.Subject})
+		return s.userRefused(c, err)
+	case err != nil:
+		return err
+	case u != nil:
+		sess.UID, sess.UGen, sess.user, sess.userRead = u.ID, u.Generation, u, true
+		if !u.Active() { // the next sign-in of a deprovisioned user: a clear page
+			s.auditEvent(c, "refused", refusal(errUserInactive), attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID, subject: sess.Subject})
+			return s.userRefused(c, errUserInactive)
+		}
+	}
 	sess.Clients = []string{ar.ClientID}
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
@@ -136,6 +151,13 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return err
 	}
 	at := attrs{client: ar.ClientID, tenant: tenant, idp: sess.IdP, subject: sess.Subject}
+	if !sess.userRead && sess.UID != "" { // SSO from a session: the record as it is now
+		u, err := s.loadUser(ctx, sess)
+		if err != nil {
+			return err
+		}
+		sess.user, sess.userRead = u, true
+	}
 	d := s.dir()
 	// The one authorization decision (S66, S67), whichever path got here:
 	// a fresh sign-in, SSO from a session, the tenant picker.
@@ -170,6 +192,14 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 			return err
 		}
 		return s.startUpstreamMFA(c, key, ar, idp, sess.Identity.Email, mfa || s.needsMFA(tenant, ar))
+	case errors.Is(err, errUserInactive) || errors.Is(err, errUserRevoked):
+		s.auditEvent(c, "refused", refusal(err), at)
+		if errors.Is(err, errUserRevoked) && sess.key != "" {
+			// The session predates a revocation: end it and sign in again.
+			_ = s.store.Delete(ctx, sess.key)
+			s.setCookie(c, sessionCookie, "", -1)
+		}
+		return s.userRefused(c, err)
 	default:
 		s.auditEvent(c, "refused", refusal(err), at)
 		return s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.AccessDenied, "the user cannot sign in to this application"))
@@ -196,7 +226,8 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return err
 	}
 	code := randomToken(tokenBytes)
-	origin := &session{Tenant: sess.Tenant, IdP: sess.IdP, Subject: sess.Subject, Identity: sess.Identity, AuthTime: sess.AuthTime}
+	origin := &session{Tenant: sess.Tenant, IdP: sess.IdP, Subject: sess.Subject, Identity: sess.Identity, AuthTime: sess.AuthTime,
+		UID: sess.UID, UGen: sess.UGen}
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
 		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
 		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now()}
@@ -220,6 +251,10 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 // the same pipeline.
 func (s *Server) claimsFor(ctx context.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
 	d := s.dir()
+	var user map[string]any
+	if sess.user != nil {
+		user = sess.user.RuleView()
+	}
 	return claims.Pipeline{Rules: d.rules[tenant], Domains: d.resolver}.Apply(ctx, claims.Request{
-		Identity: sess.Identity, Home: sess.Tenant, Tenant: tenant, IdP: sess.IdP, Client: clientID})
+		Identity: sess.Identity, Home: sess.Tenant, Tenant: tenant, IdP: sess.IdP, Client: clientID, User: user})
 }

@@ -147,7 +147,16 @@ func (s *Server) userinfo(c echo.Context) error {
 	cl := s.dir().clients[stringClaim(at, "aud")]
 	all := g.Claims
 	if g.Origin != nil && g.Tenant == stringClaim(at, "tid") {
-		// The tenant's current rules, as at refresh (S68).
+		// The tenant's current rules, as at refresh (S68), over the user's
+		// directory record as it is now.
+		u, err := s.loadUser(c.Request().Context(), g.Origin)
+		if err != nil {
+			return s.tokenUnavailable(c, err)
+		}
+		g.Origin.user, g.Origin.userRead = u, true
+		if g.Origin.UID != "" && userOf(u, true, g.Origin.UGen) != nil {
+			return oauth.New(oauth.InvalidToken, "the access token is no longer valid")
+		}
 		fresh, err := s.claimsFor(c.Request().Context(), g.ClientID, g.Origin, g.Tenant)
 		if err != nil {
 			return oauth.New(oauth.InvalidToken, "the access token is no longer valid")

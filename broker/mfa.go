@@ -40,6 +40,9 @@ type TenantPolicy struct {
 	// travels with the directory, so a tenant of the admin API has its
 	// limits too, changed live.
 	RateLimits *TenantLimits
+	// Users says how the tenant's user directory meets a sign-in (users.go);
+	// nil: records are created just in time, nothing provisioned is matched.
+	Users *UserPolicy
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/users"
 )
 
 // Lifetimes of the short-lived records (DESIGN.md, "The store").
@@ -79,8 +80,18 @@ type session struct {
 	// Clients lists the applications that received a code in this
 	// session: the ones told by back-channel logout.
 	Clients []string `json:"cl,omitempty"`
+	// UID is the user's record in the tenant directory (package users)
+	// and UGen its revocation generation at sign-in; empty without a
+	// directory. authorizeFor refuses the session once the record is
+	// inactive, gone or revoked (users.go).
+	UID  string `json:"uid,omitempty"`
+	UGen int64  `json:"ug,omitempty"`
 
 	key string // store key, not persisted
+	// user is the record as read for this request (nil: gone) when
+	// userRead; neither is persisted.
+	user     *users.User
+	userRead bool
 }
 
 // The stored form of a session is compact, because sessions are the records
@@ -104,6 +115,8 @@ type sessionWire struct {
 	Identity *identityWire       `json:"i,omitempty"`
 	Long     *providers.Identity `json:"id,omitempty"` // the earlier long form, read only
 	Clients  []string            `json:"cl,omitempty"`
+	UID      string              `json:"uid,omitempty"`
+	UGen     int64               `json:"ug,omitempty"`
 }
 
 // identityWire is providers.Identity without what its claims already say:
@@ -179,7 +192,8 @@ func (s session) MarshalJSON() ([]byte, error) {
 		t := id.AuthTime
 		w.AuthTime = &t
 	}
-	return json.Marshal(sessionWire{SID: s.SID, Tenant: s.Tenant, IdP: s.IdP, Subject: s.Subject, AuthTime: s.AuthTime, Identity: w, Clients: s.Clients})
+	return json.Marshal(sessionWire{SID: s.SID, Tenant: s.Tenant, IdP: s.IdP, Subject: s.Subject, AuthTime: s.AuthTime, Identity: w, Clients: s.Clients,
+		UID: s.UID, UGen: s.UGen})
 }
 
 // UnmarshalJSON reads the compact form and the earlier long form.
@@ -188,7 +202,8 @@ func (s *session) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*s = session{SID: w.SID, Tenant: w.Tenant, IdP: w.IdP, Subject: w.Subject, AuthTime: w.AuthTime, Clients: w.Clients}
+	*s = session{SID: w.SID, Tenant: w.Tenant, IdP: w.IdP, Subject: w.Subject, AuthTime: w.AuthTime, Clients: w.Clients,
+		UID: w.UID, UGen: w.UGen}
 	switch {
 	case w.Identity != nil:
 		iw := w.Identity

@@ -115,7 +115,7 @@ func oidcClaimsWithExchange() map[string]any {
 // lost silently on the next read.
 func TestSessionCodec_CoversEveryField(t *testing.T) {
 	carried := map[string]bool{"SID": true, "Tenant": true, "IdP": true, "Subject": true, "Identity": true,
-		"AuthTime": true, "Clients": true}
+		"AuthTime": true, "Clients": true, "UID": true, "UGen": true}
 	st := reflect.TypeFor[session]()
 	for i := range st.NumField() {
 		f := st.Field(i)
@@ -123,14 +123,15 @@ func TestSessionCodec_CoversEveryField(t *testing.T) {
 			t.Errorf("session.%s is not in sessionWire: add it to MarshalJSON and UnmarshalJSON (records.go)", f.Name)
 		}
 	}
-	in := session{SID: "s", Tenant: "t", IdP: "i", Subject: "x", Clients: []string{"app-a", "app-b"},
+	in := session{SID: "s", Tenant: "t", IdP: "i", Subject: "x", Clients: []string{"app-a", "app-b"}, UID: "u1", UGen: 3,
 		AuthTime: time.Unix(1, 0).UTC(), Identity: providers.Identity{Subject: "u", AuthTime: time.Unix(1, 0).UTC()}}
 	b, _ := json.Marshal(in)
 	var out session
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(out.Clients, in.Clients) || out.SID != "s" || out.Tenant != "t" || out.IdP != "i" || out.Subject != "x" {
+	if !reflect.DeepEqual(out.Clients, in.Clients) || out.SID != "s" || out.Tenant != "t" || out.IdP != "i" || out.Subject != "x" ||
+		out.UID != "u1" || out.UGen != 3 {
 		t.Errorf("round trip of %s = %+v, want %+v", b, out, in)
 	}
 }

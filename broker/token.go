@@ -234,6 +234,15 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 	// tenant's current rules run again over the authentication the family
 	// came from. A refusal ends the family.
 	at := attrs{client: cl.ID, tenant: g.Tenant, idp: g.IdP, subject: g.Subject}
+	if g.Origin != nil && g.Origin.UID != "" {
+		// The user's directory record as it is now: status, revocation,
+		// groups and attributes (one round trip).
+		u, err := s.loadUser(ctx, g.Origin)
+		if err != nil {
+			return s.tokenUnavailable(c, err)
+		}
+		g.Origin.user, g.Origin.userRead = u, true
+	}
 	if err := s.dir().authorizeFor(s.now(), cl, g.Tenant, grantSubject(&g), strength{maxAge: -1}); err != nil {
 		_ = s.store.RevokeFamily(ctx, fam)
 		s.auditEvent(c, "refused", "refresh_"+refusal(err), at)

@@ -132,6 +132,9 @@ type Request struct {
 	IdP string
 	// Client is the client_id of the application signed in to.
 	Client string
+	// User is the user's tenant directory record as rules see it (`user`,
+	// users.User.RuleView); nil when the directory has none.
+	User map[string]any
 }
 
 // Pipeline runs Standard, then a tenant's rules, then GuardEmail.
@@ -170,7 +173,7 @@ func (p Pipeline) Explain(ctx context.Context, r Request) (transform.Result, err
 
 func input(r Request) transform.Input {
 	in := transform.Input{Upstream: r.Identity.Claims, Claims: Standard(r.Identity),
-		Tenant: r.Tenant, IdP: r.IdP, Client: r.Client}
+		Tenant: r.Tenant, IdP: r.IdP, Client: r.Client, User: r.User}
 	if in.Upstream == nil {
 		in.Upstream = map[string]any{}
 	}

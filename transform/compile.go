@@ -41,7 +41,7 @@ type compiledAssign struct {
 }
 
 type compiledMap struct {
-	root    string   // "upstream" or "claims"
+	root    string   // "upstream", "claims" or "user"
 	path    []string // keys under root
 	to      string
 	table   map[string]string
@@ -265,11 +265,11 @@ func parsePath(s string) (root string, path []string, err error) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexAny(s, ".[")
 	if i < 0 {
-		return "", nil, fmt.Errorf("path %q: want upstream.<key> or claims.<key>", s)
+		return "", nil, fmt.Errorf("path %q: want upstream.<key>, claims.<key> or user.<key>", s)
 	}
 	root, rest := s[:i], s[i:]
-	if root != "upstream" && root != "claims" {
-		return "", nil, fmt.Errorf("path %q: must start with upstream or claims", s)
+	if root != "upstream" && root != "claims" && root != "user" {
+		return "", nil, fmt.Errorf("path %q: must start with upstream, claims or user", s)
 	}
 	for rest != "" {
 		switch rest[0] {

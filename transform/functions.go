@@ -30,6 +30,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("tenant", str),
 		cel.Variable("idp", str),
 		cel.Variable("client", str),
+		cel.Variable("user", cel.MapType(str, dyn)),
 		cel.OptionalTypes(),
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),

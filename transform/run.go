@@ -16,6 +16,7 @@ import (
 type activation struct {
 	upstream map[string]any
 	claims   map[string]any
+	user     map[string]any
 	in       *Input
 	// budget bounds what the rules of this evaluation allocate and scan.
 	budget budget
@@ -36,6 +37,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.in.IdP, true
 	case "client":
 		return a.in.Client, true
+	case "user":
+		return a.user, true
 	}
 	return nil, false
 }
@@ -55,7 +58,14 @@ func (e *Engine) run(ctx context.Context, in Input, trace *[]Step) (map[string]a
 	if out == nil {
 		out = make(map[string]any, e.targets)
 	}
-	act := &activation{upstream: up, claims: out, in: &in, budget: newBudget(e.maxEval)}
+	user, err := normalizeMap(in.User, 0)
+	if err != nil {
+		return nil, fmt.Errorf("transform: tenant %q: user record: %w", e.tenant, err)
+	}
+	if user == nil {
+		user = map[string]any{}
+	}
+	act := &activation{upstream: up, claims: out, user: user, in: &in, budget: newBudget(e.maxEval)}
 	for _, list := range [][]*compiledRule{e.global, e.rules} {
 		for _, r := range list {
 			if err := ctx.Err(); err != nil {
@@ -358,9 +368,12 @@ func containsValue(list []any, v any) bool {
 // apply looks the source values up in the table.
 func (m *compiledMap) apply(act *activation) []any {
 	var cur any
-	if m.root == "upstream" {
+	switch m.root {
+	case "upstream":
 		cur = act.upstream
-	} else {
+	case "user":
+		cur = act.user
+	default:
 		cur = act.claims
 	}
 	for _, k := range m.path {

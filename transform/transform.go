@@ -46,6 +46,10 @@ type Input struct {
 	IdP string
 	// Client is the client_id of the application the user signs in to.
 	Client string
+	// User is the user's tenant directory record as rules see it (`user`:
+	// user.groups, user.attributes.plan, ...; users.User.RuleView); nil
+	// when there is none, which rules see as an empty map.
+	User map[string]any
 }
 
 // Assignment is one `claim: expression` entry of a rule's set or add action.

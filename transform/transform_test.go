@@ -361,7 +361,7 @@ func TestCompile_Errors(t *testing.T) {
 		wantColumn int
 		wantMsg    string
 	}{
-		{name: "undeclared variable", rule: Rule{Name: "r", Set: set("email", "lower(user.upn)")}, wantField: "set email", wantLine: 1, wantColumn: 7, wantMsg: "undeclared reference"},
+		{name: "undeclared variable", rule: Rule{Name: "r", Set: set("email", "lower(person.upn)")}, wantField: "set email", wantLine: 1, wantColumn: 7, wantMsg: "undeclared reference"},
 		{name: "syntax error line 2", rule: Rule{Name: "r", If: "true &&\n  (", Stop: true}, wantField: "if", wantLine: 2, wantMsg: "Syntax error"},
 		{name: "condition not bool", rule: Rule{Name: "r", If: `"yes"`, Stop: true}, wantField: "if", wantMsg: "want bool"},
 		{name: "wrong argument type", rule: Rule{Name: "r", Set: set("a", `lower(1)`)}, wantField: "set a", wantLine: 1, wantMsg: "no matching overload"},
@@ -374,7 +374,7 @@ func TestCompile_Errors(t *testing.T) {
 		{name: "claim set twice", rule: Rule{Name: "r", Set: []Assignment{{Claim: "a", Expr: "1"}, {Claim: "a", Expr: "2"}}}, wantField: "set a", wantMsg: "twice"},
 		{name: "empty claim", rule: Rule{Name: "r", Remove: []string{""}}, wantField: "remove ", wantMsg: "empty claim"},
 		{name: "control char claim", rule: Rule{Name: "r", Remove: []string{"a\nb"}}, wantMsg: "invalid characters"},
-		{name: "map bad root", rule: Rule{Name: "r", Map: &Map{From: "user.groups", To: "roles", Table: map[string]string{"a": "b"}}}, wantField: "map.from", wantMsg: "upstream or claims"},
+		{name: "map bad root", rule: Rule{Name: "r", Map: &Map{From: "person.groups", To: "roles", Table: map[string]string{"a": "b"}}}, wantField: "map.from", wantMsg: "upstream, claims or user"},
 		{name: "map bad index", rule: Rule{Name: "r", Map: &Map{From: "upstream[groups]", To: "roles", Table: map[string]string{"a": "b"}}}, wantField: "map.from", wantMsg: "quoted"},
 		{name: "map no key", rule: Rule{Name: "r", Map: &Map{From: "upstream", To: "roles", Table: map[string]string{"a": "b"}}}, wantField: "map.from"},
 		{name: "map empty table", rule: Rule{Name: "r", Map: &Map{From: "upstream.g", To: "roles"}}, wantField: "map.table"},
