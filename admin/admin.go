@@ -33,6 +33,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/transform"
 	"github.com/realmgate/realmgate/users"
 )
@@ -151,6 +152,9 @@ type Options struct {
 	// provider and client secrets in the store is derived from it; empty
 	// stores them in plaintext.
 	Secret []byte
+	// SCIMTokens keeps the tenants' SCIM provisioning tokens; nil turns
+	// the token endpoints off (404).
+	SCIMTokens *scim.Tokens
 	// PreviousSecrets are server secrets Secret replaced
 	// (keys.previous_secrets): secrets encrypted under one of them still
 	// decrypt; every write encrypts under Secret.

@@ -104,6 +104,7 @@ func (s *Service) routes() *echo.Echo {
 	g.GET("/tenants/:tenant/providers/:provider/onboarding", s.onboarding)
 	g.GET("/tenants/:tenant/rules", s.getRules)
 	g.PUT("/tenants/:tenant/rules", s.replaceRules)
+	s.scimRoutes(g) // scimtokens.go
 	g.GET("/clients", s.listClients)
 	g.POST("/clients", s.createClient)
 	g.GET("/clients/:client", s.getClient)
@@ -443,6 +444,11 @@ func (s *Service) deleteTenant(c echo.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if s.opts.SCIMTokens != nil { // a tenant created again later starts without them
+		if err := s.opts.SCIMTokens.RevokeAll(c.Request().Context(), id); err != nil {
+			s.opts.Logger.Error("admin: tenant deleted but its SCIM tokens not all revoked (they stay refused while the tenant is gone)", "tenant", id, "err", err)
+		}
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -209,6 +210,7 @@ func (e *env) instance() *instance {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Audit:        slog.New(slog.NewJSONHandler(in.audit, nil)),
 		Secret:       e.secret,
+		SCIMTokens:   scim.NewTokens(e.store, e.secret),
 
 		TrustedProxies: e.trusted,
 		Users:          in.directory(e.store), // users_test.go

@@ -179,8 +179,9 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type, "tls", cfg.TLS != nil)
-	defer srv.Close() // after in-flight requests: deliver queued back-channel logouts
-	if err := serveHTTP(ctx, ln, tracing.Handler(srv.Handler(), "realmgate"), logger); err != nil {
+	defer srv.Close()                                      // after in-flight requests: deliver queued back-channel logouts
+	handler := mainHandler(cfg, store, srv, logger, audit) // scim.go: the broker and the SCIM endpoint
+	if err := serveHTTP(ctx, ln, tracing.Handler(handler, "realmgate"), logger); err != nil {
 		logger.Error("serve", "err", err)
 		return 1
 	}

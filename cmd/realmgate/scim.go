@@ -1,0 +1,44 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
+	"github.com/realmgate/realmgate/scim"
+	"github.com/realmgate/realmgate/users"
+)
+
+// scimTokens is the SCIM token store on the shared store, keyed by the
+// server secret like every other secret (the admin API creates tokens, the
+// SCIM endpoint verifies them: both build it the same way).
+func scimTokens(cfg *config.Config, store broker.Store) *scim.Tokens {
+	return scim.NewTokens(store, []byte(cfg.Keys.Secret), assemble.PreviousSecrets(cfg)...)
+}
+
+// mainHandler is the main listener's handler: the broker, and the SCIM
+// endpoint of every tenant under <issuer>/scim/v2/ (docs/scim.md) when the
+// store keeps a user directory.
+func mainHandler(cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger) http.Handler {
+	dir, ok := users.Open(store, nil)
+	if !ok {
+		logger.Warn("scim: the store keeps no user directory; SCIM provisioning is off")
+		return srv.Handler()
+	}
+	if r, ok := any(srv).(users.Revoker); ok {
+		dir.SetRevoker(r) // active:false and DELETE end the user's sessions everywhere
+	}
+	h, err := scim.New(scim.Options{Directory: scim.NewUsersDirectory(dir), Tokens: scimTokens(cfg, store), Store: store,
+		TenantExists: srv.HasTenant, Issuer: cfg.Issuer, ClientIP: broker.IPExtractor(srv.TrustedProxies()),
+		Logger: logger, Audit: audit})
+	if err != nil {
+		logger.Error("scim: endpoint not started", "err", err)
+		return srv.Handler()
+	}
+	mux := http.NewServeMux()
+	mux.Handle(h.Prefix(), h)
+	mux.Handle("/", srv.Handler())
+	return mux
+}
