@@ -1,0 +1,118 @@
+package ruleimport
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// RulesNode is the rules as a YAML sequence, each rule with its comment.
+func (r *Result) RulesNode() (*yaml.Node, error) {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, rule := range r.Rules {
+		var n yaml.Node
+		if err := n.Encode(rule); err != nil {
+			return nil, fmt.Errorf("ruleimport: encoding rule %q: %w", rule.Name, err)
+		}
+		n.HeadComment = comment(r.Comments[rule.Name])
+		seq.Content = append(seq.Content, &n)
+	}
+	return seq, nil
+}
+
+func comment(s string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight("# "+l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// YAML renders the result as a YAML document `rules: [...]`, with header
+// (one comment line per line) on top and, as comments at the end, every
+// problem.
+func (r *Result) YAML(header string) ([]byte, error) {
+	seq, err := r.RulesNode()
+	if err != nil {
+		return nil, err
+	}
+	key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "rules"}
+	root := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{key, seq}}
+	if len(seq.Content) == 0 {
+		seq.Style = yaml.FlowStyle
+	}
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}, HeadComment: comment(header)}
+	if len(r.Problems) > 0 {
+		var b strings.Builder
+		b.WriteString("NOT CONVERTED (each AD FS rule below is missing above):\n")
+		for _, p := range r.Problems {
+			b.WriteString("  " + p.String() + "\n")
+		}
+		doc.FootComment = comment(strings.TrimRight(b.String(), "\n"))
+	}
+	return encode(doc)
+}
+
+func encode(n *yaml.Node) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return nil, fmt.Errorf("ruleimport: encoding YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("ruleimport: encoding YAML: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// SpliceTenantRules returns the configuration file src with the rules of
+// tenant replaced by rules (comments elsewhere in the file are kept).
+func SpliceTenantRules(src []byte, tenant string, rules *yaml.Node) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, fmt.Errorf("ruleimport: reading the configuration: %w", err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("ruleimport: the configuration is not a YAML mapping")
+	}
+	tenants := mapValue(doc.Content[0], "tenants")
+	if tenants == nil || tenants.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("ruleimport: the configuration has no tenants list")
+	}
+	for _, t := range tenants.Content {
+		if t.Kind != yaml.MappingNode {
+			continue
+		}
+		if id := mapValue(t, "id"); id == nil || id.Value != tenant {
+			continue
+		}
+		setMapValue(t, "rules", rules)
+		return encode(&doc)
+	}
+	return nil, fmt.Errorf("ruleimport: the configuration has no tenant %q", tenant)
+}
+
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func setMapValue(m *yaml.Node, key string, v *yaml.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i+1] = v
+			return
+		}
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+}
