@@ -1,6 +1,23 @@
 package ruleimport
 
-import "fmt"
+import (
+	"fmt"
+	"sort"
+)
+
+// SortProblems orders problems by position (those without one last, as given).
+func SortProblems(ps []Problem) {
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i].Pos, ps[j].Pos
+		if a.Line == 0 || b.Line == 0 {
+			return a.Line != 0 && b.Line == 0
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+}
 
 // Problem is one thing an import could not convert, or converted with a
 // caveat: where it is, what it is, and what to do about it.

@@ -105,7 +105,6 @@ func Convert(rs *RuleSet, opts Options) *Result {
 		}
 		for _, t := range readTypes(rs.Rules[i], opts) {
 			m[t] = true
-			c.read[t] = true
 		}
 		c.readFrom[i] = m
 	}
@@ -121,6 +120,11 @@ func Convert(rs *RuleSet, opts Options) *Result {
 				c.res.Problems = append(c.res.Problems, Problem{Pos: r.Pos, Rule: name, Msg: err.Error()})
 			}
 			continue
+		}
+		if len(rules) > 0 {
+			for _, t := range readTypes(r, opts) {
+				c.read[t] = true
+			}
 		}
 		for _, n := range notes {
 			n.Rule = name
@@ -226,7 +230,7 @@ func displayName(i int, r *Rule) string {
 	if r.Name != "" {
 		return r.Name
 	}
-	return fmt.Sprintf("rule %d (line %d)", i+1, r.Pos.Line)
+	return fmt.Sprintf("rule at line %d", r.Pos.Line)
 }
 
 // unique makes a rule name unique in the output.
@@ -417,11 +421,15 @@ func (c *converter) rule(i int, r *Rule) ([]config.Rule, []Problem, error) {
 				}
 				o.value = v
 			case "ValueType":
-				if s, ok := p.Expr.(*StrLit); !ok || s.Val != "http://www.w3.org/2001/XMLSchema#string" {
+				// Copying the matched claim's own (ValueType = c.ValueType,
+				// as the templates write) changes nothing.
+				if s, ok := p.Expr.(*StrLit); ok && s.Val != "http://www.w3.org/2001/XMLSchema#string" {
 					note(p.Pos, "", "ValueType is not converted: realmgate's claim values are JSON strings")
 				}
 			case "Issuer", "OriginalIssuer":
-				note(p.Pos, "", "%s is not converted: realmgate issues every claim itself", p.Name)
+				if _, ok := p.Expr.(*PropRef); !ok {
+					note(p.Pos, "", "%s is not converted: realmgate issues every claim itself", p.Name)
+				}
 			case "Properties":
 				if p.Key == formatProperty {
 					if s, ok := p.Expr.(*StrLit); ok {
@@ -780,7 +788,10 @@ func (c *converter) expr(e Expr, byVar map[string]*sel, refs map[string]bool) (s
 	return "", fmt.Errorf("unknown expression %T", e)
 }
 
-// ldapQuery is `filter;attributes[;domain]`.
+// sqlQuery recognizes the query of a SQL attribute store.
+// placeholder is a query part that is only a parameter, {0}.
+var placeholder = regexp.MustCompile(`^\s*\{\d+\}\s*$`)
+
 var sqlQuery = regexp.MustCompile(`(?i)^\s*(select|exec|execute)\b`)
 
 // store converts an attribute store query, with LDAPFromUpstream, into
@@ -803,9 +814,20 @@ func (c *converter) store(sq *StoreQuery, note func(Pos, string, string, ...any)
 	if len(parts) < 2 {
 		return nil, fail(sq.Pos, "", "the attribute store query %q is not an LDAP query (filter;attributes[;domain\\user])", sq.Query)
 	}
-	attrs := strings.Split(parts[1], ",")
-	for i := range attrs {
-		attrs[i] = strings.TrimSpace(attrs[i])
+	// Active Directory: filter;attr1,attr2;domain\user. Other LDAP
+	// stores (AD LDS): filter;attr1;attr2 or filter;attr1,attr2.
+	attrParts := parts[1:]
+	if strings.EqualFold(strings.TrimSpace(sq.Store), "Active Directory") ||
+		(len(parts) >= 3 && placeholder.MatchString(parts[len(parts)-1])) {
+		attrParts = parts[1:2] // the last part is the domain\user to query
+	}
+	var attrs []string
+	for _, p := range attrParts {
+		for _, a := range strings.Split(p, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				attrs = append(attrs, a)
+			}
+		}
 	}
 	if len(attrs) != len(sq.Types) {
 		return nil, fail(sq.Pos, "", "the query asks for %d attributes (%s) but names %d claim types", len(attrs), strings.Join(attrs, ", "), len(sq.Types))

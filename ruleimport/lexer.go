@@ -93,6 +93,8 @@ type lexer struct {
 	line int
 	col  int
 	errs []Problem
+	// errOffs are the byte offsets the errors were found at.
+	errOffs []int
 }
 
 func newLexer(src string) *lexer { return &lexer{src: src, line: 1, col: 1} }
@@ -104,6 +106,7 @@ func (l *lexer) fail(p Pos, msg, hint string) {
 		return
 	}
 	l.errs = append(l.errs, Problem{Pos: p, Msg: msg, Hint: hint})
+	l.errOffs = append(l.errOffs, l.off)
 }
 
 // next reads one rune and advances the position.

@@ -19,6 +19,7 @@ func Parse(src string) (*RuleSet, []Problem) {
 	lx := newLexer(src)
 	p := &parser{src: src, toks: lx.all()}
 	p.errs = lx.errs
+	p.lexErrs = lx.errOffs
 	rs := &RuleSet{}
 	for p.peek().kind != tokEOF && len(p.errs) < maxProblems {
 		if r := p.rule(); r != nil {
@@ -33,8 +34,9 @@ type parser struct {
 	toks []token
 	i    int
 	errs []Problem
-	// failed is set by an error inside the current rule.
-	failed bool
+	// lexErrs are the offsets of the lexer's errors: a rule holding one
+	// is left out (the error is reported already).
+	lexErrs []int
 	// rule is the name of the rule being parsed, for problems.
 	ruleName string
 }
@@ -135,6 +137,11 @@ func (p *parser) rule() (r *Rule) {
 		return nil
 	}
 	r.Text = strings.TrimSpace(p.src[start.off:end])
+	for _, off := range p.lexErrs {
+		if off > start.off && off <= end {
+			return nil
+		}
+	}
 	return r
 }
 

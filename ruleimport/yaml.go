@@ -16,10 +16,29 @@ func (r *Result) RulesNode() (*yaml.Node, error) {
 		if err := n.Encode(rule); err != nil {
 			return nil, fmt.Errorf("ruleimport: encoding rule %q: %w", rule.Name, err)
 		}
+		escapeDollars(&n)
 		n.HeadComment = comment(r.Comments[rule.Name])
 		seq.Content = append(seq.Content, &n)
 	}
 	return seq, nil
+}
+
+// escapeDollars doubles every "$" of the values (not the keys) under n:
+// the configuration loader expands ${VAR} in values and reads "$$" as "$"
+// (regexReplace's ${user} must reach the rule as it is).
+func escapeDollars(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		n.Value = strings.ReplaceAll(n.Value, "$", "$$")
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			escapeDollars(n.Content[i])
+		}
+	default:
+		for _, c := range n.Content {
+			escapeDollars(c)
+		}
+	}
 }
 
 func comment(s string) string {
@@ -50,12 +69,18 @@ func (r *Result) YAML(header string) ([]byte, error) {
 	if len(r.Problems) > 0 {
 		var b strings.Builder
 		b.WriteString("NOT CONVERTED (each AD FS rule below is missing above):\n")
-		for _, p := range r.Problems {
+		ps := append([]Problem(nil), r.Problems...)
+		SortProblems(ps)
+		for _, p := range ps {
 			b.WriteString("  " + p.String() + "\n")
 		}
 		doc.FootComment = comment(strings.TrimRight(b.String(), "\n"))
 	}
-	return encode(doc)
+	out, err := encode(doc)
+	if err == nil && len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out, err
 }
 
 func encode(n *yaml.Node) ([]byte, error) {

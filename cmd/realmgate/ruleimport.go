@@ -76,6 +76,8 @@ func writeImport(res *ruleimport.Result, src string, f importFlags, header strin
 		return 1
 	}
 	_, _ = stdout.Write(out)
+	ruleimport.SortProblems(res.Notes)
+	ruleimport.SortProblems(res.Problems)
 	for _, n := range res.Notes {
 		fmt.Fprintf(stderr, "%s note: %s\n", location(src, n), problemText(n))
 	}
