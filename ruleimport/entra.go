@@ -134,12 +134,21 @@ func ConvertEntra(src []byte, opts Options) (*Result, error) {
 	problem := func(where, hint, format string, args ...any) {
 		c.res.Problems = append(c.res.Problems, Problem{Where: where, Msg: fmt.Sprintf(format, args...), Hint: hint})
 	}
+	inputs := map[string]bool{}
+	for _, t := range transforms {
+		for _, in := range t.InputClaims {
+			inputs[in.ClaimTypeReferenceID] = true
+		}
+	}
 	for i, s := range pol.ClaimsSchema {
 		where := fmt.Sprintf("ClaimsSchema[%d]", i)
 		claim, attr := entraClaim(s)
 		if claim == "" {
-			problem(where, "give it a JwtClaimType or SamlClaimType", "the entry names no output claim")
-			continue
+			if !inputs[s.ID] {
+				c.res.Notes = append(c.res.Notes, Problem{Where: where,
+					Msg: fmt.Sprintf("the entry %q names neither a JwtClaimType nor a SamlClaimType and feeds no transformation: Entra emits nothing for it", s.ID)})
+			}
+			continue // a transformation's input only
 		}
 		if transform.IsReserved(claim) || reservedExtra[claim] {
 			problem(where, "map it to another claim name", "claim %q is reserved in realmgate: only the broker sets it", claim)

@@ -68,7 +68,7 @@ func (r *Result) YAML(header string) ([]byte, error) {
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}, HeadComment: comment(header)}
 	if len(r.Problems) > 0 {
 		var b strings.Builder
-		b.WriteString("NOT CONVERTED (each AD FS rule below is missing above):\n")
+		b.WriteString("NOT CONVERTED (what each line names is missing above):\n")
 		ps := append([]Problem(nil), r.Problems...)
 		SortProblems(ps)
 		for _, p := range ps {
