@@ -57,6 +57,10 @@ type IssuedClaim struct {
 	Claim string
 }
 
+// maxConds bounds the conditions of one rule: the CEL of a rule grows
+// with their square, and realmgate's expressions are at most 4 KiB.
+const maxConds = 8
+
 // knownAuthorities are the issuers AD FS gives claims it produces itself.
 var knownAuthorities = map[string]bool{"AD AUTHORITY": true, "LOCAL AUTHORITY": true, "SELF AUTHORITY": true}
 
@@ -329,6 +333,10 @@ func (c *converter) rule(i int, r *Rule) ([]config.Rule, []Problem, error) {
 	var notes []Problem
 	note := func(pos Pos, hint, format string, args ...any) {
 		notes = append(notes, Problem{Pos: pos, Msg: fmt.Sprintf(format, args...), Hint: hint})
+	}
+	if len(r.Conds) > maxConds {
+		return nil, nil, fail(r.Conds[maxConds].Pos, "split the rule, passing what the first part finds on with add()",
+			"more than %d conditions in one rule", maxConds)
 	}
 	// Claim selectors and aggregates.
 	var sels []*sel
