@@ -63,7 +63,7 @@ const (
 // post_logout_redirect_uris, backchannel_logout_uri, exchange_audiences or
 // claims, but allowed_tenants and allowed_idps narrow it exactly as they
 // narrow an OIDC client, and its id names it in the audit and in its
-// app-launch URL <issuer>/saml/idp/launch/<id>.
+// app-launch URL <issuer>/saml-idp/launch/<id>.
 type SAMLApp struct {
 	// EntityID is the service provider's entityID: the Issuer of its
 	// AuthnRequests and LogoutRequests and the Audience of every assertion
@@ -113,12 +113,12 @@ type SAMLApp struct {
 	Attributes []SAMLAttribute `yaml:"attributes,omitempty" json:"attributes,omitempty"`
 	// Sign says what realmgate signs: "assertion" (default), "response" or
 	// "both". Always RSA-SHA256 with the IdP signing key published in
-	// <issuer>/saml/idp/metadata.
+	// <issuer>/saml-idp/metadata.
 	Sign string `yaml:"sign,omitempty" json:"sign,omitempty"`
 	// AssertionLifetime is how long an assertion may be presented
 	// (NotOnOrAfter). Default 5m, at most 1h.
 	AssertionLifetime Duration `yaml:"assertion_lifetime,omitempty" json:"assertion_lifetime,omitempty"`
-	// IdPInitiated lets users start at <issuer>/saml/idp/launch/<client
+	// IdPInitiated lets users start at <issuer>/saml-idp/launch/<client
 	// id>: realmgate signs them in and posts an unsolicited Response to the
 	// default ACS. Off by default: many SPs refuse unsolicited responses.
 	IdPInitiated bool `yaml:"idp_initiated,omitempty" json:"idp_initiated,omitempty"`
