@@ -235,6 +235,8 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"DryRunRequest": admin.DryRunRequest{}, "SampleIdentity": admin.SampleIdentity{}, "DryRunResult": admin.DryRunResult{},
 		"TraceStep": admin.TraceStep{}, "Onboarding": admin.Onboarding{},
 		"Impersonation": config.Impersonation{}, "TenantRateLimits": config.TenantRateLimits{},
+		"SAMLApp": config.SAMLApp{}, "SAMLEndpoint": config.SAMLEndpoint{}, "SAMLLogoutEndpoint": config.SAMLLogoutEndpoint{},
+		"SAMLAttribute": config.SAMLAttribute{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]
