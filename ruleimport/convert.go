@@ -24,6 +24,12 @@ type Options struct {
 	// that relying party only, and prefixes the rule names with it.
 	Client string
 
+	// prefix, when set, starts the rule names (after Client).
+	prefix string
+	// names, when set, are the rule names used already (shared by the
+	// rule sets of one trust).
+	names map[string]bool
+
 	// noCompile skips compiling the result (the fuzz test: cel-go under
 	// coverage instrumentation is too slow to fuzz with).
 	noCompile bool
@@ -99,8 +105,11 @@ func fail(pos Pos, hint, format string, args ...any) error {
 // from the upstream identity by a first rule and removed by a last one.
 // Whatever cannot be converted is a Problem naming its line and column.
 func Convert(rs *RuleSet, opts Options) *Result {
-	c := &converter{opts: opts, res: &Result{Comments: map[string]string{}}, names: map[string]bool{},
+	c := &converter{opts: opts, res: &Result{Comments: map[string]string{}}, names: opts.names,
 		read: map[string]bool{}, scratch: map[string]bool{}, issued: map[string]bool{}}
+	if c.names == nil {
+		c.names = map[string]bool{}
+	}
 	// Which claim types each rule's conditions read, and which the rules
 	// after it read: an add or issue of a type nobody reads later needs no
 	// input-set copy.
@@ -245,6 +254,9 @@ func displayName(i int, r *Rule) string {
 
 // unique makes a rule name unique in the output.
 func (c *converter) unique(name string) string {
+	if c.opts.prefix != "" {
+		name = c.opts.prefix + ": " + name
+	}
 	if c.opts.Client != "" {
 		name = c.opts.Client + ": " + name
 	}

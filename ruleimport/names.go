@@ -31,13 +31,16 @@ var claimNames = map[string]struct {
 	msClaims + "role":         {"roles", false},
 	xsClaims + "Group":        {"groups", false},
 	msClaims + "groups":       {"groups", false},
+	// The NameID is one value: the claim keeps its URI as its name.
+	NameIDType: {NameIDType, true},
 }
 
 // ClaimName returns the realmgate claim an AD FS claim type becomes: the
 // normalized claim for the well-known types (emailaddress is email, role
 // is roles, Group is groups, ...), otherwise the claim type itself, URI
 // and all. single reports a claim realmgate keeps as one string (email,
-// name, given_name, family_name); every other claim is a list.
+// name, given_name, family_name, and the nameidentifier claim a SAML app's
+// NameID comes from); every other claim is a list.
 func ClaimName(claimType string) (name string, single bool) {
 	if n, ok := claimNames[claimType]; ok {
 		return n.name, n.single

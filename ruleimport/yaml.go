@@ -67,14 +67,7 @@ func (r *Result) YAML(header string) ([]byte, error) {
 	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}, HeadComment: comment(header)}
 	if len(r.Problems) > 0 {
-		var b strings.Builder
-		b.WriteString("NOT CONVERTED (what each line names is missing above):\n")
-		ps := append([]Problem(nil), r.Problems...)
-		SortProblems(ps)
-		for _, p := range ps {
-			b.WriteString("  " + p.String() + "\n")
-		}
-		doc.FootComment = comment(strings.TrimRight(b.String(), "\n"))
+		doc.FootComment = problemsComment(r.Problems)
 	}
 	out, err := encode(doc)
 	if err == nil && len(out) > 0 && out[len(out)-1] != '\n' {
@@ -140,4 +133,122 @@ func setMapValue(m *yaml.Node, key string, v *yaml.Node) {
 		}
 	}
 	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+}
+
+// clientNode encodes a client with "$" escaped for the loader.
+func clientNode(cl any) (*yaml.Node, error) {
+	var n yaml.Node
+	if err := n.Encode(cl); err != nil {
+		return nil, fmt.Errorf("ruleimport: encoding the client: %w", err)
+	}
+	escapeDollars(&n)
+	return &n, nil
+}
+
+// YAML renders a converted trust as a configuration fragment: the client
+// under clients and its rules (scoped to it) under the top-level rules.
+func (t *TrustResult) YAML(header string) ([]byte, error) {
+	cn, err := clientNode(t.Client)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := t.Rules.RulesNode()
+	if err != nil {
+		return nil, err
+	}
+	if len(seq.Content) == 0 {
+		seq.Style = yaml.FlowStyle
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "clients"},
+		{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{cn}},
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "rules"},
+		seq,
+	}}
+	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}, HeadComment: comment(header)}
+	if len(t.Rules.Problems) > 0 {
+		doc.FootComment = problemsComment(t.Rules.Problems)
+	}
+	out, err := encode(doc)
+	if err == nil && len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out, err
+}
+
+func problemsComment(problems []Problem) string {
+	var b strings.Builder
+	b.WriteString("NOT CONVERTED (what each line names is missing above):\n")
+	ps := append([]Problem(nil), problems...)
+	SortProblems(ps)
+	for _, p := range ps {
+		b.WriteString("  " + p.String() + "\n")
+	}
+	return comment(strings.TrimRight(b.String(), "\n"))
+}
+
+// SpliceTrust returns the configuration file src with the trust's client
+// added to clients (replacing a client of the same id) and its rules
+// appended to tenant's rules (replacing the rules an earlier import of
+// the same client wrote, whose names start with "<client id>: ").
+func SpliceTrust(src []byte, tenant string, t *TrustResult) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, fmt.Errorf("ruleimport: reading the configuration: %w", err)
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("ruleimport: the configuration is not a YAML mapping")
+	}
+	root := doc.Content[0]
+	cn, err := clientNode(t.Client)
+	if err != nil {
+		return nil, err
+	}
+	clients := mapValue(root, "clients")
+	if clients == nil || clients.Kind != yaml.SequenceNode {
+		clients = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		setMapValue(root, "clients", clients)
+	}
+	replaced := false
+	for i, c := range clients.Content {
+		if id := mapValue(c, "id"); c.Kind == yaml.MappingNode && id != nil && id.Value == t.Client.ID {
+			clients.Content[i] = cn
+			replaced = true
+		}
+	}
+	if !replaced {
+		clients.Content = append(clients.Content, cn)
+	}
+	tenants := mapValue(root, "tenants")
+	if tenants == nil || tenants.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("ruleimport: the configuration has no tenants list")
+	}
+	seq, err := t.Rules.RulesNode()
+	if err != nil {
+		return nil, err
+	}
+	for _, tn := range tenants.Content {
+		if tn.Kind != yaml.MappingNode {
+			continue
+		}
+		if id := mapValue(tn, "id"); id == nil || id.Value != tenant {
+			continue
+		}
+		rules := mapValue(tn, "rules")
+		if rules == nil || rules.Kind != yaml.SequenceNode {
+			rules = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+			setMapValue(tn, "rules", rules)
+		}
+		kept := rules.Content[:0]
+		for _, r := range rules.Content {
+			if name := mapValue(r, "name"); name != nil && strings.HasPrefix(name.Value, t.Client.ID+": ") {
+				continue
+			}
+			kept = append(kept, r)
+		}
+		rules.Content = append(kept, seq.Content...)
+		rules.Style = 0
+		return encode(&doc)
+	}
+	return nil, fmt.Errorf("ruleimport: the configuration has no tenant %q", tenant)
 }

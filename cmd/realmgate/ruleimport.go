@@ -76,6 +76,12 @@ func writeImport(res *ruleimport.Result, src string, f importFlags, header strin
 		return 1
 	}
 	_, _ = stdout.Write(out)
+	return report(res, src, stderr)
+}
+
+// report prints the notes and problems of an import on stderr; its exit
+// status is 1 when anything was not converted.
+func report(res *ruleimport.Result, src string, stderr io.Writer) int {
 	ruleimport.SortProblems(res.Notes)
 	ruleimport.SortProblems(res.Problems)
 	for _, n := range res.Notes {
@@ -94,6 +100,8 @@ func writeImport(res *ruleimport.Result, src string, f importFlags, header strin
 // location is FILE:LINE:COL: (or FILE: PATH: for JSON input).
 func location(src string, p ruleimport.Problem) string {
 	switch {
+	case p.Pos.Line > 0 && p.Where != "":
+		return fmt.Sprintf("%s: %s:%d:%d:", src, p.Where, p.Pos.Line, p.Pos.Col)
 	case p.Pos.Line > 0:
 		return fmt.Sprintf("%s:%d:%d:", src, p.Pos.Line, p.Pos.Col)
 	case p.Where != "":
@@ -163,8 +171,48 @@ func cmdImportEntra(args []string, stdout, stderr io.Writer) int {
 	return writeImport(res, fs.Arg(0), f, header, stdout, stderr)
 }
 
-// cmdImportADFSTrust is `realmgate import-adfs-trust FILE`.
+// cmdImportADFSTrust is `realmgate import-adfs-trust FILE`: an AD FS
+// relying party trust (Get-AdfsRelyingPartyTrust ... | ConvertTo-Json
+// -Depth 4) to a SAML app registration and its rules.
 func cmdImportADFSTrust(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "realmgate: import-adfs-trust: not yet")
-	return 1
+	const synopsis = "import-adfs-trust --tenant ID [--client ID] [--ldap-from-upstream] [--config FILE] TRUST.json|-"
+	fs := flag.NewFlagSet("import-adfs-trust", flag.ContinueOnError)
+	tenant := fs.String("tenant", "", "the tenant whose users sign in to the app (its allowed_tenants; with --config, the tenant whose rules get the app's rules)")
+	client := fs.String("client", "", "the app's client id (default: from the trust's Name)")
+	ldap := fs.Bool("ldap-from-upstream", false, "convert LDAP attribute store queries into reading their claim types from the upstream identity")
+	cfgPath := fs.String("config", "", "configuration file to write the app and its rules into: prints the whole file")
+	if code, done := parseFlags(fs, args, synopsis, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() != 1 || *tenant == "" {
+		fmt.Fprintln(stderr, "usage: realmgate "+synopsis)
+		return 2
+	}
+	src, err := readImport(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "realmgate:", err)
+		return 1
+	}
+	tr, err := ruleimport.ConvertTrust(src, *client, *tenant, ruleimport.Options{LDAPFromUpstream: *ldap})
+	if err != nil {
+		fmt.Fprintf(stderr, "realmgate: %s: %v\n", fs.Arg(0), err)
+		return 1
+	}
+	var out []byte
+	if *cfgPath != "" {
+		var cfg []byte
+		if cfg, err = os.ReadFile(*cfgPath); err == nil {
+			out, err = ruleimport.SpliceTrust(cfg, *tenant, tr)
+		}
+	} else {
+		out, err = tr.YAML(fmt.Sprintf("Converted from the AD FS relying party trust in %s by `realmgate import-adfs-trust`.\n"+
+			"The SAML app goes under clients; its rules, scoped to it (client == %q), under the top-level rules\n"+
+			"or tenant %s's rules (--config does that). The app's metadata URL becomes <issuer>/saml-idp/metadata.", fs.Arg(0), tr.Client.ID, *tenant))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "realmgate:", err)
+		return 1
+	}
+	_, _ = stdout.Write(out)
+	return report(tr.Rules, fs.Arg(0), stderr)
 }

@@ -86,3 +86,34 @@ func TestImportADFSReports(t *testing.T) {
 		}
 	}
 }
+
+// TestImportADFSTrust: `import-adfs-trust --config` writes the SAML app
+// and its rules into the file, which check-config accepts; importing again
+// replaces them instead of adding a second copy.
+func TestImportADFSTrust(t *testing.T) {
+	base := filepath.Join("..", "..", "testdata", "adfs", "realmgate.yaml")
+	in := filepath.Join("..", "..", "testdata", "adfs", "trust-wiki.json")
+	cfg := base
+	for round := 1; round <= 2; round++ {
+		var out, errb bytes.Buffer
+		args := []string{"import-adfs-trust", "--tenant", "contoso", "--ldap-from-upstream", "--config", cfg, in}
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("round %d: %v = %d:\n%s", round, args, code, errb.String())
+		}
+		cfg = filepath.Join(t.TempDir(), "realmgate.yaml")
+		if err := os.WriteFile(cfg, out.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var cout, cerr bytes.Buffer
+		if code := run([]string{"check-config", cfg}, &cout, &cerr); code != 0 {
+			t.Fatalf("round %d: check-config = %d:\n%s\n--- file ---\n%s", round, code, cerr.String(), out.String())
+		}
+		if !strings.Contains(cout.String(), "(1 tenant, 2 clients)") {
+			t.Errorf("round %d: check-config says %q, want 2 clients", round, cout.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"import-adfs-trust", in}, &out, &errb); code != 2 {
+		t.Errorf("import-adfs-trust without --tenant = %d, want 2", code)
+	}
+}
