@@ -278,3 +278,44 @@ func TestCorpusUnconvertible(t *testing.T) {
 		t.Errorf("rules %v, want none: every rule of the file is unconvertible", res.Rules)
 	}
 }
+
+// TestCorpusGroupsToRoles is the example of docs/adfs-migration.md: group
+// claims sent as role claims, and a role root for whoever the first rule
+// made an Admins role.
+func TestCorpusGroupsToRoles(t *testing.T) {
+	evaluate(t, "groups-to-roles.txt", Options{}, []sample{
+		{name: "admin", upstream: map[string]any{xsGroup: list("Admins", "Staff")}, want: map[string]any{"roles": list("Admins", "Staff", "root")}},
+		{name: "OIDC groups", upstream: map[string]any{"groups": list("Staff")}, want: map[string]any{"roles": list("Staff")}},
+	})
+}
+
+// TestDocExample: the converted rules docs/adfs-migration.md shows are
+// what import-adfs prints for testdata/adfs/groups-to-roles.txt.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "adfs-migration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "<!-- doctest: fragment -->\n```yaml\n")
+	if !ok {
+		t.Fatal("docs/adfs-migration.md has no YAML fragment")
+	}
+	shown, _, _ := strings.Cut(after, "```")
+	src, err := os.ReadFile(filepath.Join("..", "testdata", "adfs", "groups-to-roles.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := Parse(string(src))
+	out, err := Convert(rs, Options{}).YAML("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rules, _ := strings.Cut(string(out), "rules:\n")
+	var want strings.Builder
+	for _, l := range strings.SplitAfter(rules, "\n") {
+		want.WriteString(strings.TrimPrefix(l, "  "))
+	}
+	if shown != want.String() {
+		t.Errorf("docs/adfs-migration.md shows\n%s\nimport-adfs prints\n%s", shown, want.String())
+	}
+}

@@ -253,7 +253,7 @@ func entraTransformExpr(t entraTransform, schema map[string]entraSchema) (expr, 
 		s2, c2, ok2 := input("string2")
 		sepv, _, ok3 := input("separator")
 		if !ok1 || !ok2 {
-			return "", "", fmt.Errorf("Join needs string1 and string2")
+			return "", "", fmt.Errorf("the Join transformation needs string1 and string2")
 		}
 		if !ok3 {
 			sepv = `""`
