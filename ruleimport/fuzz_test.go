@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // FuzzImportADFS: no input makes the parser or the converter panic or
@@ -33,8 +35,16 @@ func FuzzImportADFS(f *testing.F) {
 					t.Fatalf("a problem without a message: %+v", p)
 				}
 			}
-			if _, err := res.YAML("fuzz"); err != nil {
+			out, err := res.YAML("fuzz")
+			if err != nil {
 				t.Fatalf("YAML: %v", err)
+			}
+			// The rule text copied into comments cannot end them.
+			var doc struct {
+				Rules []map[string]any `yaml:"rules"`
+			}
+			if err := yaml.Unmarshal(out, &doc); err != nil || len(doc.Rules) != len(res.Rules) {
+				t.Fatalf("the output does not read back (%v): %d rules, want %d\n%s", err, len(doc.Rules), len(res.Rules), out)
 			}
 		}
 	})

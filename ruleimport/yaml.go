@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -41,10 +42,23 @@ func escapeDollars(n *yaml.Node) {
 	}
 }
 
+// comment turns text into YAML comment lines. Text from the input is
+// made valid UTF-8 and loses the characters YAML reads as line breaks or
+// refuses (\r, NEL, U+2028, U+2029, other controls), so that nothing of it
+// can end the comment.
 func comment(s string) string {
 	if s == "" {
 		return ""
 	}
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\ufeff':
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\ufffd"))
 	lines := strings.Split(s, "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimRight("# "+l, " ")
