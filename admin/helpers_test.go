@@ -25,6 +25,7 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
@@ -120,10 +121,13 @@ func (c *testCompiler) Compile(ctx context.Context, st *admin.State, probe bool)
 	}
 	var clients []broker.Client
 	for _, cl := range st.Clients {
-		if len(cl.RedirectURIs) == 0 {
+		if len(cl.RedirectURIs) == 0 && cl.SAML == nil {
 			probs = append(probs, admin.Problem{Field: "clients[" + cl.ID + "].redirect_uris", Message: "at least one is required"})
 		}
-		clients = append(clients, broker.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs})
+		if cl.SAML != nil && len(cl.SAML.ACS) == 0 {
+			probs = append(probs, admin.Problem{Field: "clients[" + cl.ID + "].saml.acs", Message: "at least one is required"})
+		}
+		clients = append(clients, broker.Client{ID: cl.ID, Secret: cl.Secret, RedirectURIs: cl.RedirectURIs, SAML: assemble.SAMLApp(cl.SAML)})
 	}
 	res, err := realm.New(tenants, realm.Options{BaseDomain: "login.example.test"})
 	if err != nil {

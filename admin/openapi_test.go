@@ -237,6 +237,8 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"TraceStep": admin.TraceStep{}, "Onboarding": admin.Onboarding{},
 		"Impersonation": config.Impersonation{}, "TenantRateLimits": config.TenantRateLimits{},
 		"User": users.User{}, "UserPage": admin.UserPage{}, "NewUser": admin.NewUser{}, "TenantDirectory": config.TenantDirectory{},
+		"SAMLApp": config.SAMLApp{}, "SAMLEndpoint": config.SAMLEndpoint{}, "SAMLLogoutEndpoint": config.SAMLLogoutEndpoint{},
+		"SAMLAttribute": config.SAMLAttribute{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]

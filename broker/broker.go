@@ -22,6 +22,7 @@ import (
 
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/samlidp"
 	"github.com/realmgate/realmgate/transform"
 	"github.com/realmgate/realmgate/users"
 )
@@ -54,6 +55,9 @@ type Client struct {
 	// receive roles without asking for the roles scope. A custom claim not
 	// named here is never released to the client.
 	Claims []string
+	// SAML, when set, makes the client a SAML service provider that signs
+	// in through realmgate as its IdP (samlidp.go), not an OIDC client.
+	SAML *samlidp.SP
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -192,6 +196,7 @@ type Server struct {
 	ops        *ops             // metrics and the audit stream writer (metrics.go)
 	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
 	secure     bool             // cookies get Secure (https issuer)
+	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

@@ -77,7 +77,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 		switch {
 		case errors.Is(err, providers.ErrAccessDenied):
 			s.auditEvent(c, "abort", "upstream_access_denied", at)
-			return s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.AccessDenied, "the identity provider did not sign the user in"))
+			return s.authError(c, &ar, oauth.New(oauth.AccessDenied, "the identity provider did not sign the user in"))
 		case errors.Is(err, providers.ErrUnavailable):
 			s.auditEvent(c, "failure", "upstream_unavailable", at)
 			return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
@@ -167,15 +167,15 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		mfa := errors.Is(err, errNeedsMFA)
 		if ar.PromptNone {
 			if mfa {
-				return s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.InteractionRequired, "multi-factor authentication is required"))
+				return s.authError(c, ar, oauth.New(oauth.InteractionRequired, "multi-factor authentication is required"))
 			}
-			return s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.LoginRequired, "a fresh sign-in is required"))
+			return s.authError(c, ar, oauth.New(oauth.LoginRequired, "a fresh sign-in is required"))
 		}
 		if ar.fresh && !mfa {
 			// The IdP has just authenticated the user and still did not
 			// meet max_age: asking again would loop.
 			s.auditEvent(c, "denied", "max_age_not_met", at)
-			return s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.LoginRequired, "the identity provider did not authenticate the user recently enough"))
+			return s.authError(c, ar, oauth.New(oauth.LoginRequired, "the identity provider did not authenticate the user recently enough"))
 		}
 		// The session is too weak or too old for this request: the IdP
 		// that authenticated the user is asked again (MFA, fresh sign-in).
@@ -202,7 +202,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return s.userRefused(c, err)
 	default:
 		s.auditEvent(c, "refused", refusal(err), at)
-		return s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.AccessDenied, "the user cannot sign in to this application"))
+		return s.authError(c, ar, oauth.New(oauth.AccessDenied, "the user cannot sign in to this application"))
 	}
 	claims, err := s.claimsFor(ctx, ar.ClientID, sess, tenant)
 	if err != nil {
@@ -224,6 +224,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	}
 	if err := s.recordSubject(ctx, tenant, sess); err != nil {
 		return err
+	}
+	if ar.SAML != nil {
+		return s.samlAssert(c, ar, sess, tenant, claims, at) // samlidp.go
 	}
 	code := randomToken(tokenBytes)
 	origin := &session{Tenant: sess.Tenant, IdP: sess.IdP, Subject: sess.Subject, Identity: sess.Identity, AuthTime: sess.AuthTime,

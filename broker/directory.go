@@ -36,6 +36,7 @@ type directory struct {
 	policies map[string]TenantPolicy
 	members  map[string][]Membership // by IdP
 	clients  map[string]*client
+	samlApps map[string]*client // SAML apps by entity ID (samlidp.go)
 }
 
 func newDirectory(d Directory, current *directory) (*directory, error) {
@@ -65,6 +66,7 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		}
 		out.clients = cls
 	}
+	out.samlApps = samlAppIndex(out.clients)
 	out.members = map[string][]Membership{}
 	for _, m := range d.Memberships {
 		if owner, ok := d.Resolver.TenantOfIdP(m.IdP); !ok {

@@ -40,7 +40,8 @@ func (s *Server) routes() *echo.Echo {
 	e.POST(s.path("/tenant"), s.pickTenant)
 	e.GET(s.path("/callback/:idp"), s.callback)
 	e.POST(s.path("/callback/:idp"), s.callback)
-	s.samlRoutes(e) // /saml/:idp/acs, /saml/:idp/metadata, /saml/:idp/post
+	s.samlRoutes(e)    // /saml/:idp/acs, /saml/:idp/metadata, /saml/:idp/post
+	s.samlIdPRoutes(e) // /saml-idp/...: realmgate as SAML IdP (samlidp.go)
 	e.POST(s.path("/token"), s.token)
 	e.GET(s.path("/userinfo"), s.userinfo)
 	e.POST(s.path("/userinfo"), s.userinfo)

@@ -115,8 +115,16 @@ func (s *Server) endSession(c echo.Context) error {
 		}
 	}
 	if sess != nil {
+		next := target
 		if to, ok := s.upstreamLogout(c, sess, target); ok {
-			return c.Redirect(redirectStatus(c), to)
+			next = to
+		}
+		// The session's SAML apps are told first, through the browser (samlidp_slo.go).
+		if handled, err := s.samlAppsLogout(c, sess, next); handled {
+			return err
+		}
+		if next != "" {
+			return c.Redirect(redirectStatus(c), next)
 		}
 	}
 	if target != "" {

@@ -71,7 +71,7 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 	case ar.Tenant != "":
 		if !slices.ContainsFunc(cands, func(t tenantChoice) bool { return t.ID == ar.Tenant }) {
 			s.auditEvent(c, "refused", "not_a_member", attrs{client: ar.ClientID, tenant: ar.Tenant, idp: sess.IdP, subject: sess.Subject})
-			return "", true, s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.AccessDenied, "the user cannot sign in to the requested tenant"))
+			return "", true, s.authError(c, ar, oauth.New(oauth.AccessDenied, "the user cannot sign in to the requested tenant"))
 		}
 		tenant = ar.Tenant
 	case len(cands) == 1:
@@ -81,7 +81,7 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 		return "", true, s.renderError(c, http.StatusForbidden, "Not available",
 			"Your organization cannot sign in to this application.")
 	case ar.PromptNone:
-		return "", true, s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.AccountSelectionRequired, "the user must choose an organization"))
+		return "", true, s.authError(c, ar, oauth.New(oauth.AccountSelectionRequired, "the user must choose an organization"))
 	default:
 		if ar.fresh {
 			ar.FreshSID = sess.SID // the picker's answer completes this fresh sign-in only (S67)
@@ -95,7 +95,7 @@ func (s *Server) activeTenant(c echo.Context, ar *authRequest, sess *session) (t
 	}
 	if tenant != sess.Tenant && reauth[tenant] && !ar.fresh {
 		if ar.PromptNone {
-			return "", true, s.redirectError(c, ar.RedirectURI, ar.State, oauth.New(oauth.LoginRequired, "the organization requires signing in again"))
+			return "", true, s.authError(c, ar, oauth.New(oauth.LoginRequired, "the organization requires signing in again"))
 		}
 		// The target tenant wants a fresh upstream sign-in for its members.
 		idp, ok := d.idps[sess.IdP]

@@ -43,6 +43,15 @@ func (s *Server) redirectError(c echo.Context, redirectURI, state string, e *oau
 	return c.Redirect(redirectStatus(c), appendQuery(redirectURI, q))
 }
 
+// authError answers a pending sign-in with an error: an authorization
+// error redirect for an OIDC client, an error Response for a SAML app.
+func (s *Server) authError(c echo.Context, ar *authRequest, e *oauth.Error) error {
+	if ar.SAML != nil {
+		return s.samlAuthError(c, ar, e) // samlidp.go
+	}
+	return s.redirectError(c, ar.RedirectURI, ar.State, e)
+}
+
 func appendQuery(uri string, q url.Values) string {
 	sep := "?"
 	if strings.Contains(uri, "?") {

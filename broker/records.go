@@ -51,6 +51,9 @@ type authRequest struct {
 	// Offered lists the IdPs of the tenant choice page shown for this
 	// request: a later choice must be one of them (or a global one).
 	Offered []string `json:"o,omitempty"`
+	// SAML marks a sign-in for a SAML app (samlidp.go): RedirectURI is
+	// the ACS and State the RelayState; the answer is a SAML Response.
+	SAML *samlPending `json:"saml,omitempty"`
 }
 
 // upstreamLogin is the state of one round trip to an upstream IdP.

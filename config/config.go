@@ -240,6 +240,11 @@ type Client struct {
 	// add, by name, and "roles" to receive roles without asking for the
 	// roles scope. A custom claim not named here never reaches the client.
 	Claims []string `yaml:"claims,omitempty" json:"claims,omitempty"`
+
+	// SAML, when set, makes this client a SAML 2.0 service provider that
+	// signs in through realmgate as its IdP (samlapp.go, docs/saml-idp.md)
+	// instead of an OIDC client.
+	SAML *SAMLApp `yaml:"saml,omitempty" json:"saml,omitempty"`
 }
 
 // Tenant is one customer organisation.

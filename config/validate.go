@@ -417,8 +417,12 @@ func (k *checker) durations() {
 
 func (k *checker) clients(tenantIDs map[string]bool) {
 	first := map[string]int{}
+	entityIDs := map[string]string{}
 	for i, cl := range k.c.Clients {
 		path := fmt.Sprintf("clients[%d]", i)
+		if cl.SAML != nil {
+			k.samlApp(&cl, path, entityIDs) // samlapp.go
+		}
 		switch j, dup := first[cl.ID]; {
 		case strings.TrimSpace(cl.ID) == "":
 			k.add(path+".id", "is required")
@@ -429,7 +433,7 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 		default:
 			first[cl.ID] = i
 		}
-		if len(cl.RedirectURIs) == 0 {
+		if len(cl.RedirectURIs) == 0 && cl.SAML == nil {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
 		for j, u := range cl.RedirectURIs {

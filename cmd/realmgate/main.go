@@ -33,6 +33,12 @@ Usage:
   realmgate dev                     run the demo: broker, development IdP and demo app on 127.0.0.1
   realmgate rules test --config FILE --tenant ID IDENTITY.json
                                     run a tenant's rules over a sample identity and show what each did
+  realmgate rules import-adfs RULES.txt
+                                    convert AD FS claim rules to realmgate rules (docs/adfs-migration.md)
+  realmgate rules import-entra POLICY.json
+                                    convert an Entra ID claims mapping policy to realmgate rules
+  realmgate import-adfs-trust TRUST.json
+                                    an AD FS relying party trust export to a SAML app and its rules
   realmgate version                 print the version (also --version)
 `
 
@@ -60,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDev(args[1:], stdout, stderr)
 	case "rules":
 		return cmdRules(args[1:], stdout, stderr)
+	case "import-adfs-trust":
+		return cmdImportADFSTrust(args[1:], stdout, stderr) // ruleimport.go
 	case "version", "--version", "-version":
 		return cmdVersion(stdout)
 	}

@@ -24,12 +24,21 @@ import (
 // the output claims and what each rule did.
 func cmdRules(args []string, stdout, stderr io.Writer) int {
 	const synopsis = "rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-"
+	const importSynopsis = "\n       realmgate rules import-adfs [flags] RULES.txt|-\n       realmgate rules import-entra [flags] POLICY.json|-"
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-		fmt.Fprintln(stdout, "usage: realmgate "+synopsis)
+		fmt.Fprintln(stdout, "usage: realmgate "+synopsis+importSynopsis)
 		return 0
 	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "import-adfs":
+			return cmdImportADFS(args[1:], stdout, stderr) // ruleimport.go
+		case "import-entra":
+			return cmdImportEntra(args[1:], stdout, stderr)
+		}
+	}
 	if len(args) == 0 || args[0] != "test" {
-		fmt.Fprintln(stderr, "usage: realmgate "+synopsis)
+		fmt.Fprintln(stderr, "usage: realmgate "+synopsis+importSynopsis)
 		return 2
 	}
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)

@@ -188,7 +188,8 @@ func Engine(global []config.Rule, t config.Tenant) (*transform.Engine, error) {
 func Client(c config.Client) broker.Client {
 	return broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
-		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims}
+		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims,
+		SAML: SAMLApp(c.SAML)}
 }
 
 // Connector builds the upstream connector for one configured provider,

@@ -164,3 +164,13 @@ func scanXML(b []byte, l Limits) error {
 	}
 	return nil
 }
+
+// DecodeMessage decodes a SAML protocol message as a binding carries it
+// (base64, inflated when DEFLATE-compressed), within l. Package samlidp,
+// realmgate's IdP side, reads the messages of service providers with it,
+// under the same rules as responses here (S45).
+func DecodeMessage(v string, l Limits) ([]byte, error) { return decodeResponse(v, l.withDefaults()) }
+
+// CheckXML refuses, before any tree is built, XML over l's limits or with
+// DTDs, comments, CDATA or processing instructions (scanXML).
+func CheckXML(b []byte, l Limits) error { return scanXML(b, l.withDefaults()) }

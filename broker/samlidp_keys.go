@@ -1,0 +1,189 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+)
+
+// The SAML IdP signing key. Service providers pin the certificate they
+// imported from the IdP metadata and seldom fetch it again, so unlike the
+// token keys (keys.go, rotated daily) it is one long-lived RSA key with a
+// self-signed certificate valid for ten years: made by the first instance
+// that needs it, kept in the store sealed under the server secret like the
+// token key set (the same AEAD, its own associated data), and read by every
+// other instance, so all of them sign with the same key and a restart
+// changes nothing. If the store loses it (a Redis without persistence
+// restarted), an instance that holds it writes it back.
+
+const (
+	samlKeyKey = "keys:saml-idp"
+	// samlCertLifetime is the validity of the self-signed certificate;
+	// SAML trusts the key, not the dates (SAML Metadata §2.4.1.1), but
+	// some SPs look at them.
+	samlCertLifetime = 10 * 365 * 24 * time.Hour
+	// samlKeyBits is the RSA modulus size.
+	samlKeyBits = 2048
+)
+
+// samlIdPKey is the stored form of the SAML IdP key.
+type samlIdPKey struct {
+	PKCS8 []byte `json:"pkcs8"`
+	Cert  []byte `json:"cert"` // DER
+
+	key  *rsa.PrivateKey
+	cert *x509.Certificate
+}
+
+// samlKeyCache holds the key once loaded.
+type samlKeyCache struct {
+	mu     sync.Mutex
+	loaded *samlIdPKey
+	// checked is when the store was last read.
+	checked time.Time
+}
+
+// samlSigningKey returns the SAML IdP key, loading or creating it on first
+// use and re-reading the store every keysReload (another instance may have
+// written it back after a store loss).
+func (s *Server) samlSigningKey(ctx context.Context) (*samlIdPKey, error) {
+	kc := &s.samlKey
+	kc.mu.Lock()
+	defer kc.mu.Unlock()
+	now := s.now()
+	if kc.loaded != nil && now.Sub(kc.checked) < keysReload {
+		return kc.loaded, nil
+	}
+	k, err := s.loadSAMLKey(ctx, kc.loaded)
+	if err != nil {
+		if kc.loaded != nil {
+			kc.checked = now // signing goes on through a store outage
+			return kc.loaded, nil
+		}
+		return nil, err
+	}
+	kc.loaded, kc.checked = k, now
+	return k, nil
+}
+
+// loadSAMLKey reads the stored key; when there is none it stores held
+// (the key this instance signs with) or, on a fresh deployment, a new one.
+func (s *Server) loadSAMLKey(ctx context.Context, held *samlIdPKey) (*samlIdPKey, error) {
+	blob, err := s.store.Get(ctx, samlKeyKey)
+	if errors.Is(err, ErrNotFound) {
+		k := held
+		if k == nil {
+			if k, err = newSAMLKey(s.cfg.Issuer, s.now()); err != nil {
+				return nil, err
+			}
+		}
+		sealed, serr := s.sealSAMLKey(k)
+		if serr != nil {
+			return nil, serr
+		}
+		switch cerr := s.store.Create(ctx, samlKeyKey, sealed, keysetTTL); {
+		case cerr == nil:
+			return k, nil
+		case !errors.Is(cerr, ErrExists):
+			return nil, storeErr("create saml idp key", cerr)
+		}
+		blob, err = s.store.Get(ctx, samlKeyKey) // another instance won the race
+	}
+	if err != nil {
+		return nil, storeErr("read saml idp key", err)
+	}
+	return s.openSAMLKey(blob)
+}
+
+// newSAMLKey makes a key and its self-signed certificate.
+func newSAMLKey(issuer string, now time.Time) (*samlIdPKey, error) {
+	key, err := rsa.GenerateKey(rand.Reader, samlKeyBits)
+	if err != nil {
+		return nil, fmt.Errorf("saml idp key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	cn := issuer
+	if len(cn) > 64 { // X.520 ub-common-name
+		cn = cn[:64]
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: []string{"realmgate SAML IdP"}},
+		NotBefore: now.Add(-time.Hour).UTC(), NotAfter: now.Add(samlCertLifetime).UTC(),
+		KeyUsage: x509.KeyUsageDigitalSignature, SignatureAlgorithm: x509.SHA256WithRSA}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("saml idp certificate: %w", err)
+	}
+	p8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	k := &samlIdPKey{PKCS8: p8, Cert: der}
+	return k, k.init()
+}
+
+func (k *samlIdPKey) init() error {
+	p, err := x509.ParsePKCS8PrivateKey(k.PKCS8)
+	if err != nil {
+		return fmt.Errorf("saml idp key: %w", err)
+	}
+	rk, ok := p.(*rsa.PrivateKey)
+	if !ok {
+		return fmt.Errorf("saml idp key: %T is not RSA", p)
+	}
+	cert, err := x509.ParseCertificate(k.Cert)
+	if err != nil {
+		return fmt.Errorf("saml idp certificate: %w", err)
+	}
+	if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(&rk.PublicKey) {
+		return errors.New("saml idp certificate does not match its key")
+	}
+	k.key, k.cert = rk, cert
+	return nil
+}
+
+// sealSAMLKey encrypts k under the key-set AEAD (keys.secret).
+func (s *Server) sealSAMLKey(k *samlIdPKey) ([]byte, error) {
+	plain, err := json.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, s.keys.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return s.keys.aead.Seal(nonce, nonce, plain, []byte(samlKeyKey)), nil
+}
+
+// openSAMLKey decrypts a stored key with the current secret or a previous one.
+func (s *Server) openSAMLKey(blob []byte) (*samlIdPKey, error) {
+	ns := s.keys.aead.NonceSize()
+	if len(blob) < ns {
+		return nil, errors.New("saml idp key: too short")
+	}
+	plain, err := s.keys.aead.Open(nil, blob[:ns], blob[ns:], []byte(samlKeyKey))
+	for _, prev := range s.keys.previous {
+		if err == nil {
+			break
+		}
+		plain, err = prev.Open(nil, blob[:ns], blob[ns:], []byte(samlKeyKey))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("saml idp key: decrypt (is keys.secret the same on every instance?): %w", err)
+	}
+	k := &samlIdPKey{}
+	if err := json.Unmarshal(plain, k); err != nil {
+		return nil, fmt.Errorf("saml idp key: decode: %w", err)
+	}
+	return k, k.init()
+}
