@@ -49,7 +49,8 @@ type Store struct {
 	families map[string]*family
 	indexes  map[string]*index // index.go
 
-	audit auditStreams // per-tenant audit streams (audit.go)
+	audit   auditStreams // per-tenant audit streams (audit.go)
+	records recordSets   // record sets (records.go)
 
 	stop      chan struct{}
 	done      chan struct{}
