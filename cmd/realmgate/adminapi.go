@@ -38,6 +38,10 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		opts.Tokens = append(opts.Tokens, admin.Token{Name: t.Name, Token: t.Token, Tenant: t.Tenant})
 	}
 	opts.Apply = func(c *admin.Compiled) error {
+		if ch := c.Changes; ch != nil && ch.Since != nil {
+			// Only the tenants that changed are indexed again.
+			return srv.ReconfigureTenants(ch.Since.Directory.Resolver, c.Directory, ch.Tenants, ch.Clients)
+		}
 		return srv.Reconfigure(c.Directory) // tenants, IdPs, rules and clients (file and API), live
 	}
 	return admin.New(opts)
