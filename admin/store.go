@@ -253,6 +253,10 @@ func (s *Service) readAll(ctx context.Context) (int64, []store.Record, error) {
 	return 0, nil, fmt.Errorf("admin: the tenant state changed too fast to be read whole: %w", lastErr)
 }
 
+// Poll applies what changed in the store since the applied version (Run
+// calls it every PollInterval).
+func (s *Service) Poll(ctx context.Context) error { return s.reload(ctx, false) }
+
 // reload applies what changed in the store since the applied version, or
 // reads the whole state when full is set, after an outage, before the
 // first load and when the change log does not reach back far enough.

@@ -190,6 +190,7 @@ type Server struct {
 	ops        *ops            // metrics and the audit stream writer (metrics.go)
 	underLimit underLimitCache // failure limits recently read as not reached (ratelimit.go)
 	secure     bool            // cookies get Secure (https issuer)
+	readiness  readiness       // conditions besides the store (readiness.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

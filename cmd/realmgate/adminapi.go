@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -65,6 +66,14 @@ func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, 
 	if err != nil || svc == nil {
 		return nil, err
 	}
+	// Not ready (/readyz 503) until the stored tenants are loaded: an
+	// instance taking traffic before would route no API tenant.
+	srv.AddReadinessCheck(func() error {
+		if !svc.Ready() {
+			return errors.New("admin API tenants not loaded yet")
+		}
+		return nil
+	})
 	if err := svc.Load(ctx); err != nil {
 		logger.Error("admin: tenant state not loaded yet; retrying in the background", "err", err)
 	}
