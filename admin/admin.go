@@ -107,9 +107,11 @@ type Changes struct {
 type Compiler interface {
 	// Compile checks s together with the configuration file, exactly as the
 	// file itself is checked, and returns what to serve, or a
-	// *ValidationError listing every problem. With probe set, every IdP whose
-	// settings are new has its discovery document or metadata fetched and
-	// checked.
+	// *ValidationError listing every problem. With probe set (a change),
+	// every IdP whose settings are new has its discovery document or
+	// metadata fetched and checked; without it (a state read from the
+	// store, checked by the instance that wrote it) a compiler may skip the
+	// checks of each tenant alone and keep only those across tenants.
 	Compile(ctx context.Context, s *State, probe bool) (*Compiled, error)
 	// Engine compiles rules as tenant's (after the global rules), for a dry
 	// run of rules not saved yet; a *ValidationError lists their problems.

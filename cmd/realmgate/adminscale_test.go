@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"runtime"
@@ -132,7 +133,11 @@ func TestAdminScale(t *testing.T) {
 	runtime.GC()
 	t0 := time.Now()
 	rctx, cancel := context.WithCancel(ctx)
-	_, restarted := startWithAdmin(t, rctx, cancel, c.cfg, mustOpenStore(t, c), c.logger)
+	logger := c.logger
+	if os.Getenv("REALMGATE_ADMIN_SCALE_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	_, restarted := startWithAdmin(t, rctx, cancel, c.cfg, mustOpenStore(t, c), logger)
 	ready := time.Since(t0)
 	if !restarted.Service.Ready() {
 		t.Fatal("restarted instance is not ready after its start")
