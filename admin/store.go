@@ -48,6 +48,9 @@ const (
 	staleRewrite = 1000
 	// commitAttempts bounds how often a change is redone on a newer version.
 	commitAttempts = 10
+	// storeRetries is how often a change is tried again after a store
+	// error (a timeout of a busy Redis) before it is answered 503.
+	storeRetries = 3
 )
 
 // The layout before record sets: version N of the whole state was one
@@ -429,11 +432,17 @@ func (s *Service) commit(ctx context.Context, who *caller, action, resource stri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var lastErr error
+	unavailable := 0
 	for range commitAttempts {
 		// Catch up first: a change is made on the newest version, and never
 		// on a state this instance could not read (it would be refused by
 		// the head check anyway, after a compile for nothing).
 		if err := s.reloadLocked(ctx, false); err != nil {
+			if errors.Is(err, broker.ErrUnavailable) && !errors.Is(err, errSeeding) && unavailable < storeRetries && ctx.Err() == nil {
+				unavailable++
+				time.Sleep(time.Duration(unavailable) * 100 * time.Millisecond)
+				continue
+			}
 			s.auditChange(ctx, who, action, resource, nil, nil, nil, err)
 			return nil, err
 		}
@@ -441,6 +450,15 @@ func (s *Service) commit(ctx context.Context, who *caller, action, resource stri
 		if errors.Is(err, store.ErrConflict) {
 			lastErr = err
 			continue // another writer was first: redo on the newer state
+		}
+		if errors.Is(err, broker.ErrUnavailable) && unavailable < storeRetries && ctx.Err() == nil {
+			// A timed-out commit may or may not have gone through; doing it
+			// again is safe: redone on the newer state, an applied change
+			// changes nothing more, and the head check refuses a stale one.
+			unavailable++
+			lastErr = err
+			time.Sleep(time.Duration(unavailable) * 100 * time.Millisecond)
+			continue
 		}
 		s.auditChange(ctx, who, action, resource, before, after, st, err)
 		return st, err
