@@ -19,7 +19,6 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +33,7 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/scim"
+	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
 	"github.com/realmgate/realmgate/users"
 )
@@ -86,6 +86,22 @@ type Compiled struct {
 	Directory broker.Directory
 	// Clients are every client (file and API).
 	Clients []broker.Client
+	// Changes, set by the Service when it hands the compilation to
+	// Options.Apply, says what differs from the compilation applied before
+	// (nil: unknown, apply the whole directory).
+	Changes *Changes
+}
+
+// Changes says which tenants and whether clients differ between two
+// compilations, so that applying one tenant's change touches that tenant
+// only (broker.Server.ReconfigureTenants).
+type Changes struct {
+	// Since is the compilation applied before.
+	Since *Compiled
+	// Tenants are the ids of the API tenants added, changed or removed.
+	Tenants []string
+	// Clients says whether any API client was added, changed or removed.
+	Clients bool
 }
 
 // Compiler turns API state into what the broker serves. cmd/realmgate
@@ -93,9 +109,11 @@ type Compiled struct {
 type Compiler interface {
 	// Compile checks s together with the configuration file, exactly as the
 	// file itself is checked, and returns what to serve, or a
-	// *ValidationError listing every problem. With probe set, every IdP whose
-	// settings are new has its discovery document or metadata fetched and
-	// checked.
+	// *ValidationError listing every problem. With probe set (a change),
+	// every IdP whose settings are new has its discovery document or
+	// metadata fetched and checked; without it (a state read from the
+	// store, checked by the instance that wrote it) a compiler may skip the
+	// checks of each tenant alone and keep only those across tenants.
 	Compile(ctx context.Context, s *State, probe bool) (*Compiled, error)
 	// Engine compiles rules as tenant's (after the global rules), for a dry
 	// run of rules not saved yet; a *ValidationError lists their problems.
@@ -186,12 +204,16 @@ type Service struct {
 	// staleLogged: a secret under a previous server secret was logged (guarded by mu).
 	staleLogged bool
 
-	mu      sync.Mutex // serializes writes and applies on this instance
-	cur     atomic.Pointer[snapshot]
-	outage  bool                       // the last poll failed: reload in full once the store answers
-	failed  int64                      // a version that did not compile here; not retried until a newer one
-	decoded map[string]Tenant          // the last document's tenants by their JSON (decode)
-	encoded map[string]json.RawMessage // the last document's tenants' JSON by id and revision (encode)
+	rs     store.RecordStore // Options.Store's record sets (store.go)
+	loaded atomic.Bool       // a state was read from the store and applied (Ready)
+
+	mu       sync.Mutex // serializes writes and applies on this instance
+	cur      atomic.Pointer[snapshot]
+	outage   bool             // the last poll failed: reload in full once the store answers
+	failed   int64            // a version that did not compile here; not retried until a newer one
+	versions map[string]int64 // each applied record's version (store.go)
+	stale    map[string]bool  // records with a secret under a previous server secret, or in plaintext
+	sawStale bool             // open met such a secret (decodeRecord)
 }
 
 type credential struct {
@@ -238,7 +260,12 @@ func New(opts Options) (*Service, error) {
 		}
 		previous = append(previous, a)
 	}
-	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}, aead: aead, previous: previous, revKey: revKey}
+	rs, ok := opts.Store.(store.RecordStore)
+	if !ok {
+		return nil, fmt.Errorf("admin: the store (%T) keeps no record sets (store.RecordStore)", opts.Store)
+	}
+	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}, aead: aead, previous: previous, revKey: revKey,
+		rs: rs, versions: map[string]int64{}, stale: map[string]bool{}}
 	for _, t := range opts.Tokens {
 		if t.Name == "" || len(t.Token) < 32 {
 			return nil, fmt.Errorf("admin: token %q: a name and at least 32 characters are required", t.Name)
@@ -279,6 +306,10 @@ func (s *Service) Applied() (*State, *Compiled) {
 	return cur.state, cur.compiled
 }
 
+// Ready reports whether the stored tenant state has been read and applied
+// on this instance (readiness: an instance routes API tenants only then).
+func (s *Service) Ready() bool { return s.loaded.Load() }
+
 // Load reads the newest state from the store and applies it. It fails when
 // the store cannot be read or the state does not compile; Run retries.
 func (s *Service) Load(ctx context.Context) error {
@@ -300,71 +331,6 @@ func (s *Service) Run(ctx context.Context) {
 			cancel()
 		}
 	}
-}
-
-// reload applies the newest version when it is newer than the applied one,
-// or in full when force is set or the previous poll failed.
-func (s *Service) reload(ctx context.Context, force bool) error {
-	from := s.cur.Load().state.Version
-	v, doc, err := s.latest(ctx, from)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err != nil {
-		if !s.outage {
-			s.opts.Logger.Warn("admin: cannot read tenant state from the store; will reload when it is back", "err", err)
-		}
-		s.outage = true
-		return err
-	}
-	full := force || s.outage
-	if s.outage {
-		s.opts.Logger.Info("admin: store reachable again; reloading tenant state", "version", v)
-	}
-	s.outage = false
-	cur := s.cur.Load() // a local write may have applied a newer version meanwhile
-	switch {
-	case v < cur.state.Version:
-		if v == 0 && from > 0 {
-			// Version from was stored before it was applied here, and the
-			// store no longer has it: the store lost the state.
-			return s.republish(ctx, cur)
-		}
-		return nil
-	case v == cur.state.Version && !full:
-		return nil
-	case v == s.failed && !full:
-		return nil
-	}
-	if doc == nil && v > 0 {
-		if doc, err = s.get(ctx, docKey(v)); err != nil {
-			return err
-		}
-	}
-	t0 := time.Now()
-	st, err := s.decode(doc)
-	if err != nil {
-		s.failed = v
-		s.opts.Logger.Error("admin: stored tenant state is unreadable", "version", v, "err", err)
-		return err
-	}
-	t1 := time.Now()
-	compiled, err := s.opts.Compiler.Compile(ctx, st, false)
-	t2 := time.Now()
-	if err == nil {
-		err = s.opts.Apply(compiled)
-	}
-	if err != nil {
-		s.failed = v
-		s.opts.Logger.Error("admin: tenant state does not apply on this instance; keeping the previous one",
-			"version", v, "applied", cur.state.Version, "err", err)
-		return err
-	}
-	s.cur.Store(&snapshot{state: st, compiled: compiled})
-	if v != cur.state.Version {
-		s.opts.Logger.Info("admin: tenant state applied", "version", v, "tenants", len(st.Tenants), "clients", len(st.Clients),
-			"decode", t1.Sub(t0), "compile", t2.Sub(t1), "apply", time.Since(t2))
-	}
-	return nil
 }
 
 // compiled returns the applied compilation, compiling the empty state on
@@ -394,63 +360,3 @@ func (c *caller) can(tenant string) bool { return c.tenant == "" || c.tenant == 
 // mutation changes a copy of the state; it returns the audit's before and
 // after values (nil when absent) or an error refusing the change.
 type mutation func(st *State) (before, after any, err error)
-
-// commit applies m to the newest state, validates the result like the
-// configuration file, writes it as the next version and applies it here.
-func (s *Service) commit(ctx context.Context, who *caller, action, resource string, m mutation) (*State, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var lastErr error
-	for range 5 {
-		st, before, after, err := s.tryCommit(ctx, who, m)
-		if errors.Is(err, broker.ErrExists) {
-			lastErr = err
-			continue // another instance took this version: redo on the newer state
-		}
-		s.auditChange(ctx, who, action, resource, before, after, st, err)
-		return st, err
-	}
-	err := fmt.Errorf("%w: %w", ErrConflict, lastErr)
-	s.auditChange(ctx, who, action, resource, nil, nil, nil, err)
-	return nil, err
-}
-
-func (s *Service) tryCommit(ctx context.Context, who *caller, m mutation) (st *State, before, after any, err error) {
-	cur := s.cur.Load()
-	v, doc, err := s.latest(ctx, cur.state.Version)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	base := cur.state // also when the store lost the state (v == 0): it is written back
-	if v > cur.state.Version {
-		if base, err = s.decode(doc); err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	next := base.clone()
-	next.revKey = s.revKey
-	if before, after, err = m(next); err != nil {
-		return nil, before, after, err
-	}
-	if probs := append(sealedLookingSecrets(next), fileSettingProblems(next)...); len(probs) > 0 {
-		return nil, before, after, &ValidationError{Problems: probs}
-	}
-	next.Version = base.Version + 1
-	next.UpdatedAt = s.opts.Now().UTC()
-	next.UpdatedBy = who.name
-	compiled, err := s.opts.Compiler.Compile(ctx, next, true)
-	if err != nil {
-		return nil, before, after, err
-	}
-	if err := s.publish(ctx, next); err != nil {
-		return nil, before, after, err
-	}
-	if err := s.opts.Apply(compiled); err != nil {
-		// Stored and valid, yet this broker refused it: other instances may
-		// take it; this one keeps serving the previous version and says so.
-		s.opts.Logger.Error("admin: change stored but not applied on this instance", "version", next.Version, "err", err)
-		return next, before, after, nil
-	}
-	s.cur.Store(&snapshot{state: next, compiled: compiled})
-	return next, before, after, nil
-}

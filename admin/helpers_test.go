@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -184,6 +185,7 @@ type env struct {
 	secret []byte // Options.Secret of the next instance; nil stores secrets in plaintext
 
 	trusted []netip.Prefix // Options.TrustedProxies of the next instance
+	poll    time.Duration  // Options.PollInterval of the next instance; zero: 20 ms
 }
 
 // testServerSecret is the server secret of every instance unless a test changes env.secret.
@@ -210,7 +212,7 @@ func (e *env) instance() *instance {
 			Providers: []admin.Provider{{ID: "file-idp", Type: "oidc", Issuer: "https://idp.file.test", ClientID: "rg", ClientSecret: "file-secret"}}}},
 		FileClients:  []config.Client{{ID: "file-app", Secret: "file-app-secret", RedirectURIs: []string{"https://app.test/cb"}}},
 		DNS:          e.dns.resolver(),
-		PollInterval: 20 * time.Millisecond,
+		PollInterval: cmp.Or(e.poll, 20*time.Millisecond),
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Audit:        slog.New(slog.NewJSONHandler(in.audit, nil)),
 		Secret:       e.secret,

@@ -91,11 +91,12 @@ func (s *Service) seal(value string, place ...string) (string, error) {
 // open returns the plaintext of a stored secret read from place. A value
 // without sealedPrefix is a plaintext secret stored before encryption. A
 // secret sealed under a previous server secret opens too (and is sealed
-// under the current one at the next write: encode seals every tenant it did
-// not itself encode). Callers hold s.mu.
+// under the current one by the next writes: recordWrites seals such records
+// again, staleRewrite per change). Callers hold s.mu.
 func (s *Service) open(value string, place ...string) (string, error) {
 	enc, ok := strings.CutPrefix(value, sealedPrefix)
 	if !ok {
+		s.sawStale = s.sawStale || (s.aead != nil && value != "") // to be sealed (recordWrites)
 		return value, nil
 	}
 	if s.aead == nil {
@@ -111,7 +112,10 @@ func (s *Service) open(value string, place ...string) (string, error) {
 		if err == nil {
 			break
 		}
-		if plain, err = prev.Open(nil, b[:n], b[n:], secretAD(place)); err == nil && !s.staleLogged {
+		if plain, err = prev.Open(nil, b[:n], b[n:], secretAD(place)); err == nil {
+			s.sawStale = true // to be sealed again (recordWrites)
+		}
+		if err == nil && !s.staleLogged {
 			s.staleLogged = true
 			s.opts.Logger.Warn("admin: stored secrets are encrypted under a previous keys.secret; the next admin API write encrypts them under keys.secret (keep keys.previous_secrets until then)")
 		}

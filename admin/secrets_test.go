@@ -10,13 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/store"
 )
 
 const (
@@ -39,24 +40,69 @@ var serverSecretCases = []struct {
 	{"no server secret", nil, false},
 }
 
-// rawState returns the newest stored version document, as bytes, and its key.
+// rawState returns the stored state as one document, {"tenants": [...],
+// "clients": [...]} of the records as stored, and the head it was read at.
 func rawState(t *testing.T, e *env) (string, []byte) {
 	t.Helper()
-	ctx := context.Background()
-	head, err := e.store.Get(ctx, "admin:head")
+	rs := e.store.(store.RecordStore)
+	head, err := rs.RecordsHead(t.Context(), "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := strconv.ParseInt(string(head), 10, 64)
+	doc := map[string][]json.RawMessage{"tenants": {}, "clients": {}}
+	cursor := ""
+	var names []string
+	recs := map[string][]byte{}
+	for {
+		page, next, err := rs.ScanRecords(t.Context(), "admin", cursor, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			names = append(names, r.Name)
+			recs[r.Name] = r.Value
+		}
+		if cursor = next; cursor == "" {
+			break
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		switch {
+		case strings.HasPrefix(n, "t/"):
+			doc["tenants"] = append(doc["tenants"], recs[n])
+		case strings.HasPrefix(n, "c/"):
+			doc["clients"] = append(doc["clients"], recs[n])
+		}
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := "admin:state:" + strconv.FormatInt(v, 10)
-	doc, err := e.store.Get(ctx, key)
-	if err != nil {
+	return strconv.FormatInt(head, 10), b
+}
+
+// writeRawState writes a document of rawState's form back, a record per
+// tenant and client.
+func writeRawState(t *testing.T, e *env, raw []byte) {
+	t.Helper()
+	var doc map[string][]map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	return key, doc
+	var writes []store.RecordWrite
+	for kind, list := range map[string]string{"t/": "tenants", "c/": "clients"} {
+		for _, x := range doc[list] {
+			b, err := json.Marshal(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writes = append(writes, store.RecordWrite{Name: kind + x["id"].(string), Value: b, Expect: store.AnyVersion})
+		}
+	}
+	if _, err := e.store.(store.RecordStore).CommitRecords(t.Context(), "admin", store.AnyHead, writes, 1000); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // secretsOf returns what an instance applied: the provider secret of
@@ -224,9 +270,8 @@ func TestAdminSecrets_UndecryptableIsAnError(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := e.store.Put(context.Background(), key, b, time.Hour); err != nil {
-					t.Fatal(err)
-				}
+				writeRawState(t, e, b)
+				key, _ = rawState(t, e)
 			}
 
 			in := &instance{comp: &testCompiler{}}
@@ -255,7 +300,7 @@ func TestAdminSecrets_UndecryptableIsAnError(t *testing.T) {
 				t.Fatalf("write over an undecryptable state = %d, want 503", got)
 			}
 			if k, _ := rawState(t, e); k != key {
-				t.Fatalf("newest version is %s after a refused write, want %s", k, key)
+				t.Fatalf("head is %s after a refused write, want %s", k, key)
 			}
 		})
 	}

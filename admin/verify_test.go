@@ -9,6 +9,7 @@ import (
 
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/store"
 )
 
 // TestDomainVerification_DNS: a domain added through the API routes no one
@@ -85,6 +86,36 @@ func TestDomainVerification_DNS(t *testing.T) {
 type flakyStore struct {
 	broker.Store
 	down atomic.Bool
+}
+
+func (f *flakyStore) records() store.RecordStore { return f.Store.(store.RecordStore) }
+
+func (f *flakyStore) CommitRecords(ctx context.Context, set string, base int64, w []store.RecordWrite, logLen int) (int64, error) {
+	if f.down.Load() {
+		return 0, broker.ErrUnavailable
+	}
+	return f.records().CommitRecords(ctx, set, base, w, logLen)
+}
+
+func (f *flakyStore) RecordsSince(ctx context.Context, set string, after int64, max int) (int64, []store.Record, error) {
+	if f.down.Load() {
+		return 0, nil, broker.ErrUnavailable
+	}
+	return f.records().RecordsSince(ctx, set, after, max)
+}
+
+func (f *flakyStore) RecordsHead(ctx context.Context, set string) (int64, error) {
+	if f.down.Load() {
+		return 0, broker.ErrUnavailable
+	}
+	return f.records().RecordsHead(ctx, set)
+}
+
+func (f *flakyStore) ScanRecords(ctx context.Context, set, cursor string, count int) ([]store.Record, string, error) {
+	if f.down.Load() {
+		return nil, "", broker.ErrUnavailable
+	}
+	return f.records().ScanRecords(ctx, set, cursor, count)
 }
 
 func (f *flakyStore) Get(ctx context.Context, key string) ([]byte, error) {

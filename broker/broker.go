@@ -197,6 +197,7 @@ type Server struct {
 	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
 	secure     bool             // cookies get Secure (https issuer)
 	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
+	readiness  readiness        // conditions besides the store (readiness.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

@@ -67,7 +67,20 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		out.clients = cls
 	}
 	out.samlApps = samlAppIndex(out.clients)
-	out.members = map[string][]Membership{}
+	members, err := indexMemberships(d)
+	if err != nil {
+		return nil, err
+	}
+	out.members = members
+	if out.rules == nil {
+		out.rules = map[string]*transform.Engine{}
+	}
+	return out, nil
+}
+
+// indexMemberships checks d's memberships and indexes them by IdP.
+func indexMemberships(d Directory) (map[string][]Membership, error) {
+	members := map[string][]Membership{}
 	for _, m := range d.Memberships {
 		if owner, ok := d.Resolver.TenantOfIdP(m.IdP); !ok {
 			return nil, fmt.Errorf("broker: membership in %q names unknown idp %q", m.Tenant, m.IdP)
@@ -80,12 +93,9 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		if m.Subject == "" && m.Email == "" {
 			return nil, fmt.Errorf("broker: membership in %q needs a subject or an email", m.Tenant)
 		}
-		out.members[m.IdP] = append(out.members[m.IdP], m)
+		members[m.IdP] = append(members[m.IdP], m)
 	}
-	if out.rules == nil {
-		out.rules = map[string]*transform.Engine{}
-	}
-	return out, nil
+	return members, nil
 }
 
 // dir returns the current directory.
@@ -107,12 +117,18 @@ func (s *Server) Reconfigure(d Directory) error {
 // prepareConnectors puts every connector behind its IdP's bulkhead
 // (upstreamlimit.go) and hands shared facilities to connectors that want them.
 func (s *Server) prepareConnectors(d *directory) {
-	for id, idp := range d.idps {
-		idp.Connector = limitUpstream(idp, s.cfg.UpstreamConcurrency)
-		d.idps[id] = idp
-		if u, ok := providers.As[providers.ReplayCacheUser](idp.Connector); ok {
-			u.SetReplayCache(replayCache{s: s})
-		}
+	for id := range d.idps {
+		s.prepareConnector(d, id)
+	}
+}
+
+// prepareConnector prepares the connector of one IdP of d.
+func (s *Server) prepareConnector(d *directory, id string) {
+	idp := d.idps[id]
+	idp.Connector = limitUpstream(idp, s.cfg.UpstreamConcurrency)
+	d.idps[id] = idp
+	if u, ok := providers.As[providers.ReplayCacheUser](idp.Connector); ok {
+		u.SetReplayCache(replayCache{s: s})
 	}
 }
 

@@ -137,6 +137,9 @@ func (s *Server) readyz(c echo.Context) error {
 	if err := s.store.Ping(c.Request().Context()); err != nil {
 		return c.String(http.StatusServiceUnavailable, "store unreachable\n")
 	}
+	if err := s.readiness.check(); err != nil {
+		return c.String(http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+	}
 	return c.String(http.StatusOK, "ready\n")
 }
 

@@ -159,9 +159,13 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-// Ready reports whether the broker can serve: its store answers.
+// Ready reports whether the broker can serve: its store answers and every
+// readiness check (AddReadinessCheck) passes.
 func (s *Server) Ready(ctx context.Context) error {
-	return s.store.Ping(ctx)
+	if err := s.store.Ping(ctx); err != nil {
+		return err
+	}
+	return s.readiness.check()
 }
 
 // observe measures each request's latency under its route template (never

@@ -147,7 +147,6 @@ func New(tenants []Tenant, opts Options) (*Resolver, error) {
 		}
 		r.baseDomain = bd
 	}
-	bits := map[int]bool{}
 	var errs []error
 	for i := range tenants {
 		t := tenants[i]
@@ -155,66 +154,84 @@ func New(tenants []Tenant, opts Options) (*Resolver, error) {
 			errs = append(errs, fmt.Errorf("realm: tenant %q defined twice", t.ID))
 			continue
 		}
-		r.tenants[t.ID] = &t
-		if t.Default {
-			if r.def != "" {
-				errs = append(errs, fmt.Errorf("realm: tenants %q and %q are both default", r.def, t.ID))
-			}
-			r.def = t.ID
-		}
-		for _, d := range t.Domains {
-			raw, wild := strings.CutPrefix(strings.TrimSpace(d), "*.")
-			key, err := NormalizeDomain(raw)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("realm: tenant %q: domain %q: %w", t.ID, d, err))
-				continue
-			}
-			o := r.domains[key]
-			slot := &o.exact
-			if wild {
-				slot = &o.wild
-			}
-			if *slot != "" && *slot != t.ID {
-				errs = append(errs, fmt.Errorf("realm: domain %q claimed by tenants %q and %q", d, *slot, t.ID))
-				continue
-			}
-			*slot = t.ID
-			r.domains[key] = o
-		}
-		if t.Subdomain != "" {
-			sd := strings.ToLower(t.Subdomain)
-			if other, dup := r.subdomains[sd]; dup {
-				errs = append(errs, fmt.Errorf("realm: subdomain %q claimed by tenants %q and %q", sd, other, t.ID))
-			}
-			r.subdomains[sd] = t.ID
-		}
-		for _, p := range t.IPRanges {
-			p = p.Masked()
-			m := r.ipv4
-			if p.Addr().Is6() {
-				m = r.ipv6
-			}
-			if other, dup := m[p]; dup && other != t.ID {
-				errs = append(errs, fmt.Errorf("realm: ip range %s claimed by tenants %q and %q", p, other, t.ID))
-			}
-			m[p] = t.ID
-			bits[p.Bits()] = true
-		}
-		for _, idp := range t.IdPs {
-			if other, dup := r.idpOwner[idp]; dup {
-				errs = append(errs, fmt.Errorf("realm: idp %q belongs to tenants %q and %q", idp, other, t.ID))
-			}
-			r.idpOwner[idp] = t.ID
-		}
+		errs = append(errs, r.add(&t)...)
 	}
-	for b := range bits {
-		r.ipBits = append(r.ipBits, b)
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(r.ipBits)))
+	r.indexIPBits()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// add indexes t, returning what it claims that another tenant holds.
+func (r *Resolver) add(t *Tenant) []error {
+	var errs []error
+	r.tenants[t.ID] = t
+	if t.Default {
+		if r.def != "" {
+			errs = append(errs, fmt.Errorf("realm: tenants %q and %q are both default", r.def, t.ID))
+		}
+		r.def = t.ID
+	}
+	for _, d := range t.Domains {
+		raw, wild := strings.CutPrefix(strings.TrimSpace(d), "*.")
+		key, err := NormalizeDomain(raw)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("realm: tenant %q: domain %q: %w", t.ID, d, err))
+			continue
+		}
+		o := r.domains[key]
+		slot := &o.exact
+		if wild {
+			slot = &o.wild
+		}
+		if *slot != "" && *slot != t.ID {
+			errs = append(errs, fmt.Errorf("realm: domain %q claimed by tenants %q and %q", d, *slot, t.ID))
+			continue
+		}
+		*slot = t.ID
+		r.domains[key] = o
+	}
+	if t.Subdomain != "" {
+		sd := strings.ToLower(t.Subdomain)
+		if other, dup := r.subdomains[sd]; dup {
+			errs = append(errs, fmt.Errorf("realm: subdomain %q claimed by tenants %q and %q", sd, other, t.ID))
+		}
+		r.subdomains[sd] = t.ID
+	}
+	for _, p := range t.IPRanges {
+		p = p.Masked()
+		m := r.ipv4
+		if p.Addr().Is6() {
+			m = r.ipv6
+		}
+		if other, dup := m[p]; dup && other != t.ID {
+			errs = append(errs, fmt.Errorf("realm: ip range %s claimed by tenants %q and %q", p, other, t.ID))
+		}
+		m[p] = t.ID
+	}
+	for _, idp := range t.IdPs {
+		if other, dup := r.idpOwner[idp]; dup {
+			errs = append(errs, fmt.Errorf("realm: idp %q belongs to tenants %q and %q", idp, other, t.ID))
+		}
+		r.idpOwner[idp] = t.ID
+	}
+	return errs
+}
+
+// indexIPBits lists the distinct prefix lengths of the IP ranges, longest first.
+func (r *Resolver) indexIPBits() {
+	bits := map[int]bool{}
+	for _, m := range []map[netip.Prefix]string{r.ipv4, r.ipv6} {
+		for p := range m {
+			bits[p.Bits()] = true
+		}
+	}
+	r.ipBits = r.ipBits[:0:0]
+	for b := range bits {
+		r.ipBits = append(r.ipBits, b)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(r.ipBits)))
 }
 
 // NormalizeDomain lower-cases d, drops a trailing dot and converts an

@@ -50,7 +50,8 @@ type Store struct {
 	indexes  map[string]*index    // index.go
 	dirs     map[string]*dirSpace // directory.go: records without expiry
 
-	audit auditStreams // per-tenant audit streams (audit.go)
+	audit   auditStreams // per-tenant audit streams (audit.go)
+	records recordSets   // record sets (records.go)
 
 	stop      chan struct{}
 	done      chan struct{}

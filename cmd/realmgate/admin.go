@@ -28,7 +28,7 @@ import (
 //
 //	GET /metrics              Prometheus metrics (no token: keep the port private)
 //	GET /healthz              the process is up
-//	GET /readyz               the store answers (503 otherwise)
+//	GET /readyz               the store answers and the tenants are loaded (503 otherwise)
 //	GET /audit/{tenant}       the tenant's stored audit events, for an admin_api token
 //	    /debug/pprof/         profiles, only with serve --pprof
 
@@ -71,7 +71,11 @@ func (o *opsServer) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := o.srv.Ready(ctx); err != nil {
-		http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+		msg := "store unreachable"
+		if errors.Is(err, broker.ErrNotReady) {
+			msg = "not ready: tenants not loaded yet"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ready")

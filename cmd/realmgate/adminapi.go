@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,6 +41,10 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		opts.Tokens = append(opts.Tokens, admin.Token{Name: t.Name, Token: t.Token, Tenant: t.Tenant})
 	}
 	opts.Apply = func(c *admin.Compiled) error {
+		if ch := c.Changes; ch != nil && ch.Since != nil {
+			// Only the tenants that changed are indexed again.
+			return srv.ReconfigureTenants(ch.Since.Directory.Resolver, c.Directory, ch.Tenants, ch.Clients)
+		}
 		return srv.Reconfigure(c.Directory) // tenants, IdPs, rules and clients (file and API), live
 	}
 	return admin.New(opts)
@@ -63,6 +68,14 @@ func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, 
 	if err != nil || svc == nil {
 		return nil, err
 	}
+	// Not ready (/readyz 503) until the stored tenants are loaded: an
+	// instance taking traffic before would route no API tenant.
+	srv.AddReadinessCheck(func() error {
+		if !svc.Ready() {
+			return errors.New("admin API tenants not loaded yet")
+		}
+		return nil
+	})
 	if err := svc.Load(ctx); err != nil {
 		logger.Error("admin: tenant state not loaded yet; retrying in the background", "err", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/internal/devidp"
+	"github.com/realmgate/realmgate/store"
 )
 
 // switchHandler serves through whichever broker instance is current, so a
@@ -30,19 +31,24 @@ func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *switchHandler) set(h http.Handler) { s.h.Store(&h) }
 
-// storedAdminState returns the newest admin state document in store.
-func storedAdminState(t *testing.T, store broker.Store) []byte {
+// storedAdminState returns every stored admin record (each tenant and
+// client as stored), one per line.
+func storedAdminState(t *testing.T, st broker.Store) []byte {
 	t.Helper()
-	ctx := context.Background()
-	head, err := store.Get(ctx, "admin:head")
-	if err != nil {
-		t.Fatal(err)
+	var out []byte
+	cursor := ""
+	for {
+		page, next, err := st.(store.RecordStore).ScanRecords(t.Context(), "admin", cursor, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page {
+			out = append(append(out, r.Value...), '\n')
+		}
+		if cursor = next; cursor == "" {
+			return out
+		}
 	}
-	doc, err := store.Get(ctx, "admin:state:"+string(head))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return doc
 }
 
 // TestAdminSecrets_SignInWithEncryptedSecrets: a client and a tenant
