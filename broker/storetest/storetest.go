@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RotateUnlessRevoked", testRotateUnlessRevoked},
 	}
 	tests = append(tests, auditTests...)
+	tests = append(tests, windowTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
