@@ -145,6 +145,18 @@ type Redis struct {
 	TLS *RedisTLS `yaml:"tls,omitempty"`
 	// DB is the database number; a cluster supports only 0.
 	DB int `yaml:"db,omitempty"`
+	// DialTimeout bounds connecting to a Redis node or sentinel.
+	DialTimeout Duration `yaml:"dial_timeout,omitempty"`
+	// ReadTimeout bounds the wait for one reply: a command that takes
+	// longer fails, and the request gets a 503 (SECURITY S62). Raise it when
+	// a busy Redis answers slowly rather than not at all.
+	ReadTimeout Duration `yaml:"read_timeout,omitempty"`
+	// WriteTimeout bounds sending one command (large admin writes send the
+	// most).
+	WriteTimeout Duration `yaml:"write_timeout,omitempty"`
+	// PoolTimeout bounds the wait for a free connection when every pooled
+	// connection is busy.
+	PoolTimeout Duration `yaml:"pool_timeout,omitempty"`
 }
 
 // Keys configures token signing.

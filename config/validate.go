@@ -111,6 +111,7 @@ func (c *Config) ApplyDefaults() {
 	dur(&c.Tokens.IDTokenLifetime, "tokens.id_token_lifetime", DefaultIDTokenLifetime)
 	dur(&c.Tokens.RefreshTokenLifetime, "tokens.refresh_token_lifetime", DefaultRefreshTokenLifetime)
 	c.applyOperationDefaults(unset) // operations.go
+	c.applyRedisDefaults(unset)     // redis.go
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		if t.Name == "" {
@@ -224,6 +225,7 @@ func (c *Config) problems() []Problem {
 		}
 	}
 	k.store()
+	k.redis() // redis.go
 	k.keys()
 	k.durations()
 	if c.UpstreamConcurrency < 0 || c.UpstreamConcurrency > 100_000 {
