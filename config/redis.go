@@ -51,7 +51,7 @@ func (c *Config) applyRedisDefaults(unset func(string) bool) {
 // means the store's default; an explicit zero in a file is refused.
 func (k *checker) redis() {
 	for _, t := range k.c.redisTimeouts() {
-		if *t.p == 0 && !k.c.src.explicit[t.path] {
+		if *t.p == 0 && !k.c.src.isExplicit(t.path) {
 			continue
 		}
 		if d := t.p.Duration(); d < minRedisTimeout || d > maxRedisTimeout {
