@@ -40,3 +40,29 @@ func BenchmarkCheckConfig(b *testing.B) {
 		})
 	}
 }
+
+// TestCheckConfigScalesLinearly: checking a file of 10x the tenants costs
+// about 10x, not 100x (issue 21: a 100k-tenant file took half a minute).
+// It counts allocations, which do not depend on how busy the machine is;
+// BenchmarkCheckConfig measures the time.
+func TestCheckConfigScalesLinearly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads files of thousands of tenants")
+	}
+	const small, large = 500, 5_000
+	allocs := map[int]float64{}
+	for _, n := range []int{small, large} {
+		path := writeScaleConfig(t, n)
+		allocs[n] = testing.AllocsPerRun(1, func() {
+			var stderr bytes.Buffer
+			if code := cmdCheckConfig([]string{path}, io.Discard, &stderr); code != 0 {
+				t.Fatalf("check-config (%d tenants) = %d: %s", n, code, stderr.String())
+			}
+		})
+	}
+	ratio := allocs[large] / allocs[small]
+	t.Logf("%d tenants: %.0f allocations; %d tenants: %.0f allocations; ratio %.2f", small, allocs[small], large, allocs[large], ratio)
+	if ratio > 11 {
+		t.Errorf("check-config allocates %.2fx as much for %dx the tenants, want at most 11x (linear)", ratio, large/small)
+	}
+}
