@@ -118,7 +118,7 @@ func (c *ProviderCheck) Required(field, value string) {
 // Explicit reports whether the file gave field (relative to the provider)
 // a value, even a zero one.
 func (c *ProviderCheck) Explicit(field string) bool {
-	return c.k.c.src.isExplicit(c.path+"."+field)
+	return c.k.c.src.isExplicit(c.path + "." + field)
 }
 
 // URL reports field unless value (when set) is an absolute https URL
