@@ -19,6 +19,9 @@ type Options struct {
 	// multi-tenant IdP, each tenant its own client); otherwise each tenant
 	// has its own IdP at https://idp<i>.example.
 	SharedIssuer string
+	// AllowLoopback lets the IdPs be on 127.0.0.1 (outbound.allow_loopback),
+	// for tests whose shared issuer is a local server.
+	AllowLoopback bool
 }
 
 // Write writes a valid configuration file with o.Tenants tenants, each with
@@ -28,6 +31,9 @@ type Options struct {
 // every tenant.
 func Write(w io.Writer, o Options) error {
 	b := bufio.NewWriterSize(w, 1<<16)
+	if o.AllowLoopback {
+		b.WriteString("outbound:\n  allow_loopback: true\n")
+	}
 	b.WriteString(`issuer: https://login.example.com
 keys:
   secret: scale-test-secret-0123456789abcdef0123
