@@ -29,6 +29,10 @@ type phase struct {
 	redisReads func() int64
 	// profile asks for pprof profiles of realmgate over this run.
 	profile bool
+	// sequential, when > 0, runs op that many times on one worker, one
+	// after another, and counts the Redis round trips exactly instead
+	// (runSequential): no load, no window edges.
+	sequential int
 }
 
 // result is what one run measured.
@@ -43,14 +47,54 @@ type result struct {
 	cpu          []float64       // CPU seconds in the window, per phase.cpu entry
 	redisReads   int64           // Redis read events in the window
 	exhausted    bool
+	// exactRT is the Redis round trips per operation counted by a
+	// sequential run (runSequential), or -1 when none was made.
+	exactRT float64
 }
 
-// redisRTPerOp is the Redis round trips per operation.
+// redisRTPerOp is the Redis round trips per operation: the exact count of
+// a sequential run when there is one, else the read events of the timed
+// window per operation, which requests in flight at the window's edges
+// and background work blur, the more so the fewer requests a busy machine
+// completes in the window.
 func (r *result) redisRTPerOp() float64 {
+	if r.exactRT >= 0 {
+		return r.exactRT
+	}
 	if r.n == 0 {
 		return 0
 	}
 	return float64(r.redisReads) / float64(r.n)
+}
+
+// runSequential runs op ph.sequential times on worker 0, one after another
+// with nothing else in flight, and counts Redis read events around them:
+// each of the store's commands is one read event (it never pipelines
+// across requests), so the count per operation is exact whatever the
+// machine's load. It subtracts the read event of its own INFO call.
+func runSequential(ctx context.Context, ph phase, op func(w int) error) *result {
+	r := &result{exactRT: -1}
+	a := ph.redisReads()
+	b := ph.redisReads()
+	own := b - a // the INFO call's own read event
+	for range ph.sequential {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := op(0); err != nil {
+			r.errs++
+			if r.firstErr == "" {
+				r.firstErr = err.Error()
+			}
+			continue
+		}
+		r.n++
+	}
+	r.redisReads = ph.redisReads() - b - own
+	if r.n > 0 && r.errs == 0 {
+		r.exactRT = float64(r.redisReads) / float64(r.n)
+	}
+	return r
 }
 
 func (r *result) perSecond() float64 {
@@ -145,7 +189,7 @@ func runLoad(ctx context.Context, ph phase, op func(w int) error) *result {
 			}
 		}()
 	}
-	r := &result{rate: ph.rate}
+	r := &result{rate: ph.rate, exactRT: -1}
 	sleep := func(d time.Duration) bool {
 		select {
 		case <-ctx.Done():

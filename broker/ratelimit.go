@@ -12,28 +12,35 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/realmgate/realmgate/oauth"
+	"github.com/realmgate/realmgate/store"
 )
 
 // Sign-in throttling (SECURITY S60). Counters live in the shared Store, so
-// a limit holds across every instance. Each limit is a fixed window aligned
-// on multiples of its length since the Unix epoch: the counter key names the
-// window, so every instance counts into the same key and Retry-After is the
-// time left in the window, without asking the store for a TTL. A fixed
-// window admits up to twice the limit across a window boundary; the limits
-// are coarse abuse brakes, not quotas.
+// a limit holds across every instance. Each limit is a sliding window
+// (store.Window, Store.SlidingWindow): an event is admitted when fewer than
+// Limit events were counted in the last Window (in buckets of a tenth of
+// it, so an event stays counted between Window and 1.1 Window), which
+// holds at window edges too: no stretch of Window ever admits more than
+// Limit, on one instance or many. Every check is one store round trip;
+// Retry-After is the time until the oldest counted events leave the window.
+// Each instance buckets by its own clock (Config.Now).
 //
 // A store failure in the limiter lets the request through with a log line:
 // a limiter outage must not become a login outage (when the store is really
 // down, the request fails on its own records a moment later with a 503).
 
-// RateLimit allows at most Limit events in each Window. A Limit of zero or
-// less, or a Window of zero, means no limit.
+// RateLimit allows at most Limit events in any stretch of Window (a sliding
+// window, not a fixed one). A Limit of zero or less, or a Window of zero,
+// means no limit.
 type RateLimit struct {
 	Limit  int64
 	Window time.Duration
 }
 
 func (r RateLimit) on() bool { return r.Limit > 0 && r.Window > 0 }
+
+// window is the limit as the store counts it.
+func (r RateLimit) window() store.Window { return store.Window{Limit: r.Limit, Length: r.Window} }
 
 // RateLimits are the sign-in throttles. The zero value limits nothing.
 type RateLimits struct {
@@ -49,12 +56,13 @@ type RateLimits struct {
 	// FailuresPerIP bounds the failed sign-ins from one client IP: refused
 	// upstream callbacks, upstream responses that fail validation, and
 	// invalid_grant or invalid_client at /token. Once reached, sign-in
-	// starts, callbacks and token requests from the IP get 429 until the
-	// window ends.
+	// starts, callbacks and token requests from the IP get 429 until enough
+	// failures have left the window.
 	FailuresPerIP RateLimit
 	// FailuresPerTenant bounds the upstream responses for one tenant that
 	// fail validation (forged or broken assertions and ID tokens). Once
-	// reached, new sign-in starts at the tenant get 429 until the window ends.
+	// reached, new sign-in starts at the tenant get 429 until enough failures
+	// have left the window.
 	FailuresPerTenant RateLimit
 }
 
@@ -136,14 +144,9 @@ func (s *Server) limitsFor(tenant string) (starts, failures RateLimit) {
 	return starts, failures
 }
 
-// window returns the counter key of subject for limit name in the window
-// containing now, and the time left in that window.
-func (s *Server) window(name, subject string, l RateLimit) (string, time.Duration) {
-	now := s.now().UnixNano()
-	w := int64(l.Window)
-	idx := now / w
-	left := time.Duration((idx+1)*w - now)
-	return "rl:" + name + ":" + subject + ":" + strconv.FormatInt(idx, 10), left
+// windowKey returns the store key of subject's sliding window for limit name.
+func windowKey(name, subject string) string {
+	return "rl:" + name + ":" + subject
 }
 
 // ipSubject is the counter subject for the client IP: an HMAC (no address
@@ -163,52 +166,47 @@ func (s *Server) ipSubject(c echo.Context) string {
 }
 
 // hit counts one event against a limit and reports how long to wait when
-// the count is over it (0: allowed).
+// the limit refuses it (0: allowed). A sign-in start counts only when
+// admitted (store.WindowTake), a failure always (store.WindowAdd).
 func (s *Server) hit(ctx context.Context, name, subject string, l RateLimit) time.Duration {
 	if !l.on() || subject == "" {
 		return 0
 	}
-	key, left := s.window(name, subject, l)
+	key := windowKey(name, subject)
+	op := store.WindowTake
 	if name == limitFailuresIP || name == limitFailuresTenant {
+		op = store.WindowAdd
 		s.underLimit.forget(key) // the next check on this instance reads the store again
 	}
-	n, err := s.store.Incr(ctx, key, left+time.Second)
+	wait, err := s.store.SlidingWindow(ctx, key, l.window(), op, s.now())
 	if err != nil {
 		s.limiterError(name, err)
 		return 0
 	}
-	if n > l.Limit {
-		return left
-	}
-	return 0
+	return wait
 }
 
-// over reports how long to wait when the counter of a limit has already
-// reached it, without counting (0: allowed).
+// over reports how long to wait when a limit has already been reached,
+// without counting (0: allowed).
 func (s *Server) over(ctx context.Context, name, subject string, l RateLimit) time.Duration {
 	if !l.on() || subject == "" {
 		return 0
 	}
-	key, left := s.window(name, subject, l)
+	key := windowKey(name, subject)
 	now := s.now()
 	if s.underLimit.fresh(key, now) {
 		return 0
 	}
 	seq := s.underLimit.failures.Load()
-	b, err := s.store.Get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		s.underLimit.remember(key, now, seq)
-		return 0
-	}
+	wait, err := s.store.SlidingWindow(ctx, key, l.window(), store.WindowPeek, now)
 	if err != nil {
 		s.limiterError(name, err)
 		return 0
 	}
-	if n, err := strconv.ParseInt(string(b), 10, 64); err == nil && n >= l.Limit {
-		return left
+	if wait == 0 {
+		s.underLimit.remember(key, now, seq)
 	}
-	s.underLimit.remember(key, now, seq)
-	return 0
+	return wait
 }
 
 // underLimitCacheTTL is how long a failure limit read as not reached is

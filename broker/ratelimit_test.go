@@ -17,6 +17,7 @@ import (
 	"github.com/realmgate/realmgate/broker/redisstore"
 	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/internal/redistest"
+	"github.com/realmgate/realmgate/store"
 )
 
 // withLimits sets rate limits and trusts X-Forwarded-For from loopback, so
@@ -65,12 +66,14 @@ func wantStarted(t *testing.T, what string, resp *http.Response) {
 }
 
 // wantThrottled fails unless resp is a readable 429 page with a Retry-After
-// of 1..max seconds.
-func wantThrottled(t *testing.T, what string, resp *http.Response, body string, maxWait int) {
+// of 1 second up to window plus a tenth (an event stays counted in a
+// sliding window for up to 1.1 times its length, store.Window).
+func wantThrottled(t *testing.T, what string, resp *http.Response, body string, window int) {
 	t.Helper()
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("%s = %d %q, want 429", what, resp.StatusCode, resp.Header.Get("Location"))
 	}
+	maxWait := window + window/10
 	ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
 	if err != nil || ra < 1 || ra > maxWait {
 		t.Errorf("%s: Retry-After = %q, want 1..%d seconds", what, resp.Header.Get("Retry-After"), maxWait)
@@ -80,9 +83,10 @@ func wantThrottled(t *testing.T, what string, resp *http.Response, body string, 
 	}
 }
 
-// alignWindows moves the test clocks to one second into a fresh window of
-// length w (windows are aligned on the epoch), so a test's events never
-// straddle a window boundary.
+// alignWindows moves the test clocks to one second past a multiple of w
+// since the epoch (where a fixed window would start), so the buckets of a
+// sliding window of length w (a tenth of it each) start there too and a
+// test's Retry-After values are the same in every run.
 func alignWindows(w time.Duration, envs ...*env) {
 	now := envs[0].clock.now()
 	d := now.Truncate(w).Add(w + time.Second).Sub(now)
@@ -123,8 +127,8 @@ func TestRateLimit_S60_StartsPerIPAcrossInstances(t *testing.T) {
 	resp, body = b.startFrom("2001:db8:1:2:ffff::9", "alice@acme.test")
 	wantThrottled(t, "4th start from the same IPv6 /64", resp, body, 60)
 
-	a.clock.advance(time.Minute)
-	b.clock.advance(time.Minute)
+	a.clock.advance(time.Minute + time.Minute/10) // the bucket of the starts has left the window
+	b.clock.advance(time.Minute + time.Minute/10)
 	if resp, _ := b.startFrom("203.0.113.7", "alice@acme.test"); resp.StatusCode != http.StatusFound {
 		t.Errorf("start after the window = %d, want 302", resp.StatusCode)
 	}
@@ -311,15 +315,8 @@ func TestRateLimit_S60_FailuresPerTenant(t *testing.T) {
 // failingCounters is a store whose counters are down while everything else works.
 type failingCounters struct{ broker.Store }
 
-func (f failingCounters) Incr(context.Context, string, time.Duration) (int64, error) {
+func (f failingCounters) SlidingWindow(context.Context, string, store.Window, store.WindowOp, time.Time) (time.Duration, error) {
 	return 0, broker.ErrUnavailable
-}
-
-func (f failingCounters) Get(ctx context.Context, k string) ([]byte, error) {
-	if strings.HasPrefix(k, "rl:") {
-		return nil, broker.ErrUnavailable
-	}
-	return f.Store.Get(ctx, k)
 }
 
 // TestRateLimit_S60_FailsOpen: a limiter whose store fails lets sign-ins

@@ -87,14 +87,14 @@ func TestRedis_S62_OutageAndRecovery(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r, _ := e.browser().getBody(e.issuer + "/readyz")
 		if r.StatusCode == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not ready 2 s after Redis came back")
+			t.Fatalf("not ready 10 s after Redis came back")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -162,9 +162,21 @@ type Redis struct {
 	// one (docs/resilience.md).
 	ReplicaAckCount int `yaml:"replica_ack_count,omitempty"`
 	// ReplicaAckTimeout is how long a single-use write waits for the
-	// acknowledgement before the request is refused: 1ms to 450ms, default
-	// 200ms.
+	// acknowledgement before the request is refused: 1ms to
+	// store.redis.read_timeout less 50ms (450ms by default), default 200ms.
 	ReplicaAckTimeout Duration `yaml:"replica_ack_timeout,omitempty"`
+	// DialTimeout bounds connecting to a Redis node or sentinel.
+	DialTimeout Duration `yaml:"dial_timeout,omitempty"`
+	// ReadTimeout bounds the wait for one reply: a command that takes
+	// longer fails, and the request gets a 503 (SECURITY S62). Raise it when
+	// a busy Redis answers slowly rather than not at all.
+	ReadTimeout Duration `yaml:"read_timeout,omitempty"`
+	// WriteTimeout bounds sending one command (large admin writes send the
+	// most).
+	WriteTimeout Duration `yaml:"write_timeout,omitempty"`
+	// PoolTimeout bounds the wait for a free connection when every pooled
+	// connection is busy.
+	PoolTimeout Duration `yaml:"pool_timeout,omitempty"`
 }
 
 // Keys configures token signing.

@@ -585,6 +585,12 @@ func TestValidate(t *testing.T) {
 		{"replica ack timeout long", func(c *Config) {
 			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:6379"}, ReplicaAckTimeout: Duration(time.Second)}}
 		}, "store.redis.replica_ack_timeout", "out of range"},
+		{"replica ack timeout under a longer read timeout", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:6379"}, ReadTimeout: Duration(2 * time.Second), ReplicaAckTimeout: Duration(time.Second)}}
+		}, "", ""},
+		{"replica ack timeout past a shorter read timeout", func(c *Config) {
+			c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"a.example:6379"}, ReadTimeout: Duration(200 * time.Millisecond), ReplicaAckTimeout: Duration(200 * time.Millisecond)}}
+		}, "store.redis.replica_ack_timeout", "want 1ms to 150ms"},
 		{"algorithm none", func(c *Config) { c.Keys.Algorithm = "none" }, "keys.algorithm", "unknown algorithm"},
 		{"algorithm RS256", func(c *Config) { c.Keys.Algorithm = AlgRS256 }, "", ""},
 		{"secret short", func(c *Config) { c.Keys.Secret = "short" }, "keys.secret", "at least 32"},
@@ -791,7 +797,11 @@ func TestLoad_Errors(t *testing.T) {
 		t.Errorf("Load(missing) error = %v, want os.ErrNotExist", err)
 	}
 	big := filepath.Join(t.TempDir(), "big.yaml")
-	if err := os.WriteFile(big, bytes.Repeat([]byte("#"), MaxFileSize+1), 0o600); err != nil {
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(f.Truncate(MaxFileSize+1), f.Close()); err != nil { // sparse: nothing written
 		t.Fatal(err)
 	}
 	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {

@@ -12,12 +12,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
 
-// MaxFileSize is the largest configuration file Load reads.
-const MaxFileSize = 16 << 20
+// MaxFileSize is the largest configuration file Load reads: room for 100k
+// tenants with a few rules each (about 600 bytes a tenant).
+const MaxFileSize = 128 << 20
 
 // Limits that keep a hostile document (alias bombs, deep nesting) cheap.
 // The node budget grows with the file: without aliases a document has fewer
@@ -30,21 +32,32 @@ const (
 
 // source remembers where each field of a parsed Config came from.
 type source struct {
-	file     string
-	lines    map[string]int  // dotted field path -> line
-	explicit map[string]bool // paths given a non-null value in the file
+	file string
+	// fields holds every dotted field path of the file: its line, and
+	// whether it was given a non-null value. One map, sized from the file's
+	// line count, since a file of 100k tenants has millions of paths.
+	fields map[string]fieldSource
+}
+
+// fieldSource is where one field came from.
+type fieldSource struct {
+	line     int32
+	explicit bool // given a non-null value
 }
 
 // lineOf returns the line of path, or of its nearest ancestor present in the file.
 func (s source) lineOf(path string) int {
 	for path != "" {
-		if l, ok := s.lines[path]; ok {
-			return l
+		if f, ok := s.fields[path]; ok {
+			return int(f.line)
 		}
 		path = parentPath(path)
 	}
 	return 0
 }
+
+// isExplicit reports whether the file gave path a non-null value.
+func (s source) isExplicit(path string) bool { return s.fields[path].explicit }
 
 // parentPath drops the last ".name" or "[i]" of a dotted path.
 func parentPath(path string) string {
@@ -65,6 +78,9 @@ func Load(path string, opts ...Option) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config: read %s: %w", path, err)
@@ -94,7 +110,7 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool), 
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	d := &decoder{
-		src:       source{file: filename, lines: map[string]int{}, explicit: map[string]bool{}},
+		src:       source{file: filename, fields: make(map[string]fieldSource, bytes.Count(data, []byte{'\n'})+1)},
 		lookup:    lookupEnv,
 		maxVisits: maxVisits + len(data),
 	}
@@ -104,7 +120,7 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool), 
 		return nil, err
 	}
 	if root != nil {
-		d.decode(root, reflect.ValueOf(c).Elem(), "", 0)
+		d.decode(root, reflect.ValueOf(c).Elem(), "", 0, 0)
 	}
 	c.src = d.src
 	if filename != "" {
@@ -243,16 +259,15 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// decode stores n into v (settable). path is v's dotted field path.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) {
+// decode stores n into v (settable). path is v's dotted field path, line
+// the line of its key or list item.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth, line int) {
 	n = d.deref(n)
-	if n == nil || !d.budget(n, depth) {
-		return
-	}
-	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+	explicit := n != nil && (n.Kind != yaml.ScalarNode || n.ShortTag() != "!!null")
+	d.src.fields[path] = fieldSource{line: int32(line), explicit: explicit}
+	if n == nil || !d.budget(n, depth) || !explicit {
 		return // null or empty: leave the zero value (defaults apply)
 	}
-	d.src.explicit[path] = true
 
 	if v.Kind() != reflect.Pointer && reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
 		s, ok := d.scalar(n, path, "a value")
@@ -268,7 +283,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 	switch v.Kind() {
 	case reflect.Pointer:
 		nv := reflect.New(v.Type().Elem())
-		d.decode(n, nv.Elem(), path, depth+1)
+		d.decode(n, nv.Elem(), path, depth+1, line)
 		v.Set(nv)
 	case reflect.String:
 		if s, ok := d.scalar(n, path, "a string"); ok {
@@ -305,9 +320,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			d.src.lines[p] = item.Line
-			d.decode(item, s.Index(i), p, depth+1)
+			p := path + "[" + strconv.Itoa(i) + "]"
+			d.decode(item, s.Index(i), p, depth+1, item.Line)
 		}
 		v.Set(s)
 	case reflect.Map:
@@ -318,9 +332,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 		m := reflect.MakeMap(v.Type())
 		for _, kv := range d.pairs(n, path, depth) {
 			p := childKey(path, kv.key.Value)
-			d.src.lines[p] = kv.key.Line
 			ev := reflect.New(v.Type().Elem()).Elem()
-			d.decode(kv.value, ev, p, depth+1)
+			d.decode(kv.value, ev, p, depth+1, kv.key.Line)
 			m.SetMapIndex(reflect.ValueOf(kv.key.Value).Convert(v.Type().Key()), ev)
 		}
 		v.Set(m)
@@ -338,8 +351,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 				d.problem(kv.key.Line, p, "unknown field %q%s", name, suggest(name, fields))
 				continue
 			}
-			d.src.lines[p] = kv.key.Line
-			d.decode(kv.value, v.Field(idx), p, depth+1)
+			d.decode(kv.value, v.Field(idx), p, depth+1, kv.key.Line)
 		}
 	default:
 		d.problem(n.Line, path, "cannot read a value of type %s", v.Type())
@@ -437,8 +449,23 @@ func keyPath(k string) string {
 	return "[" + strconv.Quote(k) + "]"
 }
 
-// structFields maps yaml key names to field indexes.
+// fieldsByType caches structFields: a file of 100k tenants decodes 100k
+// Tenant and Provider mappings, and reading struct tags each time cost
+// about a tenth of the load.
+var fieldsByType sync.Map // reflect.Type -> map[string]int
+
+// structFields maps yaml key names to field indexes. The map is shared:
+// callers must not change it.
 func structFields(t reflect.Type) map[string]int {
+	if m, ok := fieldsByType.Load(t); ok {
+		return m.(map[string]int)
+	}
+	m, _ := fieldsByType.LoadOrStore(t, readStructFields(t))
+	return m.(map[string]int)
+}
+
+// readStructFields maps t's yaml key names to field indexes.
+func readStructFields(t reflect.Type) map[string]int {
 	out := make(map[string]int, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)

@@ -59,8 +59,9 @@ func (r *Rate) UnmarshalText(text []byte) error {
 }
 
 // RateLimits throttle sign-ins per client IP and per tenant (SECURITY S60).
-// The counters live in the store, so with Redis a limit holds across every
-// instance. Behind a reverse proxy, set trusted_proxies: otherwise every
+// Each is a sliding window: at most the count in any stretch of the window, at
+// window edges too. The counters live in the store, so with Redis a limit
+// holds across every instance. Behind a reverse proxy, set trusted_proxies: otherwise every
 // user shares the proxy's address and its per-IP limits.
 type RateLimits struct {
 	// StartsPerIP bounds the sign-in starts from one client IP (an IPv6
@@ -75,11 +76,12 @@ type RateLimits struct {
 	// FailuresPerIP bounds the failed sign-ins from one client IP (refused
 	// callbacks, upstream answers that fail validation, invalid_grant and
 	// invalid_client at /token); once reached, that IP's starts, callbacks
-	// and token requests get 429 until the window ends. Default 30/10m.
+	// and token requests get 429 until enough failures have left the
+	// window. Default 30/10m.
 	FailuresPerIP Rate `yaml:"failures_per_ip,omitempty"`
 	// FailuresPerTenant bounds the upstream answers for one tenant that fail
-	// validation; once reached, new starts at the tenant get 429 until the
-	// window ends. Default 1000/10m.
+	// validation; once reached, new starts at the tenant get 429 until
+	// enough failures have left the window. Default 1000/10m.
 	FailuresPerTenant Rate `yaml:"failures_per_tenant,omitempty"`
 }
 

@@ -118,7 +118,7 @@ func (c *ProviderCheck) Required(field, value string) {
 // Explicit reports whether the file gave field (relative to the provider)
 // a value, even a zero one.
 func (c *ProviderCheck) Explicit(field string) bool {
-	return c.k.c.src.explicit[c.path+"."+field]
+	return c.k.c.src.isExplicit(c.path + "." + field)
 }
 
 // URL reports field unless value (when set) is an absolute https URL
@@ -149,20 +149,41 @@ func IsDomainName(d string) bool {
 	return validHostname(h) && h != "localhost"
 }
 
-// providerSet reports, per type-specific YAML name, whether p sets it:
-// a non-zero value, or a duration the file gave explicitly.
-func (k *checker) providerSet(p *Provider, path string) map[string]bool {
+// providerSet returns, sorted, the type-specific YAML names p sets: a
+// non-zero value, or a duration the file gave explicitly. It runs once per
+// provider of a file (100k tenants: 100k times), so the field list is
+// worked out once and a zero field is looked up only when it is a duration.
+func (k *checker) providerSet(p *Provider, path string) []string {
 	v := reflect.ValueOf(p).Elem()
-	set := map[string]bool{}
-	for name, i := range providerFieldIndex() {
-		if slices.Contains(commonProviderFields, name) {
-			continue
-		}
+	var set []string
+	for _, f := range providerSpecificFields() {
+		fv := v.Field(f.index)
 		// A duration given as 0 is set (and refused by the type's check).
-		set[name] = !v.Field(i).IsZero() || (k.c.src.explicit[path+"."+name] && v.Field(i).Kind() == reflect.Int64)
+		if !fv.IsZero() || (fv.Kind() == reflect.Int64 && k.c.src.isExplicit(path+"."+f.name)) {
+			set = append(set, f.name)
+		}
 	}
 	return set
 }
+
+// providerField is one type-specific field of Provider.
+type providerField struct {
+	name  string
+	index int
+}
+
+// providerSpecificFields are Provider's fields that are not in
+// commonProviderFields, sorted by YAML name.
+var providerSpecificFields = sync.OnceValue(func() []providerField {
+	var out []providerField
+	for name, i := range providerFieldIndex() {
+		if !slices.Contains(commonProviderFields, name) {
+			out = append(out, providerField{name, i})
+		}
+	}
+	slices.SortFunc(out, func(a, b providerField) int { return strings.Compare(a.name, b.name) })
+	return out
+})
 
 // typeNames lists the registered types for a message: "a, b or c".
 func typeNames() string {

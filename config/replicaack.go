@@ -10,10 +10,11 @@ const (
 )
 
 // Bounds of store.redis.replica_ack_timeout: the acknowledgement is read
-// under the store's 500 ms read timeout.
+// under the store's read timeout (store.redis.read_timeout), so it must end
+// replicaAckMargin before that does.
 const (
 	minReplicaAckTimeout = time.Millisecond
-	maxReplicaAckTimeout = 450 * time.Millisecond
+	replicaAckMargin     = 50 * time.Millisecond
 )
 
 // replicaAck checks the replica acknowledgement settings (issue 22).
@@ -26,7 +27,12 @@ func (k *checker) replicaAck(r Redis) {
 	if r.ReplicaAckCount < 0 {
 		k.add("store.redis.replica_ack_count", "must not be negative")
 	}
-	if d := r.ReplicaAckTimeout.Duration(); d != 0 && (d < minReplicaAckTimeout || d > maxReplicaAckTimeout) {
-		k.add("store.redis.replica_ack_timeout", "%s is out of range: want 1ms to 450ms", r.ReplicaAckTimeout)
+	read := r.ReadTimeout.Duration()
+	if read == 0 {
+		read = DefaultRedisReadTimeout.Duration()
+	}
+	if d, max := r.ReplicaAckTimeout.Duration(), read-replicaAckMargin; d != 0 && (d < minReplicaAckTimeout || d > max) {
+		k.add("store.redis.replica_ack_timeout", "%s is out of range: want 1ms to %s (store.redis.read_timeout %s less %s)",
+			r.ReplicaAckTimeout, Duration(max), Duration(read), Duration(replicaAckMargin))
 	}
 }

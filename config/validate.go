@@ -88,7 +88,7 @@ var DefaultScopes = []string{"openid", "profile", "email"}
 // reports "rotate_every: 0s" instead of silently replacing it. Parse and
 // Load call it; call it on a Config built in code before Validate.
 func (c *Config) ApplyDefaults() {
-	unset := func(path string) bool { return !c.src.explicit[path] }
+	unset := func(path string) bool { return !c.src.isExplicit(path) }
 	str := func(p *string, path, def string) {
 		if *p == "" && unset(path) {
 			*p = def
@@ -111,6 +111,7 @@ func (c *Config) ApplyDefaults() {
 	dur(&c.Tokens.IDTokenLifetime, "tokens.id_token_lifetime", DefaultIDTokenLifetime)
 	dur(&c.Tokens.RefreshTokenLifetime, "tokens.refresh_token_lifetime", DefaultRefreshTokenLifetime)
 	c.applyOperationDefaults(unset) // operations.go
+	c.applyRedisDefaults(unset)     // redis.go
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		if t.Name == "" {
@@ -224,6 +225,7 @@ func (c *Config) problems() []Problem {
 		}
 	}
 	k.store()
+	k.redis() // redis.go
 	k.keys()
 	k.durations()
 	if c.UpstreamConcurrency < 0 || c.UpstreamConcurrency > 100_000 {
@@ -667,9 +669,8 @@ func (k *checker) provider(p *Provider, path, tenant string, seen map[string]str
 		k.add(path+".type", "unknown provider type %q: want %s", p.Type, typeNames())
 		return
 	}
-	set := k.providerSet(p, path)
-	for _, f := range slices.Sorted(maps.Keys(set)) {
-		if set[f] && !slices.Contains(typ.Fields, f) {
+	for _, f := range k.providerSet(p, path) {
+		if !slices.Contains(typ.Fields, f) {
 			k.add(path+"."+f, "is not used by providers of type %q", p.Type)
 		}
 	}

@@ -225,10 +225,10 @@ func startOPWith(t *testing.T, extra ...string) *upstreamOP {
 }
 
 // opLines returns the JSON event lines op.mjs printed with the given event
-// name, waiting up to 3 s for at least min of them (its stdout reaches the
+// name, waiting up to 10 s for at least min of them (its stdout reaches the
 // test through a pipe, after the HTTP answers).
 func opLines(op *upstreamOP, event string, min int) []map[string]any {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if out := opEvents(op, event); len(out) >= min || time.Now().After(deadline) {
 			return out
@@ -263,9 +263,9 @@ func auditEvents(p *e2etest.Proc) []map[string]any {
 
 // findAudit returns the first audit event whose fields equal want. The
 // stream reaches the test through a pipe, after the HTTP answer that caused
-// it, so it waits up to 3 s for the event to show.
+// it, so it waits up to 10 s for the event to show.
 func findAudit(p *e2etest.Proc, want map[string]string) map[string]any {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if ev := matchAudit(p, want); ev != nil || time.Now().After(deadline) {
 			return ev

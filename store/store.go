@@ -65,6 +65,12 @@ type Store interface {
 	// Incr adds one to the counter under key and returns the new value; the
 	// first increment starts the ttl window.
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// SlidingWindow asks about one event under key in the sliding window w
+	// at now (window.go), counting it as op says, in one atomic step and
+	// one round trip: 0 when the event is admitted, else how long until one
+	// would be. Rate limits (S60) use it, never fixed windows, so a limit
+	// holds at window edges and across instances.
+	SlidingWindow(ctx context.Context, key string, w Window, op WindowOp, now time.Time) (time.Duration, error)
 
 	// CreateFamily starts a refresh-token family: grant is the data every
 	// token of the family redeems, token the key of its first token. The family

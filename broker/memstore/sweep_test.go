@@ -51,7 +51,7 @@ func TestSweepDropsExpired(t *testing.T) {
 	}
 	clock.Add(2 * time.Second)
 
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		e, f := s.sizes()
 		if e == 1 && f == 0 {

@@ -37,6 +37,7 @@ const (
 	DefaultDialTimeout  = time.Second
 	DefaultReadTimeout  = 500 * time.Millisecond
 	DefaultWriteTimeout = 500 * time.Millisecond
+	DefaultPoolTimeout  = DefaultReadTimeout + time.Second
 )
 
 // ErrBadTTL is returned for a time to live that is not positive.
@@ -66,6 +67,9 @@ type Options struct {
 	DialTimeout  time.Duration
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+	// PoolTimeout bounds the wait for a free connection when the pool is
+	// exhausted; default DefaultPoolTimeout.
+	PoolTimeout time.Duration
 	// PoolSize is the connection pool size per node; 0 means go-redis's default.
 	PoolSize int
 	// TLSConfig, when not nil, connects with TLS: to every node, and to
@@ -124,6 +128,7 @@ func New(opts Options) (*Store, error) {
 		DialTimeout:  orDefault(opts.DialTimeout, DefaultDialTimeout),
 		ReadTimeout:  orDefault(opts.ReadTimeout, DefaultReadTimeout),
 		WriteTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
+		PoolTimeout:  orDefault(opts.PoolTimeout, DefaultPoolTimeout),
 		PoolSize:     opts.PoolSize,
 		TLSConfig:    opts.TLSConfig,
 

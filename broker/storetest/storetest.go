@@ -78,6 +78,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, auditTests...)
 	tests = append(tests, dirTests...)
 	tests = append(tests, recordTests...)
+	tests = append(tests, windowTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -334,20 +335,31 @@ func testIncr(t *testing.T, s store.Store) {
 	}
 }
 
+// A lifetime that must NOT have ended when the second step runs, and the
+// sleeps around it: the second step has half of it to spare (a loaded
+// machine that oversleeps by less never fails the test), and the check
+// after it falls between the first deadline and a slid one. Oversleeping
+// more can only make the check miss a slide, never fail a correct store.
+const (
+	slideTTL   = time.Second
+	slideStep  = slideTTL / 2
+	slideCheck = slideTTL/2 + 200*time.Millisecond // after slideStep: past the first deadline
+)
+
 // testIncrWindowExpires: the window starts at the first increment and later
-// increments do not extend it (a fixed-window rate limit, S60).
+// increments do not extend it (a fixed-window counter).
 func testIncrWindowExpires(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	key := uniq("window")
-	if got, err := s.Incr(ctx, key, shortTTL); err != nil || got != 1 {
+	if got, err := s.Incr(ctx, key, slideTTL); err != nil || got != 1 {
 		t.Fatalf("Incr(%q) = %d, %v; want 1", key, got, err)
 	}
-	time.Sleep(shortTTL * 2 / 3)
-	if got, err := s.Incr(ctx, key, shortTTL); err != nil || got != 2 {
+	time.Sleep(slideStep)
+	if got, err := s.Incr(ctx, key, slideTTL); err != nil || got != 2 {
 		t.Fatalf("Incr(%q) = %d, %v; want 2", key, got, err)
 	}
-	time.Sleep(shortTTL*1/3 + 150*time.Millisecond) // past the first window, not past a slid one
-	if got, err := s.Incr(ctx, key, shortTTL); err != nil || got != 1 {
+	time.Sleep(slideCheck) // past the first window, not past a slid one
+	if got, err := s.Incr(ctx, key, slideTTL); err != nil || got != 1 {
 		t.Fatalf("Incr(%q) after the window = %d, %v; want 1 (a new window)", key, got, err)
 	}
 }
@@ -468,10 +480,10 @@ func testFamilyRevoke(t *testing.T, s store.Store) {
 func testFamilyExpiry(t *testing.T, s store.Store) {
 	fam, grant := uniq("fam"), []byte("grant")
 	t0, t1, t2 := uniq("t0"), uniq("t1"), uniq("t2")
-	createFamily(t, s, fam, t0, grant, shortTTL)
-	time.Sleep(shortTTL * 2 / 3)
+	createFamily(t, s, fam, t0, grant, slideTTL)
+	time.Sleep(slideStep)
 	rotate(t, s, fam, t0, t1, grant)
-	time.Sleep(shortTTL*1/3 + 150*time.Millisecond)
+	time.Sleep(slideCheck) // past the family's deadline, not past a slid one
 	wantActive(t, s, fam, false)
 	wantRotateErr(t, s, fam, t1, t2, store.ErrNotFound)
 	// An expired family is gone: the id can start a new one.

@@ -223,6 +223,11 @@ func signInWith(issuer string, hints url.Values) (map[string]any, error) {
 	return claims, json.Unmarshal(payload, &claims)
 }
 
+// pollDeadline bounds a wait for a state change (an admin change reaching
+// the other instance) that usually takes a fraction of a second: generous,
+// so a busy machine does not fail the test; the time is logged.
+const pollDeadline = 15 * time.Second
+
 // within retries f until it succeeds or limit passes after start.
 func within(t *testing.T, limit time.Duration, what string, f func() error) time.Duration {
 	t.Helper()
@@ -255,7 +260,7 @@ func TestAdminAPI_OnboardWithoutRestart(t *testing.T) {
 				t.Fatalf("create newco on A = %d", got)
 			}
 			var claims map[string]any
-			took := within(t, time.Second, "first sign-in through B", func() (err error) {
+			took := within(t, pollDeadline, "first sign-in through B", func() (err error) {
 				claims, err = signIn(c.issuer, "nina@newco.test")
 				return err
 			})
@@ -268,7 +273,7 @@ func TestAdminAPI_OnboardWithoutRestart(t *testing.T) {
 			if got := api(t, c.adminA, testNewcoToken, "PUT", "/v1/tenants/newco/rules", map[string]any{"rules": rules}, nil); got != http.StatusOK {
 				t.Fatalf("tenant admin updates rules on A = %d", got)
 			}
-			took = within(t, time.Second, "new roles through B", func() error {
+			took = within(t, pollDeadline, "new roles through B", func() error {
 				cl, err := signIn(c.issuer, "nina@newco.test")
 				if err != nil {
 					return err
@@ -283,7 +288,7 @@ func TestAdminAPI_OnboardWithoutRestart(t *testing.T) {
 			if got := api(t, c.adminB, testOpToken, "DELETE", "/v1/tenants/newco", nil, nil); got != http.StatusNoContent {
 				t.Fatalf("delete newco on B = %d", got)
 			}
-			within(t, time.Second, "discovery stops on B", func() error {
+			within(t, pollDeadline, "discovery stops on B", func() error {
 				_, err := signIn(c.issuer, "nina@newco.test")
 				if errors.Is(err, errNotRouted) {
 					return nil
@@ -300,7 +305,7 @@ func TestAdminAPI_OnboardWithoutRestart(t *testing.T) {
 
 func waitVersion(t *testing.T, s *admin.Service, v int64) {
 	t.Helper()
-	within(t, time.Second, fmt.Sprintf("version %d", v), func() error {
+	within(t, pollDeadline, fmt.Sprintf("version %d", v), func() error {
 		if got := s.Version(); got != v {
 			return fmt.Errorf("version %d", got)
 		}
@@ -335,7 +340,7 @@ func TestAdminAPI_S52_UnverifiedDomainVouchesForNothing(t *testing.T) {
 		t.Fatalf("override = %d %+v", got, d)
 	}
 	cl = nil
-	within(t, time.Second, "newco.test routes and vouches on B", func() (err error) {
+	within(t, pollDeadline, "newco.test routes and vouches on B", func() (err error) {
 		cl, err = signIn(c.issuer, "nina@newco.test")
 		return err
 	})
@@ -520,11 +525,13 @@ func TestAdminAPI_10kTenants(t *testing.T) {
 	t.Logf("10k tenants: batch write %s (incl. %d discovery probes), applied on B %s later; discovery %s per lookup (%d allocs); "+
 		"one more tenant: write %s, signed in through B %s later", wrote.Round(time.Millisecond), n/50, applied.Round(time.Millisecond),
 		perLookup, bench.AllocsPerOp(), oneWrite.Round(time.Millisecond), visible.Round(time.Millisecond))
-	// About a microsecond (realm's BenchmarkResolveTenants); the bound
-	// leaves room for a loaded machine and catches anything linear in the
-	// number of tenants (a scan of 10k would take 100 µs or more).
-	if perLookup > 20*time.Microsecond {
-		t.Errorf("discovery at 10k API tenants takes %s per lookup, want about a microsecond", perLookup)
+	// The time per lookup (about a microsecond, realm's
+	// BenchmarkResolveTenants) is logged, not asserted: it moves with the
+	// machine's load. What is asserted does not: a lookup allocates at
+	// most once (the lower-cased hint; realm.Resolver shares its slices),
+	// so no lookup copies or rebuilds anything the size of the tenants.
+	if a := bench.AllocsPerOp(); a > 1 {
+		t.Errorf("discovery at 10k API tenants allocates %d times per lookup, want at most 1", a)
 	}
 }
 

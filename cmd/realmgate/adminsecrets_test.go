@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker"
@@ -148,7 +147,7 @@ admin_api:
 				t.Errorf("%d encrypted secrets in the store, want 2", n)
 			}
 			var claims map[string]any
-			within(t, time.Second, "sign-in", func() (err error) {
+			within(t, pollDeadline, "sign-in", func() (err error) {
 				claims, err = signIn(c.issuer, "nina@newco.test")
 				return err
 			})

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -90,11 +91,13 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: realmgate check-config FILE")
 		return 2
 	}
-	cfg, err := config.Load(*path, config.WithRuleChecker(ruleChecker{}))
+	rc := ruleChecker{keep: &compiledRules{}}
+	cfg, err := config.Load(*path, config.WithRuleChecker(rc))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	defer runtime.KeepAlive(rc.keep) // compileRules reuses its programs
 	// The checker compiled each rule alone; what only shows when a
 	// tenant's rules compile together with the global ones (a name used
 	// twice) is found here, as serve would find it.
@@ -143,7 +146,8 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer stopTracing()
-	cfg, err := config.Load(*path, config.WithRuleChecker(ruleChecker{}))
+	rc := ruleChecker{keep: &compiledRules{}} // until startBroker has compiled the engines
+	cfg, err := config.Load(*path, config.WithRuleChecker(rc))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -168,6 +172,7 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		logger.Error("start", "err", err)
 		return 1
 	}
+	runtime.KeepAlive(rc.keep) // the broker holds its programs now
 	gcpace.Start(ctx, logger)
 	if _, err := startAdminAPI(ctx, cfg, store, srv, logger, audit); err != nil { // adminapi.go
 		logger.Error("admin api", "err", err)

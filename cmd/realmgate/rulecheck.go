@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/internal/assemble"
@@ -13,20 +14,40 @@ import (
 // ruleChecker compiles the configuration's rules for config.Load
 // (config.WithRuleChecker), so that a rule that does not compile is
 // reported at its file:line together with every other problem.
-type ruleChecker struct{}
+type ruleChecker struct {
+	// keep, when not nil, holds what the checker compiled until the caller
+	// has compiled the tenants' engines (compileRules, buildBroker):
+	// transform caches compiled expressions only while something uses them,
+	// so without this every expression of a file was compiled twice.
+	keep *compiledRules
+}
+
+// compiledRules are engines kept alive for transform's expression cache.
+type compiledRules struct {
+	mu      sync.Mutex
+	engines []*transform.Engine
+}
 
 var _ config.RuleChecker = ruleChecker{}
 
 // CheckRule compiles r alone, as a global rule when tenant is empty.
-func (ruleChecker) CheckRule(tenant string, r config.Rule) []config.RuleFault {
+func (rc ruleChecker) CheckRule(tenant string, r config.Rule) []config.RuleFault {
 	rules := assemble.Rules([]config.Rule{r})
-	var err error
+	var (
+		eng *transform.Engine
+		err error
+	)
 	if tenant == "" {
-		_, err = transform.Compile(rules, nil, transform.Options{})
+		eng, err = transform.Compile(rules, nil, transform.Options{})
 	} else {
-		_, err = transform.Compile(nil, rules, transform.Options{Tenant: tenant})
+		eng, err = transform.Compile(nil, rules, transform.Options{Tenant: tenant})
 	}
 	if err == nil {
+		if rc.keep != nil {
+			rc.keep.mu.Lock()
+			rc.keep.engines = append(rc.keep.engines, eng)
+			rc.keep.mu.Unlock()
+		}
 		return nil
 	}
 	errs := []error{err}

@@ -59,6 +59,8 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 		opts := redisstore.Options{Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, Password: r.Password,
 			SentinelUsername: r.SentinelUsername, SentinelPassword: r.SentinelPassword, DB: r.DB,
 			ReplicaAck: r.ReplicaAck, ReplicaAckCount: r.ReplicaAckCount, ReplicaAckTimeout: r.ReplicaAckTimeout.Duration(),
+			DialTimeout: r.DialTimeout.Duration(), ReadTimeout: r.ReadTimeout.Duration(), // config/redis.go
+			WriteTimeout: r.WriteTimeout.Duration(), PoolTimeout: r.PoolTimeout.Duration(),
 			Tracing: tracing.Enabled()} // no hook unless tracing is on
 		if r.TLS != nil {
 			tc, err := r.TLS.ClientConfig() // config/tls.go

@@ -143,7 +143,7 @@ func TestE2E_SAML_SingleLogout(t *testing.T) {
 		// samlify logs its events on stdout, read asynchronously: a line may
 		// arrive just after the browser step that caused it. Wait briefly.
 		var out []idpEvent
-		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(25 * time.Millisecond) {
 			out = out[:0]
 			for _, ev := range idps.events("contoso")[from:] {
 				if ev.Event == kind {

@@ -864,7 +864,7 @@ func TestCallback_UpstreamHang(t *testing.T) {
 	_, err := op.callback(t, c, req, signRS(t, op.claims(req)), nil)
 	elapsed := time.Since(start)
 	wantErr(t, "token hang", err, providers.ErrUnavailable, "")
-	if elapsed > 2*time.Second {
+	if elapsed > 5*time.Second { // under DefaultTimeout (10 s), with room for a busy machine
 		t.Errorf("hanging token endpoint took %v to fail, want about the 300ms timeout", elapsed)
 	}
 }

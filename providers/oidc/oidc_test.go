@@ -110,8 +110,10 @@ func TestDiscovery_Hang(t *testing.T) {
 	start := time.Now()
 	_, _, err := c.LoginURL(context.Background(), newLoginRequest(t))
 	wantErr(t, "discovery hang", err, providers.ErrUnavailable, "")
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("hanging discovery took %v, want about 200ms", d)
+	// Under DefaultTimeout (10 s): the bound tells the configured timeout
+	// from the default with room for a busy machine.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("hanging discovery took %v, want about the 200ms timeout", d)
 	}
 	// A caller whose own context ends first returns at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
