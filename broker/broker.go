@@ -253,6 +253,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 	if err := s.keys.load(ctx); err != nil {
 		return nil, fmt.Errorf("broker: load signing keys: %w", err)
 	}
+	s.resealSAMLKeyAtStart(ctx) // samlidp_keys.go
 	s.echo = s.routes()
 	s.startOps()
 	s.startLogoutQueue()
