@@ -19,8 +19,9 @@ package broker
 //     post_logout_redirect_uri, or the signed-out page).
 //
 // A logout that arrives without the user's browser (an upstream
-// back-channel logout) reaches the OIDC apps only: SAML front-channel
-// logout needs the browser.
+// back-channel logout) cannot use front-channel logout: the SAML apps that
+// registered a SOAP SingleLogoutService are told server to server
+// (samlidp_soap.go); the others are not told.
 
 import (
 	"context"

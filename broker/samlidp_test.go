@@ -68,7 +68,7 @@ type idpEnv struct {
 	app *samlidp.SP
 }
 
-func newIdPEnv(t *testing.T, mutate func(sp *samlidp.SP)) *idpEnv {
+func newIdPEnv(t *testing.T, mutate func(sp *samlidp.SP), opts ...envOpt) *idpEnv {
 	t.Helper()
 	key, cert := spKey(t)
 	app := &samlidp.SP{EntityID: spEntity,
@@ -93,6 +93,9 @@ func newIdPEnv(t *testing.T, mutate func(sp *samlidp.SP)) *idpEnv {
 	e := newEnv(t, func(c *broker.Config) {
 		c.Clients = append(c.Clients, broker.Client{ID: "wiki", AllowedTenants: []string{"acme", "globex"}, SAML: app})
 		c.Rules = map[string]*transform.Engine{"acme": eng}
+		for _, o := range opts {
+			o(c)
+		}
 	})
 	md := fetchIdPMetadata(t, e.issuer)
 	acs, _ := url.Parse(spACS)

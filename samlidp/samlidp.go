@@ -112,6 +112,8 @@ type LogoutEndpoint struct {
 	URL, ResponseURL string
 	// Binding is BindingRedirect or BindingPost.
 	Binding string
+	// SOAPURL is the SOAP-binding SingleLogoutService (back-channel); "" when none.
+	SOAPURL string
 }
 
 // Attribute is one attribute of the assertions to an SP.
