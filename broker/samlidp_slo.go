@@ -296,7 +296,10 @@ func (s *Server) samlLogoutAnswer(c echo.Context, idp *samlidp.IdP, cl *client, 
 	}
 	if err != nil || status != samlidp.StatusSuccess {
 		s.log.Info("saml idp: logout not confirmed", "request_id", requestID(c), "client", cl.ID, "status", status, "err", err)
+		s.auditEvent(c, "logout", "saml_logout_unconfirmed", attrs{client: cl.ID})
 		ch.Partial = true
+	} else {
+		s.auditEvent(c, "logout", "saml_logout_confirmed", attrs{client: cl.ID})
 	}
 	return s.samlChainNext(c, state, &ch)
 }

@@ -6,12 +6,21 @@ time by broker/samlidp_onelogin_test.go, which plays the browser.
   onelogin_sp.py CONFIG.json acs     <- {"SAMLResponse", "RelayState", "id"} -> errors, NameID, attributes
   onelogin_sp.py CONFIG.json logout  <- {"nameid", "session_index"} -> {"url": signed LogoutRequest, "id"}
   onelogin_sp.py CONFIG.json sls     <- {"query": LogoutResponse query, "id"} -> errors
+  onelogin_sp.py CONFIG.json login_post  -> {"action", "SAMLRequest", "RelayState", "id"}: an AuthnRequest
+                                            for the HTTP-POST binding, enveloped XML signature (add_sign)
+  onelogin_sp.py CONFIG.json slo_request <- {"query": LogoutRequest query} -> errors, the LogoutRequest's
+                                            NameID and SessionIndexes, and "url": the signed LogoutResponse
 
 strict mode; signed AuthnRequests and LogoutRequests (RSA-SHA256), signed
 messages and assertions wanted, encrypted assertions when CONFIG says so.
 """
-import sys, json
+import sys, json, base64
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
 cfg = json.load(open(sys.argv[1]))
 mode = sys.argv[2]
 settings = {
@@ -50,3 +59,25 @@ elif mode == "sls":
     auth = OneLogin_Saml2_Auth(req, settings)
     auth.process_slo(request_id=d["id"], keep_local_session=True)
     print(json.dumps({"errors": auth.get_errors(), "reason": auth.get_last_error_reason()}))
+elif mode == "login_post":
+    # python3-saml 1.12 has no login_post (later versions do, doing this):
+    # the toolkit's AuthnRequest, signed with its add_sign, HTTP-POST binding.
+    st = OneLogin_Saml2_Settings(settings)
+    areq = OneLogin_Saml2_Authn_Request(st)
+    signed = OneLogin_Saml2_Utils.add_sign(areq.get_xml(), st.get_sp_key(), st.get_sp_cert(),
+                                           sign_algorithm=OneLogin_Saml2_Constants.RSA_SHA256,
+                                           digest_algorithm=OneLogin_Saml2_Constants.SHA256)
+    print(json.dumps({"action": cfg["sso"], "SAMLRequest": base64.b64encode(signed).decode(),
+                      "RelayState": "rs-py-post", "id": areq.get_id()}))
+elif mode == "slo_request":
+    # realmgate's LogoutRequest (HTTP-Redirect): verified in strict mode,
+    # answered with a signed LogoutResponse to realmgate's SLO service.
+    d = json.load(sys.stdin)
+    req["script_name"] = "/saml/slo"
+    req["get_data"] = d["query"]
+    auth = OneLogin_Saml2_Auth(req, settings)
+    url = auth.process_slo(keep_local_session=True)
+    xml = auth.get_last_request_xml()
+    print(json.dumps({"errors": auth.get_errors(), "reason": auth.get_last_error_reason(), "url": url,
+                      "nameid": OneLogin_Saml2_Logout_Request.get_nameid(xml) if xml else None,
+                      "session_indexes": OneLogin_Saml2_Logout_Request.get_session_indexes(xml) if xml else None}))
