@@ -620,3 +620,55 @@ func TestSAMLIdP_Security_TenantNotAllowed(t *testing.T) {
 	_ = context.Background
 	_ = pem.Encode
 }
+
+// TestSAMLIdP_MetadataPerApp: <issuer>/saml-idp/metadata?app=<id> is the
+// same metadata plus WantAuthnRequestsSigned as the app is registered (SP
+// toolkits such as samlify compare it with their own setting); the plain
+// URL says nothing of it; an id that is not a SAML app is 404.
+func TestSAMLIdP_MetadataPerApp(t *testing.T) {
+	e := newIdPEnv(t, nil)
+	get := func(q string) (int, *crewjam.EntityDescriptor) {
+		resp, err := http.Get(e.issuer + "/saml-idp/metadata" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var md crewjam.EntityDescriptor
+		if resp.StatusCode == http.StatusOK {
+			if err := xml.Unmarshal(b, &md); err != nil {
+				t.Fatalf("metadata%s: %v", q, err)
+			}
+		}
+		return resp.StatusCode, &md
+	}
+	for _, tc := range []struct {
+		q      string
+		status int
+		want   *bool
+	}{
+		{"", http.StatusOK, nil},
+		{"?app=wiki", http.StatusOK, new(bool)},
+		{"?app=app-a", http.StatusNotFound, nil},
+		{"?app=nope", http.StatusNotFound, nil},
+	} {
+		if tc.q == "?app=wiki" {
+			*tc.want = true
+		}
+		st, md := get(tc.q)
+		if st != tc.status {
+			t.Errorf("GET metadata%s = %d, want %d", tc.q, st, tc.status)
+			continue
+		}
+		if st != http.StatusOK {
+			continue
+		}
+		got := md.IDPSSODescriptors[0].WantAuthnRequestsSigned
+		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+			t.Errorf("GET metadata%s: WantAuthnRequestsSigned = %v, want %v", tc.q, got, tc.want)
+		}
+		if md.EntityID != e.issuer+"/saml-idp/metadata" {
+			t.Errorf("GET metadata%s: entityID %q, want the one IdP entity", tc.q, md.EntityID)
+		}
+	}
+}
