@@ -257,6 +257,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		return nil, fmt.Errorf("broker: load signing keys: %w", err)
 	}
 	s.openUsers()
+	s.resealSAMLKeyAtStart(ctx) // samlidp_keys.go
 	s.echo = s.routes()
 	s.startOps()
 	s.startLogoutQueue()

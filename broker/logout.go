@@ -274,6 +274,9 @@ func (s *Server) logoutToken(clientID string, sess *session) (string, error) {
 // logoutJob is one back-channel notification.
 type logoutJob struct {
 	client, uri, token string
+	// send, when set, delivers instead of the logout token POST (a SAML
+	// SOAP LogoutRequest, samlidp_soap.go).
+	send func(ctx context.Context, hc *http.Client) error
 }
 
 // logoutQueue delivers back-channel logout tokens with retries, off the
@@ -351,6 +354,9 @@ func (s *Server) logoutWorker() {
 func (s *Server) deliverLogout(job logoutJob) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if job.send != nil {
+		return job.send(ctx, s.logouts.client)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, job.uri, strings.NewReader(url.Values{"logout_token": {job.token}}.Encode()))
 	if err != nil {
 		return err

@@ -170,6 +170,7 @@ func (s *Server) endUpstreamSessions(c echo.Context, idp IdP, sub, sid, reason s
 			return err
 		}
 		s.auditEvent(c, "logout", reason, attrs{tenant: sess.Tenant, idp: idp.ID, subject: sess.Subject})
+		s.samlBackchannelLogout(c, &sess) // the session's SAML apps, without the browser (samlidp_soap.go)
 	}
 	for _, k := range indexes {
 		_ = s.store.Delete(ctx, k)

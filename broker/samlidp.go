@@ -82,13 +82,23 @@ func (s *Server) samlIdentityProvider(ctx context.Context) (*samlidp.IdP, error)
 }
 
 // samlIdPMetadata serves the IdP metadata (SAML Metadata §2.4.3) at a URL
-// that never changes.
+// that never changes. With ?app=<client id> it is that SAML app's view of
+// it: the same entity, key and endpoints, plus WantAuthnRequestsSigned as
+// the app is registered.
 func (s *Server) samlIdPMetadata(c echo.Context) error {
+	var sp *samlidp.SP
+	if c.QueryParams().Has("app") {
+		cl := s.dir().clients[c.QueryParam("app")]
+		if cl == nil || cl.SAML == nil {
+			return s.renderError(c, http.StatusNotFound, "Unknown application", "No SAML application is registered with this id.")
+		}
+		sp = cl.SAML
+	}
 	idp, err := s.samlIdentityProvider(c.Request().Context())
 	if err != nil {
 		return err
 	}
-	b, err := idp.Metadata()
+	b, err := idp.Metadata(sp)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -22,10 +23,15 @@ import (
 // token key set (the same AEAD, its own associated data), and read by every
 // other instance, so all of them sign with the same key and a restart
 // changes nothing. If the store loses it (a Redis without persistence
-// restarted), an instance that holds it writes it back.
+// restarted), an instance that holds it writes it back. When it opens only
+// with one of keys.previous_secrets, it is sealed again under keys.secret
+// at once (resealSAMLKey), so that dropping the previous secret later does
+// not lock every instance out of the key the SPs trust.
 
 const (
 	samlKeyKey = "keys:saml-idp"
+	// samlKeyLockKey is held while one instance re-seals the key.
+	samlKeyLockKey = "keys:saml-idp:lock"
 	// samlCertLifetime is the validity of the self-signed certificate;
 	// SAML trusts the key, not the dates (SAML Metadata §2.4.1.1), but
 	// some SPs look at them.
@@ -100,7 +106,63 @@ func (s *Server) loadSAMLKey(ctx context.Context, held *samlIdPKey) (*samlIdPKey
 	if err != nil {
 		return nil, storeErr("read saml idp key", err)
 	}
-	return s.openSAMLKey(blob)
+	k, stale, err := s.openSAMLKey(blob)
+	if err != nil {
+		return nil, err
+	}
+	if stale {
+		if err := s.resealSAMLKey(ctx, blob, k); err != nil {
+			// The next load tries again (keysReload); the key still opens.
+			s.log.Warn("saml idp key: sealed under a previous secret; re-sealing failed", "err", err)
+		}
+	}
+	return k, nil
+}
+
+// resealSAMLKey seals the stored key again under the current secret, in
+// place: stale is the blob read (sealed under a previous secret), k its
+// content. It is one overwrite (Put), never a delete and a create, so no
+// instance ever finds the key missing and makes a new one; it holds a lock
+// and re-reads the blob under it, so of instances racing only one writes,
+// and only while the stored key is still the one it opened (another may
+// have re-sealed or, after a store loss, written it back meanwhile).
+func (s *Server) resealSAMLKey(ctx context.Context, stale []byte, k *samlIdPKey) error {
+	switch err := s.store.Create(ctx, samlKeyLockKey, []byte("1"), time.Minute); {
+	case errors.Is(err, ErrExists):
+		return nil // another instance is re-sealing it
+	case err != nil:
+		return storeErr("saml idp key lock", err)
+	}
+	defer s.store.Delete(context.WithoutCancel(ctx), samlKeyLockKey)
+	cur, err := s.store.Get(ctx, samlKeyKey)
+	if err != nil {
+		return storeErr("read saml idp key", err)
+	}
+	if !bytes.Equal(cur, stale) {
+		return nil
+	}
+	sealed, err := s.sealSAMLKey(k)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Put(ctx, samlKeyKey, sealed, keysetTTL); err != nil {
+		return storeErr("re-seal saml idp key", err)
+	}
+	s.log.Info("saml idp key: re-sealed under the current keys.secret")
+	return nil
+}
+
+// resealSAMLKeyAtStart opens the stored SAML IdP key, if there is one, when
+// the server starts, so a key sealed under a previous secret is re-sealed
+// at once rather than at the first SAML request. A deployment that never
+// made one gets none; an error is logged (the first use reports it again).
+func (s *Server) resealSAMLKeyAtStart(ctx context.Context) {
+	if _, err := s.store.Get(ctx, samlKeyKey); err != nil {
+		return
+	}
+	if _, err := s.samlSigningKey(ctx); err != nil {
+		s.log.Warn("saml idp key", "err", err)
+	}
 }
 
 // newSAMLKey makes a key and its self-signed certificate.
@@ -165,11 +227,12 @@ func (s *Server) sealSAMLKey(k *samlIdPKey) ([]byte, error) {
 	return s.keys.aead.Seal(nonce, nonce, plain, []byte(samlKeyKey)), nil
 }
 
-// openSAMLKey decrypts a stored key with the current secret or a previous one.
-func (s *Server) openSAMLKey(blob []byte) (*samlIdPKey, error) {
+// openSAMLKey decrypts a stored key with the current secret or a previous
+// one; stale reports the latter (the key should be sealed again).
+func (s *Server) openSAMLKey(blob []byte) (k *samlIdPKey, stale bool, err error) {
 	ns := s.keys.aead.NonceSize()
 	if len(blob) < ns {
-		return nil, errors.New("saml idp key: too short")
+		return nil, false, errors.New("saml idp key: too short")
 	}
 	plain, err := s.keys.aead.Open(nil, blob[:ns], blob[ns:], []byte(samlKeyKey))
 	for _, prev := range s.keys.previous {
@@ -177,13 +240,14 @@ func (s *Server) openSAMLKey(blob []byte) (*samlIdPKey, error) {
 			break
 		}
 		plain, err = prev.Open(nil, blob[:ns], blob[ns:], []byte(samlKeyKey))
+		stale = true
 	}
 	if err != nil {
-		return nil, fmt.Errorf("saml idp key: decrypt (is keys.secret the same on every instance?): %w", err)
+		return nil, false, fmt.Errorf("saml idp key: decrypt (is keys.secret the same on every instance?): %w", err)
 	}
-	k := &samlIdPKey{}
+	k = &samlIdPKey{}
 	if err := json.Unmarshal(plain, k); err != nil {
-		return nil, fmt.Errorf("saml idp key: decode: %w", err)
+		return nil, false, fmt.Errorf("saml idp key: decode: %w", err)
 	}
-	return k, k.init()
+	return k, stale, k.init()
 }

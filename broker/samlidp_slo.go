@@ -19,8 +19,9 @@ package broker
 //     post_logout_redirect_uri, or the signed-out page).
 //
 // A logout that arrives without the user's browser (an upstream
-// back-channel logout) reaches the OIDC apps only: SAML front-channel
-// logout needs the browser.
+// back-channel logout) cannot use front-channel logout: the SAML apps that
+// registered a SOAP SingleLogoutService are told server to server
+// (samlidp_soap.go); the others are not told.
 
 import (
 	"context"
@@ -295,7 +296,10 @@ func (s *Server) samlLogoutAnswer(c echo.Context, idp *samlidp.IdP, cl *client, 
 	}
 	if err != nil || status != samlidp.StatusSuccess {
 		s.log.Info("saml idp: logout not confirmed", "request_id", requestID(c), "client", cl.ID, "status", status, "err", err)
+		s.auditEvent(c, "logout", "saml_logout_unconfirmed", attrs{client: cl.ID})
 		ch.Partial = true
+	} else {
+		s.auditEvent(c, "logout", "saml_logout_confirmed", attrs{client: cl.ID})
 	}
 	return s.samlChainNext(c, state, &ch)
 }

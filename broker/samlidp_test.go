@@ -68,7 +68,7 @@ type idpEnv struct {
 	app *samlidp.SP
 }
 
-func newIdPEnv(t *testing.T, mutate func(sp *samlidp.SP)) *idpEnv {
+func newIdPEnv(t *testing.T, mutate func(sp *samlidp.SP), opts ...envOpt) *idpEnv {
 	t.Helper()
 	key, cert := spKey(t)
 	app := &samlidp.SP{EntityID: spEntity,
@@ -93,6 +93,9 @@ func newIdPEnv(t *testing.T, mutate func(sp *samlidp.SP)) *idpEnv {
 	e := newEnv(t, func(c *broker.Config) {
 		c.Clients = append(c.Clients, broker.Client{ID: "wiki", AllowedTenants: []string{"acme", "globex"}, SAML: app})
 		c.Rules = map[string]*transform.Engine{"acme": eng}
+		for _, o := range opts {
+			o(c)
+		}
 	})
 	md := fetchIdPMetadata(t, e.issuer)
 	acs, _ := url.Parse(spACS)
@@ -616,4 +619,56 @@ func TestSAMLIdP_Security_TenantNotAllowed(t *testing.T) {
 	}
 	_ = context.Background
 	_ = pem.Encode
+}
+
+// TestSAMLIdP_MetadataPerApp: <issuer>/saml-idp/metadata?app=<id> is the
+// same metadata plus WantAuthnRequestsSigned as the app is registered (SP
+// toolkits such as samlify compare it with their own setting); the plain
+// URL says nothing of it; an id that is not a SAML app is 404.
+func TestSAMLIdP_MetadataPerApp(t *testing.T) {
+	e := newIdPEnv(t, nil)
+	get := func(q string) (int, *crewjam.EntityDescriptor) {
+		resp, err := http.Get(e.issuer + "/saml-idp/metadata" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var md crewjam.EntityDescriptor
+		if resp.StatusCode == http.StatusOK {
+			if err := xml.Unmarshal(b, &md); err != nil {
+				t.Fatalf("metadata%s: %v", q, err)
+			}
+		}
+		return resp.StatusCode, &md
+	}
+	for _, tc := range []struct {
+		q      string
+		status int
+		want   *bool
+	}{
+		{"", http.StatusOK, nil},
+		{"?app=wiki", http.StatusOK, new(bool)},
+		{"?app=app-a", http.StatusNotFound, nil},
+		{"?app=nope", http.StatusNotFound, nil},
+	} {
+		if tc.q == "?app=wiki" {
+			*tc.want = true
+		}
+		st, md := get(tc.q)
+		if st != tc.status {
+			t.Errorf("GET metadata%s = %d, want %d", tc.q, st, tc.status)
+			continue
+		}
+		if st != http.StatusOK {
+			continue
+		}
+		got := md.IDPSSODescriptors[0].WantAuthnRequestsSigned
+		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+			t.Errorf("GET metadata%s: WantAuthnRequestsSigned = %v, want %v", tc.q, got, tc.want)
+		}
+		if md.EntityID != e.issuer+"/saml-idp/metadata" {
+			t.Errorf("GET metadata%s: entityID %q, want the one IdP entity", tc.q, md.EntityID)
+		}
+	}
 }

@@ -154,6 +154,15 @@ type SAMLLogoutEndpoint struct {
 	ResponseURL string `yaml:"response_url,omitempty" json:"response_url,omitempty"`
 	// Binding is "redirect" (HTTP-Redirect, the default) or "post" (HTTP-POST).
 	Binding string `yaml:"binding,omitempty" json:"binding,omitempty"`
+	// SOAPURL is the service provider's SingleLogoutService with the SOAP
+	// binding (SAML Bindings §3.2), if it has one: https (http only on a
+	// loopback host). When the realmgate session ends without the user's
+	// browser (an upstream IdP's back-channel logout or its SAML
+	// IdP-initiated logout), realmgate POSTs a signed LogoutRequest there,
+	// server to server, through the outbound HTTP client (outbound.*), and
+	// checks the LogoutResponse. Unset: the app hears of such a logout only
+	// at its next request (front-channel logout needs the browser).
+	SOAPURL string `yaml:"soap_url,omitempty" json:"soap_url,omitempty"`
 }
 
 // SAMLAttribute is one attribute of a SAML app's assertions.
@@ -398,7 +407,12 @@ func (k *checker) samlApp(cl *Client, path string, entityIDs map[string]string) 
 		switch s.Binding {
 		case "", SAMLBindingRedirect, SAMLBindingPost:
 		default:
-			k.add(path+".slo.binding", "unknown binding %q: want redirect or post", s.Binding)
+			k.add(path+".slo.binding", "unknown binding %q: want redirect or post (a SOAP endpoint goes in soap_url)", s.Binding)
+		}
+		if s.SOAPURL != "" {
+			if msg := checkSAMLURL(s.SOAPURL); msg != "" {
+				k.add(path+".slo.soap_url", "%s", msg)
+			}
 		}
 	}
 	if a.SigningCert != "" {

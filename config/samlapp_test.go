@@ -86,6 +86,8 @@ func TestValidate_SAMLApp(t *testing.T) {
 		}, "clients[1].saml.acs", "at most one"},
 		{"SLO bad binding", func(a *SAMLApp, cl *Client) { a.SLO.Binding = "soap" }, "clients[1].saml.slo.binding", "unknown binding"},
 		{"SLO http remote", func(a *SAMLApp, cl *Client) { a.SLO.URL = "http://wiki.example.com/slo" }, "clients[1].saml.slo.url", "must use https"},
+		{"SLO SOAP https", func(a *SAMLApp, cl *Client) { a.SLO.SOAPURL = "https://wiki.example.com/slo/soap" }, "", ""},
+		{"SLO SOAP http remote", func(a *SAMLApp, cl *Client) { a.SLO.SOAPURL = "http://wiki.example.com/slo/soap" }, "clients[1].saml.slo.soap_url", "must use https"},
 		{"signing cert garbage", func(a *SAMLApp, cl *Client) { a.SigningCert = "not a cert!" }, "clients[1].saml.signing_cert", "certificate"},
 		{"signing cert private key", func(a *SAMLApp, cl *Client) {
 			a.SigningCert = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"

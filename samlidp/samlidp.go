@@ -112,6 +112,8 @@ type LogoutEndpoint struct {
 	URL, ResponseURL string
 	// Binding is BindingRedirect or BindingPost.
 	Binding string
+	// SOAPURL is the SOAP-binding SingleLogoutService (back-channel); "" when none.
+	SOAPURL string
 }
 
 // Attribute is one attribute of the assertions to an SP.
@@ -204,8 +206,11 @@ func (idp *IdP) now() time.Time {
 var nameIDFormats = []crewjam.NameIDFormat{NameIDPersistent, NameIDEmail, nameIDUnspecified, NameIDTransient}
 
 // Metadata returns the IdP's metadata (SAML Metadata §2.4.3): the signing
-// certificate, both bindings of SSO and SLO, the NameID formats.
-func (idp *IdP) Metadata() ([]byte, error) {
+// certificate, both bindings of SSO and SLO, the NameID formats. For one
+// app (sp not nil) it also says whether that app's AuthnRequests must be
+// signed (WantAuthnRequestsSigned, §2.4.3), which SP toolkits such as
+// samlify compare with their own setting.
+func (idp *IdP) Metadata(sp *SP) ([]byte, error) {
 	cert := base64.StdEncoding.EncodeToString(idp.Cert.Raw)
 	valid := idp.now().Add(7 * 24 * time.Hour)
 	ed := crewjam.EntityDescriptor{
@@ -229,6 +234,10 @@ func (idp *IdP) Metadata() ([]byte, error) {
 				{Binding: BindingPost, Location: idp.SSOURL},
 			},
 		}},
+	}
+	if sp != nil {
+		want := sp.RequireSigned
+		ed.IDPSSODescriptors[0].WantAuthnRequestsSigned = &want
 	}
 	b, err := xml.MarshalIndent(ed, "", "  ")
 	if err != nil {

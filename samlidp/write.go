@@ -281,31 +281,15 @@ func (idp *IdP) LogoutRequest(sp *SP, nameID, sessionIndex, relayState string) (
 	if sp.SLO == nil {
 		return nil, fmt.Errorf("samlidp: %q has no SingleLogoutService", sp.EntityID)
 	}
-	now := idp.now()
-	until := now.Add(maxIssueDelay)
-	nid := &crewjam.NameID{Format: sp.NameIDFormat, Value: nameID}
-	if sp.NameIDFormat == NameIDPersistent || sp.NameIDFormat == NameIDTransient {
-		nid.NameQualifier, nid.SPNameQualifier = idp.EntityID, sp.EntityID
-	}
-	req := &crewjam.LogoutRequest{ID: newID(), Version: "2.0", IssueInstant: now, NotOnOrAfter: &until,
-		Destination: sp.SLO.URL, Issuer: idp.issuer(), NameID: nid}
-	if sessionIndex != "" {
-		req.SessionIndex = &crewjam.SessionIndex{Value: sessionIndex}
-	}
-	el := req.Element()
-	if sp.SLO.Binding == BindingPost {
-		sig, err := idp.signature(el)
-		if err != nil {
-			return nil, err
-		}
-		req.Signature = sig
-		el = req.Element()
+	el, id, err := idp.logoutRequestElement(sp, sp.SLO.URL, nameID, sessionIndex, sp.SLO.Binding == BindingPost)
+	if err != nil {
+		return nil, err
 	}
 	out, err := idp.outgoing(sp.SLO.Binding, sp.SLO.URL, "SAMLRequest", el, relayState)
 	if err != nil {
 		return nil, err
 	}
-	out.ID = req.ID
+	out.ID = id
 	return out, nil
 }
 

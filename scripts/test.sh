@@ -25,6 +25,12 @@ if ! /usr/bin/python3 -c 'import authlib, requests' >/dev/null 2>&1; then
   if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-authlib python3-requests >/dev/null
 fi
+# The SAML SP of broker/samlidp_onelogin_test.go: Debian's python3-saml on xmlsec1.
+if ! /usr/bin/python3 -c 'import onelogin.saml2.auth, xmlsec' >/dev/null 2>&1; then
+  echo "test.sh: installing python3-onelogin-saml2 python3-xmlsec"
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-onelogin-saml2 python3-xmlsec >/dev/null
+fi
 
 if [ -f e2e/node/package-lock.json ]; then
   (cd e2e/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -26,7 +26,7 @@ func SAMLApp(a *config.SAMLApp) *samlidp.SP {
 		if s.Binding == config.SAMLBindingPost {
 			b = samlidp.BindingPost
 		}
-		sp.SLO = &samlidp.LogoutEndpoint{URL: s.URL, ResponseURL: s.ResponseURL, Binding: b}
+		sp.SLO = &samlidp.LogoutEndpoint{URL: s.URL, ResponseURL: s.ResponseURL, Binding: b, SOAPURL: s.SOAPURL}
 	}
 	if a.SigningCert != "" {
 		sp.SigningCerts, _ = config.ParseCertificates(a.SigningCert)
