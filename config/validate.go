@@ -293,7 +293,12 @@ func (k *checker) issuer() {
 
 // checkHTTPURL checks an issuer or endpoint URL: absolute, https (http only
 // on a loopback host), no user info, query or fragment.
-func checkHTTPURL(s string) string {
+func checkHTTPURL(s string) string { return checkEndpointURL(s, false) }
+
+// checkEndpointURL checks an absolute http(s) URL: https unless on a
+// loopback host, no user info, no fragment, no wildcard, and a query only
+// when query is set.
+func checkEndpointURL(s string, query bool) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Sprintf("%q is not a URL", s)
@@ -305,10 +310,12 @@ func checkHTTPURL(s string) string {
 		return fmt.Sprintf("%q must use https", s)
 	case u.User != nil:
 		return fmt.Sprintf("%q must not contain user info", s)
-	case u.RawQuery != "" || u.ForceQuery:
+	case !query && (u.RawQuery != "" || u.ForceQuery):
 		return fmt.Sprintf("%q must not have a query", s)
 	case strings.Contains(s, "#"):
 		return fmt.Sprintf("%q must not have a fragment", s)
+	case strings.Contains(s, "*"):
+		return fmt.Sprintf("%q: wildcards are not supported, endpoints match exactly", s)
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
 		return fmt.Sprintf("%q must use https (http is allowed only on 127.0.0.1, [::1] or localhost)", s)
 	}
