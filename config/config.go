@@ -151,8 +151,8 @@ type Redis struct {
 	// waits for a replica to acknowledge it before realmgate answers; without
 	// the acknowledgement the request is refused (503), never answered as
 	// done, so a failover cannot undo it (docs/resilience.md). "auto"
-	// (default): wait in Sentinel mode, on Cluster masters that have a
-	// replica, and on a standalone server once it has reported a replica;
+	// (default): wait in Sentinel mode, on every master of a Cluster that
+	// has replicas, and on a standalone server once it has reported a replica;
 	// "always": wait on every such write (a standalone endpoint your
 	// platform fails over); "off": never wait (fastest; a failover may undo
 	// the last single-use writes the old primary acknowledged).
