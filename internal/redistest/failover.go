@@ -225,8 +225,19 @@ func (c *Cluster) server(addr string) *Server {
 // replica of it.
 func (c *Cluster) ForceFailover(sh Shard, timeout time.Duration) (promotedAt time.Time, err error) {
 	deadline := time.Now().Add(timeout)
-	if err := waitReplicaOf(sh.Replica.Addr(), sh.Master.Addr(), timeout); err != nil {
-		return time.Time{}, err
+	// The pair's roles as the two nodes report them now: on a loaded
+	// machine the cluster may have failed the shard over by itself since
+	// sh was read (a master slow past cluster-node-timeout).
+	for {
+		if info, err := command(sh.Master.Addr(), "INFO", "replication"); err == nil && strings.Contains(info, "role:slave\r\n") &&
+			net.JoinHostPort(infoField(info, "master_host"), infoField(info, "master_port")) == sh.Replica.Addr() {
+			sh = Shard{Master: sh.Replica, Replica: sh.Master}
+		}
+		if err := waitReplicaOf(sh.Replica.Addr(), sh.Master.Addr(), min(5*time.Second, time.Until(deadline))); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return time.Time{}, err
+		}
 	}
 	if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "FORCE"); err != nil || reply != "OK" {
 		return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER FORCE on %s: %v %q", sh.Replica.Addr(), err, reply)
