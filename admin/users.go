@@ -154,6 +154,11 @@ func (s *Service) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if t, _ := s.lookupTenant(tenant); t == nil {
+		// Like the SCIM endpoint: no record is provisioned into a tenant
+		// that does not exist (it would outlive nothing and match nobody).
+		return notFound("no tenant %q", tenant)
+	}
 	var in NewUser
 	if err := decode(c, &in, maxBody); err != nil {
 		return err
