@@ -276,7 +276,7 @@ func (d *Directory) ModifyUser(ctx context.Context, actor, tenant, id string, fn
 		if revoking {
 			next.Generation = cur.Generation + 1
 		}
-		err = d.put(ctx, next)
+		err = d.put(ctx, next, cur)
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
@@ -293,8 +293,8 @@ func (d *Directory) ModifyUser(ctx context.Context, actor, tenant, id string, fn
 	return nil, ErrConflict
 }
 
-// put writes u over version u.Version.
-func (d *Directory) put(ctx context.Context, u *User) error {
+// put writes u over version u.Version, which is cur as read.
+func (d *Directory) put(ctx context.Context, u, cur *User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
@@ -303,6 +303,7 @@ func (d *Directory) put(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
+	rec.Replaces = entriesOf(cur)
 	v, err := d.st.DirPut(ctx, userSpace(u.Tenant), rec, u.Version)
 	if err != nil {
 		return mapErr("update user", err)
@@ -354,7 +355,7 @@ func (d *Directory) DeleteUser(ctx context.Context, actor, tenant, id string, ve
 	if version != 0 && u.Version != version {
 		return ErrConflict
 	}
-	if err := d.st.DirDelete(ctx, userSpace(tenant), id, u.Version); err != nil {
+	if err := d.st.DirDelete(ctx, userSpace(tenant), *entriesOf(u)); err != nil {
 		return mapErr("delete user", err)
 	}
 	if err := d.revoke(ctx, u, actor, "deleted"); err != nil {
@@ -398,7 +399,17 @@ func (d *Directory) find(ctx context.Context, tenant string, keys []store.IndexE
 	if err != nil {
 		return nil, mapErr("find user", err)
 	}
-	return decodeUser(tenant, rec)
+	u, err := decodeUser(tenant, rec)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if u.holds(k) {
+			return u, nil
+		}
+	}
+	return nil, ErrNotFound // a stale entry or a digest collision: not this user
+
 }
 
 // MatchKey is a way to find a provisioned user at a first sign-in.

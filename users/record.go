@@ -51,7 +51,7 @@ const (
 	ixExternal = "x"  // externalId, unique
 	ixUserName = "n"  // lower(userName), unique
 	ixEmail    = "e"  // lower(email), shared
-	ixGroup    = "g"  // group id, shared: the group's members
+	ixGroup    = "g"  // group id, shared by many (wide): the group's members
 	ixGroupDN  = "dn" // lower(displayName) of a group, shared
 )
 
@@ -97,7 +97,7 @@ func encodeUser(u *User) (store.DirRecord, error) {
 	}
 	for _, g := range u.Groups {
 		w.G = append(w.G, [2]string{g.ID, g.Display})
-		rec.Multi = append(rec.Multi, store.IndexEntry{Index: ixGroup, Value: g.ID})
+		rec.Wide = append(rec.Wide, store.IndexEntry{Index: ixGroup, Value: g.ID})
 	}
 	if u.ExternalID != "" {
 		rec.Unique = append(rec.Unique, store.IndexEntry{Index: ixExternal, Value: u.ExternalID})
@@ -179,4 +179,37 @@ func decodeGroup(tenant string, rec store.DirRecord) (*Group, error) {
 	}
 	return &Group{ID: rec.ID, Tenant: tenant, DisplayName: w.DN, ExternalID: w.Ext, Extra: w.X,
 		Created: fromUnix(w.C), Updated: fromUnix(w.U), Version: rec.Version}, nil
+}
+
+// entriesOf returns the record of u as stored, reduced to what an update
+// or a delete of it needs: id, version and index entries
+// (store.DirRecord.Replaces).
+func entriesOf(u *User) *store.DirRecord {
+	rec, _ := encodeUser(u)
+	return &store.DirRecord{ID: u.ID, Version: u.Version, Unique: rec.Unique, Multi: rec.Multi, Wide: rec.Wide}
+}
+
+// groupEntriesOf is entriesOf for a group.
+func groupEntriesOf(g *Group) *store.DirRecord {
+	rec, _ := encodeGroup(g)
+	return &store.DirRecord{ID: g.ID, Version: g.Version, Unique: rec.Unique, Multi: rec.Multi, Wide: rec.Wide}
+}
+
+// holds reports whether u holds the unique index entry k: a store finds
+// a record by a digest of a long value, and a lookup checks the record it
+// got.
+func (u *User) holds(k store.IndexEntry) bool {
+	switch k.Index {
+	case ixLink:
+		for _, l := range u.Links {
+			if linkValue(l.IdP, l.Subject) == k.Value {
+				return true
+			}
+		}
+	case ixExternal:
+		return u.ExternalID == k.Value
+	case ixUserName:
+		return strings.ToLower(u.UserName) == k.Value
+	}
+	return false
 }
