@@ -169,7 +169,7 @@ func (s *Service) createUser(c echo.Context) error {
 	ctx := c.Request().Context()
 	u := &users.User{Tenant: tenant, UserName: in.UserName, ExternalID: in.ExternalID, Email: in.Email,
 		EmailVerified: in.EmailVerified, DisplayName: in.DisplayName, Attributes: in.Attributes,
-		Name: users.Name{GivenName: in.GivenName, FamilyName: in.FamilyName}}
+		Name: users.Name{GivenName: in.GivenName, FamilyName: in.FamilyName}, Provisioned: true}
 	if err := s.opts.Users.CreateUser(ctx, u); err != nil {
 		s.auditUser(ctx, w, "user.create", tenant, "", err)
 		return userErr(err)

@@ -160,6 +160,14 @@ func (u *User) Validate() error {
 			return err
 		}
 	}
+	if len(u.UpstreamGroups) > MaxGroupsPerUser {
+		return invalid("%d upstream groups, over %d", len(u.UpstreamGroups), MaxGroupsPerUser)
+	}
+	for _, g := range u.UpstreamGroups {
+		if err := checkText("upstream group", g, MaxNameField); err != nil {
+			return err
+		}
+	}
 	if len(u.Groups) > MaxGroupsPerUser {
 		return invalid("%d groups, over %d", len(u.Groups), MaxGroupsPerUser)
 	}
@@ -435,6 +443,31 @@ func (d *Directory) SignIn(ctx context.Context, tenant, idp, subject string, mat
 		}
 	}
 	return d.find(ctx, tenant, keys, stamp(at, ip))
+}
+
+// RefreshProfile applies the upstream profile p to u, the user a sign-in
+// has just found (User.ApplyProfile says which fields follow the IdP), and
+// writes the record when anything changed: no store round trip when
+// nothing did, one when something did (over the version SignIn read; a
+// record changed meanwhile is read again). It returns the user as stored.
+// A profile the directory refuses (ErrInvalid, ErrTaken) leaves the
+// record as it was.
+func (d *Directory) RefreshProfile(ctx context.Context, u *User, p Profile) (*User, error) {
+	next := u.Clone()
+	if !next.ApplyProfile(p) {
+		return u, nil
+	}
+	err := d.put(ctx, next, u)
+	switch {
+	case err == nil:
+		next.LastSignIn, next.LastIP = u.LastSignIn, u.LastIP
+		return next, nil
+	case errors.Is(err, ErrConflict):
+		return d.ModifyUser(ctx, "sign-in", u.Tenant, u.ID, func(cur *User) error { cur.ApplyProfile(p); return nil })
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrTaken):
+		return u, nil
+	}
+	return nil, err
 }
 
 // LinkSignIn links the upstream identity (idp, subject) with sub to the
