@@ -26,6 +26,10 @@ type Directory struct {
 	Memberships []Membership
 	// Clients are the registered applications; nil keeps the current ones.
 	Clients []Client
+	// Actor names who made this version (the admin API's caller, or the
+	// configuration file): the audit of the sessions its deletions end
+	// (deletion.go) names it.
+	Actor string
 }
 
 // directory is the validated, indexed form of a Directory.
@@ -98,7 +102,15 @@ func (s *Server) Reconfigure(d Directory) error {
 		return err
 	}
 	s.prepareConnectors(nd)
-	s.directory.Store(nd)
+	old := s.directory.Swap(nd)
+	// What the change deleted ends its sessions everywhere (deletion.go).
+	if r := removed(old, nd); !r.empty() {
+		s.revoking.Add(1)
+		go func() {
+			defer s.revoking.Done()
+			s.endRemoved(old, r, d.Actor)
+		}()
+	}
 	return nil
 }
 

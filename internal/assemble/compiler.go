@@ -280,7 +280,11 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	if len(probs) > 0 {
 		return nil, &admin.ValidationError{Problems: probs}
 	}
-	d := broker.Directory{Rules: make(map[string]*transform.Engine, len(all)), Policies: map[string]broker.TenantPolicy{}}
+	d := broker.Directory{Rules: make(map[string]*transform.Engine, len(all)), Policies: map[string]broker.TenantPolicy{},
+		Actor: "configuration"}
+	if st.UpdatedBy != "" {
+		d.Actor = "admin:" + st.UpdatedBy // whose change ends the sessions of what it deleted
+	}
 	tenants := make([]realm.Tenant, 0, len(all))
 	for _, e := range all {
 		tenants = append(tenants, e.rt)
