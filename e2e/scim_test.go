@@ -23,7 +23,7 @@ import (
 // the app's back-channel logout endpoint receives a logout token.
 func TestE2E_SCIMDeprovisioningEndsAccessEverywhere(t *testing.T) {
 	e2etest.Need(t)
-	const db = 13
+	const db = 15
 	flushRedisDB(t, env.redis.Addr(), db)
 	addrA, addrB, adminAddr := e2etest.FreeAddr(t), e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	issuer := "http://" + addrA
