@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -192,6 +193,7 @@ type Server struct {
 	now        func() time.Time
 	echo       *echo.Echo
 	logouts    *logoutQueue
+	revoking   sync.WaitGroup   // deletions ending their sessions (deletion.go)
 	users      *users.Directory // the tenant user directory (users.go); nil without one
 	ops        *ops             // metrics and the audit stream writer (metrics.go)
 	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)

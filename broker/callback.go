@@ -221,6 +221,10 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		if err := s.putJSON(ctx, sess.key, sess, s.cfg.SessionLifetime); err != nil {
 			return err
 		}
+		// Deleting this client ends the session (deletion.go); best effort.
+		if err := s.addToIndexes(ctx, s.scopeAdds(sess, ar.ClientID)[1:]); err != nil {
+			s.log.Warn("index session under its client", "err", err)
+		}
 	}
 	if err := s.recordSubject(ctx, tenant, sess); err != nil {
 		return err

@@ -73,5 +73,6 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 	if !s.directory.CompareAndSwap(cur, out) {
 		return s.Reconfigure(d) // reconfigured meanwhile: in full
 	}
+	s.afterSwap(cur, out, d.Actor)
 	return nil
 }

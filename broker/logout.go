@@ -376,6 +376,7 @@ func (s *Server) deliverLogout(job logoutJob) error {
 // Close stops the background work (back-channel logout delivery), letting
 // queued notifications finish their current attempt.
 func (s *Server) Close() error {
+	s.revoking.Wait() // sessions a deletion is ending (deletion.go) queue their logout tokens first
 	s.logouts.once.Do(func() { close(s.logouts.jobs) })
 	s.logouts.wg.Wait()
 	s.stopOps() // write the queued audit events

@@ -67,6 +67,8 @@ type Config struct {
 	AdminAPI AdminAPI `yaml:"admin_api,omitempty"`
 	// RateLimits throttle sign-ins per client IP and per tenant (operations.go).
 	RateLimits RateLimits `yaml:"rate_limits,omitempty"`
+	// SCIM throttles the SCIM 2.0 provisioning endpoint (scim.go).
+	SCIM SCIM `yaml:"scim,omitempty"`
 	// Audit configures the per-tenant audit streams in the store (operations.go).
 	Audit Audit `yaml:"audit,omitempty"`
 	// Ops configures the metrics, health and profiling listener (operations.go).

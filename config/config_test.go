@@ -808,3 +808,34 @@ func TestLoad_Errors(t *testing.T) {
 		t.Errorf("Load(big) error = %v, want too large", err)
 	}
 }
+
+// TestConfig_SCIMLimits: the scim section defaults to scim.DefaultLimits'
+// values, takes "off", and refuses a window out of bounds.
+func TestConfig_SCIMLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       SCIM
+		problem    string
+	}{
+		{"default", "", DefaultSCIM, ""},
+		{"set", "scim:\n  requests_per_tenant: 10/1s\n  failures_per_ip: off\n", SCIM{RequestsPerTenant: Rate{Limit: 10, Window: Duration(time.Second)}, FailuresPerIP: RateOff}, ""},
+		{"short window", "scim:\n  failures_per_ip: 5/10ms\n", SCIM{}, "scim.failures_per_ip"},
+		{"bad", "scim:\n  requests_per_tenant: many\n", SCIM{}, "invalid rate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("t.yaml", []byte("issuer: https://login.example.com\n"+tc.yaml), nil)
+			if tc.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.problem) {
+					t.Fatalf("Parse = %v, want an error naming %q", err, tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SCIM != tc.want {
+				t.Errorf("SCIM = %+v, want %+v", c.SCIM, tc.want)
+			}
+		})
+	}
+}

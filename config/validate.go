@@ -112,6 +112,7 @@ func (c *Config) ApplyDefaults() {
 	dur(&c.Tokens.RefreshTokenLifetime, "tokens.refresh_token_lifetime", DefaultRefreshTokenLifetime)
 	c.applyOperationDefaults(unset) // operations.go
 	c.applyRedisDefaults(unset)     // redis.go
+	c.applySCIMDefaults(unset)      // scim.go
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		if t.Name == "" {
@@ -236,6 +237,7 @@ func (c *Config) problems() []Problem {
 	k.rules(c.Rules, "rules")
 	k.adminAPI()
 	k.operations()  // operations.go
+	k.scim()        // scim.go
 	k.outbound()    // outbound.go
 	k.tlsSettings() // tls.go
 	return k.probs

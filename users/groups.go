@@ -148,6 +148,7 @@ func (d *Directory) UpdateGroup(ctx context.Context, actor string, g *Group) err
 	if err != nil {
 		return err
 	}
+	rec.Replaces = groupEntriesOf(cur)
 	v, err := d.st.DirPut(ctx, groupSpace(g.Tenant), rec, g.Version)
 	if err != nil {
 		return mapErr("update group", err)
@@ -182,6 +183,7 @@ func (d *Directory) touchGroup(ctx context.Context, g *Group) error {
 		return err
 	}
 	for range modifyAttempts {
+		rec.Replaces = groupEntriesOf(g) // the same entries: only Updated changes
 		v, err := d.st.DirPut(ctx, groupSpace(g.Tenant), rec, g.Version)
 		if err == nil {
 			g.Version = v
@@ -195,9 +197,11 @@ func (d *Directory) touchGroup(ctx context.Context, g *Group) error {
 			return err
 		}
 		g.Version = cur.Version
+		cur.Updated = g.Updated
 		if rec, err = encodeGroup(cur); err != nil {
 			return err
 		}
+		*g = *cur
 	}
 	return ErrConflict
 }
@@ -284,7 +288,7 @@ func (d *Directory) DeleteGroup(ctx context.Context, actor, tenant, id string, v
 			return err
 		}
 	}
-	return mapErr("delete group", d.st.DirDelete(ctx, groupSpace(tenant), id, g.Version))
+	return mapErr("delete group", d.st.DirDelete(ctx, groupSpace(tenant), *groupEntriesOf(g)))
 }
 
 // GroupQuery selects and pages groups: DisplayName (case-insensitive) and

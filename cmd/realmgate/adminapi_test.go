@@ -546,6 +546,7 @@ func TestAdminCompiler_SetsEveryDirectoryField(t *testing.T) {
 		"Policies":    "require_mfa and impersonation per tenant",
 		"Memberships": "members per tenant",
 		"Clients":     "file clients and API clients",
+		"Actor":       "admin:<updated_by> of the state, else configuration",
 	}
 	typ := reflect.TypeOf(broker.Directory{})
 	for i := range typ.NumField() {

@@ -517,7 +517,10 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	}
 	ac.last = next
 	d := broker.Directory{Resolver: res, IdPs: slices.Clip(next.idps), Rules: next.rules, Policies: next.policies,
-		Memberships: slices.Clip(next.members)}
+		Memberships: slices.Clip(next.members), Actor: "configuration"}
+	if st.UpdatedBy != "" {
+		d.Actor = "admin:" + st.UpdatedBy // whose change ends the sessions of what it deleted (broker/deletion.go)
+	}
 	clients := make([]broker.Client, 0, len(ac.file.Clients)+len(st.Clients))
 	for _, cl := range ac.file.Clients {
 		clients = append(clients, Client(cl))
