@@ -43,7 +43,8 @@ func sameIssuerPair(t *testing.T, opts ...envOpt) (a, b *env) {
 // IdP, a client or a membership on instance A ends the affected refresh
 // tokens on instance B, whose configuration still has it (a file not
 // reloaded there yet), ends the SSO session and sends the application a
-// back-channel logout token.
+// back-channel logout token. The "incremental" cases apply the change as
+// the admin API does, through ReconfigureTenants.
 func TestDeletion_S68_EndsSessionsOnEveryInstance(t *testing.T) {
 	memberSignIn := func(e *env) (tokenResp, *browser) {
 		b := e.browser()
@@ -52,15 +53,27 @@ func TestDeletion_S68_EndsSessionsOnEveryInstance(t *testing.T) {
 		q := e.login(b, v)
 		return e.exchange(q.Get("code"), authVerifier), b
 	}
+	deleteTenant := func(_ *env, ts *[]realm.Tenant, ps *[]broker.IdP, _ *broker.Directory) {
+		*ts = slicesDelete(*ts, func(t realm.Tenant) bool { return t.ID == "acme" })
+		*ps = slicesDelete(*ps, func(p broker.IdP) bool { return p.Tenant == "acme" })
+	}
+	deleteIdP := func(_ *env, ts *[]realm.Tenant, ps *[]broker.IdP, _ *broker.Directory) {
+		for i := range *ts {
+			if (*ts)[i].ID == "acme" {
+				(*ts)[i].IdPs = nil
+			}
+		}
+		*ps = slicesDelete(*ps, func(p broker.IdP) bool { return p.ID == "acme-idp" })
+	}
 	for _, tc := range []struct {
-		name   string
-		signIn func(e *env) (tokenResp, *browser)
-		mod    func(e *env, ts *[]realm.Tenant, ps *[]broker.IdP, d *broker.Directory)
+		name        string
+		signIn      func(e *env) (tokenResp, *browser)
+		mod         func(e *env, ts *[]realm.Tenant, ps *[]broker.IdP, d *broker.Directory)
+		incremental bool
 	}{
-		{"tenant", nil, func(_ *env, ts *[]realm.Tenant, ps *[]broker.IdP, _ *broker.Directory) {
-			*ts = slicesDelete(*ts, func(t realm.Tenant) bool { return t.ID == "acme" })
-			*ps = slicesDelete(*ps, func(p broker.IdP) bool { return p.Tenant == "acme" })
-		}},
+		{"tenant", nil, deleteTenant, false},
+		{"tenant incremental", nil, deleteTenant, true},
+		{"idp incremental", nil, deleteIdP, true},
 		{"idp", nil, func(_ *env, ts *[]realm.Tenant, ps *[]broker.IdP, _ *broker.Directory) {
 			for i := range *ts {
 				if (*ts)[i].ID == "acme" {
@@ -68,13 +81,13 @@ func TestDeletion_S68_EndsSessionsOnEveryInstance(t *testing.T) {
 				}
 			}
 			*ps = slicesDelete(*ps, func(p broker.IdP) bool { return p.ID == "acme-idp" })
-		}},
+		}, false},
 		{"client", nil, func(e *env, _ *[]realm.Tenant, _ *[]broker.IdP, d *broker.Directory) {
 			d.Clients = []broker.Client{{ID: "app-b", Secret: secretB, RedirectURIs: []string{"https://app-b.example/callback"}, AllowedTenants: []string{"*"}}}
-		}},
+		}, false},
 		{"membership", memberSignIn, func(_ *env, _ *[]realm.Tenant, _ *[]broker.IdP, d *broker.Directory) {
 			d.Memberships = []broker.Membership{{Tenant: "initech", IdP: "acme-idp", Subject: "alice-upstream", Reauth: true}}
-		}},
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lc, uri := newLogoutCatcher(t)
@@ -96,7 +109,17 @@ func TestDeletion_S68_EndsSessionsOnEveryInstance(t *testing.T) {
 				tc.mod(a, ts, ps, d)
 			})
 			d.Actor = "admin:ops"
-			if err := a.broker.Reconfigure(d); err != nil {
+			if tc.incremental {
+				// The directory A serves as the base, then the change of
+				// tenant acme alone (the admin API's path).
+				base := a.harnessDirectory(func(*[]realm.Tenant, *[]broker.IdP, *broker.Directory) {})
+				if err := a.broker.Reconfigure(base); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.broker.ReconfigureTenants(base.Resolver, d, []string{"acme"}, false); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := a.broker.Reconfigure(d); err != nil {
 				t.Fatal(err)
 			}
 			// B's configuration still has what A deleted: the session
