@@ -239,8 +239,24 @@ func (c *Cluster) ForceFailover(sh Shard, timeout time.Duration) (promotedAt tim
 			return time.Time{}, err
 		}
 	}
-	if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "FORCE"); err != nil || reply != "OK" {
-		return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER FORCE on %s: %v %q", sh.Replica.Addr(), err, reply)
+	// FORCE still needs the masters' votes; on a loaded machine an
+	// election can time out and the replica stays one (the command
+	// answered OK all the same): ask again until the replica reports
+	// itself master.
+	for promoted := false; !promoted; {
+		if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "FORCE"); err != nil || reply != "OK" {
+			return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER FORCE on %s: %v %q", sh.Replica.Addr(), err, reply)
+		}
+		for retry := time.Now().Add(5 * time.Second); !promoted && time.Now().Before(retry); {
+			info, err := command(sh.Replica.Addr(), "INFO", "replication")
+			promoted = err == nil && strings.Contains(info, "role:master\r\n")
+			if !promoted {
+				if time.Now().After(deadline) {
+					return time.Time{}, fmt.Errorf("redistest: %s not promoted by CLUSTER FAILOVER FORCE after %s:\n%s", sh.Replica.Addr(), timeout, info)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 	for _, n := range c.nodes {
 		for {
