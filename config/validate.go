@@ -237,6 +237,7 @@ func (c *Config) problems() []Problem {
 	k.adminAPI()
 	k.operations()  // operations.go
 	k.outbound()    // outbound.go
+	k.parDPoP()     // dpoppar.go
 	k.tlsSettings() // tls.go
 	return k.probs
 }
