@@ -396,3 +396,22 @@ func dpopChallenge(c echo.Context, e *oauth.Error) string {
 	}
 	return v
 }
+
+// presentedWithKey reports whether a token presented as a grant (the
+// subject or actor token of a token exchange) may be used by this request:
+// a DPoP-bound one only with this request's proof by its key, so a stolen
+// bound token cannot be exchanged for one that is not (RFC 9449 §7, §9).
+func presentedWithKey(c echo.Context, claims jwt.MapClaims) bool {
+	jkt := jktOf(claims)
+	return jkt == "" || hmac.Equal([]byte(dpopJKT(c)), []byte(jkt))
+}
+
+// bindClaims binds the access token with claims, issued for this request,
+// to the request's DPoP key (cnf.jkt) and returns its token_type.
+func bindClaims(c echo.Context, claims jwt.MapClaims) string {
+	cnf, tokenType := tokenBinding(c)
+	if cnf != nil {
+		claims["cnf"] = cnf
+	}
+	return tokenType
+}

@@ -290,3 +290,34 @@ func TestDPoP_Discovery(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoP_TokenExchangeNeedsTheKey: a DPoP-bound subject token is
+// exchanged only with a proof by its key, so a stolen bound token cannot
+// be turned into a bearer token; the exchanged token is bound to the key
+// of the exchange's proof.
+func TestDPoP_TokenExchangeNeedsTheKey(t *testing.T) {
+	e := newEnv(t, allowExchange("app-a", "app-b"))
+	k := newDPoPKey(t)
+	at := e.dpopSignIn(k).str("access_token")
+	for _, tc := range []struct {
+		name   string
+		proofs []string
+	}{
+		{"no proof", nil},
+		{"another key", []string{newDPoPKey(t).proof("POST", e.issuer+"/token")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.sendDPoP(http.MethodPost, "/token", exchangeParams(at), "app-a", secretA, "", tc.proofs...)
+			if r.status != http.StatusBadRequest || r.str("error") != "invalid_grant" {
+				t.Fatalf("exchange of a bound token, %s = %d %v, want invalid_grant", tc.name, r.status, r.body)
+			}
+		})
+	}
+	r := e.sendDPoP(http.MethodPost, "/token", exchangeParams(at), "app-a", secretA, "", k.proof("POST", e.issuer+"/token"))
+	if r.status != http.StatusOK || r.str("token_type") != "DPoP" {
+		t.Fatalf("exchange with the key's proof = %d %v, want 200 DPoP", r.status, r.body)
+	}
+	if _, c := claimsOf(t, r.str("access_token")); func() any { cnf, _ := c["cnf"].(map[string]any); return cnf["jkt"] }() != k.jkt() {
+		t.Errorf("exchanged token cnf = %v, want jkt %s", c["cnf"], k.jkt())
+	}
+}
