@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -274,4 +275,56 @@ func TestPAR_DPoPBindsCode(t *testing.T) {
 			t.Fatalf("token without the bound key = %d %v, want invalid_grant", tr.status, tr.body)
 		}
 	})
+}
+
+// TestDPoPPAR_BadInput: garbage at the PAR endpoint, in request_uri and in
+// DPoP headers gets a clear 4xx, never a 5xx, and echoes no script.
+func TestDPoPPAR_BadInput(t *testing.T) {
+	e := newEnv(t)
+	const xss = `<script>alert(1)</script>`
+	form := "application/x-www-form-urlencoded"
+	for _, tc := range []struct {
+		name, method, path, body, ctype, authz, dpop string
+	}{
+		{"PAR empty", "POST", "/par", "", form, "", ""},
+		{"PAR garbage", "POST", "/par", "%%%", form, "", ""},
+		{"PAR JSON", "POST", "/par", `{"client_id":"pub"}`, "application/json", "", ""},
+		{"PAR huge", "POST", "/par", "client_id=pub&state=" + strings.Repeat("s", 70<<10), form, "", ""},
+		{"PAR xss client", "POST", "/par", "client_id=" + url.QueryEscape(xss), form, "", ""},
+		{"PAR duplicate", "POST", "/par", "client_id=pub&client_id=pub", form, "", ""},
+		{"PAR DPoP garbage", "POST", "/par", "client_id=pub&response_type=code&redirect_uri=" + url.QueryEscape("http://127.0.0.1:7000/cb") +
+			"&scope=openid&code_challenge_method=S256&code_challenge=" + strings.Repeat("a", 43), form, "", xss},
+		{"authorize xss request_uri", "GET", "/authorize?client_id=app-a&request_uri=" + url.QueryEscape(requestURIPrefix+xss), "", "", "", ""},
+		{"authorize huge request_uri", "GET", "/authorize?client_id=app-a&request_uri=" + strings.Repeat("u", 5000), "", "", "", ""},
+		{"token DPoP huge", "POST", "/token", "grant_type=refresh_token&client_id=pub&refresh_token=x", form, "", strings.Repeat("a.", 6000)},
+		{"token DPoP xss", "POST", "/token", "grant_type=refresh_token&client_id=pub&refresh_token=x", form, "", xss + "." + xss + "." + xss},
+		{"userinfo DPoP garbage", "GET", "/userinfo", "", "", "DPoP " + xss, xss},
+		{"userinfo DPoP empty", "GET", "/userinfo", "", "", "DPoP ", ""},
+		{"introspect DPoP garbage", "POST", "/introspect", "token=x", form, "Basic YXBwLWE6c2VjcmV0LWZvci1hcHAtYS0wMTIzNDU2Nzg5", "x.y.z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, e.issuer+tc.path, strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.authz != "" {
+				req.Header.Set("Authorization", tc.authz)
+			}
+			if tc.dpop != "" {
+				req.Header.Set("DPoP", tc.dpop)
+			}
+			resp, err := e.browser().c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+				t.Fatalf("%s = %d %q, want a 4xx", tc.name, resp.StatusCode, body)
+			}
+			if strings.Contains(string(body), "<script>") {
+				t.Fatalf("%s echoed script unescaped: %q", tc.name, body)
+			}
+		})
+	}
 }
