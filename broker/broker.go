@@ -59,6 +59,14 @@ type Client struct {
 	// SAML, when set, makes the client a SAML service provider that signs
 	// in through realmgate as its IdP (samlidp.go), not an OIDC client.
 	SAML *samlidp.SP
+	// RequirePushedAuthorizationRequests makes /authorize take this
+	// client's requests only through a request_uri from the PAR endpoint
+	// (RFC 9126 §5, par.go).
+	RequirePushedAuthorizationRequests bool
+	// DPoPBoundAccessTokens makes every token request of this client carry
+	// a DPoP proof, so its access tokens are always DPoP-bound (RFC 9449
+	// §5.2, dpop.go).
+	DPoPBoundAccessTokens bool
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -137,6 +145,10 @@ type Config struct {
 	// overrides the per-tenant limits of some tenants.
 	RateLimits       RateLimits
 	TenantRateLimits map[string]TenantLimits
+	// PAR configures pushed authorization requests (RFC 9126, par.go).
+	PAR PAROptions
+	// DPoP configures DPoP proofs (RFC 9449, dpop.go).
+	DPoP DPoPOptions
 	// AuditMaxLen is how many audit events the store keeps per tenant
 	// (audit.go): zero means DefaultAuditMaxLen, negative keeps none.
 	AuditMaxLen int64

@@ -237,7 +237,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		UID: sess.UID, UGen: sess.UGen}
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
 		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
-		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now()}
+		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now(), JKT: ar.DPoPJKT}
 	g.TI, g.HI = d.incarnations(tenant, sess.IdP)
 	if err := s.putJSON(ctx, s.keyer.key("cd", code), g, codeTTL); err != nil {
 		return err

@@ -43,6 +43,7 @@ func (s *Server) routes() *echo.Echo {
 	s.samlRoutes(e)    // /saml/:idp/acs, /saml/:idp/metadata, /saml/:idp/post
 	s.samlIdPRoutes(e) // /saml-idp/...: realmgate as SAML IdP (samlidp.go)
 	e.POST(s.path("/token"), s.token)
+	e.POST(s.path("/par"), s.pushAuthorization) // RFC 9126 (par.go)
 	e.GET(s.path("/userinfo"), s.userinfo)
 	e.POST(s.path("/userinfo"), s.userinfo)
 	e.POST(s.path("/revoke"), s.revoke)

@@ -57,6 +57,8 @@ func (s *Server) writeOAuth(c echo.Context, e *oauth.Error) error {
 	s.tokenFailure(c, e.Code) // S60: invalid_grant / invalid_client count as failures
 	h := c.Response().Header()
 	switch {
+	case dpopChallenge(c, e) != "" && status == http.StatusUnauthorized: // RFC 9449 §7.1
+		h.Set("WWW-Authenticate", dpopChallenge(c, e))
 	case e.Code == oauth.InvalidClient:
 		h.Set("WWW-Authenticate", `Basic realm="realmgate", charset="UTF-8"`)
 	case e.Code == oauth.InvalidToken: // RFC 6750 §3
@@ -122,6 +124,9 @@ func (s *Server) token(c echo.Context) error {
 		s.auditEvent(c, "refused", "client_authentication", attrs{client: v.Get("client_id")})
 		return terr
 	}
+	if err := s.tokenDPoP(c, cl); err != nil { // RFC 9449 §5 (dpop.go)
+		return err
+	}
 	switch v.Get("grant_type") {
 	case "authorization_code":
 		return s.codeGrant(c, cl, v)
@@ -168,6 +173,17 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	sum := sha256.Sum256([]byte(verifier))
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.Challenge)) != 1 {
 		return oauth.New(oauth.InvalidGrant, "code_verifier does not match the code_challenge")
+	}
+	// RFC 9449 §10: a code bound to a DPoP key is redeemed with a proof by
+	// that key; a public client's refresh tokens are bound to the proof's
+	// key (§5), a confidential client's by its authentication.
+	if !boundKeyMatches(c, &g) {
+		s.auditEvent(c, "refused", "code_dpop_key_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
+		return oauth.New(oauth.InvalidGrant, "the code is bound to another DPoP key")
+	}
+	g.JKT = ""
+	if cl.public() {
+		g.JKT = dpopJKT(c)
 	}
 	fam := s.familyID(g.SID)
 	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.cfg.AccessTokenLifetime+codeTTL); err != nil {
@@ -228,6 +244,13 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		_ = s.store.RevokeFamily(ctx, fam)
 		s.auditEvent(c, "refused", "refresh_token_client_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
 		return bad
+	}
+	if !boundKeyMatches(c, &g) {
+		// RFC 9449 §5: a public client's refresh token is bound to its DPoP
+		// key; presented without a proof by it, it was stolen: end the family.
+		_ = s.store.RevokeFamily(ctx, fam)
+		s.auditEvent(c, "refused", "refresh_token_dpop_key_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
+		return oauth.New(oauth.InvalidGrant, "the refresh token is bound to another DPoP key")
 	}
 	// S68: the decision is taken again, with the directory as it is now
 	// (tenant, IdP, membership, client, the tenant's MFA policy), and the
@@ -317,6 +340,8 @@ type accessClaims struct {
 	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid"`
 	GID      string `json:"gid"`
+	// Cnf binds a DPoP-bound token to its key (RFC 9449 §6.1).
+	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // tokenResponse is the RFC 6749 §5.1 successful response (OIDC Core §3.1.3.3).
@@ -333,11 +358,13 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	now := s.now()
 	scope := strings.Join(scopes, " ")
 	id, roles := release(cl, g.Claims, scopes)
+	cnf, tokenType := tokenBinding(c) // RFC 9449 §5, §6.1
 	// RFC 9068 §2.1: typ at+jwt (S12).
 	access, err := s.keys.sign(&accessClaims{
 		Iss: s.cfg.Issuer, Sub: g.Subject, Aud: cl.ID, ClientID: cl.ID,
 		Iat: now.Unix(), Exp: now.Add(s.cfg.AccessTokenLifetime).Unix(), Jti: randomToken(16),
 		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: unixOrZero(g.AuthTime), SID: g.SID, GID: fam,
+		Cnf: cnf,
 	}, "at+jwt")
 	if err != nil {
 		return err
@@ -363,7 +390,7 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	}
 	c.Response().Header().Set("Pragma", "no-cache")
 	return c.JSON(http.StatusOK, &tokenResponse{
-		AccessToken: access, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTokenLifetime / time.Second),
+		AccessToken: access, TokenType: tokenType, ExpiresIn: int(s.cfg.AccessTokenLifetime / time.Second),
 		IDToken: idToken, RefreshToken: rt, Scope: scope,
 	})
 }

@@ -82,6 +82,12 @@ type Config struct {
 	// Outbound limits the addresses upstream requests may reach: public
 	// ones only unless this allows more (outbound.go, SECURITY S70).
 	Outbound Outbound `yaml:"outbound,omitempty"`
+	// PushedAuthorization configures pushed authorization requests (PAR,
+	// RFC 9126, dpoppar.go).
+	PushedAuthorization PushedAuthorization `yaml:"par,omitempty"`
+	// ProofOfPossession configures sender-constrained tokens by DPoP (RFC
+	// 9449, dpoppar.go).
+	ProofOfPossession ProofOfPossession `yaml:"dpop,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }
@@ -259,6 +265,15 @@ type Client struct {
 	// signs in through realmgate as its IdP (samlapp.go, docs/saml-idp.md)
 	// instead of an OIDC client.
 	SAML *SAMLApp `yaml:"saml,omitempty" json:"saml,omitempty"`
+
+	// RequirePushedAuthorizationRequests makes /authorize accept this
+	// client's requests only through a request_uri from the PAR endpoint
+	// (RFC 9126 §6, docs/dpop-par.md).
+	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests,omitempty" json:"require_pushed_authorization_requests,omitempty"`
+	// DPoPBoundAccessTokens makes every token request of this client carry
+	// a DPoP proof, so its access tokens are always bound to its key
+	// (RFC 9449 §5.2, docs/dpop-par.md).
+	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens,omitempty" json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Tenant is one customer organisation.

@@ -324,6 +324,8 @@ func (k *checker) samlApp(cl *Client, path string, entityIDs map[string]string) 
 		{"post_logout_redirect_uris", len(cl.PostLogoutRedirectURIs) > 0},
 		{"backchannel_logout_uri", cl.BackchannelLogoutURI != ""},
 		{"exchange_audiences", len(cl.ExchangeAudiences) > 0}, {"claims", len(cl.Claims) > 0},
+		{"require_pushed_authorization_requests", cl.RequirePushedAuthorizationRequests},
+		{"dpop_bound_access_tokens", cl.DPoPBoundAccessTokens},
 	} {
 		if f.set {
 			k.add(strings.TrimSuffix(path, ".saml")+"."+f.name, "a SAML app (saml set) has no %s: it is an OIDC client setting (a SAML app releases the claims saml.attributes name)", f.name)

@@ -239,6 +239,7 @@ func (c *Config) problems() []Problem {
 	k.operations()  // operations.go
 	k.scim()        // scim.go
 	k.outbound()    // outbound.go
+	k.parDPoP()     // dpoppar.go
 	k.tlsSettings() // tls.go
 	return k.probs
 }

@@ -189,7 +189,8 @@ func Client(c config.Client) broker.Client {
 	return broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims,
-		SAML: SAMLApp(c.SAML)}
+		SAML: SAMLApp(c.SAML), RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
 }
 
 // Connector builds the upstream connector for one configured provider,

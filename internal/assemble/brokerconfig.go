@@ -65,6 +65,8 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	}
 	ApplyOperations(&bc, cfg) // rate limits (S60), audit retention (S61)
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
+	bc.PAR = broker.PAROptions{Require: cfg.PushedAuthorization.Required, RequestURILifetime: cfg.PushedAuthorization.RequestURILifetime.Duration()}
+	bc.DPoP = broker.DPoPOptions{RequireNonce: cfg.ProofOfPossession.RequireNonce, ProofLifetime: cfg.ProofOfPossession.ProofLifetime.Duration()}
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
 		if host == bd || strings.HasSuffix(host, "."+bd) {
