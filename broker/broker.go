@@ -47,6 +47,9 @@ type Client struct {
 	// BackchannelLogoutURI receives logout tokens when a session the client
 	// signed in through ends (OIDC Back-Channel Logout 1.0).
 	BackchannelLogoutURI string
+	// SSFPushURL, when set, makes the client a Shared Signals receiver:
+	// CAEP events about its users are pushed there as SETs (caep.go).
+	SSFPushURL string
 	// AllowedIdPs narrows the client to these IdPs; empty means any IdP of
 	// an allowed tenant.
 	AllowedIdPs []string
@@ -192,6 +195,7 @@ type Server struct {
 	now        func() time.Time
 	echo       *echo.Echo
 	logouts    *logoutQueue
+	sets       *setQueue // CAEP security events (caep.go)
 	users      *users.Directory // the tenant user directory (users.go); nil without one
 	ops        *ops             // metrics and the audit stream writer (metrics.go)
 	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
@@ -261,6 +265,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 	s.echo = s.routes()
 	s.startOps()
 	s.startLogoutQueue()
+	s.startSETQueue()
 	return s, nil
 }
 

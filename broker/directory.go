@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/sha256"
 	"fmt"
+	"maps"
 
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
@@ -65,6 +66,10 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 			return nil, err
 		}
 		out.clients = cls
+	}
+	if out.clients[AccessClientID] != accessClient {
+		out.clients = maps.Clone(out.clients)
+		out.clients[AccessClientID] = accessClient // the access page's own sign-ins (access_page.go)
 	}
 	out.samlApps = samlAppIndex(out.clients)
 	members, err := indexMemberships(d)
