@@ -134,8 +134,10 @@ type accessUser struct {
 }
 
 func (s *Server) accessGrantKey(tenant, id string) string { return s.keyer.key("ag", tenant+"\x00"+id) }
-func (s *Server) accessUserKey(tenant, sub string) string { return s.keyer.key("au", tenant+"\x00"+sub) }
-func (s *Server) accessIndexKey(tenant string) string     { return s.keyer.key("ai", tenant) }
+func (s *Server) accessUserKey(tenant, sub string) string {
+	return s.keyer.key("au", tenant+"\x00"+sub)
+}
+func (s *Server) accessIndexKey(tenant string) string { return s.keyer.key("ai", tenant) }
 
 // accessPolicy is tenant's policy, or ErrAccessOff.
 func (s *Server) accessPolicy(tenant string) (*AccessPolicy, error) {
@@ -264,7 +266,7 @@ func (s *Server) DecideAccess(ctx context.Context, tenant, id string, approve bo
 			return ErrAccessConflict
 		}
 		g.DecidedBy, g.Decided, g.Reason = clip(approver, maxAuditField), now, strings.TrimSpace(reason)
-		ttl := time.Until(g.Expires)
+		ttl := g.Expires.Sub(s.now())
 		if g.Status != AccessActive {
 			ttl = time.Hour // a decided grant stays listed a while; the audit stream keeps it
 		}
