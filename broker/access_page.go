@@ -127,6 +127,9 @@ func (s *Server) showAccess(c echo.Context, sess *session, msg string, failed bo
 	if failed {
 		status = http.StatusBadRequest
 	}
+	// Same-origin referrer: the page's own form posts then carry its
+	// Origin (no-referrer makes browsers send "null"), which sameOrigin checks.
+	c.Response().Header().Set("Referrer-Policy", "same-origin")
 	pol, err := s.accessPolicy(sess.Tenant)
 	if err != nil {
 		d.Message, d.Failed = "Your organization does not offer time-bound access.", true
@@ -163,7 +166,8 @@ func (s *Server) showAccess(c echo.Context, sess *session, msg string, failed bo
 }
 
 // sameOrigin reports whether a POST came from one of our pages: an Origin
-// header, when the browser sends one, names the issuer's origin.
+// header, when the browser sends one, names the issuer's origin ("null",
+// an opaque origin, is refused).
 func (s *Server) sameOrigin(c echo.Context) bool {
 	o := c.Request().Header.Get("Origin")
 	return o == "" || o == s.issuer.Scheme+"://"+s.issuer.Host

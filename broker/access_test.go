@@ -275,6 +275,21 @@ func TestAccess_ApprovalPage(t *testing.T) {
 			t.Errorf("POST with %s = %d, want 403", name, resp.StatusCode)
 		}
 	}
+	// A cross-site POST with bob's valid token (his cookie sent along) is refused by its Origin.
+	for _, origin := range []string{"https://evil.example", "null"} {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/access", strings.NewReader(url.Values{"csrf": {csrf[1]}, "op": {"request"},
+			"role": {"db-admin"}, "duration": {"5m"}, "justification": {"cross-site"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		resp, err := bb.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST with Origin %s = %d, want 403", origin, resp.StatusCode)
+		}
+	}
 	// Bob is no approver: deciding is refused.
 	list, _ := e.broker.ListAccess(context.Background(), "acme", broker.AccessPending)
 	if len(list) != 1 {

@@ -195,7 +195,7 @@ type Server struct {
 	now        func() time.Time
 	echo       *echo.Echo
 	logouts    *logoutQueue
-	sets       *setQueue // CAEP security events (caep.go)
+	sets       *setQueue        // CAEP security events (caep.go)
 	users      *users.Directory // the tenant user directory (users.go); nil without one
 	ops        *ops             // metrics and the audit stream writer (metrics.go)
 	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)

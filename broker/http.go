@@ -33,7 +33,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET(s.path("/.well-known/openid-configuration"), s.discovery)
 	e.GET(s.path("/jwks"), s.jwks)
 	e.GET(s.path("/.well-known/ssf-configuration"), s.ssfConfiguration) // caep.go
-	s.accessRoutes(e)                                                  // access.go: time-bound role grants
+	s.accessRoutes(e)                                                   // access.go: time-bound role grants
 	e.GET(s.path("/authorize"), s.authorize)
 	e.POST(s.path("/authorize"), s.authorize)
 	e.GET(s.path("/login"), s.loginPage)
