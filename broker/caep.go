@@ -22,6 +22,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/labstack/echo/v4"
+
+	"github.com/realmgate/realmgate/users"
 )
 
 // CAEP 1.0 event types (OpenID Continuous Access Evaluation Profile 1.0 §3).
@@ -244,6 +246,23 @@ func (s *Server) ssfConfiguration(c echo.Context) error {
 		"delivery_methods_supported": []string{PushDeliveryMethod},
 		"default_subjects":           "ALL",
 	})
+}
+
+var _ users.GroupsObserver = (*Server)(nil)
+
+// UserGroupsChanged tells the tenant's receivers that u's groups changed
+// (users.GroupsObserver): token-claims-change with the groups as they are
+// now; roles the tenant's rules derive from them change at the next refresh.
+func (s *Server) UserGroupsChanged(ctx context.Context, u *users.User) {
+	if u.Subject == "" && u.Email == "" {
+		return // never signed in and no address: nobody to name
+	}
+	groups := make([]any, len(u.Groups))
+	for i, g := range u.Groups {
+		groups[i] = g.Display
+	}
+	s.EmitSecurityEvent(ctx, SecurityEvent{Type: CAEPTokenClaimsChange, Tenant: u.Tenant, Subject: u.Subject, Email: u.Email,
+		Initiator: "admin", Claims: map[string]any{"groups": groups}})
 }
 
 // revokeCause is why sessions end, carried to session-revoked events;

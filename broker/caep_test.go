@@ -14,6 +14,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/internal/outbound"
+	"github.com/realmgate/realmgate/users"
 )
 
 // setReceiver is an SSF push receiver (RFC 8935) written for the tests: it
@@ -269,5 +270,44 @@ func TestCAEP_TransmitterConfiguration(t *testing.T) {
 	}
 	if m, _ := doc["delivery_methods_supported"].([]any); len(m) != 1 || m[0] != broker.PushDeliveryMethod {
 		t.Errorf("delivery_methods_supported = %v, want [%s]", doc["delivery_methods_supported"], broker.PushDeliveryMethod)
+	}
+}
+
+// TestCAEP_GroupChangeTold: adding a signed-in user to a directory group
+// tells the tenant's receivers (token-claims-change with the groups).
+func TestCAEP_GroupChangeTold(t *testing.T) {
+	rcv, uri := newSETReceiver(t)
+	e := newEnv(t, withReceiver(uri))
+	rcv.issuer = e.issuer
+	tr, _ := e.signIn()
+	_, idc := claimsOf(t, tr.str("id_token"))
+	ctx := context.Background()
+	d := e.broker.Users()
+	u, err := d.UserByLink(ctx, "acme", "acme-idp", "alice-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &users.Group{Tenant: "acme", DisplayName: "DBAs"}
+	if err := d.CreateGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.AddMembers(ctx, "admin:test", "acme", g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	ev := checkSET(t, rcv.wait(1)[0], e.issuer, idc["sub"].(string), broker.CAEPTokenClaimsChange)
+	cl, _ := ev["claims"].(map[string]any)
+	if gs, _ := cl["groups"].([]any); len(gs) != 1 || gs[0] != "DBAs" {
+		t.Errorf("token-claims-change claims = %v, want groups [DBAs]", cl)
+	}
+	// Adding again changes nothing and tells nothing.
+	if _, err := d.AddMembers(ctx, "admin:test", "acme", g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.RemoveMembers(ctx, "admin:test", "acme", g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	ev = checkSET(t, rcv.wait(1)[0], e.issuer, idc["sub"].(string), broker.CAEPTokenClaimsChange)
+	if cl, _ := ev["claims"].(map[string]any); len(cl["groups"].([]any)) != 0 {
+		t.Errorf("after removal claims = %v, want no groups", cl)
 	}
 }
