@@ -65,9 +65,16 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestAccess_GrantExpiresDuringRefreshChain(t *testing.T) {
+	grantExpiryChain(t, func(opts ...envOpt) *env { return newEnv(t, opts...) })
+}
+
+// grantExpiryChain: a grant requested, approved, in the refresh chain for
+// its hour, gone at the first refresh after it, told to receivers and
+// audited at each step; on the store newEnv makes.
+func grantExpiryChain(t *testing.T, newEnv func(...envOpt) *env) {
 	rcv, uri := newSETReceiver(t)
 	audit := &lockedBuffer{}
-	e := newEnv(t, withAccess(t), withReceiver(uri), func(c *broker.Config) {
+	e := newEnv(withAccess(t), withReceiver(uri), func(c *broker.Config) {
 		c.Audit = slog.New(slog.NewJSONHandler(audit, nil))
 	})
 	rcv.issuer = e.issuer

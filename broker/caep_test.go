@@ -311,3 +311,25 @@ func TestCAEP_GroupChangeTold(t *testing.T) {
 		t.Errorf("after removal claims = %v, want no groups", cl)
 	}
 }
+
+// TestCAEP_S70_PrivateReceiverRefused: with the default outbound policy
+// (public addresses only) a receiver URL on loopback, which an admin could
+// register, is never called.
+func TestCAEP_S70_PrivateReceiverRefused(t *testing.T) {
+	rcv, uri := newSETReceiver(t)
+	e := newEnv(t, func(c *broker.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "app-a" {
+				c.Clients[i].SSFPushURL = uri
+			}
+		}
+	})
+	rcv.issuer = e.issuer
+	e.broker.EmitSecurityEvent(context.Background(), broker.SecurityEvent{Type: broker.CAEPSessionRevoked, Tenant: "acme", Subject: "s"})
+	time.Sleep(time.Second) // the first attempt and a retry would have happened
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	if rcv.calls != 0 {
+		t.Errorf("receiver on loopback called %d times under the default outbound policy, want 0 (S70)", rcv.calls)
+	}
+}
