@@ -205,6 +205,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return s.authError(c, ar, oauth.New(oauth.AccessDenied, "the user cannot sign in to this application"))
 	}
 	claims, err := s.claimsFor(ctx, ar.ClientID, sess, tenant)
+	if errors.Is(err, ErrUnavailable) { // a store read (time-bound grants, access.go): 503
+		return err
+	}
 	if err != nil {
 		var denied *transform.DeniedError
 		if errors.As(err, &denied) {
