@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -38,6 +39,20 @@ var accessClient = func() *client {
 	}
 	return cls[AccessClientID]
 }()
+
+// withAccessClient returns clients with the built-in client (a copy when
+// it lacks it); every way the directory's clients are built goes through it.
+func withAccessClient(clients map[string]*client) map[string]*client {
+	if clients[AccessClientID] == accessClient {
+		return clients
+	}
+	out := maps.Clone(clients)
+	if out == nil {
+		out = map[string]*client{}
+	}
+	out[AccessClientID] = accessClient // the access page's own sign-ins
+	return out
+}
 
 func (s *Server) accessRoutes(e *echo.Echo) {
 	e.GET(s.path("/access"), s.accessPage)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/realm"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -331,4 +332,29 @@ func TestAccess_ApprovalPage(t *testing.T) {
 	if err != nil || g.Status != broker.AccessActive || g.DecidedBy == "" {
 		t.Errorf("grant after approval = %+v, %v", g, err)
 	}
+}
+
+// TestAccess_BuiltInClientSurvivesReconfiguration: the access page's
+// client is in the directory after a full and after an incremental
+// reconfiguration that replaces the clients.
+func TestAccess_BuiltInClientSurvivesReconfiguration(t *testing.T) {
+	var res *realm.Resolver
+	e := newEnv(t, withAccess(t), func(c *broker.Config) { res = c.Resolver })
+	clients := []broker.Client{{ID: "app-a", Secret: secretA, RedirectURIs: []string{appCB}, AllowedTenants: []string{"*"}}}
+	signInStarts := func(what string) {
+		t.Helper()
+		resp := e.browser().get(e.issuer + "/access/signin?login_hint=" + url.QueryEscape("alice@acme.test"))
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "https://idp.example/acme-idp/") {
+			t.Errorf("%s: access sign-in = %d %q, want a redirect to the acme IdP", what, resp.StatusCode, loc)
+		}
+	}
+	signInStarts("at start")
+	if err := e.broker.ReconfigureTenants(res, broker.Directory{Resolver: res, IdPs: e.harnessIdPs(), Clients: clients}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	signInStarts("after an incremental reconfiguration")
+	if err := e.broker.Reconfigure(broker.Directory{Resolver: res, IdPs: e.harnessIdPs(), Clients: clients}); err != nil {
+		t.Fatal(err)
+	}
+	signInStarts("after a full reconfiguration")
 }

@@ -3,7 +3,6 @@ package broker
 import (
 	"crypto/sha256"
 	"fmt"
-	"maps"
 
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
@@ -67,10 +66,7 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		}
 		out.clients = cls
 	}
-	if out.clients[AccessClientID] != accessClient {
-		out.clients = maps.Clone(out.clients)
-		out.clients[AccessClientID] = accessClient // the access page's own sign-ins (access_page.go)
-	}
+	out.clients = withAccessClient(out.clients)
 	out.samlApps = samlAppIndex(out.clients)
 	members, err := indexMemberships(d)
 	if err != nil {
