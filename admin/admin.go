@@ -180,6 +180,9 @@ type Options struct {
 	// Users is the tenant user directory (the broker's Users()); nil: the
 	// user endpoints answer 501.
 	Users *users.Directory
+	// Access keeps time-bound role grants (the broker); nil: the grant
+	// endpoints answer 501.
+	Access AccessGrants
 }
 
 // snapshot is one applied version.

@@ -158,6 +158,12 @@ func isolationRoutes() []route {
 		{"POST", "/v1/tenants/:tenant/users/:user/suspend", other + "/users/u1/suspend", nil},
 		{"POST", "/v1/tenants/:tenant/users/:user/activate", other + "/users/u1/activate", nil},
 		{"POST", "/v1/tenants/:tenant/users/:user/revoke", other + "/users/u1/revoke", nil},
+		{"GET", "/v1/tenants/:tenant/access-grants", other + "/access-grants", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants", other + "/access-grants", admin.NewAccessGrant{Subject: "s", Role: "db-admin", Duration: "1m", Justification: "x"}},
+		{"GET", "/v1/tenants/:tenant/access-grants/:grant", other + "/access-grants/g1", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants/:grant/approve", other + "/access-grants/g1/approve", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants/:grant/deny", other + "/access-grants/g1/deny", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants/:grant/revoke", other + "/access-grants/g1/revoke", nil},
 	}
 }
 

@@ -112,7 +112,8 @@ func (s *Service) routes() *echo.Echo {
 	g.DELETE("/clients/:client", s.deleteClient)
 	g.POST("/batch", s.batch)
 	g.POST("/dry-run", s.dryRun)
-	s.userRoutes(g) // users.go: the tenant user directory
+	s.userRoutes(g)   // users.go: the tenant user directory
+	s.accessRoutes(g) // access.go: time-bound role grants
 	return e
 }
 

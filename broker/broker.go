@@ -48,6 +48,9 @@ type Client struct {
 	// BackchannelLogoutURI receives logout tokens when a session the client
 	// signed in through ends (OIDC Back-Channel Logout 1.0).
 	BackchannelLogoutURI string
+	// SSFPushURL, when set, makes the client a Shared Signals receiver:
+	// CAEP events about its users are pushed there as SETs (caep.go).
+	SSFPushURL string
 	// AllowedIdPs narrows the client to these IdPs; empty means any IdP of
 	// an allowed tenant.
 	AllowedIdPs []string
@@ -206,6 +209,7 @@ type Server struct {
 	echo       *echo.Echo
 	logouts    *logoutQueue
 	revoking   sync.WaitGroup   // deletions ending their sessions (deletion.go)
+	sets       *setQueue        // CAEP security events (caep.go)
 	users      *users.Directory // the tenant user directory (users.go); nil without one
 	ops        *ops             // metrics and the audit stream writer (metrics.go)
 	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
@@ -275,6 +279,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 	s.echo = s.routes()
 	s.startOps()
 	s.startLogoutQueue()
+	s.startSETQueue()
 	return s, nil
 }
 

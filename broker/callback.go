@@ -205,6 +205,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return s.authError(c, ar, oauth.New(oauth.AccessDenied, "the user cannot sign in to this application"))
 	}
 	claims, err := s.claimsFor(ctx, ar.ClientID, sess, tenant)
+	if errors.Is(err, ErrUnavailable) { // a store read (time-bound grants, access.go): 503
+		return err
+	}
 	if err != nil {
 		var denied *transform.DeniedError
 		if errors.As(err, &denied) {
@@ -257,6 +260,21 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 // tenant's domains. The admin API's dry run and `realmgate rules test` run
 // the same pipeline.
 func (s *Server) claimsFor(ctx context.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
+	out, err := s.ruleClaims(ctx, clientID, sess, tenant)
+	if err != nil || s.dir().policies[tenant].Access == nil {
+		return out, err
+	}
+	// Time-bound role grants (access.go) add their roles until they expire.
+	roles, err := s.activeRoles(ctx, tenant, sess.Subject)
+	if err != nil {
+		return nil, err
+	}
+	addRoles(out, roles)
+	return out, nil
+}
+
+// ruleClaims is claimsFor without time-bound role grants: the pipeline only.
+func (s *Server) ruleClaims(ctx context.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
 	d := s.dir()
 	var user map[string]any
 	if sess.user != nil {

@@ -70,6 +70,7 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		}
 		out.clients = cls
 	}
+	out.clients = withAccessClient(out.clients)
 	out.samlApps = samlAppIndex(out.clients)
 	members, err := indexMemberships(d)
 	if err != nil {

@@ -56,8 +56,8 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 		if err != nil {
 			return err
 		}
-		out.clients = cls
-		out.samlApps = samlAppIndex(cls)
+		out.clients = withAccessClient(cls)
+		out.samlApps = samlAppIndex(out.clients)
 	}
 	members, err := indexMemberships(d)
 	if err != nil {

@@ -156,6 +156,9 @@ func (s *Server) userinfo(c echo.Context) error {
 			return oauth.New(oauth.InvalidToken, "the access token is no longer valid")
 		}
 		fresh, err := s.claimsFor(c.Request().Context(), g.ClientID, g.Origin, g.Tenant)
+		if errors.Is(err, ErrUnavailable) { // a store read (time-bound grants, access.go)
+			return s.tokenUnavailable(c, err)
+		}
 		if err != nil {
 			return oauth.New(oauth.InvalidToken, "the access token is no longer valid")
 		}

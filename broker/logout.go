@@ -213,6 +213,7 @@ func (s *Server) logoutSession(ctx context.Context, sess *session) error {
 			s.sendLogout(cl, sess)
 		}
 	}
+	s.sessionRevokedEvent(ctx, sess) // CAEP (caep.go)
 	return nil
 }
 
@@ -379,6 +380,7 @@ func (s *Server) Close() error {
 	s.revoking.Wait() // sessions a deletion is ending (deletion.go) queue their logout tokens first
 	s.logouts.once.Do(func() { close(s.logouts.jobs) })
 	s.logouts.wg.Wait()
+	s.closeSETQueue()
 	s.stopOps() // write the queued audit events
 	return nil
 }

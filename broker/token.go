@@ -280,6 +280,9 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 				s.auditEvent(c, "denied", "rule: "+denied.Rule, at)
 				return oauth.New(oauth.InvalidGrant, "access denied: "+denied.Message)
 			}
+			if errors.Is(err, ErrUnavailable) { // a store read (time-bound grants, access.go)
+				return s.tokenUnavailable(c, err)
+			}
 			s.log.Error("claims rules on refresh", "request_id", requestID(c), "tenant", g.Tenant, "err", err)
 			s.auditEvent(c, "failure", "rule_error", at)
 			return bad

@@ -243,6 +243,11 @@ var _ users.Revoker = (*Server)(nil)
 func (s *Server) RevokeUser(ctx context.Context, u *users.User, actor, reason string) error {
 	var firstErr error
 	ended := 0
+	// CAEP: one session-revoked for the user to every receiver of the
+	// tenant (every session of the subject, CAEP 1.0 §3.1), not one per session.
+	s.EmitSecurityEvent(ctx, SecurityEvent{Type: CAEPSessionRevoked, Tenant: u.Tenant, Subject: u.Subject,
+		Email: u.Email, Initiator: "admin", Reason: "user " + reason})
+	ctx = withRevokeCause(ctx, "admin", "user "+reason, true)
 	for _, l := range u.Links {
 		keys, indexes, err := s.upstreamSessionKeys(ctx, l.IdP, l.Subject, "")
 		if err != nil {

@@ -251,6 +251,12 @@ type Client struct {
 	// session the client signed in through ends (https, or http on loopback).
 	BackchannelLogoutURI string `yaml:"backchannel_logout_uri,omitempty" json:"backchannel_logout_uri,omitempty"`
 
+	// SSFPushURL makes the client an OpenID Shared Signals receiver:
+	// realmgate pushes CAEP events about its users there (session-revoked,
+	// token-claims-change, credential-change) as signed Security Event
+	// Tokens (RFC 8417, push delivery RFC 8935); https, or http on loopback.
+	SSFPushURL string `yaml:"ssf_push_url,omitempty" json:"ssf_push_url,omitempty"`
+
 	// AllowedIdPs, when set, narrows the client further to these IdP ids: no
 	// hint, cookie or choice can send its users to another IdP.
 	AllowedIdPs []string `yaml:"allowed_idps,omitempty" json:"allowed_idps,omitempty"`
@@ -309,6 +315,11 @@ type Tenant struct {
 	// record is created at each user's first sign-in unless provisioned_only,
 	// and a record provisioned ahead (SCIM, admin API) is matched by match.
 	Directory *TenantDirectory `yaml:"directory,omitempty" json:"directory,omitempty"`
+
+	// Access, when set, offers the tenant's users time-bound role grants
+	// (just-in-time access, docs/jit-access.md): requested for a duration
+	// with a justification, approved by an approver, expiring by themselves.
+	Access *Access `yaml:"access,omitempty" json:"access,omitempty"`
 
 	// RequireMFA refuses sign-ins whose upstream authentication was not
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
@@ -555,6 +566,29 @@ type TenantDirectory struct {
 	// ProvisionedOnly refuses users the directory does not know, instead of
 	// creating their record at the first sign-in.
 	ProvisionedOnly bool `yaml:"provisioned_only,omitempty" json:"provisioned_only,omitempty"`
+}
+
+// Access is a tenant's just-in-time access: the roles its users may
+// request for a while, and who approves.
+type Access struct {
+	// ApproverRoles: users of the tenant whose roles (from the tenant's
+	// rules, never from a grant) include one of these approve or deny
+	// requests on the access page. The admin API decides in any case.
+	ApproverRoles []string `yaml:"approver_roles,omitempty" json:"approver_roles,omitempty"`
+	// Roles are the roles that may be requested.
+	Roles []AccessRole `yaml:"roles" json:"roles"`
+}
+
+// AccessRole is one role of a tenant's just-in-time access.
+type AccessRole struct {
+	// Name is the role as it appears in the roles claim.
+	Name string `yaml:"name" json:"name"`
+	// MaxDuration is the longest a grant of the role lasts, at most 168h.
+	// Default 1h.
+	MaxDuration Duration `yaml:"max_duration,omitempty" json:"max_duration,omitempty"`
+	// SelfActivate lets users activate the role without approval (still
+	// bounded by max_duration, still audited).
+	SelfActivate bool `yaml:"self_activate,omitempty" json:"self_activate,omitempty"`
 }
 
 // Impersonation says who may act as a tenant's users.

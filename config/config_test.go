@@ -598,6 +598,24 @@ func TestValidate(t *testing.T) {
 		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id", "is required"},
 		{"client id space", func(c *Config) { c.Clients[0].ID = "my app" }, "clients[0].id", "spaces"},
 		{"client duplicate", func(c *Config) { c.Clients = append(c.Clients, c.Clients[0]) }, "clients[1].id", "already used"},
+		{"client id reserved", func(c *Config) { c.Clients[0].ID = AccessClientID }, "clients[0].id", "reserved"},
+		{"ssf push https", func(c *Config) { c.Clients[0].SSFPushURL = "https://app.example/ssf/events" }, "", ""},
+		{"ssf push http loopback", func(c *Config) { c.Clients[0].SSFPushURL = "http://127.0.0.1:9000/events" }, "", ""},
+		{"ssf push http remote", func(c *Config) { c.Clients[0].SSFPushURL = "http://app.example/events" }, "clients[0].ssf_push_url", "must use https"},
+		{"ssf push private scheme", func(c *Config) { c.Clients[0].SSFPushURL = "com.example.app:/events" }, "clients[0].ssf_push_url", "must use https"},
+		{"ssf push fragment", func(c *Config) { c.Clients[0].SSFPushURL = "https://app.example/e#x" }, "clients[0].ssf_push_url", "fragment"},
+		{"access valid", func(c *Config) {
+			c.Tenants[0].Access = &Access{ApproverRoles: []string{"approver"}, Roles: []AccessRole{{Name: "db-admin", MaxDuration: Duration(2 * time.Hour)}, {Name: "support", SelfActivate: true}}}
+		}, "", ""},
+		{"access no roles", func(c *Config) { c.Tenants[0].Access = &Access{} }, "tenants[0].access.roles", "at least one"},
+		{"access role unnamed", func(c *Config) { c.Tenants[0].Access = &Access{Roles: []AccessRole{{}}} }, "tenants[0].access.roles[0].name", "is required"},
+		{"access role twice", func(c *Config) { c.Tenants[0].Access = &Access{Roles: []AccessRole{{Name: "a"}, {Name: "a"}}} }, "tenants[0].access.roles[1].name", "already listed"},
+		{"access too long", func(c *Config) {
+			c.Tenants[0].Access = &Access{Roles: []AccessRole{{Name: "a", MaxDuration: Duration(169 * time.Hour)}}}
+		}, "tenants[0].access.roles[0].max_duration", "168h"},
+		{"access empty approver role", func(c *Config) {
+			c.Tenants[0].Access = &Access{ApproverRoles: []string{" "}, Roles: []AccessRole{{Name: "a"}}}
+		}, "tenants[0].access.approver_roles[0]", "empty"},
 		{"client no redirect", func(c *Config) { c.Clients[0].RedirectURIs = nil }, "clients[0].redirect_uris", "at least one"},
 		{"redirect private scheme", func(c *Config) { c.Clients[0].RedirectURIs = []string{"com.example.app:/oauth2redirect"} }, "", ""},
 		{"redirect loopback v6", func(c *Config) { c.Clients[0].RedirectURIs = []string{"http://[::1]:9000/cb"} }, "", ""},

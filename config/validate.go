@@ -463,6 +463,14 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 				k.add(path+".backchannel_logout_uri", "%s", msg)
 			}
 		}
+		if cl.SSFPushURL != "" {
+			if msg := checkPushURL(cl.SSFPushURL); msg != "" {
+				k.add(path+".ssf_push_url", "%s", msg)
+			}
+		}
+		if cl.ID == AccessClientID {
+			k.add(path+".id", "%q is reserved for realmgate's access page", cl.ID)
+		}
 		for j, id := range cl.ExchangeAudiences {
 			if k.c.Client(id) == nil {
 				k.add(fmt.Sprintf("%s.exchange_audiences[%d]", path, j), "unknown client %q", id)
@@ -492,6 +500,52 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			}
 		}
 	}
+}
+
+// AccessClientID is the client id realmgate's access page signs people in
+// as (broker.AccessClientID); no configured client may take it.
+const AccessClientID = "realmgate-access"
+
+// MaxAccessDuration bounds a just-in-time role's max_duration.
+const MaxAccessDuration = 168 * time.Hour
+
+// checkAccess checks a tenant's just-in-time access.
+func checkAccess(k *checker, path string, a *Access) {
+	if len(a.Roles) == 0 {
+		k.add(path+".roles", "at least one role is required")
+	}
+	seen := map[string]int{}
+	for j, r := range a.Roles {
+		p := fmt.Sprintf("%s.roles[%d]", path, j)
+		switch i, dup := seen[r.Name]; {
+		case strings.TrimSpace(r.Name) == "" || len(r.Name) > 128:
+			k.add(p+".name", "is required (at most 128 characters)")
+		case dup:
+			k.add(p+".name", "role %q is already listed at roles[%d]", r.Name, i)
+		default:
+			seen[r.Name] = j
+		}
+		if d := r.MaxDuration.Duration(); d < 0 || d > MaxAccessDuration {
+			k.add(p+".max_duration", "must be between 0 (default 1h) and 168h")
+		}
+	}
+	for j, r := range a.ApproverRoles {
+		if strings.TrimSpace(r) == "" {
+			k.add(fmt.Sprintf("%s.approver_roles[%d]", path, j), "must not be empty")
+		}
+	}
+}
+
+// checkPushURL checks a push endpoint realmgate POSTs to: a redirect URI's
+// rules (absolute, no fragment or user info), https or http on loopback only.
+func checkPushURL(s string) string {
+	if msg := checkRedirectURI(s); msg != "" {
+		return msg
+	}
+	if u, _ := url.Parse(s); u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Sprintf("%q must use https (http is allowed only on loopback)", s)
+	}
+	return ""
 }
 
 // checkRedirectURI checks a client redirect URI (RFC 6749 §3.1.2, RFC 8252
@@ -620,6 +674,9 @@ func (k *checker) tenants() map[string]bool {
 			default:
 				k.add(path+".directory.match", "%q: want external_id, user_name or email", dir.Match)
 			}
+		}
+		if a := t.Access; a != nil {
+			checkAccess(k, path+".access", a)
 		}
 		if im := t.Impersonation; im != nil {
 			if len(im.OperatorRoles) == 0 {
