@@ -58,6 +58,9 @@ type Client struct {
 	// SAML, when set, makes the client a SAML service provider that signs
 	// in through realmgate as its IdP (samlidp.go), not an OIDC client.
 	SAML *samlidp.SP
+	// Machine holds the client's grants, machine-to-machine settings and
+	// token endpoint authentication (clientauth.go, clientcredentials.go).
+	Machine
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -198,6 +201,7 @@ type Server struct {
 	secure     bool             // cookies get Secure (https issuer)
 	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
 	readiness  readiness        // conditions besides the store (readiness.go)
+	clientJWKS jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

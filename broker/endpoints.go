@@ -48,7 +48,7 @@ func sameBytes(a, b []byte) bool {
 }
 
 func (s *Server) discoveryMetadata() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                        s.cfg.Issuer,
 		"authorization_endpoint":                        s.url("/authorize"),
 		"token_endpoint":                                s.url("/token"),
@@ -77,6 +77,8 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"request_uri_parameter_supported":                false,
 		"claims_parameter_supported":                     false,
 	}
+	s.clientAuthMetadata(m) // clientauth.go
+	return m
 }
 
 // jwks publishes the current and still-valid previous signing keys.
