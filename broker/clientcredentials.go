@@ -133,3 +133,21 @@ func ccAudience(cl *client, v url.Values) (string, *oauth.Error) {
 	}
 	return "", oauth.New(oauth.InvalidTarget, "the client may not obtain tokens for this audience")
 }
+
+// machineToken verifies a client_credentials access token: ours, of no
+// grant family, and its client still registered for client_credentials in
+// the tenant it names (a deleted or changed client's tokens end).
+func (s *Server) machineToken(token string) (jwt.MapClaims, error) {
+	claims, err := s.keys.verify(token, "at+jwt")
+	if err != nil {
+		return nil, err
+	}
+	sub := stringClaim(claims, "sub")
+	cl := s.dir().clients[sub]
+	switch {
+	case stringClaim(claims, "iss") != s.cfg.Issuer, stringClaim(claims, "gid") != "", stringClaim(claims, "client_id") != sub,
+		cl == nil, !cl.grants(grantClientCredentials), stringClaim(claims, "tid") != cl.Tenant:
+		return nil, errBadToken
+	}
+	return claims, nil
+}

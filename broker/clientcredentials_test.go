@@ -82,6 +82,21 @@ func TestClientCredentials_RFC6749_4_4(t *testing.T) {
 	if r.str("scope") != "read write" || r.str("token_type") != "Bearer" {
 		t.Errorf("response %v, want scope and token_type Bearer", r.body)
 	}
+	// The API it is for may introspect it (RFC 7662); another client sees it inactive.
+	t.Run("introspection", func(t *testing.T) {
+		v := ccParams("audience", "app-b")
+		tok := e.post("/token", v, "acme-sync", secretM).str("access_token")
+		in := e.post("/introspect", url.Values{"token": {tok}}, "app-b", secretB)
+		if in.body["active"] != true || in.body["sub"] != "acme-sync" || in.body["tid"] != "acme" {
+			t.Errorf("introspection by app-b = %v, want active, sub acme-sync, tid acme", in.body)
+		}
+		if in := e.post("/introspect", url.Values{"token": {tok}}, "app-a", secretA); in.body["active"] != false {
+			t.Errorf("introspection by app-a = %v, want inactive", in.body)
+		}
+		if code, _ := e.userinfo(tok); code != http.StatusUnauthorized {
+			t.Errorf("userinfo with a client_credentials token = %d, want 401 (no user)", code)
+		}
+	})
 
 	tests := []struct {
 		name, client, secret string

@@ -191,6 +191,9 @@ func (s *Server) introspect(c echo.Context) error {
 	if errors.Is(err, ErrUnavailable) {
 		return s.tokenUnavailable(c, err)
 	}
+	if err != nil {
+		at, err = s.machineToken(v.Get("token")) // clientcredentials.go
+	}
 	if err != nil || stringClaim(at, "aud") != cl.ID {
 		return c.JSON(http.StatusOK, inactive)
 	}

@@ -305,9 +305,33 @@ type Client struct {
 
 // JWKS is a JSON Web Key Set (RFC 7517 §5): public keys only.
 type JWKS struct {
-	// Keys are the JSON Web Keys (RFC 7517 §4): RSA (RS256, PS256), EC
-	// P-256 (ES256) or P-384 (ES384), or Ed25519 (EdDSA).
-	Keys []map[string]any `yaml:"keys" json:"keys"`
+	// Keys are the JSON Web Keys (RFC 7517 §4): RSA of 2048 bits or more
+	// (RS256, PS256 and their longer hashes), EC P-256 (ES256), P-384
+	// (ES384) or P-521 (ES512), or Ed25519 (EdDSA).
+	Keys []JWK `yaml:"keys" json:"keys"`
+}
+
+// JWK is one public JSON Web Key (RFC 7517 §4, RFC 7518 §6). Private key
+// members are not accepted.
+type JWK struct {
+	// Kty is the key type: RSA, EC or OKP.
+	Kty string `yaml:"kty" json:"kty"`
+	// Kid is the key id the client's assertions name in their kid header.
+	Kid string `yaml:"kid,omitempty" json:"kid,omitempty"`
+	// Use, when set, must be sig.
+	Use string `yaml:"use,omitempty" json:"use,omitempty"`
+	// Alg, when set, is the only algorithm the key verifies.
+	Alg string `yaml:"alg,omitempty" json:"alg,omitempty"`
+	// Crv is the curve of an EC (P-256, P-384, P-521) or OKP (Ed25519) key.
+	Crv string `yaml:"crv,omitempty" json:"crv,omitempty"`
+	// X is an EC key's x coordinate or an OKP key's public key, base64url.
+	X string `yaml:"x,omitempty" json:"x,omitempty"`
+	// Y is an EC key's y coordinate, base64url.
+	Y string `yaml:"y,omitempty" json:"y,omitempty"`
+	// N is an RSA key's modulus, base64url.
+	N string `yaml:"n,omitempty" json:"n,omitempty"`
+	// E is an RSA key's public exponent, base64url.
+	E string `yaml:"e,omitempty" json:"e,omitempty"`
 }
 
 // Tenant is one customer organisation.
