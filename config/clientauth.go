@@ -96,7 +96,7 @@ func (k *checker) clientAuth(cl *Client, path string, tenantIDs map[string]bool)
 			k.add(path+".jwks_uri", "%s", msg)
 		}
 	}
-	public := cl.Secret == "" && method != AuthPrivateKeyJWT
+	public := cl.Secret == "" && (method == "" || method == AuthNone) // other methods' problems are reported above
 	if slices.Contains(cl.GrantTypes, GrantClientCredentials) && public {
 		// RFC 6749 §4.4: only a confidential client may use client_credentials.
 		k.add(path+".grant_types", "client_credentials needs an authenticated client: a secret or private_key_jwt")
