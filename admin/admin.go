@@ -35,6 +35,7 @@ import (
 	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
+	"github.com/realmgate/realmgate/registration"
 	"github.com/realmgate/realmgate/users"
 )
 
@@ -180,6 +181,9 @@ type Options struct {
 	// Users is the tenant user directory (the broker's Users()); nil: the
 	// user endpoints answer 501.
 	Users *users.Directory
+	// RegistrationTokens keeps the initial access tokens of dynamic client
+	// registration (registration.go); nil turns their endpoints off (404).
+	RegistrationTokens *registration.Tokens
 }
 
 // snapshot is one applied version.

@@ -143,6 +143,8 @@ func isolationRoutes() []route {
 		{"GET", "/v1/tenants/:tenant/scim/tokens", other + "/scim/tokens", nil},
 		{"POST", "/v1/tenants/:tenant/scim/tokens", other + "/scim/tokens", map[string]any{"name": "x"}},
 		{"DELETE", "/v1/tenants/:tenant/scim/tokens/:token", other + "/scim/tokens/x", nil},
+		{"POST", "/v1/tenants/:tenant/registration-tokens", other + "/registration-tokens", map[string]any{}},
+		{"DELETE", "/v1/tenants/:tenant/registration-tokens/:token", other + "/registration-tokens/x", nil},
 		{"POST", "/v1/clients", "/v1/clients", admin.Client{Client: config.Client{ID: "c", RedirectURIs: []string{"https://c.test/cb"}}}},
 		{"GET", "/v1/clients/:client", "/v1/clients/beta-app", nil},
 		{"PUT", "/v1/clients/:client", "/v1/clients/beta-app", admin.Client{Client: config.Client{ID: "beta-app", RedirectURIs: []string{"https://c.test/cb"}}}},

@@ -104,7 +104,8 @@ func (s *Service) routes() *echo.Echo {
 	g.GET("/tenants/:tenant/providers/:provider/onboarding", s.onboarding)
 	g.GET("/tenants/:tenant/rules", s.getRules)
 	g.PUT("/tenants/:tenant/rules", s.replaceRules)
-	s.scimRoutes(g) // scimtokens.go
+	s.scimRoutes(g)         // scimtokens.go
+	s.registrationRoutes(g) // registration.go: initial access tokens of RFC 7591
 	g.GET("/clients", s.listClients)
 	g.POST("/clients", s.createClient)
 	g.GET("/clients/:client", s.getClient)

@@ -139,6 +139,10 @@ type Config struct {
 	// overrides the per-tenant limits of some tenants.
 	RateLimits       RateLimits
 	TenantRateLimits map[string]TenantLimits
+	// RegistrationEndpoint, when set, is announced in the discovery
+	// document (RFC 8414 §2): dynamic client registration is served beside
+	// the broker (package registration).
+	RegistrationEndpoint string
 	// AuditMaxLen is how many audit events the store keeps per tenant
 	// (audit.go): zero means DefaultAuditMaxLen, negative keeps none.
 	AuditMaxLen int64

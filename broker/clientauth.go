@@ -116,6 +116,9 @@ func (s *Server) clientAuthMetadata(m map[string]any) {
 	m["revocation_endpoint_auth_signing_alg_values_supported"] = assertionAlgs
 	m["introspection_endpoint_auth_methods_supported"] = methods
 	m["introspection_endpoint_auth_signing_alg_values_supported"] = assertionAlgs
+	if s.cfg.RegistrationEndpoint != "" {
+		m["registration_endpoint"] = s.cfg.RegistrationEndpoint // RFC 7591 §3, with an initial access token
+	}
 }
 
 // assertedClient authenticates a client by a JWT it signed with its
