@@ -56,12 +56,13 @@ func ccParams(extra ...string) url.Values {
 func TestClientCredentials_RFC6749_4_4(t *testing.T) {
 	e := newEnv(t,
 		withClients(
-			broker.Client{ID: "acme-sync", Secret: secretM, Machine: broker.Machine{Tenant: "acme",
+			broker.Client{ID: "acme-sync", Secret: secretM, Claims: []string{"cost_center"}, Machine: broker.Machine{Tenant: "acme",
 				GrantTypes: []string{"client_credentials"}, Scopes: []string{"read", "write"}, Audiences: []string{"https://api.acme.test", "app-b"}}},
 			broker.Client{ID: "global-job", Secret: secretM, Machine: broker.Machine{GrantTypes: []string{"client_credentials"}, Scopes: []string{"jobs"}}},
 		),
 		withRules(t, "acme", transform.Rule{Name: "sync role", If: `client == "acme-sync" && upstream.client_id == "acme-sync"`,
-			Add: []transform.Assignment{{Claim: "roles", Expr: `"directory-sync"`}}}),
+			Add: []transform.Assignment{{Claim: "roles", Expr: `"directory-sync"`}},
+			Set: []transform.Assignment{{Claim: "cost_center", Expr: `"cc-1"`}, {Claim: "secret_note", Expr: `"not released"`}}}),
 	)
 	r := e.post("/token", ccParams(), "acme-sync", secretM)
 	if r.status != http.StatusOK {
@@ -78,6 +79,9 @@ func TestClientCredentials_RFC6749_4_4(t *testing.T) {
 	if h["typ"] != "at+jwt" || c["sub"] != "acme-sync" || c["client_id"] != "acme-sync" || c["tid"] != "acme" ||
 		c["aud"] != "https://api.acme.test" || c["scope"] != "read write" || !slices.Contains(roles, any("directory-sync")) {
 		t.Fatalf("token header %v claims %v, want sub and client_id acme-sync, tid acme, default audience, all scopes, the rule's role", h, c)
+	}
+	if c["cost_center"] != "cc-1" || c["secret_note"] != nil {
+		t.Errorf("token claims %v, want the registered custom claim cost_center only (S75)", c)
 	}
 	if r.str("scope") != "read write" || r.str("token_type") != "Bearer" {
 		t.Errorf("response %v, want scope and token_type Bearer", r.body)
