@@ -32,10 +32,10 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/registration"
 	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
-	"github.com/realmgate/realmgate/registration"
 	"github.com/realmgate/realmgate/users"
 )
 
