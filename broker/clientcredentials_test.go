@@ -20,6 +20,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/broker/redisstore"
+	"github.com/realmgate/realmgate/internal/redistest"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -380,5 +382,41 @@ func TestDiscovery_ClientAuthMetadata(t *testing.T) {
 		if a == "none" || a == "HS256" {
 			t.Errorf("token_endpoint_auth_signing_alg_values_supported lists %v", a)
 		}
+	}
+}
+
+// TestClientAuth_AssertionReplayAcrossInstances: two brokers share a real
+// Redis; an assertion used at one is refused at the other, since the jti is
+// recorded in the store (RFC 7523 §3 item 7), and a store down refuses
+// assertions with 503 instead of accepting them unrecorded.
+func TestClientAuth_AssertionReplayAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	sg := newECSigner(t, "k1")
+	withPKJ := withClients(broker.Client{ID: "pkj", Machine: broker.Machine{GrantTypes: []string{"client_credentials"},
+		AuthMethod: "private_key_jwt", JWKS: sg.jwks}})
+	open := func() *recordingStore {
+		rs, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rs.Close() })
+		return &recordingStore{Store: rs}
+	}
+	a, b := newEnvOn(t, open(), withPKJ), newEnvOn(t, open(), withPKJ)
+	assertion := func(e *env, jti string) string {
+		c := assertionClaims(e, "pkj")
+		c["aud"], c["jti"] = []string{a.issuer, b.issuer}, jti
+		return sg.sign(t, c)
+	}
+	jti := randomJTI()
+	if r := a.post("/token", assertionParams(assertion(a, jti)), "", ""); r.status != http.StatusOK {
+		t.Fatalf("assertion at instance A = %d %v", r.status, r.body)
+	}
+	if r := b.post("/token", assertionParams(assertion(b, jti)), "", ""); r.str("error") != "invalid_client" {
+		t.Fatalf("the same jti at instance B = %d %v, want invalid_client", r.status, r.body)
+	}
+	b.store.down.Store(true)
+	if r := b.post("/token", assertionParams(assertion(b, randomJTI())), "", ""); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("assertion with the store down = %d %v, want 503", r.status, r.body)
 	}
 }
