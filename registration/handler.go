@@ -124,34 +124,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if !h.limited(w, r) {
+	// Every request counts against its address; only authenticated ones
+	// against their tenant, so nobody can use up another tenant's budget.
+	if !h.limited(w, r, "rl:dcr:ip:"+h.opts.ClientIP(r), store.Window{Limit: h.opts.PerIP, Length: time.Minute}) {
 		return
 	}
 	h.mux.ServeHTTP(w, r)
 }
 
-// limited applies the rate limits; false when the request was refused.
-func (h *Handler) limited(w http.ResponseWriter, r *http.Request) bool {
-	tenant, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, h.prefix), "/")
-	now := time.Now()
-	for _, l := range []struct {
-		key string
-		w   store.Window
-	}{
-		{"rl:dcr:ip:" + h.opts.ClientIP(r), store.Window{Limit: h.opts.PerIP, Length: time.Minute}},
-		{"rl:dcr:tenant:" + tenant, store.Window{Limit: h.opts.PerTenant, Length: time.Hour}},
-	} {
-		wait, err := h.opts.Store.SlidingWindow(r.Context(), l.key, l.w, store.WindowTake, now)
-		if err != nil {
-			h.opts.Logger.Error("registration: rate limit", "err", err)
-			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable")
-			return false
-		}
-		if wait > 0 {
-			w.Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)+1))
-			writeError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many registration requests; retry later")
-			return false
-		}
+// tenantLimited applies the per-tenant limit to an authenticated request.
+func (h *Handler) tenantLimited(w http.ResponseWriter, r *http.Request, tenant string) bool {
+	return h.limited(w, r, "rl:dcr:tenant:"+tenant, store.Window{Limit: h.opts.PerTenant, Length: time.Hour})
+}
+
+// limited counts the request under key in window lw; false when it was
+// refused (and answered).
+func (h *Handler) limited(w http.ResponseWriter, r *http.Request, key string, lw store.Window) bool {
+	wait, err := h.opts.Store.SlidingWindow(r.Context(), key, lw, store.WindowTake, time.Now())
+	if err != nil {
+		h.opts.Logger.Error("registration: rate limit", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the service is temporarily unavailable")
+		return false
+	}
+	if wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)+1))
+		writeError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many registration requests; retry later")
+		return false
 	}
 	return true
 }
@@ -300,6 +298,9 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		h.failed(w, r, err)
 		return
 	}
+	if !h.tenantLimited(w, r, tenant) {
+		return
+	}
 	m, ok := h.decode(w, r)
 	if !ok {
 		return
@@ -343,6 +344,9 @@ func (h *Handler) managed(w http.ResponseWriter, r *http.Request) (config.Client
 		// RFC 7592 §2.1: an unknown client or a wrong token is 401, and
 		// never says which.
 		writeError(w, http.StatusUnauthorized, "invalid_token", "a valid registration access token of this client is required")
+		return config.Client{}, false
+	}
+	if !h.tenantLimited(w, r, tenant) {
 		return config.Client{}, false
 	}
 	return c, true

@@ -189,6 +189,37 @@ func TestRegistration_RFC7591(t *testing.T) {
 	})
 }
 
+func TestRegistration_S60_TenantBudgetNeedsAToken(t *testing.T) {
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	tokens := registration.NewTokens(st, []byte("server-secret-0123456789abcdef012345"))
+	h, err := registration.New(registration.Options{Issuer: "https://login.example.test", Tokens: tokens,
+		Clients: &fakeClients{m: map[string]config.Client{}}, Store: st, PerIP: 1000, PerTenant: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{srv: httptest.NewServer(h), tokens: tokens}
+	t.Cleanup(f.srv.Close)
+	// Unauthenticated requests naming acme do not use up acme's budget.
+	for range 5 {
+		if status, _ := f.call(t, "POST", "/register/acme", "", map[string]any{}); status != http.StatusUnauthorized {
+			t.Fatalf("unauthenticated registration = %d, want 401", status)
+		}
+	}
+	tok, _, _ := tokens.CreateInitial(context.Background(), "acme", "x", time.Hour)
+	machine := map[string]any{"grant_types": []string{"client_credentials"}}
+	for i := range 3 {
+		want := http.StatusCreated
+		if i == 2 {
+			want = http.StatusTooManyRequests
+		}
+		if status, body := f.call(t, "POST", "/register/acme", tok, machine); status != want {
+			t.Errorf("registration %d = %d %v, want %d", i+1, status, body, want)
+		}
+	}
+}
+
 func TestRegistration_S60_RateLimited(t *testing.T) {
 	f := newFixture(t, 3)
 	for i := range 5 {
