@@ -32,6 +32,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/registration"
 	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
@@ -183,6 +184,9 @@ type Options struct {
 	// Access keeps time-bound role grants (the broker); nil: the grant
 	// endpoints answer 501.
 	Access AccessGrants
+	// RegistrationTokens keeps the initial access tokens of dynamic client
+	// registration (registration.go); nil turns their endpoints off (404).
+	RegistrationTokens *registration.Tokens
 }
 
 // snapshot is one applied version.

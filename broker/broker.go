@@ -70,6 +70,9 @@ type Client struct {
 	// a DPoP proof, so its access tokens are always DPoP-bound (RFC 9449
 	// §5.2, dpop.go).
 	DPoPBoundAccessTokens bool
+	// Machine holds the client's grants, machine-to-machine settings and
+	// token endpoint authentication (clientauth.go, clientcredentials.go).
+	Machine
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -152,6 +155,10 @@ type Config struct {
 	PAR PAROptions
 	// DPoP configures DPoP proofs (RFC 9449, dpop.go).
 	DPoP DPoPOptions
+	// RegistrationEndpoint, when set, is announced in the discovery
+	// document (RFC 8414 §2): dynamic client registration is served beside
+	// the broker (package registration).
+	RegistrationEndpoint string
 	// AuditMaxLen is how many audit events the store keeps per tenant
 	// (audit.go): zero means DefaultAuditMaxLen, negative keeps none.
 	AuditMaxLen int64
@@ -216,6 +223,7 @@ type Server struct {
 	secure     bool             // cookies get Secure (https issuer)
 	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
 	readiness  readiness        // conditions besides the store (readiness.go)
+	clientJWKS jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

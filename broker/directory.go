@@ -164,6 +164,7 @@ func newClients(list []Client) (map[string]*client, error) {
 		if c.Secret != "" {
 			cl.secretHash, cl.confidential = sha256.Sum256([]byte(c.Secret)), true
 		}
+		cl.confidential = cl.confidential || c.AuthMethod == authPrivateKeyJWT
 		cl.Client.Secret = "" // keep only the hash (S16)
 		cl.tenants = map[string]bool{}
 		for _, t := range c.AllowedTenants {

@@ -48,7 +48,7 @@ func sameBytes(a, b []byte) bool {
 }
 
 func (s *Server) discoveryMetadata() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                        s.cfg.Issuer,
 		"authorization_endpoint":                        s.url("/authorize"),
 		"token_endpoint":                                s.url("/token"),
@@ -81,6 +81,8 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"require_pushed_authorization_requests": s.cfg.PAR.Require,
 		"dpop_signing_alg_values_supported":     dpopAlgNames(),
 	}
+	s.clientAuthMetadata(m) // clientauth.go
+	return m
 }
 
 // jwks publishes the current and still-valid previous signing keys.
@@ -193,6 +195,9 @@ func (s *Server) introspect(c echo.Context) error {
 	at, _, err := s.accessToken(c, v.Get("token"))
 	if errors.Is(err, ErrUnavailable) {
 		return s.tokenUnavailable(c, err)
+	}
+	if err != nil {
+		at, err = s.machineToken(v.Get("token")) // clientcredentials.go
 	}
 	if err != nil || stringClaim(at, "aud") != cl.ID {
 		return c.JSON(http.StatusOK, inactive)

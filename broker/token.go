@@ -78,6 +78,9 @@ func (s *Server) writeOAuth(c echo.Context, e *oauth.Error) error {
 // (RFC 6749 §2.3.1) and public clients (client_id only). Exactly one method.
 func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *oauth.Error) {
 	id, secret, basic := c.Request().BasicAuth()
+	if v.Has("client_assertion") || v.Has("client_assertion_type") {
+		return s.assertedClient(c, v, basic) // clientauth.go: private_key_jwt
+	}
 	if basic {
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id)
@@ -99,13 +102,17 @@ func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *oau
 		return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
 	}
 	if cl.public() {
-		if secret != "" || basic {
+		if secret != "" || basic || !cl.allowsMethod(authNone) {
 			return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
 		}
 		return cl, nil
 	}
 	if secret == "" || !cl.authenticate(secret) { // S16: constant time
 		return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
+	}
+	if method := authSecretPost; basic && !cl.allowsMethod(authSecretBasic) || !basic && !cl.allowsMethod(method) {
+		// The client is registered for another token_endpoint_auth_method.
+		return nil, oauth.New(oauth.InvalidClient, "client authentication failed: use the client's registered token_endpoint_auth_method")
 	}
 	return cl, nil
 }
@@ -124,6 +131,9 @@ func (s *Server) token(c echo.Context) error {
 		s.auditEvent(c, "refused", "client_authentication", attrs{client: v.Get("client_id")})
 		return terr
 	}
+	if gt := v.Get("grant_type"); !cl.grants(gt) && knownGrant(gt) { // clientauth.go
+		return oauth.New(oauth.UnauthorizedClient, "the client is not registered for grant type "+gt)
+	}
 	if err := s.tokenDPoP(c, cl); err != nil { // RFC 9449 §5 (dpop.go)
 		return err
 	}
@@ -134,10 +144,12 @@ func (s *Server) token(c echo.Context) error {
 		return s.refreshGrant(c, cl, v)
 	case grantTokenExchange:
 		return s.tokenExchange(c, cl, v)
+	case grantClientCredentials:
+		return s.clientCredentials(c, cl, v) // clientcredentials.go
 	case "":
 		return oauth.New(oauth.InvalidRequest, "grant_type is required")
 	default: // S04: no password, no implicit, nothing else
-		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token")
+		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange")
 	}
 }
 

@@ -280,6 +280,81 @@ type Client struct {
 	// a DPoP proof, so its access tokens are always bound to its key
 	// (RFC 9449 §5.2, docs/dpop-par.md).
 	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens,omitempty" json:"dpop_bound_access_tokens,omitempty"`
+
+	// Tenant, when set, makes this an API client of that tenant (its tenant
+	// admins may create such clients through the admin API): its
+	// client_credentials tokens carry the tenant's id as tid, and the
+	// tenant's rules run over them with the client as the subject (the
+	// rules see client and an upstream with client_id only), so rules can
+	// add roles. allowed_tenants may then name only this tenant.
+	Tenant string `yaml:"tenant,omitempty" json:"tenant,omitempty"`
+
+	// GrantTypes are the grants the client may use at the token endpoint:
+	// authorization_code, refresh_token, client_credentials (RFC 6749
+	// §4.4) and urn:ietf:params:oauth:grant-type:token-exchange. Empty
+	// means authorization_code, refresh_token and token exchange (which
+	// exchange_audiences governs). A client whose only grant is
+	// client_credentials needs no redirect_uris.
+	GrantTypes []string `yaml:"grant_types,omitempty" json:"grant_types,omitempty"`
+
+	// Scopes are the scopes a client_credentials token may carry; a request
+	// without scope gets them all, a request for another scope is refused.
+	Scopes []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
+
+	// Audiences are what a client_credentials token may name as aud (the
+	// APIs it calls: client ids or resource URIs), chosen with the
+	// audience or resource parameter; without one the token is for the
+	// first. Empty: the client's own id.
+	Audiences []string `yaml:"audiences,omitempty" json:"audiences,omitempty"`
+
+	// TokenEndpointAuthMethod is how the client authenticates at the token,
+	// revocation and introspection endpoints (RFC 7591 §2):
+	// client_secret_basic, client_secret_post, private_key_jwt (RFC 7523,
+	// with jwks or jwks_uri) or none (a public client). Empty means none
+	// without a secret, and client_secret_basic or client_secret_post with
+	// one. Any other method is refused for this client.
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method,omitempty" json:"token_endpoint_auth_method,omitempty"`
+
+	// JWKS holds the client's public keys for private_key_jwt, inline (a
+	// JSON Web Key Set, RFC 7517 §5). One of jwks and jwks_uri.
+	JWKS *JWKS `yaml:"jwks,omitempty" json:"jwks,omitempty"`
+
+	// JWKSURI is where the client publishes its key set for
+	// private_key_jwt (https): fetched through the outbound policy,
+	// cached for an hour, fetched again for an unknown kid at most every
+	// 30 s.
+	JWKSURI string `yaml:"jwks_uri,omitempty" json:"jwks_uri,omitempty"`
+}
+
+// JWKS is a JSON Web Key Set (RFC 7517 §5): public keys only.
+type JWKS struct {
+	// Keys are the JSON Web Keys (RFC 7517 §4): RSA of 2048 bits or more
+	// (RS256, PS256 and their longer hashes), EC P-256 (ES256), P-384
+	// (ES384) or P-521 (ES512), or Ed25519 (EdDSA).
+	Keys []JWK `yaml:"keys" json:"keys"`
+}
+
+// JWK is one public JSON Web Key (RFC 7517 §4, RFC 7518 §6). Private key
+// members are not accepted.
+type JWK struct {
+	// Kty is the key type: RSA, EC or OKP.
+	Kty string `yaml:"kty" json:"kty"`
+	// Kid is the key id the client's assertions name in their kid header.
+	Kid string `yaml:"kid,omitempty" json:"kid,omitempty"`
+	// Use, when set, must be sig.
+	Use string `yaml:"use,omitempty" json:"use,omitempty"`
+	// Alg, when set, is the only algorithm the key verifies.
+	Alg string `yaml:"alg,omitempty" json:"alg,omitempty"`
+	// Crv is the curve of an EC (P-256, P-384, P-521) or OKP (Ed25519) key.
+	Crv string `yaml:"crv,omitempty" json:"crv,omitempty"`
+	// X is an EC key's x coordinate or an OKP key's public key, base64url.
+	X string `yaml:"x,omitempty" json:"x,omitempty"`
+	// Y is an EC key's y coordinate, base64url.
+	Y string `yaml:"y,omitempty" json:"y,omitempty"`
+	// N is an RSA key's modulus, base64url.
+	N string `yaml:"n,omitempty" json:"n,omitempty"`
+	// E is an RSA key's public exponent, base64url.
+	E string `yaml:"e,omitempty" json:"e,omitempty"`
 }
 
 // Tenant is one customer organisation.

@@ -445,7 +445,8 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 		default:
 			first[cl.ID] = i
 		}
-		if len(cl.RedirectURIs) == 0 && cl.SAML == nil {
+		k.clientAuth(&cl, path, tenantIDs) // clientauth.go
+		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
 		for j, u := range cl.RedirectURIs {

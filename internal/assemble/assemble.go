@@ -202,7 +202,18 @@ func Client(c config.Client) broker.Client {
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, SSFPushURL: c.SSFPushURL, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims,
 		SAML: SAMLApp(c.SAML), RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
-		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Machine: Machine(c)}
+}
+
+// Machine is the broker's form of a client's grants and token endpoint
+// authentication. The key set was validated with the configuration.
+func Machine(c config.Client) broker.Machine {
+	m := broker.Machine{Tenant: c.Tenant, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
+		AuthMethod: c.TokenEndpointAuthMethod, JWKSURI: c.JWKSURI}
+	if c.JWKS != nil {
+		m.JWKS, _ = config.ParseJWKS(c.JWKS) // nil on error: every assertion is refused
+	}
+	return m
 }
 
 // Connector builds the upstream connector for one configured provider,
