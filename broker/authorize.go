@@ -74,6 +74,12 @@ func (s *Server) authorize(c echo.Context) error {
 		return s.renderError(c, http.StatusBadRequest, "Invalid redirect address",
 			"The application asked to return you to an address it has not registered. Nothing was sent to it.")
 	}
+	if err := s.checkSector(c.Request().Context(), cl, redirectURI); err != nil { // OIDC Registration §5 (pairwise.go)
+		s.log.Warn("sector identifier check", "request_id", requestID(c), "client", cl.ID, "err", err)
+		s.auditEvent(c, "refused", "sector_identifier_mismatch", attrs{client: cl.ID})
+		return s.renderError(c, http.StatusBadRequest, "Application misconfigured",
+			"The application's sector identifier document does not list this redirect address, or could not be read. Nothing was sent to it.")
+	}
 	state := v.Get("state")
 	fail := func(e *oauth.Error) error {
 		s.auditEvent(c, "refused", e.Code, attrs{client: cl.ID})
@@ -181,6 +187,7 @@ func (s *Server) parseAuthorize(cl *client, v url.Values) (*authRequest, []strin
 		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
 		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
 		PromptNone: slices.Contains(prompts, "none"), DPoPJKT: v.Get("dpop_jkt"),
+		PromptConsent: slices.Contains(prompts, "consent"),
 	}
 	if maxAge >= 0 {
 		ar.MaxAge = &maxAge

@@ -73,6 +73,9 @@ type Client struct {
 	// Machine holds the client's grants, machine-to-machine settings and
 	// token endpoint authentication (clientauth.go, clientcredentials.go).
 	Machine
+	// ClientSettings holds the client's token lifetimes, subject type and
+	// consent page (lifetimes.go, pairwise.go, consent.go).
+	ClientSettings
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -172,6 +175,7 @@ type client struct {
 	allTenants   bool            // AllowedTenants holds "*"
 	idps         map[string]bool // nil: every IdP of an allowed tenant
 	claims       map[string]bool // Claims, indexed
+	sector       string          // pairwise sector; empty: public subject (pairwise.go)
 }
 
 func (c *client) public() bool { return !c.confidential }
@@ -224,6 +228,7 @@ type Server struct {
 	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
 	readiness  readiness        // conditions besides the store (readiness.go)
 	clientJWKS jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
+	sectors    sectorCache      // sector identifier documents (pairwise.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

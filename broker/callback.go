@@ -232,6 +232,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	if err := s.recordSubject(ctx, tenant, sess); err != nil {
 		return err
 	}
+	if handled, err := s.consentGate(c, ar, sess, tenant, at); handled { // consent.go
+		return err
+	}
 	if ar.SAML != nil {
 		return s.samlAssert(c, ar, sess, tenant, claims, at) // samlidp.go
 	}

@@ -183,6 +183,7 @@ func newClients(list []Client) (map[string]*client, error) {
 		for _, n := range c.Claims {
 			cl.claims[n] = true
 		}
+		cl.sector = sectorOf(c) // pairwise.go
 		out[c.ID] = cl
 	}
 	return out, nil

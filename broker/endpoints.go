@@ -62,7 +62,7 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
 		"grant_types_supported":                         []string{"authorization_code", "refresh_token", grantTokenExchange},
-		"subject_types_supported":                       []string{"public"},
+		"subject_types_supported":                       []string{SubjectPublic, SubjectPairwise}, // pairwise.go
 		"id_token_signing_alg_values_supported":         s.keys.algs(),
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},

@@ -115,12 +115,12 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 		act["act"] = prior
 	}
 	now := s.now()
-	exp := now.Add(s.cfg.AccessTokenLifetime)
+	exp := now.Add(s.accessLifetime(audCl))
 	if subExp, err := subject.GetExpirationTime(); err == nil && subExp != nil && subExp.Before(exp) {
 		exp = subExp.Time // never outlive the token it came from
 	}
 	claims := jwt.MapClaims{
-		"iss": s.cfg.Issuer, "sub": subject["sub"], "aud": audience, "client_id": cl.ID,
+		"iss": s.cfg.Issuer, "sub": s.subjectFor(audCl, sg.Subject), "aud": audience, "client_id": cl.ID, // pairwise.go: the audience's sub
 		"iat": now.Unix(), "exp": exp.Unix(), "jti": randomToken(16), "scope": strings.Join(scopes, " "),
 		"tid": subject["tid"], "idp": subject["idp"], "auth_time": subject["auth_time"],
 		"sid": subject["sid"], "gid": subject["gid"], "act": act,

@@ -40,6 +40,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST(s.path("/login"), s.loginSubmit)
 	e.GET(s.path("/login/forget"), s.forget)
 	e.POST(s.path("/tenant"), s.pickTenant)
+	e.POST(s.path("/consent"), s.consentAnswer) // consent.go
 	e.GET(s.path("/callback/:idp"), s.callback)
 	e.POST(s.path("/callback/:idp"), s.callback)
 	s.samlRoutes(e)    // /saml/:idp/acs, /saml/:idp/metadata, /saml/:idp/post

@@ -268,7 +268,7 @@ func (s *Server) logoutToken(clientID string, sess *session) (string, error) {
 	return s.keys.sign(jwt.MapClaims{
 		"iss": s.cfg.Issuer, "aud": clientID, "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
 		"jti": randomToken(16), "events": map[string]any{backchannelEvent: map[string]any{}},
-		"sub": sess.Subject, "sid": sess.SID, "tid": sess.Tenant,
+		"sub": s.subjectFor(s.dir().clients[clientID], sess.Subject), "sid": sess.SID, "tid": sess.Tenant, // pairwise.go
 	}, "logout+jwt")
 }
 

@@ -56,6 +56,10 @@ type authRequest struct {
 	SAML *samlPending `json:"saml,omitempty"`
 	// DPoPJKT binds the code to a DPoP key (dpop_jkt, RFC 9449 §10).
 	DPoPJKT string `json:"jkt,omitempty"`
+	// PromptConsent is prompt=consent: a third-party client's consent page
+	// is shown even when the user granted the scopes before (consent.go).
+	PromptConsent bool `json:"pc,omitempty"`
+	consented     bool // the user has just approved on the consent page
 }
 
 // upstreamLogin is the state of one round trip to an upstream IdP.

@@ -198,7 +198,7 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 		g.JKT = dpopJKT(c)
 	}
 	fam := s.familyID(g.SID)
-	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.cfg.AccessTokenLifetime+codeTTL); err != nil {
+	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.accessLifetime(cl)+codeTTL); err != nil {
 		return s.tokenUnavailable(c, err)
 	}
 	return s.issue(c, cl, &g, fam, true, g.Scopes)
@@ -332,7 +332,7 @@ func (s *Server) issue(c echo.Context, cl *client, g *grant, fam string, first b
 	if err != nil {
 		return err
 	}
-	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, s.cfg.RefreshTokenLifetime); err != nil {
+	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, s.refreshLifetime(cl)); err != nil { // lifetimes.go
 		return s.tokenUnavailable(c, err)
 	}
 	return s.respondTokens(c, cl, g, fam, rt, first, scopes)
@@ -373,11 +373,12 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	now := s.now()
 	scope := strings.Join(scopes, " ")
 	id, roles := release(cl, g.Claims, scopes)
-	cnf, tokenType := tokenBinding(c) // RFC 9449 §5, §6.1
+	cnf, tokenType := tokenBinding(c)                                   // RFC 9449 §5, §6.1
+	sub, accessTTL := s.subjectFor(cl, g.Subject), s.accessLifetime(cl) // pairwise.go, lifetimes.go
 	// RFC 9068 §2.1: typ at+jwt (S12).
 	access, err := s.keys.sign(&accessClaims{
-		Iss: s.cfg.Issuer, Sub: g.Subject, Aud: cl.ID, ClientID: cl.ID,
-		Iat: now.Unix(), Exp: now.Add(s.cfg.AccessTokenLifetime).Unix(), Jti: randomToken(16),
+		Iss: s.cfg.Issuer, Sub: sub, Aud: cl.ID, ClientID: cl.ID,
+		Iat: now.Unix(), Exp: now.Add(accessTTL).Unix(), Jti: randomToken(16),
 		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: unixOrZero(g.AuthTime), SID: g.SID, GID: fam,
 		Cnf: cnf,
 	}, "at+jwt")
@@ -386,8 +387,8 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	}
 	// release returned a fresh map: the ID token's claims start from it.
 	// Reserved claims are set last so no rule or upstream value can override them.
-	id["iss"], id["sub"], id["aud"], id["azp"] = s.cfg.Issuer, g.Subject, cl.ID, cl.ID
-	id["iat"], id["exp"] = now.Unix(), now.Add(s.cfg.IDTokenLifetime).Unix()
+	id["iss"], id["sub"], id["aud"], id["azp"] = s.cfg.Issuer, sub, cl.ID, cl.ID
+	id["iat"], id["exp"] = now.Unix(), now.Add(s.idLifetime(cl)).Unix()
 	if !g.AuthTime.IsZero() { // S67: only an authentication time the upstream gave
 		id["auth_time"] = g.AuthTime.Unix()
 	}
@@ -405,7 +406,7 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	}
 	c.Response().Header().Set("Pragma", "no-cache")
 	return c.JSON(http.StatusOK, &tokenResponse{
-		AccessToken: access, TokenType: tokenType, ExpiresIn: int(s.cfg.AccessTokenLifetime / time.Second),
+		AccessToken: access, TokenType: tokenType, ExpiresIn: int(accessTTL / time.Second),
 		IDToken: idToken, RefreshToken: rt, Scope: scope,
 	})
 }

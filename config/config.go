@@ -324,6 +324,42 @@ type Client struct {
 	// cached for an hour, fetched again for an unknown kid at most every
 	// 30 s.
 	JWKSURI string `yaml:"jwks_uri,omitempty" json:"jwks_uri,omitempty"`
+
+	// ClientName is the application's name shown on the consent page
+	// (RFC 7591 §2); empty: the client id.
+	ClientName string `yaml:"client_name,omitempty" json:"client_name,omitempty"`
+
+	// AccessTokenLifetime replaces tokens.access_token_lifetime for this
+	// client's access tokens (and expires_in); at most 24h. Empty: the
+	// server's.
+	AccessTokenLifetime Duration `yaml:"access_token_lifetime,omitempty" json:"access_token_lifetime,omitempty"`
+	// IDTokenLifetime replaces tokens.id_token_lifetime for this client's
+	// ID tokens; at most 24h. Empty: the server's.
+	IDTokenLifetime Duration `yaml:"id_token_lifetime,omitempty" json:"id_token_lifetime,omitempty"`
+	// RefreshTokenLifetime replaces tokens.refresh_token_lifetime, the
+	// absolute lifetime of this client's refresh-token families (rotation
+	// never extends it); at most 8760h. Empty: the server's.
+	RefreshTokenLifetime Duration `yaml:"refresh_token_lifetime,omitempty" json:"refresh_token_lifetime,omitempty"`
+
+	// SubjectType is public (the default: every client sees the same sub
+	// for a user) or pairwise (OIDC Core §8.1): the sub this client sees is
+	// HMAC(server secret, sector || sub), equal only among clients of the
+	// same sector, in ID tokens, access tokens, userinfo, introspection,
+	// token exchange and back-channel logout tokens.
+	SubjectType string `yaml:"subject_type,omitempty" json:"subject_type,omitempty"`
+	// SectorIdentifierURI names a pairwise client's sector (its host) and
+	// lists its redirect URIs as a JSON array (OIDC Registration §5): the
+	// document is fetched through the outbound policy and every
+	// redirect_uri used must be in it. Without it the sector is the host
+	// of the redirect URIs, which must then all share one host.
+	SectorIdentifierURI string `yaml:"sector_identifier_uri,omitempty" json:"sector_identifier_uri,omitempty"`
+
+	// ThirdParty marks an application not operated by the users'
+	// organizations: after sign-in, before it gets a code, the user sees a
+	// consent page with its name and the scopes and claims it asks for;
+	// the answer is remembered per user and client and asked again when
+	// it asks for more (prompt=consent asks always).
+	ThirdParty bool `yaml:"third_party,omitempty" json:"third_party,omitempty"`
 }
 
 // JWKS is a JSON Web Key Set (RFC 7517 §5): public keys only.

@@ -40,6 +40,8 @@ const (
 	InteractionRequired = "interaction_required"
 	// AccountSelectionRequired: the user must choose (OIDC Core §3.1.2.6).
 	AccountSelectionRequired = "account_selection_required"
+	// ConsentRequired: the user must consent first (OIDC Core §3.1.2.6).
+	ConsentRequired = "consent_required"
 	// RequestNotSupported: request objects are not supported (OIDC Core §3.1.2.6).
 	RequestNotSupported = "request_not_supported"
 	// RequestURINotSupported: request_uri is not supported (OIDC Core §3.1.2.6).

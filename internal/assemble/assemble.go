@@ -202,7 +202,15 @@ func Client(c config.Client) broker.Client {
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, SSFPushURL: c.SSFPushURL, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims,
 		SAML: SAMLApp(c.SAML), RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
-		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Machine: Machine(c)}
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Machine: Machine(c), ClientSettings: ClientSettings(c)}
+}
+
+// ClientSettings is the broker's form of a client's token lifetimes,
+// subject type and consent page.
+func ClientSettings(c config.Client) broker.ClientSettings {
+	return broker.ClientSettings{Name: c.ClientName, AccessTokenLifetime: c.AccessTokenLifetime.Duration(),
+		IDTokenLifetime: c.IDTokenLifetime.Duration(), RefreshTokenLifetime: c.RefreshTokenLifetime.Duration(),
+		SubjectType: c.SubjectType, SectorIdentifierURI: c.SectorIdentifierURI, ThirdParty: c.ThirdParty}
 }
 
 // Machine is the broker's form of a client's grants and token endpoint
