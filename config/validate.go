@@ -446,7 +446,7 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			first[cl.ID] = i
 		}
 		k.clientAuth(&cl, path, tenantIDs) // clientauth.go
-		k.clientSettings(&cl, path) // clientsettings.go
+		k.clientSettings(&cl, path)        // clientsettings.go
 		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
