@@ -27,6 +27,9 @@ type browser struct {
 	route func(u *url.URL)
 	// visits records "METHOD host/path" of every request, in order.
 	visits []string
+	// consent is the answer given on realmgate's consent page: allow
+	// (empty) or deny.
+	consent string
 }
 
 func newBrowser(t *testing.T, login, email string) *browser {
@@ -117,6 +120,12 @@ func (b *browser) pick(forms []*htmlForm, page *url.URL, body []byte) *htmlForm 
 			v.Set("password", b.password)
 			return f
 		case v.Get("prompt") == "consent": // oidc-provider's consent form
+			return f
+		case f.has("csrf") && f.has("r") && strings.HasSuffix(f.action, "/consent"): // realmgate's consent page
+			v.Set("decision", "allow")
+			if b.consent != "" {
+				v.Set("decision", b.consent)
+			}
 			return f
 		case f.typed["email"] && f.has("r"): // realmgate's discovery page: the email box
 			if b.email == "" {
