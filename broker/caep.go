@@ -153,7 +153,8 @@ func (s *Server) receivers(ev SecurityEvent) []*client {
 // SSF 1.0 §4: sub_id; CAEP 1.0 §2: event_timestamp, initiating_entity,
 // reason_admin), typed secevent+jwt (RFC 8417 §2.3).
 func (s *Server) securityEventToken(aud, txn string, ev SecurityEvent) (string, error) {
-	subID := map[string]any{"format": "iss_sub", "iss": s.cfg.Issuer, "sub": ev.Subject}
+	// A pairwise receiver gets the sub of its sector (pairwise.go).
+	subID := map[string]any{"format": "iss_sub", "iss": s.cfg.Issuer, "sub": s.subjectFor(s.dir().clients[aud], ev.Subject)}
 	if ev.Subject == "" {
 		subID = map[string]any{"format": "email", "email": ev.Email}
 	}

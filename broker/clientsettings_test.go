@@ -266,3 +266,23 @@ func TestDiscovery_SubjectTypesSupported(t *testing.T) {
 		t.Errorf("subject_types_supported = %s, want [\"public\",\"pairwise\"]", got)
 	}
 }
+
+func TestClientSettings_PairwiseSecurityEventSub(t *testing.T) {
+	rcv, uri := newSETReceiver(t)
+	e := newEnv(t, withReceiver(uri), func(c *broker.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "app-a" {
+				c.Clients[i].SubjectType = broker.SubjectPairwise
+			}
+		}
+	})
+	rcv.issuer = e.issuer
+	tr, b := e.signIn()
+	_, idc := claimsOf(t, tr.str("id_token"))
+	v := url.Values{"id_token_hint": {tr.str("id_token")}}
+	if resp := b.get(e.issuer + "/logout?" + v.Encode()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("logout = %d, want 200", resp.StatusCode)
+	}
+	// checkSET compares sub_id.sub with the pairwise sub app-a knows.
+	checkSET(t, rcv.wait(1)[0], e.issuer, idc["sub"].(string), broker.CAEPSessionRevoked)
+}

@@ -109,7 +109,7 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 		return s.tokenUnavailable(c, err)
 	}
 	atClaims := jwt.MapClaims{
-		"iss": s.cfg.Issuer, "sub": sub, "aud": audience, "client_id": cl.ID, "iat": now.Unix(),
+		"iss": s.cfg.Issuer, "sub": s.subjectFor(d.clients[audience], sub), "aud": audience, "client_id": cl.ID, "iat": now.Unix(), // pairwise.go
 		"exp": now.Add(lifetime).Unix(), "jti": randomToken(16), "scope": "openid", "tid": tenant, "idp": rec.IdP,
 		"gid": fam, "act": map[string]any{"sub": actorSub, "tid": actorTenant, "client_id": stringClaim(actor, "client_id")},
 	}
