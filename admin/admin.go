@@ -184,6 +184,9 @@ type Options struct {
 	// Access keeps time-bound role grants (the broker); nil: the grant
 	// endpoints answer 501.
 	Access AccessGrants
+	// Consents keeps users' consents to third-party clients (the broker);
+	// nil: the consent endpoints answer 501.
+	Consents Consents
 	// RegistrationTokens keeps the initial access tokens of dynamic client
 	// registration (registration.go); nil turns their endpoints off (404).
 	RegistrationTokens *registration.Tokens

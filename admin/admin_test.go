@@ -165,6 +165,8 @@ func isolationRoutes() []route {
 		{"POST", "/v1/tenants/:tenant/access-grants/:grant/approve", other + "/access-grants/g1/approve", nil},
 		{"POST", "/v1/tenants/:tenant/access-grants/:grant/deny", other + "/access-grants/g1/deny", nil},
 		{"POST", "/v1/tenants/:tenant/access-grants/:grant/revoke", other + "/access-grants/g1/revoke", nil},
+		{"GET", "/v1/tenants/:tenant/consents/:client", other + "/consents/printer?subject=sub-ann", nil},
+		{"DELETE", "/v1/tenants/:tenant/consents/:client", other + "/consents/printer?subject=sub-ann", nil},
 	}
 }
 

@@ -113,8 +113,9 @@ func (s *Service) routes() *echo.Echo {
 	g.DELETE("/clients/:client", s.deleteClient)
 	g.POST("/batch", s.batch)
 	g.POST("/dry-run", s.dryRun)
-	s.userRoutes(g)   // users.go: the tenant user directory
-	s.accessRoutes(g) // access.go: time-bound role grants
+	s.userRoutes(g)    // users.go: the tenant user directory
+	s.accessRoutes(g)  // access.go: time-bound role grants
+	s.consentRoutes(g) // consents.go: consents to third-party clients
 	return e
 }
 

@@ -177,6 +177,7 @@ type instance struct {
 	last    atomic.Pointer[admin.Compiled]
 	comp    *testCompiler
 	access  *fakeGrants
+	consent *fakeConsents
 }
 
 type env struct {
@@ -222,6 +223,7 @@ func (e *env) instance() *instance {
 		TrustedProxies: e.trusted,
 		Users:          in.directory(e.store), // users_test.go
 		Access:         in.grants(),           // access_test.go
+		Consents:       in.consents(),         // consents_test.go
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -24,6 +24,9 @@ type Consent struct {
 	Scopes []string `json:"scopes"`
 	// Granted is when the user last approved.
 	Granted time.Time `json:"granted"`
+	// Tenants are the user's home tenant and the tenants it signed in to
+	// the client for: their admins may read and withdraw the consent.
+	Tenants []string `json:"tenants,omitempty"`
 }
 
 // consentKey is the store key of the consent subject gave client.
@@ -149,6 +152,11 @@ func (s *Server) consentAnswer(c echo.Context) error {
 		}
 	}
 	sort.Strings(cn.Scopes)
+	for _, t := range []string{sess.Tenant, ar.Tenant} {
+		if t != "" && !slices.Contains(cn.Tenants, t) {
+			cn.Tenants = append(cn.Tenants, t)
+		}
+	}
 	cn.Granted = s.now()
 	if err := s.putJSON(ctx, s.consentKey(sess.Subject, ar.ClientID), cn, ConsentLifetime); err != nil {
 		return err
@@ -224,4 +232,28 @@ func consentItems(scopes, claimNames, before []string) []consentItem {
 		out = append(out, consentItem{Text: "Your organization's " + n + " attribute"})
 	}
 	return out
+}
+
+// ConsentOf returns the consent the user with local subject sub gave
+// client, when it concerns tenant (the user's home tenant or one it signed
+// in to the client for); ErrNotFound otherwise. The admin API reads
+// consents through it (scoped to a tenant).
+func (s *Server) ConsentOf(ctx context.Context, tenant, sub, client string) (*Consent, error) {
+	cn, err := s.LoadConsent(ctx, sub, client)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(cn.Tenants, tenant) {
+		return nil, ErrNotFound
+	}
+	return cn, nil
+}
+
+// RevokeConsentOf forgets the consent the user with local subject sub gave
+// client, when it concerns tenant (ErrNotFound otherwise).
+func (s *Server) RevokeConsentOf(ctx context.Context, tenant, sub, client string) error {
+	if _, err := s.ConsentOf(ctx, tenant, sub, client); err != nil {
+		return err
+	}
+	return s.RevokeConsent(ctx, sub, client)
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -134,8 +135,20 @@ func TestConsent_ThirdPartyClient(t *testing.T) {
 			t.Errorf("replayed consent form = %d %q, want no redirect", r.StatusCode, r.Header.Get("Location"))
 		}
 	})
+	t.Run("admin view scoped to the tenant", func(t *testing.T) {
+		ctx, sub := context.Background(), subjectOfAlice(t, tr)
+		if cn, err := e.broker.ConsentOf(ctx, "acme", sub, "third"); err != nil || len(cn.Scopes) == 0 {
+			t.Errorf("ConsentOf(acme) = %+v, %v, want alice's consent", cn, err)
+		}
+		if _, err := e.broker.ConsentOf(ctx, "globex", sub, "third"); !errors.Is(err, broker.ErrNotFound) {
+			t.Errorf("ConsentOf(globex) = %v, want ErrNotFound (alice never signed in to globex)", err)
+		}
+		if err := e.broker.RevokeConsentOf(ctx, "globex", sub, "third"); !errors.Is(err, broker.ErrNotFound) {
+			t.Errorf("RevokeConsentOf(globex) = %v, want ErrNotFound", err)
+		}
+	})
 	t.Run("revoked consent asks again", func(t *testing.T) {
-		if err := e.broker.RevokeConsent(context.Background(), subjectOfAlice(t, tr), "third"); err != nil {
+		if err := e.broker.RevokeConsentOf(context.Background(), "acme", subjectOfAlice(t, tr), "third"); err != nil {
 			t.Fatal(err)
 		}
 		v, _ := thirdParams("openid", "")
