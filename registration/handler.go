@@ -173,13 +173,18 @@ type metadata struct {
 	JWKSURI                 string          `json:"jwks_uri,omitempty"`
 	PostLogoutRedirectURIs  []string        `json:"post_logout_redirect_uris,omitempty"`
 	BackchannelLogoutURI    string          `json:"backchannel_logout_uri,omitempty"`
+	// OIDC Registration §2: the name on the consent page and the subject
+	// type (docs/client-settings.md).
+	ClientName          string `json:"client_name,omitempty"`
+	SubjectType         string `json:"subject_type,omitempty"`
+	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
 }
 
 // client turns registration metadata into tenant's client id.
 func (m *metadata) client(tenant, id string) (config.Client, error) {
 	c := config.Client{ID: id, Tenant: tenant, RedirectURIs: m.RedirectURIs, PostLogoutRedirectURIs: m.PostLogoutRedirectURIs,
 		BackchannelLogoutURI: m.BackchannelLogoutURI, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod, JWKSURI: m.JWKSURI,
-		GrantTypes: m.GrantTypes}
+		GrantTypes: m.GrantTypes, ClientName: m.ClientName, SubjectType: m.SubjectType, SectorIdentifierURI: m.SectorIdentifierURI}
 	if c.TokenEndpointAuthMethod == "" {
 		c.TokenEndpointAuthMethod = config.AuthClientSecretBasic // RFC 7591 §2 default
 	}
@@ -214,7 +219,8 @@ func (h *Handler) describe(c config.Client) *metadata {
 	zero := int64(0)
 	m := &metadata{ClientID: c.ID, ClientSecretExpiresAt: &zero, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, GrantTypes: c.GrantTypes,
-		Scope: strings.Join(c.Scopes, " "), JWKSURI: c.JWKSURI, RegistrationClientURI: Endpoint(h.opts.Issuer, c.Tenant) + "/" + url.PathEscape(c.ID)}
+		Scope: strings.Join(c.Scopes, " "), JWKSURI: c.JWKSURI, RegistrationClientURI: Endpoint(h.opts.Issuer, c.Tenant) + "/" + url.PathEscape(c.ID),
+		ClientName: c.ClientName, SubjectType: c.SubjectType, SectorIdentifierURI: c.SectorIdentifierURI}
 	if slices.Contains(c.GrantTypes, config.GrantAuthorizationCode) {
 		m.ResponseTypes = []string{"code"}
 	}

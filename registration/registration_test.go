@@ -242,3 +242,27 @@ func TestRegistration_InitialTokenLifetime(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistration_ClientSettingsMetadata: client_name, subject_type and
+// sector_identifier_uri (OIDC Registration §2) are kept and described.
+func TestRegistration_ClientSettingsMetadata(t *testing.T) {
+	f := newFixture(t, 1000)
+	tok, _, err := f.tokens.CreateInitial(context.Background(), "acme", "acme-admin", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, reg := f.call(t, "POST", "/register/acme", tok, map[string]any{"redirect_uris": []string{"https://app.example/cb"},
+		"client_name": "Photo Printer", "subject_type": "pairwise", "sector_identifier_uri": "https://app.example/sector.json"})
+	if status != http.StatusCreated {
+		t.Fatalf("registration = %d %v", status, reg)
+	}
+	stored := f.clients.m[reg["client_id"].(string)]
+	if stored.ClientName != "Photo Printer" || stored.SubjectType != config.SubjectPairwise || stored.SectorIdentifierURI != "https://app.example/sector.json" {
+		t.Errorf("stored client = %+v, want the name, pairwise and the sector identifier", stored)
+	}
+	for k, want := range map[string]string{"client_name": "Photo Printer", "subject_type": "pairwise", "sector_identifier_uri": "https://app.example/sector.json"} {
+		if reg[k] != want {
+			t.Errorf("registration response %s = %v, want %q", k, reg[k], want)
+		}
+	}
+}
