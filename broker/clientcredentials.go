@@ -75,7 +75,7 @@ func (s *Server) clientCredentials(c echo.Context, cl *client, v url.Values) err
 		}
 	}
 	now := s.now()
-	exp := now.Add(s.cfg.AccessTokenLifetime)
+	exp := now.Add(s.accessLifetime(cl)) // lifetimes.go
 	scope := strings.Join(scopes, " ")
 	cnf, tokenType := tokenBinding(c) // RFC 9449 §5: a DPoP proof binds the token to its key
 	cc := &ccClaims{Iss: s.cfg.Issuer, Sub: cl.ID, Aud: aud, ClientID: cl.ID, Iat: now.Unix(), Exp: exp.Unix(),

@@ -286,3 +286,17 @@ func TestClientSettings_PairwiseSecurityEventSub(t *testing.T) {
 	// checkSET compares sub_id.sub with the pairwise sub app-a knows.
 	checkSET(t, rcv.wait(1)[0], e.issuer, idc["sub"].(string), broker.CAEPSessionRevoked)
 }
+
+func TestClientSettings_ClientCredentialsLifetime(t *testing.T) {
+	e := newEnv(t, withClients(broker.Client{ID: "job", Secret: secretM,
+		Machine:        broker.Machine{GrantTypes: []string{"client_credentials"}, Scopes: []string{"jobs"}},
+		ClientSettings: broker.ClientSettings{AccessTokenLifetime: 90 * time.Second}}))
+	r := e.post("/token", ccParams(), "job", secretM)
+	if r.status != http.StatusOK {
+		t.Fatalf("client_credentials = %d %v", r.status, r.body)
+	}
+	_, c := claimsOf(t, r.str("access_token"))
+	if got := time.Duration(c["exp"].(float64)-c["iat"].(float64)) * time.Second; got != 90*time.Second || r.body["expires_in"] != float64(90) {
+		t.Errorf("client_credentials token lifetime %s, expires_in %v; want the client's 90s", got, r.body["expires_in"])
+	}
+}
