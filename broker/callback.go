@@ -121,7 +121,9 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 			return s.userRefused(c, errUserInactive)
 		}
 	}
-	sess.Clients = []string{ar.ClientID}
+	if cl := s.dir().clients[ar.ClientID]; cl == nil || !cl.ThirdParty {
+		sess.Clients = []string{ar.ClientID} // a third-party client is added once allowed (consent.go)
+	}
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
@@ -219,6 +221,11 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return s.renderError(c, http.StatusForbidden, "Sign-in could not be completed",
 			"Your organization's sign-in rules could not be evaluated, so you were not signed in. Contact your administrator.")
 	}
+	// A third-party client is asked for first: until the user allows it,
+	// the session is not the client's (no logout token, no index entry).
+	if handled, err := s.consentGate(c, ar, sess, tenant, at); handled { // consent.go
+		return err
+	}
 	if !slices.Contains(sess.Clients, ar.ClientID) && sess.key != "" {
 		sess.Clients = append(sess.Clients, ar.ClientID)
 		if err := s.putJSON(ctx, sess.key, sess, s.cfg.SessionLifetime); err != nil {
@@ -230,9 +237,6 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		}
 	}
 	if err := s.recordSubject(ctx, tenant, sess); err != nil {
-		return err
-	}
-	if handled, err := s.consentGate(c, ar, sess, tenant, at); handled { // consent.go
 		return err
 	}
 	if ar.SAML != nil {
