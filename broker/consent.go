@@ -88,8 +88,11 @@ func (s *Server) consentGate(c echo.Context, ar *authRequest, sess *session, ten
 	if name == "" {
 		name = cl.ID
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	c.Response().Header().Set("X-Frame-Options", "DENY") // no clickjacking of the approve button
+	h := c.Response().Header()
+	h.Set("X-Frame-Options", "DENY") // no clickjacking of the approve button (also set for every page)
+	// Same-origin referrer: the form's post then carries the page's Origin
+	// (no-referrer makes browsers send "null"), which sameOrigin checks.
+	h.Set("Referrer-Policy", "same-origin")
 	return true, s.renderConsent(c, consentPageData{Title: "Allow access", Client: name, User: sess.Identity.Email,
 		Action: s.path("/consent"), Request: id, CSRF: s.consentCSRF(sess.SID, id),
 		Items: consentItems(ar.Scopes, cl.Claims, before)})

@@ -76,6 +76,11 @@ func TestConsent_ThirdPartyClient(t *testing.T) {
 	if resp.Header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("consent page X-Frame-Options = %q, want DENY", resp.Header.Get("X-Frame-Options"))
 	}
+	// no-referrer would make browsers post the form with Origin: null,
+	// which the same-origin check refuses (found by TestChrome_ConsentPage360).
+	if got := resp.Header.Get("Referrer-Policy"); got != "same-origin" {
+		t.Errorf("consent page Referrer-Policy = %q, want same-origin", got)
+	}
 
 	t.Run("forged form refused", func(t *testing.T) {
 		r, _ := b.postForm(e.issuer+"/consent", url.Values{"r": {formField(page, "r")}, "csrf": {"forged"}, "decision": {"allow"}})

@@ -184,8 +184,9 @@ func start(ctx context.Context) (stop func(), err error) {
 	store := memstore.New()
 	cleanups = append(cleanups, func() { store.Close() })
 	srv, err := broker.New(ctx, broker.Config{
-		Issuer:   e.broker,
-		Clients:  []broker.Client{{ID: "demo-app", Secret: appSecret, RedirectURIs: []string{e.app + "/callback"}, AllowedTenants: []string{"*"}}},
+		Issuer: e.broker,
+		Clients: []broker.Client{{ID: "demo-app", Secret: appSecret, RedirectURIs: []string{e.app + "/callback"}, AllowedTenants: []string{"*"}},
+			printerClient(e.app)}, // consent_test.go
 		IdPs:     idps,
 		Resolver: res,
 		Logger:   logger,
