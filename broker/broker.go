@@ -155,6 +155,8 @@ type Config struct {
 	PAR PAROptions
 	// DPoP configures DPoP proofs (RFC 9449, dpop.go).
 	DPoP DPoPOptions
+	// Device configures the device authorization grant (RFC 8628, device.go).
+	Device DeviceOptions
 	// RegistrationEndpoint, when set, is announced in the discovery
 	// document (RFC 8414 §2): dynamic client registration is served beside
 	// the broker (package registration).
