@@ -286,7 +286,7 @@ func (s *Server) deviceSubmit(c echo.Context) error {
 		return s.unavailable(c)
 	}
 	var dr deviceRequest
-	if err := s.getJSON(ctx, string(reqKey), &dr); errors.Is(err, ErrNotFound) {
+	if err := s.getJSON(ctx, string(reqKey), &dr); errors.Is(err, ErrNotFound) || err == nil && !s.now().Before(dr.Expires) {
 		return retry("That code is wrong or has expired. Check the code on your device.")
 	} else if err != nil {
 		return s.unavailable(c)
