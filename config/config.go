@@ -88,6 +88,9 @@ type Config struct {
 	// ProofOfPossession configures sender-constrained tokens by DPoP (RFC
 	// 9449, dpoppar.go).
 	ProofOfPossession ProofOfPossession `yaml:"dpop,omitempty"`
+	// DeviceAuthorization configures the device authorization grant (RFC
+	// 8628, device.go).
+	DeviceAuthorization DeviceAuthorization `yaml:"device_authorization,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }

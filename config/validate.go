@@ -240,6 +240,7 @@ func (c *Config) problems() []Problem {
 	k.scim()        // scim.go
 	k.outbound()    // outbound.go
 	k.parDPoP()     // dpoppar.go
+	k.deviceFlow()  // device.go
 	k.tlsSettings() // tls.go
 	return k.probs
 }
@@ -446,7 +447,7 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			first[cl.ID] = i
 		}
 		k.clientAuth(&cl, path, tenantIDs) // clientauth.go
-		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() {
+		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() && !cl.deviceOnly() {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
 		for j, u := range cl.RedirectURIs {
