@@ -123,6 +123,7 @@ func (s *Server) deviceRoutes(e *echo.Echo) {
 	e.GET(s.path("/device"), s.devicePage)
 	e.POST(s.path("/device"), s.deviceSubmit)
 	e.POST(s.path("/device/confirm"), s.deviceConfirmSubmit)
+	e.GET(s.path("/device/done"), s.deviceDone)
 }
 
 // deviceMetadata adds the device flow to the discovery document (RFC 8628 §4).
@@ -385,14 +386,25 @@ func (s *Server) deviceConfirmSubmit(c echo.Context) error {
 	}
 	// The user code has done its work.
 	_ = s.store.Delete(ctx, s.keyer.key("du", dr.UserCode))
-	if !approved {
+	result := "approved"
+	if approved {
+		s.auditEvent(c, "success", "device_approved", at)
+	} else {
+		result = "denied"
 		s.auditEvent(c, "denied", "device_denied_by_user", at)
-		return s.renderDevice(c, http.StatusOK, "device_done", devicePageData{Title: "Device not connected",
-			Message: "The device was not connected. You can close this page."})
 	}
-	s.auditEvent(c, "success", "device_approved", at)
-	return s.renderDevice(c, http.StatusOK, "device_done", devicePageData{Title: "Device connected",
-		Message: "Your device is connected. Return to it; you can close this page."})
+	// Post/Redirect/Get: reloading the result page posts nothing again.
+	return c.Redirect(http.StatusSeeOther, s.path("/device/done")+"?result="+result)
+}
+
+// deviceDone shows the result of a confirmation.
+func (s *Server) deviceDone(c echo.Context) error {
+	if c.QueryParam("result") == "approved" {
+		return s.renderDevice(c, http.StatusOK, "device_done", devicePageData{Title: "Device connected",
+			Message: "Your device is connected. Return to it; you can close this page."})
+	}
+	return s.renderDevice(c, http.StatusOK, "device_done", devicePageData{Title: "Device not connected",
+		Message: "The device was not connected. You can close this page."})
 }
 
 func (s *Server) deviceFormRefused(c echo.Context) error {

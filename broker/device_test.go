@@ -75,6 +75,9 @@ func (e *env) verifyDevice(b *browser, userCode, email string) (int, string) {
 func (e *env) confirmDevice(b *browser, confirmPage, op string) (int, string) {
 	e.t.Helper()
 	resp, body := b.postForm(e.issuer+"/device/confirm", url.Values{"csrf": {formField(confirmPage, "csrf")}, "op": {op}})
+	if resp.StatusCode == http.StatusSeeOther { // to the result page
+		resp, body = b.getBody(e.issuer + resp.Header.Get("Location"))
+	}
 	return resp.StatusCode, body
 }
 
@@ -110,8 +113,8 @@ func TestDevice_EndToEnd(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(page, `id="client">cli<`) || formField(page, "csrf") == "" {
 		t.Fatalf("after sign-in = %d %.300s, want the confirmation page naming the client", status, page)
 	}
-	if status, body := e.confirmDevice(b, page, "approve"); status != http.StatusOK || !strings.Contains(body, "connected") {
-		t.Fatalf("approve = %d %.200s", status, body)
+	if status, body := e.confirmDevice(b, page, "approve"); status != http.StatusOK || !strings.Contains(body, "Device connected") {
+		t.Fatalf("approve = %d %.200s, want the result page", status, body)
 	}
 	e.clock.advance(6 * time.Second)
 	tr := e.pollDevice("cli", da.str("device_code"))
