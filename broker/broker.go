@@ -92,6 +92,9 @@ type IdP struct {
 	// MFAACRValues are sent upstream (acr_values) to ask this IdP for
 	// multi-factor authentication; empty means DefaultMFAACRValues.
 	MFAACRValues []string
+	// TokenExchange, when set, lets clients exchange tokens this IdP issued
+	// for realmgate tokens of its tenant (RFC 8693, externalexchange.go).
+	TokenExchange *ExternalExchange
 }
 
 // Config is what the broker needs; cmd/realmgate builds it from the file.

@@ -533,6 +533,10 @@ type Provider struct {
 	// multi-factor authentication (default: the PAPE multi-factor policy
 	// URI; Okta, for example, wants urn:okta:loa:2fa:any).
 	MFAACRValues []string `yaml:"mfa_acr_values,omitempty" json:"mfa_acr_values,omitempty"`
+	// TokenExchange lets clients exchange tokens this IdP issued for
+	// realmgate tokens of its tenant (RFC 8693; oidc, microsoft and google
+	// types with a single issuer; tokenexchange.go).
+	TokenExchange *TokenExchange `yaml:"token_exchange,omitempty" json:"token_exchange,omitempty"`
 	// Settings are the settings of a provider type that has its own (a type
 	// added in its own package declares their names and checks them),
 	// like {base_url: https://sso.example.com, realm: acme}.

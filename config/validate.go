@@ -752,6 +752,7 @@ func (k *checker) provider(p *Provider, path, tenant string, seen map[string]str
 			k.add(path+".settings"+keyPath(key), "is not a setting of providers of type %q (%s)", p.Type, want)
 		}
 	}
+	k.tokenExchange(p.TokenExchange, path) // tokenexchange.go
 	if slices.Contains(typ.Fields, "client_id") && p.ClientID == "" {
 		k.add(path+".client_id", "is required for type %q", p.Type)
 	}
