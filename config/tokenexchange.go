@@ -16,7 +16,7 @@ const (
 const maxExchangeAudiences = 32
 
 // TokenExchange is an OIDC provider's opt-in to token exchange from outside
-// (RFC 8693, docs/token-exchange.md): a client of realmgate posts a token
+// (RFC 8693, docs/device-flow.md): a client of realmgate posts a token
 // this IdP issued (an ID token, or a JWT access token such as Entra issues
 // for an API) to the token endpoint with
 // grant_type=urn:ietf:params:oauth:grant-type:token-exchange and gets a
