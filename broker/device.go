@@ -327,7 +327,7 @@ func (s *Server) deviceConfirm(c echo.Context, ar *authRequest, g grant, at attr
 	if err := s.putJSON(ctx, s.keyer.key("dk", token), conf, deviceConfirmTTL); err != nil {
 		return err
 	}
-	s.auditEvent(c, "authenticated", "device_confirmation_shown", at)
+	s.auditEvent(c, "success", "device_signed_in", at) // the sign-in; the approval is the next event
 	return s.renderDevice(c, http.StatusOK, "device_confirm", devicePageData{Title: "Connect a device",
 		Action: s.path("/device/confirm"), Client: g.ClientID, UserCode: formatUserCode(dr.UserCode), CSRF: token, Scopes: g.Scopes})
 }
@@ -391,7 +391,7 @@ func (s *Server) deviceConfirmSubmit(c echo.Context) error {
 		s.auditEvent(c, "success", "device_approved", at)
 	} else {
 		result = "denied"
-		s.auditEvent(c, "denied", "device_denied_by_user", at)
+		s.auditEvent(c, "abort", "device_denied_by_user", at)
 	}
 	// Post/Redirect/Get: reloading the result page posts nothing again.
 	return c.Redirect(http.StatusSeeOther, s.path("/device/done")+"?result="+result)

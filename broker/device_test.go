@@ -239,7 +239,7 @@ func TestDevice_ConfirmationCSRF(t *testing.T) {
 	}
 }
 
-func TestDevice_UserCodeGuessingBounded(t *testing.T) {
+func TestDevice_S60_UserCodeGuessingBounded(t *testing.T) {
 	e := newEnv(t, withDeviceClients, func(c *broker.Config) {
 		c.Device.UserCodeAttempts = broker.RateLimit{Limit: 3, Window: time.Hour}
 	})

@@ -82,9 +82,9 @@ const (
 // externalEnv: acme's IdP is a real OIDC connector to acmeOP that opted in
 // to token exchange (ID tokens for client rg-at-acme, access tokens for
 // api://acme); globex's IdP is one to globexOP that did not.
-func externalEnv(t *testing.T) (*env, *upstreamOP, *upstreamOP) {
+func externalEnv(t *testing.T, opts ...envOpt) (*env, *upstreamOP, *upstreamOP) {
 	acmeOP, globexOP := newUpstreamOP(t), newUpstreamOP(t)
-	e := newEnv(t, func(c *broker.Config) {
+	e := newEnv(t, append(opts, func(c *broker.Config) {
 		for i, p := range c.IdPs {
 			switch p.ID {
 			case "acme-idp":
@@ -95,7 +95,7 @@ func externalEnv(t *testing.T) (*env, *upstreamOP, *upstreamOP) {
 			}
 		}
 		c.Clients = append(c.Clients, broker.Client{ID: "globex-app", Secret: secretB, RedirectURIs: []string{appCB}, AllowedTenants: []string{"globex"}})
-	})
+	})...)
 	return e, acmeOP, globexOP
 }
 
@@ -105,8 +105,21 @@ func (e *env) exchangeExternal(client, secret, tokenType, token string) tokenRes
 		"scope": {"openid email"}}, client, secret)
 }
 
+// hasEvent reports whether the audit stream holds an event with outcome,
+// reason and tenant.
+func hasEvent(t *testing.T, a *auditSink, outcome, reason, tenant string) bool {
+	t.Helper()
+	for _, ev := range a.events(t) {
+		if str(ev, "outcome") == outcome && str(ev, "reason") == reason && str(ev, "tenant") == tenant {
+			return true
+		}
+	}
+	return false
+}
+
 func TestExternalExchange_IDTokenAndAccessToken(t *testing.T) {
-	e, acmeOP, _ := externalEnv(t)
+	audit := &auditSink{}
+	e, acmeOP, _ := externalEnv(t, withAuditSink(audit))
 	for _, tc := range []struct {
 		name, typ string
 		aud       any
@@ -129,12 +142,17 @@ func TestExternalExchange_IDTokenAndAccessToken(t *testing.T) {
 			if status, ui := e.userinfo(r.str("access_token")); status != http.StatusOK || ui["email"] != "alice@acme.test" || ui["tid"] != "acme" {
 				t.Errorf("userinfo = %d %v, want alice of acme", status, ui)
 			}
+			kind := map[string]string{typeIDToken: "id_token", typeJWT: "jwt"}[tc.typ]
+			if !hasEvent(t, audit, "exchanged", "external "+kind, "acme") {
+				t.Errorf("no audit event exchanged/external %s for acme in %v", kind, audit.events(t))
+			}
 		})
 	}
 }
 
 func TestExternalExchange_Refused(t *testing.T) {
-	e, acmeOP, globexOP := externalEnv(t)
+	audit := &auditSink{}
+	e, acmeOP, globexOP := externalEnv(t, withAuditSink(audit))
 	good := jwt.MapClaims{"sub": "alice-sub", "aud": "rg-at-acme", "email": "alice@acme.test"}
 	with := func(mod func(jwt.MapClaims)) jwt.MapClaims {
 		c := jwt.MapClaims{}
@@ -180,6 +198,9 @@ func TestExternalExchange_Refused(t *testing.T) {
 				t.Errorf("exchange (%s) = %d %v, want %s", tc.name, r.status, r.body, tc.want)
 			}
 		})
+	}
+	if !hasEvent(t, audit, "refused", "external_exchange_no_idp", "") || !hasEvent(t, audit, "refused", "external_exchange_invalid_token", "acme") {
+		t.Errorf("refusals not audited: %v", audit.events(t))
 	}
 }
 
