@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/realmgate/realmgate/broker"
+	"github.com/realmgate/realmgate/users"
 )
 
 // withDeviceClients adds a public CLI client and a confidential TV client
@@ -307,5 +308,28 @@ func TestDevice_SSOSessionSkipsUpstream(t *testing.T) {
 	resp, page := b.postForm(e.issuer+"/device", url.Values{"user_code": {da.str("user_code")}})
 	if resp.StatusCode != http.StatusOK || formField(page, "csrf") == "" {
 		t.Fatalf("device page with a session = %d %.200s, want the confirmation at once", resp.StatusCode, page)
+	}
+}
+
+// TestDevice_S68_SuspendedBeforePoll: the decision is taken again when the
+// device collects its tokens; a user suspended after approving gets none.
+func TestDevice_S68_SuspendedBeforePoll(t *testing.T) {
+	e := newEnv(t, withDeviceClients)
+	da := e.startDevice("cli")
+	b := e.browser()
+	_, page := e.verifyDevice(b, da.str("user_code"), "alice@acme.test")
+	if status, _ := e.confirmDevice(b, page, "approve"); status != http.StatusOK {
+		t.Fatalf("approve = %d", status)
+	}
+	dir := e.broker.Users()
+	u, err := dir.UserByLink(t.Context(), "acme", "acme-idp", "alice-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.SetStatus(t.Context(), "admin:ops", "acme", u.ID, users.StatusSuspended); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.pollDevice("cli", da.str("device_code")); r.status == http.StatusOK || r.str("error") != "access_denied" {
+		t.Errorf("poll for a suspended user = %d %v, want access_denied", r.status, r.body)
 	}
 }

@@ -151,7 +151,7 @@ func (s *Server) token(c echo.Context) error {
 	case "":
 		return oauth.New(oauth.InvalidRequest, "grant_type is required")
 	default: // S04: no password, no implicit, nothing else
-		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange")
+		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange, device_code")
 	}
 }
 
