@@ -294,10 +294,12 @@ type Client struct {
 
 	// GrantTypes are the grants the client may use at the token endpoint:
 	// authorization_code, refresh_token, client_credentials (RFC 6749
-	// §4.4) and urn:ietf:params:oauth:grant-type:token-exchange. Empty
-	// means authorization_code, refresh_token and token exchange (which
-	// exchange_audiences governs). A client whose only grant is
-	// client_credentials needs no redirect_uris.
+	// §4.4), urn:ietf:params:oauth:grant-type:token-exchange and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628, device.go).
+	// Empty means authorization_code, refresh_token and token exchange
+	// (which exchange_audiences governs). A client whose only grant is
+	// client_credentials, or that has device_code without
+	// authorization_code, needs no redirect_uris.
 	GrantTypes []string `yaml:"grant_types,omitempty" json:"grant_types,omitempty"`
 
 	// Scopes are the scopes a client_credentials token may carry; a request
