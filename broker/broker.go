@@ -92,6 +92,9 @@ type IdP struct {
 	// MFAACRValues are sent upstream (acr_values) to ask this IdP for
 	// multi-factor authentication; empty means DefaultMFAACRValues.
 	MFAACRValues []string
+	// TokenExchange, when set, lets clients exchange tokens this IdP issued
+	// for realmgate tokens of its tenant (RFC 8693, externalexchange.go).
+	TokenExchange *ExternalExchange
 }
 
 // Config is what the broker needs; cmd/realmgate builds it from the file.
@@ -155,6 +158,8 @@ type Config struct {
 	PAR PAROptions
 	// DPoP configures DPoP proofs (RFC 9449, dpop.go).
 	DPoP DPoPOptions
+	// Device configures the device authorization grant (RFC 8628, device.go).
+	Device DeviceOptions
 	// RegistrationEndpoint, when set, is announced in the discovery
 	// document (RFC 8414 §2): dynamic client registration is served beside
 	// the broker (package registration).

@@ -242,6 +242,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
 		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now(), JKT: ar.DPoPJKT}
 	g.TI, g.HI = d.incarnations(tenant, sess.IdP)
+	if ar.Device != "" {
+		return s.deviceConfirm(c, ar, g, at) // device.go: the person confirms the device
+	}
 	if err := s.putJSON(ctx, s.keyer.key("cd", code), g, codeTTL); err != nil {
 		return err
 	}

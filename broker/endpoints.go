@@ -82,6 +82,7 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"dpop_signing_alg_values_supported":     dpopAlgNames(),
 	}
 	s.clientAuthMetadata(m) // clientauth.go
+	s.deviceMetadata(m)     // device.go
 	return m
 }
 

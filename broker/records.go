@@ -56,6 +56,10 @@ type authRequest struct {
 	SAML *samlPending `json:"saml,omitempty"`
 	// DPoPJKT binds the code to a DPoP key (dpop_jkt, RFC 9449 §10).
 	DPoPJKT string `json:"jkt,omitempty"`
+	// Device is the store key of the device authorization this sign-in
+	// answers (device.go): it ends on the confirmation page, not at a
+	// redirect URI.
+	Device string `json:"dev,omitempty"`
 }
 
 // upstreamLogin is the state of one round trip to an upstream IdP.

@@ -146,10 +146,12 @@ func (s *Server) token(c echo.Context) error {
 		return s.tokenExchange(c, cl, v)
 	case grantClientCredentials:
 		return s.clientCredentials(c, cl, v) // clientcredentials.go
+	case grantDeviceCode:
+		return s.deviceGrant(c, cl, v) // device.go
 	case "":
 		return oauth.New(oauth.InvalidRequest, "grant_type is required")
 	default: // S04: no password, no implicit, nothing else
-		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange")
+		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange, device_code")
 	}
 }
 

@@ -88,6 +88,9 @@ type Config struct {
 	// ProofOfPossession configures sender-constrained tokens by DPoP (RFC
 	// 9449, dpoppar.go).
 	ProofOfPossession ProofOfPossession `yaml:"dpop,omitempty"`
+	// DeviceAuthorization configures the device authorization grant (RFC
+	// 8628, device.go).
+	DeviceAuthorization DeviceAuthorization `yaml:"device_authorization,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }
@@ -291,10 +294,12 @@ type Client struct {
 
 	// GrantTypes are the grants the client may use at the token endpoint:
 	// authorization_code, refresh_token, client_credentials (RFC 6749
-	// §4.4) and urn:ietf:params:oauth:grant-type:token-exchange. Empty
-	// means authorization_code, refresh_token and token exchange (which
-	// exchange_audiences governs). A client whose only grant is
-	// client_credentials needs no redirect_uris.
+	// §4.4), urn:ietf:params:oauth:grant-type:token-exchange and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628, device.go).
+	// Empty means authorization_code, refresh_token and token exchange
+	// (which exchange_audiences governs). A client whose only grant is
+	// client_credentials, or that has device_code without
+	// authorization_code, needs no redirect_uris.
 	GrantTypes []string `yaml:"grant_types,omitempty" json:"grant_types,omitempty"`
 
 	// Scopes are the scopes a client_credentials token may carry; a request
@@ -530,6 +535,10 @@ type Provider struct {
 	// multi-factor authentication (default: the PAPE multi-factor policy
 	// URI; Okta, for example, wants urn:okta:loa:2fa:any).
 	MFAACRValues []string `yaml:"mfa_acr_values,omitempty" json:"mfa_acr_values,omitempty"`
+	// TokenExchange lets clients exchange tokens this IdP issued for
+	// realmgate tokens of its tenant (RFC 8693; oidc, microsoft and google
+	// types with a single issuer; tokenexchange.go).
+	TokenExchange *TokenExchange `yaml:"token_exchange,omitempty" json:"token_exchange,omitempty"`
 	// Settings are the settings of a provider type that has its own (a type
 	// added in its own package declares their names and checks them),
 	// like {base_url: https://sso.example.com, realm: acme}.

@@ -240,6 +240,7 @@ func (c *Config) problems() []Problem {
 	k.scim()        // scim.go
 	k.outbound()    // outbound.go
 	k.parDPoP()     // dpoppar.go
+	k.deviceFlow()  // device.go
 	k.tlsSettings() // tls.go
 	return k.probs
 }
@@ -446,7 +447,7 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			first[cl.ID] = i
 		}
 		k.clientAuth(&cl, path, tenantIDs) // clientauth.go
-		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() {
+		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() && !cl.deviceOnly() {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
 		for j, u := range cl.RedirectURIs {
@@ -751,6 +752,7 @@ func (k *checker) provider(p *Provider, path, tenant string, seen map[string]str
 			k.add(path+".settings"+keyPath(key), "is not a setting of providers of type %q (%s)", p.Type, want)
 		}
 	}
+	k.tokenExchange(p.TokenExchange, path) // tokenexchange.go
 	if slices.Contains(typ.Fields, "client_id") && p.ClientID == "" {
 		k.add(path+".client_id", "is required for type %q", p.Type)
 	}

@@ -23,7 +23,7 @@ const TenantPlaceholder = conn.TenantPlaceholder
 func init() {
 	idp.Register(idp.Type{
 		ProviderType: config.ProviderType{Name: Name, OpenID: true,
-			Fields: []string{"issuer", "client_id", "client_secret", "scopes", "allowed_tenants"},
+			Fields: []string{"issuer", "client_id", "client_secret", "scopes", "allowed_tenants", "token_exchange"},
 			Check: func(c *config.ProviderCheck) {
 				if c.P.Issuer == "" {
 					c.Problem("issuer", "is required for type oidc")

@@ -112,7 +112,7 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 		}
 		out.Realm.IdPs = append(out.Realm.IdPs, p.ID)
 		out.IdPs = append(out.IdPs, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn,
-			MFAACRValues: p.MFAACRValues, UpstreamLogout: p.UpstreamLogout})
+			MFAACRValues: p.MFAACRValues, UpstreamLogout: p.UpstreamLogout, TokenExchange: TokenExchange(p.TokenExchange)})
 		out.Providers = append(out.Providers, p)
 	}
 	compile := b.Compile
@@ -246,4 +246,13 @@ func Rules(in []config.Rule) []transform.Rule {
 		out = append(out, tr)
 	}
 	return out
+}
+
+// TokenExchange is the broker's form of a provider's token_exchange
+// section; nil unless enabled.
+func TokenExchange(te *config.TokenExchange) *broker.ExternalExchange {
+	if te == nil || !te.Enabled {
+		return nil
+	}
+	return &broker.ExternalExchange{Accept: te.AcceptKinds(), Audiences: te.Audiences}
 }

@@ -70,6 +70,8 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	}
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
 	bc.PAR = broker.PAROptions{Require: cfg.PushedAuthorization.Required, RequestURILifetime: cfg.PushedAuthorization.RequestURILifetime.Duration()}
+	bc.Device = broker.DeviceOptions{CodeLifetime: cfg.DeviceAuthorization.CodeLifetime.Duration(),
+		Interval: cfg.DeviceAuthorization.Interval.Duration(), UserCodeAttempts: RateLimit(cfg.DeviceAuthorization.UserCodesPerIP)}
 	bc.DPoP = broker.DPoPOptions{RequireNonce: cfg.ProofOfPossession.RequireNonce, ProofLifetime: cfg.ProofOfPossession.ProofLifetime.Duration()}
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
