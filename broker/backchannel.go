@@ -11,6 +11,7 @@ import (
 
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/store"
 )
 
 // maxUpstreamSessions bounds the sessions indexed per upstream user: an
@@ -40,12 +41,15 @@ func (s *Server) indexSession(ctx context.Context, sess *session) {
 	bySub, legacySub, bySID := s.upstreamIndexKeys(sess.IdP, sess.Identity.Subject, sid)
 	var err error
 	if ix, ok := s.store.(IndexStore); ok && bySub != "" {
-		err = ix.AddToIndex(ctx, bySub, sess.key, maxUpstreamSessions, s.cfg.SessionLifetime)
+		op := store.Op{Kind: store.OpIndex, Key: bySub, Value: []byte(sess.key), Max: maxUpstreamSessions, TTL: s.cfg.SessionLifetime}
+		if !stage(ctx, false, op, stagedLimit{}) { // the callback's batch (pending.go)
+			err = ix.AddToIndex(ctx, bySub, sess.key, maxUpstreamSessions, s.cfg.SessionLifetime)
+		}
 	} else if legacySub != "" {
-		err = s.store.Put(ctx, legacySub, []byte(sess.key), s.cfg.SessionLifetime)
+		err = s.putRecord(ctx, false, legacySub, []byte(sess.key), s.cfg.SessionLifetime)
 	}
 	if err == nil && bySID != "" {
-		err = s.store.Put(ctx, bySID, []byte(sess.key), s.cfg.SessionLifetime)
+		err = s.putRecord(ctx, false, bySID, []byte(sess.key), s.cfg.SessionLifetime)
 	}
 	if err != nil {
 		s.log.Warn("index session for upstream logout", "err", err)
