@@ -174,15 +174,16 @@ const (
 	auditQueueSize    = 4096
 	auditWorkers      = 2
 	auditBatch        = 128 // events written per round trip at most
-	// auditLinger is how long a worker gathers events after the first
-	// before it writes them: a sign-in makes two or three events, so
-	// without it a moderately busy tenant (hundreds of sign-ins a second)
-	// cost a store round trip per event; with it, one per auditLinger.
-	// Events reach the store stream that much later (the log stream at once).
-	auditLinger = 10 * time.Millisecond
 	auditWriteTimeout = 2 * time.Second
 	auditDrainTimeout = 5 * time.Second
 )
+
+// auditLinger is how long a worker gathers events after the first before
+// it writes them: a sign-in makes two or three events, so without it a
+// moderately busy tenant (hundreds of sign-ins a second) cost a store round
+// trip per event; with it, one per auditLinger. Events reach the store
+// stream that much later (the log stream at once).
+const auditLinger = 10 * time.Millisecond
 
 // newAuditWriter returns nil when the store keeps no audit streams or
 // retention is off (maxLen < 0).
