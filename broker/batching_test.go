@@ -204,3 +204,30 @@ func TestToken_S08_OneStepRedemptionStillChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestRateLimit_S60_RefusedStartMakesNoUpstreamRequest: at /authorize the
+// start counters go with the step's writes, after the upstream request is
+// made; once a start was refused, the next ones from that IP are refused
+// before any upstream request is made (no OIDC discovery, no signed SAML
+// request) and without writing anything, until the Retry-After.
+func TestRateLimit_S60_RefusedStartMakesNoUpstreamRequest(t *testing.T) {
+	e := newEnv(t, withLimits(broker.RateLimits{StartsPerIP: perMinute(1)}, nil))
+	last := func() string {
+		e.acme.mu.Lock()
+		defer e.acme.mu.Unlock()
+		return e.acme.last.State
+	}
+	wantStarted(t, "first start", first(e.startFrom("198.51.100.7", "alice@acme.test")))
+	resp, body := e.startFrom("198.51.100.7", "alice@acme.test")
+	wantThrottled(t, "second start", resp, body, 60)
+	before, calls := last(), e.store.storeCalls()
+	resp, body = e.startFrom("198.51.100.7", "alice@acme.test")
+	wantThrottled(t, "third start", resp, body, 60)
+	if last() != before {
+		t.Fatal("a start refused from the instance's memory made an upstream request URL")
+	}
+	if got := e.store.storeCalls(); got != calls {
+		t.Fatalf("a start refused from the instance's memory used the store: %v, then %v", calls, got)
+	}
+	wantStarted(t, "another IP", first(e.startFrom("198.51.100.8", "alice@acme.test")))
+}

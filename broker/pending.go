@@ -23,6 +23,7 @@ package broker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -137,6 +138,7 @@ func (s *Server) flush(c echo.Context) (handled bool, err error) {
 	case i < 0:
 		return false, nil
 	case p.ops[i].Kind == store.OpWindow:
+		s.refusedStarts.refused(p.ops[i].Key, p.ops[i].Now, r.Wait)
 		return true, s.throttled(c, p.limits[i].name, r.Wait, p.limits[i].at)
 	default: // the auth request's take
 		return true, s.expired(c)
@@ -144,11 +146,49 @@ func (s *Server) flush(c echo.Context) (handled bool, err error) {
 }
 
 // stageStart adds a sign-in start counter (S60) to the /authorize batch;
-// false means there is none and the caller asks the store itself.
-func (s *Server) stageStart(c echo.Context, name, subject string, l RateLimit, at attrs) bool {
+// staged false means there is none and the caller asks the store itself.
+// A counter this instance found reached answers wait at once, until its
+// Retry-After, without the store: a refused start costs no upstream
+// request URL (an OIDC discovery, a signed SAML request) and no record.
+func (s *Server) stageStart(c echo.Context, name, subject string, l RateLimit, at attrs) (staged bool, wait time.Duration) {
 	if !l.on() || subject == "" {
-		return false // hit asks nothing either
+		return false, 0 // hit asks nothing either
 	}
-	return stage(c.Request().Context(), true, store.Op{Kind: store.OpWindow, Key: windowKey(name, subject),
-		Window: l.window(), WindowOp: store.WindowTake, Now: s.now()}, stagedLimit{name: name, at: at})
+	key, now := windowKey(name, subject), s.now()
+	if p := pendingOf(c.Request().Context()); p == nil || !p.starts {
+		return false, 0
+	}
+	if wait := s.refusedStarts.until(key, now); wait > 0 {
+		return true, wait
+	}
+	return stage(c.Request().Context(), true, store.Op{Kind: store.OpWindow, Key: key,
+		Window: l.window(), WindowOp: store.WindowTake, Now: now}, stagedLimit{name: name, at: at}), 0
+}
+
+// refusalCache remembers the start limits found reached (a refused
+// WindowTake) until the Retry-After the store gave: until then the store
+// would refuse too, since events only leave a window by its clock.
+type refusalCache struct {
+	mu   sync.Mutex
+	ends map[string]time.Time
+}
+
+// refused records key as reached until now+wait.
+func (r *refusalCache) refused(key string, now time.Time, wait time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ends == nil || len(r.ends) >= underLimitCacheSize {
+		r.ends = make(map[string]time.Time)
+	}
+	r.ends[key] = now.Add(wait)
+}
+
+// until returns how long key stays refused from now (0: ask the store).
+func (r *refusalCache) until(key string, now time.Time) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.ends[key]; ok && now.Before(t) {
+		return t.Sub(now)
+	}
+	return 0
 }

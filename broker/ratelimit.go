@@ -287,14 +287,20 @@ func (s *Server) limitStart(c echo.Context, client, tenant, idp string) error {
 	if counted, _ := c.Get(ctxStartCounted).(bool); !counted {
 		c.Set(ctxStartCounted, true)
 		// At /authorize the counters go with the step's writes (pending.go).
-		if staged := s.stageStart(c, limitStartsIP, ip, rl.StartsPerIP, at); !staged {
-			if wait := s.hit(ctx, limitStartsIP, ip, rl.StartsPerIP); wait > 0 {
-				return s.throttled(c, limitStartsIP, wait, at)
-			}
+		staged, wait := s.stageStart(c, limitStartsIP, ip, rl.StartsPerIP, at)
+		if !staged {
+			wait = s.hit(ctx, limitStartsIP, ip, rl.StartsPerIP)
+		}
+		if wait > 0 {
+			return s.throttled(c, limitStartsIP, wait, at)
 		}
 	}
-	if tenant != "" && !s.stageStart(c, limitStartsTenant, tenant, starts, at) {
-		if wait := s.hit(ctx, limitStartsTenant, tenant, starts); wait > 0 {
+	if tenant != "" {
+		staged, wait := s.stageStart(c, limitStartsTenant, tenant, starts, at)
+		if !staged {
+			wait = s.hit(ctx, limitStartsTenant, tenant, starts)
+		}
+		if wait > 0 {
 			return s.throttled(c, limitStartsTenant, wait, at)
 		}
 	}
