@@ -63,9 +63,9 @@ import (
 // baseline pads its records to these sizes so Redis moves the same bytes.
 const (
 	sizeAuthRequest = 311
-	sizeUpstream    = 282
+	sizeUpstream    = 599 // with the copy of the auth request (issue 21)
 	sizeSession     = 449
-	sizeCode        = 516
+	sizeCode        = 965
 	sizeGrant       = 366
 )
 
