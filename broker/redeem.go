@@ -68,6 +68,15 @@ func familyGrant(g *grant) grant {
 	return kept
 }
 
+// exchangeGrant decodes a code's grant for the exchange, which answers
+// from the grant's claims: the origin (the identity the family's refreshes
+// decide on again) stays undecoded, since the store already copied the
+// grant into the family.
+type exchangeGrant struct {
+	grant
+	Origin json.RawMessage `json:"o,omitempty"` // shadows grant.Origin
+}
+
 // redeemed says how a code was taken: fam and rt are set when the store
 // started the code's family in the same step; prior is the family an
 // earlier redemption started (ErrNotFound from a one-step redemption).
@@ -101,11 +110,13 @@ func (s *Server) takeCode(ctx context.Context, code string, g *grant) (redeemed,
 	}
 	gp, bp, ok := store.SplitCodeRecord(rec)
 	var b codeBinding
-	if !ok || decodeRecord(gp, g) != nil || decodeRecord(bp, &b) != nil || g.SID != sid {
+	var x exchangeGrant
+	if !ok || decodeRecord(gp, &x) != nil || decodeRecord(bp, &b) != nil || x.SID != sid {
 		// Not a record this broker wrote for this code's session.
 		_ = s.store.RevokeFamily(ctx, r.fam)
 		return redeemed{oneStep: true}, ErrNotFound
 	}
+	*g = x.grant
 	g.RedirectURI, g.Challenge, g.Nonce, g.Created = b.RedirectURI, b.Challenge, b.Nonce, b.Created
 	return r, nil
 }
