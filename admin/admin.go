@@ -32,6 +32,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/registration"
 	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
@@ -180,6 +181,12 @@ type Options struct {
 	// Users is the tenant user directory (the broker's Users()); nil: the
 	// user endpoints answer 501.
 	Users *users.Directory
+	// Access keeps time-bound role grants (the broker); nil: the grant
+	// endpoints answer 501.
+	Access AccessGrants
+	// RegistrationTokens keeps the initial access tokens of dynamic client
+	// registration (registration.go); nil turns their endpoints off (404).
+	RegistrationTokens *registration.Tokens
 }
 
 // snapshot is one applied version.

@@ -176,6 +176,7 @@ type instance struct {
 	applied atomic.Int64 // how many times Apply ran
 	last    atomic.Pointer[admin.Compiled]
 	comp    *testCompiler
+	access  *fakeGrants
 }
 
 type env struct {
@@ -220,6 +221,7 @@ func (e *env) instance() *instance {
 
 		TrustedProxies: e.trusted,
 		Users:          in.directory(e.store), // users_test.go
+		Access:         in.grants(),           // access_test.go
 	})
 	if err != nil {
 		e.t.Fatal(err)

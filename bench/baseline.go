@@ -20,6 +20,8 @@ package main
 //	/callback           6 HMAC, 2 SHA-256, 6 Redis (GETDEL, GET, SET session, EVALSHA
 //	                    upstream-logout index, DEL, SET) + 1 audit XADD off the request path,
 //	                    upstream token and userinfo calls, 1 ES256 verification
+//	/token client_credentials  1 SHA-256, 1 ES256 signature, no Redis on the request path
+//	                    (the failure limiter's cached read; 1 audit XADD off the request path)
 //	/jwks, discovery    none (static documents)
 //
 // The benchmark reads Redis's read events per request for both servers and
@@ -380,7 +382,25 @@ func (b *baseline) overLimit(ctx context.Context, name, subject string, window t
 func (b *baseline) clientOK(r *http.Request) bool {
 	id, secret, ok := r.BasicAuth()
 	h := sha256.Sum256([]byte(secret))
-	return ok && id == benchClientID && subtle.ConstantTimeCompare(h[:], b.secretHash[:]) == 1
+	return ok && (id == benchClientID || id == benchM2MID) && subtle.ConstantTimeCompare(h[:], b.secretHash[:]) == 1
+}
+
+// clientCredentials signs the access token realmgate issues to the
+// tenant's API client (the same claims) and writes the RFC 6749 §4.4.3
+// response.
+func (b *baseline) clientCredentials(w http.ResponseWriter, r *http.Request) {
+	if id, _, _ := r.BasicAuth(); id != benchM2MID {
+		b.fail(w, http.StatusBadRequest, "unauthorized_client")
+		return
+	}
+	now := time.Now().Unix()
+	at := fmt.Appendf(nil, `{"aud":%q,"client_id":%q,"exp":%d,"iat":%d,"iss":%q,"jti":%q,"roles":["sync"],"scope":%q,"sub":%q,"tid":%q}`,
+		benchM2MAudience, benchM2MID, now+600, now, b.issuer, randomToken(16), benchM2MScope, benchM2MID, benchTenant)
+	access := b.sign(b.headerAT, at)
+	b.auditEvent(r, "success")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":600,"scope":%q}`, access, benchM2MScope)
 }
 
 // mint stores n codes for the token flow (setup only, not measured): the
@@ -413,6 +433,8 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	b.overLimit(ctx, "failures_per_ip", b.key("ip", clientIP), failuresWindow)
 	switch r.PostForm.Get("grant_type") {
+	case "client_credentials":
+		b.clientCredentials(w, r)
 	case "authorization_code":
 		// The code is "<sid>~<random>": taken, marked used and its
 		// family started in one script in the session's slot, as realmgate
@@ -603,6 +625,9 @@ func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 		{Kind: store.OpTake, Key: ul[0]},
 		{Kind: store.OpPut, Key: ssKey, Value: sess, TTL: 8 * time.Hour},
 		{Kind: store.OpIndex, Key: b.key("uz", benchIdPID+"\x00"+sub), Value: []byte(ssKey), Max: 64, TTL: 8 * time.Hour},
+		// The IdP's and the client's session indexes (broker/deletion.go).
+		{Kind: store.OpIndex, Key: b.key("si", benchIdPID), Value: []byte(ssKey + " " + sid), Max: 10000, TTL: 720 * time.Hour},
+		{Kind: store.OpIndex, Key: b.key("sc", benchClientID), Value: []byte(ssKey + " " + sid), Max: 10000, TTL: 720 * time.Hour},
 		{Kind: store.OpPut, Key: b.key("cd:{"+sid+"}", code), Value: g, TTL: time.Minute},
 	})
 	if err != nil {

@@ -40,12 +40,17 @@ func (s *Server) indexSession(ctx context.Context, sess *session) {
 	sid, _ := sess.Identity.Claims["sid"].(string)
 	bySub, legacySub, bySID := s.upstreamIndexKeys(sess.IdP, sess.Identity.Subject, sid)
 	var err error
-	if ix, ok := s.store.(IndexStore); ok && bySub != "" {
-		op := store.Op{Kind: store.OpIndex, Key: bySub, Value: []byte(sess.key), Max: maxUpstreamSessions, TTL: s.cfg.SessionLifetime}
-		if !stage(ctx, false, op, stagedLimit{}) { // the callback's batch (pending.go)
-			err = ix.AddToIndex(ctx, bySub, sess.key, maxUpstreamSessions, s.cfg.SessionLifetime)
-		}
-	} else if legacySub != "" {
+	// Under the upstream user, the IdP and the client in one round trip
+	// where the store batches (the last two: deletion.go); at the callback
+	// with the session's other writes (pending.go).
+	adds := s.scopeAdds(sess, sess.Clients...)
+	if _, ok := s.store.(IndexStore); ok && bySub != "" {
+		adds = append(adds, store.IndexAdd{Key: bySub, Member: sess.key, Max: maxUpstreamSessions, TTL: s.cfg.SessionLifetime})
+	}
+	if !s.stageIndexes(ctx, adds) {
+		err = s.addToIndexes(ctx, adds)
+	}
+	if _, ok := s.store.(IndexStore); !ok && legacySub != "" {
 		err = s.putRecord(ctx, false, legacySub, []byte(sess.key), s.cfg.SessionLifetime)
 	}
 	if err == nil && bySID != "" {

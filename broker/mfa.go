@@ -43,6 +43,9 @@ type TenantPolicy struct {
 	// Users says how the tenant's user directory meets a sign-in (users.go);
 	// nil: records are created just in time, nothing provisioned is matched.
 	Users *UserPolicy
+	// Access, when set, lets the tenant's users hold roles for a while
+	// (just-in-time access, access.go); nil: no time-bound grants.
+	Access *AccessPolicy
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

@@ -145,6 +145,19 @@ func (s *Server) flush(c echo.Context) (handled bool, err error) {
 	}
 }
 
+// stageIndexes adds index entries (deletion.go's store.IndexAdd) to the
+// callback's batch; false means there is no batch (or no IndexStore) and
+// the caller adds them itself.
+func (s *Server) stageIndexes(ctx context.Context, adds []store.IndexAdd) bool {
+	if _, ok := s.store.(IndexStore); !ok || pendingOf(ctx) == nil {
+		return false
+	}
+	for _, a := range adds {
+		stage(ctx, false, store.Op{Kind: store.OpIndex, Key: a.Key, Value: []byte(a.Member), Max: a.Max, TTL: a.TTL}, stagedLimit{})
+	}
+	return true
+}
+
 // stageStart adds a sign-in start counter (S60) to the /authorize batch;
 // staged false means there is none and the caller asks the store itself.
 // A counter this instance found reached answers wait at once, until its

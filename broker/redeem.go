@@ -31,6 +31,9 @@ type codeBinding struct {
 	Challenge   string    `json:"cc,omitempty"`
 	Nonce       string    `json:"n,omitempty"`
 	Created     time.Time `json:"t"`
+	// JKT is the code's DPoP binding (dpop_jkt, RFC 9449 §10); the grant
+	// part carries the binding its family starts with.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // codeKeys are the store keys of a session code's record and use marker.
@@ -49,11 +52,17 @@ func (s *Server) newCode(g *grant) (code, key string, rec []byte, err error) {
 	code = g.SID + FamilySeparator + randomToken(tokenBytes)
 	key, _ = s.codeKeys(g.SID, code)
 	kept := familyGrant(g)
+	// The family's binding (codeGrant): a confidential client's refresh
+	// tokens are bound by its authentication, a public client's to the
+	// key that redeems the code, which is the code's key when it has one.
+	if cl := s.dir().clients[g.ClientID]; cl == nil || !cl.public() {
+		kept.JKT = ""
+	}
 	gb, err := json.Marshal(&kept)
 	if err != nil {
 		return "", "", nil, err
 	}
-	bb, err := json.Marshal(codeBinding{RedirectURI: g.RedirectURI, Challenge: g.Challenge, Nonce: g.Nonce, Created: g.Created})
+	bb, err := json.Marshal(codeBinding{RedirectURI: g.RedirectURI, Challenge: g.Challenge, Nonce: g.Nonce, Created: g.Created, JKT: g.JKT})
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -83,6 +92,7 @@ type exchangeGrant struct {
 type redeemed struct {
 	oneStep bool
 	fam, rt string
+	famJKT  string // the DPoP binding the family started with
 	prior   []byte
 }
 
@@ -117,7 +127,8 @@ func (s *Server) takeCode(ctx context.Context, code string, g *grant) (redeemed,
 		return redeemed{oneStep: true}, ErrNotFound
 	}
 	*g = x.grant
-	g.RedirectURI, g.Challenge, g.Nonce, g.Created = b.RedirectURI, b.Challenge, b.Nonce, b.Created
+	r.famJKT = g.JKT
+	g.RedirectURI, g.Challenge, g.Nonce, g.Created, g.JKT = b.RedirectURI, b.Challenge, b.Nonce, b.Created, b.JKT
 	return r, nil
 }
 
