@@ -110,6 +110,7 @@ func (s *Server) authorize(c echo.Context) error {
 		return fail(oauth.New(oauth.LoginRequired, "the user is not signed in"))
 	}
 
+	s.beginPending(c, true) // counters, request and upstream state: one store round trip
 	id, err := s.saveRequest(c, ar)
 	if err != nil {
 		return err

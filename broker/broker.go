@@ -214,21 +214,22 @@ type Server struct {
 	// discoveryDoc caches the encoded discovery document (*cachedDoc).
 	discoveryDoc atomic.Value
 	// directory holds tenants, IdPs and rules; swapped by Reconfigure.
-	directory  atomic.Pointer[directory]
-	log        *slog.Logger
-	audit      *slog.Logger
-	now        func() time.Time
-	echo       *echo.Echo
-	logouts    *logoutQueue
-	revoking   sync.WaitGroup   // deletions ending their sessions (deletion.go)
-	sets       *setQueue        // CAEP security events (caep.go)
-	users      *users.Directory // the tenant user directory (users.go); nil without one
-	ops        *ops             // metrics and the audit stream writer (metrics.go)
-	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
-	secure     bool             // cookies get Secure (https issuer)
-	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
-	readiness  readiness        // conditions besides the store (readiness.go)
-	clientJWKS jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
+	directory     atomic.Pointer[directory]
+	log           *slog.Logger
+	audit         *slog.Logger
+	now           func() time.Time
+	echo          *echo.Echo
+	logouts       *logoutQueue
+	revoking      sync.WaitGroup   // deletions ending their sessions (deletion.go)
+	sets          *setQueue        // CAEP security events (caep.go)
+	users         *users.Directory // the tenant user directory (users.go); nil without one
+	ops           *ops             // metrics and the audit stream writer (metrics.go)
+	underLimit    underLimitCache  // failure limits recently read as not reached (ratelimit.go)
+	refusedStarts refusalCache     // start limits recently found reached (pending.go)
+	secure        bool             // cookies get Secure (https issuer)
+	samlKey       samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
+	readiness     readiness        // conditions besides the store (readiness.go)
+	clientJWKS    jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and

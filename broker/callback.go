@@ -15,6 +15,7 @@ import (
 	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -63,7 +64,9 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 			"This sign-in was started in another browser. Start again from the application.")
 	}
 	var ar authRequest
-	if err := s.getJSON(ctx, ul.Request, &ar); errors.Is(err, ErrNotFound) {
+	if ul.AR != nil { // the request as the upstream login started (pending.go)
+		ar = *ul.AR
+	} else if err := s.getJSON(ctx, ul.Request, &ar); errors.Is(err, ErrNotFound) {
 		return s.expired(c)
 	} else if err != nil {
 		return err
@@ -122,13 +125,18 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 		}
 	}
 	sess.Clients = []string{ar.ClientID}
+	// The auth request's consumption, the session, its index and the code
+	// are one batch (pending.go): a request already consumed (or expired)
+	// stops it before anything is written.
+	s.beginPending(c, false)
+	ctx = c.Request().Context()
+	stage(ctx, false, store.Op{Kind: store.OpTake, Key: ul.Request}, stagedLimit{})
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
 	s.indexSession(ctx, sess)
 	ar.fresh = true
 	s.remember(c, idp.ID)
-	_ = s.store.Delete(ctx, ul.Request)
 	return s.finish(c, &ar, sess)
 }
 
@@ -235,7 +243,6 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	if ar.SAML != nil {
 		return s.samlAssert(c, ar, sess, tenant, claims, at) // samlidp.go
 	}
-	code := randomToken(tokenBytes)
 	origin := &session{Tenant: sess.Tenant, IdP: sess.IdP, Subject: sess.Subject, Identity: sess.Identity, AuthTime: sess.AuthTime,
 		UID: sess.UID, UGen: sess.UGen}
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
@@ -243,9 +250,21 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now(), JKT: ar.DPoPJKT}
 	g.TI, g.HI = d.incarnations(tenant, sess.IdP)
 	if ar.Device != "" {
-		return s.deviceConfirm(c, ar, g, at) // device.go: the person confirms the device
+		// The session and its indexes go first; the person then confirms
+		// the device (device.go).
+		if handled, err := s.flush(c); handled {
+			return err
+		}
+		return s.deviceConfirm(c, ar, g, at)
 	}
-	if err := s.putJSON(ctx, s.keyer.key("cd", code), g, codeTTL); err != nil {
+	code, key, rec, err := s.newCode(&g) // redeem.go
+	if err != nil {
+		return err
+	}
+	if err := s.putRecord(ctx, false, key, rec, codeTTL); err != nil {
+		return err
+	}
+	if handled, err := s.flush(c); handled { // with the callback's batch (pending.go)
 		return err
 	}
 	s.auditEvent(c, "success", "", at)

@@ -76,6 +76,12 @@ type upstreamLogin struct {
 	// single-factor answer is refused rather than retried.
 	MFA     bool      `json:"mfa,omitempty"`
 	Created time.Time `json:"t"`
+	// AR is the auth request as it was when this upstream login started:
+	// the callback reads it from here instead of a second record (one
+	// round trip less); the record itself is consumed by the callback's
+	// batch (pending.go), so a request still signs in at most once. Nil in
+	// states written before it existed (the callback then reads Request).
+	AR *authRequest `json:"ar,omitempty"`
 }
 
 // session is the broker's SSO session.

@@ -163,16 +163,24 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	}
 	bad := oauth.New(oauth.InvalidGrant, "the code is invalid, expired or already used")
 	var g grant
-	err := s.takeJSON(ctx, s.keyer.key("cd", code), &g)
+	rd, err := s.takeCode(ctx, code, &g) // redeem.go: with its family in one step where the store can
 	if errors.Is(err, ErrNotFound) {
 		// S07: a second redemption revokes what the first one issued.
-		if fam, err := s.store.Get(ctx, s.keyer.key("cu", code)); err == nil {
-			_ = s.store.RevokeFamily(ctx, string(fam))
+		if fam, ok := s.priorFamily(ctx, rd, code); ok {
+			_ = s.store.RevokeFamily(ctx, fam)
 			s.auditEvent(c, "refused", "code_reused", attrs{client: cl.ID})
 		}
 		return bad
 	} else if err != nil {
 		return s.tokenUnavailable(c, err)
+	}
+	issued := false
+	if rd.fam != "" {
+		defer func() { // a check below refused: end the family the store started
+			if !issued {
+				_ = s.store.RevokeFamily(ctx, rd.fam)
+			}
+		}()
 	}
 	// S08: bound to client, redirect_uri and a 60 s lifetime.
 	if g.ClientID != cl.ID || v.Get("redirect_uri") != g.RedirectURI || s.now().Sub(g.Created) > codeTTL {
@@ -198,6 +206,14 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	g.JKT = ""
 	if cl.public() {
 		g.JKT = dpopJKT(c)
+	}
+	if rd.fam != "" {
+		if g.JKT == rd.famJKT { // the family the store started is bound as it must be
+			issued = true
+			return s.respondTokens(c, cl, &g, rd.fam, rd.rt, true, g.Scopes)
+		}
+		// A public client's proof binds the family to a key the code did
+		// not name: start the family anew (the deferred revoke ends the first).
 	}
 	fam := s.familyID(g.SID)
 	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.cfg.AccessTokenLifetime+codeTTL); err != nil {

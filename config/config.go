@@ -447,6 +447,15 @@ type Provider struct {
 	TokenURL string `yaml:"token_url,omitempty" json:"token_url,omitempty"`
 	// UserInfoURL is the endpoint that describes the user (oauth2: required).
 	UserInfoURL string `yaml:"userinfo_url,omitempty" json:"userinfo_url,omitempty"`
+	// Userinfo says when an oidc provider's userinfo endpoint is called
+	// after the ID token is verified: "auto" (default) only when the ID
+	// token lacks a claim of a scope requested upstream (profile: name,
+	// given_name, family_name; email: email, email_verified; address:
+	// address; phone: phone_number, phone_number_verified; groups: groups;
+	// any other scope but openid and offline_access: always), saving one
+	// upstream call per sign-in; "always" at every sign-in (claims the OP
+	// sends only there under other names); "never". Optional.
+	Userinfo string `yaml:"userinfo,omitempty" json:"userinfo,omitempty"`
 
 	// HostedDomain restricts a google provider to one Google Workspace
 	// domain: the ID token's hd claim must equal it (Google sends hd only for

@@ -313,7 +313,7 @@ func (s *Store) noticeMove(ctx context.Context, err error) {
 }
 
 // scripts are the Lua scripts write may send with EVALSHA.
-var scripts = []*redis.Script{rotateScript}
+var scripts = []*redis.Script{rotateScript, batchScript, redeemScript}
 
 func loadScripts(ctx context.Context, n node) error {
 	for _, sc := range scripts {

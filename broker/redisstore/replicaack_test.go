@@ -85,6 +85,19 @@ var consumptions = []struct {
 	{"RevokeFamily", func(ctx context.Context, s *redisstore.Store) error {
 		return s.CreateFamily(ctx, "fam2", "t0", []byte("g"), time.Minute)
 	}, func(ctx context.Context, s *redisstore.Store) error { return s.RevokeFamily(ctx, "fam2") }},
+	{"BatchTake", func(ctx context.Context, s *redisstore.Store) error {
+		return s.Put(ctx, "ar", []byte("g"), time.Minute)
+	}, func(ctx context.Context, s *redisstore.Store) error {
+		_, err := s.Batch(ctx, []store.Op{{Kind: store.OpTake, Key: "ar"}, {Kind: store.OpPut, Key: "ss", Value: []byte("s"), TTL: time.Minute}})
+		return err
+	}},
+	{"RedeemCode", func(ctx context.Context, s *redisstore.Store) error {
+		return s.Put(ctx, "cd:{sid2}", store.JoinCodeRecord([]byte("g"), nil), time.Minute)
+	}, func(ctx context.Context, s *redisstore.Store) error {
+		_, err := s.RedeemCode(ctx, store.Redemption{Code: "cd:{sid2}", Used: "cu:{sid2}", UsedTTL: time.Minute,
+			Marker: "sx:{sid2}", Family: "sid2~a", Token: "t0", FamilyTTL: time.Minute})
+		return err
+	}},
 }
 
 // TestReplicaAck_RefusedWithoutReplica: on a primary whose replica stopped
