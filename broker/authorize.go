@@ -118,12 +118,16 @@ func (s *Server) authorize(c echo.Context) error {
 		}
 		maxAge = n
 	}
+	acrs, err := claimsACRS(v.Get("claims"))
+	if err != nil {
+		return fail(oauth.New(oauth.InvalidRequest, "the claims parameter is not a valid JSON object (OIDC Core §5.5)"))
+	}
 	ar := &authRequest{
 		ClientID: cl.ID, RedirectURI: redirectURI, State: state, Nonce: v.Get("nonce"),
 		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
 		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
 		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
-		PromptNone: slices.Contains(prompts, "none"),
+		PromptNone: slices.Contains(prompts, "none"), ACRS: acrs,
 	}
 	if maxAge >= 0 {
 		ar.MaxAge = &maxAge

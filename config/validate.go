@@ -238,6 +238,7 @@ func (c *Config) problems() []Problem {
 	k.operations()  // operations.go
 	k.outbound()    // outbound.go
 	k.tlsSettings() // tls.go
+	k.access()      // access.go
 	return k.probs
 }
 
@@ -773,4 +774,4 @@ const maxClientClaims = 64
 // for them by scope, never by name.
 var reservedClaim = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
 	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
-	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
+	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true, "acrs": true, "risk_level": true}

@@ -26,7 +26,8 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	var memberships []broker.Membership
 	var tenants []realm.Tenant
 	var idps []broker.IdP
-	b := Builder{Issuer: cfg.Issuer, HTTP: hc, Logger: logger, Global: cfg.Rules, SkipUnsupported: true}
+	b := Builder{Issuer: cfg.Issuer, HTTP: hc, Logger: logger, Global: cfg.Rules, SkipUnsupported: true,
+		GlobalPolicies: cfg.ConditionalAccess.Policies}
 	var errs []error
 	for _, t := range cfg.Tenants {
 		ct, probs := b.Tenant(t)
@@ -64,6 +65,9 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 		HTTPClient: hc, // back-channel logout URIs (S70)
 	}
 	ApplyOperations(&bc, cfg) // rate limits (S60), audit retention (S61)
+	if bc.Access, err = AccessConfig(cfg); err != nil { // conditional access (access.go)
+		return broker.Config{}, err
+	}
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
