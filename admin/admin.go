@@ -180,6 +180,9 @@ type Options struct {
 	// Users is the tenant user directory (the broker's Users()); nil: the
 	// user endpoints answer 501.
 	Users *users.Directory
+	// Risk confirms users compromised, dismisses risk and lists risky
+	// users (risk.go; *broker.Server); nil: those endpoints answer 501.
+	Risk RiskAdmin
 }
 
 // snapshot is one applied version.

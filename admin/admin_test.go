@@ -158,6 +158,9 @@ func isolationRoutes() []route {
 		{"POST", "/v1/tenants/:tenant/users/:user/suspend", other + "/users/u1/suspend", nil},
 		{"POST", "/v1/tenants/:tenant/users/:user/activate", other + "/users/u1/activate", nil},
 		{"POST", "/v1/tenants/:tenant/users/:user/revoke", other + "/users/u1/revoke", nil},
+		{"POST", "/v1/tenants/:tenant/users/:user/confirm-compromised", other + "/users/u1/confirm-compromised", nil},
+		{"POST", "/v1/tenants/:tenant/users/:user/dismiss-risk", other + "/users/u1/dismiss-risk", nil},
+		{"GET", "/v1/tenants/:tenant/risky-users", other + "/risky-users", nil},
 	}
 }
 

@@ -113,6 +113,7 @@ func (s *Service) routes() *echo.Echo {
 	g.POST("/batch", s.batch)
 	g.POST("/dry-run", s.dryRun)
 	s.userRoutes(g) // users.go: the tenant user directory
+	s.riskRoutes(g) // risk.go: compromised and risky users
 	return e
 }
 

@@ -199,6 +199,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) instance() *instance {
 	e.t.Helper()
 	in := &instance{audit: &auditLog{}, comp: &testCompiler{}}
+	dir := in.directory(e.store) // users_test.go
 	svc, err := admin.New(admin.Options{
 		Store: e.store, Compiler: in.comp, Issuer: issuer,
 		Apply: func(c *admin.Compiled) error {
@@ -219,7 +220,8 @@ func (e *env) instance() *instance {
 		SCIMTokens:   scim.NewTokens(e.store, e.secret),
 
 		TrustedProxies: e.trusted,
-		Users:          in.directory(e.store), // users_test.go
+		Users:          dir,
+		Risk:           riskAdmin{dir}, // risk_test.go
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -1,0 +1,69 @@
+package admin_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/users"
+)
+
+// riskAdmin is the broker's part of the risk endpoints over the
+// directory alone (the broker's own is tested in package broker).
+type riskAdmin struct{ dir *users.Directory }
+
+func (r riskAdmin) ConfirmCompromised(ctx context.Context, actor, tenant, id string) (*users.User, error) {
+	return r.dir.SetRisk(ctx, actor, tenant, id, users.RiskCompromised, "high", "confirmed")
+}
+
+func (r riskAdmin) DismissRisk(ctx context.Context, actor, tenant, id string) (*users.User, error) {
+	return r.dir.SetRisk(ctx, actor, tenant, id, users.RiskDismissed, "", "")
+}
+
+func (r riskAdmin) RiskyUsers(ctx context.Context, tenant string, limit int) ([]*users.User, error) {
+	p, err := r.dir.ListUsers(ctx, tenant, users.Query{Match: (*users.User).Risky, Count: limit})
+	return p.Items, err
+}
+
+// TestAPI_RiskyUsers: a tenant admin confirms a user compromised (their
+// access is revoked at once), lists the tenant's risky users, dismisses
+// the risk; another tenant's admin cannot.
+func TestAPI_RiskyUsers(t *testing.T) {
+	e := newEnv(t)
+	a := e.instance()
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("alpha", "alpha.test"), nil)
+	var u users.User
+	a.must(t, http.StatusCreated, alphaToken, "POST", "/v1/tenants/alpha/users", admin.NewUser{UserName: "ann"}, &u)
+	var list admin.RiskyUserList
+	a.must(t, http.StatusOK, alphaToken, "GET", "/v1/tenants/alpha/risky-users", nil, &list)
+	if len(list.Users) != 0 {
+		t.Fatalf("risky users before = %v, want none", list.Users)
+	}
+	var got users.User
+	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/tenants/alpha/users/"+u.ID+"/confirm-compromised", nil, &got)
+	if got.Risk == nil || got.Risk.State != users.RiskCompromised || got.Risk.By != "admin:alpha-admin" || got.Generation != u.Generation+1 {
+		t.Errorf("confirm-compromised = %+v (risk %+v), want compromised by admin:alpha-admin and a new generation", got, got.Risk)
+	}
+	if rv := a.revoked(); !slices.ContainsFunc(rv, func(s string) bool { return strings.HasPrefix(s, u.ID+" admin:alpha-admin") }) {
+		t.Errorf("revocations = %v, want ann's by admin:alpha-admin", rv)
+	}
+	a.must(t, http.StatusOK, alphaToken, "GET", "/v1/tenants/alpha/risky-users", nil, &list)
+	if len(list.Users) != 1 || list.Users[0].ID != u.ID {
+		t.Errorf("risky users = %v, want ann", list.Users)
+	}
+	a.must(t, http.StatusForbidden, fileToken, "GET", "/v1/tenants/alpha/risky-users", nil, nil)
+	a.must(t, http.StatusForbidden, fileToken, "POST", "/v1/tenants/alpha/users/"+u.ID+"/dismiss-risk", nil, nil)
+	a.must(t, http.StatusNotFound, alphaToken, "POST", "/v1/tenants/alpha/users/nosuchuser/confirm-compromised", nil, nil)
+	a.must(t, http.StatusBadRequest, alphaToken, "GET", "/v1/tenants/alpha/risky-users?count=0", nil, nil)
+	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/tenants/alpha/users/"+u.ID+"/dismiss-risk", nil, &got)
+	if got.Risk == nil || got.Risk.State != users.RiskDismissed {
+		t.Errorf("dismiss-risk = %+v, want dismissed", got.Risk)
+	}
+	a.must(t, http.StatusOK, alphaToken, "GET", "/v1/tenants/alpha/risky-users", nil, &list)
+	if len(list.Users) != 0 {
+		t.Errorf("risky users after dismiss = %v, want none", list.Users)
+	}
+}
