@@ -32,6 +32,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/risk"
 	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
@@ -183,6 +184,9 @@ type Options struct {
 	// Risk confirms users compromised, dismisses risk and lists risky
 	// users (risk.go; *broker.Server); nil: those endpoints answer 501.
 	Risk RiskAdmin
+	// GlobalAccess is the file's global conditional access policies: a
+	// dry run of a tenant without policies of its own uses them.
+	GlobalAccess *risk.Set
 }
 
 // snapshot is one applied version.

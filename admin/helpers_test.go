@@ -222,6 +222,7 @@ func (e *env) instance() *instance {
 		TrustedProxies: e.trusted,
 		Users:          dir,
 		Risk:           riskAdmin{dir}, // risk_test.go
+		GlobalAccess:   testGlobalAccess(e.t),
 	})
 	if err != nil {
 		e.t.Fatal(err)

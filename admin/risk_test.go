@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/risk"
 	"github.com/realmgate/realmgate/users"
 )
 
@@ -66,4 +67,41 @@ func TestAPI_RiskyUsers(t *testing.T) {
 	if len(list.Users) != 0 {
 		t.Errorf("risky users after dismiss = %v, want none", list.Users)
 	}
+}
+
+// testGlobalAccess is a global conditional access policy for dry runs.
+func testGlobalAccess(t *testing.T) *risk.Set {
+	set, err := risk.Compile([]risk.Policy{{Name: "us-mfa", If: `signals.country == "US" && client == "payroll"`, Action: risk.ActionMFA},
+		{Name: "anon", If: "signals.anonymizer", Action: risk.ActionDeny, Message: "No anonymizers."}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// TestDryRun_ConditionalAccess: the dry run decides sample signals with
+// the policies; a bad signal is a clear 400.
+func TestDryRun_ConditionalAccess(t *testing.T) {
+	e := newEnv(t)
+	a := e.instance()
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("alpha", "alpha.test"), nil)
+	id := admin.SampleIdentity{Subject: "u1", Email: "u@alpha.test", EmailVerified: true}
+	var out admin.DryRunResult
+	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", ClientID: "payroll", Identity: id,
+		Signals: map[string]any{"country": "US", "new_country": true}}, &out)
+	if out.Access == nil || !out.Access.MFA || out.Access.RiskLevel != "medium" || !slices.Equal(out.Access.Applied, []string{"us-mfa"}) {
+		t.Errorf("dry run access = %+v, want mfa by us-mfa at medium risk", out.Access)
+	}
+	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id,
+		Signals: map[string]any{"anonymizer": true}}, &out)
+	if out.Access == nil || out.Access.Denied != "No anonymizers." || out.Access.RiskLevel != "high" {
+		t.Errorf("dry run access = %+v, want denied by anon at high risk", out.Access)
+	}
+	var plain admin.DryRunResult
+	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id}, &plain)
+	if plain.Access != nil {
+		t.Errorf("dry run without signals: access = %+v, want none", plain.Access)
+	}
+	a.must(t, http.StatusBadRequest, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id,
+		Signals: map[string]any{"contry": "US"}}, nil)
 }

@@ -427,3 +427,8 @@ func claimsACRS(param string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// GlobalAccess returns the global conditional access policies (nil:
+// none): the admin API's dry run decides with them for a tenant without
+// policies of its own.
+func (s *Server) GlobalAccess() *risk.Set { return s.cfg.Access.Global }

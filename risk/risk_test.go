@@ -290,3 +290,15 @@ func BenchmarkSignIn(b *testing.B) {
 		}
 	}
 }
+
+func TestSample(t *testing.T) {
+	sig, err := risk.Sample(map[string]any{"country": "US", "new_country": true, "groups": []any{"admins"}, "hour": float64(3)})
+	if err != nil || sig.Country != "US" || !sig.NewCountry || sig.Level != risk.Medium || sig.Hour != 3 || !slices.Equal(sig.Groups, []string{"admins"}) {
+		t.Errorf("Sample = %+v, %v; want US, new country, medium, hour 3, [admins]", sig, err)
+	}
+	for _, bad := range []map[string]any{{"nosuch": 1}, {"country": 1}, {"hour": float64(25)}, {"risk": "extreme"}, {"groups": "admins"}} {
+		if _, err := risk.Sample(bad); err == nil {
+			t.Errorf("Sample(%v) succeeded, want an error", bad)
+		}
+	}
+}

@@ -30,6 +30,7 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		TrustedProxies: srv.TrustedProxies(),   // S73: the broker's client-IP rule
 		Users:          srv.Users(),            // the tenant user directory (nil without one)
 		Risk:           srv,                    // compromised and risky users (conditional access)
+		GlobalAccess:   srv.GlobalAccess(),     // dry runs decide with the global policies too
 		SCIMTokens:     scimTokens(cfg, store)} // scim.go
 	if cfg.Keys.Secret != "" {
 		opts.Secret = []byte(cfg.Keys.Secret)                // the admin package derives its own key (admin/secrets.go)
