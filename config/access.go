@@ -30,7 +30,7 @@ type ConditionalAccess struct {
 	// TravelSpeedKmh is the great-circle speed from the user's previous
 	// sign-in above which travel is impossible (signals.impossible_travel).
 	// Default 1000.
-	TravelSpeedKmh float64 `yaml:"travel_speed_kmh,omitempty" json:"travel_speed_kmh,omitempty"`
+	TravelSpeedKmh int `yaml:"travel_speed_kmh,omitempty" json:"travel_speed_kmh,omitempty"`
 	// FailureThreshold is how many refused sign-ins since the last
 	// admitted one make the risk medium. Default 3.
 	FailureThreshold int `yaml:"failure_threshold,omitempty" json:"failure_threshold,omitempty"`

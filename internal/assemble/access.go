@@ -33,7 +33,7 @@ func AccessConfig(cfg *config.Config) (broker.AccessConfig, error) {
 // Sensor builds the signal sensor of conditional_access (opening its
 // GeoIP databases).
 func Sensor(ca config.ConditionalAccess) (*risk.Sensor, error) {
-	s := &risk.Sensor{TravelSpeed: ca.TravelSpeedKmh, FailureThreshold: ca.FailureThreshold}
+	s := &risk.Sensor{TravelSpeed: float64(ca.TravelSpeedKmh), FailureThreshold: ca.FailureThreshold}
 	if ca.GeoIP.CountryDB != "" || ca.GeoIP.ASNDB != "" {
 		g, err := risk.OpenGeo(ca.GeoIP.CountryDB, ca.GeoIP.ASNDB)
 		if err != nil {

@@ -238,3 +238,21 @@ func toAny(s []string) []any {
 	}
 	return out
 }
+
+// TestCity is the test database of realmgate (testdata/geoip/test-city.mmdb):
+// documentation prefixes (RFC 5737) placed in Berlin (DE, AS3320), Paris
+// (FR, AS3215) and New York (US, AS7922), and an anonymous proxy network;
+// country, location and network in one record.
+var TestCity = []Network{
+	{Prefix: "198.51.100.0/24", Record: city("DE", 52.52, 13.405, 3320, "Deutsche Telekom")},
+	{Prefix: "203.0.113.0/25", Record: city("FR", 48.8566, 2.3522, 3215, "Orange")},
+	{Prefix: "203.0.113.128/25", Record: city("US", 40.7128, -74.006, 7922, "Comcast")},
+	{Prefix: "192.0.2.0/24", Record: map[string]any{"country": map[string]any{"iso_code": "NL"},
+		"traits": map[string]any{"is_anonymous_proxy": true}}},
+}
+
+func city(cc string, lat, lon float64, asn uint64, org string) map[string]any {
+	return map[string]any{"country": map[string]any{"iso_code": cc},
+		"location":                 map[string]any{"latitude": lat, "longitude": lon},
+		"autonomous_system_number": asn, "autonomous_system_organization": org}
+}
