@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -545,5 +546,33 @@ func TestAccess_CostOneRoundTrip(t *testing.T) {
 	t.Logf("store round trips per sign-in: %d without conditional access, %d with", without, with)
 	if with-without != 1 {
 		t.Errorf("conditional access adds %d round trips to a sign-in, want 1", with-without)
+	}
+}
+
+// TestAccess_NotifyWebhook: a notify reaches the tenant's webhook as JSON
+// through the outbound client.
+func TestAccess_NotifyWebhook(t *testing.T) {
+	got := make(chan broker.RiskEvent, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev broker.RiskEvent
+		if r.Method == http.MethodPost && r.Header.Get("Content-Type") == "application/json" && json.NewDecoder(r.Body).Decode(&ev) == nil {
+			got <- ev
+		}
+	}))
+	t.Cleanup(hook.Close)
+	ta := compileAccess(t, []risk.Policy{{Name: "watch", Action: risk.ActionNotify}}, nil)
+	ta.Webhook = hook.URL + "/risk"
+	e := accessEnv(t, map[string]*broker.TenantAccess{"acme": ta}, func(c *broker.Config) { c.HTTPClient = hook.Client() })
+	_, challenge := pkce()
+	if resp, _, _ := e.signInFrom(ipParis, authParams(challenge)); !isAppRedirect(resp) {
+		t.Fatalf("sign-in = %d, want the app", resp.StatusCode)
+	}
+	select {
+	case ev := <-got:
+		if ev.Kind != broker.RiskNotify || ev.Tenant != "acme" || ev.Country != "FR" || !slices.Equal(ev.Policies, []string{"watch"}) {
+			t.Errorf("webhook event = %+v, want policy_notify for acme from FR by watch", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the webhook received nothing within 10 s")
 	}
 }
