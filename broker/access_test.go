@@ -576,3 +576,23 @@ func TestAccess_NotifyWebhook(t *testing.T) {
 		t.Fatal("the webhook received nothing within 10 s")
 	}
 }
+
+// TestAccess_RecentFailures: sign-ins a policy refused count as failures
+// in the user's history; the next sign-in sees them (signals.failures).
+func TestAccess_RecentFailures(t *testing.T) {
+	e := accessEnv(t, map[string]*broker.TenantAccess{
+		"acme": compileAccess(t, []risk.Policy{
+			{Name: "no-us", If: `signals.country == "US"`, Action: risk.ActionDeny, Message: "Blocked."},
+			{Name: "after failures", If: `signals.failures >= 2`, Action: risk.ActionDeny, Message: "Too many failed sign-ins."}}, nil)})
+	_, challenge := pkce()
+	for range 2 {
+		if resp, _, _ := e.signInFrom(ipNewYork, authParams(challenge)); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("sign-in from the US = %d, want 403", resp.StatusCode)
+		}
+		e.clock.advance(48 * time.Hour)
+	}
+	resp, body, _ := e.signInFrom(ipBerlin, authParams(challenge))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Too many failed sign-ins.") {
+		t.Errorf("sign-in after two refusals = %d, want 403 Too many failed sign-ins.", resp.StatusCode)
+	}
+}
