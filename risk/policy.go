@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
-	"github.com/google/cel-go/ext"
 )
 
 // The actions of a policy.
@@ -131,7 +130,9 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.DefaultUTCTimeZone(true),
 		cel.ParserExpressionSizeLimit(maxCondition),
 		cel.ParserRecursionLimit(64),
-		ext.Strings(),
+		// No string extension: replace and friends can amplify memory,
+		// and policies compare and test values, they do not build them
+		// (SECURITY S71).
 	)
 })
 

@@ -316,3 +316,26 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestPolicy_S71_Bounded: a condition cannot make the evaluation allocate
+// or loop without bound: the strings extension is absent, and a
+// comprehension over the signals stops at the cost limit.
+func TestPolicy_S71_Bounded(t *testing.T) {
+	if _, err := risk.Compile(nil, []risk.Policy{{Name: "amp", If: `signals.ip.replace(".", "` + strings.Repeat("x", 1000) + `") != ""`, Action: risk.ActionMFA}}, nil); err == nil {
+		t.Error("Compile accepted a string replace (memory amplification)")
+	}
+	set, err := risk.Compile(nil, []risk.Policy{{Name: "loop", Action: risk.ActionDeny, Message: "x",
+		If: `signals.groups.all(a, signals.groups.all(b, signals.groups.all(c, a + b + c != "")))`}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := make([]string, 200)
+	for i := range groups {
+		groups[i] = strings.Repeat("g", 100)
+	}
+	sig := risk.Signals{Groups: groups}
+	d, err := set.Evaluate(&sig, nil, "app", "acme")
+	if err == nil || !d.Deny {
+		t.Errorf("Evaluate(8 million steps) = %+v, %v; want the cost limit to stop it, and the deny to hold (fail closed)", d, err)
+	}
+}
