@@ -64,7 +64,7 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Memberships: memberships, Logger: logger, Audit: audit,
 		HTTPClient: hc, // back-channel logout URIs (S70)
 	}
-	ApplyOperations(&bc, cfg) // rate limits (S60), audit retention (S61)
+	ApplyOperations(&bc, cfg)                           // rate limits (S60), audit retention (S61)
 	if bc.Access, err = AccessConfig(cfg); err != nil { // conditional access (access.go)
 		return broker.Config{}, err
 	}
