@@ -64,8 +64,9 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 		Clients:              clients, IdPs: idps, Resolver: res, Rules: rules, Policies: policies, Memberships: memberships, Logger: logger, Audit: audit,
 		HTTPClient: hc, // back-channel logout URIs (S70)
 	}
-	ApplyOperations(&bc, cfg)                           // rate limits (S60), audit retention (S61)
-	if bc.Access, err = AccessConfig(cfg); err != nil { // conditional access (access.go)
+	ApplyOperations(&bc, cfg) // rate limits (S60), audit retention (S61)
+	// Conditional access: GeoIP, lists, global policies (access.go).
+	if bc.Access, err = AccessConfig(cfg); err != nil {
 		return broker.Config{}, err
 	}
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
