@@ -143,8 +143,20 @@ func (s *Server) emitRisk(ctx context.Context, ev RiskEvent) {
 	if err != nil {
 		return
 	}
-	go s.postWebhook(ta.Webhook, body)
+	select {
+	case webhookSlots <- struct{}{}:
+		go func() {
+			defer func() { <-webhookSlots }()
+			s.postWebhook(ta.Webhook, body)
+		}()
+	default:
+		s.log.Warn("risk webhook: too many deliveries in flight; event dropped", "tenant", ev.Tenant, "kind", ev.Kind)
+	}
 }
+
+// webhookSlots bounds the webhook deliveries in flight on this instance:
+// a slow receiver cannot pile up goroutines.
+var webhookSlots = make(chan struct{}, 64)
 
 // webhookTimeout bounds one webhook delivery.
 const webhookTimeout = 5 * time.Second
@@ -215,11 +227,9 @@ func (s *Server) evaluateAccess(c echo.Context, ar *authRequest, sess *session, 
 		return nil, nil
 	}
 	ctx := c.Request().Context()
-	now := s.now()
-	if z := set; z != nil && z.Zone != nil {
-		now = now.In(z.Zone)
-	} else {
-		now = now.UTC()
+	now := s.now().UTC()
+	if set != nil && set.Zone != nil {
+		now = now.In(set.Zone) // signals.hour and weekday in the tenant's zone
 	}
 	in := risk.Input{Now: now, IP: clientIP(c), Client: ar.ClientID, MFA: providers.MFA(sess.Identity.AMR),
 		Compromised: compromised, ACRS: ar.ACRS}
@@ -361,12 +371,16 @@ func (s *Server) accessAdmitted(c echo.Context, ar *authRequest, sess *session, 
 	}
 	ctx := c.Request().Context()
 	if len(ac.Notify) > 0 {
-		at.risk = ac.sig.Level.String()
-		s.audit.LogAttrs(ctx, slog.LevelInfo, "signin", slog.String("outcome", "notify"),
-			slog.String("reason", clip("policy: "+strings.Join(ac.Notify, ", "), maxAuditField)),
-			slog.String("tenant", tenant), slog.String("subject", sess.Subject), slog.String("client", ar.ClientID),
-			slog.String("risk", at.risk), slog.String("ip", ac.sig.IP), slog.String("country", ac.sig.Country),
-			slog.String("request_id", requestID(c)))
+		// One audit event (log and the tenant's stream), then the listeners
+		// and the webhook.
+		ev := AuditEvent{Time: s.now().UTC(), Outcome: "notify", Reason: clip("policy: "+strings.Join(ac.Notify, ", "), maxAuditField),
+			Tenant: tenant, IdP: sess.IdP, Subject: sess.Subject, Client: ar.ClientID, IP: ac.sig.IP,
+			RequestID: requestID(c), Risk: ac.sig.Level.String()}
+		s.audit.LogAttrs(ctx, slog.LevelInfo, "signin", slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
+			slog.String("tenant", ev.Tenant), slog.String("idp", ev.IdP), slog.String("subject", ev.Subject),
+			slog.String("client", ev.Client), slog.String("ip", ev.IP), slog.String("country", ac.sig.Country),
+			slog.String("request_id", ev.RequestID), slog.String("risk", ev.Risk))
+		s.ops.audit.push(s, tenant, ev)
 		s.emitRisk(ctx, s.riskEvent(RiskNotify, ar, sess, tenant, ac))
 	}
 	capTTL := ac.SessionLifetime

@@ -350,6 +350,16 @@ func TestAccess_NotifyAndShortenSession(t *testing.T) {
 	if ev.Kind != broker.RiskNotify || !slices.Equal(ev.Policies, []string{"watch"}) || ev.Tenant != "acme" || ev.Subject == "" {
 		t.Errorf("risk event = %+v, want policy_notify [watch] for acme", ev)
 	}
+	recs, _, err := e.broker.ReadAudit(t.Context(), "acme", "", broker.MaxAuditRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(recs, func(r broker.AuditRecord) bool {
+		var ev broker.AuditEvent
+		return json.Unmarshal(r.Event, &ev) == nil && ev.Outcome == "notify" && ev.Reason == "policy: watch" && ev.Risk == "low"
+	}) {
+		t.Errorf("the tenant's audit stream has no notify event for policy watch: %v", recs)
+	}
 	// The family lives 10 minutes, not the default refresh lifetime.
 	fam := strings.SplitN(tr.str("refresh_token"), ".", 2)[0]
 	if fam == "" {
