@@ -273,7 +273,9 @@ func TestAccess_FreshLoginOverSSO(t *testing.T) {
 func TestAccess_AuthContextACRS(t *testing.T) {
 	ta := compileAccess(t, nil, risk.Contexts{"c1": {MFA: true}})
 	ta.RiskClaim = true
-	e := accessEnv(t, map[string]*broker.TenantAccess{"acme": ta})
+	e := accessEnv(t, map[string]*broker.TenantAccess{"acme": ta}, func(c *broker.Config) {
+		c.Clients[0].Claims = append(c.Clients[0].Claims, "risk_level") // app-a is registered for it (S75)
+	})
 	verifier, challenge := pkce()
 	v := authParams(challenge)
 	v.Set("claims", `{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`)
@@ -337,15 +339,19 @@ func TestAccess_DiscoveryAdvertisesACRS(t *testing.T) {
 // TestAccess_NotifyAndShortenSession: notify reaches the listeners with
 // the policy; shorten_session caps the refresh-token family.
 func TestAccess_NotifyAndShortenSession(t *testing.T) {
-	e := accessEnv(t, map[string]*broker.TenantAccess{
-		"acme": compileAccess(t, []risk.Policy{
-			{Name: "watch", If: `signals.risk != "low" || signals.first_sign_in`, Action: risk.ActionNotify},
-			{Name: "short", Action: risk.ActionShortenSession, SessionLifetime: 10 * time.Minute}}, nil)})
+	ta := compileAccess(t, []risk.Policy{
+		{Name: "watch", If: `signals.risk != "low" || signals.first_sign_in`, Action: risk.ActionNotify},
+		{Name: "short", Action: risk.ActionShortenSession, SessionLifetime: 10 * time.Minute}}, nil)
+	ta.RiskClaim = true // but app-a is not registered for risk_level (S75)
+	e := accessEnv(t, map[string]*broker.TenantAccess{"acme": ta})
 	var got atomic.Value
 	e.broker.OnRisk(broker.RiskListenerFunc(func(_ context.Context, ev broker.RiskEvent) { got.Store(ev) }))
 	verifier, challenge := pkce()
 	resp, _, _ := e.signInFrom(ipBerlin, authParams(challenge))
 	tr := e.exchange(e.clientRedirect(resp, appCB).Get("code"), verifier)
+	if _, id := claimsOf(t, tr.str("id_token")); id["risk_level"] != nil {
+		t.Errorf("id_token risk_level = %v for a client not registered for it, want none (S75)", id["risk_level"])
+	}
 	ev, _ := got.Load().(broker.RiskEvent)
 	if ev.Kind != broker.RiskNotify || !slices.Equal(ev.Policies, []string{"watch"}) || ev.Tenant != "acme" || ev.Subject == "" {
 		t.Errorf("risk event = %+v, want policy_notify [watch] for acme", ev)

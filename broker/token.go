@@ -363,8 +363,8 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	if len(g.ACRS) > 0 {
 		id["acrs"] = g.ACRS // the authentication contexts met (access.go)
 	}
-	if g.Risk != "" {
-		id["risk_level"] = g.Risk
+	if g.Risk != "" && cl != nil && slices.Contains(cl.Claims, "risk_level") {
+		id["risk_level"] = g.Risk // S75: only to clients registered for it
 	}
 	id["at_hash"] = halfHash(access) // OIDC Core §3.1.3.6
 	if withNonce && g.Nonce != "" {
