@@ -65,3 +65,17 @@ func TestValidate_ConditionalAccess(t *testing.T) {
 		t.Errorf("Validate(valid conditional access) = %v", err)
 	}
 }
+
+// TestValidate_RiskLevelRegistrable: a client registers for risk_level by
+// name; other claims realmgate sets stay unregistrable.
+func TestValidate_RiskLevelRegistrable(t *testing.T) {
+	c := validConfig()
+	c.Clients[0].Claims = []string{"risk_level"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate(claims: [risk_level]) = %v, want nil", err)
+	}
+	c.Clients[0].Claims = []string{"acrs"}
+	if err := c.Validate(); err == nil {
+		t.Error("Validate(claims: [acrs]) = nil, want an error (acrs comes with the claims parameter)")
+	}
+}

@@ -463,7 +463,9 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			k.add(path+".claims", "at most %d claims", maxClientClaims)
 		}
 		for j, n := range cl.Claims {
-			if n == "" || len(n) > 128 || reservedClaim[n] {
+			// risk_level is set by conditional access only, and released
+			// only to the clients registered for it by name (access.go).
+			if n == "" || len(n) > 128 || (reservedClaim[n] && n != "risk_level") {
 				k.add(fmt.Sprintf("%s.claims[%d]", path, j), "%q cannot be registered: it is empty, too long, or a claim realmgate sets itself", n)
 			}
 		}
