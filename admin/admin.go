@@ -184,9 +184,9 @@ type Options struct {
 	// Risk confirms users compromised, dismisses risk and lists risky
 	// users (risk.go; *broker.Server); nil: those endpoints answer 501.
 	Risk RiskAdmin
-	// GlobalAccess is the file's global conditional access policies: a
+	// GlobalConditional is the file's global conditional access policies: a
 	// dry run of a tenant without policies of its own uses them.
-	GlobalAccess *risk.Set
+	GlobalConditional *risk.Set
 }
 
 // snapshot is one applied version.

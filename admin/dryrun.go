@@ -63,11 +63,11 @@ type DryRunResult struct {
 	Error string `json:"error,omitempty"`
 	// Access is what the conditional access policies decide of the
 	// sample signals (present when the request gave signals).
-	Access *AccessResult `json:"access,omitempty"`
+	Conditional *ConditionalResult `json:"conditional_access,omitempty"`
 }
 
-// AccessResult is a conditional access decision in JSON.
-type AccessResult struct {
+// ConditionalResult is a conditional access decision in JSON.
+type ConditionalResult struct {
 	RiskLevel       string   `json:"risk_level"`
 	MFA             bool     `json:"mfa,omitempty"`
 	FreshLogin      bool     `json:"fresh_login,omitempty"`
@@ -81,9 +81,9 @@ type AccessResult struct {
 }
 
 // accessResult evaluates set over the sample signals.
-func accessResult(set *risk.Set, sig risk.Signals, client, tenant string) *AccessResult {
+func conditionalResult(set *risk.Set, sig risk.Signals, client, tenant string) *ConditionalResult {
 	d, err := set.Evaluate(&sig, nil, client, tenant)
-	out := &AccessResult{RiskLevel: d.Level.String(), MFA: d.MFA, FreshLogin: d.FreshLogin, Applied: d.Applied,
+	out := &ConditionalResult{RiskLevel: d.Level.String(), MFA: d.MFA, FreshLogin: d.FreshLogin, Applied: d.Applied,
 		Notify: d.Notify, ACRS: d.ACRS}
 	if out.Applied == nil {
 		out.Applied = []string{}
@@ -211,11 +211,11 @@ func (s *Service) dryRun(c echo.Context) error {
 		if err != nil {
 			return errorf(http.StatusBadRequest, "invalid_request", "%v", err)
 		}
-		set := s.opts.GlobalAccess
-		if ta := snap.compiled.Directory.Policies[out.Tenant].Access; ta != nil {
+		set := s.opts.GlobalConditional
+		if ta := snap.compiled.Directory.Policies[out.Tenant].Conditional; ta != nil {
 			set = ta.Set
 		}
-		out.Access = accessResult(set, sig, in.ClientID, out.Tenant)
+		out.Conditional = conditionalResult(set, sig, in.ClientID, out.Tenant)
 	}
 	return c.JSON(http.StatusOK, out)
 }

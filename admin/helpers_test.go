@@ -219,10 +219,10 @@ func (e *env) instance() *instance {
 		Secret:       e.secret,
 		SCIMTokens:   scim.NewTokens(e.store, e.secret),
 
-		TrustedProxies: e.trusted,
-		Users:          dir,
-		Risk:           riskAdmin{dir}, // risk_test.go
-		GlobalAccess:   testGlobalAccess(e.t),
+		TrustedProxies:    e.trusted,
+		Users:             dir,
+		Risk:              riskAdmin{dir}, // risk_test.go
+		GlobalConditional: testGlobalAccess(e.t),
 	})
 	if err != nil {
 		e.t.Fatal(err)

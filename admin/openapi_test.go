@@ -238,7 +238,7 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"Impersonation": config.Impersonation{}, "TenantRateLimits": config.TenantRateLimits{},
 		"User": users.User{}, "UserPage": admin.UserPage{}, "NewUser": admin.NewUser{}, "TenantDirectory": config.TenantDirectory{},
 		"SAMLApp": config.SAMLApp{}, "SAMLEndpoint": config.SAMLEndpoint{}, "SAMLLogoutEndpoint": config.SAMLLogoutEndpoint{},
-		"SAMLAttribute": config.SAMLAttribute{}, "TenantAccess": config.TenantAccess{}, "AccessPolicy": config.AccessPolicy{}, "AccessResult": admin.AccessResult{},
+		"SAMLAttribute": config.SAMLAttribute{}, "TenantAccess": config.TenantAccess{}, "AccessPolicy": config.AccessPolicy{}, "ConditionalResult": admin.ConditionalResult{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]

@@ -89,18 +89,18 @@ func TestDryRun_ConditionalAccess(t *testing.T) {
 	var out admin.DryRunResult
 	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", ClientID: "payroll", Identity: id,
 		Signals: map[string]any{"country": "US", "new_country": true}}, &out)
-	if out.Access == nil || !out.Access.MFA || out.Access.RiskLevel != "medium" || !slices.Equal(out.Access.Applied, []string{"us-mfa"}) {
-		t.Errorf("dry run access = %+v, want mfa by us-mfa at medium risk", out.Access)
+	if out.Conditional == nil || !out.Conditional.MFA || out.Conditional.RiskLevel != "medium" || !slices.Equal(out.Conditional.Applied, []string{"us-mfa"}) {
+		t.Errorf("dry run access = %+v, want mfa by us-mfa at medium risk", out.Conditional)
 	}
 	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id,
 		Signals: map[string]any{"anonymizer": true}}, &out)
-	if out.Access == nil || out.Access.Denied != "No anonymizers." || out.Access.RiskLevel != "high" {
-		t.Errorf("dry run access = %+v, want denied by anon at high risk", out.Access)
+	if out.Conditional == nil || out.Conditional.Denied != "No anonymizers." || out.Conditional.RiskLevel != "high" {
+		t.Errorf("dry run access = %+v, want denied by anon at high risk", out.Conditional)
 	}
 	var plain admin.DryRunResult
 	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id}, &plain)
-	if plain.Access != nil {
-		t.Errorf("dry run without signals: access = %+v, want none", plain.Access)
+	if plain.Conditional != nil {
+		t.Errorf("dry run without signals: access = %+v, want none", plain.Conditional)
 	}
 	a.must(t, http.StatusBadRequest, alphaToken, "POST", "/v1/dry-run", admin.DryRunRequest{Tenant: "alpha", Identity: id,
 		Signals: map[string]any{"contry": "US"}}, nil)

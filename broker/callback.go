@@ -159,7 +159,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		sess.user, sess.userRead = u, true
 	}
 	d := s.dir()
-	// Conditional access (access.go): the policies' requirements join the
+	// Conditional access (conditional.go): the policies' requirements join the
 	// request's before the decision below; a deny ends here.
 	ac, err := s.evaluateAccess(c, ar, sess, tenant)
 	if err != nil {
@@ -254,7 +254,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	g.TI, g.HI = d.incarnations(tenant, sess.IdP)
 	if ac != nil {
 		g.ACRS, g.Cap = ac.ACRS, capTTL
-		if ta := s.tenantAccess(tenant); ta != nil && ta.RiskClaim {
+		if ta := s.tenantConditional(tenant); ta != nil && ta.RiskClaim {
 			g.Risk = ac.sig.Level.String()
 		}
 	}

@@ -75,7 +75,7 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"authorization_response_iss_parameter_supported": true, // RFC 9207 §3 (S05)
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
-		"claims_parameter_supported":                     true, // OIDC Core §5.5: acrs (access.go)
+		"claims_parameter_supported":                     true, // OIDC Core §5.5: acrs (conditional.go)
 	}
 }
 

@@ -43,9 +43,9 @@ type TenantPolicy struct {
 	// Users says how the tenant's user directory meets a sign-in (users.go);
 	// nil: records are created just in time, nothing provisioned is matched.
 	Users *UserPolicy
-	// Access is the tenant's conditional access (access.go); nil: the
+	// Access is the tenant's conditional access (conditional.go); nil: the
 	// global policies only.
-	Access *TenantAccess
+	Conditional *TenantConditional
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

@@ -47,7 +47,7 @@ type authRequest struct {
 	// only that session counts as fresh for it (S67).
 	FreshSID string `json:"fs,omitempty"`
 	// ACRS are the authentication contexts the app asked for with the
-	// claims parameter (c1..c25, access.go).
+	// claims parameter (c1..c25, conditional.go).
 	ACRS []string `json:"acrs,omitempty"`
 
 	fresh bool // the user authenticated upstream during this request
@@ -290,7 +290,7 @@ type grant struct {
 	// ACRS are the authentication contexts the sign-in met (the acrs
 	// claim); Risk its risk level when the tenant puts it in tokens; Cap a
 	// conditional-access policy's session cap, which bounds the
-	// refresh-token family too (access.go).
+	// refresh-token family too (conditional.go).
 	ACRS []string      `json:"acrs,omitempty"`
 	Risk string        `json:"rl,omitempty"`
 	Cap  time.Duration `json:"cap,omitempty"`

@@ -296,7 +296,7 @@ func (s *Server) issue(c echo.Context, cl *client, g *grant, fam string, first b
 	}
 	ttl := s.cfg.RefreshTokenLifetime
 	if g.Cap > 0 && g.Cap < ttl {
-		ttl = g.Cap // a conditional-access policy shortened the session (access.go)
+		ttl = g.Cap // a conditional-access policy shortened the session (conditional.go)
 	}
 	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, ttl); err != nil {
 		return s.tokenUnavailable(c, err)
@@ -321,7 +321,7 @@ type accessClaims struct {
 	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid"`
 	GID      string `json:"gid"`
-	// Acrs are the authentication contexts the sign-in met (access.go).
+	// Acrs are the authentication contexts the sign-in met (conditional.go).
 	Acrs []string `json:"acrs,omitempty"`
 }
 
@@ -361,7 +361,7 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 		id["roles"] = roles
 	}
 	if len(g.ACRS) > 0 {
-		id["acrs"] = g.ACRS // the authentication contexts met (access.go)
+		id["acrs"] = g.ACRS // the authentication contexts met (conditional.go)
 	}
 	if g.Risk != "" && cl != nil && slices.Contains(cl.Claims, "risk_level") {
 		id["risk_level"] = g.Risk // S75: only to clients registered for it

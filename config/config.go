@@ -82,7 +82,7 @@ type Config struct {
 	Outbound Outbound `yaml:"outbound,omitempty"`
 	// ConditionalAccess configures sign-in risk signals (GeoIP, named
 	// locations, IP lists) and the global conditional access policies
-	// (access.go, docs/conditional-access.md).
+	// (conditional.go, docs/conditional-access.md).
 	ConditionalAccess ConditionalAccess `yaml:"conditional_access,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
@@ -302,7 +302,7 @@ type Tenant struct {
 	// with its mfa_acr_values.
 	RequireMFA bool `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
 	// ConditionalAccess holds the tenant's conditional access policies
-	// and authentication contexts (access.go, docs/conditional-access.md).
+	// and authentication contexts (conditional.go, docs/conditional-access.md).
 	ConditionalAccess *TenantAccess `yaml:"conditional_access,omitempty" json:"conditional_access,omitempty"`
 	// RateLimits overrides the per-tenant sign-in limits for this tenant.
 	RateLimits TenantRateLimits `yaml:"rate_limits,omitempty" json:"rate_limits,omitzero"`

@@ -238,7 +238,7 @@ func (c *Config) problems() []Problem {
 	k.operations()  // operations.go
 	k.outbound()    // outbound.go
 	k.tlsSettings() // tls.go
-	k.access()      // access.go
+	k.conditional() // conditional.go
 	return k.probs
 }
 
@@ -464,7 +464,7 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 		}
 		for j, n := range cl.Claims {
 			// risk_level is set by conditional access only, and released
-			// only to the clients registered for it by name (access.go).
+			// only to the clients registered for it by name (broker/conditional.go).
 			if n == "" || len(n) > 128 || (reservedClaim[n] && n != "risk_level") {
 				k.add(fmt.Sprintf("%s.claims[%d]", path, j), "%q cannot be registered: it is empty, too long, or a claim realmgate sets itself", n)
 			}

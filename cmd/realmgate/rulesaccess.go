@@ -34,7 +34,7 @@ func accessTest(cfg *config.Config, t *config.Tenant, client, path string, stdou
 	}
 	var set *risk.Set
 	if t.ConditionalAccess != nil {
-		ta, err := assemble.TenantAccess(cfg.ConditionalAccess.Policies, t.ConditionalAccess)
+		ta, err := assemble.TenantConditional(cfg.ConditionalAccess.Policies, t.ConditionalAccess)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return false, false
@@ -86,12 +86,12 @@ func accessTest(cfg *config.Config, t *config.Tenant, client, path string, stdou
 // global ones and each tenant's) and opens its GeoIP databases, as serve
 // does: check-config reports what serve would refuse.
 func checkAccess(cfg *config.Config) error {
-	if _, err := assemble.AccessConfig(cfg); err != nil {
+	if _, err := assemble.ConditionalConfig(cfg); err != nil {
 		return err
 	}
 	for i := range cfg.Tenants {
 		t := &cfg.Tenants[i]
-		if _, err := assemble.TenantAccess(cfg.ConditionalAccess.Policies, t.ConditionalAccess); err != nil {
+		if _, err := assemble.TenantConditional(cfg.ConditionalAccess.Policies, t.ConditionalAccess); err != nil {
 			return fmt.Errorf("tenants[%d] (%s).conditional_access: %w", i, t.ID, err)
 		}
 	}

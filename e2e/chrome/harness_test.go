@@ -181,7 +181,7 @@ func start(ctx context.Context) (stop func(), err error) {
 	appSecret := rand.Text()
 	store := memstore.New()
 	cleanups = append(cleanups, func() { store.Close() })
-	access, err := accessConfig() // access_test.go: conditional access for globex
+	conditional, err := conditionalConfig() // conditional_test.go: conditional access for globex
 	if err != nil {
 		return stop, err
 	}
@@ -191,10 +191,10 @@ func start(ctx context.Context) (stop func(), err error) {
 		IdPs:     idps,
 		Resolver: res,
 		Logger:   logger,
-		// The client IP of a test comes from X-Forwarded-For (access_test.go).
+		// The client IP of a test comes from X-Forwarded-For (conditional_test.go).
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		Access:         access.global,
-		Policies:       access.tenants,
+		Conditional:    conditional.global,
+		Policies:       conditional.tenants,
 	}, store)
 	if err != nil {
 		return stop, fmt.Errorf("broker: %w", err)

@@ -65,8 +65,8 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 		HTTPClient: hc, // back-channel logout URIs (S70)
 	}
 	ApplyOperations(&bc, cfg) // rate limits (S60), audit retention (S61)
-	// Conditional access: GeoIP, lists, global policies (access.go).
-	if bc.Access, err = AccessConfig(cfg); err != nil {
+	// Conditional access: GeoIP, lists, global policies (conditional.go).
+	if bc.Conditional, err = ConditionalConfig(cfg); err != nil {
 		return broker.Config{}, err
 	}
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency

@@ -32,8 +32,8 @@ import (
 	"github.com/realmgate/realmgate/users"
 )
 
-// AccessConfig is the file-wide conditional access setup.
-type AccessConfig struct {
+// ConditionalConfig is the file-wide conditional access setup.
+type ConditionalConfig struct {
 	// Sensor gathers the signals (GeoIP, named locations, IP lists); nil:
 	// only the signals that need no configuration.
 	Sensor *risk.Sensor
@@ -44,8 +44,8 @@ type AccessConfig struct {
 	HistoryTTL time.Duration
 }
 
-// TenantAccess is a tenant's conditional access (TenantPolicy.Access).
-type TenantAccess struct {
+// TenantConditional is a tenant's conditional access (TenantPolicy.Access).
+type TenantConditional struct {
 	// Set is the global and the tenant's policies and the tenant's
 	// authentication contexts, compiled.
 	Set *risk.Set
@@ -135,7 +135,7 @@ func (s *Server) emitRisk(ctx context.Context, ev RiskEvent) {
 	for _, l := range ls {
 		l.RiskEvent(ctx, ev)
 	}
-	ta := s.tenantAccess(ev.Tenant)
+	ta := s.tenantConditional(ev.Tenant)
 	if ta == nil || ta.Webhook == "" || s.cfg.HTTPClient == nil {
 		return
 	}
@@ -185,16 +185,16 @@ func (s *Server) postWebhook(url string, body []byte) {
 }
 
 // tenantAccess is the tenant's conditional access; nil: none of its own.
-func (s *Server) tenantAccess(tenant string) *TenantAccess {
-	return s.dir().policies[tenant].Access
+func (s *Server) tenantConditional(tenant string) *TenantConditional {
+	return s.dir().policies[tenant].Conditional
 }
 
 // accessSet is the policy set that decides tenant's sign-ins.
-func (s *Server) accessSet(tenant string) *risk.Set {
-	if ta := s.tenantAccess(tenant); ta != nil && ta.Set != nil {
+func (s *Server) conditionalSet(tenant string) *risk.Set {
+	if ta := s.tenantConditional(tenant); ta != nil && ta.Set != nil {
 		return ta.Set
 	}
-	return s.cfg.Access.Global
+	return s.cfg.Conditional.Global
 }
 
 // defaultHistoryTTL is how long a user's sign-in history is kept.
@@ -221,7 +221,7 @@ type accessCheck struct {
 // history: Remember) and, for a high-risk sign-in of a user not yet at
 // risk, a write of the user's record.
 func (s *Server) evaluateAccess(c echo.Context, ar *authRequest, sess *session, tenant string) (*accessCheck, error) {
-	set := s.accessSet(tenant)
+	set := s.conditionalSet(tenant)
 	compromised := sess.user != nil && sess.user.Compromised()
 	if set.Empty() && !compromised {
 		return nil, nil
@@ -238,14 +238,14 @@ func (s *Server) evaluateAccess(c echo.Context, ar *authRequest, sess *session, 
 		in.Groups = sess.user.GroupNames()
 		user = sess.user.RuleView()
 	}
-	sensor := s.cfg.Access.Sensor
+	sensor := s.cfg.Conditional.Sensor
 	if sensor == nil {
 		sensor = &risk.Sensor{}
 	}
 	ac := &accessCheck{sig: sensor.Sense(in)}
 	ac.next = ac.sig.Now()
 	if hs, ok := s.store.(store.HistoryStore); ok && sess.Subject != "" {
-		ttl := s.cfg.Access.HistoryTTL
+		ttl := s.cfg.Conditional.HistoryTTL
 		if ttl <= 0 {
 			ttl = defaultHistoryTTL
 		}
@@ -264,7 +264,7 @@ func (s *Server) evaluateAccess(c echo.Context, ar *authRequest, sess *session, 
 	if compromised && !d.Deny {
 		// A confirmed compromise forces the tenant's action: a refusal
 		// unless the tenant chose multi-factor authentication.
-		if ta := s.tenantAccess(tenant); ta != nil && ta.CompromisedMFA {
+		if ta := s.tenantConditional(tenant); ta != nil && ta.CompromisedMFA {
 			d.MFA, d.FreshLogin = true, true
 		} else {
 			d.Deny, d.Policy = true, "compromised"
@@ -353,7 +353,7 @@ func (s *Server) recordFailure(ctx context.Context, ac *accessCheck) {
 	}
 	h := ac.next
 	h.Failures = ac.sig.Failures + 1
-	ttl := s.cfg.Access.HistoryTTL
+	ttl := s.cfg.Conditional.HistoryTTL
 	if ttl <= 0 {
 		ttl = defaultHistoryTTL
 	}
@@ -442,7 +442,7 @@ func claimsACRS(param string) ([]string, error) {
 	return out, nil
 }
 
-// GlobalAccess returns the global conditional access policies (nil:
+// GlobalConditional returns the global conditional access policies (nil:
 // none): the admin API's dry run decides with them for a tenant without
 // policies of its own.
-func (s *Server) GlobalAccess() *risk.Set { return s.cfg.Access.Global }
+func (s *Server) GlobalConditional() *risk.Set { return s.cfg.Conditional.Global }

@@ -127,10 +127,10 @@ var authContextID = regexp.MustCompile(`^c([1-9]|1[0-9]|2[0-5])$`)
 
 var countryCode = regexp.MustCompile(`^[A-Z]{2}$`)
 
-// access checks conditional_access and every tenant's conditional_access.
+// conditional checks conditional_access and every tenant's conditional_access.
 // CEL conditions are compiled (and their errors reported) when the
 // configuration is assembled, as claims rules are.
-func (k *checker) access() {
+func (k *checker) conditional() {
 	ca := k.c.ConditionalAccess
 	for i, l := range ca.Locations {
 		p := fmt.Sprintf("conditional_access.locations[%d]", i)

@@ -68,18 +68,18 @@ func testSensor(t testing.TB) *risk.Sensor {
 // accessEnv is the harness with trusted proxies on loopback (the test sets
 // the client IP with X-Forwarded-For), the test GeoIP database, and the
 // given conditional access per tenant.
-func accessEnv(t *testing.T, tenants map[string]*broker.TenantAccess, opts ...envOpt) *env {
+func accessEnv(t *testing.T, tenants map[string]*broker.TenantConditional, opts ...envOpt) *env {
 	t.Helper()
 	sensor := testSensor(t)
 	all := append([]envOpt{func(c *broker.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-		c.Access.Sensor = sensor
+		c.Conditional.Sensor = sensor
 		if c.Policies == nil {
 			c.Policies = map[string]broker.TenantPolicy{}
 		}
 		for id, ta := range tenants {
 			p := c.Policies[id]
-			p.Access = ta
+			p.Conditional = ta
 			c.Policies[id] = p
 		}
 	}}, opts...)
@@ -90,13 +90,13 @@ func accessEnv(t *testing.T, tenants map[string]*broker.TenantAccess, opts ...en
 	return e
 }
 
-func compileAccess(t testing.TB, pols []risk.Policy, ctxs risk.Contexts) *broker.TenantAccess {
+func compileAccess(t testing.TB, pols []risk.Policy, ctxs risk.Contexts) *broker.TenantConditional {
 	t.Helper()
 	set, err := risk.Compile(nil, pols, ctxs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &broker.TenantAccess{Set: set}
+	return &broker.TenantConditional{Set: set}
 }
 
 // fromIP is a browser whose requests come, through the trusted proxy,
@@ -139,11 +139,11 @@ func isAppRedirect(resp *http.Response) bool {
 	return strings.HasPrefix(resp.Header.Get("Location"), appCB+"?")
 }
 
-// TestAccess_MFAStepUpOnNewCountry: a policy requiring MFA for a first
+// TestConditional_MFAStepUpOnNewCountry: a policy requiring MFA for a first
 // sign-in from a country sends a single-factor user back to the IdP for
 // MFA (the upstream step-up), and admits them once the IdP did it.
-func TestAccess_MFAStepUpOnNewCountry(t *testing.T) {
-	e := accessEnv(t, map[string]*broker.TenantAccess{
+func TestConditional_MFAStepUpOnNewCountry(t *testing.T) {
+	e := accessEnv(t, map[string]*broker.TenantConditional{
 		"acme": compileAccess(t, []risk.Policy{{Name: "new-country-mfa", If: "signals.new_country", Action: risk.ActionMFA}}, nil)})
 	_, challenge := pkce()
 	resp, _, _ := e.signInFrom(ipBerlin, authParams(challenge))
@@ -176,10 +176,10 @@ func TestAccess_MFAStepUpOnNewCountry(t *testing.T) {
 	}
 }
 
-// TestAccess_Deny: a deny policy shows its message and is audited with
+// TestConditional_Deny: a deny policy shows its message and is audited with
 // the policy and the risk level; other tenants are not affected.
-func TestAccess_Deny(t *testing.T) {
-	e := accessEnv(t, map[string]*broker.TenantAccess{
+func TestConditional_Deny(t *testing.T) {
+	e := accessEnv(t, map[string]*broker.TenantConditional{
 		"acme": compileAccess(t, []risk.Policy{{Name: "no-us", If: `signals.country == "US"`, Action: risk.ActionDeny, Message: "Sign-in from the US is blocked."}}, nil)})
 	var events []broker.RiskEvent
 	var mu sync.Mutex
@@ -219,10 +219,10 @@ func TestAccess_Deny(t *testing.T) {
 	}
 }
 
-// TestAccess_TenantIsolation: one tenant's policies never decide another
+// TestConditional_TenantIsolation: one tenant's policies never decide another
 // tenant's sign-ins.
-func TestAccess_TenantIsolation(t *testing.T) {
-	e := accessEnv(t, map[string]*broker.TenantAccess{
+func TestConditional_TenantIsolation(t *testing.T) {
+	e := accessEnv(t, map[string]*broker.TenantConditional{
 		"globex": compileAccess(t, []risk.Policy{{Name: "deny-all", Action: risk.ActionDeny, Message: "Globex is closed."}}, nil)})
 	_, challenge := pkce()
 	resp, _, _ := e.signInFrom(ipBerlin, authParams(challenge)) // acme
@@ -240,10 +240,10 @@ func TestAccess_TenantIsolation(t *testing.T) {
 	}
 }
 
-// TestAccess_FreshLoginOverSSO: a fresh_login policy for one app does not
+// TestConditional_FreshLoginOverSSO: a fresh_login policy for one app does not
 // let an SSO session through: the IdP is asked to sign the user in again.
-func TestAccess_FreshLoginOverSSO(t *testing.T) {
-	e := accessEnv(t, map[string]*broker.TenantAccess{
+func TestConditional_FreshLoginOverSSO(t *testing.T) {
+	e := accessEnv(t, map[string]*broker.TenantConditional{
 		"acme": compileAccess(t, []risk.Policy{{Name: "b-fresh", If: `client == "app-b"`, Action: risk.ActionFreshLogin}}, nil)})
 	_, challenge := pkce()
 	resp, _, b := e.signInFrom(ipBerlin, authParams(challenge))
@@ -267,13 +267,13 @@ func TestAccess_FreshLoginOverSSO(t *testing.T) {
 	}
 }
 
-// TestAccess_AuthContextACRS: an app asks for authentication context c1
+// TestConditional_AuthContextACRS: an app asks for authentication context c1
 // with the claims parameter; the tenant maps c1 to MFA; the ID token and
 // the access token carry acrs ["c1"] once the user did MFA.
-func TestAccess_AuthContextACRS(t *testing.T) {
+func TestConditional_AuthContextACRS(t *testing.T) {
 	ta := compileAccess(t, nil, risk.Contexts{"c1": {MFA: true}})
 	ta.RiskClaim = true
-	e := accessEnv(t, map[string]*broker.TenantAccess{"acme": ta}, func(c *broker.Config) {
+	e := accessEnv(t, map[string]*broker.TenantConditional{"acme": ta}, func(c *broker.Config) {
 		c.Clients[0].Claims = append(c.Clients[0].Claims, "risk_level") // app-a is registered for it (S75)
 	})
 	verifier, challenge := pkce()
@@ -324,9 +324,9 @@ func TestAccess_AuthContextACRS(t *testing.T) {
 	}
 }
 
-// TestAccess_DiscoveryAdvertisesACRS: claims_parameter_supported and acrs
+// TestConditional_DiscoveryAdvertisesACRS: claims_parameter_supported and acrs
 // in claims_supported.
-func TestAccess_DiscoveryAdvertisesACRS(t *testing.T) {
+func TestConditional_DiscoveryAdvertisesACRS(t *testing.T) {
 	e := newEnv(t)
 	var doc map[string]any
 	getJSON(t, e.issuer+"/.well-known/openid-configuration", &doc)
@@ -336,14 +336,14 @@ func TestAccess_DiscoveryAdvertisesACRS(t *testing.T) {
 	}
 }
 
-// TestAccess_NotifyAndShortenSession: notify reaches the listeners with
+// TestConditional_NotifyAndShortenSession: notify reaches the listeners with
 // the policy; shorten_session caps the refresh-token family.
-func TestAccess_NotifyAndShortenSession(t *testing.T) {
+func TestConditional_NotifyAndShortenSession(t *testing.T) {
 	ta := compileAccess(t, []risk.Policy{
 		{Name: "watch", If: `signals.risk != "low" || signals.first_sign_in`, Action: risk.ActionNotify},
 		{Name: "short", Action: risk.ActionShortenSession, SessionLifetime: 10 * time.Minute}}, nil)
 	ta.RiskClaim = true // but app-a is not registered for risk_level (S75)
-	e := accessEnv(t, map[string]*broker.TenantAccess{"acme": ta})
+	e := accessEnv(t, map[string]*broker.TenantConditional{"acme": ta})
 	var got atomic.Value
 	e.broker.OnRisk(broker.RiskListenerFunc(func(_ context.Context, ev broker.RiskEvent) { got.Store(ev) }))
 	verifier, challenge := pkce()
@@ -389,10 +389,10 @@ func familyTTL(t *testing.T, e *env, fam string) time.Duration {
 
 var familyTTLs sync.Map
 
-// TestAccess_Compromised: confirming a user compromised ends their
+// TestConditional_Compromised: confirming a user compromised ends their
 // sessions at once and refuses their next sign-in; dismissing the risk
 // lets them in again; the listener hears both.
-func TestAccess_Compromised(t *testing.T) {
+func TestConditional_Compromised(t *testing.T) {
 	e := accessEnv(t, nil)
 	var kinds []string
 	var mu sync.Mutex
@@ -441,11 +441,11 @@ func TestAccess_Compromised(t *testing.T) {
 	}
 }
 
-// TestAccess_ImpossibleTravelMarksUserAtRisk: a high-risk sign-in marks
+// TestConditional_ImpossibleTravelMarksUserAtRisk: a high-risk sign-in marks
 // the user at risk (listed for the tenant admin) and the audit event
 // carries risk high.
-func TestAccess_ImpossibleTravelMarksUserAtRisk(t *testing.T) {
-	e := accessEnv(t, map[string]*broker.TenantAccess{
+func TestConditional_ImpossibleTravelMarksUserAtRisk(t *testing.T) {
+	e := accessEnv(t, map[string]*broker.TenantConditional{
 		"acme": compileAccess(t, []risk.Policy{{Name: "travel", If: "signals.impossible_travel", Action: risk.ActionMFA}}, nil)})
 	_, challenge := pkce()
 	e.signInFrom(ipBerlin, authParams(challenge))
@@ -528,19 +528,19 @@ func (c *countingStore) Remember(ctx context.Context, key string, value []byte, 
 	return c.Store.Remember(ctx, key, value, members, max, ttl)
 }
 
-// TestAccess_CostOneRoundTrip: signals and policies add exactly one store
+// TestConditional_CostOneRoundTrip: signals and policies add exactly one store
 // round trip to a sign-in (the history; issue 16: at most one).
-func TestAccess_CostOneRoundTrip(t *testing.T) {
-	count := func(tenants map[string]*broker.TenantAccess) int64 {
+func TestConditional_CostOneRoundTrip(t *testing.T) {
+	count := func(tenants map[string]*broker.TenantConditional) int64 {
 		ms := memstore.New()
 		t.Cleanup(func() { ms.Close() })
 		cs := &countingStore{Store: ms}
 		e := newEnvOn(t, &recordingStore{Store: cs}, func(c *broker.Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-			c.Access.Sensor = testSensor(t)
+			c.Conditional.Sensor = testSensor(t)
 			c.Policies = map[string]broker.TenantPolicy{}
 			for id, ta := range tenants {
-				c.Policies[id] = broker.TenantPolicy{Access: ta}
+				c.Policies[id] = broker.TenantPolicy{Conditional: ta}
 			}
 		})
 		_, challenge := pkce()
@@ -554,7 +554,7 @@ func TestAccess_CostOneRoundTrip(t *testing.T) {
 		return cs.n.Load() - before
 	}
 	without := count(nil)
-	with := count(map[string]*broker.TenantAccess{"acme": compileAccess(t, []risk.Policy{
+	with := count(map[string]*broker.TenantConditional{"acme": compileAccess(t, []risk.Policy{
 		{Name: "deny-anon", If: "signals.anonymizer || signals.denied_ip", Action: risk.ActionDeny, Message: "no"},
 		{Name: "new-country", If: "signals.new_country || signals.impossible_travel", Action: risk.ActionMFA},
 		{Name: "night", If: "signals.hour < 5 && signals.hour > 4", Action: risk.ActionFreshLogin},
@@ -565,9 +565,9 @@ func TestAccess_CostOneRoundTrip(t *testing.T) {
 	}
 }
 
-// TestAccess_NotifyWebhook: a notify reaches the tenant's webhook as JSON
+// TestConditional_NotifyWebhook: a notify reaches the tenant's webhook as JSON
 // through the outbound client.
-func TestAccess_NotifyWebhook(t *testing.T) {
+func TestConditional_NotifyWebhook(t *testing.T) {
 	got := make(chan broker.RiskEvent, 1)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var ev broker.RiskEvent
@@ -578,7 +578,7 @@ func TestAccess_NotifyWebhook(t *testing.T) {
 	t.Cleanup(hook.Close)
 	ta := compileAccess(t, []risk.Policy{{Name: "watch", Action: risk.ActionNotify}}, nil)
 	ta.Webhook = hook.URL + "/risk"
-	e := accessEnv(t, map[string]*broker.TenantAccess{"acme": ta}, func(c *broker.Config) { c.HTTPClient = hook.Client() })
+	e := accessEnv(t, map[string]*broker.TenantConditional{"acme": ta}, func(c *broker.Config) { c.HTTPClient = hook.Client() })
 	_, challenge := pkce()
 	if resp, _, _ := e.signInFrom(ipParis, authParams(challenge)); !isAppRedirect(resp) {
 		t.Fatalf("sign-in = %d, want the app", resp.StatusCode)
@@ -593,10 +593,10 @@ func TestAccess_NotifyWebhook(t *testing.T) {
 	}
 }
 
-// TestAccess_RecentFailures: sign-ins a policy refused count as failures
+// TestConditional_RecentFailures: sign-ins a policy refused count as failures
 // in the user's history; the next sign-in sees them (signals.failures).
-func TestAccess_RecentFailures(t *testing.T) {
-	e := accessEnv(t, map[string]*broker.TenantAccess{
+func TestConditional_RecentFailures(t *testing.T) {
+	e := accessEnv(t, map[string]*broker.TenantConditional{
 		"acme": compileAccess(t, []risk.Policy{
 			{Name: "no-us", If: `signals.country == "US"`, Action: risk.ActionDeny, Message: "Blocked."},
 			{Name: "after failures", If: `signals.failures >= 2`, Action: risk.ActionDeny, Message: "Too many failed sign-ins."}}, nil)})

@@ -22,10 +22,10 @@ func TestTenant_ConditionalAccess(t *testing.T) {
 		AuthContexts: map[string]config.AuthContext{"c1": {MaxAge: config.Duration(10 * time.Minute)}},
 		TimeZone:     "Europe/Berlin", Compromised: "mfa", RiskClaim: true}}
 	ct, probs := b.Tenant(acme)
-	if len(probs) != 0 || ct.Policy == nil || ct.Policy.Access == nil {
+	if len(probs) != 0 || ct.Policy == nil || ct.Policy.Conditional == nil {
 		t.Fatalf("Tenant(acme) = %+v, %v; want conditional access", ct.Policy, probs)
 	}
-	ta := ct.Policy.Access
+	ta := ct.Policy.Conditional
 	if !ta.CompromisedMFA || !ta.RiskClaim || ta.Set.Zone == nil || ta.Set.Zone.String() != "Europe/Berlin" {
 		t.Errorf("TenantAccess = %+v, want compromised mfa, risk claim, Europe/Berlin", ta)
 	}
@@ -43,9 +43,9 @@ func TestTenant_ConditionalAccess(t *testing.T) {
 		}
 	}
 	// Another tenant without conditional_access has no policy of its own
-	// (the global set decides it, broker.AccessConfig.Global).
-	if ct, _ := b.Tenant(config.Tenant{ID: "globex"}); ct.Policy != nil && ct.Policy.Access != nil {
-		t.Errorf("globex got acme's conditional access: %+v", ct.Policy.Access)
+	// (the global set decides it, broker.ConditionalConfig.Global).
+	if ct, _ := b.Tenant(config.Tenant{ID: "globex"}); ct.Policy != nil && ct.Policy.Conditional != nil {
+		t.Errorf("globex got acme's conditional access: %+v", ct.Policy.Conditional)
 	}
 	bad := config.Tenant{ID: "bad", ConditionalAccess: &config.TenantAccess{
 		Policies: []config.AccessPolicy{{Name: "typo", If: "signals.new_country ==", Action: "mfa"}}}}

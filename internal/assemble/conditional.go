@@ -10,11 +10,11 @@ import (
 	"github.com/realmgate/realmgate/risk"
 )
 
-// AccessConfig is the broker's form of conditional_access: the GeoIP
+// ConditionalConfig is the broker's form of conditional_access: the GeoIP
 // databases opened, the lists parsed, the global policies compiled.
-func AccessConfig(cfg *config.Config) (broker.AccessConfig, error) {
+func ConditionalConfig(cfg *config.Config) (broker.ConditionalConfig, error) {
 	ca := cfg.ConditionalAccess
-	var ac broker.AccessConfig
+	var ac broker.ConditionalConfig
 	sensor, err := Sensor(ca)
 	if err != nil {
 		return ac, err
@@ -80,9 +80,9 @@ func Policies(ps []config.AccessPolicy) []risk.Policy {
 	return out
 }
 
-// TenantAccess compiles a tenant's conditional_access after the global
+// TenantConditional compiles a tenant's conditional_access after the global
 // policies; nil, nil when the tenant has none.
-func TenantAccess(global []config.AccessPolicy, ta *config.TenantAccess) (*broker.TenantAccess, error) {
+func TenantConditional(global []config.AccessPolicy, ta *config.TenantAccess) (*broker.TenantConditional, error) {
 	if ta == nil {
 		return nil, nil
 	}
@@ -101,5 +101,5 @@ func TenantAccess(global []config.AccessPolicy, ta *config.TenantAccess) (*broke
 		}
 		set.Zone = z
 	}
-	return &broker.TenantAccess{Set: set, RiskClaim: ta.RiskClaim, Webhook: ta.WebhookURL, CompromisedMFA: ta.Compromised == "mfa"}, nil
+	return &broker.TenantConditional{Set: set, RiskClaim: ta.RiskClaim, Webhook: ta.WebhookURL, CompromisedMFA: ta.Compromised == "mfa"}, nil
 }

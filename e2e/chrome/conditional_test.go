@@ -18,26 +18,26 @@ const (
 	ipNewYork = "203.0.113.200"
 )
 
-type accessSetup struct {
-	global  broker.AccessConfig
+type conditionalSetup struct {
+	global  broker.ConditionalConfig
 	tenants map[string]broker.TenantPolicy
 }
 
-// accessConfig gives tenant globex a policy that requires multi-factor
+// conditionalConfig gives tenant globex a policy that requires multi-factor
 // authentication at the first sign-in from a country, with the test GeoIP
 // database. Tests that send no X-Forwarded-For have no country: it never
 // applies to them.
-func accessConfig() (accessSetup, error) {
+func conditionalConfig() (conditionalSetup, error) {
 	geo, err := risk.OpenGeo("../../testdata/geoip/test-city.mmdb")
 	if err != nil {
-		return accessSetup{}, err
+		return conditionalSetup{}, err
 	}
 	set, err := risk.Compile(nil, []risk.Policy{{Name: "step up on a new country", If: "signals.new_country", Action: risk.ActionMFA}}, nil)
 	if err != nil {
-		return accessSetup{}, err
+		return conditionalSetup{}, err
 	}
-	return accessSetup{global: broker.AccessConfig{Sensor: &risk.Sensor{Geo: geo}},
-		tenants: map[string]broker.TenantPolicy{"globex": {Access: &broker.TenantAccess{Set: set}}}}, nil
+	return conditionalSetup{global: broker.ConditionalConfig{Sensor: &risk.Sensor{Geo: geo}},
+		tenants: map[string]broker.TenantPolicy{"globex": {Conditional: &broker.TenantConditional{Set: set}}}}, nil
 }
 
 // from makes every request of the tab come, through the trusted proxy,
