@@ -32,6 +32,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/registration"
 	"github.com/realmgate/realmgate/risk"
 	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/store"
@@ -187,6 +188,12 @@ type Options struct {
 	// GlobalConditional is the file's global conditional access policies: a
 	// dry run of a tenant without policies of its own uses them.
 	GlobalConditional *risk.Set
+	// Access keeps time-bound role grants (the broker); nil: the grant
+	// endpoints answer 501.
+	Access AccessGrants
+	// RegistrationTokens keeps the initial access tokens of dynamic client
+	// registration (registration.go); nil turns their endpoints off (404).
+	RegistrationTokens *registration.Tokens
 }
 
 // snapshot is one applied version.

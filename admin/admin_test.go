@@ -143,7 +143,8 @@ func isolationRoutes() []route {
 		{"GET", "/v1/tenants/:tenant/scim/tokens", other + "/scim/tokens", nil},
 		{"POST", "/v1/tenants/:tenant/scim/tokens", other + "/scim/tokens", map[string]any{"name": "x"}},
 		{"DELETE", "/v1/tenants/:tenant/scim/tokens/:token", other + "/scim/tokens/x", nil},
-		{"GET", "/v1/clients", "/v1/clients", nil},
+		{"POST", "/v1/tenants/:tenant/registration-tokens", other + "/registration-tokens", map[string]any{}},
+		{"DELETE", "/v1/tenants/:tenant/registration-tokens/:token", other + "/registration-tokens/x", nil},
 		{"POST", "/v1/clients", "/v1/clients", admin.Client{Client: config.Client{ID: "c", RedirectURIs: []string{"https://c.test/cb"}}}},
 		{"GET", "/v1/clients/:client", "/v1/clients/beta-app", nil},
 		{"PUT", "/v1/clients/:client", "/v1/clients/beta-app", admin.Client{Client: config.Client{ID: "beta-app", RedirectURIs: []string{"https://c.test/cb"}}}},
@@ -161,11 +162,17 @@ func isolationRoutes() []route {
 		{"POST", "/v1/tenants/:tenant/users/:user/confirm-compromised", other + "/users/u1/confirm-compromised", nil},
 		{"POST", "/v1/tenants/:tenant/users/:user/dismiss-risk", other + "/users/u1/dismiss-risk", nil},
 		{"GET", "/v1/tenants/:tenant/risky-users", other + "/risky-users", nil},
+		{"GET", "/v1/tenants/:tenant/access-grants", other + "/access-grants", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants", other + "/access-grants", admin.NewAccessGrant{Subject: "s", Role: "db-admin", Duration: "1m", Justification: "x"}},
+		{"GET", "/v1/tenants/:tenant/access-grants/:grant", other + "/access-grants/g1", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants/:grant/approve", other + "/access-grants/g1/approve", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants/:grant/deny", other + "/access-grants/g1/deny", nil},
+		{"POST", "/v1/tenants/:tenant/access-grants/:grant/revoke", other + "/access-grants/g1/revoke", nil},
 	}
 }
 
 // unscopedRoutes are open to every admin (they show only the caller's own data).
-var unscopedRoutes = []string{"GET /v1/status", "GET /v1/tenants", "GET /v1/openapi.yaml"}
+var unscopedRoutes = []string{"GET /v1/status", "GET /v1/tenants", "GET /v1/openapi.yaml", "GET /v1/clients"}
 
 // TestAPI_TenantAdminIsolation: alpha's admin gets 403 on every endpoint
 // for tenant beta's resources and on every operator-only endpoint, and

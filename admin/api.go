@@ -104,7 +104,8 @@ func (s *Service) routes() *echo.Echo {
 	g.GET("/tenants/:tenant/providers/:provider/onboarding", s.onboarding)
 	g.GET("/tenants/:tenant/rules", s.getRules)
 	g.PUT("/tenants/:tenant/rules", s.replaceRules)
-	s.scimRoutes(g) // scimtokens.go
+	s.scimRoutes(g)         // scimtokens.go
+	s.registrationRoutes(g) // registration.go: initial access tokens of RFC 7591
 	g.GET("/clients", s.listClients)
 	g.POST("/clients", s.createClient)
 	g.GET("/clients/:client", s.getClient)
@@ -112,8 +113,9 @@ func (s *Service) routes() *echo.Echo {
 	g.DELETE("/clients/:client", s.deleteClient)
 	g.POST("/batch", s.batch)
 	g.POST("/dry-run", s.dryRun)
-	s.userRoutes(g) // users.go: the tenant user directory
-	s.riskRoutes(g) // risk.go: compromised and risky users
+	s.userRoutes(g)   // users.go: the tenant user directory
+	s.accessRoutes(g) // access.go: time-bound role grants
+	s.riskRoutes(g)   // risk.go: compromised and risky users
 	return e
 }
 
@@ -984,14 +986,17 @@ type clientList struct {
 }
 
 func (s *Service) listClients(c echo.Context) error {
-	if _, err := operatorOnly(c); err != nil {
-		return err
-	}
+	w := clientCaller(c) // tenantclients.go: a tenant admin sees its tenant's clients
 	out := clientList{Clients: []Client{}}
 	for _, cl := range s.fileCl {
-		out.Clients = append(out.Clients, *cl)
+		if visibleClient(w, cl) {
+			out.Clients = append(out.Clients, *cl)
+		}
 	}
 	for _, cl := range s.cur.Load().state.Clients {
+		if !visibleClient(w, &cl) {
+			continue
+		}
 		cl = cl.redact()
 		cl.Source = SourceAPI
 		out.Clients = append(out.Clients, cl)
@@ -1001,17 +1006,24 @@ func (s *Service) listClients(c echo.Context) error {
 }
 
 func (s *Service) getClient(c echo.Context) error {
-	if _, err := operatorOnly(c); err != nil {
-		return err
-	}
+	w := clientCaller(c)
 	id := param(c, "client")
 	if cl, ok := s.fileCl[id]; ok {
+		if err := clientScoped(w, cl); err != nil {
+			return err
+		}
 		return c.JSON(http.StatusOK, cl)
 	}
 	st := s.cur.Load().state
 	i := st.client(id)
+	if i < 0 && !w.operator() {
+		return clientScoped(w, nil)
+	}
 	if i < 0 {
 		return notFound("no client %q", id)
+	}
+	if err := clientScoped(w, &st.Clients[i]); err != nil {
+		return err
 	}
 	cl := st.Clients[i].redact()
 	cl.Source = SourceAPI
@@ -1019,11 +1031,23 @@ func (s *Service) getClient(c echo.Context) error {
 }
 
 // upsertClient puts in into st, keeping a stored secret the input left out.
-func (s *Service) upsertClient(st *State, in Client, replace bool) (before *Client, err error) {
-	if _, ok := s.fileCl[in.ID]; ok {
+// A per-tenant admin w writes only its tenant's clients (tenantclients.go).
+func (s *Service) upsertClient(st *State, w *caller, in Client, replace bool) (before *Client, err error) {
+	if fc, ok := s.fileCl[in.ID]; ok {
+		if err := clientScoped(w, fc); err != nil {
+			return nil, err
+		}
 		return nil, readOnly(fmt.Sprintf("client %q", in.ID))
 	}
 	i := st.client(in.ID)
+	if i >= 0 {
+		if err := clientScoped(w, &st.Clients[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.tenantClientProblems(w, st, &in); err != nil {
+		return nil, err
+	}
 	switch {
 	case replace && i < 0:
 		return nil, notFound("no client %q", in.ID)
@@ -1044,16 +1068,13 @@ func (s *Service) upsertClient(st *State, in Client, replace bool) (before *Clie
 }
 
 func (s *Service) createClient(c echo.Context) error {
-	w, err := operatorOnly(c)
-	if err != nil {
-		return err
-	}
+	w := clientCaller(c)
 	var in Client
 	if err := decode(c, &in, maxBody); err != nil {
 		return err
 	}
-	_, err = s.commit(c.Request().Context(), w, "client.create", "clients/"+in.ID, func(st *State) (any, any, error) {
-		_, err := s.upsertClient(st, in, false)
+	_, err := s.commit(c.Request().Context(), w, "client.create", "clients/"+in.ID, func(st *State) (any, any, error) {
+		_, err := s.upsertClient(st, w, in, false)
 		return nil, in, err
 	})
 	if err != nil {
@@ -1064,10 +1085,7 @@ func (s *Service) createClient(c echo.Context) error {
 }
 
 func (s *Service) replaceClient(c echo.Context) error {
-	w, err := operatorOnly(c)
-	if err != nil {
-		return err
-	}
+	w := clientCaller(c)
 	id := param(c, "client")
 	var in Client
 	if err := decode(c, &in, maxBody); err != nil {
@@ -1079,8 +1097,8 @@ func (s *Service) replaceClient(c echo.Context) error {
 	if in.ID != id {
 		return errorf(http.StatusBadRequest, "invalid_request", "id %q in the body differs from %q in the path", in.ID, id)
 	}
-	_, err = s.commit(c.Request().Context(), w, "client.replace", "clients/"+id, func(st *State) (any, any, error) {
-		before, err := s.upsertClient(st, in, true)
+	_, err := s.commit(c.Request().Context(), w, "client.replace", "clients/"+id, func(st *State) (any, any, error) {
+		before, err := s.upsertClient(st, w, in, true)
 		return before, in, err
 	})
 	if err != nil {
@@ -1091,18 +1109,24 @@ func (s *Service) replaceClient(c echo.Context) error {
 }
 
 func (s *Service) deleteClient(c echo.Context) error {
-	w, err := operatorOnly(c)
-	if err != nil {
-		return err
-	}
+	w := clientCaller(c)
 	id := param(c, "client")
-	_, err = s.commit(c.Request().Context(), w, "client.delete", "clients/"+id, func(st *State) (any, any, error) {
-		if _, ok := s.fileCl[id]; ok {
+	_, err := s.commit(c.Request().Context(), w, "client.delete", "clients/"+id, func(st *State) (any, any, error) {
+		if fc, ok := s.fileCl[id]; ok {
+			if err := clientScoped(w, fc); err != nil {
+				return nil, nil, err
+			}
 			return nil, nil, readOnly(fmt.Sprintf("client %q", id))
 		}
 		i := st.client(id)
+		if i < 0 && !w.operator() {
+			return nil, nil, clientScoped(w, nil)
+		}
 		if i < 0 {
 			return nil, nil, notFound("no client %q", id)
+		}
+		if err := clientScoped(w, &st.Clients[i]); err != nil {
+			return nil, nil, err
 		}
 		before := st.Clients[i]
 		st.Clients = slices.Delete(st.Clients, i, i+1)
@@ -1151,7 +1175,7 @@ func (s *Service) batch(c echo.Context) error {
 				}
 			}
 			for _, cl := range in.Clients {
-				if _, err := s.upsertClient(st, cl, st.client(cl.ID) >= 0); err != nil {
+				if _, err := s.upsertClient(st, w, cl, st.client(cl.ID) >= 0); err != nil {
 					probs = append(probs, asProblems(fmt.Sprintf("clients[%s]", cl.ID), err)...)
 				}
 			}

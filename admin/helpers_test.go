@@ -176,6 +176,7 @@ type instance struct {
 	applied atomic.Int64 // how many times Apply ran
 	last    atomic.Pointer[admin.Compiled]
 	comp    *testCompiler
+	access  *fakeGrants
 }
 
 type env struct {
@@ -221,6 +222,7 @@ func (e *env) instance() *instance {
 
 		TrustedProxies:    e.trusted,
 		Users:             dir,
+		Access:            in.grants(),    // access_test.go
 		Risk:              riskAdmin{dir}, // risk_test.go
 		GlobalConditional: testGlobalAccess(e.t),
 	})

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/realmgate/realmgate/admin"
+	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/users"
 )
@@ -238,7 +239,10 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"Impersonation": config.Impersonation{}, "TenantRateLimits": config.TenantRateLimits{},
 		"User": users.User{}, "UserPage": admin.UserPage{}, "NewUser": admin.NewUser{}, "TenantDirectory": config.TenantDirectory{},
 		"SAMLApp": config.SAMLApp{}, "SAMLEndpoint": config.SAMLEndpoint{}, "SAMLLogoutEndpoint": config.SAMLLogoutEndpoint{},
-		"SAMLAttribute": config.SAMLAttribute{}, "TenantAccess": config.TenantAccess{}, "AccessPolicy": config.AccessPolicy{}, "ConditionalResult": admin.ConditionalResult{},
+		"SAMLAttribute": config.SAMLAttribute{},
+		"Access":        config.Access{}, "AccessRole": config.AccessRole{}, "NewAccessGrant": admin.NewAccessGrant{},
+		"AccessDecision": admin.AccessDecision{}, "AccessGrant": broker.AccessGrant{}, "AccessGrantList": admin.AccessGrantList{},
+		"TenantAccess": config.TenantAccess{}, "AccessPolicy": config.AccessPolicy{}, "ConditionalResult": admin.ConditionalResult{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]

@@ -154,6 +154,11 @@ func (s *Service) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if t, _ := s.lookupTenant(tenant); t == nil {
+		// Like the SCIM endpoint: no record is provisioned into a tenant
+		// that does not exist (it would outlive nothing and match nobody).
+		return notFound("no tenant %q", tenant)
+	}
 	var in NewUser
 	if err := decode(c, &in, maxBody); err != nil {
 		return err
@@ -164,7 +169,7 @@ func (s *Service) createUser(c echo.Context) error {
 	ctx := c.Request().Context()
 	u := &users.User{Tenant: tenant, UserName: in.UserName, ExternalID: in.ExternalID, Email: in.Email,
 		EmailVerified: in.EmailVerified, DisplayName: in.DisplayName, Attributes: in.Attributes,
-		Name: users.Name{GivenName: in.GivenName, FamilyName: in.FamilyName}}
+		Name: users.Name{GivenName: in.GivenName, FamilyName: in.FamilyName}, Provisioned: true}
 	if err := s.opts.Users.CreateUser(ctx, u); err != nil {
 		s.auditUser(ctx, w, "user.create", tenant, "", err)
 		return userErr(err)

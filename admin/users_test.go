@@ -102,6 +102,8 @@ func TestAPI_Users(t *testing.T) {
 	if got := a.revoked(); len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Fatalf("revocations = %q, want %q", got, want)
 	}
+	// No user is provisioned into a tenant that does not exist.
+	a.must(t, http.StatusNotFound, opToken, "POST", "/v1/tenants/nosuch/users", admin.NewUser{UserName: "ghost"}, nil)
 	// Alpha's admin sees nothing of beta's directory.
 	a.must(t, http.StatusForbidden, alphaToken, "GET", "/v1/tenants/beta/users", nil, nil)
 }

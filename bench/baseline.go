@@ -20,6 +20,8 @@ package main
 //	/callback           6 HMAC, 2 SHA-256, 6 Redis (GETDEL, GET, SET session, EVALSHA
 //	                    upstream-logout index, DEL, SET) + 1 audit XADD off the request path,
 //	                    upstream token and userinfo calls, 1 ES256 verification
+//	/token client_credentials  1 SHA-256, 1 ES256 signature, no Redis on the request path
+//	                    (the failure limiter's cached read; 1 audit XADD off the request path)
 //	/jwks, discovery    none (static documents)
 //
 // The benchmark reads Redis's read events per request for both servers and
@@ -375,7 +377,25 @@ func (b *baseline) countStart(ctx context.Context, name, subject string) {
 func (b *baseline) clientOK(r *http.Request) bool {
 	id, secret, ok := r.BasicAuth()
 	h := sha256.Sum256([]byte(secret))
-	return ok && id == benchClientID && subtle.ConstantTimeCompare(h[:], b.secretHash[:]) == 1
+	return ok && (id == benchClientID || id == benchM2MID) && subtle.ConstantTimeCompare(h[:], b.secretHash[:]) == 1
+}
+
+// clientCredentials signs the access token realmgate issues to the
+// tenant's API client (the same claims) and writes the RFC 6749 §4.4.3
+// response.
+func (b *baseline) clientCredentials(w http.ResponseWriter, r *http.Request) {
+	if id, _, _ := r.BasicAuth(); id != benchM2MID {
+		b.fail(w, http.StatusBadRequest, "unauthorized_client")
+		return
+	}
+	now := time.Now().Unix()
+	at := fmt.Appendf(nil, `{"aud":%q,"client_id":%q,"exp":%d,"iat":%d,"iss":%q,"jti":%q,"roles":["sync"],"scope":%q,"sub":%q,"tid":%q}`,
+		benchM2MAudience, benchM2MID, now+600, now, b.issuer, randomToken(16), benchM2MScope, benchM2MID, benchTenant)
+	access := b.sign(b.headerAT, at)
+	b.auditEvent(r, "success")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":600,"scope":%q}`, access, benchM2MScope)
 }
 
 // mint stores n codes for the token flow (setup only, not measured): the
@@ -408,6 +428,8 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	b.overLimit(ctx, "failures_per_ip", b.key("ip", clientIP), failuresWindow)
 	switch r.PostForm.Get("grant_type") {
+	case "client_credentials":
+		b.clientCredentials(w, r)
 	case "authorization_code":
 		code := r.PostForm.Get("code")
 		blob, err := b.store.Take(ctx, b.key("cd", code))

@@ -21,6 +21,9 @@ import (
 // realmgate (and at the baseline), and realmgate's client at the upstream.
 const (
 	benchClientID    = "bench-app"
+	benchM2MID       = "bench-m2m" // the tenant's API client of the client_credentials flow
+	benchM2MScope    = "orders.read"
+	benchM2MAudience = "orders-api"
 	upstreamClient   = "realmgate"
 	upstreamSecret   = "bench-upstream-secret-0123456789abcdef"
 	upstreamRealm    = "acme"
@@ -238,6 +241,12 @@ clients:
     redirect_uris: [%[7]q]
     allowed_tenants: ["*"]
     claims: [roles]
+  - id: `+benchM2MID+`
+    tenant: %[8]s
+    secret: %[6]q
+    grant_types: [client_credentials]
+    scopes: [`+benchM2MScope+`]
+    audiences: [`+benchM2MAudience+`]
 tenants:
   - id: %[8]s
     name: ACME Corporation
@@ -256,6 +265,10 @@ tenants:
           table:
             Finance-Admins: admin
             Finance-Readers: reader
+      - name: machine role
+        if: client == "`+benchM2MID+`"
+        add:
+          roles: '"sync"'
 `, rgURL, hostPort(rgURL), e.redis.Addr(), e.secret, benchClientID, e.clientSecret,
 		benchRedirectURI, benchTenant, benchIdPID, e.idpURL, upstreamRealm, upstreamClient, upstreamSecret, hostPort(opsURL), ack)
 }

@@ -66,9 +66,14 @@ func (v *vu) get(u string) (int, string, []byte, error) {
 
 // postToken calls /token with client_secret_basic.
 func (v *vu) postToken(t *target, secret string, form url.Values) (int, []byte, error) {
+	return v.postTokenAs(t, benchClientID, secret, form)
+}
+
+// postTokenAs calls /token as client id with client_secret_basic.
+func (v *vu) postTokenAs(t *target, id, secret string, form url.Values) (int, []byte, error) {
 	req, _ := http.NewRequest(http.MethodPost, t.url+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(benchClientID, secret)
+	req.SetBasicAuth(id, secret)
 	resp, err := v.c.Do(req)
 	if err != nil {
 		return 0, nil, err
@@ -483,6 +488,19 @@ func (e *env) prepare(ctx context.Context, o options, flow string, t *target) (f
 					return errExhausted
 				}
 				_, err := vus[w].exchange(t, secret, m.code, m.verifier)
+				return err
+			})
+		}, nil
+	case "client_credentials":
+		// RFC 6749 §4.4: the tenant's API client asks for a token; no
+		// session, no code, no Redis on the request path.
+		form := url.Values{"grant_type": {"client_credentials"}}
+		return func(ph phase) (*result, error) {
+			return load(ph, func(w int) error {
+				status, body, err := vus[w].postTokenAs(t, benchM2MID, secret, form)
+				if err == nil && (status != http.StatusOK || !bytes.Contains(body, []byte(`"access_token"`))) {
+					err = fmt.Errorf("client_credentials: status %d: %.200s", status, body)
+				}
 				return err
 			})
 		}, nil

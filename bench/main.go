@@ -22,7 +22,9 @@
 // round trips through /authorize, only /token is measured), refresh (refresh
 // grant, each virtual user rotating its own family), login (a fresh browser:
 // /authorize -> upstream /authorize (auto-approve) -> /callback -> /token),
-// jwks and discovery. Token and refresh are then run again, paced at half the
+// jwks, discovery and client_credentials (a tenant's API client at /token,
+// RFC 6749 §4.4: client authentication, the tenant's rules, one signature).
+// Token and refresh are then run again, paced at half the
 // measured maximum rate, for the p99 latency target.
 //
 // With -profile DIR realmgate runs with `serve --pprof` (pprof on its
@@ -69,7 +71,7 @@ type options struct {
 	ackCompare  bool
 }
 
-var allFlows = []string{"token", "refresh", "login", "jwks", "discovery"}
+var allFlows = []string{"token", "refresh", "login", "jwks", "discovery", "client_credentials"}
 
 func main() {
 	log.SetFlags(0)

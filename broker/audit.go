@@ -41,7 +41,8 @@ type attrs struct {
 type AuditEvent struct {
 	Time time.Time `json:"time"`
 	// Outcome is one of: started, success, refused, failure, denied, abort,
-	// throttled, logout, revoked.
+	// throttled, logout, revoked, access (a step of a time-bound role
+	// grant, access.go).
 	Outcome string `json:"outcome"`
 	// Reason says why: a refusal or failure code, the rule that denied, or
 	// the limit that throttled; empty for a plain success or start.

@@ -60,6 +60,14 @@ func (s *Server) authorize(c echo.Context) error {
 		return s.renderError(c, http.StatusBadRequest, "Unknown application",
 			"The application that sent you here is not registered with this sign-in service.")
 	}
+	// RFC 9126 §4: a pushed request is replaced by the parameters pushed,
+	// which are checked below exactly as if they had come here.
+	pushed := v.Has("request_uri")
+	if pushed {
+		if v, err = s.pushedRequest(c, cl, v); err != nil {
+			return err
+		}
+	}
 	redirectURI := v.Get("redirect_uri")
 	if redirectURI == "" || !cl.hasRedirect(redirectURI) {
 		s.auditEvent(c, "refused", "redirect_uri_mismatch", attrs{client: cl.ID})
@@ -77,60 +85,12 @@ func (s *Server) authorize(c echo.Context) error {
 		}
 		return fail(oauth.New(oauth.InvalidRequest, err.Error()))
 	}
-	switch {
-	case v.Has("request"):
-		return fail(oauth.New(oauth.RequestNotSupported, "request objects are not supported"))
-	case v.Has("request_uri"):
-		return fail(oauth.New(oauth.RequestURINotSupported, "request_uri is not supported"))
-	case v.Get("response_type") != "code": // S04: no implicit, no hybrid
-		return fail(oauth.New(oauth.UnsupportedResponseType, "only response_type=code is supported"))
-	case v.Has("response_mode") && v.Get("response_mode") != "query":
-		return fail(oauth.New(oauth.InvalidRequest, "only response_mode=query is supported"))
+	if !pushed && s.requirePAR(cl) { // RFC 9126 §5
+		return fail(oauth.New(oauth.InvalidRequest, "this client must push its authorization requests (RFC 9126): use the pushed_authorization_request_endpoint"))
 	}
-	scopes := strings.Fields(v.Get("scope"))
-	if !slices.Contains(scopes, "openid") {
-		return fail(oauth.New(oauth.InvalidScope, "the openid scope is required"))
-	}
-	// S03: PKCE with S256 for every client, public or confidential.
-	if v.Get("code_challenge") == "" {
-		return fail(oauth.New(oauth.InvalidRequest, "code_challenge is required (PKCE, RFC 7636)"))
-	}
-	if v.Get("code_challenge_method") != "S256" {
-		return fail(oauth.New(oauth.InvalidRequest, "code_challenge_method must be S256"))
-	}
-	if !pkceChallenge.MatchString(v.Get("code_challenge")) {
-		return fail(oauth.New(oauth.InvalidRequest, "code_challenge is not a base64url SHA-256 value"))
-	}
-	prompts := strings.Fields(v.Get("prompt"))
-	for _, p := range prompts {
-		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {
-			return fail(oauth.New(oauth.InvalidRequest, "unsupported prompt value"))
-		}
-	}
-	if slices.Contains(prompts, "none") && len(prompts) > 1 {
-		return fail(oauth.New(oauth.InvalidRequest, "prompt=none cannot be combined with other values"))
-	}
-	maxAge := -1
-	if ma := v.Get("max_age"); ma != "" {
-		n, err := strconv.Atoi(ma)
-		if err != nil || n < 0 {
-			return fail(oauth.New(oauth.InvalidRequest, "max_age must be a non-negative integer"))
-		}
-		maxAge = n
-	}
-	acrs, err := claimsACRS(v.Get("claims"))
-	if err != nil {
-		return fail(oauth.New(oauth.InvalidRequest, "the claims parameter is not a valid JSON object (OIDC Core §5.5)"))
-	}
-	ar := &authRequest{
-		ClientID: cl.ID, RedirectURI: redirectURI, State: state, Nonce: v.Get("nonce"),
-		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
-		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
-		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
-		PromptNone: slices.Contains(prompts, "none"), ACRS: acrs,
-	}
-	if maxAge >= 0 {
-		ar.MaxAge = &maxAge
+	ar, prompts, e := s.parseAuthorize(cl, v)
+	if e != nil {
+		return fail(e)
 	}
 
 	// SSO: a live session skips the upstream unless the client forces a
@@ -165,6 +125,73 @@ func (s *Server) authorize(c echo.Context) error {
 		req.RememberedIdP = s.rememberedIdP(c)
 	}
 	return s.route(c, id, ar, req)
+}
+
+// parseAuthorize checks the parameters of an authorization request of cl
+// whose redirect_uri is registered and bounded (checkSignInParams), and
+// returns the request to save and its prompt values. It is the one check
+// of /authorize and of the PAR endpoint (RFC 9126 §2.1).
+func (s *Server) parseAuthorize(cl *client, v url.Values) (*authRequest, []string, *oauth.Error) {
+	switch {
+	case v.Has("request"):
+		return nil, nil, oauth.New(oauth.RequestNotSupported, "request objects are not supported")
+	case v.Get("response_type") != "code": // S04: no implicit, no hybrid
+		return nil, nil, oauth.New(oauth.UnsupportedResponseType, "only response_type=code is supported")
+	case v.Has("response_mode") && v.Get("response_mode") != "query":
+		return nil, nil, oauth.New(oauth.InvalidRequest, "only response_mode=query is supported")
+	}
+	scopes := strings.Fields(v.Get("scope"))
+	if !slices.Contains(scopes, "openid") {
+		return nil, nil, oauth.New(oauth.InvalidScope, "the openid scope is required")
+	}
+	// S03: PKCE with S256 for every client, public or confidential.
+	if v.Get("code_challenge") == "" {
+		return nil, nil, oauth.New(oauth.InvalidRequest, "code_challenge is required (PKCE, RFC 7636)")
+	}
+	if v.Get("code_challenge_method") != "S256" {
+		return nil, nil, oauth.New(oauth.InvalidRequest, "code_challenge_method must be S256")
+	}
+	if !pkceChallenge.MatchString(v.Get("code_challenge")) {
+		return nil, nil, oauth.New(oauth.InvalidRequest, "code_challenge is not a base64url SHA-256 value")
+	}
+	prompts := strings.Fields(v.Get("prompt"))
+	for _, p := range prompts {
+		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, p) {
+			return nil, nil, oauth.New(oauth.InvalidRequest, "unsupported prompt value")
+		}
+	}
+	if slices.Contains(prompts, "none") && len(prompts) > 1 {
+		return nil, nil, oauth.New(oauth.InvalidRequest, "prompt=none cannot be combined with other values")
+	}
+	maxAge := -1
+	if ma := v.Get("max_age"); ma != "" {
+		n, err := strconv.Atoi(ma)
+		if err != nil || n < 0 {
+			return nil, nil, oauth.New(oauth.InvalidRequest, "max_age must be a non-negative integer")
+		}
+		maxAge = n
+	}
+	// RFC 9449 §10: dpop_jkt binds the code to a DPoP key.
+	if jkt := v.Get("dpop_jkt"); jkt != "" && !pkceChallenge.MatchString(jkt) {
+		return nil, nil, oauth.New(oauth.InvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint")
+	}
+	// OIDC Core §5.5: the claims parameter; only acrs (authentication
+	// contexts, conditional.go) is acted on.
+	acrs, err := claimsACRS(v.Get("claims"))
+	if err != nil {
+		return nil, nil, oauth.New(oauth.InvalidRequest, "the claims parameter is not a valid JSON object (OIDC Core §5.5)")
+	}
+	ar := &authRequest{
+		ClientID: cl.ID, RedirectURI: v.Get("redirect_uri"), State: v.Get("state"), Nonce: v.Get("nonce"),
+		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
+		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
+		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
+		PromptNone: slices.Contains(prompts, "none"), DPoPJKT: v.Get("dpop_jkt"), ACRS: acrs,
+	}
+	if maxAge >= 0 {
+		ar.MaxAge = &maxAge
+	}
+	return ar, prompts, nil
 }
 
 func firstOf(v url.Values, keys ...string) string {

@@ -121,11 +121,17 @@ func TestAuthorize_S04_ImplicitHybridRefused(t *testing.T) {
 			t.Errorf("authorize(response_type=%q) error = %q, want unsupported_response_type", rt, q.Get("error"))
 		}
 	}
-	for _, gt := range []string{"password", "implicit", "client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"} {
+	for _, gt := range []string{"password", "implicit", "urn:ietf:params:oauth:grant-type:jwt-bearer"} {
 		tr := e.post("/token", url.Values{"grant_type": {gt}, "username": {"a"}, "password": {"b"}}, "app-a", secretA)
 		if tr.str("error") != "unsupported_grant_type" {
 			t.Errorf("token(grant_type=%q) = %v, want unsupported_grant_type", gt, tr.body)
 		}
+	}
+	// client_credentials exists (clientcredentials.go) but only for clients
+	// registered for it.
+	tr := e.post("/token", url.Values{"grant_type": {"client_credentials"}}, "app-a", secretA)
+	if tr.str("error") != "unauthorized_client" {
+		t.Errorf("token(grant_type=client_credentials) by app-a = %v, want unauthorized_client", tr.body)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/store"
 )
 
 // maxUpstreamSessions bounds the sessions indexed per upstream user: an
@@ -39,9 +40,14 @@ func (s *Server) indexSession(ctx context.Context, sess *session) {
 	sid, _ := sess.Identity.Claims["sid"].(string)
 	bySub, legacySub, bySID := s.upstreamIndexKeys(sess.IdP, sess.Identity.Subject, sid)
 	var err error
-	if ix, ok := s.store.(IndexStore); ok && bySub != "" {
-		err = ix.AddToIndex(ctx, bySub, sess.key, maxUpstreamSessions, s.cfg.SessionLifetime)
-	} else if legacySub != "" {
+	// Under the upstream user, the IdP and the client in one round trip
+	// where the store batches (the last two: deletion.go).
+	adds := s.scopeAdds(sess, sess.Clients...)
+	if _, ok := s.store.(IndexStore); ok && bySub != "" {
+		adds = append(adds, store.IndexAdd{Key: bySub, Member: sess.key, Max: maxUpstreamSessions, TTL: s.cfg.SessionLifetime})
+	}
+	err = s.addToIndexes(ctx, adds)
+	if _, ok := s.store.(IndexStore); !ok && legacySub != "" {
 		err = s.store.Put(ctx, legacySub, []byte(sess.key), s.cfg.SessionLifetime)
 	}
 	if err == nil && bySID != "" {

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,9 @@ type Client struct {
 	// BackchannelLogoutURI receives logout tokens when a session the client
 	// signed in through ends (OIDC Back-Channel Logout 1.0).
 	BackchannelLogoutURI string
+	// SSFPushURL, when set, makes the client a Shared Signals receiver:
+	// CAEP events about its users are pushed there as SETs (caep.go).
+	SSFPushURL string
 	// AllowedIdPs narrows the client to these IdPs; empty means any IdP of
 	// an allowed tenant.
 	AllowedIdPs []string
@@ -58,6 +62,17 @@ type Client struct {
 	// SAML, when set, makes the client a SAML service provider that signs
 	// in through realmgate as its IdP (samlidp.go), not an OIDC client.
 	SAML *samlidp.SP
+	// RequirePushedAuthorizationRequests makes /authorize take this
+	// client's requests only through a request_uri from the PAR endpoint
+	// (RFC 9126 §5, par.go).
+	RequirePushedAuthorizationRequests bool
+	// DPoPBoundAccessTokens makes every token request of this client carry
+	// a DPoP proof, so its access tokens are always DPoP-bound (RFC 9449
+	// §5.2, dpop.go).
+	DPoPBoundAccessTokens bool
+	// Machine holds the client's grants, machine-to-machine settings and
+	// token endpoint authentication (clientauth.go, clientcredentials.go).
+	Machine
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -138,6 +153,14 @@ type Config struct {
 	// overrides the per-tenant limits of some tenants.
 	RateLimits       RateLimits
 	TenantRateLimits map[string]TenantLimits
+	// PAR configures pushed authorization requests (RFC 9126, par.go).
+	PAR PAROptions
+	// DPoP configures DPoP proofs (RFC 9449, dpop.go).
+	DPoP DPoPOptions
+	// RegistrationEndpoint, when set, is announced in the discovery
+	// document (RFC 8414 §2): dynamic client registration is served beside
+	// the broker (package registration).
+	RegistrationEndpoint string
 	// AuditMaxLen is how many audit events the store keeps per tenant
 	// (audit.go): zero means DefaultAuditMaxLen, negative keeps none.
 	AuditMaxLen int64
@@ -196,12 +219,15 @@ type Server struct {
 	now        func() time.Time
 	echo       *echo.Echo
 	logouts    *logoutQueue
+	revoking   sync.WaitGroup   // deletions ending their sessions (deletion.go)
+	sets       *setQueue        // CAEP security events (caep.go)
 	users      *users.Directory // the tenant user directory (users.go); nil without one
 	ops        *ops             // metrics and the audit stream writer (metrics.go)
 	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
 	secure     bool             // cookies get Secure (https issuer)
 	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
 	readiness  readiness        // conditions besides the store (readiness.go)
+	clientJWKS jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and
@@ -265,6 +291,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 	s.echo = s.routes()
 	s.startOps()
 	s.startLogoutQueue()
+	s.startSETQueue()
 	return s, nil
 }
 

@@ -221,6 +221,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		return s.authError(c, ar, oauth.New(oauth.AccessDenied, "the user cannot sign in to this application"))
 	}
 	claims, err := s.claimsFor(ctx, ar.ClientID, sess, tenant)
+	if errors.Is(err, ErrUnavailable) { // a store read (time-bound grants, access.go): 503
+		return err
+	}
 	if err != nil {
 		var denied *transform.DeniedError
 		if errors.As(err, &denied) {
@@ -237,6 +240,10 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		if err := s.putJSON(ctx, sess.key, sess, s.cfg.SessionLifetime); err != nil {
 			return err
 		}
+		// Deleting this client ends the session (deletion.go); best effort.
+		if err := s.addToIndexes(ctx, s.scopeAdds(sess, ar.ClientID)[1:]); err != nil {
+			s.log.Warn("index session under its client", "err", err)
+		}
 	}
 	if err := s.recordSubject(ctx, tenant, sess); err != nil {
 		return err
@@ -250,7 +257,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		UID: sess.UID, UGen: sess.UGen}
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
 		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
-		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now()}
+		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now(), JKT: ar.DPoPJKT}
 	g.TI, g.HI = d.incarnations(tenant, sess.IdP)
 	if ac != nil {
 		g.ACRS, g.Cap = ac.ACRS, capTTL
@@ -276,6 +283,21 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 // tenant's domains. The admin API's dry run and `realmgate rules test` run
 // the same pipeline.
 func (s *Server) claimsFor(ctx context.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
+	out, err := s.ruleClaims(ctx, clientID, sess, tenant)
+	if err != nil || s.dir().policies[tenant].Access == nil {
+		return out, err
+	}
+	// Time-bound role grants (access.go) add their roles until they expire.
+	roles, err := s.activeRoles(ctx, tenant, sess.Subject)
+	if err != nil {
+		return nil, err
+	}
+	addRoles(out, roles)
+	return out, nil
+}
+
+// ruleClaims is claimsFor without time-bound role grants: the pipeline only.
+func (s *Server) ruleClaims(ctx context.Context, clientID string, sess *session, tenant string) (map[string]any, error) {
 	d := s.dir()
 	var user map[string]any
 	if sess.user != nil {

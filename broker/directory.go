@@ -26,6 +26,10 @@ type Directory struct {
 	Memberships []Membership
 	// Clients are the registered applications; nil keeps the current ones.
 	Clients []Client
+	// Actor names who made this version (the admin API's caller, or the
+	// configuration file): the audit of the sessions its deletions end
+	// (deletion.go) names it.
+	Actor string
 }
 
 // directory is the validated, indexed form of a Directory.
@@ -66,6 +70,7 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		}
 		out.clients = cls
 	}
+	out.clients = withAccessClient(out.clients)
 	out.samlApps = samlAppIndex(out.clients)
 	members, err := indexMemberships(d)
 	if err != nil {
@@ -110,8 +115,21 @@ func (s *Server) Reconfigure(d Directory) error {
 		return err
 	}
 	s.prepareConnectors(nd)
-	s.directory.Store(nd)
+	old := s.directory.Swap(nd)
+	s.afterSwap(old, nd, d.Actor)
 	return nil
+}
+
+// afterSwap ends, in the background, the sessions of what the change from
+// old to next deleted, everywhere (deletion.go).
+func (s *Server) afterSwap(old, next *directory, actor string) {
+	if r := removed(old, next); !r.empty() {
+		s.revoking.Add(1)
+		go func() {
+			defer s.revoking.Done()
+			s.endRemoved(old, r, actor)
+		}()
+	}
 }
 
 // prepareConnectors puts every connector behind its IdP's bulkhead
@@ -146,6 +164,7 @@ func newClients(list []Client) (map[string]*client, error) {
 		if c.Secret != "" {
 			cl.secretHash, cl.confidential = sha256.Sum256([]byte(c.Secret)), true
 		}
+		cl.confidential = cl.confidential || c.AuthMethod == authPrivateKeyJWT
 		cl.Client.Secret = "" // keep only the hash (S16)
 		cl.tenants = map[string]bool{}
 		for _, t := range c.AllowedTenants {

@@ -56,8 +56,8 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 		if err != nil {
 			return err
 		}
-		out.clients = cls
-		out.samlApps = samlAppIndex(cls)
+		out.clients = withAccessClient(cls)
+		out.samlApps = samlAppIndex(out.clients)
 	}
 	members, err := indexMemberships(d)
 	if err != nil {
@@ -73,5 +73,6 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 	if !s.directory.CompareAndSwap(cur, out) {
 		return s.Reconfigure(d) // reconfigured meanwhile: in full
 	}
+	s.afterSwap(cur, out, d.Actor)
 	return nil
 }

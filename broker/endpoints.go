@@ -48,7 +48,7 @@ func sameBytes(a, b []byte) bool {
 }
 
 func (s *Server) discoveryMetadata() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                        s.cfg.Issuer,
 		"authorization_endpoint":                        s.url("/authorize"),
 		"token_endpoint":                                s.url("/token"),
@@ -76,7 +76,13 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"claims_parameter_supported":                     true, // OIDC Core §5.5: acrs (conditional.go)
+		// RFC 9126 §5 and RFC 9449 §5.1.
+		"pushed_authorization_request_endpoint": s.url("/par"),
+		"require_pushed_authorization_requests": s.cfg.PAR.Require,
+		"dpop_signing_alg_values_supported":     dpopAlgNames(),
 	}
+	s.clientAuthMetadata(m) // clientauth.go
+	return m
 }
 
 // jwks publishes the current and still-valid previous signing keys.
@@ -120,18 +126,9 @@ func (s *Server) accessToken(c echo.Context, token string) (jwt.MapClaims, *gran
 	return claims, &g, nil
 }
 
-// bearer extracts an RFC 6750 §2.1 bearer token from the Authorization header.
-func bearer(c echo.Context) string {
-	h := c.Request().Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
-
 // userinfo is the OIDC UserInfo endpoint (OIDC Core §5.3).
 func (s *Server) userinfo(c echo.Context) error {
-	tok := bearer(c)
+	tok, dpopScheme := accessTokenFromRequest(c)
 	if tok == "" {
 		return oauth.New(oauth.InvalidRequest, "a bearer access token is required").WithStatus(http.StatusUnauthorized) // RFC 6750 §3
 	}
@@ -142,6 +139,9 @@ func (s *Server) userinfo(c echo.Context) error {
 	if err != nil {
 		// S12: an ID token (typ JWT) presented here fails the typ check.
 		return oauth.New(oauth.InvalidToken, "the access token is invalid, expired or revoked")
+	}
+	if err := s.resourceDPoP(c, at, tok, "/userinfo", dpopScheme); err != nil { // RFC 9449 §7
+		return err
 	}
 	scopes := strings.Fields(stringClaim(at, "scope"))
 	cl := s.dir().clients[stringClaim(at, "aud")]
@@ -158,6 +158,9 @@ func (s *Server) userinfo(c echo.Context) error {
 			return oauth.New(oauth.InvalidToken, "the access token is no longer valid")
 		}
 		fresh, err := s.claimsFor(c.Request().Context(), g.ClientID, g.Origin, g.Tenant)
+		if errors.Is(err, ErrUnavailable) { // a store read (time-bound grants, access.go)
+			return s.tokenUnavailable(c, err)
+		}
 		if err != nil {
 			return oauth.New(oauth.InvalidToken, "the access token is no longer valid")
 		}
@@ -184,10 +187,17 @@ func (s *Server) introspect(c echo.Context) error {
 	if terr != nil || cl.public() {
 		return oauth.New(oauth.InvalidClient, "client authentication required")
 	}
+	// A DPoP proof sent here is checked like any other (RFC 9449 §4.3).
+	if _, err := s.dpopProof(c, dpopCheck{method: http.MethodPost, url: s.url("/introspect")}); err != nil {
+		return err
+	}
 	inactive := map[string]any{"active": false}
 	at, _, err := s.accessToken(c, v.Get("token"))
 	if errors.Is(err, ErrUnavailable) {
 		return s.tokenUnavailable(c, err)
+	}
+	if err != nil {
+		at, err = s.machineToken(v.Get("token")) // clientcredentials.go
 	}
 	if err != nil || stringClaim(at, "aud") != cl.ID {
 		return c.JSON(http.StatusOK, inactive)
@@ -197,6 +207,9 @@ func (s *Server) introspect(c echo.Context) error {
 		if val, ok := at[k]; ok {
 			out[k] = val
 		}
+	}
+	if jkt := jktOf(at); jkt != "" { // RFC 9449 §6.2
+		out["token_type"], out["cnf"] = "DPoP", confirmation{JKT: jkt}
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -68,6 +68,9 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 		// The subject token must have been issued to the client presenting it.
 		return oauth.New(oauth.InvalidGrant, "the subject token is invalid, expired, revoked or not issued to this client")
 	}
+	if !presentedWithKey(c, subject) { // RFC 9449: a bound token needs its key's proof
+		return oauth.New(oauth.InvalidGrant, "the subject token is DPoP-bound: send a DPoP proof by its key")
+	}
 	// S66: the target audience must itself be allowed the subject's tenant
 	// and IdP; an exchange never reaches an API its user could not sign in to.
 	d := s.dir()
@@ -100,6 +103,9 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 			// S69: the actor token must have been issued to the client presenting it.
 			return oauth.New(oauth.InvalidGrant, "the actor token is invalid or not issued to this client")
 		}
+		if !presentedWithKey(c, actor) {
+			return oauth.New(oauth.InvalidGrant, "the actor token is DPoP-bound: send a DPoP proof by its key")
+		}
 		act = map[string]any{"sub": actor["sub"], "client_id": stringClaim(actor, "client_id")}
 		if prior, ok := actor["act"].(map[string]any); ok {
 			act["act"] = prior // §4.1: the chain of delegation
@@ -125,6 +131,7 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 	if _, roles := release(audCl, sg.Claims, scopes); roles != nil { // S75, for the audience
 		claims["roles"] = roles
 	}
+	tokenType := bindClaims(c, claims) // RFC 9449 §5
 	tok, err := s.keys.sign(claims, "at+jwt")
 	if err != nil {
 		return err
@@ -133,7 +140,7 @@ func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
 		idp: stringClaim(subject, "idp"), subject: stringClaim(subject, "sub")})
 	c.Response().Header().Set("Pragma", "no-cache")
 	return c.JSON(http.StatusOK, map[string]any{
-		"access_token": tok, "issued_token_type": tokenTypeAccess, "token_type": "Bearer",
+		"access_token": tok, "issued_token_type": tokenTypeAccess, "token_type": tokenType,
 		"expires_in": int(exp.Sub(now) / time.Second), "scope": strings.Join(scopes, " "),
 	})
 }

@@ -32,6 +32,8 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(s.oauthErrors) // innermost: writes a handler's *oauth.Error before the middleware above see the status
 	e.GET(s.path("/.well-known/openid-configuration"), s.discovery)
 	e.GET(s.path("/jwks"), s.jwks)
+	e.GET(s.path("/.well-known/ssf-configuration"), s.ssfConfiguration) // caep.go
+	s.accessRoutes(e)                                                   // access.go: time-bound role grants
 	e.GET(s.path("/authorize"), s.authorize)
 	e.POST(s.path("/authorize"), s.authorize)
 	e.GET(s.path("/login"), s.loginPage)
@@ -43,6 +45,7 @@ func (s *Server) routes() *echo.Echo {
 	s.samlRoutes(e)    // /saml/:idp/acs, /saml/:idp/metadata, /saml/:idp/post
 	s.samlIdPRoutes(e) // /saml-idp/...: realmgate as SAML IdP (samlidp.go)
 	e.POST(s.path("/token"), s.token)
+	e.POST(s.path("/par"), s.pushAuthorization) // RFC 9126 (par.go)
 	e.GET(s.path("/userinfo"), s.userinfo)
 	e.POST(s.path("/userinfo"), s.userinfo)
 	e.POST(s.path("/revoke"), s.revoke)

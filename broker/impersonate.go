@@ -62,6 +62,9 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 		// The operator's token must have been issued to the client presenting it.
 		return oauth.New(oauth.InvalidGrant, "the actor token is invalid or not issued to this client")
 	}
+	if !presentedWithKey(c, actor) { // RFC 9449: a bound token needs its key's proof
+		return oauth.New(oauth.InvalidGrant, "the actor token is DPoP-bound: send a DPoP proof by its key")
+	}
 	operatorTenants := policy.OperatorTenants
 	if len(operatorTenants) == 0 {
 		operatorTenants = []string{tenant}
@@ -105,18 +108,20 @@ func (s *Server) impersonate(c echo.Context, cl *client, v url.Values, audience 
 	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", randomToken(tokenBytes)), blob, lifetime); err != nil {
 		return s.tokenUnavailable(c, err)
 	}
-	tok, err := s.keys.sign(jwt.MapClaims{
+	atClaims := jwt.MapClaims{
 		"iss": s.cfg.Issuer, "sub": sub, "aud": audience, "client_id": cl.ID, "iat": now.Unix(),
 		"exp": now.Add(lifetime).Unix(), "jti": randomToken(16), "scope": "openid", "tid": tenant, "idp": rec.IdP,
 		"gid": fam, "act": map[string]any{"sub": actorSub, "tid": actorTenant, "client_id": stringClaim(actor, "client_id")},
-	}, "at+jwt")
+	}
+	tokenType := bindClaims(c, atClaims) // RFC 9449 §5
+	tok, err := s.keys.sign(atClaims, "at+jwt")
 	if err != nil {
 		return err
 	}
 	s.auditEvent(c, "impersonation", "audience "+audience, at)
 	c.Response().Header().Set("Pragma", "no-cache")
 	return c.JSON(http.StatusOK, map[string]any{
-		"access_token": tok, "issued_token_type": tokenTypeAccess, "token_type": "Bearer",
+		"access_token": tok, "issued_token_type": tokenTypeAccess, "token_type": tokenType,
 		"expires_in": int(lifetime / time.Second), "scope": "openid",
 	})
 }

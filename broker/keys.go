@@ -171,8 +171,11 @@ func (k *signingKey) init() error {
 	return nil
 }
 
-func (m *keyManager) seal(doc *keysetDoc) ([]byte, error) {
-	plain, err := json.Marshal(doc)
+// sealJSON encodes v as JSON and encrypts it under the current secret's
+// key, bound to the store key it is written under (ad): a blob moved to
+// another key does not open.
+func (m *keyManager) sealJSON(v any, ad string) ([]byte, error) {
+	plain, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
@@ -180,31 +183,44 @@ func (m *keyManager) seal(doc *keysetDoc) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return m.aead.Seal(nonce, nonce, plain, []byte(keysetKey)), nil
+	return m.aead.Seal(nonce, nonce, plain, []byte(ad)), nil
 }
+
+// openJSON decrypts blob, sealed by sealJSON under ad, with the current
+// secret's key or, failing that, a previous secret's (stale reports the
+// latter: the blob should be sealed again under the current secret), and
+// decodes it into v.
+func (m *keyManager) openJSON(blob []byte, ad string, v any) (stale bool, err error) {
+	ns := m.aead.NonceSize()
+	if len(blob) < ns {
+		return false, errors.New("too short")
+	}
+	plain, err := m.aead.Open(nil, blob[:ns], blob[ns:], []byte(ad))
+	for _, prev := range m.previous {
+		if err == nil {
+			break
+		}
+		plain, err = prev.Open(nil, blob[:ns], blob[ns:], []byte(ad))
+		stale = true
+	}
+	if err != nil {
+		return false, fmt.Errorf("not the current or a previous keys.secret (is it the same on every instance?): %w", err)
+	}
+	if err := json.Unmarshal(plain, v); err != nil {
+		return false, fmt.Errorf("decode: %w", err)
+	}
+	return stale, nil
+}
+
+func (m *keyManager) seal(doc *keysetDoc) ([]byte, error) { return m.sealJSON(doc, keysetKey) }
 
 // open decrypts a stored key set with the current secret's key or, failing
 // that, a previous secret's; stale reports the latter (the set should be
 // sealed again under the current secret).
 func (m *keyManager) open(blob []byte) (doc *keysetDoc, stale bool, err error) {
-	ns := m.aead.NonceSize()
-	if len(blob) < ns {
-		return nil, false, errors.New("keys: key set too short")
-	}
-	plain, err := m.aead.Open(nil, blob[:ns], blob[ns:], []byte(keysetKey))
-	for _, prev := range m.previous {
-		if err == nil {
-			break
-		}
-		plain, err = prev.Open(nil, blob[:ns], blob[ns:], []byte(keysetKey))
-		stale = true
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("keys: decrypt key set (is keys.secret the same on every instance?): %w", err)
-	}
 	doc = &keysetDoc{}
-	if err := json.Unmarshal(plain, doc); err != nil {
-		return nil, false, fmt.Errorf("keys: decode key set: %w", err)
+	if stale, err = m.openJSON(blob, keysetKey, doc); err != nil {
+		return nil, false, fmt.Errorf("keys: decrypt key set: %w", err)
 	}
 	for _, k := range doc.Keys {
 		if err := k.init(); err != nil {

@@ -213,6 +213,7 @@ func (s *Server) logoutSession(ctx context.Context, sess *session) error {
 			s.sendLogout(cl, sess)
 		}
 	}
+	s.sessionRevokedEvent(ctx, sess) // CAEP (caep.go)
 	return nil
 }
 
@@ -376,8 +377,10 @@ func (s *Server) deliverLogout(job logoutJob) error {
 // Close stops the background work (back-channel logout delivery), letting
 // queued notifications finish their current attempt.
 func (s *Server) Close() error {
+	s.revoking.Wait() // sessions a deletion is ending (deletion.go) queue their logout tokens first
 	s.logouts.once.Do(func() { close(s.logouts.jobs) })
 	s.logouts.wg.Wait()
+	s.closeSETQueue()
 	s.stopOps() // write the queued audit events
 	return nil
 }

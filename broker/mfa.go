@@ -43,7 +43,10 @@ type TenantPolicy struct {
 	// Users says how the tenant's user directory meets a sign-in (users.go);
 	// nil: records are created just in time, nothing provisioned is matched.
 	Users *UserPolicy
-	// Access is the tenant's conditional access (conditional.go); nil: the
+	// Access, when set, lets the tenant's users hold roles for a while
+	// (just-in-time access, access.go); nil: no time-bound grants.
+	Access *AccessPolicy
+	// Conditional is the tenant's conditional access (conditional.go); nil: the
 	// global policies only.
 	Conditional *TenantConditional
 }

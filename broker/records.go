@@ -57,6 +57,8 @@ type authRequest struct {
 	// SAML marks a sign-in for a SAML app (samlidp.go): RedirectURI is
 	// the ACS and State the RelayState; the answer is a SAML Response.
 	SAML *samlPending `json:"saml,omitempty"`
+	// DPoPJKT binds the code to a DPoP key (dpop_jkt, RFC 9449 §10).
+	DPoPJKT string `json:"jkt,omitempty"`
 }
 
 // upstreamLogin is the state of one round trip to an upstream IdP.
@@ -294,6 +296,9 @@ type grant struct {
 	ACRS []string      `json:"acrs,omitempty"`
 	Risk string        `json:"rl,omitempty"`
 	Cap  time.Duration `json:"cap,omitempty"`
+	// JKT is the thumbprint of the DPoP key a code (dpop_jkt, RFC 9449
+	// §10) or a public client's refresh-token family (§5) is bound to.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // storeErr wraps any store error other than not-found as unavailability, so

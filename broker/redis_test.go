@@ -130,3 +130,26 @@ func TestRedis_KeysSurviveStoreLoss(t *testing.T) {
 	second := newEnvOn(t, &recordingStore{Store: rs}) // a new instance after the loss
 	verifyAgainst(t, second.issuer, e.issuer, before.str("id_token"), "ES256")
 }
+
+// TestRedis_AccessGrantExpiry runs a time-bound grant through a refresh
+// chain on a real redis-server and a real Cluster (the grant, the user's
+// record, its lock and the tenant's index are keys in different slots).
+func TestRedis_AccessGrantExpiry(t *testing.T) {
+	single := redistest.Start(t)
+	cluster := redistest.StartCluster(t)
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+	}{{"standalone", []string{single.Addr()}}, {"cluster", cluster.Addrs()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			grantExpiryChain(t, func(opts ...envOpt) *env {
+				rs, err := redisstore.New(redisstore.Options{Addrs: tc.addrs})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { rs.Close() })
+				return newEnvOn(t, &recordingStore{Store: rs}, opts...)
+			})
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -215,39 +214,14 @@ func (k *samlIdPKey) init() error {
 }
 
 // sealSAMLKey encrypts k under the key-set AEAD (keys.secret).
-func (s *Server) sealSAMLKey(k *samlIdPKey) ([]byte, error) {
-	plain, err := json.Marshal(k)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, s.keys.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return s.keys.aead.Seal(nonce, nonce, plain, []byte(samlKeyKey)), nil
-}
+func (s *Server) sealSAMLKey(k *samlIdPKey) ([]byte, error) { return s.keys.sealJSON(k, samlKeyKey) }
 
 // openSAMLKey decrypts a stored key with the current secret or a previous
 // one; stale reports the latter (the key should be sealed again).
 func (s *Server) openSAMLKey(blob []byte) (k *samlIdPKey, stale bool, err error) {
-	ns := s.keys.aead.NonceSize()
-	if len(blob) < ns {
-		return nil, false, errors.New("saml idp key: too short")
-	}
-	plain, err := s.keys.aead.Open(nil, blob[:ns], blob[ns:], []byte(samlKeyKey))
-	for _, prev := range s.keys.previous {
-		if err == nil {
-			break
-		}
-		plain, err = prev.Open(nil, blob[:ns], blob[ns:], []byte(samlKeyKey))
-		stale = true
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("saml idp key: decrypt (is keys.secret the same on every instance?): %w", err)
-	}
 	k = &samlIdPKey{}
-	if err := json.Unmarshal(plain, k); err != nil {
-		return nil, false, fmt.Errorf("saml idp key: decode: %w", err)
+	if stale, err = s.keys.openJSON(blob, samlKeyKey, k); err != nil {
+		return nil, false, fmt.Errorf("saml idp key: decrypt: %w", err)
 	}
 	return k, stale, k.init()
 }

@@ -57,6 +57,8 @@ func (s *Server) writeOAuth(c echo.Context, e *oauth.Error) error {
 	s.tokenFailure(c, e.Code) // S60: invalid_grant / invalid_client count as failures
 	h := c.Response().Header()
 	switch {
+	case dpopChallenge(c, e) != "" && status == http.StatusUnauthorized: // RFC 9449 §7.1
+		h.Set("WWW-Authenticate", dpopChallenge(c, e))
 	case e.Code == oauth.InvalidClient:
 		h.Set("WWW-Authenticate", `Basic realm="realmgate", charset="UTF-8"`)
 	case e.Code == oauth.InvalidToken: // RFC 6750 §3
@@ -76,6 +78,9 @@ func (s *Server) writeOAuth(c echo.Context, e *oauth.Error) error {
 // (RFC 6749 §2.3.1) and public clients (client_id only). Exactly one method.
 func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *oauth.Error) {
 	id, secret, basic := c.Request().BasicAuth()
+	if v.Has("client_assertion") || v.Has("client_assertion_type") {
+		return s.assertedClient(c, v, basic) // clientauth.go: private_key_jwt
+	}
 	if basic {
 		var err1, err2 error
 		id, err1 = url.QueryUnescape(id)
@@ -97,13 +102,17 @@ func (s *Server) authenticateClient(c echo.Context, v url.Values) (*client, *oau
 		return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
 	}
 	if cl.public() {
-		if secret != "" || basic {
+		if secret != "" || basic || !cl.allowsMethod(authNone) {
 			return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
 		}
 		return cl, nil
 	}
 	if secret == "" || !cl.authenticate(secret) { // S16: constant time
 		return nil, oauth.New(oauth.InvalidClient, "client authentication failed")
+	}
+	if method := authSecretPost; basic && !cl.allowsMethod(authSecretBasic) || !basic && !cl.allowsMethod(method) {
+		// The client is registered for another token_endpoint_auth_method.
+		return nil, oauth.New(oauth.InvalidClient, "client authentication failed: use the client's registered token_endpoint_auth_method")
 	}
 	return cl, nil
 }
@@ -122,6 +131,12 @@ func (s *Server) token(c echo.Context) error {
 		s.auditEvent(c, "refused", "client_authentication", attrs{client: v.Get("client_id")})
 		return terr
 	}
+	if gt := v.Get("grant_type"); !cl.grants(gt) && knownGrant(gt) { // clientauth.go
+		return oauth.New(oauth.UnauthorizedClient, "the client is not registered for grant type "+gt)
+	}
+	if err := s.tokenDPoP(c, cl); err != nil { // RFC 9449 §5 (dpop.go)
+		return err
+	}
 	switch v.Get("grant_type") {
 	case "authorization_code":
 		return s.codeGrant(c, cl, v)
@@ -129,10 +144,12 @@ func (s *Server) token(c echo.Context) error {
 		return s.refreshGrant(c, cl, v)
 	case grantTokenExchange:
 		return s.tokenExchange(c, cl, v)
+	case grantClientCredentials:
+		return s.clientCredentials(c, cl, v) // clientcredentials.go
 	case "":
 		return oauth.New(oauth.InvalidRequest, "grant_type is required")
 	default: // S04: no password, no implicit, nothing else
-		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token")
+		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange")
 	}
 }
 
@@ -168,6 +185,17 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	sum := sha256.Sum256([]byte(verifier))
 	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(g.Challenge)) != 1 {
 		return oauth.New(oauth.InvalidGrant, "code_verifier does not match the code_challenge")
+	}
+	// RFC 9449 §10: a code bound to a DPoP key is redeemed with a proof by
+	// that key; a public client's refresh tokens are bound to the proof's
+	// key (§5), a confidential client's by its authentication.
+	if !boundKeyMatches(c, &g) {
+		s.auditEvent(c, "refused", "code_dpop_key_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
+		return oauth.New(oauth.InvalidGrant, "the code is bound to another DPoP key")
+	}
+	g.JKT = ""
+	if cl.public() {
+		g.JKT = dpopJKT(c)
 	}
 	fam := s.familyID(g.SID)
 	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.cfg.AccessTokenLifetime+codeTTL); err != nil {
@@ -229,6 +257,13 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		s.auditEvent(c, "refused", "refresh_token_client_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
 		return bad
 	}
+	if !boundKeyMatches(c, &g) {
+		// RFC 9449 §5: a public client's refresh token is bound to its DPoP
+		// key; presented without a proof by it, it was stolen: end the family.
+		_ = s.store.RevokeFamily(ctx, fam)
+		s.auditEvent(c, "refused", "refresh_token_dpop_key_mismatch", attrs{client: cl.ID, tenant: g.Tenant})
+		return oauth.New(oauth.InvalidGrant, "the refresh token is bound to another DPoP key")
+	}
 	// S68: the decision is taken again, with the directory as it is now
 	// (tenant, IdP, membership, client, the tenant's MFA policy), and the
 	// tenant's current rules run again over the authentication the family
@@ -256,6 +291,9 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 				_ = s.store.RevokeFamily(ctx, fam)
 				s.auditEvent(c, "denied", "rule: "+denied.Rule, at)
 				return oauth.New(oauth.InvalidGrant, "access denied: "+denied.Message)
+			}
+			if errors.Is(err, ErrUnavailable) { // a store read (time-bound grants, access.go)
+				return s.tokenUnavailable(c, err)
 			}
 			s.log.Error("claims rules on refresh", "request_id", requestID(c), "tenant", g.Tenant, "err", err)
 			s.auditEvent(c, "failure", "rule_error", at)
@@ -323,6 +361,8 @@ type accessClaims struct {
 	GID      string `json:"gid"`
 	// Acrs are the authentication contexts the sign-in met (conditional.go).
 	Acrs []string `json:"acrs,omitempty"`
+	// Cnf binds a DPoP-bound token to its key (RFC 9449 §6.1).
+	Cnf *confirmation `json:"cnf,omitempty"`
 }
 
 // tokenResponse is the RFC 6749 §5.1 successful response (OIDC Core §3.1.3.3).
@@ -339,12 +379,14 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	now := s.now()
 	scope := strings.Join(scopes, " ")
 	id, roles := release(cl, g.Claims, scopes)
+	cnf, tokenType := tokenBinding(c) // RFC 9449 §5, §6.1
 	// RFC 9068 §2.1: typ at+jwt (S12).
 	access, err := s.keys.sign(&accessClaims{
 		Iss: s.cfg.Issuer, Sub: g.Subject, Aud: cl.ID, ClientID: cl.ID,
 		Iat: now.Unix(), Exp: now.Add(s.cfg.AccessTokenLifetime).Unix(), Jti: randomToken(16),
 		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: unixOrZero(g.AuthTime), SID: g.SID, GID: fam,
 		Acrs: g.ACRS,
+		Cnf:  cnf,
 	}, "at+jwt")
 	if err != nil {
 		return err
@@ -376,7 +418,7 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	}
 	c.Response().Header().Set("Pragma", "no-cache")
 	return c.JSON(http.StatusOK, &tokenResponse{
-		AccessToken: access, TokenType: "Bearer", ExpiresIn: int(s.cfg.AccessTokenLifetime / time.Second),
+		AccessToken: access, TokenType: tokenType, ExpiresIn: int(s.cfg.AccessTokenLifetime / time.Second),
 		IDToken: idToken, RefreshToken: rt, Scope: scope,
 	})
 }

@@ -151,7 +151,14 @@ func (s *Server) signInUser(c echo.Context, idp IdP, ident *providers.Identity, 
 		}
 		switch {
 		case err == nil && u.HasLink(idp.ID, ident.Subject):
-			return u, nil
+			// The IdP's profile of a just-in-time record follows the IdP
+			// (users.User.ApplyProfile): a write only when it changed.
+			fresh, perr := s.users.RefreshProfile(ctx, u, profileOf(ident))
+			if perr != nil {
+				s.log.Warn("directory: profile not refreshed at sign-in", "tenant", idp.Tenant, "user", u.ID, "err", perr)
+				return u, nil
+			}
+			return fresh, nil
 		case err == nil:
 			return s.users.LinkSignIn(ctx, idp.Tenant, u.ID, idp.ID, ident.Subject, sub, now)
 		case !errors.Is(err, users.ErrNotFound):
@@ -183,6 +190,17 @@ func (s *Server) signInUser(c echo.Context, idp IdP, ident *providers.Identity, 
 	}
 }
 
+// profileOf is what the upstream identity says of the user, as the
+// directory keeps it (S74: an email that does not parse is not kept).
+func profileOf(ident *providers.Identity) users.Profile {
+	p := users.Profile{DisplayName: ident.Name, GivenName: ident.GivenName, FamilyName: ident.FamilyName}
+	if _, err := realm.ParseEmail(ident.Email); err == nil {
+		p.Email, p.EmailVerified = ident.Email, ident.EmailVerified
+	}
+	p.Groups, _ = stringList(ident.Claims["groups"])
+	return p
+}
+
 // jitUser is the record created at a first sign-in.
 func jitUser(idp IdP, ident *providers.Identity, sub string, now time.Time, ip string) *users.User {
 	u := &users.User{Tenant: idp.Tenant, Subject: sub, Links: []users.Link{{IdP: idp.ID, Subject: ident.Subject}},
@@ -194,6 +212,7 @@ func jitUser(idp IdP, ident *providers.Identity, sub string, now time.Time, ip s
 	if u.UserName == "" {
 		u.UserName = u.Email
 	}
+	u.UpstreamGroups, _ = stringList(ident.Claims["groups"])
 	return u
 }
 
@@ -224,6 +243,11 @@ var _ users.Revoker = (*Server)(nil)
 func (s *Server) RevokeUser(ctx context.Context, u *users.User, actor, reason string) error {
 	var firstErr error
 	ended := 0
+	// CAEP: one session-revoked for the user to every receiver of the
+	// tenant (every session of the subject, CAEP 1.0 §3.1), not one per session.
+	s.EmitSecurityEvent(ctx, SecurityEvent{Type: CAEPSessionRevoked, Tenant: u.Tenant, Subject: u.Subject,
+		Email: u.Email, Initiator: "admin", Reason: "user " + reason})
+	ctx = withRevokeCause(ctx, "admin", "user "+reason, true)
 	for _, l := range u.Links {
 		keys, indexes, err := s.upstreamSessionKeys(ctx, l.IdP, l.Subject, "")
 		if err != nil {

@@ -58,12 +58,12 @@ func (r *recordingStore) DirFindAll(ctx context.Context, space string, key store
 	return ds.DirFindAll(ctx, space, key, limit)
 }
 
-func (r *recordingStore) DirDelete(ctx context.Context, space, id string, expect int64) error {
+func (r *recordingStore) DirDelete(ctx context.Context, space string, rec store.DirRecord) error {
 	ds, err := r.dir()
 	if err != nil {
 		return err
 	}
-	return ds.DirDelete(ctx, space, id, expect)
+	return ds.DirDelete(ctx, space, rec)
 }
 
 func (r *recordingStore) DirList(ctx context.Context, space, after string, skip, limit int) ([]store.DirRecord, error) {

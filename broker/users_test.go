@@ -203,3 +203,51 @@ func TestUsers_ProvisionedOnly(t *testing.T) {
 	}
 	e.signIn()
 }
+
+// TestUsers_ProfileFollowsIdP: a just-in-time record takes the upstream
+// profile (email, names, IdP groups) at every sign-in; a provisioned one
+// keeps the provisioner's email and names and takes only the IdP groups.
+func TestUsers_ProfileFollowsIdP(t *testing.T) {
+	e := newEnv(t, withUserPolicy("acme", broker.UserPolicy{Match: "externalId"}))
+	dir := e.broker.Users()
+	setIdent := func(email, name string, groups ...any) {
+		e.acme.mu.Lock()
+		defer e.acme.mu.Unlock()
+		e.acme.ident.Email, e.acme.ident.Name = email, name
+		e.acme.ident.Claims = map[string]any{"sub": e.acme.ident.Subject, "groups": groups}
+	}
+	e.signIn()
+	setIdent("alice.anders@acme.test", "Alice B. Anders", "Finance-Admins", "Auditors")
+	e.signIn()
+	u, err := dir.UserByLink(t.Context(), "acme", "acme-idp", "alice-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Email != "alice.anders@acme.test" || u.DisplayName != "Alice B. Anders" ||
+		!slices.Equal(u.UpstreamGroups, []string{"Finance-Admins", "Auditors"}) {
+		t.Fatalf("JIT record after a changed upstream profile = %+v; want the new email, name and IdP groups", u)
+	}
+	if found, _ := dir.UsersByEmail(t.Context(), "acme", "alice.anders@acme.test", 2); len(found) != 1 {
+		t.Fatalf("UsersByEmail(new email) = %d users, want the record re-indexed", len(found))
+	}
+
+	// A provisioned user (matched by externalId) keeps the provisioner's profile.
+	p := &users.User{Tenant: "acme", UserName: "bob", ExternalID: "bob-upstream", Email: "bob@corp.acme.test",
+		DisplayName: "Robert (HR)", Provisioned: true}
+	if err := dir.CreateUser(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	e.acme.mu.Lock()
+	e.acme.ident.Subject = "bob-upstream"
+	e.acme.mu.Unlock()
+	setIdent("bob@personal.example", "Bobby", "Engineers")
+	e.signIn()
+	e.signIn()
+	got, err := dir.GetUser(t.Context(), "acme", p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Email != "bob@corp.acme.test" || got.DisplayName != "Robert (HR)" || !slices.Equal(got.UpstreamGroups, []string{"Engineers"}) {
+		t.Fatalf("provisioned record after sign-ins = %+v; want the provisioner's email and name, the IdP's groups", got)
+	}
+}

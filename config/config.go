@@ -67,6 +67,8 @@ type Config struct {
 	AdminAPI AdminAPI `yaml:"admin_api,omitempty"`
 	// RateLimits throttle sign-ins per client IP and per tenant (operations.go).
 	RateLimits RateLimits `yaml:"rate_limits,omitempty"`
+	// SCIM throttles the SCIM 2.0 provisioning endpoint (scim.go).
+	SCIM SCIM `yaml:"scim,omitempty"`
 	// Audit configures the per-tenant audit streams in the store (operations.go).
 	Audit Audit `yaml:"audit,omitempty"`
 	// Ops configures the metrics, health and profiling listener (operations.go).
@@ -84,6 +86,12 @@ type Config struct {
 	// locations, IP lists) and the global conditional access policies
 	// (conditional.go, docs/conditional-access.md).
 	ConditionalAccess ConditionalAccess `yaml:"conditional_access,omitempty"`
+	// PushedAuthorization configures pushed authorization requests (PAR,
+	// RFC 9126, dpoppar.go).
+	PushedAuthorization PushedAuthorization `yaml:"par,omitempty"`
+	// ProofOfPossession configures sender-constrained tokens by DPoP (RFC
+	// 9449, dpoppar.go).
+	ProofOfPossession ProofOfPossession `yaml:"dpop,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }
@@ -155,8 +163,8 @@ type Redis struct {
 	// waits for a replica to acknowledge it before realmgate answers; without
 	// the acknowledgement the request is refused (503), never answered as
 	// done, so a failover cannot undo it (docs/resilience.md). "auto"
-	// (default): wait in Sentinel mode, on Cluster masters that have a
-	// replica, and on a standalone server once it has reported a replica;
+	// (default): wait in Sentinel mode, on every master of a Cluster that
+	// has replicas, and on a standalone server once it has reported a replica;
 	// "always": wait on every such write (a standalone endpoint your
 	// platform fails over); "off": never wait (fastest; a failover may undo
 	// the last single-use writes the old primary acknowledged).
@@ -247,6 +255,12 @@ type Client struct {
 	// session the client signed in through ends (https, or http on loopback).
 	BackchannelLogoutURI string `yaml:"backchannel_logout_uri,omitempty" json:"backchannel_logout_uri,omitempty"`
 
+	// SSFPushURL makes the client an OpenID Shared Signals receiver:
+	// realmgate pushes CAEP events about its users there (session-revoked,
+	// token-claims-change, credential-change) as signed Security Event
+	// Tokens (RFC 8417, push delivery RFC 8935); https, or http on loopback.
+	SSFPushURL string `yaml:"ssf_push_url,omitempty" json:"ssf_push_url,omitempty"`
+
 	// AllowedIdPs, when set, narrows the client further to these IdP ids: no
 	// hint, cookie or choice can send its users to another IdP.
 	AllowedIdPs []string `yaml:"allowed_idps,omitempty" json:"allowed_idps,omitempty"`
@@ -261,6 +275,90 @@ type Client struct {
 	// signs in through realmgate as its IdP (samlapp.go, docs/saml-idp.md)
 	// instead of an OIDC client.
 	SAML *SAMLApp `yaml:"saml,omitempty" json:"saml,omitempty"`
+
+	// RequirePushedAuthorizationRequests makes /authorize accept this
+	// client's requests only through a request_uri from the PAR endpoint
+	// (RFC 9126 §6, docs/dpop-par.md).
+	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests,omitempty" json:"require_pushed_authorization_requests,omitempty"`
+	// DPoPBoundAccessTokens makes every token request of this client carry
+	// a DPoP proof, so its access tokens are always bound to its key
+	// (RFC 9449 §5.2, docs/dpop-par.md).
+	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens,omitempty" json:"dpop_bound_access_tokens,omitempty"`
+
+	// Tenant, when set, makes this an API client of that tenant (its tenant
+	// admins may create such clients through the admin API): its
+	// client_credentials tokens carry the tenant's id as tid, and the
+	// tenant's rules run over them with the client as the subject (the
+	// rules see client and an upstream with client_id only), so rules can
+	// add roles. allowed_tenants may then name only this tenant.
+	Tenant string `yaml:"tenant,omitempty" json:"tenant,omitempty"`
+
+	// GrantTypes are the grants the client may use at the token endpoint:
+	// authorization_code, refresh_token, client_credentials (RFC 6749
+	// §4.4) and urn:ietf:params:oauth:grant-type:token-exchange. Empty
+	// means authorization_code, refresh_token and token exchange (which
+	// exchange_audiences governs). A client whose only grant is
+	// client_credentials needs no redirect_uris.
+	GrantTypes []string `yaml:"grant_types,omitempty" json:"grant_types,omitempty"`
+
+	// Scopes are the scopes a client_credentials token may carry; a request
+	// without scope gets them all, a request for another scope is refused.
+	Scopes []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
+
+	// Audiences are what a client_credentials token may name as aud (the
+	// APIs it calls: client ids or resource URIs), chosen with the
+	// audience or resource parameter; without one the token is for the
+	// first. Empty: the client's own id.
+	Audiences []string `yaml:"audiences,omitempty" json:"audiences,omitempty"`
+
+	// TokenEndpointAuthMethod is how the client authenticates at the token,
+	// revocation and introspection endpoints (RFC 7591 §2):
+	// client_secret_basic, client_secret_post, private_key_jwt (RFC 7523,
+	// with jwks or jwks_uri) or none (a public client). Empty means none
+	// without a secret, and client_secret_basic or client_secret_post with
+	// one. Any other method is refused for this client.
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method,omitempty" json:"token_endpoint_auth_method,omitempty"`
+
+	// JWKS holds the client's public keys for private_key_jwt, inline (a
+	// JSON Web Key Set, RFC 7517 §5). One of jwks and jwks_uri.
+	JWKS *JWKS `yaml:"jwks,omitempty" json:"jwks,omitempty"`
+
+	// JWKSURI is where the client publishes its key set for
+	// private_key_jwt (https): fetched through the outbound policy,
+	// cached for an hour, fetched again for an unknown kid at most every
+	// 30 s.
+	JWKSURI string `yaml:"jwks_uri,omitempty" json:"jwks_uri,omitempty"`
+}
+
+// JWKS is a JSON Web Key Set (RFC 7517 §5): public keys only.
+type JWKS struct {
+	// Keys are the JSON Web Keys (RFC 7517 §4): RSA of 2048 bits or more
+	// (RS256, PS256 and their longer hashes), EC P-256 (ES256), P-384
+	// (ES384) or P-521 (ES512), or Ed25519 (EdDSA).
+	Keys []JWK `yaml:"keys" json:"keys"`
+}
+
+// JWK is one public JSON Web Key (RFC 7517 §4, RFC 7518 §6). Private key
+// members are not accepted.
+type JWK struct {
+	// Kty is the key type: RSA, EC or OKP.
+	Kty string `yaml:"kty" json:"kty"`
+	// Kid is the key id the client's assertions name in their kid header.
+	Kid string `yaml:"kid,omitempty" json:"kid,omitempty"`
+	// Use, when set, must be sig.
+	Use string `yaml:"use,omitempty" json:"use,omitempty"`
+	// Alg, when set, is the only algorithm the key verifies.
+	Alg string `yaml:"alg,omitempty" json:"alg,omitempty"`
+	// Crv is the curve of an EC (P-256, P-384, P-521) or OKP (Ed25519) key.
+	Crv string `yaml:"crv,omitempty" json:"crv,omitempty"`
+	// X is an EC key's x coordinate or an OKP key's public key, base64url.
+	X string `yaml:"x,omitempty" json:"x,omitempty"`
+	// Y is an EC key's y coordinate, base64url.
+	Y string `yaml:"y,omitempty" json:"y,omitempty"`
+	// N is an RSA key's modulus, base64url.
+	N string `yaml:"n,omitempty" json:"n,omitempty"`
+	// E is an RSA key's public exponent, base64url.
+	E string `yaml:"e,omitempty" json:"e,omitempty"`
 }
 
 // Tenant is one customer organisation.
@@ -296,6 +394,11 @@ type Tenant struct {
 	// record is created at each user's first sign-in unless provisioned_only,
 	// and a record provisioned ahead (SCIM, admin API) is matched by match.
 	Directory *TenantDirectory `yaml:"directory,omitempty" json:"directory,omitempty"`
+
+	// Access, when set, offers the tenant's users time-bound role grants
+	// (just-in-time access, docs/jit-access.md): requested for a duration
+	// with a justification, approved by an approver, expiring by themselves.
+	Access *Access `yaml:"access,omitempty" json:"access,omitempty"`
 
 	// RequireMFA refuses sign-ins whose upstream authentication was not
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
@@ -545,6 +648,29 @@ type TenantDirectory struct {
 	// ProvisionedOnly refuses users the directory does not know, instead of
 	// creating their record at the first sign-in.
 	ProvisionedOnly bool `yaml:"provisioned_only,omitempty" json:"provisioned_only,omitempty"`
+}
+
+// Access is a tenant's just-in-time access: the roles its users may
+// request for a while, and who approves.
+type Access struct {
+	// ApproverRoles: users of the tenant whose roles (from the tenant's
+	// rules, never from a grant) include one of these approve or deny
+	// requests on the access page. The admin API decides in any case.
+	ApproverRoles []string `yaml:"approver_roles,omitempty" json:"approver_roles,omitempty"`
+	// Roles are the roles that may be requested.
+	Roles []AccessRole `yaml:"roles" json:"roles"`
+}
+
+// AccessRole is one role of a tenant's just-in-time access.
+type AccessRole struct {
+	// Name is the role as it appears in the roles claim.
+	Name string `yaml:"name" json:"name"`
+	// MaxDuration is the longest a grant of the role lasts, at most 168h.
+	// Default 1h.
+	MaxDuration Duration `yaml:"max_duration,omitempty" json:"max_duration,omitempty"`
+	// SelfActivate lets users activate the role without approval (still
+	// bounded by max_duration, still audited).
+	SelfActivate bool `yaml:"self_activate,omitempty" json:"self_activate,omitempty"`
 }
 
 // Impersonation says who may act as a tenant's users.

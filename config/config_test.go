@@ -598,6 +598,24 @@ func TestValidate(t *testing.T) {
 		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id", "is required"},
 		{"client id space", func(c *Config) { c.Clients[0].ID = "my app" }, "clients[0].id", "spaces"},
 		{"client duplicate", func(c *Config) { c.Clients = append(c.Clients, c.Clients[0]) }, "clients[1].id", "already used"},
+		{"client id reserved", func(c *Config) { c.Clients[0].ID = AccessClientID }, "clients[0].id", "reserved"},
+		{"ssf push https", func(c *Config) { c.Clients[0].SSFPushURL = "https://app.example/ssf/events" }, "", ""},
+		{"ssf push http loopback", func(c *Config) { c.Clients[0].SSFPushURL = "http://127.0.0.1:9000/events" }, "", ""},
+		{"ssf push http remote", func(c *Config) { c.Clients[0].SSFPushURL = "http://app.example/events" }, "clients[0].ssf_push_url", "must use https"},
+		{"ssf push private scheme", func(c *Config) { c.Clients[0].SSFPushURL = "com.example.app:/events" }, "clients[0].ssf_push_url", "must use https"},
+		{"ssf push fragment", func(c *Config) { c.Clients[0].SSFPushURL = "https://app.example/e#x" }, "clients[0].ssf_push_url", "fragment"},
+		{"access valid", func(c *Config) {
+			c.Tenants[0].Access = &Access{ApproverRoles: []string{"approver"}, Roles: []AccessRole{{Name: "db-admin", MaxDuration: Duration(2 * time.Hour)}, {Name: "support", SelfActivate: true}}}
+		}, "", ""},
+		{"access no roles", func(c *Config) { c.Tenants[0].Access = &Access{} }, "tenants[0].access.roles", "at least one"},
+		{"access role unnamed", func(c *Config) { c.Tenants[0].Access = &Access{Roles: []AccessRole{{}}} }, "tenants[0].access.roles[0].name", "is required"},
+		{"access role twice", func(c *Config) { c.Tenants[0].Access = &Access{Roles: []AccessRole{{Name: "a"}, {Name: "a"}}} }, "tenants[0].access.roles[1].name", "already listed"},
+		{"access too long", func(c *Config) {
+			c.Tenants[0].Access = &Access{Roles: []AccessRole{{Name: "a", MaxDuration: Duration(169 * time.Hour)}}}
+		}, "tenants[0].access.roles[0].max_duration", "168h"},
+		{"access empty approver role", func(c *Config) {
+			c.Tenants[0].Access = &Access{ApproverRoles: []string{" "}, Roles: []AccessRole{{Name: "a"}}}
+		}, "tenants[0].access.approver_roles[0]", "empty"},
 		{"client no redirect", func(c *Config) { c.Clients[0].RedirectURIs = nil }, "clients[0].redirect_uris", "at least one"},
 		{"redirect private scheme", func(c *Config) { c.Clients[0].RedirectURIs = []string{"com.example.app:/oauth2redirect"} }, "", ""},
 		{"redirect loopback v6", func(c *Config) { c.Clients[0].RedirectURIs = []string{"http://[::1]:9000/cb"} }, "", ""},
@@ -806,5 +824,36 @@ func TestLoad_Errors(t *testing.T) {
 	}
 	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("Load(big) error = %v, want too large", err)
+	}
+}
+
+// TestConfig_SCIMLimits: the scim section defaults to scim.DefaultLimits'
+// values, takes "off", and refuses a window out of bounds.
+func TestConfig_SCIMLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       SCIM
+		problem    string
+	}{
+		{"default", "", DefaultSCIM, ""},
+		{"set", "scim:\n  requests_per_tenant: 10/1s\n  failures_per_ip: off\n", SCIM{RequestsPerTenant: Rate{Limit: 10, Window: Duration(time.Second)}, FailuresPerIP: RateOff}, ""},
+		{"short window", "scim:\n  failures_per_ip: 5/10ms\n", SCIM{}, "scim.failures_per_ip"},
+		{"bad", "scim:\n  requests_per_tenant: many\n", SCIM{}, "invalid rate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("t.yaml", []byte("issuer: https://login.example.com\n"+tc.yaml), nil)
+			if tc.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.problem) {
+					t.Fatalf("Parse = %v, want an error naming %q", err, tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SCIM != tc.want {
+				t.Errorf("SCIM = %+v, want %+v", c.SCIM, tc.want)
+			}
+		})
 	}
 }

@@ -112,6 +112,7 @@ func (c *Config) ApplyDefaults() {
 	dur(&c.Tokens.RefreshTokenLifetime, "tokens.refresh_token_lifetime", DefaultRefreshTokenLifetime)
 	c.applyOperationDefaults(unset) // operations.go
 	c.applyRedisDefaults(unset)     // redis.go
+	c.applySCIMDefaults(unset)      // scim.go
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
 		if t.Name == "" {
@@ -236,7 +237,9 @@ func (c *Config) problems() []Problem {
 	k.rules(c.Rules, "rules")
 	k.adminAPI()
 	k.operations()  // operations.go
+	k.scim()        // scim.go
 	k.outbound()    // outbound.go
+	k.parDPoP()     // dpoppar.go
 	k.tlsSettings() // tls.go
 	k.conditional() // conditional.go
 	return k.probs
@@ -294,7 +297,12 @@ func (k *checker) issuer() {
 
 // checkHTTPURL checks an issuer or endpoint URL: absolute, https (http only
 // on a loopback host), no user info, query or fragment.
-func checkHTTPURL(s string) string {
+func checkHTTPURL(s string) string { return checkEndpointURL(s, false) }
+
+// checkEndpointURL checks an absolute http(s) URL: https unless on a
+// loopback host, no user info, no fragment, no wildcard, and a query only
+// when query is set.
+func checkEndpointURL(s string, query bool) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Sprintf("%q is not a URL", s)
@@ -306,10 +314,12 @@ func checkHTTPURL(s string) string {
 		return fmt.Sprintf("%q must use https", s)
 	case u.User != nil:
 		return fmt.Sprintf("%q must not contain user info", s)
-	case u.RawQuery != "" || u.ForceQuery:
+	case !query && (u.RawQuery != "" || u.ForceQuery):
 		return fmt.Sprintf("%q must not have a query", s)
 	case strings.Contains(s, "#"):
 		return fmt.Sprintf("%q must not have a fragment", s)
+	case strings.Contains(s, "*"):
+		return fmt.Sprintf("%q: wildcards are not supported, endpoints match exactly", s)
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
 		return fmt.Sprintf("%q must use https (http is allowed only on 127.0.0.1, [::1] or localhost)", s)
 	}
@@ -436,7 +446,8 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 		default:
 			first[cl.ID] = i
 		}
-		if len(cl.RedirectURIs) == 0 && cl.SAML == nil {
+		k.clientAuth(&cl, path, tenantIDs) // clientauth.go
+		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
 		for j, u := range cl.RedirectURIs {
@@ -453,6 +464,14 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			if msg := checkRedirectURI(cl.BackchannelLogoutURI); msg != "" {
 				k.add(path+".backchannel_logout_uri", "%s", msg)
 			}
+		}
+		if cl.SSFPushURL != "" {
+			if msg := checkPushURL(cl.SSFPushURL); msg != "" {
+				k.add(path+".ssf_push_url", "%s", msg)
+			}
+		}
+		if cl.ID == AccessClientID {
+			k.add(path+".id", "%q is reserved for realmgate's access page", cl.ID)
 		}
 		for j, id := range cl.ExchangeAudiences {
 			if k.c.Client(id) == nil {
@@ -485,6 +504,52 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			}
 		}
 	}
+}
+
+// AccessClientID is the client id realmgate's access page signs people in
+// as (broker.AccessClientID); no configured client may take it.
+const AccessClientID = "realmgate-access"
+
+// MaxAccessDuration bounds a just-in-time role's max_duration.
+const MaxAccessDuration = 168 * time.Hour
+
+// checkAccess checks a tenant's just-in-time access.
+func checkAccess(k *checker, path string, a *Access) {
+	if len(a.Roles) == 0 {
+		k.add(path+".roles", "at least one role is required")
+	}
+	seen := map[string]int{}
+	for j, r := range a.Roles {
+		p := fmt.Sprintf("%s.roles[%d]", path, j)
+		switch i, dup := seen[r.Name]; {
+		case strings.TrimSpace(r.Name) == "" || len(r.Name) > 128:
+			k.add(p+".name", "is required (at most 128 characters)")
+		case dup:
+			k.add(p+".name", "role %q is already listed at roles[%d]", r.Name, i)
+		default:
+			seen[r.Name] = j
+		}
+		if d := r.MaxDuration.Duration(); d < 0 || d > MaxAccessDuration {
+			k.add(p+".max_duration", "must be between 0 (default 1h) and 168h")
+		}
+	}
+	for j, r := range a.ApproverRoles {
+		if strings.TrimSpace(r) == "" {
+			k.add(fmt.Sprintf("%s.approver_roles[%d]", path, j), "must not be empty")
+		}
+	}
+}
+
+// checkPushURL checks a push endpoint realmgate POSTs to: a redirect URI's
+// rules (absolute, no fragment or user info), https or http on loopback only.
+func checkPushURL(s string) string {
+	if msg := checkRedirectURI(s); msg != "" {
+		return msg
+	}
+	if u, _ := url.Parse(s); u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Sprintf("%q must use https (http is allowed only on loopback)", s)
+	}
+	return ""
 }
 
 // checkRedirectURI checks a client redirect URI (RFC 6749 §3.1.2, RFC 8252
@@ -613,6 +678,9 @@ func (k *checker) tenants() map[string]bool {
 			default:
 				k.add(path+".directory.match", "%q: want external_id, user_name or email", dir.Match)
 			}
+		}
+		if a := t.Access; a != nil {
+			checkAccess(k, path+".access", a)
 		}
 		if im := t.Impersonation; im != nil {
 			if len(im.OperatorRoles) == 0 {

@@ -46,6 +46,12 @@ const (
 	RequestURINotSupported = "request_uri_not_supported"
 	// InvalidToken: the bearer token is invalid, expired or revoked (RFC 6750 §3.1).
 	InvalidToken = "invalid_token"
+	// InvalidDPoPProof: the DPoP proof is missing, malformed, replayed or
+	// does not match the request or the token (RFC 9449 §5, §7.1, §12.2).
+	InvalidDPoPProof = "invalid_dpop_proof"
+	// UseDPoPNonce: the proof must carry the nonce the server sends in the
+	// DPoP-Nonce header (RFC 9449 §8, §9).
+	UseDPoPNonce = "use_dpop_nonce"
 )
 
 // Error is one OAuth 2.0 / OIDC error response.

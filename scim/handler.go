@@ -53,7 +53,9 @@ type Limits struct {
 }
 
 // DefaultLimits hold an Entra or Okta provisioning cycle (a few requests a
-// second) with room, and stop a runaway client or a token guesser.
+// second) with room, and stop a runaway client or a token guesser. They are
+// the defaults of the configuration file's scim section (config.SCIM),
+// which realmgate passes as Options.Limits.
 var DefaultLimits = Limits{
 	RequestsPerTenant: RateLimit{Limit: 3000, Window: time.Minute},
 	FailuresPerIP:     RateLimit{Limit: 30, Window: 10 * time.Minute},

@@ -79,6 +79,7 @@ func toSCIMUser(u *users.User) *User {
 // fill sets the directory fields of dst from a SCIM user.
 func fill(dst *users.User, u *User) error {
 	dst.ExternalID, dst.UserName, dst.DisplayName = u.ExternalID, u.UserName, u.DisplayName
+	dst.Provisioned = true // the provisioner owns the profile from now on (users.User.ApplyProfile)
 	dst.Name = users.Name{}
 	if u.Name != nil {
 		dst.Name = users.Name{Formatted: u.Name.Formatted, GivenName: u.Name.GivenName, FamilyName: u.Name.FamilyName}

@@ -46,8 +46,18 @@ type DirRecord struct {
 	// Unique entries find exactly this record: no other record of the space
 	// may hold the same (Index, Value).
 	Unique []IndexEntry
-	// Multi entries may be shared by several records (an email, a group).
+	// Multi entries may be shared by a few records (an email).
 	Multi []IndexEntry
+	// Wide entries are shared entries whose values many records hold (a
+	// group's members): a store may spread one value's records over many
+	// small structures. DirFindAll finds Multi and Wide entries alike.
+	Wide []IndexEntry
+	// Replaces is, on an update (DirPut with expect != 0) and on
+	// DirDelete, the record as the caller read it at version expect: its
+	// index entries are the ones the store removes (the version check
+	// proves they are current), so a store need not keep a copy of them.
+	// Only its Unique, Multi and Wide are used. Required on an update.
+	Replaces *DirRecord
 }
 
 // DirectoryStore is implemented by a Store that keeps directory records:
@@ -59,10 +69,11 @@ type DirRecord struct {
 type DirectoryStore interface {
 	// DirPut writes rec. expect 0 creates the record (ErrExists if its id
 	// is present); otherwise the stored version must equal expect
-	// (ErrVersion; ErrNotFound when the record is gone). A unique entry
-	// owned by another record gives ErrTaken and writes nothing. The
-	// record's index entries are replaced by rec's. It returns the new
-	// version.
+	// (ErrVersion; ErrNotFound when the record is gone) and rec.Replaces
+	// carries that version's index entries (ErrBadRecord without it). A
+	// unique entry owned by another record gives ErrTaken and writes
+	// nothing. The record's index entries are replaced by rec's. It
+	// returns the new version.
 	DirPut(ctx context.Context, space string, rec DirRecord, expect int64) (int64, error)
 	// DirGet returns the record id (Data, Version, Stamp; no index
 	// entries), or ErrNotFound.
@@ -75,10 +86,11 @@ type DirectoryStore interface {
 	// DirFindAll returns up to limit records holding the shared entry key,
 	// in id order.
 	DirFindAll(ctx context.Context, space string, key IndexEntry, limit int) ([]DirRecord, error)
-	// DirDelete removes the record and its index entries. expect 0 deletes
-	// whatever version is stored; otherwise as DirPut. A missing record
-	// gives ErrNotFound.
-	DirDelete(ctx context.Context, space, id string, expect int64) error
+	// DirDelete removes the record rec.ID of version rec.Version
+	// (ErrVersion when another is stored) and its index entries, which rec
+	// carries as read at that version (its Unique, Multi and Wide). A
+	// missing record gives ErrNotFound.
+	DirDelete(ctx context.Context, space string, rec DirRecord) error
 	// DirList returns up to limit records in id order: those with an id
 	// after after when it is not empty, else those from the skip-th (0
 	// based).
@@ -130,13 +142,38 @@ func CheckDirRecord(rec DirRecord) error {
 	if len(rec.Data) > MaxDirRecord || len(rec.Stamp) > MaxDirStamp {
 		return fmt.Errorf("%w: record %q is %d bytes", ErrBadRecord, rec.ID, len(rec.Data))
 	}
-	if len(rec.Unique)+len(rec.Multi) > MaxDirEntries {
-		return fmt.Errorf("%w: record %q has %d index entries", ErrBadRecord, rec.ID, len(rec.Unique)+len(rec.Multi))
+	return checkEntries(rec)
+}
+
+// checkEntries checks rec's index entries (and those it replaces).
+func checkEntries(rec DirRecord) error {
+	if n := len(rec.Unique) + len(rec.Multi) + len(rec.Wide); n > MaxDirEntries {
+		return fmt.Errorf("%w: record %q has %d index entries", ErrBadRecord, rec.ID, n)
 	}
-	for _, e := range append(append([]IndexEntry(nil), rec.Unique...), rec.Multi...) {
-		if err := CheckIndexEntry(e); err != nil {
-			return err
+	for _, list := range [][]IndexEntry{rec.Unique, rec.Multi, rec.Wide} {
+		for _, e := range list {
+			if err := CheckIndexEntry(e); err != nil {
+				return err
+			}
 		}
+	}
+	if rec.Replaces != nil {
+		if rec.Replaces.Replaces != nil {
+			return fmt.Errorf("%w: record %q replaces a record that replaces another", ErrBadRecord, rec.ID)
+		}
+		return checkEntries(*rec.Replaces)
+	}
+	return nil
+}
+
+// CheckDirUpdate reports whether rec may be written over version expect:
+// CheckDirRecord, and an update carries the entries it replaces.
+func CheckDirUpdate(rec DirRecord, expect int64) error {
+	if err := CheckDirRecord(rec); err != nil {
+		return err
+	}
+	if expect != 0 && rec.Replaces == nil {
+		return fmt.Errorf("%w: update of %q without the index entries it replaces", ErrBadRecord, rec.ID)
 	}
 	return nil
 }

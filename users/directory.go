@@ -160,6 +160,14 @@ func (u *User) Validate() error {
 			return err
 		}
 	}
+	if len(u.UpstreamGroups) > MaxGroupsPerUser {
+		return invalid("%d upstream groups, over %d", len(u.UpstreamGroups), MaxGroupsPerUser)
+	}
+	for _, g := range u.UpstreamGroups {
+		if err := checkText("upstream group", g, MaxNameField); err != nil {
+			return err
+		}
+	}
 	if len(u.Groups) > MaxGroupsPerUser {
 		return invalid("%d groups, over %d", len(u.Groups), MaxGroupsPerUser)
 	}
@@ -276,7 +284,7 @@ func (d *Directory) ModifyUser(ctx context.Context, actor, tenant, id string, fn
 		if revoking {
 			next.Generation = cur.Generation + 1
 		}
-		err = d.put(ctx, next)
+		err = d.put(ctx, next, cur)
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
@@ -293,8 +301,8 @@ func (d *Directory) ModifyUser(ctx context.Context, actor, tenant, id string, fn
 	return nil, ErrConflict
 }
 
-// put writes u over version u.Version.
-func (d *Directory) put(ctx context.Context, u *User) error {
+// put writes u over version u.Version, which is cur as read.
+func (d *Directory) put(ctx context.Context, u, cur *User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
@@ -303,6 +311,7 @@ func (d *Directory) put(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
+	rec.Replaces = entriesOf(cur)
 	v, err := d.st.DirPut(ctx, userSpace(u.Tenant), rec, u.Version)
 	if err != nil {
 		return mapErr("update user", err)
@@ -354,7 +363,7 @@ func (d *Directory) DeleteUser(ctx context.Context, actor, tenant, id string, ve
 	if version != 0 && u.Version != version {
 		return ErrConflict
 	}
-	if err := d.st.DirDelete(ctx, userSpace(tenant), id, u.Version); err != nil {
+	if err := d.st.DirDelete(ctx, userSpace(tenant), *entriesOf(u)); err != nil {
 		return mapErr("delete user", err)
 	}
 	if err := d.revoke(ctx, u, actor, "deleted"); err != nil {
@@ -398,7 +407,17 @@ func (d *Directory) find(ctx context.Context, tenant string, keys []store.IndexE
 	if err != nil {
 		return nil, mapErr("find user", err)
 	}
-	return decodeUser(tenant, rec)
+	u, err := decodeUser(tenant, rec)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if u.holds(k) {
+			return u, nil
+		}
+	}
+	return nil, ErrNotFound // a stale entry or a digest collision: not this user
+
 }
 
 // MatchKey is a way to find a provisioned user at a first sign-in.
@@ -424,6 +443,31 @@ func (d *Directory) SignIn(ctx context.Context, tenant, idp, subject string, mat
 		}
 	}
 	return d.find(ctx, tenant, keys, stamp(at, ip))
+}
+
+// RefreshProfile applies the upstream profile p to u, the user a sign-in
+// has just found (User.ApplyProfile says which fields follow the IdP), and
+// writes the record when anything changed: no store round trip when
+// nothing did, one when something did (over the version SignIn read; a
+// record changed meanwhile is read again). It returns the user as stored.
+// A profile the directory refuses (ErrInvalid, ErrTaken) leaves the
+// record as it was.
+func (d *Directory) RefreshProfile(ctx context.Context, u *User, p Profile) (*User, error) {
+	next := u.Clone()
+	if !next.ApplyProfile(p) {
+		return u, nil
+	}
+	err := d.put(ctx, next, u)
+	switch {
+	case err == nil:
+		next.LastSignIn, next.LastIP = u.LastSignIn, u.LastIP
+		return next, nil
+	case errors.Is(err, ErrConflict):
+		return d.ModifyUser(ctx, "sign-in", u.Tenant, u.ID, func(cur *User) error { cur.ApplyProfile(p); return nil })
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrTaken):
+		return u, nil
+	}
+	return nil, err
 }
 
 // LinkSignIn links the upstream identity (idp, subject) with sub to the

@@ -148,6 +148,7 @@ func (d *Directory) UpdateGroup(ctx context.Context, actor string, g *Group) err
 	if err != nil {
 		return err
 	}
+	rec.Replaces = groupEntriesOf(cur)
 	v, err := d.st.DirPut(ctx, groupSpace(g.Tenant), rec, g.Version)
 	if err != nil {
 		return mapErr("update group", err)
@@ -182,6 +183,7 @@ func (d *Directory) touchGroup(ctx context.Context, g *Group) error {
 		return err
 	}
 	for range modifyAttempts {
+		rec.Replaces = groupEntriesOf(g) // the same entries: only Updated changes
 		v, err := d.st.DirPut(ctx, groupSpace(g.Tenant), rec, g.Version)
 		if err == nil {
 			g.Version = v
@@ -195,11 +197,32 @@ func (d *Directory) touchGroup(ctx context.Context, g *Group) error {
 			return err
 		}
 		g.Version = cur.Version
+		cur.Updated = g.Updated
 		if rec, err = encodeGroup(cur); err != nil {
 			return err
 		}
+		*g = *cur
 	}
 	return ErrConflict
+}
+
+// GroupsObserver is an optional capability of the installed Revoker (found
+// by type assertion): told after a user's group memberships changed, so
+// the broker can tell applications (CAEP token-claims-change) that the
+// roles rules derive from groups change at the next refresh.
+type GroupsObserver interface {
+	UserGroupsChanged(ctx context.Context, u *User)
+}
+
+// groupsChanged tells the Revoker, when it observes groups, of u's new groups.
+func (d *Directory) groupsChanged(ctx context.Context, u *User) {
+	r := d.revoker.Load()
+	if r == nil || *r == nil {
+		return
+	}
+	if o, ok := (*r).(GroupsObserver); ok {
+		o.UserGroupsChanged(ctx, u)
+	}
 }
 
 // AddMembers adds users to the group (ErrNotFound, naming it, for an
@@ -211,13 +234,18 @@ func (d *Directory) AddMembers(ctx context.Context, actor, tenant, id string, us
 		return nil, err
 	}
 	for _, uid := range userIDs {
-		if _, err := d.ModifyUser(ctx, actor, tenant, uid, func(u *User) error {
-			if !slices.ContainsFunc(u.Groups, func(r GroupRef) bool { return r.ID == id }) {
+		changed := false
+		u, err := d.ModifyUser(ctx, actor, tenant, uid, func(u *User) error {
+			if changed = !slices.ContainsFunc(u.Groups, func(r GroupRef) bool { return r.ID == id }); changed {
 				u.Groups = append(u.Groups, GroupRef{ID: id, Display: g.DisplayName})
 			}
 			return nil
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, fmt.Errorf("add member %q: %w", uid, err)
+		}
+		if changed {
+			d.groupsChanged(ctx, u)
 		}
 	}
 	return g, d.touchGroup(ctx, g)
@@ -230,11 +258,18 @@ func (d *Directory) RemoveMembers(ctx context.Context, actor, tenant, id string,
 		return nil, err
 	}
 	for _, uid := range userIDs {
-		if _, err := d.ModifyUser(ctx, actor, tenant, uid, func(u *User) error {
+		changed := false
+		u, err := d.ModifyUser(ctx, actor, tenant, uid, func(u *User) error {
+			n := len(u.Groups)
 			u.Groups = slices.DeleteFunc(u.Groups, func(r GroupRef) bool { return r.ID == id })
+			changed = len(u.Groups) != n
 			return nil
-		}); err != nil && !errors.Is(err, ErrNotFound) {
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("remove member %q: %w", uid, err)
+		}
+		if err == nil && changed {
+			d.groupsChanged(ctx, u)
 		}
 	}
 	return g, d.touchGroup(ctx, g)
@@ -277,14 +312,18 @@ func (d *Directory) DeleteGroup(ctx context.Context, actor, tenant, id string, v
 		return err
 	}
 	for _, m := range members {
-		if _, err := d.ModifyUser(ctx, actor, tenant, m.ID, func(u *User) error {
+		u, err := d.ModifyUser(ctx, actor, tenant, m.ID, func(u *User) error {
 			u.Groups = slices.DeleteFunc(u.Groups, func(r GroupRef) bool { return r.ID == id })
 			return nil
-		}); err != nil && !errors.Is(err, ErrNotFound) {
+		})
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		if err == nil {
+			d.groupsChanged(ctx, u)
+		}
 	}
-	return mapErr("delete group", d.st.DirDelete(ctx, groupSpace(tenant), id, g.Version))
+	return mapErr("delete group", d.st.DirDelete(ctx, groupSpace(tenant), *groupEntriesOf(g)))
 }
 
 // GroupQuery selects and pages groups: DisplayName (case-insensitive) and

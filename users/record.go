@@ -36,6 +36,8 @@ type userWire struct {
 	U     int64                      `json:"u"`
 	Gen   int64                      `json:"r,omitempty"`
 	Risk  *Risk                      `json:"rk,omitempty"`
+	Prov  bool                       `json:"p,omitempty"`
+	UG    []string                   `json:"ug,omitempty"`
 }
 
 type groupWire struct {
@@ -52,7 +54,7 @@ const (
 	ixExternal = "x"  // externalId, unique
 	ixUserName = "n"  // lower(userName), unique
 	ixEmail    = "e"  // lower(email), shared
-	ixGroup    = "g"  // group id, shared: the group's members
+	ixGroup    = "g"  // group id, shared by many (wide): the group's members
 	ixGroupDN  = "dn" // lower(displayName) of a group, shared
 )
 
@@ -87,7 +89,8 @@ func checkTenant(tenant string) error {
 func encodeUser(u *User) (store.DirRecord, error) {
 	w := userWire{Sub: u.Subject, Ext: u.ExternalID, UN: u.UserName, Em: u.Email, EV: u.EmailVerified,
 		NF: u.Name.Formatted, NG: u.Name.GivenName, NL: u.Name.FamilyName, DN: u.DisplayName,
-		A: u.Attributes, X: u.Extra, First: unix(u.FirstSignIn), C: unix(u.Created), U: unix(u.Updated), Gen: u.Generation, Risk: u.Risk}
+		A: u.Attributes, X: u.Extra, First: unix(u.FirstSignIn), C: unix(u.Created), U: unix(u.Updated), Gen: u.Generation,
+		Prov: u.Provisioned, UG: u.UpstreamGroups, Risk: u.Risk}
 	if u.Status != StatusActive {
 		w.St = u.Status
 	}
@@ -98,7 +101,7 @@ func encodeUser(u *User) (store.DirRecord, error) {
 	}
 	for _, g := range u.Groups {
 		w.G = append(w.G, [2]string{g.ID, g.Display})
-		rec.Multi = append(rec.Multi, store.IndexEntry{Index: ixGroup, Value: g.ID})
+		rec.Wide = append(rec.Wide, store.IndexEntry{Index: ixGroup, Value: g.ID})
 	}
 	if u.ExternalID != "" {
 		rec.Unique = append(rec.Unique, store.IndexEntry{Index: ixExternal, Value: u.ExternalID})
@@ -125,7 +128,8 @@ func decodeUser(tenant string, rec store.DirRecord) (*User, error) {
 	u := &User{ID: rec.ID, Tenant: tenant, Subject: w.Sub, ExternalID: w.Ext, UserName: w.UN, Email: w.Em,
 		EmailVerified: w.EV, Name: Name{Formatted: w.NF, GivenName: w.NG, FamilyName: w.NL}, DisplayName: w.DN,
 		Status: w.St, Attributes: w.A, Extra: w.X, FirstSignIn: fromUnix(w.First), Created: fromUnix(w.C),
-		Updated: fromUnix(w.U), Version: rec.Version, Generation: w.Gen, Risk: w.Risk}
+		Updated: fromUnix(w.U), Version: rec.Version, Generation: w.Gen, Provisioned: w.Prov, UpstreamGroups: w.UG,
+		Risk: w.Risk}
 	if u.Status == "" {
 		u.Status = StatusActive
 	}
@@ -180,4 +184,37 @@ func decodeGroup(tenant string, rec store.DirRecord) (*Group, error) {
 	}
 	return &Group{ID: rec.ID, Tenant: tenant, DisplayName: w.DN, ExternalID: w.Ext, Extra: w.X,
 		Created: fromUnix(w.C), Updated: fromUnix(w.U), Version: rec.Version}, nil
+}
+
+// entriesOf returns the record of u as stored, reduced to what an update
+// or a delete of it needs: id, version and index entries
+// (store.DirRecord.Replaces).
+func entriesOf(u *User) *store.DirRecord {
+	rec, _ := encodeUser(u)
+	return &store.DirRecord{ID: u.ID, Version: u.Version, Unique: rec.Unique, Multi: rec.Multi, Wide: rec.Wide}
+}
+
+// groupEntriesOf is entriesOf for a group.
+func groupEntriesOf(g *Group) *store.DirRecord {
+	rec, _ := encodeGroup(g)
+	return &store.DirRecord{ID: g.ID, Version: g.Version, Unique: rec.Unique, Multi: rec.Multi, Wide: rec.Wide}
+}
+
+// holds reports whether u holds the unique index entry k: a store finds
+// a record by a digest of a long value, and a lookup checks the record it
+// got.
+func (u *User) holds(k store.IndexEntry) bool {
+	switch k.Index {
+	case ixLink:
+		for _, l := range u.Links {
+			if linkValue(l.IdP, l.Subject) == k.Value {
+				return true
+			}
+		}
+	case ixExternal:
+		return u.ExternalID == k.Value
+	case ixUserName:
+		return strings.ToLower(u.UserName) == k.Value
+	}
+	return false
 }

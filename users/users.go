@@ -23,6 +23,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -127,6 +128,63 @@ type User struct {
 	// Risk is the user's conditional-access risk state (risk.go); nil:
 	// none.
 	Risk *Risk `json:"risk,omitempty"`
+	// Provisioned marks a record a provisioner (SCIM, the admin API) owns:
+	// its email, names and status are the provisioner's, and a sign-in
+	// never overwrites them. A record created at a first sign-in (just in
+	// time) has it unset, and each sign-in refreshes those fields from the
+	// upstream identity (ApplyProfile) until a provisioner writes it.
+	Provisioned bool `json:"provisioned,omitempty"`
+	// UpstreamGroups are the groups the upstream IdP sent at the last
+	// sign-in (its groups claim), refreshed at every sign-in whoever owns
+	// the record; rules see them as user.upstream_groups. Directory groups
+	// (Groups) are the provisioner's and never come from a sign-in.
+	UpstreamGroups []string `json:"upstreamGroups,omitempty"`
+}
+
+// Profile is what an upstream IdP says of a user at a sign-in.
+type Profile struct {
+	Email         string
+	EmailVerified bool
+	DisplayName   string
+	GivenName     string
+	FamilyName    string
+	// Groups is the IdP's groups claim (nil: it sent none).
+	Groups []string
+}
+
+// ApplyProfile refreshes u from the upstream profile p and reports whether
+// anything changed. Who wins: on a record just in time (not Provisioned)
+// the IdP owns email, email_verified, displayName and the name parts, so
+// a change upstream shows here at the next sign-in (a value the directory
+// cannot hold, such as an ambiguous email, is left as it was; an empty one
+// does not erase); on a provisioned record the provisioner owns them and
+// they are left alone. UpstreamGroups follow the IdP on every record.
+// userName, externalId, status, directory groups and attributes never
+// change at a sign-in.
+func (u *User) ApplyProfile(p Profile) bool {
+	changed := false
+	set := func(dst *string, v string, max int) {
+		if v != "" && *dst != v && checkText("profile", v, max) == nil {
+			*dst, changed = v, true
+		}
+	}
+	if !u.Provisioned {
+		if p.Email != "" && strings.Count(p.Email, "@") == 1 && (u.Email != p.Email || u.EmailVerified != p.EmailVerified) &&
+			checkText("email", p.Email, MaxEmail) == nil {
+			u.Email, u.EmailVerified, changed = p.Email, p.EmailVerified, true
+		}
+		set(&u.DisplayName, p.DisplayName, MaxNameField)
+		set(&u.Name.GivenName, p.GivenName, MaxNameField)
+		set(&u.Name.FamilyName, p.FamilyName, MaxNameField)
+	}
+	groups := p.Groups
+	if len(groups) > MaxGroupsPerUser {
+		groups = groups[:MaxGroupsPerUser]
+	}
+	if !slices.Equal(u.UpstreamGroups, groups) && (len(groups) > 0 || len(u.UpstreamGroups) > 0) {
+		u.UpstreamGroups, changed = slices.Clone(groups), true
+	}
+	return changed
 }
 
 // Active reports whether the user may sign in.
@@ -153,7 +211,7 @@ func (u *User) GroupNames() []string {
 
 // RuleView is the user as rules see it (`user` in the CEL environment):
 // id, sub, userName, externalId, email, email_verified, displayName,
-// status, groups (names), group_ids, attributes.
+// status, groups (names), group_ids, attributes, upstream_groups.
 func (u *User) RuleView() map[string]any {
 	groups := make([]any, 0, len(u.Groups))
 	ids := make([]any, 0, len(u.Groups))
@@ -169,9 +227,14 @@ func (u *User) RuleView() map[string]any {
 	if st == "" {
 		st = StatusActive
 	}
+	upstream := make([]any, 0, len(u.UpstreamGroups))
+	for _, g := range u.UpstreamGroups {
+		upstream = append(upstream, g)
+	}
 	return map[string]any{"id": u.ID, "sub": u.Subject, "userName": u.UserName, "externalId": u.ExternalID,
 		"email": u.Email, "email_verified": u.EmailVerified, "displayName": u.DisplayName,
-		"status": string(st), "groups": groups, "group_ids": ids, "attributes": attrs, "risk": u.RiskState()}
+		"status": string(st), "groups": groups, "group_ids": ids, "attributes": attrs, "upstream_groups": upstream,
+		"risk": u.RiskState()}
 }
 
 // Clone returns a deep copy of u.
@@ -179,6 +242,7 @@ func (u *User) Clone() *User {
 	c := *u
 	c.Links = slices.Clone(u.Links)
 	c.Groups = slices.Clone(u.Groups)
+	c.UpstreamGroups = slices.Clone(u.UpstreamGroups)
 	if u.Attributes != nil {
 		b, _ := json.Marshal(u.Attributes)
 		c.Attributes = nil

@@ -62,7 +62,7 @@ func (s *Store) DirPut(ctx context.Context, space string, rec store.DirRecord, e
 	if err := store.CheckDirSpace(space); err != nil {
 		return 0, err
 	}
-	if err := store.CheckDirRecord(rec); err != nil {
+	if err := store.CheckDirUpdate(rec, expect); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
@@ -89,8 +89,10 @@ func (s *Store) DirPut(ctx context.Context, space string, rec store.DirRecord, e
 		version = old.Version + 1
 		stamp = old.Stamp
 	}
+	// memstore keeps each record's entries itself (rec.Replaces is only
+	// required, as by every store).
 	stored := &store.DirRecord{ID: rec.ID, Version: version, Data: clone(rec.Data), Stamp: stamp,
-		Unique: slices.Clone(rec.Unique), Multi: slices.Clone(rec.Multi)}
+		Unique: slices.Clone(rec.Unique), Multi: append(slices.Clone(rec.Multi), rec.Wide...)}
 	sp.recs[rec.ID] = stored
 	sp.ids = insertSorted(sp.ids, rec.ID)
 	for _, e := range stored.Unique {
@@ -190,10 +192,17 @@ func (s *Store) DirFindAll(ctx context.Context, space string, key store.IndexEnt
 }
 
 // DirDelete removes the record and its index entries (store.DirectoryStore).
-func (s *Store) DirDelete(ctx context.Context, space, id string, expect int64) error {
+func (s *Store) DirDelete(ctx context.Context, space string, rec store.DirRecord) error {
 	if err := check(ctx, 0, false); err != nil {
 		return err
 	}
+	if err := store.CheckDirSpace(space); err != nil {
+		return err
+	}
+	if store.CheckDirID(rec.ID) != nil {
+		return store.ErrNotFound
+	}
+	id, expect := rec.ID, rec.Version
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sp := s.spaceLocked(space, false)
@@ -201,7 +210,7 @@ func (s *Store) DirDelete(ctx context.Context, space, id string, expect int64) e
 		return store.ErrNotFound
 	}
 	r := sp.recs[id]
-	if expect != 0 && r.Version != expect {
+	if r.Version != expect {
 		return store.ErrVersion
 	}
 	sp.dropIndexes(r)

@@ -39,8 +39,9 @@ import (
 // Modes of Options.ReplicaAck.
 const (
 	// ReplicaAckAuto (the default) waits wherever a failover could
-	// promote a replica: always in Sentinel mode; on a Cluster, on every
-	// master except those the cluster lists without any replica; on a
+	// promote a replica: always in Sentinel mode; on a Cluster that has
+	// any replica, on every master (a master whose replica is away, as
+	// just after a failover, refuses consumptions until one is back); on a
 	// standalone server, once it has reported a connected replica (then
 	// for the life of the Store). A replica-less development server or
 	// cluster never waits.
@@ -220,8 +221,13 @@ func (a *acker) clusterLone(ctx context.Context, cc *redis.ClusterClient) map[st
 	return nil
 }
 
-// loneMasters reads a CLUSTER NODES reply: the host:port of every master no
-// node (failed or not) names as its master.
+// loneMasters reads a CLUSTER NODES reply: the masters that need no
+// acknowledgement. That is every master of a cluster in which no node
+// (failed or not) is a replica (a development cluster), and none
+// otherwise: a master without a replica in a cluster that has them is one
+// whose replica just took over from it or has not rejoined since a
+// failover, and a consumption it applied alone would be lost if its shard
+// failed over again before the replica caught up.
 func loneMasters(nodes string) map[string]bool {
 	masters := map[string]string{} // id -> host:port
 	followed := map[string]bool{}
@@ -242,10 +248,11 @@ func loneMasters(nodes string) map[string]bool {
 		}
 	}
 	lone := map[string]bool{}
-	for id, addr := range masters {
-		if !followed[id] {
-			lone[addr] = true
-		}
+	if len(followed) > 0 {
+		return lone
+	}
+	for _, addr := range masters {
+		lone[addr] = true
 	}
 	return lone
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -46,6 +48,13 @@ func dirPut(t *testing.T, ds store.DirectoryStore, space string, rec store.DirRe
 	return v
 }
 
+// replacing returns rec as an update of old: old's index entries are the
+// ones the store removes (store.DirRecord.Replaces).
+func replacing(rec, old store.DirRecord) store.DirRecord {
+	rec.Replaces = &store.DirRecord{ID: old.ID, Unique: old.Unique, Multi: old.Multi, Wide: old.Wide}
+	return rec
+}
+
 func wantFind(t *testing.T, ds store.DirectoryStore, space string, key store.IndexEntry, wantID string) {
 	t.Helper()
 	rec, err := ds.DirFind(t.Context(), space, []store.IndexEntry{key}, nil)
@@ -66,13 +75,17 @@ func testDirPutGetVersions(t *testing.T, s store.Store) {
 	if _, err := ds.DirPut(t.Context(), sp, store.DirRecord{ID: "u1", Data: []byte("x")}, 0); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("DirPut(create again) = %v, want ErrExists", err)
 	}
-	if _, err := ds.DirPut(t.Context(), sp, store.DirRecord{ID: "u1", Data: []byte("x")}, 7); !errors.Is(err, store.ErrVersion) {
+	u1 := store.DirRecord{ID: "u1"}
+	if _, err := ds.DirPut(t.Context(), sp, store.DirRecord{ID: "u1", Data: []byte("x")}, 1); !errors.Is(err, store.ErrBadRecord) {
+		t.Fatalf("DirPut(update without the entries it replaces) = %v, want ErrBadRecord", err)
+	}
+	if _, err := ds.DirPut(t.Context(), sp, replacing(store.DirRecord{ID: "u1", Data: []byte("x")}, u1), 7); !errors.Is(err, store.ErrVersion) {
 		t.Fatalf("DirPut(stale version) = %v, want ErrVersion", err)
 	}
-	if _, err := ds.DirPut(t.Context(), sp, store.DirRecord{ID: "nope", Data: []byte("x")}, 1); !errors.Is(err, store.ErrNotFound) {
+	if _, err := ds.DirPut(t.Context(), sp, replacing(store.DirRecord{ID: "nope", Data: []byte("x")}, u1), 1); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("DirPut(update of missing) = %v, want ErrNotFound", err)
 	}
-	if v := dirPut(t, ds, sp, store.DirRecord{ID: "u1", Data: []byte("two")}, 1); v != 2 {
+	if v := dirPut(t, ds, sp, replacing(store.DirRecord{ID: "u1", Data: []byte("two")}, u1), 1); v != 2 {
 		t.Fatalf("DirPut(update) version = %d, want 2", v)
 	}
 	rec, err := ds.DirGet(t.Context(), sp, "u1")
@@ -102,16 +115,23 @@ func testDirUniqueIndex(t *testing.T, s store.Store) {
 	wantFind(t, ds, sp, ie("name", "alice"), "a")
 	wantFind(t, ds, sp, ie("link", "alice"), "b")
 	// A record keeping its own value is no conflict either.
-	dirPut(t, ds, sp, a, 1)
+	dirPut(t, ds, sp, replacing(a, a), 1)
 }
 
 func testDirIndexesFollowRecord(t *testing.T, s store.Store) {
 	ds := dirStore(t, s)
 	sp := uniq("sp")
-	dirPut(t, ds, sp, store.DirRecord{ID: "a", Data: []byte("a"), Unique: []store.IndexEntry{ie("name", "old")},
-		Multi: []store.IndexEntry{ie("email", "x@example.com")}}, 0)
-	dirPut(t, ds, sp, store.DirRecord{ID: "a", Data: []byte("a"), Unique: []store.IndexEntry{ie("name", "new")},
-		Multi: []store.IndexEntry{ie("email", "y@example.com")}}, 1)
+	old := store.DirRecord{ID: "a", Data: []byte("a"), Unique: []store.IndexEntry{ie("name", "old")},
+		Multi: []store.IndexEntry{ie("email", "x@example.com")}, Wide: []store.IndexEntry{ie("grp", "g1")}}
+	dirPut(t, ds, sp, old, 0)
+	dirPut(t, ds, sp, replacing(store.DirRecord{ID: "a", Data: []byte("a"), Unique: []store.IndexEntry{ie("name", "new")},
+		Multi: []store.IndexEntry{ie("email", "y@example.com")}, Wide: []store.IndexEntry{ie("grp", "g2")}}, old), 1)
+	if got, _ := ds.DirFindAll(t.Context(), sp, ie("grp", "g1"), 10); len(got) != 0 {
+		t.Fatalf("DirFindAll(old group) = %d records, want 0", len(got))
+	}
+	if got, _ := ds.DirFindAll(t.Context(), sp, ie("grp", "g2"), 10); !slices.Equal(ids(got), []string{"a"}) {
+		t.Fatalf("DirFindAll(new group) = %v, want [a]", ids(got))
+	}
 	wantFind(t, ds, sp, ie("name", "old"), "")
 	wantFind(t, ds, sp, ie("name", "new"), "a")
 	if got, _ := ds.DirFindAll(t.Context(), sp, ie("email", "x@example.com"), 10); len(got) != 0 {
@@ -158,6 +178,28 @@ func testDirFindAll(t *testing.T, s store.Store) {
 	if got, _ := ds.DirFindAll(t.Context(), sp, ie("grp", "g1"), 2); len(got) != 2 {
 		t.Fatalf("DirFindAll(g1, limit 2) = %d records, want 2", len(got))
 	}
+	// Wide entries: one value held by many records, found in id order
+	// whatever the ids look like; a long value (kept as a digest by some
+	// stores) is found whole and told apart from its neighbours.
+	long := strings.Repeat("v", 300)
+	var want []string
+	for i := range 300 {
+		id := fmt.Sprintf("%c%c-%03d", "Aa0_-zZ"[i%7], "bB9-_"[i%5], i)
+		want = append(want, id)
+		dirPut(t, ds, sp, store.DirRecord{ID: id, Data: []byte(id), Wide: []store.IndexEntry{ie("team", "big")},
+			Multi: []store.IndexEntry{ie("mail", long+strconv.Itoa(i%2))}}, 0)
+	}
+	slices.Sort(want)
+	got, err = ds.DirFindAll(t.Context(), sp, ie("team", "big"), 1000)
+	if err != nil || !slices.Equal(ids(got), want) {
+		t.Fatalf("DirFindAll(wide) = %d records, %v; want the %d in id order", len(got), err, len(want))
+	}
+	if got, _ := ds.DirFindAll(t.Context(), sp, ie("team", "big"), 10); !slices.Equal(ids(got), want[:10]) {
+		t.Fatalf("DirFindAll(wide, limit 10) = %v, want %v", ids(got), want[:10])
+	}
+	if got, _ := ds.DirFindAll(t.Context(), sp, ie("mail", long+"1"), 1000); len(got) != 150 {
+		t.Fatalf("DirFindAll(long value) = %d records, want 150", len(got))
+	}
 }
 
 func ids(recs []store.DirRecord) []string {
@@ -173,10 +215,11 @@ func testDirListAndCount(t *testing.T, s store.Store) {
 	sp := uniq("sp")
 	var want []string
 	for i := range 25 {
-		id := fmt.Sprintf("id%02d", i)
+		id := fmt.Sprintf("%cd%02d", "iAz"[i%3], i) // ids of several first letters
 		want = append(want, id)
 		dirPut(t, ds, sp, store.DirRecord{ID: id, Data: []byte(id)}, 0)
 	}
+	slices.Sort(want)
 	if n, err := ds.DirCount(t.Context(), sp); err != nil || n != 25 {
 		t.Fatalf("DirCount = %d, %v; want 25", n, err)
 	}
@@ -208,15 +251,21 @@ func testDirListAndCount(t *testing.T, s store.Store) {
 func testDirDelete(t *testing.T, s store.Store) {
 	ds := dirStore(t, s)
 	sp := uniq("sp")
-	dirPut(t, ds, sp, store.DirRecord{ID: "a", Data: []byte("a"), Unique: []store.IndexEntry{ie("name", "n")},
-		Multi: []store.IndexEntry{ie("grp", "g")}}, 0)
-	if err := ds.DirDelete(t.Context(), sp, "a", 5); !errors.Is(err, store.ErrVersion) {
+	a := store.DirRecord{ID: "a", Data: []byte("a"), Unique: []store.IndexEntry{ie("name", "n")},
+		Multi: []store.IndexEntry{ie("grp", "g")}, Wide: []store.IndexEntry{ie("team", "t")}}
+	dirPut(t, ds, sp, a, 0)
+	a.Version = 5
+	if err := ds.DirDelete(t.Context(), sp, a); !errors.Is(err, store.ErrVersion) {
 		t.Fatalf("DirDelete(stale) = %v, want ErrVersion", err)
 	}
-	if err := ds.DirDelete(t.Context(), sp, "a", 1); err != nil {
+	a.Version = 1
+	if err := ds.DirDelete(t.Context(), sp, a); err != nil {
 		t.Fatalf("DirDelete = %v", err)
 	}
-	if err := ds.DirDelete(t.Context(), sp, "a", 0); !errors.Is(err, store.ErrNotFound) {
+	if got, _ := ds.DirFindAll(t.Context(), sp, ie("team", "t"), 10); len(got) != 0 {
+		t.Fatalf("DirFindAll(wide) after delete = %v, want none", ids(got))
+	}
+	if err := ds.DirDelete(t.Context(), sp, a); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("DirDelete(again) = %v, want ErrNotFound", err)
 	}
 	wantFind(t, ds, sp, ie("name", "n"), "")
@@ -235,7 +284,8 @@ func testDirSpacesIndependent(t *testing.T, s store.Store) {
 	dirPut(t, ds, sp1, rec, 0)
 	dirPut(t, ds, sp2, rec, 0) // same id and unique value in another space
 	wantFind(t, ds, sp2, ie("name", "n"), "a")
-	if err := ds.DirDelete(t.Context(), sp1, "a", 0); err != nil {
+	rec.Version = 1
+	if err := ds.DirDelete(t.Context(), sp1, rec); err != nil {
 		t.Fatal(err)
 	}
 	wantFind(t, ds, sp2, ie("name", "n"), "a")
@@ -254,7 +304,7 @@ func testDirPutConcurrentVersion(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := ds.DirPut(t.Context(), sp, store.DirRecord{ID: "a", Data: fmt.Appendf(nil, "w%d", i)}, 1)
+			_, err := ds.DirPut(t.Context(), sp, replacing(store.DirRecord{ID: "a", Data: fmt.Appendf(nil, "w%d", i)}, store.DirRecord{ID: "a"}), 1)
 			if err == nil {
 				mu.Lock()
 				wins++

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IndexMembers", testIndexMembers},
 		{"IndexBounded", testIndexBounded},
 		{"IndexExpiry", testIndexExpiry},
+		{"IndexBatch", testIndexBatch},
 		{"RotateUnlessRevoked", testRotateUnlessRevoked},
 	}
 	tests = append(tests, auditTests...)
@@ -723,6 +724,28 @@ func testIndexMembers(t *testing.T, s store.Store) {
 	addToIndex(t, ix, key, "a", 64, longTTL)
 	wantMembers(t, ix, key, "a", "c", "b")
 	wantMembers(t, ix, uniq("other"))
+}
+
+// testIndexBatch: AddToIndexes adds to several indexes at once, each
+// bounded like AddToIndex (store.IndexBatcher).
+func testIndexBatch(t *testing.T, s store.Store) {
+	ix := indexStore(t, s)
+	b, ok := s.(store.IndexBatcher)
+	if !ok {
+		t.Skip("the store does not implement store.IndexBatcher")
+	}
+	k1, k2 := uniq("ix"), uniq("ix")
+	addToIndex(t, ix, k2, "old", 2, longTTL)
+	addToIndex(t, ix, k2, "older-but-newer", 2, longTTL)
+	if err := b.AddToIndexes(t.Context(), []store.IndexAdd{{Key: k1, Member: "s1", Max: 64, TTL: longTTL},
+		{Key: k2, Member: "s1", Max: 2, TTL: longTTL}}); err != nil {
+		t.Fatalf("AddToIndexes = %v", err)
+	}
+	wantMembers(t, ix, k1, "s1")
+	wantMembers(t, ix, k2, "s1", "older-but-newer")
+	if err := b.AddToIndexes(t.Context(), nil); err != nil {
+		t.Fatalf("AddToIndexes(none) = %v", err)
+	}
 }
 
 // testIndexBounded: an index keeps only its newest max members.

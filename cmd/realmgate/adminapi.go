@@ -27,11 +27,13 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 	}
 	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer, Onboarder: idpOnboarder{},
 		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit,
-		TrustedProxies:    srv.TrustedProxies(),    // S73: the broker's client-IP rule
-		Users:             srv.Users(),             // the tenant user directory (nil without one)
-		Risk:              srv,                     // compromised and risky users (conditional access)
-		GlobalConditional: srv.GlobalConditional(), // dry runs decide with the global policies too
-		SCIMTokens:        scimTokens(cfg, store)}  // scim.go
+		TrustedProxies:     srv.TrustedProxies(),           // S73: the broker's client-IP rule
+		Users:              srv.Users(),                    // the tenant user directory (nil without one)
+		Access:             srv,                            // time-bound role grants (broker/access.go)
+		Risk:               srv,                            // compromised and risky users (conditional access)
+		GlobalConditional:  srv.GlobalConditional(),        // dry runs decide with the global policies too
+		SCIMTokens:         scimTokens(cfg, store),         // scim.go
+		RegistrationTokens: registrationTokens(cfg, store)} // registration.go
 	if cfg.Keys.Secret != "" {
 		opts.Secret = []byte(cfg.Keys.Secret)                // the admin package derives its own key (admin/secrets.go)
 		opts.PreviousSecrets = assemble.PreviousSecrets(cfg) // as the broker (assemble.BrokerConfig)

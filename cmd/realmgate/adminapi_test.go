@@ -426,11 +426,19 @@ func TestAdminAPI_TenantAdminIsolation(t *testing.T) {
 	api(t, c.adminA, testOpToken, "POST", "/v1/tenants", other, nil)
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/v1/tenants/filecorp"}, {"GET", "/v1/tenants/other"}, {"PUT", "/v1/tenants/other/rules"},
-		{"GET", "/v1/tenants/other/providers"}, {"GET", "/v1/clients"}, {"DELETE", "/v1/tenants/newco"},
+		{"GET", "/v1/tenants/other/providers"}, {"DELETE", "/v1/tenants/newco"},
 	} {
 		if got := api(t, c.adminA, testNewcoToken, tc.method, tc.path, map[string]any{"rules": []any{}}, &struct{}{}); got != http.StatusForbidden {
 			t.Errorf("newco admin %s %s = %d, want 403", tc.method, tc.path, got)
 		}
+	}
+	// The client list shows a tenant admin its own tenant's clients only:
+	// the file's clients belong to no tenant.
+	var cl struct {
+		Clients []admin.Client `json:"clients"`
+	}
+	if got := api(t, c.adminA, testNewcoToken, "GET", "/v1/clients", nil, &cl); got != http.StatusOK || len(cl.Clients) != 0 {
+		t.Errorf("newco admin GET /v1/clients = %d %+v, want 200 and no client", got, cl.Clients)
 	}
 	var o admin.Onboarding
 	if got := api(t, c.adminA, testNewcoToken, "GET", "/v1/tenants/newco/providers/newco-idp/onboarding", nil, &o); got != http.StatusOK ||
@@ -546,6 +554,7 @@ func TestAdminCompiler_SetsEveryDirectoryField(t *testing.T) {
 		"Policies":    "require_mfa and impersonation per tenant",
 		"Memberships": "members per tenant",
 		"Clients":     "file clients and API clients",
+		"Actor":       "admin:<updated_by> of the state, else configuration",
 	}
 	typ := reflect.TypeOf(broker.Directory{})
 	for i := range typ.NumField() {

@@ -287,7 +287,8 @@ var validUntil = regexp.MustCompile(` validUntil="[^"]*"`)
 // in the settings the API gained is refused for an API tenant too, named
 // by id: a second default tenant, an SP key that is not its certificate's
 // (without quoting the key), a bad per-tenant rate; and a file path, which
-// only the file may name.
+// only the file may name. These are the checks of a change (probe set); a
+// state read back from the store was checked by the instance that wrote it.
 func TestAssemble_APITenantChecksLikeFile(t *testing.T) {
 	cfg, keyPEM, _ := parseAssembleFile(t)
 	_, _, otherCert := parseAssembleFile(t)
@@ -316,7 +317,7 @@ func TestAssemble_APITenantChecksLikeFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ac := newAdminCompiler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			_, err := ac.Compile(context.Background(), &admin.State{Version: 1, Tenants: tc.tenants}, false)
+			_, err := ac.Compile(context.Background(), &admin.State{Version: 1, Tenants: tc.tenants}, true)
 			var ve *admin.ValidationError
 			if !errors.As(err, &ve) {
 				t.Fatalf("Compile = %v, want problems", err)

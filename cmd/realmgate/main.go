@@ -178,7 +178,8 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	runtime.KeepAlive(rc.keep) // the broker holds its programs now
 	gcpace.Start(ctx, logger)
-	if _, err := startAdminAPI(ctx, cfg, store, srv, logger, audit); err != nil { // adminapi.go
+	api, err := startAdminAPI(ctx, cfg, store, srv, logger, audit) // adminapi.go
+	if err != nil {
 		logger.Error("admin api", "err", err)
 		return 1
 	}
@@ -196,8 +197,9 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	logger.Info("realmgate serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "store", cfg.Store.Type, "tls", cfg.TLS != nil)
-	defer srv.Close()                                      // after in-flight requests: deliver queued back-channel logouts
-	handler := mainHandler(cfg, store, srv, logger, audit) // scim.go: the broker and the SCIM endpoint
+	defer srv.Close()                                                        // after in-flight requests: deliver queued back-channel logouts
+	handler := mainHandler(cfg, store, srv, logger, audit)                   // scim.go: the broker and the SCIM endpoint
+	handler = withRegistration(handler, cfg, store, srv, api, logger, audit) // registration.go: RFC 7591/7592
 	if err := serveHTTP(ctx, ln, tracing.Handler(handler, "realmgate"), logger); err != nil {
 		logger.Error("serve", "err", err)
 		return 1

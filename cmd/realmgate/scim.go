@@ -8,7 +8,6 @@ import (
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/scim"
-	"github.com/realmgate/realmgate/users"
 )
 
 // scimTokens is the SCIM token store on the shared store, keyed by the
@@ -22,17 +21,16 @@ func scimTokens(cfg *config.Config, store broker.Store) *scim.Tokens {
 // endpoint of every tenant under <issuer>/scim/v2/ (docs/scim.md) when the
 // store keeps a user directory.
 func mainHandler(cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger) http.Handler {
-	dir, ok := users.Open(store, nil)
-	if !ok {
+	// The broker's own directory: one users.Directory per process, whose
+	// revoker (the broker) ends the sessions of a user SCIM deprovisions.
+	dir := srv.Users()
+	if dir == nil {
 		logger.Warn("scim: the store keeps no user directory; SCIM provisioning is off")
 		return srv.Handler()
 	}
-	if r, ok := any(srv).(users.Revoker); ok {
-		dir.SetRevoker(r) // active:false and DELETE end the user's sessions everywhere
-	}
 	h, err := scim.New(scim.Options{Directory: scim.NewUsersDirectory(dir), Tokens: scimTokens(cfg, store), Store: store,
 		TenantExists: srv.HasTenant, Issuer: cfg.Issuer, ClientIP: broker.IPExtractor(srv.TrustedProxies()),
-		Logger: logger, Audit: audit})
+		Limits: scimLimits(cfg.SCIM), Logger: logger, Audit: audit})
 	if err != nil {
 		logger.Error("scim: endpoint not started", "err", err)
 		return srv.Handler()
@@ -41,4 +39,13 @@ func mainHandler(cfg *config.Config, store broker.Store, srv *broker.Server, log
 	mux.Handle(h.Prefix(), h)
 	mux.Handle("/", srv.Handler())
 	return mux
+}
+
+// scimLimits are the SCIM endpoint's throttles of the file's scim section
+// (config.SCIM; "off" is a limit of -1, which scim treats as none).
+func scimLimits(c config.SCIM) *scim.Limits {
+	rate := func(r config.Rate) scim.RateLimit {
+		return scim.RateLimit{Limit: r.Limit, Window: r.Window.Duration()}
+	}
+	return &scim.Limits{RequestsPerTenant: rate(c.RequestsPerTenant), FailuresPerIP: rate(c.FailuresPerIP)}
 }

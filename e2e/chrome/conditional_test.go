@@ -98,3 +98,17 @@ func TestChrome_StepUpOnNewCountry(t *testing.T) {
 		t.Errorf("after the step-up: amr = %s, want mfa", amr)
 	}
 }
+
+// with returns base with the conditional access of each tenant added.
+func (c conditionalSetup) with(base map[string]broker.TenantPolicy) map[string]broker.TenantPolicy {
+	out := map[string]broker.TenantPolicy{}
+	for id, p := range base {
+		out[id] = p
+	}
+	for id, p := range c.tenants {
+		q := out[id]
+		q.Conditional = p.Conditional
+		out[id] = q
+	}
+	return out
+}

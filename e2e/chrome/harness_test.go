@@ -25,6 +25,7 @@ import (
 	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers/oidc"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/transform"
 )
 
 // chromiumPath is Debian's chromium; REALMGATE_CHROMIUM overrides it.
@@ -43,6 +44,7 @@ const (
 // Demo users of the development IdP realms (subjects name the picker buttons).
 const (
 	aliceSub = "acme-u-1001"
+	bobSub   = "acme-u-1002"
 	carolSub = "globex-u-2001"
 	samSub   = "social-u-1"
 )
@@ -135,9 +137,10 @@ func start(ctx context.Context) (stop func(), err error) {
 	user := func(sub, name, email string) devidp.User {
 		return devidp.User{Subject: sub, Name: name, Email: email, EmailVerified: true}
 	}
+	approver := func(u devidp.User) devidp.User { u.Groups = []string{"IT-Leads"}; return u } // access_test.go
 	idp, err := devidp.New(devidp.Options{BaseURL: e.idp, DevMode: true, Realms: []devidp.Realm{
 		{Name: "acme", DisplayName: "ACME Corporation", Clients: []devidp.Client{client},
-			Users: []devidp.User{user(aliceSub, "Alice Anders", "alice@acme.test"), user("acme-u-1002", "Bob Berg", "bob@acme.test")}},
+			Users: []devidp.User{approver(user(aliceSub, "Alice Anders", "alice@acme.test")), user(bobSub, "Bob Berg", "bob@acme.test")}},
 		{Name: "globex", DisplayName: "Globex", Clients: []devidp.Client{client},
 			Users: []devidp.User{user(carolSub, "Carol Cruz", "carol@globex.test")}},
 		{Name: "social", DisplayName: "Social (stand-in)", Clients: []devidp.Client{client},
@@ -194,7 +197,8 @@ func start(ctx context.Context) (stop func(), err error) {
 		// The client IP of a test comes from X-Forwarded-For (conditional_test.go).
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Conditional:    conditional.global,
-		Policies:       conditional.tenants,
+		Policies:       conditional.with(map[string]broker.TenantPolicy{"acme": {Access: accessPolicy}}), // access_test.go
+		Rules:          map[string]*transform.Engine{"acme": accessRules},
 	}, store)
 	if err != nil {
 		return stop, fmt.Errorf("broker: %w", err)

@@ -145,7 +145,7 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 // Policy is t's sign-in policy, or nil when it has none.
 func Policy(t config.Tenant) *broker.TenantPolicy {
 	limits := TenantLimits(t.RateLimits)
-	if !t.RequireMFA && t.Impersonation == nil && limits == nil && t.Directory == nil {
+	if !t.RequireMFA && t.Impersonation == nil && limits == nil && t.Directory == nil && t.Access == nil {
 		return nil
 	}
 	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA, RateLimits: limits}
@@ -153,11 +153,23 @@ func Policy(t config.Tenant) *broker.TenantPolicy {
 		pol.Users = &broker.UserPolicy{Match: map[string]string{"external_id": "externalId", "user_name": "userName",
 			"email": "email"}[d.Match], MatchClaim: d.MatchClaim, ProvisionedOnly: d.ProvisionedOnly}
 	}
+	if a := t.Access; a != nil {
+		pol.Access = AccessPolicy(a)
+	}
 	if im := t.Impersonation; im != nil {
 		pol.Impersonation = &broker.ImpersonationPolicy{OperatorRoles: im.OperatorRoles,
 			OperatorTenants: im.OperatorTenants, Lifetime: im.Lifetime.Duration()}
 	}
 	return pol
+}
+
+// AccessPolicy is the broker's form of a tenant's just-in-time access.
+func AccessPolicy(a *config.Access) *broker.AccessPolicy {
+	out := &broker.AccessPolicy{ApproverRoles: a.ApproverRoles, Roles: make(map[string]broker.AccessRole, len(a.Roles))}
+	for _, r := range a.Roles {
+		out.Roles[r.Name] = broker.AccessRole{MaxDuration: r.MaxDuration.Duration(), SelfActivate: r.SelfActivate}
+	}
+	return out
 }
 
 // RateLimit is the broker's form of a rate ("off": the zero RateLimit).
@@ -199,8 +211,20 @@ func Engine(global []config.Rule, t config.Tenant) (*transform.Engine, error) {
 func Client(c config.Client) broker.Client {
 	return broker.Client{ID: c.ID, Secret: c.Secret, RedirectURIs: c.RedirectURIs,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
-		BackchannelLogoutURI: c.BackchannelLogoutURI, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims,
-		SAML: SAMLApp(c.SAML)}
+		BackchannelLogoutURI: c.BackchannelLogoutURI, SSFPushURL: c.SSFPushURL, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims,
+		SAML: SAMLApp(c.SAML), RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Machine: Machine(c)}
+}
+
+// Machine is the broker's form of a client's grants and token endpoint
+// authentication. The key set was validated with the configuration.
+func Machine(c config.Client) broker.Machine {
+	m := broker.Machine{Tenant: c.Tenant, GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
+		AuthMethod: c.TokenEndpointAuthMethod, JWKSURI: c.JWKSURI}
+	if c.JWKS != nil {
+		m.JWKS, _ = config.ParseJWKS(c.JWKS) // nil on error: every assertion is refused
+	}
+	return m
 }
 
 // Connector builds the upstream connector for one configured provider,

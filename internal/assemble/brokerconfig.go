@@ -69,7 +69,13 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	if bc.Conditional, err = ConditionalConfig(cfg); err != nil {
 		return broker.Config{}, err
 	}
+	if len(cfg.AdminAPI.Tokens) > 0 {
+		// Dynamic client registration runs with the admin API (cmd/realmgate, package registration).
+		bc.RegistrationEndpoint = strings.TrimSuffix(cfg.Issuer, "/") + "/register"
+	}
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
+	bc.PAR = broker.PAROptions{Require: cfg.PushedAuthorization.Required, RequestURILifetime: cfg.PushedAuthorization.RequestURILifetime.Duration()}
+	bc.DPoP = broker.DPoPOptions{RequireNonce: cfg.ProofOfPossession.RequireNonce, ProofLifetime: cfg.ProofOfPossession.ProofLifetime.Duration()}
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)
 		if host == bd || strings.HasSuffix(host, "."+bd) {

@@ -448,7 +448,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	}
 	idpExists := func(id string) bool { _, ok := owner("i:" + id); return ok }
 	probs = append(probs, ac.clientProblems(st.Clients, tenantExists, idpExists)...)
-	if probe {
+	if probe && len(probs) == 0 { // an invalid change is refused without reaching out
 		var jobs []probeJob
 		for _, e := range entries {
 			for j, cc := range e.conns {
@@ -458,7 +458,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 			}
 		}
 		probs = append(probs, ac.probe(ctx, jobs)...)
-	} else {
+	} else if !probe {
 		// Read from the store: checked by the instance that wrote it.
 		for _, e := range entries {
 			for _, cc := range e.conns {
@@ -517,7 +517,10 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	}
 	ac.last = next
 	d := broker.Directory{Resolver: res, IdPs: slices.Clip(next.idps), Rules: next.rules, Policies: next.policies,
-		Memberships: slices.Clip(next.members)}
+		Memberships: slices.Clip(next.members), Actor: "configuration"}
+	if st.UpdatedBy != "" {
+		d.Actor = "admin:" + st.UpdatedBy // whose change ends the sessions of what it deleted (broker/deletion.go)
+	}
 	clients := make([]broker.Client, 0, len(ac.file.Clients)+len(st.Clients))
 	for _, cl := range ac.file.Clients {
 		clients = append(clients, Client(cl))
@@ -529,7 +532,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	return &admin.Compiled{Directory: d, Clients: clients}, nil
 }
 
-var clientRefField = regexp.MustCompile(`\.(allowed_tenants|allowed_idps)\[\d+\]$`)
+var clientRefField = regexp.MustCompile(`\.((allowed_tenants|allowed_idps)\[\d+\]|tenant)$`)
 
 // clientProblems checks the API's clients like the file's, beside the
 // file's clients; references to tenants and IdPs are checked against every
@@ -553,6 +556,9 @@ func (ac *Compiler) clientProblems(api []admin.Client, tenants, idps func(string
 			if t != config.AllowAllTenants && !tenants(t) {
 				probs = append(probs, admin.Problem{Field: fmt.Sprintf("clients[%s].allowed_tenants[%d]", cl.ID, j), Message: fmt.Sprintf("unknown tenant %q", t)})
 			}
+		}
+		if cl.Tenant != "" && !tenants(cl.Tenant) {
+			probs = append(probs, admin.Problem{Field: fmt.Sprintf("clients[%s].tenant", cl.ID), Message: fmt.Sprintf("unknown tenant %q", cl.Tenant)})
 		}
 		for j, p := range cl.AllowedIdPs {
 			if !idps(p) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,32 +166,45 @@ func clusterNodes(addr string) ([]clusterNode, error) {
 // Shard is one master of a cluster and its replica.
 type Shard struct{ Master, Replica *Server }
 
-// Shards returns each master with its replica, as the first node sees
-// them (a cluster without replicas has none).
+// Shards returns each master with its replica, as each replica reports
+// its own role (INFO replication), in a stable order (by the replica's
+// address): the nodes' own word, not one node's gossip view, which may
+// still show a shard as it was before a recent failover. A cluster without
+// replicas has none.
 func (c *Cluster) Shards() ([]Shard, error) {
-	nodes, err := clusterNodes(c.addrs[0])
-	if err != nil {
-		return nil, err
-	}
-	byID := map[string]clusterNode{}
-	for _, n := range nodes {
-		byID[n.id] = n
-	}
 	var out []Shard
+	nodes := c.nodes
+	if len(nodes) == 0 { // an external cluster: the addresses given
+		for _, a := range c.addrs {
+			nodes = append(nodes, c.server(a))
+		}
+	}
 	for _, n := range nodes {
-		if !n.is("slave") {
+		info, err := command(n.Addr(), "INFO", "replication")
+		if err != nil {
+			return nil, err
+		}
+		if !strings.Contains(info, "role:slave\r\n") {
 			continue
 		}
-		m, ok := byID[n.master]
-		if !ok {
-			continue
-		}
-		out = append(out, Shard{Master: c.server(m.addr), Replica: c.server(n.addr)})
+		host, port := infoField(info, "master_host"), infoField(info, "master_port")
+		out = append(out, Shard{Master: c.server(net.JoinHostPort(host, port)), Replica: n})
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("redistest: the cluster has no replica: %v", nodes)
+		return nil, fmt.Errorf("redistest: the cluster has no replica")
 	}
+	slices.SortFunc(out, func(a, b Shard) int { return strings.Compare(a.Replica.Addr(), b.Replica.Addr()) })
 	return out, nil
+}
+
+// infoField is the value of name in an INFO reply, or "".
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func (c *Cluster) server(addr string) *Server {
@@ -211,11 +225,38 @@ func (c *Cluster) server(addr string) *Server {
 // replica of it.
 func (c *Cluster) ForceFailover(sh Shard, timeout time.Duration) (promotedAt time.Time, err error) {
 	deadline := time.Now().Add(timeout)
-	if err := waitReplicaOf(sh.Replica.Addr(), sh.Master.Addr(), timeout); err != nil {
-		return time.Time{}, err
+	// The pair's roles as the two nodes report them now: on a loaded
+	// machine the cluster may have failed the shard over by itself since
+	// sh was read (a master slow past cluster-node-timeout).
+	for {
+		if info, err := command(sh.Master.Addr(), "INFO", "replication"); err == nil && strings.Contains(info, "role:slave\r\n") &&
+			net.JoinHostPort(infoField(info, "master_host"), infoField(info, "master_port")) == sh.Replica.Addr() {
+			sh = Shard{Master: sh.Replica, Replica: sh.Master}
+		}
+		if err := waitReplicaOf(sh.Replica.Addr(), sh.Master.Addr(), min(5*time.Second, time.Until(deadline))); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return time.Time{}, err
+		}
 	}
-	if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "FORCE"); err != nil || reply != "OK" {
-		return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER FORCE on %s: %v %q", sh.Replica.Addr(), err, reply)
+	// FORCE still needs the masters' votes; on a loaded machine an
+	// election can time out and the replica stays one (the command
+	// answered OK all the same): ask again until the replica reports
+	// itself master.
+	for promoted := false; !promoted; {
+		if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "FORCE"); err != nil || reply != "OK" {
+			return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER FORCE on %s: %v %q", sh.Replica.Addr(), err, reply)
+		}
+		for retry := time.Now().Add(5 * time.Second); !promoted && time.Now().Before(retry); {
+			info, err := command(sh.Replica.Addr(), "INFO", "replication")
+			promoted = err == nil && strings.Contains(info, "role:master\r\n")
+			if !promoted {
+				if time.Now().After(deadline) {
+					return time.Time{}, fmt.Errorf("redistest: %s not promoted by CLUSTER FAILOVER FORCE after %s:\n%s", sh.Replica.Addr(), timeout, info)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 	for _, n := range c.nodes {
 		for {
