@@ -614,3 +614,22 @@ func auditHas(t *testing.T, e *env, tenant string, want func(broker.AuditEvent) 
 	}
 	return false
 }
+
+// TestConditional_CompromiseToldToReceivers: confirming a user compromised
+// tells the shared-signals receivers (CAEP session-revoked for the user),
+// as the revocation it is.
+func TestConditional_CompromiseToldToReceivers(t *testing.T) {
+	rcv, uri := newSETReceiver(t)
+	e := newEnv(t, withReceiver(uri))
+	rcv.issuer = e.issuer
+	tr, _ := e.signIn()
+	_, idc := claimsOf(t, tr.str("id_token"))
+	u, err := e.broker.Users().UserByLink(t.Context(), "acme", "acme-idp", "alice-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.broker.ConfirmCompromised(t.Context(), "admin:sec", "acme", u.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkSET(t, rcv.wait(1)[0], e.issuer, idc["sub"].(string), broker.CAEPSessionRevoked)
+}
