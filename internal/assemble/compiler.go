@@ -448,7 +448,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	}
 	idpExists := func(id string) bool { _, ok := owner("i:" + id); return ok }
 	probs = append(probs, ac.clientProblems(st.Clients, tenantExists, idpExists)...)
-	if probe && len(probs) == 0 { // an invalid change is refused without reaching out
+	if probe {
 		var jobs []probeJob
 		for _, e := range entries {
 			for j, cc := range e.conns {
@@ -458,7 +458,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 			}
 		}
 		probs = append(probs, ac.probe(ctx, jobs)...)
-	} else if !probe {
+	} else {
 		// Read from the store: checked by the instance that wrote it.
 		for _, e := range entries {
 			for _, cc := range e.conns {
