@@ -242,6 +242,7 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"SAMLAttribute": config.SAMLAttribute{},
 		"Access":        config.Access{}, "AccessRole": config.AccessRole{}, "NewAccessGrant": admin.NewAccessGrant{},
 		"AccessDecision": admin.AccessDecision{}, "AccessGrant": broker.AccessGrant{}, "AccessGrantList": admin.AccessGrantList{},
+		"TenantAccess": config.TenantAccess{}, "AccessPolicy": config.AccessPolicy{}, "ConditionalResult": admin.ConditionalResult{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]

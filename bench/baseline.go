@@ -611,6 +611,11 @@ func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	// -conditional: the user's sign-in history (conditional.go).
+	if err := rememberSignIn(ctx, b.store, b.key("rk", benchTenant+"\x00"+subject)); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	sessID, sid := randomToken(32), randomToken(16)
 	now := time.Now()
 	sess := record(sizeSession, sid, benchTenant, benchIdPID, subject, string(payload))

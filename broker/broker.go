@@ -134,6 +134,8 @@ type Config struct {
 	Rules map[string]*transform.Engine
 	// Policies holds each tenant's sign-in requirements.
 	Policies map[string]TenantPolicy
+	// Access is the file-wide conditional access setup (conditional.go).
+	Conditional ConditionalConfig
 	// Memberships let identities of one tenant's IdP act in other tenants.
 	Memberships []Membership
 	// UpstreamConcurrency is how many upstream operations each IdP may have
@@ -211,6 +213,8 @@ type Server struct {
 	store  Store
 	keys   *keyManager
 	keyer  keyer
+	// risk holds the risk event listeners (conditional.go, OnRisk).
+	risk riskListeners
 	// discoveryDoc caches the encoded discovery document (*cachedDoc).
 	discoveryDoc atomic.Value
 	// directory holds tenants, IdPs and rules; swapped by Reconfigure.

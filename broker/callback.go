@@ -167,6 +167,19 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		sess.user, sess.userRead = u, true
 	}
 	d := s.dir()
+	// Conditional access (conditional.go): the policies' requirements join the
+	// request's before the decision below; a deny ends here.
+	ac, err := s.evaluateAccess(c, ar, sess, tenant)
+	if err != nil {
+		return err
+	}
+	if ac != nil {
+		at.risk = ac.sig.Level.String()
+		if ac.Deny {
+			return s.accessDenied(c, ar, sess, tenant, ac, at)
+		}
+		applyAccess(ar, ac)
+	}
 	// The one authorization decision (S66, S67), whichever path got here:
 	// a fresh sign-in, SSO from a session, the tenant picker.
 	switch err := d.authorizeFor(s.now(), d.clients[ar.ClientID], tenant, sessionSubject(sess), strengthOf(ar, ar.fresh)); {
@@ -198,6 +211,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		key, err := s.saveRequestKey(c, ar)
 		if err != nil {
 			return err
+		}
+		if ac != nil && (ac.MFA || ac.FreshLogin || ac.MaxAge > 0) {
+			c.Set(ctxStartReason, "policy_step_up") // the one "started" event says why (S61)
 		}
 		return s.startUpstreamMFA(c, key, ar, idp, sess.Identity.Email, mfa || s.needsMFA(tenant, ar))
 	case errors.Is(err, errUserInactive) || errors.Is(err, errUserRevoked):
@@ -240,6 +256,7 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	if err := s.recordSubject(ctx, tenant, sess); err != nil {
 		return err
 	}
+	capTTL := s.accessAdmitted(c, ar, sess, tenant, ac, at)
 	if ar.SAML != nil {
 		return s.samlAssert(c, ar, sess, tenant, claims, at) // samlidp.go
 	}
@@ -249,6 +266,12 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
 		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now(), JKT: ar.DPoPJKT}
 	g.TI, g.HI = d.incarnations(tenant, sess.IdP)
+	if ac != nil {
+		g.ACRS, g.Cap = ac.ACRS, capTTL
+		if ta := s.tenantConditional(tenant); ta != nil && ta.RiskClaim {
+			g.Risk = ac.sig.Level.String()
+		}
+	}
 	if ar.Device != "" {
 		// The session and its indexes go first; the person then confirms
 		// the device (device.go).

@@ -46,6 +46,9 @@ type authRequest struct {
 	// request, kept while the request waits on a page (the tenant picker):
 	// only that session counts as fresh for it (S67).
 	FreshSID string `json:"fs,omitempty"`
+	// ACRS are the authentication contexts the app asked for with the
+	// claims parameter (c1..c25, conditional.go).
+	ACRS []string `json:"acrs,omitempty"`
 
 	fresh bool // the user authenticated upstream during this request
 	// Offered lists the IdPs of the tenant choice page shown for this
@@ -296,6 +299,13 @@ type grant struct {
 	// Created bounds a code's life (S08); a refresh-token family's copy of
 	// the grant leaves it out.
 	Created time.Time `json:"t,omitzero"`
+	// ACRS are the authentication contexts the sign-in met (the acrs
+	// claim); Risk its risk level when the tenant puts it in tokens; Cap a
+	// conditional-access policy's session cap, which bounds the
+	// refresh-token family too (conditional.go).
+	ACRS []string      `json:"acrs,omitempty"`
+	Risk string        `json:"rl,omitempty"`
+	Cap  time.Duration `json:"cap,omitempty"`
 	// JKT is the thumbprint of the DPoP key a code (dpop_jkt, RFC 9449
 	// §10) or a public client's refresh-token family (§5) is bound to.
 	JKT string `json:"jkt,omitempty"`

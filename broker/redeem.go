@@ -44,7 +44,10 @@ func (s *Server) codeKeys(sid, code string) (rec, used string) {
 // newCode returns a new code for g, the store key of its record and the
 // record: a session code when the store redeems in one step.
 func (s *Server) newCode(g *grant) (code, key string, rec []byte, err error) {
-	if _, ok := s.store.(store.CodeRedeemer); !ok || !taggableSID(g.SID) {
+	// A grant whose session a conditional-access policy shortened (Cap)
+	// starts its family with that lifetime, which the one-step redemption
+	// (fixed at the refresh lifetime) cannot: such codes take the classic path.
+	if _, ok := s.store.(store.CodeRedeemer); !ok || !taggableSID(g.SID) || g.Cap > 0 && g.Cap < s.cfg.RefreshTokenLifetime {
 		code = randomToken(tokenBytes)
 		rec, err = json.Marshal(g)
 		return code, s.keyer.key("cd", code), rec, err

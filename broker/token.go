@@ -350,7 +350,11 @@ func (s *Server) issue(c echo.Context, cl *client, g *grant, fam string, first b
 	if err != nil {
 		return err
 	}
-	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, s.cfg.RefreshTokenLifetime); err != nil {
+	ttl := s.cfg.RefreshTokenLifetime
+	if g.Cap > 0 && g.Cap < ttl {
+		ttl = g.Cap // a conditional-access policy shortened the session (conditional.go)
+	}
+	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, ttl); err != nil {
 		return s.tokenUnavailable(c, err)
 	}
 	return s.respondTokens(c, cl, g, fam, rt, first, scopes)
@@ -373,6 +377,8 @@ type accessClaims struct {
 	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid"`
 	GID      string `json:"gid"`
+	// Acrs are the authentication contexts the sign-in met (conditional.go).
+	Acrs []string `json:"acrs,omitempty"`
 	// Cnf binds a DPoP-bound token to its key (RFC 9449 §6.1).
 	Cnf *confirmation `json:"cnf,omitempty"`
 }
@@ -397,7 +403,8 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 		Iss: s.cfg.Issuer, Sub: g.Subject, Aud: cl.ID, ClientID: cl.ID,
 		Iat: now.Unix(), Exp: now.Add(s.cfg.AccessTokenLifetime).Unix(), Jti: randomToken(16),
 		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: unixOrZero(g.AuthTime), SID: g.SID, GID: fam,
-		Cnf: cnf,
+		Acrs: g.ACRS,
+		Cnf:  cnf,
 	}, "at+jwt")
 	if err != nil {
 		return err
@@ -412,6 +419,12 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	id["tid"], id["idp"], id["sid"] = g.Tenant, g.IdP, g.SID
 	if roles != nil {
 		id["roles"] = roles
+	}
+	if len(g.ACRS) > 0 {
+		id["acrs"] = g.ACRS // the authentication contexts met (conditional.go)
+	}
+	if g.Risk != "" && cl != nil && slices.Contains(cl.Claims, "risk_level") {
+		id["risk_level"] = g.Risk // S75: only to clients registered for it
 	}
 	id["at_hash"] = halfHash(access) // OIDC Core §3.1.3.6
 	if withNonce && g.Nonce != "" {

@@ -82,6 +82,10 @@ type Config struct {
 	// Outbound limits the addresses upstream requests may reach: public
 	// ones only unless this allows more (outbound.go, SECURITY S70).
 	Outbound Outbound `yaml:"outbound,omitempty"`
+	// ConditionalAccess configures sign-in risk signals (GeoIP, named
+	// locations, IP lists) and the global conditional access policies
+	// (conditional.go, docs/conditional-access.md).
+	ConditionalAccess ConditionalAccess `yaml:"conditional_access,omitempty"`
 	// PushedAuthorization configures pushed authorization requests (PAR,
 	// RFC 9126, dpoppar.go).
 	PushedAuthorization PushedAuthorization `yaml:"par,omitempty"`
@@ -405,6 +409,9 @@ type Tenant struct {
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
 	// with its mfa_acr_values.
 	RequireMFA bool `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
+	// ConditionalAccess holds the tenant's conditional access policies
+	// and authentication contexts (conditional.go, docs/conditional-access.md).
+	ConditionalAccess *TenantAccess `yaml:"conditional_access,omitempty" json:"conditional_access,omitempty"`
 	// RateLimits overrides the per-tenant sign-in limits for this tenant.
 	RateLimits TenantRateLimits `yaml:"rate_limits,omitempty" json:"rate_limits,omitzero"`
 	// Providers are the tenant's upstream identity providers, in the order

@@ -242,6 +242,7 @@ func (c *Config) problems() []Problem {
 	k.parDPoP()     // dpoppar.go
 	k.deviceFlow()  // device.go
 	k.tlsSettings() // tls.go
+	k.conditional() // conditional.go
 	return k.probs
 }
 
@@ -482,7 +483,9 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			k.add(path+".claims", "at most %d claims", maxClientClaims)
 		}
 		for j, n := range cl.Claims {
-			if n == "" || len(n) > 128 || reservedClaim[n] {
+			// risk_level is set by conditional access only, and released
+			// only to the clients registered for it by name (broker/conditional.go).
+			if n == "" || len(n) > 128 || (reservedClaim[n] && n != "risk_level") {
 				k.add(fmt.Sprintf("%s.claims[%d]", path, j), "%q cannot be registered: it is empty, too long, or a claim realmgate sets itself", n)
 			}
 		}
@@ -843,4 +846,4 @@ const maxClientClaims = 64
 // for them by scope, never by name.
 var reservedClaim = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
 	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
-	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
+	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true, "acrs": true, "risk_level": true}

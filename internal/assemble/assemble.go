@@ -62,6 +62,9 @@ type Builder struct {
 	Logger *slog.Logger
 	// Global are the global rules, run before each tenant's.
 	Global []config.Rule
+	// GlobalPolicies are the global conditional access policies, evaluated
+	// before each tenant's (conditional.go).
+	GlobalPolicies []config.AccessPolicy
 	// SkipUnsupported leaves providers of a type this build cannot connect
 	// out (logged) instead of reporting them as problems.
 	SkipUnsupported bool
@@ -128,6 +131,14 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 		out.Members = append(out.Members, broker.Membership{Tenant: t.ID, IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
 	}
 	out.Policy = Policy(t)
+	if ta, err := TenantConditional(b.GlobalPolicies, t.ConditionalAccess); err != nil {
+		probs = append(probs, Problem{Field: path + ".conditional_access", Message: err.Error()})
+	} else if ta != nil {
+		if out.Policy == nil {
+			out.Policy = &broker.TenantPolicy{}
+		}
+		out.Policy.Conditional = ta
+	}
 	return out, probs
 }
 

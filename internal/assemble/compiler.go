@@ -236,7 +236,7 @@ func (ac *Compiler) compileTenant(t config.Tenant, fromAPI bool, pre []admin.Pro
 	// The one assembly path (internal/assemble), with this compiler's
 	// caches: connectors by content (an unchanged IdP keeps its fetched
 	// discovery document) and engines by rules.
-	b := Builder{Issuer: ac.file.Issuer, HTTP: ac.http, Logger: ac.logger, Global: ac.file.Rules, SkipUnsupported: !fromAPI,
+	b := Builder{Issuer: ac.file.Issuer, HTTP: ac.http, Logger: ac.logger, Global: ac.file.Rules, GlobalPolicies: ac.file.ConditionalAccess.Policies, SkipUnsupported: !fromAPI,
 		Connect: func(p *config.Provider) (providers.Connector, error) {
 			cc, err := ac.connector(p, ac.file.Issuer, prev)
 			if err != nil {
