@@ -33,6 +33,7 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/registration"
+	"github.com/realmgate/realmgate/risk"
 	"github.com/realmgate/realmgate/scim"
 	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
@@ -181,6 +182,12 @@ type Options struct {
 	// Users is the tenant user directory (the broker's Users()); nil: the
 	// user endpoints answer 501.
 	Users *users.Directory
+	// Risk confirms users compromised, dismisses risk and lists risky
+	// users (risk.go; *broker.Server); nil: those endpoints answer 501.
+	Risk RiskAdmin
+	// GlobalConditional is the file's global conditional access policies: a
+	// dry run of a tenant without policies of its own uses them.
+	GlobalConditional *risk.Set
 	// Access keeps time-bound role grants (the broker); nil: the grant
 	// endpoints answer 501.
 	Access AccessGrants

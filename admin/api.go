@@ -115,6 +115,7 @@ func (s *Service) routes() *echo.Echo {
 	g.POST("/dry-run", s.dryRun)
 	s.userRoutes(g)    // users.go: the tenant user directory
 	s.accessRoutes(g)  // access.go: time-bound role grants
+	s.riskRoutes(g)    // risk.go: compromised and risky users
 	s.consentRoutes(g) // consents.go: consents to third-party clients
 	return e
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/risk"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -27,6 +28,10 @@ type DryRunRequest struct {
 	Identity SampleIdentity `json:"identity"`
 	// Rules, when set, are run instead of the tenant's saved rules (try before saving).
 	Rules []Rule `json:"rules,omitempty"`
+	// Signals, when set, are a sample sign-in's signals by name
+	// ({"country": "US", "new_country": true}): the tenant's conditional
+	// access policies (and the global ones) decide it (docs/conditional-access.md).
+	Signals map[string]any `json:"signals,omitempty"`
 }
 
 // SampleIdentity is an upstream identity as a connector would report it.
@@ -56,6 +61,43 @@ type DryRunResult struct {
 	Denied string `json:"denied,omitempty"`
 	// Error is a rule's runtime failure (the sign-in would fail closed).
 	Error string `json:"error,omitempty"`
+	// Access is what the conditional access policies decide of the
+	// sample signals (present when the request gave signals).
+	Conditional *ConditionalResult `json:"conditional_access,omitempty"`
+}
+
+// ConditionalResult is a conditional access decision in JSON.
+type ConditionalResult struct {
+	RiskLevel       string   `json:"risk_level"`
+	MFA             bool     `json:"mfa,omitempty"`
+	FreshLogin      bool     `json:"fresh_login,omitempty"`
+	Denied          string   `json:"denied,omitempty"`
+	Policy          string   `json:"policy,omitempty"`
+	SessionLifetime string   `json:"session_lifetime,omitempty"`
+	Applied         []string `json:"applied"`
+	Notify          []string `json:"notify,omitempty"`
+	ACRS            []string `json:"acrs,omitempty"`
+	Error           string   `json:"error,omitempty"`
+}
+
+// accessResult evaluates set over the sample signals.
+func conditionalResult(set *risk.Set, sig risk.Signals, client, tenant string) *ConditionalResult {
+	d, err := set.Evaluate(&sig, nil, client, tenant)
+	out := &ConditionalResult{RiskLevel: d.Level.String(), MFA: d.MFA, FreshLogin: d.FreshLogin, Applied: d.Applied,
+		Notify: d.Notify, ACRS: d.ACRS}
+	if out.Applied == nil {
+		out.Applied = []string{}
+	}
+	if d.Deny {
+		out.Denied, out.Policy = d.Message, d.Policy
+	}
+	if d.SessionLifetime > 0 {
+		out.SessionLifetime = d.SessionLifetime.String()
+	}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	return out
 }
 
 // TraceStep is transform.Step in JSON.
@@ -163,6 +205,17 @@ func (s *Service) dryRun(c echo.Context) error {
 			ts.Changes = append(ts.Changes, TraceChange{Action: ch.Action, Claim: ch.Claim, Before: ch.Before, After: ch.After})
 		}
 		out.Trace = append(out.Trace, ts)
+	}
+	if in.Signals != nil {
+		sig, err := risk.Sample(in.Signals)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "invalid_request", "%v", err)
+		}
+		set := s.opts.GlobalConditional
+		if ta := snap.compiled.Directory.Policies[out.Tenant].Conditional; ta != nil {
+			set = ta.Set
+		}
+		out.Conditional = conditionalResult(set, sig, in.ClientID, out.Tenant)
 	}
 	return c.JSON(http.StatusOK, out)
 }

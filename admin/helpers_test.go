@@ -201,6 +201,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) instance() *instance {
 	e.t.Helper()
 	in := &instance{audit: &auditLog{}, comp: &testCompiler{}}
+	dir := in.directory(e.store) // users_test.go
 	svc, err := admin.New(admin.Options{
 		Store: e.store, Compiler: in.comp, Issuer: issuer,
 		Apply: func(c *admin.Compiled) error {
@@ -220,10 +221,12 @@ func (e *env) instance() *instance {
 		Secret:       e.secret,
 		SCIMTokens:   scim.NewTokens(e.store, e.secret),
 
-		TrustedProxies: e.trusted,
-		Users:          in.directory(e.store), // users_test.go
-		Access:         in.grants(),           // access_test.go
-		Consents:       in.consents(),         // consents_test.go
+		TrustedProxies:    e.trusted,
+		Users:             dir,
+		Access:            in.grants(),    // access_test.go
+		Risk:              riskAdmin{dir}, // risk_test.go
+		GlobalConditional: testGlobalAccess(e.t),
+		Consents:          in.consents(), // consents_test.go
 	})
 	if err != nil {
 		e.t.Fatal(err)

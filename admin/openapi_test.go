@@ -241,7 +241,8 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"SAMLApp": config.SAMLApp{}, "SAMLEndpoint": config.SAMLEndpoint{}, "SAMLLogoutEndpoint": config.SAMLLogoutEndpoint{},
 		"SAMLAttribute": config.SAMLAttribute{},
 		"Access":        config.Access{}, "AccessRole": config.AccessRole{}, "NewAccessGrant": admin.NewAccessGrant{},
-		"AccessDecision": admin.AccessDecision{}, "AccessGrant": broker.AccessGrant{}, "AccessGrantList": admin.AccessGrantList{}, "Consent": admin.ConsentView{},
+		"AccessDecision": admin.AccessDecision{}, "AccessGrant": broker.AccessGrant{}, "AccessGrantList": admin.AccessGrantList{},
+		"TenantAccess": config.TenantAccess{}, "AccessPolicy": config.AccessPolicy{}, "ConditionalResult": admin.ConditionalResult{}, "Consent": admin.ConsentView{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]

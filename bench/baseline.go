@@ -65,9 +65,9 @@ import (
 // baseline pads its records to these sizes so Redis moves the same bytes.
 const (
 	sizeAuthRequest = 311
-	sizeUpstream    = 282
+	sizeUpstream    = 599 // with the copy of the auth request (issue 21)
 	sizeSession     = 449
-	sizeCode        = 516
+	sizeCode        = 965
 	sizeGrant       = 366
 )
 
@@ -125,25 +125,27 @@ func runBaseline(addr, upstreamIssuer, redisAddr string) error {
 		return err
 	}
 	// Like realmgate's audit writer: a bounded queue, the tenant's events
-	// written by one worker, what is queued (up to 128) in one pipelined
-	// round trip.
+	// written by one worker, what is queued within 10 ms (up to 128) in one
+	// pipelined round trip.
 	b.audit = make(chan []byte, 2048)
 	go func() {
 		batch := make([][]byte, 0, 128)
 		for ev := range b.audit {
 			batch = append(batch[:0], ev)
-		drain:
+			linger := time.NewTimer(10 * time.Millisecond)
+		gather:
 			for len(batch) < 128 {
 				select {
 				case x, ok := <-b.audit:
 					if !ok {
-						break drain
+						break gather
 					}
 					batch = append(batch, x)
-				default:
-					break drain
+				case <-linger.C:
+					break gather
 				}
 			}
+			linger.Stop()
 			if len(batch) == 1 {
 				_ = b.store.AppendAudit(context.Background(), benchTenant, batch[0], broker.DefaultAuditMaxLen)
 			} else {
@@ -285,6 +287,15 @@ func record(size int, fields ...string) []byte {
 
 func fields(rec []byte, n int) []string { return strings.SplitN(string(rec), "\n", n+1)[:n] }
 
+// codeRecord is a code's record as realmgate stores it
+// (store.JoinCodeRecord): the grant its family keeps, then the binding
+// only the exchange reads (redirect URI, challenge, nonce, time).
+func codeRecord(client, redirect, challenge, nonce, sid, subject, now, scope string) []byte {
+	grant := record(sizeGrant, client, "", "", "", sid, subject, benchTenant, benchIdPID, now, scope, claimsFragment)
+	bind := record(sizeCode-sizeGrant, redirect, challenge, nonce, now)
+	return store.JoinCodeRecord(grant, bind)
+}
+
 // claimsFragment is the JSON members of the user's claims, as a grant carries them.
 const claimsFragment = `"email":"alice@acme.test","email_verified":true,"family_name":"Anders","given_name":"Alice","name":"Alice Anders","roles":["admin"]`
 
@@ -367,12 +378,6 @@ func (b *baseline) overLimit(ctx context.Context, name, subject string, window t
 	b.limMu.Unlock()
 }
 
-// countStart counts a sign-in start against a limit.
-func (b *baseline) countStart(ctx context.Context, name, subject string) {
-	w := store.Window{Limit: benchLimit, Length: startsWindow}
-	_, _ = b.store.SlidingWindow(ctx, limiterKey(name, subject), w, store.WindowTake, time.Now())
-}
-
 // clientOK is client_secret_basic with the secret's SHA-256 compared in constant time.
 func (b *baseline) clientOK(r *http.Request) bool {
 	id, secret, ok := r.BasicAuth()
@@ -406,10 +411,10 @@ func (b *baseline) mint(w http.ResponseWriter, r *http.Request) {
 	now := strconv.FormatInt(time.Now().Unix(), 10)
 	var out bytes.Buffer
 	for range n {
-		code := randomToken(32)
-		g := record(sizeCode, benchClientID, benchRedirectURI, challenge, "", randomToken(16), randomToken(24),
-			benchTenant, benchIdPID, now, benchScope, claimsFragment)
-		if err := b.store.Put(r.Context(), b.key("cd", code), g, time.Minute); err != nil {
+		sid := randomToken(16)
+		code := sid + broker.FamilySeparator + randomToken(32)
+		g := codeRecord(benchClientID, benchRedirectURI, challenge, "", sid, randomToken(24), now, benchScope)
+		if err := b.store.Put(r.Context(), b.key("cd:{"+sid+"}", code), g, time.Minute); err != nil {
 			b.fail(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
@@ -431,30 +436,28 @@ func (b *baseline) token(w http.ResponseWriter, r *http.Request) {
 	case "client_credentials":
 		b.clientCredentials(w, r)
 	case "authorization_code":
+		// The code is "<sid>~<random>": taken, marked used and its
+		// family started in one script in the session's slot, as realmgate
+		// does (store.CodeRedeemer).
 		code := r.PostForm.Get("code")
-		blob, err := b.store.Take(ctx, b.key("cd", code))
+		sid, _, _ := strings.Cut(code, broker.FamilySeparator)
+		fam := sid + broker.FamilySeparator + randomToken(16)
+		rt := fam + "." + randomToken(32)
+		blob, err := b.store.RedeemCode(ctx, store.Redemption{Code: b.key("cd:{"+sid+"}", code), Used: b.key("cu:{"+sid+"}", code),
+			UsedTTL: 11 * time.Minute, Marker: "sx:{" + sid + "}", Family: fam, Token: b.key("rt", rt), FamilyTTL: 720 * time.Hour})
 		if err != nil {
 			b.fail(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
-		g := fields(blob, 11)
+		grant, bind, _ := store.SplitCodeRecord(blob)
+		g, cb := fields(grant, 11), fields(bind, 4)
 		sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
-		if g[0] != benchClientID || g[1] != r.PostForm.Get("redirect_uri") || b64.EncodeToString(sum[:]) != g[2] {
+		if g[0] != benchClientID || cb[0] != r.PostForm.Get("redirect_uri") || b64.EncodeToString(sum[:]) != cb[1] {
+			_ = b.store.RevokeFamily(ctx, fam)
 			b.fail(w, http.StatusBadRequest, "invalid_grant")
 			return
 		}
-		fam := g[4] + broker.FamilySeparator + randomToken(16) // the session's family: its marker in the same slot
-		if err := b.store.Put(ctx, b.key("cu", code), []byte(fam), 11*time.Minute); err != nil {
-			b.fail(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-		rt := fam + "." + randomToken(32)
-		grant := record(sizeGrant, g[0], "", "", "", g[4], g[5], g[6], g[7], g[8], g[9], g[10])
-		if err := b.store.CreateFamily(ctx, fam, b.key("rt", rt), grant, 720*time.Hour); err != nil {
-			b.fail(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-		b.respond(w, g, fam, rt, g[3])
+		b.respond(w, g, fam, rt, cb[2])
 	case "refresh_token":
 		rt := r.PostForm.Get("refresh_token")
 		fam, _, ok := strings.Cut(rt, ".")
@@ -524,21 +527,27 @@ func (b *baseline) authorize(w http.ResponseWriter, r *http.Request) {
 	binding := b64.EncodeToString(b.mac("binding", bind))
 	id := randomToken(32)
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	ar := record(sizeAuthRequest, q.Get("client_id"), q.Get("redirect_uri"), q.Get("state"), q.Get("nonce"),
-		q.Get("scope"), q.Get("code_challenge"), q.Get("login_hint"), binding, now)
-	if err := b.store.Put(ctx, b.key("ar", id), ar, 10*time.Minute); err != nil {
-		b.fail(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
+	arFields := []string{q.Get("client_id"), q.Get("redirect_uri"), q.Get("state"), q.Get("nonce"),
+		q.Get("scope"), q.Get("code_challenge"), q.Get("login_hint"), binding, now}
+	ar := record(sizeAuthRequest, arFields...)
 	ip := b.key("ip", clientIP) // the limiter keys client addresses by HMAC
 	b.overLimit(ctx, "failures_per_ip", ip, failuresWindow)
 	b.overLimit(ctx, "failures_per_tenant", benchTenant, failuresWindow)
-	b.countStart(ctx, "starts_per_ip", ip)
-	b.countStart(ctx, "starts_per_tenant", benchTenant)
 	state, nonce, verifier := randomToken(32), randomToken(32), randomToken(32)
 	sum := sha256.Sum256([]byte(verifier))
-	ul := record(sizeUpstream, b.key("ar", id), benchIdPID, nonce, verifier, binding, q.Get("login_hint"), now)
-	if err := b.store.Put(ctx, b.key("ul", state), ul, 10*time.Minute); err != nil {
+	// The upstream state carries a copy of the auth request (the callback
+	// reads it from there), as realmgate's does.
+	ul := record(sizeUpstream, append([]string{b.key("ar", id), benchIdPID, nonce, verifier, binding, q.Get("login_hint"), now}, arFields...)...)
+	// The start counters, the auth request and the upstream state: one
+	// batch, one round trip (store.Batcher), as realmgate sends them.
+	starts := store.Window{Limit: benchLimit, Length: startsWindow}
+	at := time.Now()
+	if _, err := b.store.Batch(ctx, []store.Op{
+		{Kind: store.OpWindow, Key: limiterKey("starts_per_ip", ip), Window: starts, WindowOp: store.WindowTake, Now: at},
+		{Kind: store.OpPut, Key: b.key("ar", id), Value: ar, TTL: 10 * time.Minute},
+		{Kind: store.OpWindow, Key: limiterKey("starts_per_tenant", benchTenant), Window: starts, WindowOp: store.WindowTake, Now: at},
+		{Kind: store.OpPut, Key: b.key("ul", state), Value: ul, TTL: 10 * time.Minute},
+	}); err != nil {
 		b.fail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
@@ -550,7 +559,7 @@ func (b *baseline) authorize(w http.ResponseWriter, r *http.Request) {
 }
 
 // callback validates the upstream answer (state, browser binding, code
-// exchange, ID token ES256 signature, nonce, at_hash, userinfo), creates the
+// exchange, ID token ES256 signature, nonce, at_hash), creates the
 // session and a code, and redirects to the client.
 func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -562,18 +571,13 @@ func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, http.StatusBadRequest, "unknown state")
 		return
 	}
-	ul := fields(blob, 7) // ar key, idp, nonce, verifier, binding, hint, created
+	ul := fields(blob, 16) // ar key, idp, nonce, verifier, binding, hint, created, then the auth request
 	c, err := r.Cookie("bl_bind")
 	if err != nil || b64.EncodeToString(b.mac("binding", c.Value)) != ul[4] {
 		b.fail(w, http.StatusBadRequest, "not bound")
 		return
 	}
-	arBlob, err := b.store.Get(ctx, ul[0])
-	if err != nil {
-		b.fail(w, http.StatusBadRequest, "expired")
-		return
-	}
-	ar := fields(arBlob, 9) // client, redirect, state, nonce, scope, challenge, hint, binding, created
+	ar := ul[7:] // client, redirect, state, nonce, scope, challenge, hint, binding, created
 	if q.Get("iss") != b.upstream.issuer {
 		b.fail(w, http.StatusBadRequest, "iss")
 		return
@@ -588,14 +592,9 @@ func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var ui struct {
-		Sub string `json:"sub"`
-	}
-	uiRaw, err := b.userinfo(ctx, tok.AccessToken, &ui)
-	if err != nil || ui.Sub != sub {
-		b.fail(w, http.StatusBadGateway, "userinfo")
-		return
-	}
+	// No userinfo call: the upstream's ID token carries every claim the
+	// requested scopes stand for, so realmgate's default (userinfo: auto)
+	// skips it too.
 	h := sha256.New()
 	h.Write([]byte(b.issuer + "\x00" + benchTenant + "\x00" + benchIdPID + "\x00" + sub))
 	subject := b64.EncodeToString(h.Sum(nil)[:24])
@@ -612,30 +611,36 @@ func (b *baseline) callback(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	// -conditional: the user's sign-in history (conditional.go).
+	if err := rememberSignIn(ctx, b.store, b.key("rk", benchTenant+"\x00"+subject)); err != nil {
+		b.fail(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	sessID, sid := randomToken(32), randomToken(16)
 	now := time.Now()
-	sess := record(sizeSession, sid, benchTenant, benchIdPID, subject, string(payload), string(uiRaw))
+	sess := record(sizeSession, sid, benchTenant, benchIdPID, subject, string(payload))
 	sess = sess[:sizeSession] // the session is never read back here: only its size matters
 	ssKey := b.key("ss", sessID)
-	if err := b.store.Put(ctx, ssKey, sess, 8*time.Hour); err != nil {
-		b.fail(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
-	// The index an upstream back-channel logout finds the session by.
-	if err := b.store.AddToIndex(ctx, b.key("uz", benchIdPID+"\x00"+sub), ssKey, 64, 8*time.Hour); err != nil {
-		b.fail(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
 	http.SetCookie(w, &http.Cookie{Name: "bl_session", Value: sessID, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	if err := b.store.Delete(ctx, ul[0]); err != nil {
+	code := sid + broker.FamilySeparator + randomToken(32)
+	g := codeRecord(ar[0], ar[1], ar[5], ar[3], sid, subject, strconv.FormatInt(now.Unix(), 10), ar[4])
+	// The auth request's consumption, the session, the index an upstream
+	// back-channel logout finds it by, and the code: one batch, as realmgate.
+	res, err := b.store.Batch(ctx, []store.Op{
+		{Kind: store.OpTake, Key: ul[0]},
+		{Kind: store.OpPut, Key: ssKey, Value: sess, TTL: 8 * time.Hour},
+		{Kind: store.OpIndex, Key: b.key("uz", benchIdPID+"\x00"+sub), Value: []byte(ssKey), Max: 64, TTL: 8 * time.Hour},
+		// The IdP's and the client's session indexes (broker/deletion.go).
+		{Kind: store.OpIndex, Key: b.key("si", benchIdPID), Value: []byte(ssKey + " " + sid), Max: 10000, TTL: 720 * time.Hour},
+		{Kind: store.OpIndex, Key: b.key("sc", benchClientID), Value: []byte(ssKey + " " + sid), Max: 10000, TTL: 720 * time.Hour},
+		{Kind: store.OpPut, Key: b.key("cd:{"+sid+"}", code), Value: g, TTL: time.Minute},
+	})
+	if err != nil {
 		b.fail(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	code := randomToken(32)
-	g := record(sizeCode, ar[0], ar[1], ar[5], ar[3], sid, subject, benchTenant, benchIdPID,
-		strconv.FormatInt(now.Unix(), 10), ar[4], claimsFragment)
-	if err := b.store.Put(ctx, b.key("cd", code), g, time.Minute); err != nil {
-		b.fail(w, http.StatusServiceUnavailable, err.Error())
+	if len(res) < 4 {
+		b.fail(w, http.StatusBadRequest, "expired")
 		return
 	}
 	b.auditEvent(r, "success")
@@ -707,22 +712,4 @@ func (b *baseline) verifyIDToken(raw, nonce, accessToken string) ([]byte, string
 		return nil, "", errors.New("id token claims")
 	}
 	return payload, c.Sub, nil
-}
-
-func (b *baseline) userinfo(ctx context.Context, accessToken string, v any) ([]byte, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.upstream.userinfoURL, nil)
-	req.Header.Set("Authorization", "Bearer "+accessToken)
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("userinfo: %d", resp.StatusCode)
-	}
-	return body, json.Unmarshal(body, v)
 }

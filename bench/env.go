@@ -75,6 +75,8 @@ type env struct {
 	rgOff       *proc
 	rgOffURL    string
 	rgOffOpsURL string
+	// conditional: -conditional (conditionalConfig).
+	conditional bool
 }
 
 // target is one server under test: realmgate or the baseline.
@@ -103,7 +105,7 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, keep: o.keepDir, lastRate: map[string]float64{}, clientSecret: "bench-client-secret-" + rand.Text(),
+	e := &env{dir: dir, keep: o.keepDir, conditional: o.conditional, lastRate: map[string]float64{}, clientSecret: "bench-client-secret-" + rand.Text(),
 		secret: rand.Text() + rand.Text()}
 	e.transport = &http.Transport{
 		Proxy:               nil,
@@ -174,7 +176,11 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 	if e.rg, err = startProc(e.dir, "realmgate", bin, rgEnv, args...); err != nil {
 		return e, err
 	}
-	if e.base, err = startProc(e.dir, "baseline", self, append([]string{clientSecretEnv + "=" + e.clientSecret}, o.serverEnv...), "-role", "baseline", "-addr", hostPort(e.baseURL),
+	baseEnv := append([]string{clientSecretEnv + "=" + e.clientSecret}, o.serverEnv...)
+	if o.conditional {
+		baseEnv = append(baseEnv, conditionalEnv+"=1")
+	}
+	if e.base, err = startProc(e.dir, "baseline", self, baseEnv, "-role", "baseline", "-addr", hostPort(e.baseURL),
 		"-idp", e.idpURL+"/"+upstreamRealm, "-redis", e.redis.Addr()); err != nil {
 		return e, err
 	}
@@ -270,7 +276,7 @@ tenants:
         add:
           roles: '"sync"'
 `, rgURL, hostPort(rgURL), e.redis.Addr(), e.secret, benchClientID, e.clientSecret,
-		benchRedirectURI, benchTenant, benchIdPID, e.idpURL, upstreamRealm, upstreamClient, upstreamSecret, hostPort(opsURL), ack)
+		benchRedirectURI, benchTenant, benchIdPID, e.idpURL, upstreamRealm, upstreamClient, upstreamSecret, hostPort(opsURL), ack) + e.conditionalConfig()
 }
 
 func hostPort(u string) string { return strings.TrimPrefix(u, "http://") }

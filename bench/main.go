@@ -69,6 +69,7 @@ type options struct {
 	serverEnv   []string
 	tracing     tracingMode
 	ackCompare  bool
+	conditional bool
 }
 
 var allFlows = []string{"token", "refresh", "login", "jwks", "discovery", "client_credentials"}
@@ -95,6 +96,7 @@ func main() {
 	serverEnv := flag.String("server-env", "", "comma-separated KEY=VALUE added to the environment of realmgate and the baseline (e.g. GOGC=400)")
 	flag.Var(&o.tracing, "tracing", "run realmgate with OpenTelemetry tracing on (the baseline traces nothing): -tracing or -tracing=otlp exports OTLP to a loopback sink in this process; -tracing=inprocess exports to an in-process exporter in realmgate that drops the spans ("+tracingDiscardEnv+"=discard); -tracing=off")
 	flag.BoolVar(&o.ackCompare, "ack-compare", false, "give Redis a replica and run a second realmgate with store.redis.replica_ack: off beside the default (auto, which then waits for the replica's acknowledgement of single-use writes); the report compares them (issue 22)")
+	flag.BoolVar(&o.conditional, "conditional", false, "give the tenant conditional access (issue 16: five policies, an authentication context, the test GeoIP database) and the baseline the same one Redis round trip (the user's sign-in history)")
 	flag.IntVar(&o.rounds, "rounds", 2, "alternating rounds per flow; -duration is split among them")
 	flag.StringVar(&o.order, "order", "realmgate-first", "which target runs first in each flow: realmgate-first or baseline-first")
 	// Child roles take their own flags.

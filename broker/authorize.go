@@ -116,6 +116,7 @@ func (s *Server) authorize(c echo.Context) error {
 		return fail(oauth.New(oauth.LoginRequired, "the user is not signed in"))
 	}
 
+	s.beginPending(c, true) // counters, request and upstream state: one store round trip
 	id, err := s.saveRequest(c, ar)
 	if err != nil {
 		return err
@@ -181,12 +182,18 @@ func (s *Server) parseAuthorize(cl *client, v url.Values) (*authRequest, []strin
 	if jkt := v.Get("dpop_jkt"); jkt != "" && !pkceChallenge.MatchString(jkt) {
 		return nil, nil, oauth.New(oauth.InvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint")
 	}
+	// OIDC Core §5.5: the claims parameter; only acrs (authentication
+	// contexts, conditional.go) is acted on.
+	acrs, err := claimsACRS(v.Get("claims"))
+	if err != nil {
+		return nil, nil, oauth.New(oauth.InvalidRequest, "the claims parameter is not a valid JSON object (OIDC Core §5.5)")
+	}
 	ar := &authRequest{
 		ClientID: cl.ID, RedirectURI: v.Get("redirect_uri"), State: v.Get("state"), Nonce: v.Get("nonce"),
 		Scopes: scopes, CodeChallenge: v.Get("code_challenge"), LoginHint: v.Get("login_hint"),
 		ForceLogin: slices.Contains(prompts, "login") || maxAge == 0, Created: s.now(),
 		RequireMFA: wantsMFA(v.Get("acr_values")), Tenant: v.Get("tenant"),
-		PromptNone: slices.Contains(prompts, "none"), DPoPJKT: v.Get("dpop_jkt"),
+		PromptNone: slices.Contains(prompts, "none"), DPoPJKT: v.Get("dpop_jkt"), ACRS: acrs,
 		PromptConsent: slices.Contains(prompts, "consent"),
 	}
 	if maxAge >= 0 {

@@ -41,17 +41,20 @@ func (s *Server) indexSession(ctx context.Context, sess *session) {
 	bySub, legacySub, bySID := s.upstreamIndexKeys(sess.IdP, sess.Identity.Subject, sid)
 	var err error
 	// Under the upstream user, the IdP and the client in one round trip
-	// where the store batches (the last two: deletion.go).
+	// where the store batches (the last two: deletion.go); at the callback
+	// with the session's other writes (pending.go).
 	adds := s.scopeAdds(sess, sess.Clients...)
 	if _, ok := s.store.(IndexStore); ok && bySub != "" {
 		adds = append(adds, store.IndexAdd{Key: bySub, Member: sess.key, Max: maxUpstreamSessions, TTL: s.cfg.SessionLifetime})
 	}
-	err = s.addToIndexes(ctx, adds)
+	if !s.stageIndexes(ctx, adds) {
+		err = s.addToIndexes(ctx, adds)
+	}
 	if _, ok := s.store.(IndexStore); !ok && legacySub != "" {
-		err = s.store.Put(ctx, legacySub, []byte(sess.key), s.cfg.SessionLifetime)
+		err = s.putRecord(ctx, false, legacySub, []byte(sess.key), s.cfg.SessionLifetime)
 	}
 	if err == nil && bySID != "" {
-		err = s.store.Put(ctx, bySID, []byte(sess.key), s.cfg.SessionLifetime)
+		err = s.putRecord(ctx, false, bySID, []byte(sess.key), s.cfg.SessionLifetime)
 	}
 	if err != nil {
 		s.log.Warn("index session for upstream logout", "err", err)

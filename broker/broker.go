@@ -95,6 +95,9 @@ type IdP struct {
 	// MFAACRValues are sent upstream (acr_values) to ask this IdP for
 	// multi-factor authentication; empty means DefaultMFAACRValues.
 	MFAACRValues []string
+	// TokenExchange, when set, lets clients exchange tokens this IdP issued
+	// for realmgate tokens of its tenant (RFC 8693, externalexchange.go).
+	TokenExchange *ExternalExchange
 }
 
 // Config is what the broker needs; cmd/realmgate builds it from the file.
@@ -134,6 +137,8 @@ type Config struct {
 	Rules map[string]*transform.Engine
 	// Policies holds each tenant's sign-in requirements.
 	Policies map[string]TenantPolicy
+	// Access is the file-wide conditional access setup (conditional.go).
+	Conditional ConditionalConfig
 	// Memberships let identities of one tenant's IdP act in other tenants.
 	Memberships []Membership
 	// UpstreamConcurrency is how many upstream operations each IdP may have
@@ -158,6 +163,8 @@ type Config struct {
 	PAR PAROptions
 	// DPoP configures DPoP proofs (RFC 9449, dpop.go).
 	DPoP DPoPOptions
+	// Device configures the device authorization grant (RFC 8628, device.go).
+	Device DeviceOptions
 	// RegistrationEndpoint, when set, is announced in the discovery
 	// document (RFC 8414 §2): dynamic client registration is served beside
 	// the broker (package registration).
@@ -210,25 +217,28 @@ type Server struct {
 	store  Store
 	keys   *keyManager
 	keyer  keyer
+	// risk holds the risk event listeners (conditional.go, OnRisk).
+	risk riskListeners
 	// discoveryDoc caches the encoded discovery document (*cachedDoc).
 	discoveryDoc atomic.Value
 	// directory holds tenants, IdPs and rules; swapped by Reconfigure.
-	directory  atomic.Pointer[directory]
-	log        *slog.Logger
-	audit      *slog.Logger
-	now        func() time.Time
-	echo       *echo.Echo
-	logouts    *logoutQueue
-	revoking   sync.WaitGroup   // deletions ending their sessions (deletion.go)
-	sets       *setQueue        // CAEP security events (caep.go)
-	users      *users.Directory // the tenant user directory (users.go); nil without one
-	ops        *ops             // metrics and the audit stream writer (metrics.go)
-	underLimit underLimitCache  // failure limits recently read as not reached (ratelimit.go)
-	secure     bool             // cookies get Secure (https issuer)
-	samlKey    samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
-	readiness  readiness        // conditions besides the store (readiness.go)
-	clientJWKS jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
-	sectors    sectorCache      // sector identifier documents (pairwise.go)
+	directory     atomic.Pointer[directory]
+	log           *slog.Logger
+	audit         *slog.Logger
+	now           func() time.Time
+	echo          *echo.Echo
+	logouts       *logoutQueue
+	revoking      sync.WaitGroup   // deletions ending their sessions (deletion.go)
+	sets          *setQueue        // CAEP security events (caep.go)
+	users         *users.Directory // the tenant user directory (users.go); nil without one
+	ops           *ops             // metrics and the audit stream writer (metrics.go)
+	underLimit    underLimitCache  // failure limits recently read as not reached (ratelimit.go)
+	refusedStarts refusalCache     // start limits recently found reached (pending.go)
+	secure        bool             // cookies get Secure (https issuer)
+	samlKey       samlKeyCache     // the SAML IdP signing key (samlidp_keys.go)
+	readiness     readiness        // conditions besides the store (readiness.go)
+	clientJWKS    jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
+	sectors       sectorCache      // sector identifier documents (pairwise.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and
@@ -280,7 +290,9 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		}
 	}
 	s.keyer = keyer{secret: derive(secret, "store-keys")}
-	maxTTL := max(cfg.AccessTokenLifetime, cfg.IDTokenLifetime)
+	// A client's own lifetimes reach MaxAccessTokenLifetime and
+	// MaxIDTokenLifetime (lifetimes.go): retired keys verify that long.
+	maxTTL := max(cfg.AccessTokenLifetime, cfg.IDTokenLifetime, MaxAccessTokenLifetime, MaxIDTokenLifetime)
 	if s.keys, err = newKeyManager(store, secret, previous, cfg.Algorithm, cfg.RotateEvery, maxTTL, cfg.Now); err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/realmgate/realmgate/claims"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/providers"
+	"github.com/realmgate/realmgate/store"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -63,7 +64,9 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 			"This sign-in was started in another browser. Start again from the application.")
 	}
 	var ar authRequest
-	if err := s.getJSON(ctx, ul.Request, &ar); errors.Is(err, ErrNotFound) {
+	if ul.AR != nil { // the request as the upstream login started (pending.go)
+		ar = *ul.AR
+	} else if err := s.getJSON(ctx, ul.Request, &ar); errors.Is(err, ErrNotFound) {
 		return s.expired(c)
 	} else if err != nil {
 		return err
@@ -124,13 +127,18 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	if cl := s.dir().clients[ar.ClientID]; cl == nil || !cl.ThirdParty {
 		sess.Clients = []string{ar.ClientID} // a third-party client is added once allowed (consent.go)
 	}
+	// The auth request's consumption, the session, its index and the code
+	// are one batch (pending.go): a request already consumed (or expired)
+	// stops it before anything is written.
+	s.beginPending(c, false)
+	ctx = c.Request().Context()
+	stage(ctx, false, store.Op{Kind: store.OpTake, Key: ul.Request}, stagedLimit{})
 	if err := s.newSession(ctx, c, sess); err != nil {
 		return err
 	}
 	s.indexSession(ctx, sess)
 	ar.fresh = true
 	s.remember(c, idp.ID)
-	_ = s.store.Delete(ctx, ul.Request)
 	return s.finish(c, &ar, sess)
 }
 
@@ -161,6 +169,19 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		sess.user, sess.userRead = u, true
 	}
 	d := s.dir()
+	// Conditional access (conditional.go): the policies' requirements join the
+	// request's before the decision below; a deny ends here.
+	ac, err := s.evaluateAccess(c, ar, sess, tenant)
+	if err != nil {
+		return err
+	}
+	if ac != nil {
+		at.risk = ac.sig.Level.String()
+		if ac.Deny {
+			return s.accessDenied(c, ar, sess, tenant, ac, at)
+		}
+		applyAccess(ar, ac)
+	}
 	// The one authorization decision (S66, S67), whichever path got here:
 	// a fresh sign-in, SSO from a session, the tenant picker.
 	switch err := d.authorizeFor(s.now(), d.clients[ar.ClientID], tenant, sessionSubject(sess), strengthOf(ar, ar.fresh)); {
@@ -192,6 +213,9 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 		key, err := s.saveRequestKey(c, ar)
 		if err != nil {
 			return err
+		}
+		if ac != nil && (ac.MFA || ac.FreshLogin || ac.MaxAge > 0) {
+			c.Set(ctxStartReason, "policy_step_up") // the one "started" event says why (S61)
 		}
 		return s.startUpstreamMFA(c, key, ar, idp, sess.Identity.Email, mfa || s.needsMFA(tenant, ar))
 	case errors.Is(err, errUserInactive) || errors.Is(err, errUserRevoked):
@@ -239,17 +263,38 @@ func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
 	if err := s.recordSubject(ctx, tenant, sess); err != nil {
 		return err
 	}
+	capTTL := s.accessAdmitted(c, ar, sess, tenant, ac, at)
 	if ar.SAML != nil {
 		return s.samlAssert(c, ar, sess, tenant, claims, at) // samlidp.go
 	}
-	code := randomToken(tokenBytes)
 	origin := &session{Tenant: sess.Tenant, IdP: sess.IdP, Subject: sess.Subject, Identity: sess.Identity, AuthTime: sess.AuthTime,
 		UID: sess.UID, UGen: sess.UGen}
 	g := grant{ClientID: ar.ClientID, RedirectURI: ar.RedirectURI, Challenge: ar.CodeChallenge, Nonce: ar.Nonce,
 		Scopes: ar.Scopes, SID: sess.SID, Subject: sess.Subject, Tenant: tenant, IdP: sess.IdP,
 		AuthTime: sess.AuthTime, Claims: claims, Origin: origin, Created: s.now(), JKT: ar.DPoPJKT}
 	g.TI, g.HI = d.incarnations(tenant, sess.IdP)
-	if err := s.putJSON(ctx, s.keyer.key("cd", code), g, codeTTL); err != nil {
+	if ac != nil {
+		g.ACRS, g.Cap = ac.ACRS, capTTL
+		if ta := s.tenantConditional(tenant); ta != nil && ta.RiskClaim {
+			g.Risk = ac.sig.Level.String()
+		}
+	}
+	if ar.Device != "" {
+		// The session and its indexes go first; the person then confirms
+		// the device (device.go).
+		if handled, err := s.flush(c); handled {
+			return err
+		}
+		return s.deviceConfirm(c, ar, g, at)
+	}
+	code, key, rec, err := s.newCode(&g) // redeem.go
+	if err != nil {
+		return err
+	}
+	if err := s.putRecord(ctx, false, key, rec, codeTTL); err != nil {
+		return err
+	}
+	if handled, err := s.flush(c); handled { // with the callback's batch (pending.go)
 		return err
 	}
 	s.auditEvent(c, "success", "", at)

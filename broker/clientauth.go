@@ -89,7 +89,8 @@ func (c *client) grants(g string) bool {
 
 // knownGrant reports whether g is a grant type clients register.
 func knownGrant(g string) bool {
-	return g == grantAuthorizationCode || g == grantRefreshToken || g == grantClientCredentials || g == grantTokenExchange
+	return g == grantAuthorizationCode || g == grantRefreshToken || g == grantClientCredentials || g == grantTokenExchange ||
+		g == grantDeviceCode
 }
 
 // allowsMethod reports whether the client is registered for token

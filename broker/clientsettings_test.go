@@ -14,6 +14,7 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/internal/outbound"
+	"github.com/realmgate/realmgate/store"
 )
 
 // signInAs runs a whole sign-in of alice for client (redirect uri cb,
@@ -53,6 +54,14 @@ func (s *ttlStore) CreateFamily(ctx context.Context, f, tok string, g []byte, tt
 	s.ttls = append(s.ttls, ttl)
 	s.mu.Unlock()
 	return s.Store.CreateFamily(ctx, f, tok, g, ttl)
+}
+
+// RedeemCode records the family lifetime of a one-step redemption.
+func (s *ttlStore) RedeemCode(ctx context.Context, r store.Redemption) ([]byte, error) {
+	s.mu.Lock()
+	s.ttls = append(s.ttls, r.FamilyTTL)
+	s.mu.Unlock()
+	return s.Store.RedeemCode(ctx, r)
 }
 
 func TestClientSettings_LifetimesHonoured(t *testing.T) {

@@ -80,6 +80,11 @@ func (s *Server) consentGate(c echo.Context, ar *authRequest, sess *session, ten
 	if err != nil {
 		return true, err
 	}
+	// The step's batch (the callback's session and index, pending.go) is
+	// written before the page that refers to it.
+	if handled, err := s.flush(c); handled {
+		return true, err
+	}
 	var before []string
 	if cn != nil {
 		before = cn.Scopes

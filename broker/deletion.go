@@ -50,7 +50,7 @@ func scopeMember(sess *session) string { return sess.key + " " + sess.SID }
 // scopeAdds are the index additions of a session: under its IdP and under
 // each of clients.
 func (s *Server) scopeAdds(sess *session, clients ...string) []store.IndexAdd {
-	ttl := max(s.cfg.RefreshTokenLifetime, s.cfg.SessionLifetime)
+	ttl := max(s.longestRefreshLifetime(), s.cfg.SessionLifetime)
 	m := scopeMember(sess)
 	adds := []store.IndexAdd{{Key: s.idpSessionsKey(sess.IdP), Member: m, Max: maxScopeSessions, TTL: ttl}}
 	for _, c := range clients {
@@ -206,11 +206,11 @@ func (s *Server) endIndexed(ctx context.Context, old *directory, key string, kee
 
 // markRevoked writes the logged-out markers of session id sid.
 func (s *Server) markRevoked(ctx context.Context, sid string) error {
-	if err := s.store.Put(ctx, sessionRevokedKey(sid), []byte("1"), s.cfg.RefreshTokenLifetime); err != nil {
+	if err := s.store.Put(ctx, sessionRevokedKey(sid), []byte("1"), s.longestRefreshLifetime()); err != nil {
 		return storeErr("mark session revoked", err)
 	}
 	if _, ok := s.store.(SessionRotator); ok && taggableSID(sid) {
-		if err := s.store.Put(ctx, sessionMarkerKey(sid), []byte("1"), s.cfg.RefreshTokenLifetime); err != nil {
+		if err := s.store.Put(ctx, sessionMarkerKey(sid), []byte("1"), s.longestRefreshLifetime()); err != nil {
 			return storeErr("mark session revoked", err)
 		}
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/sha256"
 	"fmt"
+	"time"
 
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
@@ -41,6 +42,9 @@ type directory struct {
 	members  map[string][]Membership // by IdP
 	clients  map[string]*client
 	samlApps map[string]*client // SAML apps by entity ID (samlidp.go)
+	// longestRefresh is the longest refresh lifetime a client sets for
+	// itself (lifetimes.go); zero when none does.
+	longestRefresh time.Duration
 }
 
 func newDirectory(d Directory, current *directory) (*directory, error) {
@@ -71,6 +75,9 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		out.clients = cls
 	}
 	out.clients = withAccessClient(out.clients)
+	for _, cl := range out.clients {
+		out.longestRefresh = max(out.longestRefresh, lifetime(cl.RefreshTokenLifetime, 0, MaxRefreshTokenLifetime))
+	}
 	out.samlApps = samlAppIndex(out.clients)
 	members, err := indexMemberships(d)
 	if err != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/hmac"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -81,6 +82,9 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 		s.auditEvent(c, "refused", "no_tenant", attrs{client: ar.ClientID})
 		return s.discoveryPage(c, id, ar, req.LoginHint, "Your organization is not set up for sign-in here. Check the address or ask your administrator.")
 	case errors.Is(err, realm.ErrNoMatch):
+		if handled, err := s.flush(c); handled {
+			return err
+		}
 		return c.Redirect(redirectStatus(c), s.path("/login")+"?r="+url.QueryEscape(id))
 	case err != nil:
 		return err
@@ -93,7 +97,14 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 		return s.startUpstream(c, id, ar, idps[0], req.LoginHint)
 	}
 	ar.Offered = res.IdPs
-	if err := s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL); err != nil {
+	b, err := json.Marshal(ar)
+	if err != nil {
+		return err
+	}
+	if err := s.putRecord(c.Request().Context(), true, s.keyer.key("ar", id), b, authRequestTTL); err != nil {
+		return err
+	}
+	if handled, err := s.flush(c); handled {
 		return err
 	}
 	t, _ := s.dir().resolver.Tenant(res.Tenant)
@@ -131,6 +142,9 @@ func (s *Server) globalIdPs(cl *client) []IdP {
 // discoveryPage is the email-first page with provider buttons and, when the
 // browser remembers a choice, a "continue" button and "use another account".
 func (s *Server) discoveryPage(c echo.Context, id string, ar *authRequest, email, msg string) error {
+	if handled, err := s.flush(c); handled { // the /authorize step's records (pending.go)
+		return err
+	}
 	cl := s.dir().clients[ar.ClientID]
 	d := pageData{Title: "Sign in", Client: ar.ClientID, Action: s.path("/login"), Request: id, Email: email,
 		Message: msg, IdPs: s.globalIdPs(cl), Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)}

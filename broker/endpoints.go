@@ -70,18 +70,19 @@ func (s *Server) discoveryMetadata() map[string]any {
 		"code_challenge_methods_supported":              []string{"S256"},
 		"scopes_supported":                              []string{"openid", "profile", "email", "roles", "offline_access"},
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "sid", "at_hash",
-			"tid", "idp", "roles", "amr", "acr", "email", "email_verified", "name", "given_name", "family_name", "preferred_username"},
+			"tid", "idp", "roles", "amr", "acr", "email", "email_verified", "name", "given_name", "family_name", "preferred_username", "acrs", "risk_level"},
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"authorization_response_iss_parameter_supported": true, // RFC 9207 §3 (S05)
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
-		"claims_parameter_supported":                     false,
+		"claims_parameter_supported":                     true, // OIDC Core §5.5: acrs (conditional.go)
 		// RFC 9126 §5 and RFC 9449 §5.1.
 		"pushed_authorization_request_endpoint": s.url("/par"),
 		"require_pushed_authorization_requests": s.cfg.PAR.Require,
 		"dpop_signing_alg_values_supported":     dpopAlgNames(),
 	}
 	s.clientAuthMetadata(m) // clientauth.go
+	s.deviceMetadata(m)     // device.go
 	return m
 }
 

@@ -27,6 +27,9 @@ const (
 // audience it is allowed to call, never with a wider scope, carrying `act`
 // to name who acts (§4.1). Policy is per client: Client.ExchangeAudiences.
 func (s *Server) tokenExchange(c echo.Context, cl *client, v url.Values) error {
+	if s.externalSubject(v) {
+		return s.externalExchange(c, cl, v) // externalexchange.go: an upstream IdP's token
+	}
 	if cl.public() {
 		return oauth.New(oauth.InvalidClient, "token exchange needs an authenticated client")
 	}

@@ -47,6 +47,7 @@ func (s *Server) routes() *echo.Echo {
 	s.samlIdPRoutes(e) // /saml-idp/...: realmgate as SAML IdP (samlidp.go)
 	e.POST(s.path("/token"), s.token)
 	e.POST(s.path("/par"), s.pushAuthorization) // RFC 9126 (par.go)
+	s.deviceRoutes(e)                           // RFC 8628 (device.go)
 	e.GET(s.path("/userinfo"), s.userinfo)
 	e.POST(s.path("/userinfo"), s.userinfo)
 	e.POST(s.path("/revoke"), s.revoke)

@@ -67,3 +67,10 @@ func (s *Server) refreshLifetime(cl *client) time.Duration {
 	}
 	return lifetime(cl.RefreshTokenLifetime, s.cfg.RefreshTokenLifetime, MaxRefreshTokenLifetime)
 }
+
+// longestRefreshLifetime is the longest any refresh-token family can live:
+// the marks that end a session's families (logout, deletion) and the
+// session indexes must outlive every family, whichever client's.
+func (s *Server) longestRefreshLifetime() time.Duration {
+	return max(s.cfg.RefreshTokenLifetime, s.dir().longestRefresh)
+}

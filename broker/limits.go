@@ -45,6 +45,7 @@ var signInParamLimits = []struct {
 	{"login_hint", 320}, // an email (at most 254) or an IdP's user name
 	{"email", 320},      // typed on the discovery page
 	{"acr_values", 512},
+	{"claims", 2048},        // OIDC Core §5.5; only acrs is kept (conditional.go)
 	{"prompt", 64},          // four known values
 	{"max_age", 10},         // decimal seconds
 	{"code_challenge", 128}, // exactly 43 when valid (RFC 7636 §4.2)

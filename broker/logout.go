@@ -194,12 +194,12 @@ func contains(list []string, v string) bool {
 // marked revoked (refresh grants and our endpoints refuse its tokens), and
 // every client that signed in through it gets a back-channel logout token.
 func (s *Server) logoutSession(ctx context.Context, sess *session) error {
-	if err := s.store.Put(ctx, sessionRevokedKey(sess.SID), []byte("1"), s.cfg.RefreshTokenLifetime); err != nil {
+	if err := s.store.Put(ctx, sessionRevokedKey(sess.SID), []byte("1"), s.longestRefreshLifetime()); err != nil {
 		return storeErr("mark session revoked", err)
 	}
 	if _, ok := s.store.(SessionRotator); ok && taggableSID(sess.SID) {
 		// The copy the session's families check in their rotation.
-		if err := s.store.Put(ctx, sessionMarkerKey(sess.SID), []byte("1"), s.cfg.RefreshTokenLifetime); err != nil {
+		if err := s.store.Put(ctx, sessionMarkerKey(sess.SID), []byte("1"), s.longestRefreshLifetime()); err != nil {
 			return storeErr("mark session revoked", err)
 		}
 	}

@@ -46,6 +46,9 @@ type TenantPolicy struct {
 	// Access, when set, lets the tenant's users hold roles for a while
 	// (just-in-time access, access.go); nil: no time-bound grants.
 	Access *AccessPolicy
+	// Conditional is the tenant's conditional access (conditional.go); nil: the
+	// global policies only.
+	Conditional *TenantConditional
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

@@ -49,6 +49,9 @@ func (s *Server) authError(c echo.Context, ar *authRequest, e *oauth.Error) erro
 	if ar.SAML != nil {
 		return s.samlAuthError(c, ar, e) // samlidp.go
 	}
+	if ar.Device != "" {
+		return s.deviceAuthError(c, e) // device.go
+	}
 	return s.redirectError(c, ar.RedirectURI, ar.State, e)
 }
 

@@ -286,12 +286,21 @@ func (s *Server) limitStart(c echo.Context, client, tenant, idp string) error {
 	}
 	if counted, _ := c.Get(ctxStartCounted).(bool); !counted {
 		c.Set(ctxStartCounted, true)
-		if wait := s.hit(ctx, limitStartsIP, ip, rl.StartsPerIP); wait > 0 {
+		// At /authorize the counters go with the step's writes (pending.go).
+		staged, wait := s.stageStart(c, limitStartsIP, ip, rl.StartsPerIP, at)
+		if !staged {
+			wait = s.hit(ctx, limitStartsIP, ip, rl.StartsPerIP)
+		}
+		if wait > 0 {
 			return s.throttled(c, limitStartsIP, wait, at)
 		}
 	}
 	if tenant != "" {
-		if wait := s.hit(ctx, limitStartsTenant, tenant, starts); wait > 0 {
+		staged, wait := s.stageStart(c, limitStartsTenant, tenant, starts, at)
+		if !staged {
+			wait = s.hit(ctx, limitStartsTenant, tenant, starts)
+		}
+		if wait > 0 {
 			return s.throttled(c, limitStartsTenant, wait, at)
 		}
 	}

@@ -46,6 +46,9 @@ type authRequest struct {
 	// request, kept while the request waits on a page (the tenant picker):
 	// only that session counts as fresh for it (S67).
 	FreshSID string `json:"fs,omitempty"`
+	// ACRS are the authentication contexts the app asked for with the
+	// claims parameter (c1..c25, conditional.go).
+	ACRS []string `json:"acrs,omitempty"`
 
 	fresh bool // the user authenticated upstream during this request
 	// Offered lists the IdPs of the tenant choice page shown for this
@@ -56,6 +59,10 @@ type authRequest struct {
 	SAML *samlPending `json:"saml,omitempty"`
 	// DPoPJKT binds the code to a DPoP key (dpop_jkt, RFC 9449 §10).
 	DPoPJKT string `json:"jkt,omitempty"`
+	// Device is the store key of the device authorization this sign-in
+	// answers (device.go): it ends on the confirmation page, not at a
+	// redirect URI.
+	Device string `json:"dev,omitempty"`
 	// PromptConsent is prompt=consent: a third-party client's consent page
 	// is shown even when the user granted the scopes before (consent.go).
 	PromptConsent bool `json:"pc,omitempty"`
@@ -76,6 +83,12 @@ type upstreamLogin struct {
 	// single-factor answer is refused rather than retried.
 	MFA     bool      `json:"mfa,omitempty"`
 	Created time.Time `json:"t"`
+	// AR is the auth request as it was when this upstream login started:
+	// the callback reads it from here instead of a second record (one
+	// round trip less); the record itself is consumed by the callback's
+	// batch (pending.go), so a request still signs in at most once. Nil in
+	// states written before it existed (the callback then reads Request).
+	AR *authRequest `json:"ar,omitempty"`
 }
 
 // session is the broker's SSO session.
@@ -290,6 +303,13 @@ type grant struct {
 	// Created bounds a code's life (S08); a refresh-token family's copy of
 	// the grant leaves it out.
 	Created time.Time `json:"t,omitzero"`
+	// ACRS are the authentication contexts the sign-in met (the acrs
+	// claim); Risk its risk level when the tenant puts it in tokens; Cap a
+	// conditional-access policy's session cap, which bounds the
+	// refresh-token family too (conditional.go).
+	ACRS []string      `json:"acrs,omitempty"`
+	Risk string        `json:"rl,omitempty"`
+	Cap  time.Duration `json:"cap,omitempty"`
 	// JKT is the thumbprint of the DPoP key a code (dpop_jkt, RFC 9449
 	// §10) or a public client's refresh-token family (§5) is bound to.
 	JKT string `json:"jkt,omitempty"`

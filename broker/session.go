@@ -7,6 +7,7 @@ package broker
 import (
 	"context"
 	"crypto/hmac"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -100,7 +101,11 @@ func (s *Server) newSession(ctx context.Context, c echo.Context, sess *session) 
 	id := randomToken(tokenBytes)
 	sess.SID = randomToken(16)
 	sess.key = s.keyer.key("ss", id)
-	if err := s.putJSON(ctx, sess.key, sess, s.cfg.SessionLifetime); err != nil {
+	b, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	if err := s.putRecord(ctx, false, sess.key, b, s.cfg.SessionLifetime); err != nil { // the callback's batch
 		return err
 	}
 	s.setCookie(c, sessionCookie, id, 0)
@@ -117,7 +122,11 @@ func (s *Server) saveRequest(c echo.Context, ar *authRequest) (string, error) {
 	}
 	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
 	id := randomToken(tokenBytes)
-	return id, s.putJSON(c.Request().Context(), s.keyer.key("ar", id), ar, authRequestTTL)
+	b, err := json.Marshal(ar)
+	if err != nil {
+		return "", err
+	}
+	return id, s.putRecord(c.Request().Context(), true, s.keyer.key("ar", id), b, authRequestTTL)
 }
 
 func (s *Server) saveRequestKey(c echo.Context, ar *authRequest) (string, error) {

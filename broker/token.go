@@ -146,10 +146,12 @@ func (s *Server) token(c echo.Context) error {
 		return s.tokenExchange(c, cl, v)
 	case grantClientCredentials:
 		return s.clientCredentials(c, cl, v) // clientcredentials.go
+	case grantDeviceCode:
+		return s.deviceGrant(c, cl, v) // device.go
 	case "":
 		return oauth.New(oauth.InvalidRequest, "grant_type is required")
 	default: // S04: no password, no implicit, nothing else
-		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange")
+		return oauth.New(oauth.UnsupportedGrantType, "supported: authorization_code, refresh_token, client_credentials, token exchange, device_code")
 	}
 }
 
@@ -161,16 +163,24 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	}
 	bad := oauth.New(oauth.InvalidGrant, "the code is invalid, expired or already used")
 	var g grant
-	err := s.takeJSON(ctx, s.keyer.key("cd", code), &g)
+	rd, err := s.takeCode(ctx, cl, code, &g) // redeem.go: with its family in one step where the store can
 	if errors.Is(err, ErrNotFound) {
 		// S07: a second redemption revokes what the first one issued.
-		if fam, err := s.store.Get(ctx, s.keyer.key("cu", code)); err == nil {
-			_ = s.store.RevokeFamily(ctx, string(fam))
+		if fam, ok := s.priorFamily(ctx, rd, code); ok {
+			_ = s.store.RevokeFamily(ctx, fam)
 			s.auditEvent(c, "refused", "code_reused", attrs{client: cl.ID})
 		}
 		return bad
 	} else if err != nil {
 		return s.tokenUnavailable(c, err)
+	}
+	issued := false
+	if rd.fam != "" {
+		defer func() { // a check below refused: end the family the store started
+			if !issued {
+				_ = s.store.RevokeFamily(ctx, rd.fam)
+			}
+		}()
 	}
 	// S08: bound to client, redirect_uri and a 60 s lifetime.
 	if g.ClientID != cl.ID || v.Get("redirect_uri") != g.RedirectURI || s.now().Sub(g.Created) > codeTTL {
@@ -196,6 +206,14 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	g.JKT = ""
 	if cl.public() {
 		g.JKT = dpopJKT(c)
+	}
+	if rd.fam != "" {
+		if g.JKT == rd.famJKT { // the family the store started is bound as it must be
+			issued = true
+			return s.respondTokens(c, cl, &g, rd.fam, rd.rt, true, g.Scopes)
+		}
+		// A public client's proof binds the family to a key the code did
+		// not name: start the family anew (the deferred revoke ends the first).
 	}
 	fam := s.familyID(g.SID)
 	if err := s.store.Put(ctx, s.keyer.key("cu", code), []byte(fam), s.accessLifetime(cl)+codeTTL); err != nil {
@@ -332,7 +350,11 @@ func (s *Server) issue(c echo.Context, cl *client, g *grant, fam string, first b
 	if err != nil {
 		return err
 	}
-	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, s.refreshLifetime(cl)); err != nil { // lifetimes.go
+	ttl := s.refreshLifetime(cl) // lifetimes.go
+	if g.Cap > 0 && g.Cap < ttl {
+		ttl = g.Cap // a conditional-access policy shortened the session (conditional.go)
+	}
+	if err := s.store.CreateFamily(ctx, fam, s.keyer.key("rt", rt), blob, ttl); err != nil {
 		return s.tokenUnavailable(c, err)
 	}
 	return s.respondTokens(c, cl, g, fam, rt, first, scopes)
@@ -355,6 +377,8 @@ type accessClaims struct {
 	AuthTime int64  `json:"auth_time,omitempty"`
 	SID      string `json:"sid"`
 	GID      string `json:"gid"`
+	// Acrs are the authentication contexts the sign-in met (conditional.go).
+	Acrs []string `json:"acrs,omitempty"`
 	// Cnf binds a DPoP-bound token to its key (RFC 9449 §6.1).
 	Cnf *confirmation `json:"cnf,omitempty"`
 }
@@ -380,7 +404,8 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 		Iss: s.cfg.Issuer, Sub: sub, Aud: cl.ID, ClientID: cl.ID,
 		Iat: now.Unix(), Exp: now.Add(accessTTL).Unix(), Jti: randomToken(16),
 		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: unixOrZero(g.AuthTime), SID: g.SID, GID: fam,
-		Cnf: cnf,
+		Acrs: g.ACRS,
+		Cnf:  cnf,
 	}, "at+jwt")
 	if err != nil {
 		return err
@@ -395,6 +420,12 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	id["tid"], id["idp"], id["sid"] = g.Tenant, g.IdP, g.SID
 	if roles != nil {
 		id["roles"] = roles
+	}
+	if len(g.ACRS) > 0 {
+		id["acrs"] = g.ACRS // the authentication contexts met (conditional.go)
+	}
+	if g.Risk != "" && cl != nil && slices.Contains(cl.Claims, "risk_level") {
+		id["risk_level"] = g.Risk // S75: only to clients registered for it
 	}
 	id["at_hash"] = halfHash(access) // OIDC Core §3.1.3.6
 	if withNonce && g.Nonce != "" {

@@ -5,6 +5,7 @@ package broker
 // the IdP.
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -45,8 +46,15 @@ func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest,
 			idp.Name+" could not be reached. Please try again in a few minutes.")
 	}
 	ul := upstreamLogin{Request: arKey, IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
-		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, MFA: mfa, Created: s.now()}
-	if err := s.putJSON(ctx, s.keyer.key("ul", lr.State), ul, upstreamLoginTTL); err != nil {
+		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, MFA: mfa, Created: s.now(), AR: ar}
+	b, err := json.Marshal(ul)
+	if err != nil {
+		return err
+	}
+	if err := s.putRecord(ctx, true, s.keyer.key("ul", lr.State), b, upstreamLoginTTL); err != nil {
+		return err
+	}
+	if handled, err := s.flush(c); handled { // the step's counters and records (pending.go)
 		return err
 	}
 	s.auditEvent(c, "started", startReason(c), attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})

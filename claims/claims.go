@@ -223,7 +223,8 @@ func FromUpstream(up map[string]any) providers.Identity {
 // claims); no rule output and no client registration reaches them.
 var Reserved = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
 	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
-	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
+	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true,
+	"acrs": true, "risk_level": true} // set by conditional access only (broker/conditional.go)
 
 // Roles returns the roles claim of all as a list (a single string counts as
 // one role); an empty list when there is none.

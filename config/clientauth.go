@@ -34,7 +34,7 @@ const (
 	maxClientAudiences = 32
 )
 
-var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange}
+var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange, GrantDeviceCode}
 
 // MachineOnly reports whether the client's only grant is
 // client_credentials: it never signs users in and needs no redirect URI.

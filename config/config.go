@@ -82,12 +82,19 @@ type Config struct {
 	// Outbound limits the addresses upstream requests may reach: public
 	// ones only unless this allows more (outbound.go, SECURITY S70).
 	Outbound Outbound `yaml:"outbound,omitempty"`
+	// ConditionalAccess configures sign-in risk signals (GeoIP, named
+	// locations, IP lists) and the global conditional access policies
+	// (conditional.go, docs/conditional-access.md).
+	ConditionalAccess ConditionalAccess `yaml:"conditional_access,omitempty"`
 	// PushedAuthorization configures pushed authorization requests (PAR,
 	// RFC 9126, dpoppar.go).
 	PushedAuthorization PushedAuthorization `yaml:"par,omitempty"`
 	// ProofOfPossession configures sender-constrained tokens by DPoP (RFC
 	// 9449, dpoppar.go).
 	ProofOfPossession ProofOfPossession `yaml:"dpop,omitempty"`
+	// DeviceAuthorization configures the device authorization grant (RFC
+	// 8628, device.go).
+	DeviceAuthorization DeviceAuthorization `yaml:"device_authorization,omitempty"`
 
 	src source // where each field was read from; zero for a Config built in code
 }
@@ -291,10 +298,12 @@ type Client struct {
 
 	// GrantTypes are the grants the client may use at the token endpoint:
 	// authorization_code, refresh_token, client_credentials (RFC 6749
-	// §4.4) and urn:ietf:params:oauth:grant-type:token-exchange. Empty
-	// means authorization_code, refresh_token and token exchange (which
-	// exchange_audiences governs). A client whose only grant is
-	// client_credentials needs no redirect_uris.
+	// §4.4), urn:ietf:params:oauth:grant-type:token-exchange and
+	// urn:ietf:params:oauth:grant-type:device_code (RFC 8628, device.go).
+	// Empty means authorization_code, refresh_token and token exchange
+	// (which exchange_audiences governs). A client whose only grant is
+	// client_credentials, or that has device_code without
+	// authorization_code, needs no redirect_uris.
 	GrantTypes []string `yaml:"grant_types,omitempty" json:"grant_types,omitempty"`
 
 	// Scopes are the scopes a client_credentials token may carry; a request
@@ -436,6 +445,9 @@ type Tenant struct {
 	// multi-factor (amr, or SAML AuthnContext); the IdP is asked for MFA
 	// with its mfa_acr_values.
 	RequireMFA bool `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
+	// ConditionalAccess holds the tenant's conditional access policies
+	// and authentication contexts (conditional.go, docs/conditional-access.md).
+	ConditionalAccess *TenantAccess `yaml:"conditional_access,omitempty" json:"conditional_access,omitempty"`
 	// RateLimits overrides the per-tenant sign-in limits for this tenant.
 	RateLimits TenantRateLimits `yaml:"rate_limits,omitempty" json:"rate_limits,omitzero"`
 	// Providers are the tenant's upstream identity providers, in the order
@@ -478,6 +490,15 @@ type Provider struct {
 	TokenURL string `yaml:"token_url,omitempty" json:"token_url,omitempty"`
 	// UserInfoURL is the endpoint that describes the user (oauth2: required).
 	UserInfoURL string `yaml:"userinfo_url,omitempty" json:"userinfo_url,omitempty"`
+	// Userinfo says when an oidc provider's userinfo endpoint is called
+	// after the ID token is verified: "auto" (default) only when the ID
+	// token lacks a claim of a scope requested upstream (profile: name,
+	// given_name, family_name; email: email, email_verified; address:
+	// address; phone: phone_number, phone_number_verified; groups: groups;
+	// any other scope but openid and offline_access: always), saving one
+	// upstream call per sign-in; "always" at every sign-in (claims the OP
+	// sends only there under other names); "never". Optional.
+	Userinfo string `yaml:"userinfo,omitempty" json:"userinfo,omitempty"`
 
 	// HostedDomain restricts a google provider to one Google Workspace
 	// domain: the ID token's hd claim must equal it (Google sends hd only for
@@ -566,6 +587,10 @@ type Provider struct {
 	// multi-factor authentication (default: the PAPE multi-factor policy
 	// URI; Okta, for example, wants urn:okta:loa:2fa:any).
 	MFAACRValues []string `yaml:"mfa_acr_values,omitempty" json:"mfa_acr_values,omitempty"`
+	// TokenExchange lets clients exchange tokens this IdP issued for
+	// realmgate tokens of its tenant (RFC 8693; oidc, microsoft and google
+	// types with a single issuer; tokenexchange.go).
+	TokenExchange *TokenExchange `yaml:"token_exchange,omitempty" json:"token_exchange,omitempty"`
 	// Settings are the settings of a provider type that has its own (a type
 	// added in its own package declares their names and checks them),
 	// like {base_url: https://sso.example.com, realm: acme}.

@@ -240,7 +240,9 @@ func (c *Config) problems() []Problem {
 	k.scim()        // scim.go
 	k.outbound()    // outbound.go
 	k.parDPoP()     // dpoppar.go
+	k.deviceFlow()  // device.go
 	k.tlsSettings() // tls.go
+	k.conditional() // conditional.go
 	return k.probs
 }
 
@@ -447,7 +449,7 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 		}
 		k.clientAuth(&cl, path, tenantIDs) // clientauth.go
 		k.clientSettings(&cl, path)        // clientsettings.go
-		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() {
+		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() && !cl.deviceOnly() {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
 		for j, u := range cl.RedirectURIs {
@@ -482,7 +484,9 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 			k.add(path+".claims", "at most %d claims", maxClientClaims)
 		}
 		for j, n := range cl.Claims {
-			if n == "" || len(n) > 128 || reservedClaim[n] {
+			// risk_level is set by conditional access only, and released
+			// only to the clients registered for it by name (broker/conditional.go).
+			if n == "" || len(n) > 128 || (reservedClaim[n] && n != "risk_level") {
 				k.add(fmt.Sprintf("%s.claims[%d]", path, j), "%q cannot be registered: it is empty, too long, or a claim realmgate sets itself", n)
 			}
 		}
@@ -752,6 +756,7 @@ func (k *checker) provider(p *Provider, path, tenant string, seen map[string]str
 			k.add(path+".settings"+keyPath(key), "is not a setting of providers of type %q (%s)", p.Type, want)
 		}
 	}
+	k.tokenExchange(p.TokenExchange, path) // tokenexchange.go
 	if slices.Contains(typ.Fields, "client_id") && p.ClientID == "" {
 		k.add(path+".client_id", "is required for type %q", p.Type)
 	}
@@ -842,4 +847,4 @@ const maxClientClaims = 64
 // for them by scope, never by name.
 var reservedClaim = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true,
 	"nonce": true, "tid": true, "idp": true, "auth_time": true, "azp": true, "jti": true, "sid": true,
-	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true}
+	"at_hash": true, "c_hash": true, "gid": true, "client_id": true, "scope": true, "cnf": true, "act": true, "acrs": true, "risk_level": true}

@@ -127,6 +127,11 @@ func (b *browser) pick(forms []*htmlForm, page *url.URL, body []byte) *htmlForm 
 				v.Set("decision", b.consent)
 			}
 			return f
+		case f.typed["user_code"]: // realmgate's device page: the code is filled in
+			return f
+		case f.has("csrf") && strings.HasSuffix(f.action, "/device/confirm"): // realmgate's device confirmation
+			v.Set("op", "approve")
+			return f
 		case f.typed["email"] && f.has("r"): // realmgate's discovery page: the email box
 			if b.email == "" {
 				b.t.Fatalf("browser: realmgate asked for an email at %s, but this sign-in has none", page)

@@ -47,8 +47,10 @@ func TestE2E_OpenIDClient_OIDCProvider(t *testing.T) {
 	var started struct {
 		URL string `json:"url"`
 	}
+	// The app asks for authentication context c1 (Entra's model, OIDC Core
+	// §5.5.1); tenant acme maps it to a fresh sign-in (procs_test.go).
 	runNode(t, &started, "rp.mjs", append([]string{"start", "--redirect-uri", rpRedirectURI,
-		"--login-hint", "alice@acme.test"}, common...)...)
+		"--login-hint", "alice@acme.test", "--claims", `{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`}, common...)...)
 	au, err := url.Parse(started.URL)
 	if err != nil || au.Host != addr || au.Path != "/authorize" {
 		t.Fatalf("rp.mjs start URL = %q, want %s/authorize", started.URL, issuer)
@@ -90,6 +92,12 @@ func TestE2E_OpenIDClient_OIDCProvider(t *testing.T) {
 	}
 	checkClaims(t, "ID token", id, wantClaims)
 	checkRoles(t, "ID token", id, "admin", "member")
+	if acrs, _ := id["acrs"].([]any); len(acrs) != 1 || acrs[0] != "c1" {
+		t.Errorf("ID token acrs = %v, want [c1] (the authentication context asked for and met)", id["acrs"])
+	}
+	if acrs, _ := res.Refresh.IDTokenClaims["acrs"].([]any); len(acrs) != 1 || acrs[0] != "c1" {
+		t.Errorf("refreshed ID token acrs = %v, want [c1]", res.Refresh.IDTokenClaims["acrs"])
+	}
 	if _, ok := id["nonce"]; !ok {
 		t.Errorf("ID token has no nonce (openid-client checked its value)")
 	}

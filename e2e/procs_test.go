@@ -153,6 +153,9 @@ tenants:
         client_id: ` + opClientID + `
         client_secret: "{{.OPSecret}}"
         scopes: ["openid", "profile", "email", "groups"]
+    conditional_access:
+      auth_contexts:
+        c1: {fresh_login: true} # a sign-in at the IdP for the request (openidclient_test.go)
     rules:
       - name: groups to roles
         map:

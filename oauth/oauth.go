@@ -54,6 +54,13 @@ const (
 	// UseDPoPNonce: the proof must carry the nonce the server sends in the
 	// DPoP-Nonce header (RFC 9449 §8, §9).
 	UseDPoPNonce = "use_dpop_nonce"
+	// AuthorizationPending: the user has not yet answered a device
+	// authorization request (RFC 8628 §3.5).
+	AuthorizationPending = "authorization_pending"
+	// SlowDown: a device polls faster than its interval (RFC 8628 §3.5).
+	SlowDown = "slow_down"
+	// ExpiredToken: the device code has expired (RFC 8628 §3.5).
+	ExpiredToken = "expired_token"
 )
 
 // Error is one OAuth 2.0 / OIDC error response.

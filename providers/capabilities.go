@@ -123,3 +123,29 @@ type SingleLogout interface {
 	// (SAML Core 2.0 §3.7.3.2).
 	LogoutResponseURL(ctx context.Context, inResponseTo, relayState string) (string, error)
 }
+
+// Kinds of subject token an upstream may vouch for in a token exchange
+// (RFC 8693 §3).
+const (
+	// SubjectIDToken is an ID token the IdP issued to its client (realmgate's
+	// registration): its aud is that client id.
+	SubjectIDToken = "id_token"
+	// SubjectJWT is a JWT access token the IdP issued for an API: its aud
+	// is one of the audiences the tenant configured.
+	SubjectJWT = "jwt"
+)
+
+// SubjectTokenVerifier is a connector that validates a token its IdP
+// issued, presented to the broker's token endpoint for exchange (RFC 8693,
+// "chain of STSs"): signature with the IdP's keys and an allowed alg, iss,
+// aud, exp, nbf and iat.
+type SubjectTokenVerifier interface {
+	// Issuer is the issuer the IdP's tokens carry.
+	Issuer() string
+	// VerifySubjectToken validates raw as a token of kind (SubjectIDToken or
+	// SubjectJWT; for SubjectJWT its aud must contain one of audiences) and
+	// returns the identity it names, or an error wrapping
+	// ErrInvalidResponse (or ErrUnavailable when the keys could not be
+	// fetched).
+	VerifySubjectToken(ctx context.Context, raw, kind string, audiences []string) (Identity, error)
+}

@@ -35,6 +35,7 @@ type userWire struct {
 	C     int64                      `json:"c"`
 	U     int64                      `json:"u"`
 	Gen   int64                      `json:"r,omitempty"`
+	Risk  *Risk                      `json:"rk,omitempty"`
 	Prov  bool                       `json:"p,omitempty"`
 	UG    []string                   `json:"ug,omitempty"`
 }
@@ -89,7 +90,7 @@ func encodeUser(u *User) (store.DirRecord, error) {
 	w := userWire{Sub: u.Subject, Ext: u.ExternalID, UN: u.UserName, Em: u.Email, EV: u.EmailVerified,
 		NF: u.Name.Formatted, NG: u.Name.GivenName, NL: u.Name.FamilyName, DN: u.DisplayName,
 		A: u.Attributes, X: u.Extra, First: unix(u.FirstSignIn), C: unix(u.Created), U: unix(u.Updated), Gen: u.Generation,
-		Prov: u.Provisioned, UG: u.UpstreamGroups}
+		Prov: u.Provisioned, UG: u.UpstreamGroups, Risk: u.Risk}
 	if u.Status != StatusActive {
 		w.St = u.Status
 	}
@@ -127,7 +128,8 @@ func decodeUser(tenant string, rec store.DirRecord) (*User, error) {
 	u := &User{ID: rec.ID, Tenant: tenant, Subject: w.Sub, ExternalID: w.Ext, UserName: w.UN, Email: w.Em,
 		EmailVerified: w.EV, Name: Name{Formatted: w.NF, GivenName: w.NG, FamilyName: w.NL}, DisplayName: w.DN,
 		Status: w.St, Attributes: w.A, Extra: w.X, FirstSignIn: fromUnix(w.First), Created: fromUnix(w.C),
-		Updated: fromUnix(w.U), Version: rec.Version, Generation: w.Gen, Provisioned: w.Prov, UpstreamGroups: w.UG}
+		Updated: fromUnix(w.U), Version: rec.Version, Generation: w.Gen, Provisioned: w.Prov, UpstreamGroups: w.UG,
+		Risk: w.Risk}
 	if u.Status == "" {
 		u.Status = StatusActive
 	}

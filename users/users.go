@@ -125,6 +125,9 @@ type User struct {
 	// Generation counts the times the user's access was revoked; grants
 	// remember it, and one issued under an older generation is refused.
 	Generation int64 `json:"generation,omitempty"`
+	// Risk is the user's conditional-access risk state (risk.go); nil:
+	// none.
+	Risk *Risk `json:"risk,omitempty"`
 	// Provisioned marks a record a provisioner (SCIM, the admin API) owns:
 	// its email, names and status are the provisioner's, and a sign-in
 	// never overwrites them. A record created at a first sign-in (just in
@@ -230,7 +233,8 @@ func (u *User) RuleView() map[string]any {
 	}
 	return map[string]any{"id": u.ID, "sub": u.Subject, "userName": u.UserName, "externalId": u.ExternalID,
 		"email": u.Email, "email_verified": u.EmailVerified, "displayName": u.DisplayName,
-		"status": string(st), "groups": groups, "group_ids": ids, "attributes": attrs, "upstream_groups": upstream}
+		"status": string(st), "groups": groups, "group_ids": ids, "attributes": attrs, "upstream_groups": upstream,
+		"risk": u.RiskState()}
 }
 
 // Clone returns a deep copy of u.
@@ -245,6 +249,10 @@ func (u *User) Clone() *User {
 		_ = json.Unmarshal(b, &c.Attributes)
 	}
 	c.Extra = maps.Clone(u.Extra)
+	if u.Risk != nil {
+		r := *u.Risk
+		c.Risk = &r
+	}
 	return &c
 }
 

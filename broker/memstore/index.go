@@ -39,6 +39,12 @@ func (s *Store) AddToIndex(ctx context.Context, key, member string, max int, ttl
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.addToIndexLocked(key, member, max, ttl)
+	return nil
+}
+
+// addToIndexLocked is AddToIndex with s.mu held.
+func (s *Store) addToIndexLocked(key, member string, max int, ttl time.Duration) {
 	ix, ok := s.indexLocked(key)
 	if !ok {
 		ix = &index{members: map[string]uint64{}}
@@ -58,7 +64,6 @@ func (s *Store) AddToIndex(ctx context.Context, key, member string, max int, ttl
 	if exp := s.now().Add(ttl); exp.After(ix.expires) {
 		ix.expires = exp
 	}
-	return nil
 }
 
 // IndexMembers returns the members of the index under key, newest first.

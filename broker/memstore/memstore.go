@@ -50,6 +50,8 @@ type Store struct {
 	indexes  map[string]*index    // index.go
 	dirs     map[string]*dirSpace // directory.go: records without expiry
 
+	histories map[string]*history // history.go
+
 	audit   auditStreams // per-tenant audit streams (audit.go)
 	records recordSets   // record sets (records.go)
 
@@ -119,6 +121,11 @@ func (s *Store) sweep() {
 	for k, ix := range s.indexes {
 		if !now.Before(ix.expires) {
 			delete(s.indexes, k)
+		}
+	}
+	for k, h := range s.histories {
+		if !now.Before(h.expires) {
+			delete(s.histories, k)
 		}
 	}
 }

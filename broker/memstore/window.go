@@ -33,10 +33,15 @@ func (s *Store) SlidingWindow(ctx context.Context, key string, w store.Window, o
 	if op < store.WindowPeek || op > store.WindowAdd {
 		return 0, fmt.Errorf("memstore: sliding window: unknown op %v", op)
 	}
-	idx, _ := w.Bucket(now)
-	oldest := idx - store.WindowBuckets
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.windowLocked(key, w, op, now)
+}
+
+// windowLocked is SlidingWindow with s.mu held and its arguments checked.
+func (s *Store) windowLocked(key string, w store.Window, op store.WindowOp, now time.Time) (time.Duration, error) {
+	idx, _ := w.Bucket(now)
+	oldest := idx - store.WindowBuckets
 	e, _ := s.getLocked(key)
 	if len(e.value)%windowPairBytes != 0 {
 		return 0, fmt.Errorf("%w: key %q", ErrNotWindow, key)

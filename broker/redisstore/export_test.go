@@ -1,4 +1,4 @@
 package redisstore
 
-// LoneMasters exposes loneMasters to the tests.
-var LoneMasters = loneMasters
+// ListsReplica exposes listsReplica to the tests.
+var ListsReplica = listsReplica

@@ -39,12 +39,12 @@ import (
 // Modes of Options.ReplicaAck.
 const (
 	// ReplicaAckAuto (the default) waits wherever a failover could
-	// promote a replica: always in Sentinel mode; on a Cluster that has
-	// any replica, on every master (a master whose replica is away, as
-	// just after a failover, refuses consumptions until one is back); on a
-	// standalone server, once it has reported a connected replica (then
-	// for the life of the Store). A replica-less development server or
-	// cluster never waits.
+	// promote a replica: always in Sentinel mode; on a Cluster, on every
+	// master once any master has reported a connected replica (a master
+	// whose replica is away, as just after a failover, refuses
+	// consumptions until one is back); on a standalone server, once it has
+	// reported a connected replica; in both cases for the life of the
+	// Store. A replica-less development server or cluster never waits.
 	ReplicaAckAuto = "auto"
 	// ReplicaAckAlways waits on every consumption whatever the topology
 	// (a standalone endpoint that a platform fails over, such as a managed
@@ -68,8 +68,8 @@ const DefaultReplicaAckTimeout = 200 * time.Millisecond
 var ErrNotReplicated = errors.New("redisstore: too few replicas acknowledged the write")
 
 // topologyRefresh is how often auto mode looks at the topology again
-// (standalone: INFO replication until a replica is seen; Cluster: CLUSTER
-// NODES).
+// until it has seen a replica (standalone: INFO replication; Cluster:
+// CLUSTER NODES and every master's INFO replication).
 const topologyRefresh = 10 * time.Second
 
 // acker decides, per write, whether to wait and for how many replicas.
@@ -84,11 +84,9 @@ type acker struct {
 	mu        sync.Mutex
 	loaded    atomic.Bool
 	nextCheck atomic.Int64
-	// Standalone: seen is set once the server reported a replica.
+	// seen is set once the server (standalone) or a master of the
+	// cluster reported a replica.
 	seen atomic.Bool
-	// Cluster auto: lone holds the addresses of masters without any
-	// replica (nil until first read).
-	lone atomic.Pointer[map[string]bool]
 }
 
 func newAcker(opts Options) (*acker, error) {
@@ -143,7 +141,7 @@ func (s *Store) target(ctx context.Context, key string) (node, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if a.mode == ReplicaAckAuto && a.clusterLone(ctx, cc)[n.Options().Addr] {
+	if a.mode == ReplicaAckAuto && !a.clusterReplicated(ctx, cc) {
 		return nil, 0, nil
 	}
 	return n, a.count, nil
@@ -202,59 +200,58 @@ func infoField(info, field string) string {
 	return ""
 }
 
-// clusterLone returns the masters the cluster lists without any replica
-// (CLUSTER NODES, read at most every topologyRefresh). Until it could be
-// read, none: every master waits.
-func (a *acker) clusterLone(ctx context.Context, cc *redis.ClusterClient) map[string]bool {
-	a.refresh(func() error {
-		nodes, err := cc.ClusterNodes(ctx).Result()
-		if err != nil {
-			return err
-		}
-		m := loneMasters(nodes)
-		a.lone.Store(&m)
-		return nil
-	})
-	if m := a.lone.Load(); m != nil {
-		return *m
+// clusterReplicated reports whether the cluster has been seen with a
+// replica, asked at most every topologyRefresh until it has, then for the
+// life of the Store: every master waits from then on, also one whose
+// replica is away (as just after a failover of its shard, when its writes
+// would be lost if the shard failed over again before a replica had them).
+//
+// The masters are asked for their own replication state (INFO
+// replication, connected_slaves): one node's CLUSTER NODES is its gossip
+// view, which lists a replica just assigned (redis-cli --cluster create,
+// CLUSTER REPLICATE) as a master without slots for a second or two; read
+// alone, such a view made a cluster with replicas look like a development
+// one, and no consumption waited until the next look 10 s later (refresh
+// tokens resurrected by a shard failover in that window:
+// TestReplicaAck_ClusterViewWithoutReplicas).
+func (a *acker) clusterReplicated(ctx context.Context, cc *redis.ClusterClient) bool {
+	if a.seen.Load() {
+		return true
 	}
-	return nil
+	a.refresh(func() error {
+		if nodes, err := cc.ClusterNodes(ctx).Result(); err == nil && listsReplica(nodes) {
+			a.seen.Store(true)
+			return nil
+		}
+		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			info, err := m.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if n, _ := strconv.Atoi(infoField(info, "connected_slaves")); n > 0 {
+				a.seen.Store(true)
+			}
+			return nil
+		})
+	})
+	return a.seen.Load()
 }
 
-// loneMasters reads a CLUSTER NODES reply: the masters that need no
-// acknowledgement. That is every master of a cluster in which no node
-// (failed or not) is a replica (a development cluster), and none
-// otherwise: a master without a replica in a cluster that has them is one
-// whose replica just took over from it or has not rejoined since a
-// failover, and a consumption it applied alone would be lost if its shard
-// failed over again before the replica caught up.
-func loneMasters(nodes string) map[string]bool {
-	masters := map[string]string{} // id -> host:port
-	followed := map[string]bool{}
+// listsReplica reports whether a CLUSTER NODES reply lists a replica
+// (failed or not). A reply that lists none proves nothing: a node learns
+// of new replicas by gossip.
+func listsReplica(nodes string) bool {
 	for _, line := range strings.Split(nodes, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 4 {
 			continue
 		}
 		flags := "," + f[2] + ","
-		switch {
-		case strings.Contains(flags, ",master,"):
-			addr, _, _ := strings.Cut(f[1], "@")
-			if addr != "" && !strings.HasPrefix(addr, ":") {
-				masters[f[0]] = addr
-			}
-		case strings.Contains(flags, ",slave,") || strings.Contains(flags, ",replica,"):
-			followed[f[3]] = true
+		if strings.Contains(flags, ",slave,") || strings.Contains(flags, ",replica,") {
+			return true
 		}
 	}
-	lone := map[string]bool{}
-	if len(followed) > 0 {
-		return lone
-	}
-	for _, addr := range masters {
-		lone[addr] = true
-	}
-	return lone
+	return false
 }
 
 // write runs the write that queue puts on c. Without a wait (off mode, or
@@ -316,7 +313,7 @@ func (s *Store) noticeMove(ctx context.Context, err error) {
 }
 
 // scripts are the Lua scripts write may send with EVALSHA.
-var scripts = []*redis.Script{rotateScript}
+var scripts = []*redis.Script{rotateScript, batchScript, redeemScript}
 
 func loadScripts(ctx context.Context, n node) error {
 	for _, sc := range scripts {

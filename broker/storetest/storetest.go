@@ -80,6 +80,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, dirTests...)
 	tests = append(tests, recordTests...)
 	tests = append(tests, windowTests...)
+	tests = append(tests, batchTests...)
+	tests = append(tests, historyTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

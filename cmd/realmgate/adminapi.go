@@ -30,6 +30,8 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		TrustedProxies:     srv.TrustedProxies(),           // S73: the broker's client-IP rule
 		Users:              srv.Users(),                    // the tenant user directory (nil without one)
 		Access:             srv,                            // time-bound role grants (broker/access.go)
+		Risk:               srv,                            // compromised and risky users (conditional access)
+		GlobalConditional:  srv.GlobalConditional(),        // dry runs decide with the global policies too
 		Consents:           srv,                            // consents to third-party clients (broker/consent.go)
 		SCIMTokens:         scimTokens(cfg, store),         // scim.go
 		RegistrationTokens: registrationTokens(cfg, store)} // registration.go

@@ -105,6 +105,10 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: rules: %v\n", *path, err)
 		return 1
 	}
+	if err := checkAccess(cfg); err != nil { // rulesaccess.go
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}

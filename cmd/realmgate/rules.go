@@ -23,7 +23,7 @@ import (
 // a JSON object of claims mapped as claims.FromUpstream says, and prints
 // the output claims and what each rule did.
 func cmdRules(args []string, stdout, stderr io.Writer) int {
-	const synopsis = "rules test --config FILE --tenant ID [--idp ID] [--client ID] IDENTITY.json|-"
+	const synopsis = "rules test --config FILE --tenant ID [--idp ID] [--client ID] [--signals SIGNALS.json] IDENTITY.json|-"
 	const importSynopsis = "\n       realmgate rules import-adfs [flags] RULES.txt|-\n       realmgate rules import-entra [flags] POLICY.json|-"
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprintln(stdout, "usage: realmgate "+synopsis+importSynopsis)
@@ -46,6 +46,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	tenant := fs.String("tenant", "", "tenant whose rules run")
 	idp := fs.String("idp", "", "IdP the identity came from (default: the tenant's first)")
 	client := fs.String("client", "", "client the user signs in to")
+	signals := fs.String("signals", "", "JSON object of sample sign-in signals: conditional access policies decide them (rulesaccess.go)")
 	if code, done := parseFlags(fs, args[1:], synopsis, stdout, stderr); done {
 		return code
 	}
@@ -134,6 +135,14 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "result: claims")
 	for _, k := range keys {
 		fmt.Fprintf(stdout, "    %s: %s\n", k, show(res.Claims[k]))
+	}
+	if *signals != "" {
+		switch denied, ok := accessTest(cfg, t, *client, *signals, stdout, stderr); {
+		case !ok:
+			return 1
+		case denied:
+			return 1
+		}
 	}
 	return 0
 }

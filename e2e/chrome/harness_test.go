@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -183,6 +184,10 @@ func start(ctx context.Context) (stop func(), err error) {
 	appSecret := rand.Text()
 	store := memstore.New()
 	cleanups = append(cleanups, func() { store.Close() })
+	conditional, err := conditionalConfig() // conditional_test.go: conditional access for globex
+	if err != nil {
+		return stop, err
+	}
 	srv, err := broker.New(ctx, broker.Config{
 		Issuer: e.broker,
 		Clients: []broker.Client{{ID: "demo-app", Secret: appSecret, RedirectURIs: []string{e.app + "/callback"}, AllowedTenants: []string{"*"}},
@@ -190,8 +195,11 @@ func start(ctx context.Context) (stop func(), err error) {
 		IdPs:     idps,
 		Resolver: res,
 		Logger:   logger,
-		Policies: map[string]broker.TenantPolicy{"acme": {Access: accessPolicy}}, // access_test.go
-		Rules:    map[string]*transform.Engine{"acme": accessRules},
+		// The client IP of a test comes from X-Forwarded-For (conditional_test.go).
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Conditional:    conditional.global,
+		Policies:       conditional.with(map[string]broker.TenantPolicy{"acme": {Access: accessPolicy}}), // access_test.go
+		Rules:          map[string]*transform.Engine{"acme": accessRules},
 	}, store)
 	if err != nil {
 		return stop, fmt.Errorf("broker: %w", err)

@@ -4,10 +4,11 @@
 //
 //   node rp.mjs start  --issuer URL --client-id ID --client-secret S --redirect-uri URI
 //                      --state-file FILE [--login-hint EMAIL] [--scope "openid email profile"]
-//                      [--tenant ID] [--acr-values V] [--prompt P]
+//                      [--tenant ID] [--acr-values V] [--prompt P] [--claims JSON]
 //     discovers the issuer, makes a PKCE verifier, state and nonce, saves them
 //     to FILE and prints {"url": "<authorization URL>"} (with realmgate's
-//     tenant parameter, acr_values or prompt when given).
+//     tenant parameter, acr_values, prompt or the claims request parameter
+//     (OIDC Core §5.5, e.g. an authentication context in acrs) when given).
 //
 //   node rp.mjs finish --issuer URL --client-id ID --client-secret S
 //                      --state-file FILE --callback URL
@@ -61,7 +62,7 @@ const options = {};
 for (const name of ['issuer', 'client-id', 'client-secret', 'redirect-uri', 'state-file', 'login-hint', 'scope',
   'callback', 'tenant', 'acr-values', 'prompt', 'id-token-hint', 'post-logout-redirect-uri', 'state',
   'refresh-token', 'access-token', 'sub', 'subject-token', 'subject-token-type', 'actor-token',
-  'actor-token-type', 'audience', 'token', 'typ', 'require']) {
+  'actor-token-type', 'audience', 'token', 'typ', 'require', 'claims']) {
   options[name] = { type: 'string' };
 }
 const { positionals, values: cliArgs } = parseArgs({ allowPositionals: true, options });
@@ -121,6 +122,7 @@ async function start(args) {
   if (args.tenant) params.tenant = args.tenant;
   if (args['acr-values']) params.acr_values = args['acr-values'];
   if (args.prompt) params.prompt = args.prompt;
+  if (args.claims) params.claims = args.claims;
   writeFileSync(args['state-file'], JSON.stringify(saved), { mode: 0o600 });
   return { url: client.buildAuthorizationUrl(cfg, params).href };
 }

@@ -114,6 +114,7 @@ type family struct {
 	rotated []string
 	cur     string
 	dead    bool
+	hist    []string // the last answers, for a failure's message
 }
 
 // ssoBrowsers signs n browsers in; their SSO sessions mint codes.
@@ -242,8 +243,16 @@ func (pr *probes) startFamilies(t *testing.T, n int, stop chan struct{}, wg *syn
 				f.mu.Lock()
 				cur := f.cur
 				f.mu.Unlock()
+				t0 := time.Now()
 				tok, err := pr.d.refresh(f.b, k%3, cur)
 				st := status(err)
+				f.mu.Lock()
+				nt := ""
+				if err == nil {
+					nt = tok.refresh
+				}
+				f.hist = append(f.hist[max(0, len(f.hist)-5):], fmt.Sprintf("%s..%s p%d %s -> %d %s %.100s", t0.Format("15:04:05.000"), time.Now().Format("15:04:05.000"), k%3, cur, st, nt, errText(err)))
+				f.mu.Unlock()
 				pr.seen.add(fmt.Sprintf("refresh %d", st), errText(err))
 				switch {
 				case err == nil:
@@ -336,6 +345,9 @@ func (pr *probes) replayFamilies(t *testing.T, fams []*family) (checked, resurre
 			if err == nil {
 				resurrected++
 				t.Errorf("family %d: the token rotated away %d rotations before the newest was accepted again", fi, j+1)
+				f.mu.Lock()
+				t.Logf("family %d, its last refreshes:\n%s", fi, strings.Join(f.hist, "\n"))
+				f.mu.Unlock()
 				break
 			}
 			if st := status(err); st != http.StatusBadRequest {
@@ -413,7 +425,7 @@ func runSingleUse(t *testing.T, d *deployment, failover func(i int) (time.Time, 
 // TestResilience_SingleUseAcrossFailover (issue 22): three processes under
 // load, with code-replay and refresh-resurrection probes, through five
 // Sentinel failovers (SENTINEL FAILOVER with the old primary alive) and
-// five Cluster shard failovers (CLUSTER FAILOVER FORCE on a replica, the
+// five Cluster shard failovers (CLUSTER FAILOVER TAKEOVER on a replica, the
 // old master alive): no code redeemed twice, no rotated-away refresh token
 // accepted again, no 500, no panic. Every answer of the probes and the
 // background logins is counted in the log (the user-visible failures).

@@ -20,7 +20,7 @@ const Issuer = "https://accounts.google.com"
 func init() {
 	idp.Register(idp.Type{
 		ProviderType: config.ProviderType{Name: Name, DisplayName: "Google", OpenID: true,
-			Fields: []string{"client_id", "client_secret", "scopes", "hosted_domain"},
+			Fields: []string{"client_id", "client_secret", "scopes", "hosted_domain", "token_exchange"},
 			Check: func(c *config.ProviderCheck) {
 				c.Required("client_secret", c.P.ClientSecret)
 				if h := c.P.HostedDomain; h != "" && !config.IsDomainName(h) {

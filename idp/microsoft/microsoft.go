@@ -37,7 +37,7 @@ const Issuer = "https://login.microsoftonline.com/" + conn.TenantPlaceholder + "
 func init() {
 	idp.Register(idp.Type{
 		ProviderType: config.ProviderType{Name: Name, DisplayName: "Microsoft", OpenID: true,
-			Fields: []string{"issuer", "client_id", "client_secret", "scopes", "allowed_tenants", "accounts"},
+			Fields: []string{"issuer", "client_id", "client_secret", "scopes", "allowed_tenants", "accounts", "token_exchange"},
 			Check:  check},
 		New: func(p *config.Provider, env idp.Env) (providers.Connector, error) {
 			return conn.New(Config(p, env))

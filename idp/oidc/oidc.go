@@ -23,17 +23,22 @@ const TenantPlaceholder = conn.TenantPlaceholder
 func init() {
 	idp.Register(idp.Type{
 		ProviderType: config.ProviderType{Name: Name, OpenID: true,
-			Fields: []string{"issuer", "client_id", "client_secret", "scopes", "allowed_tenants"},
+			Fields: []string{"issuer", "client_id", "client_secret", "scopes", "allowed_tenants", "token_exchange", "userinfo"},
 			Check: func(c *config.ProviderCheck) {
 				if c.P.Issuer == "" {
 					c.Problem("issuer", "is required for type oidc")
+				}
+				switch c.P.Userinfo {
+				case "", conn.UserinfoAuto, conn.UserinfoAlways, conn.UserinfoNever:
+				default:
+					c.Problem("userinfo", "%q is not auto, always or never", c.P.Userinfo)
 				}
 				CheckAllowedTenants(c, strings.Contains(c.P.Issuer, TenantPlaceholder))
 			},
 			Warn: idp.WarnPublicClient},
 		New: func(p *config.Provider, env idp.Env) (providers.Connector, error) {
 			return conn.New(conn.Config{ID: p.ID, HTTPClient: env.HTTP, Issuer: p.Issuer, ClientID: p.ClientID,
-				ClientSecret: p.ClientSecret, Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Logger: env.Logger})
+				ClientSecret: p.ClientSecret, Scopes: p.Scopes, AllowedTenants: p.AllowedTenants, Userinfo: p.Userinfo, Logger: env.Logger})
 		},
 	})
 }

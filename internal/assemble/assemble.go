@@ -62,6 +62,9 @@ type Builder struct {
 	Logger *slog.Logger
 	// Global are the global rules, run before each tenant's.
 	Global []config.Rule
+	// GlobalPolicies are the global conditional access policies, evaluated
+	// before each tenant's (conditional.go).
+	GlobalPolicies []config.AccessPolicy
 	// SkipUnsupported leaves providers of a type this build cannot connect
 	// out (logged) instead of reporting them as problems.
 	SkipUnsupported bool
@@ -112,7 +115,7 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 		}
 		out.Realm.IdPs = append(out.Realm.IdPs, p.ID)
 		out.IdPs = append(out.IdPs, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn,
-			MFAACRValues: p.MFAACRValues, UpstreamLogout: p.UpstreamLogout})
+			MFAACRValues: p.MFAACRValues, UpstreamLogout: p.UpstreamLogout, TokenExchange: TokenExchange(p.TokenExchange)})
 		out.Providers = append(out.Providers, p)
 	}
 	compile := b.Compile
@@ -128,6 +131,14 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 		out.Members = append(out.Members, broker.Membership{Tenant: t.ID, IdP: m.IdP, Subject: m.Subject, Email: m.Email, Reauth: m.Reauth})
 	}
 	out.Policy = Policy(t)
+	if ta, err := TenantConditional(b.GlobalPolicies, t.ConditionalAccess); err != nil {
+		probs = append(probs, Problem{Field: path + ".conditional_access", Message: err.Error()})
+	} else if ta != nil {
+		if out.Policy == nil {
+			out.Policy = &broker.TenantPolicy{}
+		}
+		out.Policy.Conditional = ta
+	}
 	return out, probs
 }
 
@@ -254,4 +265,13 @@ func Rules(in []config.Rule) []transform.Rule {
 		out = append(out, tr)
 	}
 	return out
+}
+
+// TokenExchange is the broker's form of a provider's token_exchange
+// section; nil unless enabled.
+func TokenExchange(te *config.TokenExchange) *broker.ExternalExchange {
+	if te == nil || !te.Enabled {
+		return nil
+	}
+	return &broker.ExternalExchange{Accept: te.AcceptKinds(), Audiences: te.Audiences}
 }

@@ -26,7 +26,8 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	var memberships []broker.Membership
 	var tenants []realm.Tenant
 	var idps []broker.IdP
-	b := Builder{Issuer: cfg.Issuer, HTTP: hc, Logger: logger, Global: cfg.Rules, SkipUnsupported: true}
+	b := Builder{Issuer: cfg.Issuer, HTTP: hc, Logger: logger, Global: cfg.Rules, SkipUnsupported: true,
+		GlobalPolicies: cfg.ConditionalAccess.Policies}
 	var errs []error
 	for _, t := range cfg.Tenants {
 		ct, probs := b.Tenant(t)
@@ -64,12 +65,18 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 		HTTPClient: hc, // back-channel logout URIs (S70)
 	}
 	ApplyOperations(&bc, cfg) // rate limits (S60), audit retention (S61)
+	// Conditional access: GeoIP, lists, global policies (conditional.go).
+	if bc.Conditional, err = ConditionalConfig(cfg); err != nil {
+		return broker.Config{}, err
+	}
 	if len(cfg.AdminAPI.Tokens) > 0 {
 		// Dynamic client registration runs with the admin API (cmd/realmgate, package registration).
 		bc.RegistrationEndpoint = strings.TrimSuffix(cfg.Issuer, "/") + "/register"
 	}
 	bc.UpstreamConcurrency = cfg.UpstreamConcurrency
 	bc.PAR = broker.PAROptions{Require: cfg.PushedAuthorization.Required, RequestURILifetime: cfg.PushedAuthorization.RequestURILifetime.Duration()}
+	bc.Device = broker.DeviceOptions{CodeLifetime: cfg.DeviceAuthorization.CodeLifetime.Duration(),
+		Interval: cfg.DeviceAuthorization.Interval.Duration(), UserCodeAttempts: RateLimit(cfg.DeviceAuthorization.UserCodesPerIP)}
 	bc.DPoP = broker.DPoPOptions{RequireNonce: cfg.ProofOfPossession.RequireNonce, ProofLifetime: cfg.ProofOfPossession.ProofLifetime.Duration()}
 	if u, err := url.Parse(cfg.Issuer); err == nil && cfg.BaseDomain != "" {
 		host, bd := strings.ToLower(u.Hostname()), strings.ToLower(cfg.BaseDomain)

@@ -236,7 +236,7 @@ func (ac *Compiler) compileTenant(t config.Tenant, fromAPI bool, pre []admin.Pro
 	// The one assembly path (internal/assemble), with this compiler's
 	// caches: connectors by content (an unchanged IdP keeps its fetched
 	// discovery document) and engines by rules.
-	b := Builder{Issuer: ac.file.Issuer, HTTP: ac.http, Logger: ac.logger, Global: ac.file.Rules, SkipUnsupported: !fromAPI,
+	b := Builder{Issuer: ac.file.Issuer, HTTP: ac.http, Logger: ac.logger, Global: ac.file.Rules, GlobalPolicies: ac.file.ConditionalAccess.Policies, SkipUnsupported: !fromAPI,
 		Connect: func(p *config.Provider) (providers.Connector, error) {
 			cc, err := ac.connector(p, ac.file.Issuer, prev)
 			if err != nil {
@@ -448,7 +448,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	}
 	idpExists := func(id string) bool { _, ok := owner("i:" + id); return ok }
 	probs = append(probs, ac.clientProblems(st.Clients, tenantExists, idpExists)...)
-	if probe && len(probs) == 0 { // an invalid change is refused without reaching out
+	if probe {
 		var jobs []probeJob
 		for _, e := range entries {
 			for j, cc := range e.conns {
@@ -458,7 +458,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 			}
 		}
 		probs = append(probs, ac.probe(ctx, jobs)...)
-	} else if !probe {
+	} else {
 		// Read from the store: checked by the instance that wrote it.
 		for _, e := range entries {
 			for _, cc := range e.conns {

@@ -141,6 +141,9 @@ type user struct {
 	User
 	claimsJSON []byte // the full userinfo object
 	fragment   []byte // claimsJSON without its braces, for the ID token
+	// fragmentMFA is fragment after a multi-factor sign-in: amr
+	// ["pwd","otp","mfa"] (unless Extra sets amr).
+	fragmentMFA []byte
 }
 
 type authRequest struct {
@@ -154,6 +157,9 @@ type authRequest struct {
 	loginHint   string
 	browser     string
 	expires     time.Time
+	// mfa: the client asked for multi-factor authentication (acr_values):
+	// the development IdP "performs" it and says so in amr.
+	mfa bool
 }
 
 type codeEntry struct {
@@ -166,6 +172,7 @@ type codeEntry struct {
 	user        *user
 	authTime    time.Time
 	expires     time.Time
+	mfa         bool
 	redeemed    bool
 	accessToken string
 }
@@ -351,7 +358,14 @@ func newUser(u User) (*user, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user %q: claims: %w", u.Subject, err)
 	}
-	return &user{User: u, claimsJSON: b, fragment: b[1 : len(b)-1]}, nil
+	if _, set := u.Extra["amr"]; !set {
+		claims["amr"] = []string{"pwd", "otp", "mfa"}
+	}
+	mfa, err := json.Marshal(claims)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: claims: %w", u.Subject, err)
+	}
+	return &user{User: u, claimsJSON: b, fragment: b[1 : len(b)-1], fragmentMFA: mfa[1 : len(mfa)-1]}, nil
 }
 
 // userByHint finds a user by email (case-insensitive) or subject.
@@ -486,6 +500,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request, rm *rea
 		challenge:   challenge,
 		scope:       scope,
 		loginHint:   q.Get("login_hint"),
+		mfa:         q.Get("acr_values") != "",
 	}
 	if u := s.autoUser(rm, ar.loginHint); u != nil {
 		s.issueCode(w, r, rm, ar, u, http.StatusFound)
@@ -582,7 +597,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, rm *realm, ar
 	code := rand.Text()
 	ce := &codeEntry{
 		realm: rm.name, clientID: ar.clientID, redirectURI: ar.redirectURI, challenge: ar.challenge,
-		nonce: ar.nonce, scope: ar.scope, user: u, authTime: now, expires: now.Add(codeTTL),
+		nonce: ar.nonce, scope: ar.scope, user: u, authTime: now, expires: now.Add(codeTTL), mfa: ar.mfa,
 	}
 	s.mu.Lock()
 	s.sweepLocked(now)

@@ -105,7 +105,7 @@ func (s *signer) sign(payload []byte) (string, error) {
 // The user's claims were marshalled once in New; only the per-login claims are
 // encoded here.
 func (rm *realm) idToken(ce *codeEntry, clientID, atHash string, now time.Time) (string, error) {
-	p := make([]byte, 0, 256+len(ce.user.fragment)+len(ce.nonce))
+	p := make([]byte, 0, 256+len(ce.user.fragmentMFA)+len(ce.nonce))
 	p = append(p, `{"iss":`...)
 	p = appendJSONString(p, rm.issuer)
 	p = append(p, `,"aud":`...)
@@ -123,7 +123,11 @@ func (rm *realm) idToken(ce *codeEntry, clientID, atHash string, now time.Time) 
 	p = append(p, `,"at_hash":"`...)
 	p = append(p, atHash...)
 	p = append(p, `",`...)
-	p = append(p, ce.user.fragment...)
+	if ce.mfa { // acr_values asked for more than a password
+		p = append(p, ce.user.fragmentMFA...)
+	} else {
+		p = append(p, ce.user.fragment...)
+	}
 	p = append(p, '}')
 	return rm.key.sign(p)
 }

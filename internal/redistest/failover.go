@@ -139,6 +139,7 @@ func StartClusterWithReplicas(t testing.TB) *Cluster {
 // clusterNode is one line of CLUSTER NODES.
 type clusterNode struct {
 	id, addr, flags, master string
+	slots                   bool // it serves slots
 }
 
 func (n clusterNode) is(flag string) bool {
@@ -158,7 +159,7 @@ func clusterNodes(addr string) ([]clusterNode, error) {
 			continue
 		}
 		a, _, _ := strings.Cut(f[1], "@")
-		out = append(out, clusterNode{id: f[0], addr: a, flags: f[2], master: f[3]})
+		out = append(out, clusterNode{id: f[0], addr: a, flags: f[2], master: f[3], slots: len(f) > 8})
 	}
 	return out, nil
 }
@@ -217,12 +218,24 @@ func (c *Cluster) server(addr string) *Server {
 }
 
 // ForceFailover makes the replica of shard take over while its master is
-// alive (CLUSTER FAILOVER FORCE on the replica: no handshake with the
+// alive (CLUSTER FAILOVER TAKEOVER on the replica: no handshake with the
 // master, which keeps accepting writes until it learns of the new
 // configuration and turns itself into the new master's replica). It waits
-// until every node names the replica as master and reports cluster_state:ok
-// (returned as promotedAt), then until the old master is an in-sync
-// replica of it.
+// until the replica reports itself master, every node's view gives it
+// slots and every node reports cluster_state:ok (returned as promotedAt),
+// then until the old master is an in-sync replica of it.
+//
+// TAKEOVER, not FORCE: FORCE still holds an election, and elections make
+// a failover of a loaded test cluster a matter of timing (seen in Redis
+// 7.0's logs): masters deny their vote while their gossip view still
+// lists the replica as a master ("it is a master node", for a second or
+// two after a role change); a replica starts no new election within 2x to
+// 4x cluster-node-timeout of its last one ("Failover attempt expired"),
+// and within 2x it counts that election's votes again, "wins" at once
+// with its old configEpoch and hands the slots straight back to the
+// current master, whose epoch is higher (the failover undone; the test
+// fails a shard over again within seconds). TAKEOVER bumps the replica's
+// configEpoch past every other one and claims the slots without votes.
 func (c *Cluster) ForceFailover(sh Shard, timeout time.Duration) (promotedAt time.Time, err error) {
 	deadline := time.Now().Add(timeout)
 	// The pair's roles as the two nodes report them now: on a loaded
@@ -239,52 +252,56 @@ func (c *Cluster) ForceFailover(sh Shard, timeout time.Duration) (promotedAt tim
 			return time.Time{}, err
 		}
 	}
-	// FORCE still needs the masters' votes; on a loaded machine an
-	// election can time out and the replica stays one (the command
-	// answered OK all the same): ask again until the replica reports
-	// itself master.
-	for promoted := false; !promoted; {
-		if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "FORCE"); err != nil || reply != "OK" {
-			return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER FORCE on %s: %v %q", sh.Replica.Addr(), err, reply)
+	if reply, err := command(sh.Replica.Addr(), "CLUSTER", "FAILOVER", "TAKEOVER"); err != nil || reply != "OK" {
+		return time.Time{}, fmt.Errorf("redistest: CLUSTER FAILOVER TAKEOVER on %s: %v %q", sh.Replica.Addr(), err, reply)
+	}
+	for {
+		info, err := command(sh.Replica.Addr(), "INFO", "replication")
+		if err == nil && strings.Contains(info, "role:master\r\n") {
+			break
 		}
-		for retry := time.Now().Add(5 * time.Second); !promoted && time.Now().Before(retry); {
-			info, err := command(sh.Replica.Addr(), "INFO", "replication")
-			promoted = err == nil && strings.Contains(info, "role:master\r\n")
-			if !promoted {
-				if time.Now().After(deadline) {
-					return time.Time{}, fmt.Errorf("redistest: %s not promoted by CLUSTER FAILOVER FORCE after %s:\n%s", sh.Replica.Addr(), timeout, info)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("redistest: %s not promoted by CLUSTER FAILOVER TAKEOVER after %s: %v\n%s\n%s", sh.Replica.Addr(), timeout, err, info, c.failoverReport(sh))
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for _, n := range c.nodes {
 		for {
+			// The promoted node must own slots in n's view: a node that
+			// merely claims the master role is listed as a master (without
+			// slots) before its claim on the slots is accepted, if ever.
 			nodes, err := clusterNodes(n.Addr())
 			info, ierr := command(n.Addr(), "CLUSTER", "INFO")
-			ok := err == nil && ierr == nil && strings.Contains(info, "cluster_state:ok")
-			if ok {
-				ok = false
-				for _, x := range nodes {
-					if x.addr == sh.Replica.Addr() && x.is("master") {
-						ok = true
-					}
-				}
-			}
+			ok := err == nil && ierr == nil && strings.Contains(info, "cluster_state:ok") &&
+				slices.ContainsFunc(nodes, func(x clusterNode) bool { return x.addr == sh.Replica.Addr() && x.is("master") && x.slots })
 			if ok {
 				break
 			}
 			if time.Now().After(deadline) {
-				return time.Time{}, fmt.Errorf("redistest: %s not master in the view of %s after %s: %v %v", sh.Replica.Addr(), n.Addr(), timeout, err, ierr)
+				return time.Time{}, fmt.Errorf("redistest: %s not master of its slots in the view of %s after %s: %v %v\n%s", sh.Replica.Addr(), n.Addr(), timeout, err, ierr, c.failoverReport(sh))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	promotedAt = time.Now()
 	if err := waitReplicaOf(sh.Master.Addr(), sh.Replica.Addr(), time.Until(deadline)); err != nil {
-		return time.Time{}, err
+		return time.Time{}, fmt.Errorf("%w\n%s", err, c.failoverReport(sh))
 	}
 	return promotedAt, nil
+}
+
+// failoverReport is what the two nodes of sh say about the cluster and
+// what they logged, for a failover's error.
+func (c *Cluster) failoverReport(sh Shard) string {
+	var b strings.Builder
+	for _, n := range []*Server{sh.Master, sh.Replica} {
+		nodes, err := command(n.Addr(), "CLUSTER", "NODES")
+		fmt.Fprintf(&b, "---- CLUSTER NODES of %s (%v):\n%s\n", n.Addr(), err, nodes)
+		if n.log != nil {
+			fmt.Fprintf(&b, "---- log of %s:\n%s\n", n.Addr(), n.log.tail())
+		}
+	}
+	return b.String()
 }
 
 // startClusterN starts masters cluster-enabled masters with replicas
@@ -358,6 +375,30 @@ func startClusterN(dir string, masters, replicas int) (*Cluster, error) {
 			if err := waitReplicaOf(sh.Replica.Addr(), sh.Master.Addr(), time.Until(deadline)); err != nil {
 				_ = c.Stop()
 				return nil, err
+			}
+		}
+		// Then until every node's gossip view lists every replica as one:
+		// for a second or two a view shows a replica just assigned as a
+		// master without slots (a client reading it sees a cluster
+		// without replicas; a master reading it denies the replica its
+		// vote in a failover election).
+		for _, n := range c.nodes {
+			for {
+				nodes, err := clusterNodes(n.Addr())
+				seen := 0
+				for _, x := range nodes {
+					if x.is("slave") {
+						seen++
+					}
+				}
+				if err == nil && seen == masters*replicas {
+					break
+				}
+				if time.Now().After(deadline) {
+					_ = c.Stop()
+					return nil, fmt.Errorf("redistest: %s lists %d of %d replicas after %s: %v", n.Addr(), seen, masters*replicas, 3*readyTimeout, err)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 		}
 	}

@@ -476,8 +476,8 @@ func (l *lockedBuffer) tail() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.b.String()
-	if len(s) > 2000 {
-		s = s[len(s)-2000:]
+	if len(s) > 4000 {
+		s = s[len(s)-4000:]
 	}
 	return s
 }

@@ -105,7 +105,7 @@ func (c *Connector) HandleCallback(ctx context.Context, req providers.LoginReque
 			providers.ErrInvalidResponse, c.id)
 	}
 
-	if md.UserinfoEndpoint != "" && !c.skipUserinfo && tok.AccessToken != "" {
+	if md.UserinfoEndpoint != "" && tok.AccessToken != "" && c.wantUserinfo(claims) { // userinfo.go
 		ui, err := c.userinfo(ctx, md, tok.AccessToken, iss)
 		if err != nil {
 			return providers.Identity{}, err

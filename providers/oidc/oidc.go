@@ -123,8 +123,13 @@ type Config struct {
 	// ExtraAuthParams are added to the authorization request (for example
 	// domain_hint or resource). They cannot override protocol parameters.
 	ExtraAuthParams map[string]string
-	// SkipUserinfo disables the userinfo call even when the OP has an endpoint.
+	// SkipUserinfo disables the userinfo call even when the OP has an
+	// endpoint (as Userinfo "never").
 	SkipUserinfo bool
+	// Userinfo says when the userinfo endpoint is called after the ID token
+	// is verified: UserinfoAuto (the default when empty), UserinfoAlways or
+	// UserinfoNever (userinfo.go).
+	Userinfo string
 	// Logger receives diagnostics; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for token times and for spacing JWKS fetches; nil
@@ -149,7 +154,7 @@ type Connector struct {
 	client         *http.Client
 	timeout        time.Duration
 	extra          map[string]string
-	skipUserinfo   bool
+	userinfoMode   string // UserinfoAuto, UserinfoAlways or UserinfoNever
 	log            *slog.Logger
 	now            func() time.Time
 
@@ -183,12 +188,15 @@ func New(cfg Config) (*Connector, error) {
 		clientID:     cfg.ClientID,
 		clientSecret: cfg.ClientSecret,
 		timeout:      cfg.Timeout,
-		skipUserinfo: cfg.SkipUserinfo,
 		log:          cfg.Logger,
 		now:          cfg.Now,
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	var err error
+	if c.userinfoMode, err = checkUserinfoMode(cfg.Userinfo, cfg.SkipUserinfo); err != nil {
+		return nil, fmt.Errorf("%w: idp %q: %v", ErrConfig, cfg.ID, err)
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
