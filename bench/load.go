@@ -67,6 +67,10 @@ func (r *result) redisRTPerOp() float64 {
 	return float64(r.redisReads) / float64(r.n)
 }
 
+// sequentialGap is the pause after each request of runSequential: three
+// times the broker's audit linger.
+const sequentialGap = 30 * time.Millisecond
+
 // runSequential runs op ph.sequential times on worker 0, one after another
 // with nothing else in flight, and counts Redis read events around them:
 // each of the store's commands is one read event (it never pipelines
@@ -89,6 +93,12 @@ func runSequential(ctx context.Context, ph phase, op func(w int) error) *result 
 			continue
 		}
 		r.n++
+		// realmgate writes a request's audit events off the request path,
+		// gathering them for up to 10 ms (broker/audit.go auditLinger):
+		// a pause longer than that keeps each request's events in a write
+		// of their own, as the baseline writes them, however fast the
+		// requests follow one another.
+		time.Sleep(sequentialGap)
 	}
 	r.redisReads = ph.redisReads() - b - own
 	if r.n > 0 && r.errs == 0 {

@@ -115,7 +115,8 @@ func (rep *report) print(out io.Writer) {
 		// move with the machine's load. A sign-in's two audit events are
 		// written off the request path in pipelined batches, so a login may
 		// show up to two round trips more or less on either side; every
-		// other flow's store calls are counted exactly.
+		// other flow's store calls are counted exactly (runSequential
+		// pauses past the audit linger after each request).
 		tol := 0.5
 		if flow == "login" {
 			tol = 2

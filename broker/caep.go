@@ -292,3 +292,21 @@ func (s *Server) sessionRevokedEvent(ctx context.Context, sess *session) {
 	s.EmitSecurityEvent(ctx, SecurityEvent{Type: CAEPSessionRevoked, Tenant: sess.Tenant, Subject: sess.Subject,
 		Clients: sess.Clients, Initiator: cause.initiator, Reason: cause.reason})
 }
+
+// CredentialChanged tells the tenant's receivers that a provisioning client
+// (actor) set the password of directory user userID (CAEP 1.0 §3.3
+// credential-change, credential_type password, change_type update).
+// realmgate stores no password; the event is the news. It implements
+// scim.CredentialObserver.
+func (s *Server) CredentialChanged(ctx context.Context, tenant, userID, actor string) {
+	if s.users == nil {
+		return
+	}
+	u, err := s.users.GetUser(ctx, tenant, userID)
+	if err != nil {
+		s.log.Warn("caep: credential change of an unknown user", "tenant", tenant, "user", userID, "err", err)
+		return
+	}
+	s.EmitSecurityEvent(ctx, SecurityEvent{Type: CAEPCredentialChange, Tenant: tenant, Subject: u.Subject, Email: u.Email,
+		Initiator: "admin", Reason: "password set by " + actor, CredentialType: "password", ChangeType: "update"})
+}

@@ -333,3 +333,28 @@ func TestCAEP_S70_PrivateReceiverRefused(t *testing.T) {
 		t.Errorf("receiver on loopback called %d times under the default outbound policy, want 0 (S70)", rcv.calls)
 	}
 }
+
+// TestCAEP_CredentialChangeFromProvisioning: a password a provisioning
+// client sets (SCIM, which discards it) reaches the tenant's receivers as
+// a credential-change for the user's sub (CAEP 1.0 §3.3).
+func TestCAEP_CredentialChangeFromProvisioning(t *testing.T) {
+	rcv, uri := newSETReceiver(t)
+	e := newEnv(t, withReceiver(uri))
+	rcv.issuer = e.issuer
+	tr, _ := e.signIn()
+	_, idc := claimsOf(t, tr.str("id_token"))
+	ctx := context.Background()
+	d := e.broker.Users()
+	if d == nil {
+		t.Fatal("the test store keeps no directory")
+	}
+	u, err := d.UserByLink(ctx, "acme", "acme-idp", "alice-upstream")
+	if err != nil {
+		t.Fatalf("UserByLink = %v", err)
+	}
+	e.broker.CredentialChanged(ctx, "acme", u.ID, "scim:entra")
+	ev := checkSET(t, rcv.wait(1)[0], e.issuer, idc["sub"].(string), broker.CAEPCredentialChange)
+	if ev["credential_type"] != "password" || ev["change_type"] != "update" || ev["initiating_entity"] != "admin" {
+		t.Errorf("credential-change event = %v, want credential_type password, change_type update, initiating_entity admin", ev)
+	}
+}

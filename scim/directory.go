@@ -49,6 +49,14 @@ type Directory interface {
 // refresh-token family of the user, on every instance. The handler calls
 // it when a client sets active to false or deletes a user, after the
 // directory has stored the change.
+// CredentialObserver hears that a provisioning client set a user's
+// password. realmgate keeps no password (users sign in at their identity
+// provider, schema.go), but the change itself is news to the tenant's
+// applications: the broker tells them (CAEP credential-change).
+type CredentialObserver interface {
+	CredentialChanged(ctx context.Context, tenant, userID, actor string)
+}
+
 type Deprovisioner interface {
 	Deprovision(ctx context.Context, tenant, userID, actor, reason string) error
 }

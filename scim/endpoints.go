@@ -2,6 +2,7 @@ package scim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -325,6 +326,9 @@ func (h *Handler) update(q *request, rt *resourceType, ops resourceOps, id strin
 		action = "patched"
 	}
 	h.audit(q, "scim.change", action, "", rt.name, id, labelAttr(res))
+	if rt == userType && h.opts.Credentials != nil && setsPassword(in, patch) {
+		h.opts.Credentials.CredentialChanged(q.ctx(), q.tenant, id, actor(q.token))
+	}
 	if u, ok := res.(*User); ok && !u.Active {
 		wasActive := before.(*User).Active
 		if err := h.deprovision(q, u.ID, "scim_active_false"); err != nil {
@@ -529,4 +533,35 @@ func intParam(s string, def int, name string) (int, error) {
 		return 0, invalidValue("%s must be an integer", name)
 	}
 	return n, nil
+}
+
+// setsPassword reports whether a PUT body (in) or PATCH operations set the
+// user's password (RFC 7643 §4.1.1): a top-level "password" in the body, an
+// operation on path "password", or a path-less add or replace whose value
+// holds one. Attribute names are case-insensitive (RFC 7643 §2.1).
+func setsPassword(in map[string]any, patch []patchOperation) bool {
+	hasPassword := func(m map[string]any) bool {
+		for k, v := range m {
+			if strings.EqualFold(k, "password") && v != nil && v != "" {
+				return true
+			}
+		}
+		return false
+	}
+	if patch == nil {
+		return hasPassword(in)
+	}
+	for _, op := range patch {
+		if strings.EqualFold(op.Op, "remove") {
+			continue
+		}
+		if strings.EqualFold(strings.TrimSpace(op.Path), "password") {
+			return true
+		}
+		var m map[string]any
+		if op.Path == "" && json.Unmarshal(op.Value, &m) == nil && hasPassword(m) {
+			return true
+		}
+	}
+	return false
 }

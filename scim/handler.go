@@ -70,6 +70,9 @@ type Options struct {
 	// Deprovisioner ends the access of a user made inactive or deleted;
 	// nil when the directory does it itself.
 	Deprovisioner Deprovisioner
+	// Credentials, when set, hears of a password set by PUT or PATCH of a
+	// user (the password itself is discarded).
+	Credentials CredentialObserver
 	// Store keeps the rate-limit counters.
 	Store store.Store
 	// TenantExists reports whether a tenant is configured now; a token of

@@ -32,6 +32,14 @@ type env struct {
 	audit  *bytes.Buffer
 	mu     sync.Mutex
 	log    []exchange // every response, for the SCIMMY validation
+	creds  []string   // users whose password a client set (CredentialObserver)
+}
+
+// CredentialChanged implements CredentialObserver.
+func (e *env) CredentialChanged(_ context.Context, tenant, userID, actor string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.creds = append(e.creds, tenant+"/"+userID+" by "+actor)
 }
 
 // exchange is one response as scimvalidate.mjs reads it.
@@ -75,7 +83,7 @@ func startEnv(t *testing.T, limits *Limits, real bool) *env {
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
-	e.h, err = New(Options{Directory: dir, Deprovisioner: dep, Tokens: e.tokens, Store: st,
+	e.h, err = New(Options{Directory: dir, Deprovisioner: dep, Credentials: e, Tokens: e.tokens, Store: st,
 		TenantExists: func(id string) bool { return id == "acme" || id == "other" },
 		Issuer:       e.srv.URL, Limits: limits,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -10,6 +10,10 @@ import (
 	"github.com/realmgate/realmgate/scim"
 )
 
+// The broker tells the tenant's applications of a password a provisioning
+// client set (CAEP credential-change).
+var _ scim.CredentialObserver = (*broker.Server)(nil)
+
 // scimTokens is the SCIM token store on the shared store, keyed by the
 // server secret like every other secret (the admin API creates tokens, the
 // SCIM endpoint verifies them: both build it the same way).
@@ -29,6 +33,7 @@ func mainHandler(cfg *config.Config, store broker.Store, srv *broker.Server, log
 		return srv.Handler()
 	}
 	h, err := scim.New(scim.Options{Directory: scim.NewUsersDirectory(dir), Tokens: scimTokens(cfg, store), Store: store,
+		Credentials:  srv, // CAEP credential-change to the tenant's receivers (broker/caep.go)
 		TenantExists: srv.HasTenant, Issuer: cfg.Issuer, ClientIP: broker.IPExtractor(srv.TrustedProxies()),
 		Limits: scimLimits(cfg.SCIM), Logger: logger, Audit: audit})
 	if err != nil {
