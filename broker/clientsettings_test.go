@@ -47,6 +47,7 @@ type ttlStore struct {
 	*memstore.Store // every optional capability promoted
 	mu              sync.Mutex
 	ttls            []time.Duration
+	marks           []time.Duration // Put of session logout marks ("sx:")
 }
 
 func (s *ttlStore) CreateFamily(ctx context.Context, f, tok string, g []byte, ttl time.Duration) error {
@@ -54,6 +55,16 @@ func (s *ttlStore) CreateFamily(ctx context.Context, f, tok string, g []byte, tt
 	s.ttls = append(s.ttls, ttl)
 	s.mu.Unlock()
 	return s.Store.CreateFamily(ctx, f, tok, g, ttl)
+}
+
+// Put records the lifetime of the marks that end a session's families.
+func (s *ttlStore) Put(ctx context.Context, k string, v []byte, ttl time.Duration) error {
+	if strings.HasPrefix(k, "sx:") {
+		s.mu.Lock()
+		s.marks = append(s.marks, ttl)
+		s.mu.Unlock()
+	}
+	return s.Store.Put(ctx, k, v, ttl)
 }
 
 // RedeemCode records the family lifetime of a one-step redemption.
@@ -307,5 +318,35 @@ func TestClientSettings_ClientCredentialsLifetime(t *testing.T) {
 	_, c := claimsOf(t, r.str("access_token"))
 	if got := time.Duration(c["exp"].(float64)-c["iat"].(float64)) * time.Second; got != 90*time.Second || r.body["expires_in"] != float64(90) {
 		t.Errorf("client_credentials token lifetime %s, expires_in %v; want the client's 90s", got, r.body["expires_in"])
+	}
+}
+
+// TestClientSettings_LogoutOutlivesLongFamilies: a client whose refresh
+// families live longer than the server's default still has them ended by
+// logout: the session's marks live as long as the longest family.
+func TestClientSettings_LogoutOutlivesLongFamilies(t *testing.T) {
+	ms := memstore.New()
+	t.Cleanup(func() { ms.Close() })
+	ts := &ttlStore{Store: ms}
+	e := newEnvOn(t, &recordingStore{Store: ts}, withClients(
+		broker.Client{ID: "long", Secret: secretA, RedirectURIs: []string{"https://long.example/cb"}, AllowedTenants: []string{"*"},
+			ClientSettings: broker.ClientSettings{RefreshTokenLifetime: 2000 * time.Hour}},
+	), func(c *broker.Config) { c.RefreshTokenLifetime = 720 * time.Hour })
+	b := e.browser()
+	tr := e.signInAs(b, "long", "https://long.example/cb", "")
+	b.get(e.issuer + "/logout?" + url.Values{"id_token_hint": {tr.str("id_token")}}.Encode())
+	ts.mu.Lock()
+	marks := ts.marks
+	ts.mu.Unlock()
+	if len(marks) == 0 {
+		t.Fatal("logout wrote no session mark")
+	}
+	for _, m := range marks {
+		if m < 2000*time.Hour {
+			t.Errorf("session mark lifetime %s, want at least the client's 2000h refresh lifetime", m)
+		}
+	}
+	if rr := e.refresh(tr.str("refresh_token"), "long", secretA); rr.status != http.StatusBadRequest {
+		t.Errorf("refresh after logout = %d %v, want 400 invalid_grant", rr.status, rr.body)
 	}
 }
