@@ -366,31 +366,42 @@ func jwksClient(hc *http.Client) *http.Client {
 
 // fetchJWKS gets and parses a client's key set document.
 func fetchJWKS(ctx context.Context, hc *http.Client, uri string) ([]jose.JSONWebKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	raw, err := fetchDocument(ctx, hc, uri, "application/jwk-set+json, application/json", jwksFetchTimeout, maxJWKSDocument)
 	if err != nil {
 		return nil, fmt.Errorf("broker: jwks_uri: %w", err)
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("broker: jwks_uri: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("broker: jwks_uri: status %d", resp.StatusCode)
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSDocument+1))
-	if err != nil {
-		return nil, fmt.Errorf("broker: jwks_uri: %w", err)
-	}
-	if len(raw) > maxJWKSDocument {
-		return nil, fmt.Errorf("broker: jwks_uri: document larger than %d bytes", maxJWKSDocument)
 	}
 	set, err := clientkeys.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("broker: jwks_uri: %w", err)
 	}
 	return set.Keys, nil
+}
+
+// fetchDocument GETs a client's document at uri (a jwks_uri, a sector
+// identifier) through hc, the safe outbound client (SECURITY S70), within
+// timeout: 200 only, at most max bytes.
+func fetchDocument(ctx context.Context, hc *http.Client, uri, accept string, timeout time.Duration, max int) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > max {
+		return nil, fmt.Errorf("document larger than %d bytes", max)
+	}
+	return raw, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -131,27 +130,9 @@ func listed(uris []string, redirectURI string, failed bool) error {
 
 // fetchSector gets a sector identifier document: a JSON array of redirect URIs.
 func fetchSector(ctx context.Context, hc *http.Client, uri string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, sectorFetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	body, err := fetchDocument(ctx, hc, uri, "application/json", sectorFetchTimeout, maxSectorDocument) // clientauth.go
 	if err != nil {
 		return nil, fmt.Errorf("broker: sector identifier: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("broker: sector identifier: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("broker: sector identifier: status %d", resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSectorDocument+1))
-	if err != nil {
-		return nil, fmt.Errorf("broker: sector identifier: %w", err)
-	}
-	if len(body) > maxSectorDocument {
-		return nil, errors.New("broker: sector identifier: document too large")
 	}
 	var uris []string
 	if err := json.Unmarshal(body, &uris); err != nil {
