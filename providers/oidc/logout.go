@@ -27,29 +27,9 @@ func (c *Connector) VerifyLogoutToken(ctx context.Context, raw string) (provider
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%w: oidc: logout token: %s (idp %q)", providers.ErrInvalidResponse, fmt.Sprintf(format, args...), c.id)
 	}
-	if err := checkCompact(raw); err != nil {
-		return providers.LogoutClaims{}, invalid("%v", err)
-	}
-	if c.multiTenant {
-		return providers.LogoutClaims{}, invalid("not supported for multi-tenant issuers")
-	}
-	md, err := c.discover(ctx)
+	md, header, err := c.tokenHeader(ctx, raw, invalid)
 	if err != nil {
 		return providers.LogoutClaims{}, err
-	}
-	hb, err := b64(strings.SplitN(raw, ".", 2)[0])
-	if err != nil {
-		return providers.LogoutClaims{}, invalid("header is not base64url")
-	}
-	var header struct {
-		Alg string `json:"alg"`
-		Typ string `json:"typ"`
-	}
-	if err := json.Unmarshal(hb, &header); err != nil {
-		return providers.LogoutClaims{}, invalid("header is not json")
-	}
-	if !slices.Contains(md.algs, header.Alg) { // S30
-		return providers.LogoutClaims{}, invalid("alg %q not allowed", clip(header.Alg))
 	}
 	if header.Typ != "" && !strings.EqualFold(header.Typ, "logout+jwt") && !strings.EqualFold(header.Typ, "JWT") {
 		return providers.LogoutClaims{}, invalid("typ %q", clip(header.Typ))
@@ -96,4 +76,41 @@ func (c *Connector) VerifyLogoutToken(ctx context.Context, raw string) (provider
 		return providers.LogoutClaims{}, invalid("iat in the future")
 	}
 	return providers.LogoutClaims{Subject: claims.Sub, SID: claims.SID, JTI: claims.JTI, Expiry: tok.Expiry}, nil
+}
+
+// jwtHeader is what the checks before verification read of a JWT's header.
+type jwtHeader struct {
+	Alg string `json:"alg"`
+	Typ string `json:"typ"`
+}
+
+// tokenHeader runs the checks a token posted to realmgate (a logout
+// token, a subject token) passes before its signature is verified: size
+// and shape (S32), a single-tenant issuer, the IdP's metadata, and an alg
+// of the allow-list (S30: never none, never HS*). invalid makes the
+// caller's error for a refused token; an unreachable IdP's error is
+// returned as it is.
+func (c *Connector) tokenHeader(ctx context.Context, raw string, invalid func(format string, args ...any) error) (*metadata, jwtHeader, error) {
+	var header jwtHeader
+	if err := checkCompact(raw); err != nil {
+		return nil, header, invalid("%v", err)
+	}
+	if c.multiTenant {
+		return nil, header, invalid("not supported for multi-tenant issuers")
+	}
+	md, err := c.discover(ctx)
+	if err != nil {
+		return nil, header, err
+	}
+	hb, err := b64(strings.SplitN(raw, ".", 2)[0])
+	if err != nil {
+		return nil, header, invalid("header is not base64url")
+	}
+	if err := json.Unmarshal(hb, &header); err != nil {
+		return nil, header, invalid("header is not json")
+	}
+	if !slices.Contains(md.algs, header.Alg) {
+		return nil, header, invalid("alg %q not allowed", clip(header.Alg))
+	}
+	return md, header, nil
 }
