@@ -46,7 +46,9 @@ func TestBenchmarkRuns(t *testing.T) {
 	}
 	for _, flow := range allFlows {
 		for _, target := range []string{"realmgate", "baseline"} {
-			re := regexp.MustCompile(`(?m)^` + flow + ` +` + target + ` +max +\d+ req/s .* errors 0$`)
+			// A fast machine may use up the token flow's pre-minted codes
+			// before the window ends: the row then says so after "errors 0".
+			re := regexp.MustCompile(`(?m)^` + flow + ` +` + target + ` +max +\d+ req/s .* errors 0( \(codes used up: window shortened\))?$`)
 			if !re.MatchString(text) {
 				t.Errorf("no error-free %s row for %s in the output:\n%s", target, flow, text)
 			}
