@@ -174,14 +174,7 @@ func TestCAEP_SessionRevokedOnUserRevocation(t *testing.T) {
 	tr, _ := e.signIn()
 	_, idc := claimsOf(t, tr.str("id_token"))
 	ctx := context.Background()
-	d := e.broker.Users()
-	if d == nil {
-		t.Skip("the store keeps no directory")
-	}
-	u, err := d.UserByLink(ctx, "acme", "acme-idp", "alice-upstream")
-	if err != nil {
-		t.Fatalf("UserByLink = %v", err)
-	}
+	d, u := aliceRecord(t, e)
 	if _, err := d.Revoke(ctx, "admin:test", "acme", u.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -344,17 +337,24 @@ func TestCAEP_CredentialChangeFromProvisioning(t *testing.T) {
 	tr, _ := e.signIn()
 	_, idc := claimsOf(t, tr.str("id_token"))
 	ctx := context.Background()
-	d := e.broker.Users()
-	if d == nil {
-		t.Fatal("the test store keeps no directory")
-	}
-	u, err := d.UserByLink(ctx, "acme", "acme-idp", "alice-upstream")
-	if err != nil {
-		t.Fatalf("UserByLink = %v", err)
-	}
+	_, u := aliceRecord(t, e)
 	e.broker.CredentialChanged(ctx, "acme", u.ID, "scim:entra")
 	ev := checkSET(t, rcv.wait(1)[0], e.issuer, idc["sub"].(string), broker.CAEPCredentialChange)
 	if ev["credential_type"] != "password" || ev["change_type"] != "update" || ev["initiating_entity"] != "admin" {
 		t.Errorf("credential-change event = %v, want credential_type password, change_type update, initiating_entity admin", ev)
 	}
+}
+
+// aliceRecord is the directory and alice's record there, made at her sign-in.
+func aliceRecord(t *testing.T, e *env) (*users.Directory, *users.User) {
+	t.Helper()
+	d := e.broker.Users()
+	if d == nil {
+		t.Fatal("the test store keeps no directory")
+	}
+	u, err := d.UserByLink(context.Background(), "acme", "acme-idp", "alice-upstream")
+	if err != nil {
+		t.Fatalf("UserByLink = %v", err)
+	}
+	return d, u
 }

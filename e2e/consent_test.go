@@ -20,23 +20,7 @@ const consentClientID = "e2e-printer"
 // party's too: the sector of a pairwise client differs from the public sub
 // whatever the host).
 var consentConfigTemplate = template.Must(template.New("realmgate.yaml").Parse(`# written by the e2e tests
-issuer: {{.Issuer}}
-rate_limits:
-  starts_per_ip: "off"
-  failures_per_ip: "off"
-ops:
-  listen: 127.0.0.1:0
-store:
-  type: redis
-  redis:
-    addrs: ["{{.RedisAddr}}"]
-    db: {{.DB}}
-keys:
-  algorithm: {{.Algorithm}}
-  secret: "{{.Secret}}"
-outbound:
-  allow_loopback: true
-clients:
+` + rgConfigBase + `clients:
   - id: ` + rpClientID + `
     secret: "{{.ClientSecret}}"
     redirect_uris: ["` + rpRedirectURI + `"]

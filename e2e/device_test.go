@@ -23,23 +23,7 @@ const deviceClientID = "e2e-cli"
 // rgConfigTemplate, one public client registered for the device grant only
 // (no redirect URI), polling every second.
 var deviceConfigTemplate = template.Must(template.New("realmgate.yaml").Parse(`# written by the e2e tests
-issuer: {{.Issuer}}
-rate_limits:
-  starts_per_ip: "off"
-  failures_per_ip: "off"
-ops:
-  listen: 127.0.0.1:0
-store:
-  type: redis
-  redis:
-    addrs: ["{{.RedisAddr}}"]
-    db: {{.DB}}
-keys:
-  algorithm: {{.Algorithm}}
-  secret: "{{.Secret}}"
-outbound:
-  allow_loopback: true
-device_authorization:
+` + rgConfigBase + `device_authorization:
   interval: 1s
 clients:
   - id: ` + deviceClientID + `

@@ -150,20 +150,7 @@ func TestE2E_DirectoryProvisionedRoleAndDeprovisioning(t *testing.T) {
 	}
 
 	// Before the suspension the refresh works on instance B.
-	refreshAtB := func(rt string) (int, map[string]any) {
-		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addrB+"/token", strings.NewReader(v.Encode()))
-		req.SetBasicAuth(rpClientID, cfg.AppSecret)
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
-	}
+	refreshAtB := func(rt string) (int, map[string]any) { return refreshAt(t, addrB, cfg.AppSecret, rt) }
 	st, body := refreshAtB(tok.RefreshToken)
 	if st != http.StatusOK {
 		t.Fatalf("refresh at instance B before suspension = %d %v", st, body)
@@ -209,4 +196,22 @@ func TestE2E_DirectoryProvisionedRoleAndDeprovisioning(t *testing.T) {
 	if end.status != http.StatusForbidden || !strings.Contains(end.body, "suspended or deprovisioned") {
 		t.Fatalf("sign-in of a suspended user ended at %s: %d %.300s; want 403 and a clear page", end.url, end.status, end.body)
 	}
+}
+
+// refreshAt redeems refresh token rt as the RP (rpClientID with secret) at
+// the realmgate instance listening on addr, returning the status and body.
+func refreshAt(t *testing.T, addr, secret, rt string) (int, map[string]any) {
+	t.Helper()
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/token", strings.NewReader(v.Encode()))
+	req.SetBasicAuth(rpClientID, secret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
 }

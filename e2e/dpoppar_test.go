@@ -20,23 +20,7 @@ const dpopClientID = "e2e-dpop"
 // rgConfigTemplate, one public client that requires PAR and DPoP, and
 // server nonces on.
 var dpopConfigTemplate = template.Must(template.New("realmgate.yaml").Parse(`# written by the e2e tests
-issuer: {{.Issuer}}
-rate_limits:
-  starts_per_ip: "off"
-  failures_per_ip: "off"
-ops:
-  listen: 127.0.0.1:0
-store:
-  type: redis
-  redis:
-    addrs: ["{{.RedisAddr}}"]
-    db: {{.DB}}
-keys:
-  algorithm: {{.Algorithm}}
-  secret: "{{.Secret}}"
-outbound:
-  allow_loopback: true
-dpop:
+` + rgConfigBase + `dpop:
   require_nonce: true
 clients:
   - id: ` + dpopClientID + `

@@ -113,6 +113,27 @@ type rgConfig struct {
 	OPSecret     string
 }
 
+// rgConfigBase is the part every e2e configuration shares: the issuer, no
+// per-IP limits (every request comes from 127.0.0.1), the test's Redis
+// database, keys, and outbound calls to the loopback IdPs and receivers.
+const rgConfigBase = `issuer: {{.Issuer}}
+rate_limits:
+  starts_per_ip: "off"
+  failures_per_ip: "off"
+ops:
+  listen: 127.0.0.1:0
+store:
+  type: redis
+  redis:
+    addrs: ["{{.RedisAddr}}"]
+    db: {{.DB}}
+keys:
+  algorithm: {{.Algorithm}}
+  secret: "{{.Secret}}"
+outbound:
+  allow_loopback: true
+`
+
 // rgConfigTemplate: tenant acme (domain acme.test) signs in at the real
 // oidc-provider; its rule maps the upstream groups (from userinfo only) to
 // roles. Tenant globex exists so that finding acme is a real choice; its

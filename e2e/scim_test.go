@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -105,20 +103,7 @@ func TestE2E_SCIMDeprovisioningEndsAccessEverywhere(t *testing.T) {
 	if !slices.Equal(roles, []any{"dev"}) {
 		t.Fatalf("roles of a SCIM-provisioned Engineers member = %v (access token %v), want [dev]", roles, tok.AccessJWT.Payload)
 	}
-	refreshAtB := func(rt string) (int, map[string]any) {
-		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addrB+"/token", strings.NewReader(v.Encode()))
-		req.SetBasicAuth(rpClientID, cfg.AppSecret)
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
-	}
+	refreshAtB := func(rt string) (int, map[string]any) { return refreshAt(t, addrB, cfg.AppSecret, rt) }
 	st, body := refreshAtB(tok.RefreshToken)
 	if st != http.StatusOK {
 		t.Fatalf("refresh at instance B before deprovisioning = %d %v", st, body)
