@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/realmgate/realmgate/locale"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/realmgate/realmgate/providers"
@@ -217,6 +219,8 @@ type Server struct {
 	store  Store
 	keys   *keyManager
 	keyer  keyer
+	// languages negotiates the language of pages (pages.go).
+	languages locale.Negotiator
 	// risk holds the risk event listeners (conditional.go, OnRisk).
 	risk riskListeners
 	// discoveryDoc caches the encoded discovery document (*cachedDoc).

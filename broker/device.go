@@ -31,6 +31,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/realm"
 )
@@ -234,6 +235,7 @@ func (s *Server) deviceAuthorization(c echo.Context) error {
 
 // devicePageData is what the device pages show.
 type devicePageData struct {
+	*locale.Printer
 	Title, RequestID, Action, Message string
 	UserCode, Client, CSRF            string
 	Scopes                            []string
@@ -242,6 +244,7 @@ type devicePageData struct {
 
 func (s *Server) renderDevice(c echo.Context, status int, name string, d devicePageData) error {
 	d.RequestID = requestID(c)
+	d.Printer = s.printer(c)
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
 	return pages.ExecuteTemplate(c.Response(), name, d)

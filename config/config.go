@@ -421,6 +421,10 @@ type Tenant struct {
 	// Default marks the tenant that receives users whose domain matches no
 	// tenant (personal accounts). At most one tenant is the default.
 	Default bool `yaml:"default,omitempty" json:"default,omitempty"`
+	// Language is the default language of the tenant's pages (discovery,
+	// errors, the setup portal) when the browser's Accept-Language names none
+	// of realmgate's languages: en, de, fr, es or ja. Default: en.
+	Language string `yaml:"language,omitempty" json:"language,omitempty"`
 
 	// Members are identities from other tenants' IdPs who may act in this
 	// tenant (a partner's consultant): they pick it at sign-in (the tenant

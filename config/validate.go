@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/realmgate/realmgate/locale"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -673,6 +675,9 @@ func (k *checker) tenants() map[string]bool {
 			} else {
 				subdomains[t.Subdomain] = i
 			}
+		}
+		if t.Language != "" && !locale.IsSupported(t.Language) {
+			k.add(path+".language", "%q: want one of %s", t.Language, strings.Join(locale.SupportedNames(), ", "))
 		}
 		if dir := t.Directory; dir != nil {
 			switch dir.Match {

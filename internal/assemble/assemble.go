@@ -145,10 +145,10 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 // Policy is t's sign-in policy, or nil when it has none.
 func Policy(t config.Tenant) *broker.TenantPolicy {
 	limits := TenantLimits(t.RateLimits)
-	if !t.RequireMFA && t.Impersonation == nil && limits == nil && t.Directory == nil && t.Access == nil {
+	if !t.RequireMFA && t.Impersonation == nil && limits == nil && t.Directory == nil && t.Access == nil && t.Language == "" {
 		return nil
 	}
-	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA, RateLimits: limits}
+	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA, RateLimits: limits, Language: t.Language}
 	if d := t.Directory; d != nil {
 		pol.Users = &broker.UserPolicy{Match: map[string]string{"external_id": "externalId", "user_name": "userName",
 			"email": "email"}[d.Match], MatchClaim: d.MatchClaim, ProvisionedOnly: d.ProvisionedOnly}
