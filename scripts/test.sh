@@ -38,6 +38,10 @@ fi
 if [ -f e2e/saml/node/package-lock.json ]; then
   (cd e2e/saml/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# axe-core, which e2e/chrome's accessibility test evaluates in each page.
+if [ -f e2e/chrome/package-lock.json ]; then
+  (cd e2e/chrome && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 go vet ./...
 # staticcheck, pinned in tools/go.mod (a module of its own, so the linter's

@@ -47,6 +47,7 @@ const (
 	bobSub   = "acme-u-1002"
 	carolSub = "globex-u-2001"
 	samSub   = "social-u-1"
+	danaSub  = "globex-u-2002" // a member of acme too (a11y_test.go: the tenant picker)
 )
 
 // env is everything the tests share: three servers on 127.0.0.1 and one browser.
@@ -128,7 +129,7 @@ func start(ctx context.Context) (stop func(), err error) {
 	}
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	idpIDs := []string{"acme-idp", "globex-idp", "social-idp", "evil-idp-1", "evil-idp-2"}
+	idpIDs := []string{"acme-idp", "globex-idp", "social-idp", "evil-idp-1", "evil-idp-2", "lumiere-idp-1", "lumiere-idp-2", "throttled-idp"}
 	var redirects []string
 	for _, id := range idpIDs {
 		redirects = append(redirects, e.broker+"/callback/"+id)
@@ -142,7 +143,7 @@ func start(ctx context.Context) (stop func(), err error) {
 		{Name: "acme", DisplayName: "ACME Corporation", Clients: []devidp.Client{client},
 			Users: []devidp.User{approver(user(aliceSub, "Alice Anders", "alice@acme.test")), user(bobSub, "Bob Berg", "bob@acme.test")}},
 		{Name: "globex", DisplayName: "Globex", Clients: []devidp.Client{client},
-			Users: []devidp.User{user(carolSub, "Carol Cruz", "carol@globex.test")}},
+			Users: []devidp.User{user(carolSub, "Carol Cruz", "carol@globex.test"), user(danaSub, "Dana Diaz", "dana@globex.test")}},
 		{Name: "social", DisplayName: "Social (stand-in)", Clients: []devidp.Client{client},
 			Users: []devidp.User{user(samSub, "Sam Social", "sam@gmail.example")}},
 	}})
@@ -162,6 +163,9 @@ func start(ctx context.Context) (stop func(), err error) {
 		{"social-idp", "consumers", "Social Login", "social"},
 		{"evil-idp-1", "evil", hostileIdP, "acme"},
 		{"evil-idp-2", "evil", "Evil backup", "globex"},
+		{"lumiere-idp-1", "lumiere", "Lumière Entra ID", "acme"}, // a11y_test.go
+		{"lumiere-idp-2", "lumiere", "Lumière Okta", "globex"},
+		{"throttled-idp", "throttled", "Throttled SSO", "acme"},
 	}
 	var idps []broker.IdP
 	for _, s := range specs {
@@ -177,6 +181,8 @@ func start(ctx context.Context) (stop func(), err error) {
 		{ID: "globex", Name: "Globex", Domains: []string{"globex.test"}, IdPs: []string{"globex-idp"}},
 		{ID: "evil", Name: hostileTenant, Domains: []string{"evil.test"}, IdPs: []string{"evil-idp-1", "evil-idp-2"}},
 		{ID: "consumers", Name: "Consumers", Default: true, IdPs: []string{"social-idp"}},
+		{ID: "lumiere", Name: "Lumière SA", Domains: []string{"lumiere.test"}, IdPs: []string{"lumiere-idp-1", "lumiere-idp-2"}}, // a11y_test.go
+		{ID: "throttled", Name: "Throttled Inc", Domains: []string{"throttled.test"}, IdPs: []string{"throttled-idp"}},
 	}, realm.Options{})
 	if err != nil {
 		return stop, fmt.Errorf("realm: %w", err)
@@ -191,15 +197,18 @@ func start(ctx context.Context) (stop func(), err error) {
 	srv, err := broker.New(ctx, broker.Config{
 		Issuer: e.broker,
 		Clients: []broker.Client{{ID: "demo-app", Secret: appSecret, RedirectURIs: []string{e.app + "/callback"}, AllowedTenants: []string{"*"}},
-			printerClient(e.app)}, // consent_test.go
+			printerClient(e.app), // consent_test.go
+			deviceClient},        // a11y_test.go
 		IdPs:     idps,
 		Resolver: res,
 		Logger:   logger,
 		// The client IP of a test comes from X-Forwarded-For (conditional_test.go).
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Conditional:    conditional.global,
-		Policies:       conditional.with(map[string]broker.TenantPolicy{"acme": {Access: accessPolicy}}), // access_test.go
-		Rules:          map[string]*transform.Engine{"acme": accessRules},
+		Policies:       conditional.with(a11yPolicies(map[string]broker.TenantPolicy{"acme": {Access: accessPolicy}})), // access_test.go, a11y_test.go
+		// a11y_test.go: dana of globex may act in acme (the tenant picker).
+		Memberships: a11yMemberships,
+		Rules:       map[string]*transform.Engine{"acme": accessRules},
 	}, store)
 	if err != nil {
 		return stop, fmt.Errorf("broker: %w", err)
