@@ -36,6 +36,7 @@ func (s *Server) callback(c echo.Context) error {
 // (the OIDC callback, the SAML ACS) extract the state and call it.
 func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	ctx := c.Request().Context()
+	setPageTenant(c, idp.Tenant) // pages from here on are the IdP's tenant's
 	if state == "" || len(state) > 256 {
 		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
 			"The response from your organization's sign-in is missing its state.")
