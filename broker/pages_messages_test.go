@@ -108,6 +108,11 @@ func pageMessages(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	frame, err := filepath.Glob("../ui/templates/*.html") // the shared head and foot
+	if err != nil || len(frame) == 0 {
+		t.Fatalf("ui templates: %v, %d files", err, len(frame))
+	}
+	tmpl = append(tmpl, frame...)
 	re := regexp.MustCompile(`\.Tf? "((?:[^"\\]|\\.)*)"`)
 	for _, name := range tmpl {
 		raw, err := os.ReadFile(name)
