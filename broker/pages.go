@@ -15,6 +15,7 @@ import (
 
 	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
+	"github.com/realmgate/realmgate/ui"
 )
 
 func (s *Server) expired(c echo.Context) error {
@@ -69,7 +70,7 @@ var templateFS embed.FS
 
 // pages are escaped by html/template: every value a person or an upstream
 // controls is contextually escaped (S54).
-var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+var pages = template.Must(ui.Templates(templateFS, "templates/*.html"))
 
 // unavailable answers 503 when the store (or another dependency) is down.
 func (s *Server) unavailable(c echo.Context) error {

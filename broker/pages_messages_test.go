@@ -88,6 +88,11 @@ func pageMessages(t *testing.T) map[string]string {
 				}
 			case *ast.AssignStmt:
 				for i, l := range n.Lhs {
+					if id, ok := l.(*ast.Ident); ok && (id.Name == "msg" || id.Name == "title") && i < len(n.Rhs) {
+						if v, ok := lit(n.Rhs[i]); ok {
+							out[v] = fset.Position(n.Pos()).String()
+						}
+					}
 					if sel, ok := l.(*ast.SelectorExpr); ok && pageMessageFields[sel.Sel.Name] && i < len(n.Rhs) {
 						if v, ok := lit(n.Rhs[i]); ok {
 							out[v] = fset.Position(n.Pos()).String()
@@ -108,6 +113,11 @@ func pageMessages(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	frame, err := filepath.Glob("../ui/templates/*.html") // the shared head and foot
+	if err != nil || len(frame) == 0 {
+		t.Fatalf("ui templates: %v, %d files", err, len(frame))
+	}
+	tmpl = append(tmpl, frame...)
 	re := regexp.MustCompile(`\.Tf? "((?:[^"\\]|\\.)*)"`)
 	for _, name := range tmpl {
 		raw, err := os.ReadFile(name)
