@@ -271,24 +271,24 @@ func ruleReason(err error) string {
 // with the OAuth error code and description the IdP sent, if any (RFC 6749
 // §4.1.2.1), never the internal error.
 func upstreamReason(c echo.Context, idp IdP, err error) string {
-	var msg string
+	var why string
 	switch {
 	case errors.Is(err, providers.ErrAccessDenied):
-		msg = idp.Name + " did not sign the user in (access denied or cancelled)."
+		why = idp.Name + " did not sign the user in (access denied or cancelled)."
 	case errors.Is(err, providers.ErrUnavailable):
-		msg = idp.Name + " did not answer in time."
+		why = idp.Name + " did not answer in time."
 	default:
-		msg = "The response from " + idp.Name + " failed verification (signature, issuer, audience, lifetime, nonce or " +
+		why = "The response from " + idp.Name + " failed verification (signature, issuer, audience, lifetime, nonce or " +
 			"replay check): check the values entered at the identity provider and its metadata or issuer here."
 	}
 	if code := printable(c.FormValue("error"), 100); code != "" {
-		msg += " The identity provider answered " + code
+		why += " The identity provider answered " + code
 		if desc := printable(c.FormValue("error_description"), 300); desc != "" {
-			msg += ": " + desc
+			why += ": " + desc
 		}
-		msg += "."
+		why += "."
 	}
-	return msg
+	return why
 }
 
 // printable keeps s's printable ASCII (the OAuth error syntax, RFC 6749
