@@ -363,8 +363,10 @@ func describe(vs []axeViolation) string {
 	return b.String()
 }
 
-// focusOnLoad: once the page has loaded, focus is on its h1 or on its
-// first control, never on the body; it returns what is wrong, or "".
+// focusOnLoad: once the page has loaded, focus is on its h1, its first
+// control or its first field to fill in (the first input that is not
+// read-only: values to copy may come before it), never on the body; it
+// returns what is wrong, or "".
 func focusOnLoad(t *testing.T, ctx context.Context) string {
 	t.Helper()
 	// autofocus applies just after load: give it time, then judge.
@@ -376,8 +378,8 @@ func focusOnLoad(t *testing.T, ctx context.Context) string {
 		const a = document.activeElement;
 		if (!a || a === document.body) return "the body (nothing)";
 		const first = document.querySelector("input:not([type=hidden]), button, select, textarea");
-		if (a.tagName === "H1") return "ok";
-		if (a === first) return "ok";
+		const field = document.querySelector("input:not([type=hidden]):not([readonly]), select, textarea");
+		if (a.tagName === "H1" || a === first || a === field) return "ok";
 		return a.tagName.toLowerCase() + (a.id ? "#" + a.id : "") + ":" + (a.textContent || "").trim().slice(0, 40) +
 			" (first control: " + (first ? first.outerHTML.slice(0, 80) : "none") + ")"; })()`)
 	if got != "ok" {
@@ -572,6 +574,15 @@ func languageProblems(t *testing.T, ctx context.Context, tag language.Tag, key s
 		problems = append(problems, fmt.Sprintf("<html lang> = %q, want %q", got, tag))
 	}
 	text := eval[string](t, ctx, `document.title + "\n" + document.body.innerText`)
+	// Each text node's own text: a one-word message counts as left in
+	// English only as a whole text ("Connect" in "OpenID Connect" is a name).
+	var nodes []string
+	if err := json.Unmarshal([]byte(eval[string](t, ctx, `(() => { const out = [document.title.trim()];
+		const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+		for (let n = w.nextNode(); n; n = w.nextNode()) { const s = n.textContent.trim(); if (s) out.push(s); }
+		return JSON.stringify(out); })()`)), &nodes); err != nil {
+		t.Fatalf("text nodes: %v", err)
+	}
 	want := cat.Printer(tag).T(key)
 	if tag != language.English && want == key {
 		problems = append(problems, fmt.Sprintf("locale/catalog/%s.json does not translate %q", tag, key))
@@ -592,7 +603,13 @@ func languageProblems(t *testing.T, ctx context.Context, tag language.Tag, key s
 			if len(frag) < 2 || strings.Contains(tr[k], frag) {
 				continue
 			}
-			if regexp.MustCompile(`(^|\W)` + regexp.QuoteMeta(frag) + `(\W|$)`).MatchString(text) {
+			var found bool
+			if strings.Contains(frag, " ") {
+				found = regexp.MustCompile(`(^|\W)` + regexp.QuoteMeta(frag) + `(\W|$)`).MatchString(text)
+			} else {
+				found = slices.ContainsFunc(nodes, func(n string) bool { return strings.TrimRight(n, ":.") == strings.TrimRight(frag, ":.") })
+			}
+			if found {
 				problems = append(problems, fmt.Sprintf("%s page shows English %q (of message %q): %s", tag, frag, k, trim(text)))
 			}
 		}
