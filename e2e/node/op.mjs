@@ -2,7 +2,7 @@
 // panva's oidc-provider (OpenID Certified) with its development interactions.
 //
 //   node op.mjs --client-id ID --client-secret SECRET --redirect-uri URI [--redirect-uri URI ...]
-//               [--backchannel-logout-uri URI] [--host 127.0.0.X]
+//               [--backchannel-logout-uri URI] [--host 127.0.0.X] [--groups-claim]
 //
 // It listens on a free 127.0.0.1 port (or one of --host, another loopback
 // address), and once it serves it prints one JSON line to stdout:
@@ -20,6 +20,10 @@
 // conformIdTokenClaims): carol ["pwd"] (one factor), dave ["pwd", "otp"]
 // (multi-factor). alice and bob get no amr, as before. (The openid scope
 // lists amr so that the claims filter lets it into ID tokens.)
+//
+// --groups-claim sends groups with the profile scope too, as Microsoft Entra
+// ID does once an app registration sets groupMembershipClaims: no groups
+// scope is asked for (e2e/chrome's setup portal walk, an Entra-like IdP).
 //
 // --backchannel-logout-uri turns on the backchannelLogout feature and
 // registers that URI (with backchannel_logout_session_required) for the
@@ -50,6 +54,7 @@ const { values: args } = parseArgs({
     'client-secret': { type: 'string', default: process.env.OP_CLIENT_SECRET },
     'redirect-uri': { type: 'string', multiple: true, default: process.env.OP_REDIRECT_URI ? [process.env.OP_REDIRECT_URI] : [] },
     'backchannel-logout-uri': { type: 'string' },
+    'groups-claim': { type: 'boolean', default: false },
     host: { type: 'string', default: '127.0.0.1' },
   },
 });
@@ -117,7 +122,7 @@ const provider = new Provider(issuer, {
     // amr is what an interaction reported (carol, dave); the others have none.
     openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
-    profile: ['name', 'given_name', 'family_name'],
+    profile: ['name', 'given_name', 'family_name', ...(args['groups-claim'] ? ['groups'] : [])],
     groups: ['groups'],
   },
   scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],

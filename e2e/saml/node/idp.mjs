@@ -11,6 +11,8 @@
 // xmllint's first validation compiles it, which takes seconds):
 //   [{"name": "contoso", "key": "idp.key", "cert": "idp.crt",
 //     "spMetadata": "<realmgate>/saml/<id>/metadata", "domain": "contoso.test", "encrypt": true}]
+// "unsignedRequests": true accepts AuthnRequests without a signature, as AD
+// FS does by default (its metadata then says WantAuthnRequestsSigned="false").
 // IdP NAME's metadata is at /NAME/metadata, its SSO service at /NAME/sso
 // (HTTP-Redirect: GET, HTTP-POST: POST), its login form posts to /NAME/login,
 // its Single Logout service is /NAME/slo (HTTP-Redirect) and GET /NAME/logout
@@ -284,7 +286,7 @@ server.listen(0, '127.0.0.1', () => {
       privateKey: readFileSync(cfg.key),
       signingCert: readFileSync(cfg.cert),
       encryptCert: readFileSync(cfg.cert),
-      wantAuthnRequestsSigned: true,
+      wantAuthnRequestsSigned: !cfg.unsignedRequests,
       wantLogoutRequestSigned: true,
       wantLogoutResponseSigned: true,
       isAssertionEncrypted: Boolean(cfg.encrypt),
