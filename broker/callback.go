@@ -36,6 +36,7 @@ func (s *Server) callback(c echo.Context) error {
 // (the OIDC callback, the SAML ACS) extract the state and call it.
 func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	ctx := c.Request().Context()
+	setPageTenant(c, idp.Tenant) // its language and brand
 	if state == "" || len(state) > 256 {
 		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
 			"The response from your organization's sign-in is missing its state.")
@@ -71,6 +72,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	} else if err != nil {
 		return err
 	}
+	setPageClient(c, ar.ClientID)
 	lr := providers.LoginRequest{State: state, Nonce: ul.Nonce, CodeVerifier: ul.Verifier,
 		CallbackURL: s.CallbackURL(idp.ID), LoginHint: ul.Hint, ForceLogin: ul.Force}
 	ident, err := idp.Connector.HandleCallback(ctx, lr, ul.Data, c.Request())
