@@ -113,10 +113,11 @@ func (s *Service) routes() *echo.Echo {
 	g.DELETE("/clients/:client", s.deleteClient)
 	g.POST("/batch", s.batch)
 	g.POST("/dry-run", s.dryRun)
-	s.userRoutes(g)    // users.go: the tenant user directory
-	s.accessRoutes(g)  // access.go: time-bound role grants
-	s.riskRoutes(g)    // risk.go: compromised and risky users
-	s.consentRoutes(g) // consents.go: consents to third-party clients
+	s.userRoutes(g)     // users.go: the tenant user directory
+	s.accessRoutes(g)   // access.go: time-bound role grants
+	s.riskRoutes(g)     // risk.go: compromised and risky users
+	s.consentRoutes(g)  // consents.go: consents to third-party clients
+	s.brandingRoutes(g) // branding.go: logo uploads
 	return e
 }
 
