@@ -87,8 +87,8 @@ func CheckColor(s string) error {
 	}
 	// Rounded down to two places, so 4.499 is not shown as a passing 4.50.
 	if r < MinContrast {
-		return fmt.Errorf("%s gives white text a contrast of %.2f:1, below the %.1f:1 of WCAG 2.2 §1.4.3: choose a darker colour",
-			s, math.Floor(r*100)/100, MinContrast)
+		return fmt.Errorf("%s has a contrast of %.2f:1 against white, below the %.1f:1 WCAG 2.2 §1.4.3 asks of text "+
+			"(the white text of buttons, links on the white page): choose a darker colour", s, math.Floor(r*100)/100, MinContrast)
 	}
 	return nil
 }
