@@ -170,6 +170,8 @@ func isolationRoutes() []route {
 		{"POST", "/v1/tenants/:tenant/access-grants/:grant/revoke", other + "/access-grants/g1/revoke", nil},
 		{"GET", "/v1/tenants/:tenant/consents/:client", other + "/consents/printer?subject=sub-ann", nil},
 		{"DELETE", "/v1/tenants/:tenant/consents/:client", other + "/consents/printer?subject=sub-ann", nil},
+		{"PUT", "/v1/tenants/:tenant/branding/logo", other + "/branding/logo", "GIF89a"},
+		{"PUT", "/v1/clients/:client/branding/logo", "/v1/clients/beta-app/branding/logo", "GIF89a"},
 	}
 }
 

@@ -38,9 +38,6 @@ func (s *Server) loadRequest(c echo.Context, id string) (*authRequest, error) {
 		return nil, ErrNotFound
 	}
 	setPageClient(c, ar.ClientID) // its brand (brand.go)
-	if ar.Tenant != "" {
-		setPageTenant(c, ar.Tenant)
-	}
 	return &ar, nil
 }
 
