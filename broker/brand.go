@@ -104,35 +104,52 @@ func (s *Server) brand(b *Branding, name string) ui.Brand {
 	return out
 }
 
-// brandings lists every branding of d.
-func brandings(d *directory) []*Branding {
+// brandings lists the brandings of d's tenants (all when tenants is nil)
+// and, with clients set, of its clients.
+func brandings(d *directory, tenants []string, clients bool) []*Branding {
 	var out []*Branding
-	for _, p := range d.policies {
-		if p.Branding != nil {
+	if tenants == nil {
+		for _, p := range d.policies {
+			if p.Branding != nil {
+				out = append(out, p.Branding)
+			}
+		}
+	}
+	for _, t := range tenants {
+		if p, ok := d.policies[t]; ok && p.Branding != nil {
 			out = append(out, p.Branding)
 		}
 	}
-	for _, c := range d.clients {
-		if c.Branding != nil {
-			out = append(out, c.Branding)
+	if clients {
+		for _, c := range d.clients {
+			if c.Branding != nil {
+				out = append(out, c.Branding)
+			}
 		}
 	}
 	return out
 }
 
-// prepareLogos makes the logos d's brands name ready, in the background:
-// each logo_url not fetched before is fetched once, sanitized and stored
-// (a failure is logged, and the pages show the name instead); uploaded
-// logos are read from the store. Pages never wait for it.
-func (s *Server) prepareLogos(d *directory) {
+// prepareLogos makes the logos that list's brandings name ready, in the
+// background: each logo_url not fetched before is fetched once, sanitized
+// and stored (a failure is logged, and the pages show the name instead);
+// uploaded logos are read from the store. Pages never wait for it. With
+// replace, list is every branding of the directory and only its logos
+// are served from now on; without, list adds to those served (a change of
+// some tenants: a logo it stopped naming is served until the next whole
+// reconfiguration, which is harmless).
+func (s *Server) prepareLogos(list []*Branding, replace bool) {
 	var fetch []string
 	s.logos.mu.Lock()
 	if s.logos.byURL == nil {
 		s.logos.byURL, s.logos.png = map[string]string{}, map[string][]byte{}
 	}
-	inUse := map[string]bool{}
+	inUse := s.logos.inUse
+	if replace || inUse == nil {
+		inUse = map[string]bool{}
+	}
 	var missing map[string]bool
-	for _, b := range brandings(d) {
+	for _, b := range list {
 		h := b.Logo
 		if h == "" && b.LogoURL != "" {
 			var ok bool
@@ -154,6 +171,18 @@ func (s *Server) prepareLogos(d *directory) {
 		}
 	}
 	s.logos.inUse = inUse
+	if replace {
+		for h := range s.logos.png {
+			if !inUse[h] {
+				delete(s.logos.png, h) // no longer named: not kept in memory
+			}
+		}
+		for u, h := range s.logos.byURL {
+			if h != "" && !inUse[h] {
+				delete(s.logos.byURL, u) // fetched again if named again
+			}
+		}
+	}
 	s.logos.mu.Unlock()
 	for _, u := range fetch {
 		s.logos.wg.Add(1)

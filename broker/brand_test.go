@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,8 @@ type brandEnv struct {
 	broker   *broker.Server
 	uploaded string // the hash of initech's uploaded logo
 	fetched  []byte // app-b's logo as sanitized
+	cfg      broker.Config
+	hits     *atomic.Int32 // requests to the logo host
 }
 
 func newBrandEnv(t *testing.T, hc *http.Client, tenantName string) *brandEnv {
@@ -63,7 +66,9 @@ func newBrandEnv(t *testing.T, hc *http.Client, tenantName string) *brandEnv {
 		t.Fatal(err)
 	}
 	raw := logoPNG(t, 32, 32, color.NRGBA{B: 200, A: 255})
+	hits := &atomic.Int32{}
 	logoHost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
 		w.Header().Set("Content-Type", "image/png")
 		_, _ = w.Write(raw)
 	}))
@@ -100,7 +105,7 @@ func newBrandEnv(t *testing.T, hc *http.Client, tenantName string) *brandEnv {
 	}
 	t.Cleanup(func() { b.Close() })
 	mux.Handle("/", b.Handler())
-	return &brandEnv{issuer: srv.URL, broker: b, uploaded: h, fetched: fetched}
+	return &brandEnv{issuer: srv.URL, broker: b, uploaded: h, fetched: fetched, cfg: cfg, hits: hits}
 }
 
 // page GETs the page /authorize shows for client and login_hint.
@@ -302,5 +307,41 @@ func TestBrand_ConsentPage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBrand_LogoFetchedOnceAtApply: a logo_url is fetched when the
+// configuration is applied, once, not on page requests nor again when
+// another configuration names the same URL; a change of one tenant
+// (ReconfigureTenants) fetches its new logo, once too.
+func TestBrand_LogoFetchedOnceAtApply(t *testing.T) {
+	e := newBrandEnv(t, outbound.New(outbound.Policy{AllowLoopback: true}), "Initech IT")
+	e.waitFetched(t)
+	for range 3 {
+		e.page(t, "app-b", "https://app-b.example/callback", "")
+	}
+	d := broker.Directory{Resolver: e.cfg.Resolver, IdPs: e.cfg.IdPs, Clients: e.cfg.Clients, Policies: e.cfg.Policies}
+	if err := e.broker.Reconfigure(d); err != nil {
+		t.Fatal(err)
+	}
+	// globex gets a logo_url of its own through a one-tenant change: fetched
+	// then, once.
+	pol := map[string]broker.TenantPolicy{"globex": {Branding: &broker.Branding{DisplayName: "Globex", LogoURL: e.cfg.Clients[1].Branding.LogoURL + "?globex"}}}
+	for k, v := range e.cfg.Policies {
+		pol[k] = v
+	}
+	d.Policies = pol
+	if err := e.broker.ReconfigureTenants(e.cfg.Resolver, d, []string{"globex"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.broker.ReconfigureTenants(e.cfg.Resolver, d, []string{"globex"}, false); err != nil {
+		t.Fatal(err)
+	}
+	e.broker.Close() // waits for fetches in flight
+	if n := e.hits.Load(); n != 2 {
+		t.Errorf("logo host got %d requests, want 2 (app-b's logo and globex's, each once)", n)
+	}
+	if got, want := e.broker.Brand("globex", "").Logo, "/branding/"+branding.Hash(e.fetched)+".png"; got != want {
+		t.Errorf("Brand(globex).Logo = %q, want %q", got, want)
 	}
 }

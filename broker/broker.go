@@ -290,7 +290,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		return nil, err
 	}
 	s.directory.Store(d)
-	s.prepareLogos(d) // brand.go
+	s.prepareLogos(brandings(d, nil, true), true) // brand.go
 	secret, previous := cfg.Secret, cfg.PreviousSecrets
 	if len(secret) == 0 {
 		previous = nil

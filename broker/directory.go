@@ -123,7 +123,7 @@ func (s *Server) Reconfigure(d Directory) error {
 	}
 	s.prepareConnectors(nd)
 	old := s.directory.Swap(nd)
-	s.prepareLogos(nd) // brand.go
+	s.prepareLogos(brandings(nd, nil, true), true) // brand.go
 	s.afterSwap(old, nd, d.Actor)
 	return nil
 }
