@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"embed"
 	"fmt"
 	"html/template"
@@ -342,7 +343,14 @@ func (rq *request) connect(k *kind) {
 	}
 	err := rq.h.opts.Admin.SetupSaveProvider(rq.r.Context(), rq.sess.Link, p)
 	if err != nil {
-		probs, ok := rq.problems(err, providerField)
+		main := "issuer" // a problem of the provider as a whole is about where it was found
+		switch k.Form {
+		case formSAML:
+			main = "metadata_url"
+		case formOAuth:
+			main = "client_id"
+		}
+		probs, ok := rq.problems(err, func(path string) string { return cmp.Or(providerField(path), main) })
 		if ok {
 			rq.kindPage(k, form, probs)
 		}
@@ -419,7 +427,7 @@ func (rq *request) test(post bool) {
 	}
 	if post {
 		err := rq.h.opts.Tester.StartTest(rq.w, rq.r, TestRequest{Tenant: rq.view.Tenant.ID, IdP: pid,
-			Return: rq.h.opts.Issuer + strings.TrimPrefix(rq.url("test"), rq.pathBase()), Actor: admin.SetupActor(rq.sess.Link)})
+			Return: rq.h.origin + rq.url("test"), Actor: admin.SetupActor(rq.sess.Link)})
 		rq.h.opts.Admin.SetupAudit(rq.r.Context(), rq.sess.Link, "test_signin.start", "providers/"+pid, err)
 		if err != nil {
 			rq.adminError(err)
@@ -448,9 +456,6 @@ func (rq *request) test(post bool) {
 	}
 	rq.show(http.StatusOK, "test", d)
 }
-
-// pathBase is the issuer's path, which prefix starts with.
-func (rq *request) pathBase() string { return strings.TrimSuffix(rq.h.prefix, "setup/") }
 
 // maxRoleRows bounds the role table.
 const maxRoleRows = 100
