@@ -303,13 +303,13 @@ func (rq *request) connect(k *kind) {
 			p.Issuer = ""
 		}
 		if k.Form == formOIDC && p.Issuer == "" {
-			local = append(local, problem{Field: "issuer", Message: "Enter the issuer."})
+			local = append(local, problem{Field: "issuer", Message: rq.p.T("Enter the issuer.")})
 		}
 		if p.ClientID == "" {
-			local = append(local, problem{Field: "client_id", Message: "Enter the client ID."})
+			local = append(local, problem{Field: "client_id", Message: rq.p.T("Enter the client ID.")})
 		}
 		if p.ClientSecret == "" && rq.provider() != p.ID {
-			local = append(local, problem{Field: "client_secret", Message: "Enter the client secret."})
+			local = append(local, problem{Field: "client_secret", Message: rq.p.T("Enter the client secret.")})
 		}
 	case formSAML:
 		p.MetadataURL = form["metadata_url"]
@@ -329,9 +329,9 @@ func (rq *request) connect(k *kind) {
 		}
 		switch {
 		case p.MetadataURL == "" && p.Metadata == "":
-			local = append(local, problem{Field: "metadata_url", Message: "Enter the metadata URL or upload the metadata file."})
+			local = append(local, problem{Field: "metadata_url", Message: rq.p.T("Enter the metadata URL or upload the metadata file.")})
 		case p.MetadataURL != "" && p.Metadata != "":
-			local = append(local, problem{Field: "metadata_url", Message: "Give the metadata URL or a file, not both."})
+			local = append(local, problem{Field: "metadata_url", Message: rq.p.T("Give the metadata URL or a file, not both.")})
 		}
 	}
 	if len(local) > 0 {
@@ -474,7 +474,7 @@ func (rq *request) roles(post bool) {
 				continue
 			case g == "" || r == "":
 				probs = append(probs, problem{Field: fmt.Sprintf("group-%d", i), ID: fmt.Sprintf("err-row-%d", i),
-					Message: "Enter both the group and the role, or neither."})
+					Message: rq.p.T("Enter both the group and the role, or neither.")})
 			}
 			table[g] = r
 		}
