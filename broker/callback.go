@@ -36,6 +36,7 @@ func (s *Server) callback(c echo.Context) error {
 // (the OIDC callback, the SAML ACS) extract the state and call it.
 func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	ctx := c.Request().Context()
+	setPageTenant(c, idp.Tenant) // pages from here on are the IdP's tenant's
 	if state == "" || len(state) > 256 {
 		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
 			"The response from your organization's sign-in is missing its state.")
@@ -99,8 +100,8 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 			return s.startUpstreamMFA(c, ul.Request, &ar, idp, ul.Hint, true)
 		}
 		s.auditEvent(c, "denied", "mfa_required", at)
-		return s.renderError(c, http.StatusForbidden, "Multi-factor sign-in required",
-			"Your organization requires multi-factor authentication, and "+idp.Name+" did not perform it. Set up a second factor with your IT department, then try again.")
+		return s.renderErrorf(c, http.StatusForbidden, "Multi-factor sign-in required",
+			"Your organization requires multi-factor authentication, and %s did not perform it. Set up a second factor with your IT department, then try again.", idp.Name)
 	}
 	// S50: the tenant is the one that owns the IdP that authenticated the
 	// user; nothing typed or hinted takes part.

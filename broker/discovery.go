@@ -108,6 +108,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 		return err
 	}
 	t, _ := s.dir().resolver.Tenant(res.Tenant)
+	setPageTenant(c, res.Tenant)
 	return s.render(c, http.StatusOK, "choose", pageData{Title: "Choose a sign-in method", Action: s.path("/login"),
 		Request: id, Email: req.LoginHint, Tenant: t.Name, IdPs: idps,
 		Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)})

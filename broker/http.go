@@ -130,8 +130,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("store unavailable", "request_id", requestID(c), "err", err)
 		_ = s.unavailable(c)
 	case errors.As(err, &he):
-		msg := http.StatusText(he.Code)
-		_ = s.renderError(c, he.Code, msg, "The address you followed is not valid here.")
+		title := "Invalid request"
+		switch he.Code {
+		case http.StatusNotFound:
+			title = "Page not found"
+		case http.StatusMethodNotAllowed:
+			title = "Method not allowed"
+		}
+		_ = s.renderError(c, he.Code, title, "The address you followed is not valid here.")
 	default:
 		s.log.Error("unhandled error", "request_id", requestID(c), "err", err)
 		_ = s.renderError(c, http.StatusInternalServerError, "Something went wrong", "Please try again.")

@@ -88,6 +88,11 @@ func pageMessages(t *testing.T) map[string]string {
 				}
 			case *ast.AssignStmt:
 				for i, l := range n.Lhs {
+					if id, ok := l.(*ast.Ident); ok && (id.Name == "msg" || id.Name == "title") && i < len(n.Rhs) {
+						if v, ok := lit(n.Rhs[i]); ok {
+							out[v] = fset.Position(n.Pos()).String()
+						}
+					}
 					if sel, ok := l.(*ast.SelectorExpr); ok && pageMessageFields[sel.Sel.Name] && i < len(n.Rhs) {
 						if v, ok := lit(n.Rhs[i]); ok {
 							out[v] = fset.Position(n.Pos()).String()
