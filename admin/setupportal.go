@@ -31,6 +31,19 @@ const SetupRolesRule = "setup-portal-roles"
 // SetupGroupsAttribute is where the role table reads group values.
 const SetupGroupsAttribute = "upstream.groups"
 
+// WithRequestInfo returns ctx carrying the caller's IP address and the
+// request id, which the audit events of the Setup methods name (the admin
+// API's own requests carry them already).
+func WithRequestInfo(ctx context.Context, ip, requestID string) context.Context {
+	if ip != "" {
+		ctx = context.WithValue(ctx, remoteKey{}, ip)
+	}
+	if requestID != "" {
+		ctx = context.WithValue(ctx, requestIDKey{}, requestID)
+	}
+	return ctx
+}
+
 // SetupActor is the audit actor of a setup link.
 func SetupActor(linkID string) string { return "setup-link:" + linkID }
 

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -106,6 +107,9 @@ type Options struct {
 	Tester Tester
 	// MaxUpload bounds an uploaded metadata document; zero: DefaultMaxUpload.
 	MaxUpload int64
+	// ClientIP returns a request's client address for the audit (the
+	// broker's trusted-proxy rule, S73); nil: the peer address.
+	ClientIP func(*http.Request) string
 	// Logger receives operational logs.
 	Logger *slog.Logger
 	// Now is the clock (tests); nil: time.Now.
@@ -139,6 +143,15 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ClientIP == nil {
+		opts.ClientIP = func(r *http.Request) string {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				return r.RemoteAddr
+			}
+			return host
+		}
 	}
 	m := hmac.New(sha256.New, opts.Secret)
 	m.Write([]byte("realmgate setup portal sessions"))
@@ -234,6 +247,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Referrer-Policy", "same-origin")
+	rid := r.Header.Get("X-Request-Id")
+	if len(rid) > 64 {
+		rid = ""
+	}
+	r = r.WithContext(admin.WithRequestInfo(r.Context(), h.opts.ClientIP(r), rid))
 	rest, ok := strings.CutPrefix(r.URL.Path, h.prefix)
 	if !ok {
 		rest, ok = "", r.URL.Path == strings.TrimSuffix(h.prefix, "/")

@@ -134,6 +134,9 @@ func TestPortal_WholeSetup(t *testing.T) {
 	for _, ev := range e.audit.events(t) {
 		if ev["actor"] == "setup-link:"+l.ID && ev["outcome"] == "applied" {
 			actions = append(actions, ev["action"].(string))
+			if ev["ip"] != "127.0.0.1" || ev["actor_tenant"] != "acme" {
+				t.Errorf("audit event %v: want ip 127.0.0.1 and actor_tenant acme", ev)
+			}
 		}
 	}
 	for _, want := range []string{"provider.setup", "domain.add", "domain.verify", "test_signin.start", "rules.setup", "scim_token.create", "provider.activate", "setup_link.activate"} {

@@ -18,8 +18,13 @@ func withSetupPortal(h http.Handler, cfg *config.Config, store broker.Store, srv
 	if api == nil {
 		return h
 	}
-	p, err := portal.New(portal.Options{Issuer: cfg.Issuer, Admin: api.Service, Store: store, Secret: []byte(cfg.Keys.Secret),
-		Tester: setupTester(srv), MaxUpload: portal.DefaultMaxUpload, Logger: logger})
+	opts := portal.Options{Issuer: cfg.Issuer, Admin: api.Service, Store: store, Secret: []byte(cfg.Keys.Secret),
+		Tester: setupTester(srv), MaxUpload: portal.DefaultMaxUpload, Logger: logger}
+	if srv != nil {
+		ip := broker.IPExtractor(srv.TrustedProxies()) // S73
+		opts.ClientIP = func(r *http.Request) string { return ip(r) }
+	}
+	p, err := portal.New(opts)
 	if err != nil {
 		logger.Error("setup portal: not started", "err", err)
 		return h
