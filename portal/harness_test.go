@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -85,6 +86,7 @@ func (f *fakeDNS) set(name string, v ...string) {
 // at once with a result it made up.
 type fakeTester struct {
 	mu      sync.Mutex
+	refuse  bool // StartTest refuses every request
 	started []portal.TestRequest
 	results map[string]*portal.TestResult
 }
@@ -94,7 +96,10 @@ func (f *fakeTester) StartTest(w http.ResponseWriter, r *http.Request, req porta
 	defer f.mu.Unlock()
 	f.started = append(f.started, req)
 	id := "test-" + string(rune('a'+len(f.started)))
-	f.results[id] = &portal.TestResult{Tenant: req.Tenant, IdP: req.IdP,
+	if f.refuse {
+		return fmt.Errorf("%w: not usable", portal.ErrTestRefused)
+	}
+	f.results[id] = &portal.TestResult{Tenant: req.Tenant, IdP: req.IdP, Actor: req.Actor,
 		Attributes: map[string]any{"sub": "u1", "email": "pat@acme.test", "groups": []any{"Engineering", "<b>Ops</b>"}},
 		Claims:     map[string]any{"email": "pat@acme.test", "sub": "u1"},
 		Trace:      []portal.TraceStep{{Rule: "everyone", Matched: true, Changes: []string{"add roles: member"}}}}

@@ -284,3 +284,32 @@ func TestPortal_AllowListLimitsSteps(t *testing.T) {
 		t.Fatalf("a refused step changed the tenant: %+v", tn)
 	}
 }
+
+// TestPortal_TestResultsStayWithTheirLink: a test sign-in's result is
+// shown only to the link that started it, even to another link of the
+// same tenant holding its id; a refused test start is a readable page.
+func TestPortal_TestResultsStayWithTheirLink(t *testing.T) {
+	e := newEnv(t)
+	e.tenant("acme", "Acme")
+	b := e.open(e.link("acme", nil))
+	b.get("/setup/idp/adfs")
+	b.upload("/setup/idp/adfs", nil, "metadata_file", "adfs.xml", readFile(t, "../testdata/saml/adfs-metadata.xml"))
+	b.get("/setup/test")
+	loc := b.post("/setup/test", nil).header.Get("Location")
+	if res := b.get(loc); !strings.Contains(res.body, "pat@acme.test") {
+		t.Fatalf("own result not shown: %s", res.body)
+	}
+	other := e.open(e.link("acme", nil))
+	if res := other.get(loc); strings.Contains(res.body, "pat@acme.test") || !strings.Contains(res.body, "not available") {
+		t.Fatalf("another link sees the result: %s", res.body)
+	}
+	e.tester.mu.Lock()
+	e.tester.refuse = true
+	e.tester.mu.Unlock()
+	b.get("/setup/test")
+	a := b.post("/setup/test", nil)
+	if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "cannot start") {
+		t.Fatalf("refused start = %d: %s", a.status, a.body)
+	}
+	noInternals(t, "refused start", a)
+}

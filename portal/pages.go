@@ -3,6 +3,7 @@ package portal
 import (
 	"cmp"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -429,6 +430,12 @@ func (rq *request) test(post bool) {
 		err := rq.h.opts.Tester.StartTest(rq.w, rq.r, TestRequest{Tenant: rq.view.Tenant.ID, IdP: pid,
 			Return: rq.h.origin + rq.url("test"), Actor: admin.SetupActor(rq.sess.Link)})
 		rq.h.opts.Admin.SetupAudit(rq.r.Context(), rq.sess.Link, "test_signin.start", "providers/"+pid, err)
+		if errors.Is(err, ErrTestRefused) {
+			rq.h.opts.Logger.Info("portal: test sign-in refused", "link", rq.sess.Link, "idp", pid, "err", err)
+			rq.show(http.StatusUnprocessableEntity, "test", &page{Title: "Test a sign-in", Provider: pid,
+				Message: "A test sign-in cannot start with this identity provider yet. Check its settings and try again."})
+			return
+		}
 		if err != nil {
 			rq.adminError(err)
 		}
@@ -441,7 +448,7 @@ func (rq *request) test(post bool) {
 	}
 	if id != "" {
 		res, err := rq.h.opts.Tester.TestResult(rq.r.Context(), id)
-		if err == nil && res != nil && res.Tenant == rq.view.Tenant.ID {
+		if err == nil && rq.mine(res) {
 			d.Test = res
 			if rq.sess.Test != id {
 				rq.sess.Test = id
@@ -455,6 +462,12 @@ func (rq *request) test(post bool) {
 		}
 	}
 	rq.show(http.StatusOK, "test", d)
+}
+
+// mine reports whether a test result belongs to this link: its tenant,
+// started by it.
+func (rq *request) mine(res *TestResult) bool {
+	return res != nil && res.Tenant == rq.view.Tenant.ID && res.Actor == admin.SetupActor(rq.sess.Link)
 }
 
 // maxRoleRows bounds the role table.
@@ -498,7 +511,7 @@ func (rq *request) roles(post bool) {
 		}
 		// A dry run over the last test sign-in's attributes.
 		if rq.h.opts.Tester != nil && rq.sess.Test != "" {
-			if res, err := rq.h.opts.Tester.TestResult(rq.r.Context(), rq.sess.Test); err == nil && res != nil && res.Tenant == rq.view.Tenant.ID {
+			if res, err := rq.h.opts.Tester.TestResult(rq.r.Context(), rq.sess.Test); err == nil && rq.mine(res) {
 				out, err := rq.h.opts.Admin.SetupDryRun(rq.r.Context(), rq.sess.Link, res.IdP, sample(res.Attributes), table)
 				if err != nil {
 					probs, ok := rq.problems(err, func(string) string { return "" })

@@ -58,6 +58,11 @@ type Tester interface {
 	TestResult(ctx context.Context, id string) (*TestResult, error)
 }
 
+// ErrTestRefused is wrapped by a Tester's StartTest error when it refuses
+// the request itself (the IdP cannot be tested yet): the portal says so on
+// the page instead of failing.
+var ErrTestRefused = errors.New("portal: test sign-in refused")
+
 // TestRequest asks for a test sign-in.
 type TestRequest struct {
 	// Tenant and IdP say whose IdP to sign in with.
@@ -72,6 +77,9 @@ type TestRequest struct {
 type TestResult struct {
 	// Tenant and IdP are those signed in with.
 	Tenant, IdP string
+	// Actor is who started it (TestRequest.Actor): the portal shows a
+	// result only to the link that started it.
+	Actor string
 	// Attributes are the upstream identity's attributes as received.
 	Attributes map[string]any
 	// Claims are what realmgate would issue.
