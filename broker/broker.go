@@ -90,6 +90,10 @@ type IdP struct {
 	Name string
 	// Connector talks to the upstream.
 	Connector providers.Connector
+	// Pending marks an IdP not yet activated (setup portal): it serves only
+	// test sign-ins (testsignin.go), never end users (pendingidp.go). The
+	// resolver's tenant lists it in Pending too.
+	Pending bool
 	// UpstreamLogout ends the user's session at this IdP too when they log
 	// out (the IdP must accept <issuer>/logout/upstream as a
 	// post_logout_redirect_uri).

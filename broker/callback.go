@@ -72,6 +72,12 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	} else if err != nil {
 		return err
 	}
+	switch {
+	case ar.Test != nil: // a test sign-in: verified and explained, nothing issued (testsignin.go)
+		return s.testSignInReturn(c, idp, &ar, &ul, state)
+	case idp.Pending: // pendingidp.go
+		return s.pendingRefused(c, ar.ClientID, idp)
+	}
 	lr := providers.LoginRequest{State: state, Nonce: ul.Nonce, CodeVerifier: ul.Verifier,
 		CallbackURL: s.CallbackURL(idp.ID), LoginHint: ul.Hint, ForceLogin: ul.Force}
 	ident, err := idp.Connector.HandleCallback(ctx, lr, ul.Data, c.Request())
@@ -156,6 +162,9 @@ func (s *Server) subject(tenant, idp, upstream string) string {
 // finish runs the tenant's rules for this client, issues a single-use code
 // and sends the browser back to the client with code, state and iss.
 func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
+	if ar.Test != nil { // a test sign-in never gets a code (testsignin.go)
+		return s.expired(c)
+	}
 	ctx := c.Request().Context()
 	tenant, handled, err := s.activeTenant(c, ar, sess)
 	if handled || err != nil {

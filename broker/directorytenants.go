@@ -45,6 +45,9 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 		if p.Connector == nil {
 			return fmt.Errorf("broker: idp %q has no connector", p.ID)
 		}
+		if err := pendingAgrees(d.Resolver, p); err != nil { // pendingidp.go
+			return err
+		}
 		if _, dup := out.idps[p.ID]; dup {
 			return fmt.Errorf("broker: idp %q defined twice", p.ID)
 		}

@@ -45,7 +45,7 @@ func (s *Server) rememberedIdP(c echo.Context) string {
 	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return ""
 	}
-	if _, known := s.dir().idps[idp]; !known {
+	if p, known := s.dir().idps[idp]; !known || p.Pending { // pendingidp.go
 		return ""
 	}
 	return idp
@@ -117,7 +117,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 func (s *Server) idpList(ids []string) []IdP {
 	out := make([]IdP, 0, len(ids))
 	for _, p := range ids {
-		if idp, ok := s.dir().idps[p]; ok {
+		if idp, ok := s.dir().idps[p]; ok && !idp.Pending { // pendingidp.go
 			out = append(out, idp)
 		}
 	}

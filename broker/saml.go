@@ -82,7 +82,7 @@ func (s *Server) samlACS(c echo.Context) error {
 	if len(relay) == 1 {
 		state = relay[0]
 	}
-	if u, ok := providers.As[providers.UnsolicitedHandler](idp.Connector); ok {
+	if u, ok := providers.As[providers.UnsolicitedHandler](idp.Connector); ok && !idp.Pending { // pendingidp.go
 		if target, allowed := u.Unsolicited(state); allowed {
 			return s.samlUnsolicited(c, idp, u, target)
 		}

@@ -473,6 +473,12 @@ type Provider struct {
 	// Name is the display name on the provider button. Default: "GitHub",
 	// "Google" or "Microsoft" for those types, otherwise the ID.
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// Pending marks an IdP added through the setup portal: it stays pending
+	// until the customer's admin activates it (pending: false). A pending IdP
+	// serves only test sign-ins started from the setup portal, never end
+	// users: no email domain, hint, remembered choice, provider button or
+	// IdP-initiated response reaches it. Default false.
+	Pending bool `yaml:"pending,omitempty" json:"pending,omitempty"`
 
 	// Issuer is the upstream OpenID issuer (oidc: required; microsoft:
 	// optional, to pin one Entra directory, or a {tenantid} template for a

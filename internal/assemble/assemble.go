@@ -114,7 +114,10 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 			name = t.Name
 		}
 		out.Realm.IdPs = append(out.Realm.IdPs, p.ID)
-		out.IdPs = append(out.IdPs, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn,
+		if p.Pending { // setup portal: test sign-ins only until activated
+			out.Realm.Pending = append(out.Realm.Pending, p.ID)
+		}
+		out.IdPs = append(out.IdPs, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn, Pending: p.Pending,
 			MFAACRValues: p.MFAACRValues, UpstreamLogout: p.UpstreamLogout, TokenExchange: TokenExchange(p.TokenExchange)})
 		out.Providers = append(out.Providers, p)
 	}
