@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 )
@@ -115,26 +114,6 @@ func (s *Service) SetupTenant(ctx context.Context, linkID string) (SetupView, er
 // admin API's onboarding values).
 func (s *Service) SetupOnboarding(p Provider) Onboarding { return s.onboardingFor(p) }
 
-// pendingField is the provider's Pending setting (an IdP that serves only
-// test sign-ins until activation), found by name so this file builds with
-// and without it; the zero Value when config.Provider has none.
-func pendingField(p *Provider) reflect.Value {
-	return reflect.ValueOf(p).Elem().FieldByName("Pending")
-}
-
-// setPending sets p's Pending setting where the build has it.
-func setPending(p *Provider, v bool) {
-	if f := pendingField(p); f.IsValid() && f.Kind() == reflect.Bool {
-		f.SetBool(v)
-	}
-}
-
-// isPending reports whether p waits for activation.
-func isPending(p *Provider) bool {
-	f := pendingField(p)
-	return f.IsValid() && f.Kind() == reflect.Bool && f.Bool()
-}
-
 // SetupSaveProvider creates the link's IdP p in the tenant, pending until
 // activation, or replaces it while it is still pending (keeping stored
 // secrets left out); an active IdP of the tenant is never replaced.
@@ -143,7 +122,7 @@ func (s *Service) SetupSaveProvider(ctx context.Context, linkID string, p Provid
 	if err != nil {
 		return err
 	}
-	setPending(&p, true)
+	p.Pending = true
 	_, err = s.commit(ctx, w, "provider.setup", "tenants/"+l.Tenant+"/providers/"+p.ID, func(st *State) (any, any, error) {
 		i, err := s.apiTenant(st, l.Tenant)
 		if err != nil {
@@ -152,7 +131,7 @@ func (s *Service) SetupSaveProvider(ctx context.Context, linkID string, p Provid
 		t := deepCopy(st.Tenants[i])
 		var before any
 		if j := t.provider(p.ID); j >= 0 {
-			if !isPending(&t.Providers[j]) {
+			if !t.Providers[j].Pending {
 				return nil, nil, errorf(http.StatusConflict, "exists", "provider %q already exists in tenant %q", p.ID, t.ID)
 			}
 			before = t.Providers[j]
@@ -364,7 +343,7 @@ func (s *Service) SetupActivate(ctx context.Context, linkID, providerID string) 
 				return nil, nil, notFound("no provider %q", providerID)
 			}
 			before := t.Providers[j]
-			setPending(&t.Providers[j], false)
+			t.Providers[j].Pending = false
 			st.putTenant(t)
 			return before, t.Providers[j], nil
 		})

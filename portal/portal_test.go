@@ -54,8 +54,13 @@ func TestPortal_WholeSetup(t *testing.T) {
 		t.Fatalf("upload metadata = %d: %s", a.status, a.body)
 	}
 	tn := e.tenantNow("acme")
-	if len(tn.Providers) != 1 || tn.Providers[0].ID != "acme-adfs" || tn.Providers[0].Type != "saml" {
-		t.Fatalf("providers = %+v", tn.Providers)
+	if len(tn.Providers) != 1 || tn.Providers[0].ID != "acme-adfs" || tn.Providers[0].Type != "saml" || !tn.Providers[0].Pending {
+		t.Fatalf("providers = %+v, want acme-adfs pending", tn.Providers)
+	}
+	// While pending, connecting again replaces it.
+	b.get("/setup/idp/adfs")
+	if a = b.upload("/setup/idp/adfs", nil, "metadata_file", "adfs.xml", readFile(t, "../testdata/saml/adfs-metadata.xml")); a.status != http.StatusSeeOther {
+		t.Fatalf("upload metadata again = %d: %s", a.status, a.body)
 	}
 
 	// Domain: added, checked before and after the TXT record exists.
@@ -124,6 +129,9 @@ func TestPortal_WholeSetup(t *testing.T) {
 	b.get("/setup/activate")
 	if a = b.post("/setup/activate", nil); a.status != http.StatusOK {
 		t.Fatalf("activate = %d: %s", a.status, a.body)
+	}
+	if ps := e.tenantNow("acme").Providers; len(ps) != 1 || ps[0].Pending {
+		t.Fatalf("after activation providers = %+v, want acme-adfs active", ps)
 	}
 	var list struct{ Links []admin.SetupLink }
 	e.call(opToken, "GET", "/v1/tenants/acme/setup-links", nil, &list)

@@ -35,7 +35,3 @@ func withSetupPortal(h http.Handler, cfg *config.Config, store broker.Store, srv
 	mux.Handle("/", h)
 	return mux
 }
-
-// setupTester is the broker's test sign-in as the portal's Tester; nil
-// (the portal hides the test step) until the broker offers test sign-ins.
-func setupTester(*broker.Server) portal.Tester { return nil }

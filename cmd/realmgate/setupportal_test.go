@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker/memstore"
+	"github.com/realmgate/realmgate/portal"
 )
 
 // TestSetupPortal_ServedBesideBrokerWhenAdminAPIRuns: with the admin API
@@ -51,5 +54,32 @@ func TestSetupPortal_ServedBesideBrokerWhenAdminAPIRuns(t *testing.T) {
 	}
 	if h := withSetupPortal(broker, c.cfg, memstore.New(), nil, nil, logger); h == nil || func() bool { _, ok := h.(http.HandlerFunc); return !ok }() {
 		t.Error("without the admin API the handler is not the broker's")
+	}
+}
+
+// TestSetupTester_BrokerRefusalsAreReadable: the adapter of the broker's
+// test sign-in refuses an IdP of another tenant as portal.ErrTestRefused
+// (a readable page, not a failure) and knows no result it did not make.
+func TestSetupTester_BrokerRefusalsAreReadable(t *testing.T) {
+	c := newCluster(t, "memory")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := buildBroker(ctx, c.cfg, memstore.New(), c.logger, c.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	tester := setupTester(srv)
+	if setupTester(nil) != nil {
+		t.Error("setupTester(nil) is not nil: the portal would show a test step it cannot run")
+	}
+	req := httptest.NewRequest("POST", c.issuer+"/setup/test", nil)
+	err = tester.StartTest(httptest.NewRecorder(), req, portal.TestRequest{Tenant: "newco", IdP: "file-idp",
+		Return: c.issuer + "/setup/test", Actor: "setup-link:x"})
+	if !errors.Is(err, portal.ErrTestRefused) {
+		t.Errorf("StartTest(another tenant's IdP) = %v, want ErrTestRefused", err)
+	}
+	if _, err := tester.TestResult(ctx, "nosuch"); err == nil {
+		t.Error("TestResult(nosuch) = nil error")
 	}
 }
