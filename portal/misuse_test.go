@@ -194,6 +194,17 @@ func TestPortal_OtherTenantsResources(t *testing.T) {
 	if strings.Contains(b.get("/setup/").body, "Beta") {
 		t.Error("acme's portal shows beta")
 	}
+	// An IdP id beta took already: refused without naming beta.
+	tn := e.tenantNow("beta")
+	tn.Providers = []admin.Provider{{ID: "acme-saml", Type: "saml", Metadata: string(readFile(t, "../testdata/saml/adfs-metadata.xml"))}}
+	if got := e.call(opToken, "PUT", "/v1/tenants/beta", tn, nil); got != http.StatusOK {
+		t.Fatalf("give beta acme-saml = %d", got)
+	}
+	b.get("/setup/idp/saml")
+	a = b.upload("/setup/idp/saml", nil, "metadata_file", "adfs.xml", readFile(t, "../testdata/saml/adfs-metadata.xml"))
+	if a.status != http.StatusUnprocessableEntity || strings.Contains(a.body, "beta") || !strings.Contains(a.body, "exists already") {
+		t.Errorf("connect with an id beta holds = %d: %s", a.status, a.body)
+	}
 }
 
 // TestPortal_MetadataURLFollowsOutboundPolicy: a metadata URL on loopback

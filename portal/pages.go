@@ -169,8 +169,13 @@ func (rq *request) problems(err error, field func(string) string) ([]problem, bo
 	}
 	out := make([]problem, len(ps))
 	for i, p := range ps {
-		f := field(p.Field)
-		out[i] = problem{Field: f, ID: fmt.Sprintf("err-%d", i), Message: p.Message}
+		msg := p.Message
+		if strings.HasSuffix(p.Field, ".id") {
+			// An IdP id taken by another tenant: the validation message
+			// names that tenant, which a link of this one must not learn.
+			msg = rq.p.T("An identity provider of this name exists already. Ask the service that sent you the link for help.")
+		}
+		out[i] = problem{Field: field(p.Field), ID: fmt.Sprintf("err-%d", i), Message: msg}
 	}
 	return out, true
 }
