@@ -249,9 +249,9 @@ func TestPortal_OversizedUploadRefused(t *testing.T) {
 	}
 }
 
-// TestPortal_HostileValuesInert: a tenant name with markup and metadata
+// TestPortal_S54_HostileValuesInert: a tenant name with markup and metadata
 // XML with a script are shown as text, never as markup.
-func TestPortal_HostileValuesInert(t *testing.T) {
+func TestPortal_S54_HostileValuesInert(t *testing.T) {
 	e := newEnv(t)
 	e.tenant("acme", `<script>alert("t")</script><img src=x onerror=alert(1)>`)
 	b := e.open(e.link("acme", nil))

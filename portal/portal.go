@@ -203,12 +203,17 @@ func random() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// save writes sess until the link expires.
+// sessionGrace keeps a session past its link's expiry, so that its next
+// request is told the link expired rather than that it is unknown.
+const sessionGrace = time.Hour
+
+// save writes sess until the link expires (and sessionGrace).
 func (h *Handler) save(ctx context.Context, sess *session, expires time.Time) error {
 	ttl := expires.Sub(h.opts.Now())
 	if ttl <= 0 {
 		return admin.ErrSetupLinkEnded
 	}
+	ttl += sessionGrace
 	raw, _ := json.Marshal(sess)
 	return h.opts.Store.Put(ctx, h.sessionKey(sess.id), raw, ttl)
 }

@@ -38,8 +38,8 @@ func TestPortal_WholeSetup(t *testing.T) {
 	if home.status != http.StatusOK || !strings.Contains(home.body, "Acme") {
 		t.Fatalf("home = %d: %s", home.status, home.body)
 	}
-	if csp := home.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
-		t.Errorf("CSP = %q, want script-src 'self'", csp)
+	if csp := home.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP = %q, want script-src 'self' and frame-ancestors 'none' (S06)", csp)
 	}
 
 	// Connect: AD FS, metadata uploaded.
