@@ -106,6 +106,7 @@ func (s *Service) routes() *echo.Echo {
 	g.PUT("/tenants/:tenant/rules", s.replaceRules)
 	s.scimRoutes(g)         // scimtokens.go
 	s.registrationRoutes(g) // registration.go: initial access tokens of RFC 7591
+	s.setupLinkRoutes(g)    // setuplinks.go: links to the setup portal
 	g.GET("/clients", s.listClients)
 	g.POST("/clients", s.createClient)
 	g.GET("/clients/:client", s.getClient)
