@@ -25,6 +25,7 @@ import (
 
 	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/ui"
 )
 
 // AccessClientID is the built-in client the access page signs people in
@@ -74,6 +75,7 @@ type accessPageData struct {
 	Failed, Approver               bool
 	Roles                          []accessRoleView
 	Mine, Pending                  []*AccessGrant
+	ui.Brand                       // the tenant's look (brand.go)
 }
 
 // accessCSRF is the form token of the session sid.
@@ -137,6 +139,7 @@ func (s *Server) showAccess(c echo.Context, sess *session, msg string, failed bo
 	ctx := c.Request().Context()
 	d := accessPageData{Printer: s.printer(c), Title: "Access requests", RequestID: requestID(c), Action: s.path("/access"),
 		CSRF: s.accessCSRF(sess.SID), User: sess.Identity.Email, Tenant: sess.Tenant, Message: msg, Failed: failed}
+	d.Brand = s.Brand(sess.Tenant, "") // brand.go
 	if d.User == "" {
 		d.User = sess.Subject
 	}

@@ -78,6 +78,9 @@ type Client struct {
 	// ClientSettings holds the client's token lifetimes, subject type and
 	// consent page (lifetimes.go, pairwise.go, consent.go).
 	ClientSettings
+	// Branding is how pages that know this client look; it wins over the
+	// tenant's (brand.go). nil: the tenant's.
+	Branding *Branding
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -247,6 +250,7 @@ type Server struct {
 	readiness     readiness        // conditions besides the store (readiness.go)
 	clientJWKS    jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
 	sectors       sectorCache      // sector identifier documents (pairwise.go)
+	logos         logoCache        // the brands' logos (brand.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and
@@ -290,6 +294,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		return nil, err
 	}
 	s.directory.Store(d)
+	s.prepareLogos(brandings(d, nil, true), true) // brand.go
 	secret, previous := cfg.Secret, cfg.PreviousSecrets
 	if len(secret) == 0 {
 		previous = nil

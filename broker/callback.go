@@ -72,6 +72,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	} else if err != nil {
 		return err
 	}
+	setPageClient(c, ar.ClientID)
 	switch {
 	case ar.Test != nil: // a test sign-in: verified and explained, nothing issued (testsignin.go)
 		return s.testSignInReturn(c, idp, &ar, &ul, state)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
+	"github.com/realmgate/realmgate/ui"
 )
 
 // ConsentLifetime is how long a remembered consent lasts without use.
@@ -62,6 +63,8 @@ func (s *Server) consentGate(c echo.Context, ar *authRequest, sess *session, ten
 	if cl == nil || !cl.ThirdParty || ar.consented || ar.SAML != nil {
 		return false, nil
 	}
+	setPageClient(c, cl.ID)
+	setPageTenant(c, tenant)
 	cn, err := s.LoadConsent(c.Request().Context(), sess.Subject, cl.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return true, err
@@ -204,11 +207,13 @@ type consentPageData struct {
 	Title, RequestID, Client, User string
 	Action, Request, CSRF          string
 	Items                          []consentItem
+	ui.Brand                       // the client's look (brand.go)
 }
 
 func (s *Server) renderConsent(c echo.Context, d consentPageData) error {
 	d.RequestID = requestID(c)
 	d.Printer = s.printer(c)
+	d.Brand = s.pageBrand(c)
 	for i, it := range d.Items {
 		if it.Arg != "" {
 			d.Items[i].Text = d.Tf(it.Text, it.Arg)

@@ -34,6 +34,7 @@ import (
 	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/ui"
 )
 
 // grantDeviceCode is the device flow's grant type (RFC 8628 §3.4).
@@ -240,11 +241,13 @@ type devicePageData struct {
 	UserCode, Client, CSRF            string
 	Scopes                            []string
 	Failed                            bool
+	ui.Brand                          // the client's or tenant's look (brand.go)
 }
 
 func (s *Server) renderDevice(c echo.Context, status int, name string, d devicePageData) error {
 	d.RequestID = requestID(c)
 	d.Printer = s.printer(c)
+	d.Brand = s.pageBrand(c)
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
 	return pages.ExecuteTemplate(c.Response(), name, d)
@@ -319,6 +322,7 @@ func (s *Server) deviceSubmit(c echo.Context) error {
 // to confirm the device, on a form bound to this browser.
 func (s *Server) deviceConfirm(c echo.Context, ar *authRequest, g grant, at attrs) error {
 	ctx := c.Request().Context()
+	setPageClient(c, ar.ClientID) // its brand (brand.go)
 	var dr deviceRequest
 	if err := s.getJSON(ctx, ar.Device, &dr); errors.Is(err, ErrNotFound) {
 		return s.renderError(c, http.StatusBadRequest, "The code has expired", "Start again on your device to get a new code.")

@@ -126,6 +126,7 @@ func (s *Server) Reconfigure(d Directory) error {
 	}
 	s.prepareConnectors(nd)
 	old := s.directory.Swap(nd)
+	s.prepareLogos(brandings(nd, nil, true), true) // brand.go
 	s.afterSwap(old, nd, d.Actor)
 	return nil
 }

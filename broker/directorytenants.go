@@ -76,6 +76,7 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 	if !s.directory.CompareAndSwap(cur, out) {
 		return s.Reconfigure(d) // reconfigured meanwhile: in full
 	}
+	s.prepareLogos(brandings(out, append([]string{}, tenants...), clients), false) // brand.go: the changed tenants' and clients' logos
 	s.afterSwap(cur, out, d.Actor)
 	return nil
 }

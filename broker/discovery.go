@@ -147,6 +147,7 @@ func (s *Server) discoveryPage(c echo.Context, id string, ar *authRequest, email
 		return err
 	}
 	cl := s.dir().clients[ar.ClientID]
+	setPageClient(c, ar.ClientID)
 	d := pageData{Title: "Sign in", Client: ar.ClientID, Action: s.path("/login"), Request: id, Email: email,
 		Message: msg, IdPs: s.globalIdPs(cl), Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)}
 	if r := s.rememberedIdP(c); r != "" {

@@ -56,6 +56,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST(s.path("/backchannel/:idp"), s.backchannel)
 	e.GET(s.path("/logout/upstream"), s.upstreamLoggedOut)
 	e.POST(s.path("/logout"), s.endSession)
+	e.GET(s.path("/branding/:file"), s.logo) // brand.go
 	e.GET(s.path("/healthz"), func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET(s.path("/readyz"), s.readyz)
 	return e

@@ -88,10 +88,13 @@ type pageData struct {
 	IdPs                              []IdP
 	Remembered                        *IdP
 	Tenants                           []tenantChoice
+	// Brand is the tenant's or client's look (brand.go), set by render.
+	ui.Brand
 }
 
 func (s *Server) render(c echo.Context, status int, name string, d pageData) error {
 	d.RequestID = requestID(c)
+	d.Brand = s.pageBrand(c)
 	if d.Printer == nil {
 		d.Printer = s.printer(c)
 	}
@@ -115,7 +118,7 @@ func (s *Server) renderErrorf(c echo.Context, status int, title, format string, 
 }
 
 // pageTenantKey holds, in the echo context, the tenant a page is for once
-// the flow knows it: its default language (and branding) apply.
+// the flow knows it: its default language and its brand (brand.go) apply.
 const pageTenantKey = "rg.page.tenant"
 
 // setPageTenant says which tenant the pages of this request are for.

@@ -369,6 +369,10 @@ type Client struct {
 	// the answer is remembered per user and client and asked again when
 	// it asks for more (prompt=consent asks always).
 	ThirdParty bool `yaml:"third_party,omitempty" json:"third_party,omitempty"`
+
+	// Branding is how pages that know this client look (its discovery and
+	// consent pages); it wins over the tenant's (docs/branding.md).
+	Branding *Branding `yaml:"branding,omitempty" json:"branding,omitempty"`
 }
 
 // JWKS is a JSON Web Key Set (RFC 7517 §5): public keys only.
@@ -425,6 +429,9 @@ type Tenant struct {
 	// errors, the setup portal) when the browser's Accept-Language names none
 	// of realmgate's languages: en, de, fr, es or ja. Default: en.
 	Language string `yaml:"language,omitempty" json:"language,omitempty"`
+	// Branding is how the tenant's pages look: name, logo, colours and a
+	// support link (docs/branding.md).
+	Branding *Branding `yaml:"branding,omitempty" json:"branding,omitempty"`
 
 	// Members are identities from other tenants' IdPs who may act in this
 	// tenant (a partner's consultant): they pick it at sign-in (the tenant

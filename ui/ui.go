@@ -5,7 +5,8 @@
 //
 // A page's data must offer what the frame reads: Lang and T (an embedded
 // *locale.Printer), Title (a catalog message, translated by the frame) and
-// RequestID.
+// RequestID. Data that is Branded (embeds or returns a Brand) gets its
+// tenant's or client's look.
 package ui
 
 import (
@@ -19,7 +20,7 @@ import (
 var files embed.FS
 
 // base holds the "head" and "foot" templates.
-var base = template.Must(template.ParseFS(files, "templates/*.html"))
+var base = template.Must(template.New("ui").Funcs(template.FuncMap{"brand": brandOf}).ParseFS(files, "templates/*.html"))
 
 // Templates returns the frame with the pages of fsys that match patterns
 // added: each page calls {{template "head" .}} and {{template "foot" .}}.
