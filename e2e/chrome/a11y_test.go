@@ -272,12 +272,13 @@ var a11yLangs = []a11yLang{{language.English, "en-US,en;q=0.9"}, {language.Germa
 var a11yWidths = []struct{ w, h int64 }{{1280, 800}, {360, 740}}
 
 // a11yTab opens a private tab that sends acceptLanguage, with time for a
-// page's sign-in, two axe runs and a keyboard walk on a loaded machine.
+// page's sign-in, two axe runs and a keyboard walk (or a whole setup
+// portal walk) on a loaded machine.
 func (e *env) a11yTab(t *testing.T, acceptLanguage string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(e.browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
 	t.Cleanup(cancelTimeout)
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("open tab: %v", err)
