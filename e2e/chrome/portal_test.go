@@ -573,7 +573,29 @@ func (pe *portalEnv) walk(t *testing.T, e *env, c portalCase) {
 	enter(t, ctx, "save the mapping")
 	waitFor(t, ctx, "the overview after saving", pe.onPortal("", "h1"))
 
-	// 5. Activate.
+	// 5. A SCIM token, shown once, that the SCIM endpoint accepts.
+	tabTo(t, ctx, "the SCIM step", `a.getAttribute("href") === "/setup/scim"`)
+	enter(t, ctx, "open the SCIM step")
+	waitFor(t, ctx, "the SCIM page", pe.onPortal("scim", "#scim-url"))
+	pe.portalCheck(t, ctx, c, "scim", "Create a SCIM token")
+	tabTo(t, ctx, "Create a SCIM token", `a.tagName === "BUTTON" && a.form && a.form.action.endsWith("/setup/scim")`)
+	enter(t, ctx, "create a SCIM token")
+	waitFor(t, ctx, "the SCIM token", pe.onPortal("scim", "#scim-token"))
+	pe.portalCheck(t, ctx, c, "scim-token", "Copy the token now: it is shown only once.")
+	req, _ := http.NewRequest(http.MethodGet, value("scim-url")+"/Users", nil)
+	req.Header.Set("Authorization", "Bearer "+value("scim-token"))
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Errorf("SCIM with the portal's token: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s/Users with the portal's SCIM token = %d, want 200", value("scim-url"), resp.StatusCode)
+		}
+	}
+	tabTo(t, ctx, "back to the overview", `a.getAttribute("href") === "/setup/"`)
+	enter(t, ctx, "back to the overview")
+
+	// 6. Activate.
 	tabTo(t, ctx, "Activate", `a.getAttribute("href") === "/setup/activate"`)
 	enter(t, ctx, "open the activation")
 	waitFor(t, ctx, "the activation page", pe.onPortal("activate", "form button"))
@@ -596,9 +618,7 @@ func (pe *portalEnv) walk(t *testing.T, e *env, c portalCase) {
 	do(t, user, "viewport", chromedp.EmulateViewport(c.w, c.h, chromedp.EmulateScale(scale)))
 	do(t, user, "open the app's sign-in", chromedp.Navigate(pe.app+"/login"))
 	waitFor(t, user, "realmgate's discovery page", `location.href.startsWith(`+js(pe.issuer+"/")+`) && !!document.getElementById("email")`)
-	if got := eval[string](t, user, activeDesc); !strings.HasPrefix(got, "input#email") {
-		t.Errorf("discovery page focus = %s, want the email field", got)
-	}
+	waitFor(t, user, "focus on the email field (autofocus)", `document.activeElement && document.activeElement.id === "email"`)
 	typeKeys(t, user, c.email)
 	enter(t, user, "continue with the email")
 	upstreamSignIn(t, user, c.user, c.password, `location.href.startsWith(`+js(pe.app+"/callback")+`) && !!document.querySelector("table.claims")`)
