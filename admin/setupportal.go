@@ -27,8 +27,22 @@ var (
 // to in the tenant's rules.
 const SetupRolesRule = "setup-portal-roles"
 
-// SetupGroupsAttribute is where the role table reads group values.
+// SetupGroupsAttribute is where the role table reads group values first.
 const SetupGroupsAttribute = "upstream.groups"
+
+// SetupGroupAttributes are every attribute the role table reads group
+// values from, each through a map rule of its own (SetupRolesRule, then
+// SetupRolesRule-<attribute>): Entra ID, Okta and Google send groups; AD FS
+// sends group membership as its role claim
+// (http://schemas.microsoft.com/ws/2008/06/identity/claims/role, "role");
+// OneLogin, PingFederate and LDAP-backed IdPs send memberOf or isMemberOf.
+// A value found in two of them gives its role once.
+var SetupGroupAttributes = []string{SetupGroupsAttribute, "upstream.role", "upstream.roles", "upstream.memberOf", "upstream.isMemberOf"}
+
+// isSetupRolesRule reports whether name is one of the role table's rules.
+func isSetupRolesRule(name string) bool {
+	return name == SetupRolesRule || strings.HasPrefix(name, SetupRolesRule+"-")
+}
 
 // WithRequestInfo returns ctx carrying the caller's IP address and the
 // request id, which the audit events of the Setup methods name (the admin
@@ -123,6 +137,14 @@ func (s *Service) SetupSaveProvider(ctx context.Context, linkID string, p Provid
 		return err
 	}
 	p.Pending = true
+	var genKey, genCert string
+	if p.Type == "saml" && p.SPKey == "" && p.SPCert == "" {
+		// Signed AuthnRequests (AD FS's default) need a key: one is made
+		// here, unless the pending IdP being replaced has one (kept below).
+		if genKey, genCert, err = newSPKeyPair(strings.TrimPrefix(strings.TrimPrefix(s.opts.Issuer, "https://"), "http://"), s.opts.Now()); err != nil {
+			return err
+		}
+	}
 	_, err = s.commit(ctx, w, "provider.setup", "tenants/"+l.Tenant+"/providers/"+p.ID, func(st *State) (any, any, error) {
 		i, err := s.apiTenant(st, l.Tenant)
 		if err != nil {
@@ -136,9 +158,17 @@ func (s *Service) SetupSaveProvider(ctx context.Context, linkID string, p Provid
 			}
 			before = t.Providers[j]
 			ps := []Provider{p}
+			if genKey != "" && t.Providers[j].SPCert != "" {
+				ps[0].SPCert = t.Providers[j].SPCert // with its key, kept by keepSecrets
+			} else if genKey != "" {
+				ps[0].SPKey, ps[0].SPCert = genKey, genCert
+			}
 			keepSecrets(ps, t.Providers)
 			t.Providers[j] = ps[0]
 		} else {
+			if genKey != "" {
+				p.SPKey, p.SPCert = genKey, genCert
+			}
 			t.Providers = append(t.Providers, p)
 		}
 		st.putTenant(t)
@@ -238,9 +268,15 @@ func (s *Service) SetupVerifyDomain(ctx context.Context, linkID, name string) (D
 // setupRules returns rules with the portal's role table rule replaced by
 // one mapping table (none when the table is empty).
 func setupRules(rules []Rule, table map[string]string) []Rule {
-	out := slices.DeleteFunc(slices.Clone(rules), func(r Rule) bool { return r.Name == SetupRolesRule })
+	out := slices.DeleteFunc(slices.Clone(rules), func(r Rule) bool { return isSetupRolesRule(r.Name) })
 	if len(table) > 0 {
-		out = append(out, Rule{Name: SetupRolesRule, Map: &MapRule{From: SetupGroupsAttribute, To: "roles", Table: table}})
+		for _, from := range SetupGroupAttributes {
+			name := SetupRolesRule
+			if from != SetupGroupsAttribute {
+				name += "-" + strings.TrimPrefix(from, "upstream.")
+			}
+			out = append(out, Rule{Name: name, Map: &MapRule{From: from, To: "roles", Table: table}})
+		}
 	}
 	if out == nil {
 		out = []Rule{}

@@ -91,12 +91,12 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 			return s.authError(c, &ar, oauth.New(oauth.AccessDenied, "the identity provider did not sign the user in"))
 		case errors.Is(err, providers.ErrUnavailable):
 			s.auditEvent(c, "failure", "upstream_unavailable", at)
-			return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
-				idp.Name+" did not answer in time. Please try again in a few minutes.")
+			return s.renderErrorf(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
+				"%s did not answer in time. Please try again in a few minutes.", idp.Name)
 		default:
 			s.auditEvent(c, "failure", "upstream_invalid_response", at)
-			return s.renderError(c, http.StatusBadRequest, "Sign-in could not be verified",
-				"The response from "+idp.Name+" failed validation, so you were not signed in.")
+			return s.renderErrorf(c, http.StatusBadRequest, "Sign-in could not be verified",
+				"The response from %s failed validation, so you were not signed in.", idp.Name)
 		}
 	}
 	if (s.needsMFA(idp.Tenant, &ar) || (ar.Tenant != "" && s.needsMFA(ar.Tenant, &ar))) && !providers.MFA(ident.AMR) {

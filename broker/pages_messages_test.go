@@ -154,3 +154,38 @@ func TestPages_EveryMessageInCatalog(t *testing.T) {
 		t.Errorf("%d page messages are not in locale/catalog/en.json:\n%s", len(missing), strings.Join(missing, "\n"))
 	}
 }
+
+// TestPages_NoMessageBuiltByConcatenation: a message put together with +
+// cannot be translated; renderErrorf and Tf take its parts instead.
+func TestPages_NoMessageBuiltByConcatenation(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || (sel.Sel.Name != "renderError" && sel.Sel.Name != "renderErrorf") {
+				return true
+			}
+			for _, a := range call.Args[2:min(4, len(call.Args))] {
+				if b, ok := a.(*ast.BinaryExpr); ok && b.Op == token.ADD {
+					t.Errorf("%s: a page message built with +: use renderErrorf", fset.Position(a.Pos()))
+				}
+			}
+			return true
+		})
+	}
+}

@@ -103,12 +103,12 @@ func (s *Server) samlUnsolicited(c echo.Context, idp IdP, u providers.Unsolicite
 		s.log.Warn("unsolicited saml response", "request_id", requestID(c), "idp", idp.ID, "err", err)
 		if errors.Is(err, providers.ErrUnavailable) {
 			s.auditEvent(c, "failure", "upstream_unavailable", at)
-			return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
-				idp.Name+" did not answer in time. Please try again in a few minutes.")
+			return s.renderErrorf(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
+				"%s did not answer in time. Please try again in a few minutes.", idp.Name)
 		}
 		s.auditEvent(c, "refused", "unsolicited_invalid", at)
-		return s.renderError(c, http.StatusBadRequest, "Sign-in could not be verified",
-			"The response from "+idp.Name+" failed validation, so you were not signed in.")
+		return s.renderErrorf(c, http.StatusBadRequest, "Sign-in could not be verified",
+			"The response from %s failed validation, so you were not signed in.", idp.Name)
 	}
 	sess := s.identitySession(idp, ident, time.Time{})
 	if err := s.newSession(ctx, c, sess); err != nil {

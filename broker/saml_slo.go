@@ -112,8 +112,8 @@ func (s *Server) samlLogoutResponse(c echo.Context, idp IdP, sl providers.Single
 	if err := sl.HandleLogoutResponse(ctx, c.Request(), rec.RequestID); err != nil {
 		s.log.Warn("saml logout response refused", "request_id", requestID(c), "idp", idp.ID, "err", err)
 		s.auditEvent(c, "refused", "saml_logout_response_invalid", at)
-		return s.renderError(c, http.StatusBadRequest, "Sign-out could not be confirmed",
-			idp.Name+" did not confirm the sign-out. You are signed out of this service; close your browser to end the session at "+idp.Name+".")
+		return s.renderErrorf(c, http.StatusBadRequest, "Sign-out could not be confirmed",
+			"%s did not confirm the sign-out. You are signed out of this service; close your browser to end the session at %s.", idp.Name, idp.Name)
 	}
 	if rec.Target == "" {
 		return s.signedOut(c)
@@ -132,8 +132,8 @@ func (s *Server) samlLogoutRequest(c echo.Context, idp IdP, sl providers.SingleL
 			return s.renderError(c, http.StatusServiceUnavailable, "Try again", "The sign-out could not be processed right now.")
 		}
 		s.auditEvent(c, "refused", "saml_logout_request_invalid", at)
-		return s.renderError(c, http.StatusBadRequest, "Invalid sign-out request",
-			"The sign-out request from "+idp.Name+" failed validation.")
+		return s.renderErrorf(c, http.StatusBadRequest, "Invalid sign-out request",
+			"The sign-out request from %s failed validation.", idp.Name)
 	}
 	if err := s.endUpstreamSessions(c, idp, lc.Subject, lc.SID, "saml_idp_initiated"); err != nil {
 		return err

@@ -45,8 +45,8 @@ func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest,
 	if err != nil {
 		s.log.Error("upstream login url", "request_id", requestID(c), "idp", idp.ID, "err", err)
 		s.auditEvent(c, "failure", "upstream_unavailable", attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})
-		return s.renderError(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
-			idp.Name+" could not be reached. Please try again in a few minutes.")
+		return s.renderErrorf(c, http.StatusBadGateway, "Your organization's sign-in is not responding",
+			"%s could not be reached. Please try again in a few minutes.", idp.Name)
 	}
 	ul := upstreamLogin{Request: arKey, IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
 		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, MFA: mfa, Created: s.now(), AR: ar}

@@ -373,3 +373,10 @@ func readFile(t *testing.T, name string) []byte {
 	}
 	return b
 }
+
+// String returns the audit lines written so far.
+func (a *auditLog) String() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.buf.String()
+}

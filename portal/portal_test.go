@@ -1,11 +1,15 @@
 package portal_test
 
 import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/realmgate/realmgate/admin"
 )
@@ -57,10 +61,20 @@ func TestPortal_WholeSetup(t *testing.T) {
 	if len(tn.Providers) != 1 || tn.Providers[0].ID != "acme-adfs" || tn.Providers[0].Type != "saml" || !tn.Providers[0].Pending {
 		t.Fatalf("providers = %+v, want acme-adfs pending", tn.Providers)
 	}
-	// While pending, connecting again replaces it.
+	// realmgate's signing pair for this IdP (AD FS wants signed
+	// AuthnRequests by default): made at connection, the key redacted.
+	spCert(t, tn.Providers[0])
+	// While pending, connecting again replaces it, keeping the pair the
+	// IdP's admin may have imported already.
 	b.get("/setup/idp/adfs")
 	if a = b.upload("/setup/idp/adfs", nil, "metadata_file", "adfs.xml", readFile(t, "../testdata/saml/adfs-metadata.xml")); a.status != http.StatusSeeOther {
 		t.Fatalf("upload metadata again = %d: %s", a.status, a.body)
+	}
+	if again := e.tenantNow("acme").Providers[0]; again.SPCert != tn.Providers[0].SPCert || again.SPKey == "" {
+		t.Error("connecting the pending IdP again made a new SP key pair")
+	}
+	if strings.Contains(e.audit.String(), "PRIVATE KEY") {
+		t.Error("the audit shows the SP private key")
 	}
 
 	// Domain: added, checked before and after the TXT record exists.
@@ -114,8 +128,14 @@ func TestPortal_WholeSetup(t *testing.T) {
 		t.Fatalf("save roles = %d: %s", a.status, a.body)
 	}
 	rules := e.tenantNow("acme").Rules
-	if len(rules) != 1 || rules[0].Map == nil || rules[0].Map.From != "upstream.groups" || rules[0].Map.Table["Engineering"] != "engineer" {
-		t.Fatalf("rules = %+v", rules)
+	// One map rule per attribute IdPs send groups in (groups, AD FS's role, memberOf...).
+	if len(rules) != len(admin.SetupGroupAttributes) {
+		t.Fatalf("rules = %+v, want one per %v", rules, admin.SetupGroupAttributes)
+	}
+	for i, r := range rules {
+		if r.Map == nil || r.Map.From != admin.SetupGroupAttributes[i] || r.Map.Table["Engineering"] != "engineer" {
+			t.Errorf("rules[%d] = %+v, want a map from %s", i, r, admin.SetupGroupAttributes[i])
+		}
 	}
 
 	// SCIM: a token, shown once.
@@ -152,4 +172,25 @@ func TestPortal_WholeSetup(t *testing.T) {
 			t.Errorf("audit actions of the link = %v, lack %q", actions, want)
 		}
 	}
+}
+
+// spCert returns p's SP certificate: an RSA certificate valid for years,
+// with its key set (redacted when read through the API).
+func spCert(t *testing.T, p admin.Provider) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(p.SPCert))
+	if block == nil {
+		t.Fatalf("sp_cert = %q, want a PEM certificate", p.SPCert)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("sp_cert: %v", err)
+	}
+	if _, ok := cert.PublicKey.(*rsa.PublicKey); !ok || cert.NotAfter.Before(time.Now().Add(5*365*24*time.Hour)) {
+		t.Errorf("sp_cert key %T, not after %s: want RSA, years ahead", cert.PublicKey, cert.NotAfter)
+	}
+	if p.SPKey == "" || strings.Contains(p.SPKey, "PRIVATE KEY") {
+		t.Errorf("sp_key read through the API = %.40q, want set and redacted", p.SPKey)
+	}
+	return cert
 }

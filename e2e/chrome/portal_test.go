@@ -389,11 +389,6 @@ type portalCase struct {
 	user, password string // at the IdP
 	email          string // the user's email (in domain)
 	group, role    string // a group the user is in, and the role it maps to
-	// groupsMapped: the IdP sends group memberships where the portal's
-	// table reads them (upstream.groups). AD FS sends them as its role
-	// claim type (upstream.role), which the table does not read yet: that
-	// walk checks the attribute arrives and logs the roles issued.
-	groupsMapped bool
 	lang         a11yLang
 	w, h         int64
 }
@@ -415,9 +410,9 @@ func TestChrome_PortalWalk(t *testing.T) {
 	en, de := a11yLangs[0], a11yLangs[1]
 	cases := []portalCase{
 		{kind: "entra", tenant: "contoso", domain: "acme.test", user: "alice", password: "pw", email: "alice@acme.test",
-			group: "finance-admins", role: "finance", groupsMapped: true, lang: en, w: 1280, h: 800},
+			group: "finance-admins", role: "finance", lang: en, w: 1280, h: 800},
 		{kind: "entra", tenant: "northwind", domain: "secure.test", user: "carol", password: "pw", email: "carol@secure.test",
-			group: "staff", role: "employee", groupsMapped: true, lang: de, w: 360, h: 740},
+			group: "staff", role: "employee", lang: de, w: 360, h: 740},
 		{kind: "adfs", tenant: "fabrikam", domain: "fabrikam.test", user: "alice", password: "wonderland", email: "alice@fabrikam.test",
 			group: "Finance-Admins", role: "finance", lang: de, w: 1280, h: 800},
 		{kind: "adfs", tenant: "tailspin", domain: "tailspin.test", user: "alice", password: "wonderland", email: "alice@tailspin.test",
@@ -565,7 +560,7 @@ func (pe *portalEnv) walk(t *testing.T, e *env, c portalCase) {
 	tabTo(t, ctx, "the dry run", `a.value === "dryrun"`)
 	enter(t, ctx, "dry run")
 	waitFor(t, ctx, "the dry run", pe.onPortal("roles", "#dryrun"))
-	if got := eval[string](t, ctx, `document.querySelector("#dryrun").parentElement.innerText`); c.groupsMapped && !strings.Contains(got, c.role) {
+	if got := eval[string](t, ctx, `document.querySelector("#dryrun").parentElement.innerText`); !strings.Contains(got, c.role) {
 		t.Errorf("dry run of %s -> %s does not give the role: %s", c.group, c.role, trim(got))
 	}
 	pe.portalCheck(t, ctx, c, "roles-dryrun", "Dry run")
@@ -625,10 +620,8 @@ func (pe *portalEnv) walk(t *testing.T, e *env, c portalCase) {
 	if got := claim(t, user, "tid"); got != c.tenant {
 		t.Errorf("end user's tid = %q, want %q", got, c.tenant)
 	}
-	switch got := claim(t, user, "roles"); {
-	case !c.groupsMapped:
-		t.Logf("end user's roles = %q: %s's group %s arrives as upstream.role, which the portal's table does not map", got, c.kind, c.group)
-	case !strings.Contains(got, c.role):
+	// Entra sends groups, AD FS its role claim: the table maps both.
+	if got := claim(t, user, "roles"); !strings.Contains(got, c.role) {
 		t.Errorf("end user's roles = %q, want %q (mapped from %s)", got, c.role, c.group)
 	}
 }
