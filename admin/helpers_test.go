@@ -206,7 +206,8 @@ func (e *env) instance() *instance {
 		Store: e.store, Compiler: in.comp, Issuer: issuer,
 		Apply: func(c *admin.Compiled) error {
 			in.applied.Add(1)
-			in.last.Store(c)
+			cc := *c // the Service clears Changes once Apply returns
+			in.last.Store(&cc)
 			return nil
 		},
 		Tokens: []admin.Token{{Name: "ops", Token: opToken}, {Name: "alpha-admin", Token: alphaToken, Tenant: "alpha"},

@@ -90,6 +90,26 @@ func TestRecords_DeltaAcrossInstances(t *testing.T) {
 	}
 }
 
+// TestRecords_AppliedKeepsNoHistory: the compilation an instance serves
+// does not keep the one it replaced (Changes, handed to Apply, is
+// cleared after it), so a run of changes does not chain every earlier
+// compilation, each with its tables, into the heap.
+func TestRecords_AppliedKeepsNoHistory(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.instance(), e.instance()
+	for i := range 3 {
+		a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc(fmt.Sprintf("h%d", i), fmt.Sprintf("h%d.test", i)), nil)
+	}
+	waitFor(t, 5*time.Second, "B at A's version", func() bool { return b.svc.Version() == a.svc.Version() })
+	for name, in := range map[string]*instance{"writer": a, "follower": b} {
+		if _, c := in.svc.Applied(); c == nil {
+			t.Errorf("%s: nothing applied", name)
+		} else if c.Changes != nil {
+			t.Errorf("%s: applied compilation keeps Changes %+v, want none", name, c.Changes)
+		}
+	}
+}
+
 // TestRecords_TrimmedLogResync: an instance that fell further behind than
 // the change log reaches reads the whole state again and serves it all;
 // one that did not applies the changes one by one.

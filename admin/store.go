@@ -416,13 +416,17 @@ func changedCount(changed []string) any {
 }
 
 // apply hands a compilation to Options.Apply, saying what changed since
-// the applied one when that is known.
+// the applied one when that is known. The applied compilation does not
+// keep the one before: Changes is cleared once Apply returns (kept, it
+// chained every compilation ever applied, each with its tables).
 func (s *Service) apply(cur *snapshot, c *Compiled, changed []string, clientsChanged bool) error {
 	c.Changes = nil
 	if changed != nil && cur.compiled != nil {
 		c.Changes = &Changes{Since: cur.compiled, Tenants: changed, Clients: clientsChanged}
 	}
-	return s.opts.Apply(c)
+	err := s.opts.Apply(c)
+	c.Changes = nil
+	return err
 }
 
 // commit applies m to the newest state, validates the result like the
