@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,18 @@ func TestAdminScale(t *testing.T) {
 		return admin.Tenant{Tenant: config.Tenant{ID: id, Providers: []admin.Provider{p},
 			Rules: []admin.Rule{{Name: "member", Add: map[string]string{"roles": `"member"`}}}},
 			Domains: []admin.Domain{{Name: id + ".example", Verified: true}, {Name: "*." + id + ".example", Verified: true}}}
+	}
+	stopProfile := func() {}
+	if f := os.Getenv("REALMGATE_ADMIN_SCALE_PROFILE"); f != "" {
+		// A CPU profile of onboarding and the ten changes (both instances).
+		out, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			t.Fatal(err)
+		}
+		stopProfile = func() { pprof.StopCPUProfile(); out.Close() }
 	}
 	before := usedMemory()
 	const batchSize = 1000
@@ -126,6 +139,7 @@ func TestAdminScale(t *testing.T) {
 		}
 		written = append(written, size)
 	}
+	stopProfile()
 	slices.Sort(live)
 	slices.Sort(written)
 
@@ -149,6 +163,18 @@ func TestAdminScale(t *testing.T) {
 	firstWrite := time.Since(t0)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	if f := os.Getenv("REALMGATE_ADMIN_SCALE_HEAP"); f != "" {
+		// What the three instances hold (go tool pprof -sample_index=inuse_space).
+		out, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(out); err != nil {
+			t.Fatal(err)
+		}
+		out.Close()
+	}
 	t.Logf("%d API tenants (%d batches of %d, every 50th IdP probed): onboarding %s (slowest batch %s), B caught up %s later",
 		n, (n+batchSize-1)/batchSize, batchSize, onboard.Round(time.Millisecond), slowest.Round(time.Millisecond), behind.Round(time.Millisecond))
 	t.Logf("Redis used: %.0f B per tenant (records hash %d B, change log %d B in all)", perTenant, hashBytes, logBytes)
