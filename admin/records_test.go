@@ -110,6 +110,24 @@ func TestRecords_AppliedKeepsNoHistory(t *testing.T) {
 	}
 }
 
+// TestRecords_FollowerWakesAtCommit: on a store that tells of commits
+// (store.RecordWaiter), a follower applies a change at once, not at its
+// next poll (here a minute away), on a real Redis and in memory.
+func TestRecords_FollowerWakesAtCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  func(*testing.T) *env
+	}{{"memory", newEnv}, {"redis", redisEnv}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tc.env(t)
+			e.poll = time.Minute
+			a, b := e.instance(), e.instance()
+			a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("wake", "wake.test"), nil)
+			waitFor(t, pollDeadline, "B resolves the new tenant before its next poll", func() bool { return b.resolves("u@wake.test") == "wake" })
+		})
+	}
+}
+
 // TestRecords_TrimmedLogResync: an instance that fell further behind than
 // the change log reaches reads the whole state again and serves it all;
 // one that did not applies the changes one by one.
