@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func TestAdminScale(t *testing.T) {
 	}
 	before := usedMemory()
 	const batchSize = 1000
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	var slowest time.Duration
 	var res struct{ Version int64 }
 	for i := 0; i < n; i += batchSize {
@@ -94,7 +95,7 @@ func TestAdminScale(t *testing.T) {
 		}
 		slowest = max(slowest, time.Since(t0))
 	}
-	onboard := time.Since(start)
+	onboard, onboardCPU := time.Since(start), processCPU()-cpu0
 	within(t, 5*time.Minute, "B applies the last batch", func() error {
 		if v := c.b.Service.Version(); v < res.Version {
 			return fmt.Errorf("B at %d, want %d", v, res.Version)
@@ -111,6 +112,7 @@ func TestAdminScale(t *testing.T) {
 	var live []time.Duration
 	var written []int
 	st, _ := openStoreRecords(t, c)
+	cpu0 = processCPU()
 	for k := range 10 {
 		id := fmt.Sprintf("extra%02d", k)
 		t0 := time.Now()
@@ -139,6 +141,7 @@ func TestAdminScale(t *testing.T) {
 		}
 		written = append(written, size)
 	}
+	changesCPU := processCPU() - cpu0
 	stopProfile()
 	slices.Sort(live)
 	slices.Sort(written)
@@ -175,13 +178,26 @@ func TestAdminScale(t *testing.T) {
 		}
 		out.Close()
 	}
-	t.Logf("%d API tenants (%d batches of %d, every 50th IdP probed): onboarding %s (slowest batch %s), B caught up %s later",
-		n, (n+batchSize-1)/batchSize, batchSize, onboard.Round(time.Millisecond), slowest.Round(time.Millisecond), behind.Round(time.Millisecond))
+	var load [3]float64
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Sscan(string(b), &load[0], &load[1], &load[2])
+	}
+	t.Logf("%d API tenants (%d batches of %d, every 50th IdP probed): onboarding %s, %s of CPU (slowest batch %s), B caught up %s later; load average %.1f %.1f %.1f",
+		n, (n+batchSize-1)/batchSize, batchSize, onboard.Round(time.Millisecond), onboardCPU.Round(time.Millisecond), slowest.Round(time.Millisecond), behind.Round(time.Millisecond), load[0], load[1], load[2])
 	t.Logf("Redis used: %.0f B per tenant (records hash %d B, change log %d B in all)", perTenant, hashBytes, logBytes)
-	t.Logf("one more tenant: writes %d-%d B; live on B after median %s, max %s",
-		written[0], written[len(written)-1], live[len(live)/2].Round(time.Millisecond), live[len(live)-1].Round(time.Millisecond))
+	t.Logf("one more tenant: writes %d-%d B; live on B after median %s, max %s (%s of CPU for the ten in the test process: both instances, not Redis)",
+		written[0], written[len(written)-1], live[len(live)/2].Round(time.Millisecond), live[len(live)-1].Round(time.Millisecond), changesCPU.Round(time.Millisecond))
 	t.Logf("restarted instance: ready after %s; its first write (one new OIDC IdP probed, none re-fetched) %s; Go heap of the test process (3 instances) %d MiB",
 		ready.Round(time.Millisecond), firstWrite.Round(time.Millisecond), ms.HeapInuse>>20)
+}
+
+// processCPU is the CPU time (user and system) the test process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // mustOpenStore opens another client on the cluster's Redis.
