@@ -168,7 +168,10 @@ type State struct {
 	// Version increases by one with every change.
 	Version int64 `json:"version"`
 	// Tenants are sorted by id.
-	Tenants []Tenant `json:"tenants"`
+	// They are pointers so that a new version copies 100k pointers, not
+	// 100k tenants; a tenant is never changed in place once in a State
+	// (putTenant replaces it).
+	Tenants []*Tenant `json:"tenants"`
 	// Clients are sorted by id.
 	Clients []Client `json:"clients"`
 	// UpdatedAt and UpdatedBy describe the last change.
@@ -269,9 +272,9 @@ func (s *State) putTenant(t Tenant) {
 				}
 			}
 		}
-		s.Tenants[i] = t
+		s.Tenants[i] = &t
 	} else {
-		s.Tenants = slices.Insert(s.Tenants, i, t)
+		s.Tenants = slices.Insert(s.Tenants, i, &t)
 	}
 	if s.owners != nil {
 		for _, d := range t.Domains {

@@ -128,6 +128,43 @@ func TestRecords_FollowerWakesAtCommit(t *testing.T) {
 	}
 }
 
+// TestRecords_ChangeSharesUnchangedTenants: a new version shares the
+// tenants it did not change with the one before (the same *Tenant), on
+// the writer and on a follower: a change copies a list of pointers, not
+// every tenant.
+func TestRecords_ChangeSharesUnchangedTenants(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.instance(), e.instance()
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("kept", "kept.test"), nil)
+	waitFor(t, 5*time.Second, "B at A's version", func() bool { return b.svc.Version() == a.svc.Version() })
+	find := func(st *admin.State, id string) *admin.Tenant {
+		for _, x := range st.Tenants {
+			if x.ID == id {
+				return x
+			}
+		}
+		return nil
+	}
+	beforeA, _ := a.svc.Applied()
+	beforeB, _ := b.svc.Applied()
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("added", "added.test"), nil)
+	waitFor(t, 5*time.Second, "B at A's version", func() bool { return b.svc.Version() == a.svc.Version() })
+	for _, tc := range []struct {
+		name   string
+		in     *instance
+		before *admin.State
+	}{{"writer", a, beforeA}, {"follower", b, beforeB}} {
+		after, _ := tc.in.svc.Applied()
+		old, now := find(tc.before, "kept"), find(after, "kept")
+		if old == nil || now == nil || old != now {
+			t.Errorf("%s: tenant kept is %p before and %p after a change of another tenant, want the same", tc.name, old, now)
+		}
+		if find(after, "added") == nil {
+			t.Errorf("%s: the added tenant is missing", tc.name)
+		}
+	}
+}
+
 // TestRecords_TrimmedLogResync: an instance that fell further behind than
 // the change log reaches reads the whole state again and serves it all;
 // one that did not applies the changes one by one.
@@ -196,7 +233,7 @@ func TestRecords_ConcurrentWritersOneTenant(t *testing.T) {
 	domains := func(in *instance) []string {
 		st, _ := in.svc.Applied()
 		var names []string
-		if i := slices.IndexFunc(st.Tenants, func(x admin.Tenant) bool { return x.ID == "alpha" }); i >= 0 {
+		if i := slices.IndexFunc(st.Tenants, func(x *admin.Tenant) bool { return x.ID == "alpha" }); i >= 0 {
 			for _, d := range st.Tenants[i].Domains {
 				names = append(names, d.Name)
 			}

@@ -345,7 +345,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	kept := 0
 	ac.gen++
 	for i := range st.Tenants {
-		t := &st.Tenants[i]
+		t := st.Tenants[i]
 		if e, ok := base.api[t.ID]; ok {
 			kept++
 			e.seen = ac.gen
