@@ -67,18 +67,8 @@ func TestAdminScale(t *testing.T) {
 			Rules: []admin.Rule{{Name: "member", Add: map[string]string{"roles": `"member"`}}}},
 			Domains: []admin.Domain{{Name: id + ".example", Verified: true}, {Name: "*." + id + ".example", Verified: true}}}
 	}
-	stopProfile := func() {}
-	if f := os.Getenv("REALMGATE_ADMIN_SCALE_PROFILE"); f != "" {
-		// A CPU profile of onboarding and the ten changes (both instances).
-		out, err := os.Create(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pprof.StartCPUProfile(out); err != nil {
-			t.Fatal(err)
-		}
-		stopProfile = func() { pprof.StopCPUProfile(); out.Close() }
-	}
+	// CPU profiles of onboarding and of the ten changes (both instances).
+	stopProfile := startProfile(t, os.Getenv("REALMGATE_ADMIN_SCALE_PROFILE"))
 	before := usedMemory()
 	const batchSize = 1000
 	start, cpu0 := time.Now(), processCPU()
@@ -96,6 +86,7 @@ func TestAdminScale(t *testing.T) {
 		slowest = max(slowest, time.Since(t0))
 	}
 	onboard, onboardCPU := time.Since(start), processCPU()-cpu0
+	stopProfile()
 	within(t, 5*time.Minute, "B applies the last batch", func() error {
 		if v := c.b.Service.Version(); v < res.Version {
 			return fmt.Errorf("B at %d, want %d", v, res.Version)
@@ -112,6 +103,7 @@ func TestAdminScale(t *testing.T) {
 	var live []time.Duration
 	var written []int
 	st, _ := openStoreRecords(t, c)
+	stopProfile = startProfile(t, os.Getenv("REALMGATE_ADMIN_SCALE_PROFILE_CHANGES"))
 	cpu0 = processCPU()
 	for k := range 10 {
 		id := fmt.Sprintf("extra%02d", k)
@@ -189,6 +181,22 @@ func TestAdminScale(t *testing.T) {
 		written[0], written[len(written)-1], live[len(live)/2].Round(time.Millisecond), live[len(live)-1].Round(time.Millisecond), changesCPU.Round(time.Millisecond))
 	t.Logf("restarted instance: ready after %s; its first write (one new OIDC IdP probed, none re-fetched) %s; Go heap of the test process (3 instances) %d MiB",
 		ready.Round(time.Millisecond), firstWrite.Round(time.Millisecond), ms.HeapInuse>>20)
+}
+
+// startProfile starts a CPU profile into file (none when file is empty)
+// and returns what stops it.
+func startProfile(t *testing.T, file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		t.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }
 }
 
 // processCPU is the CPU time (user and system) the test process used so far.
