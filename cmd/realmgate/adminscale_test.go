@@ -31,6 +31,11 @@ import (
 //
 //	REALMGATE_ADMIN_SCALE=100000 go test ./cmd/realmgate -run TestAdminScale -v -timeout 30m
 //
+// REALMGATE_ADMIN_SCALE_PROFILE=<file> writes a CPU profile of onboarding,
+// REALMGATE_ADMIN_SCALE_PROFILE_CHANGES=<file> one of the ten changes and
+// REALMGATE_ADMIN_SCALE_HEAP=<file> a heap profile at the end. CPU times
+// are the test process's (both instances; Redis is another process).
+//
 // Each tenant has a GitHub IdP (nothing to fetch), every 50th an OIDC one
 // whose discovery is fetched and checked at write; two verified domains
 // and one rule. Figures are logged, not asserted beyond each write working
