@@ -145,6 +145,9 @@ func isolationRoutes() []route {
 		{"DELETE", "/v1/tenants/:tenant/scim/tokens/:token", other + "/scim/tokens/x", nil},
 		{"POST", "/v1/tenants/:tenant/registration-tokens", other + "/registration-tokens", map[string]any{}},
 		{"DELETE", "/v1/tenants/:tenant/registration-tokens/:token", other + "/registration-tokens/x", nil},
+		{"GET", "/v1/tenants/:tenant/setup-links", other + "/setup-links", nil},
+		{"POST", "/v1/tenants/:tenant/setup-links", other + "/setup-links", map[string]any{}},
+		{"DELETE", "/v1/tenants/:tenant/setup-links/:link", other + "/setup-links/x", nil},
 		{"POST", "/v1/clients", "/v1/clients", admin.Client{Client: config.Client{ID: "c", RedirectURIs: []string{"https://c.test/cb"}}}},
 		{"GET", "/v1/clients/:client", "/v1/clients/beta-app", nil},
 		{"PUT", "/v1/clients/:client", "/v1/clients/beta-app", admin.Client{Client: config.Client{ID: "beta-app", RedirectURIs: []string{"https://c.test/cb"}}}},
@@ -170,6 +173,8 @@ func isolationRoutes() []route {
 		{"POST", "/v1/tenants/:tenant/access-grants/:grant/revoke", other + "/access-grants/g1/revoke", nil},
 		{"GET", "/v1/tenants/:tenant/consents/:client", other + "/consents/printer?subject=sub-ann", nil},
 		{"DELETE", "/v1/tenants/:tenant/consents/:client", other + "/consents/printer?subject=sub-ann", nil},
+		{"PUT", "/v1/tenants/:tenant/branding/logo", other + "/branding/logo", "GIF89a"},
+		{"PUT", "/v1/clients/:client/branding/logo", "/v1/clients/beta-app/branding/logo", "GIF89a"},
 	}
 }
 

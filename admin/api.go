@@ -106,6 +106,7 @@ func (s *Service) routes() *echo.Echo {
 	g.PUT("/tenants/:tenant/rules", s.replaceRules)
 	s.scimRoutes(g)         // scimtokens.go
 	s.registrationRoutes(g) // registration.go: initial access tokens of RFC 7591
+	s.setupLinkRoutes(g)    // setuplinks.go: links to the setup portal
 	g.GET("/clients", s.listClients)
 	g.POST("/clients", s.createClient)
 	g.GET("/clients/:client", s.getClient)
@@ -113,10 +114,11 @@ func (s *Service) routes() *echo.Echo {
 	g.DELETE("/clients/:client", s.deleteClient)
 	g.POST("/batch", s.batch)
 	g.POST("/dry-run", s.dryRun)
-	s.userRoutes(g)    // users.go: the tenant user directory
-	s.accessRoutes(g)  // access.go: time-bound role grants
-	s.riskRoutes(g)    // risk.go: compromised and risky users
-	s.consentRoutes(g) // consents.go: consents to third-party clients
+	s.userRoutes(g)     // users.go: the tenant user directory
+	s.accessRoutes(g)   // access.go: time-bound role grants
+	s.riskRoutes(g)     // risk.go: compromised and risky users
+	s.consentRoutes(g)  // consents.go: consents to third-party clients
+	s.brandingRoutes(g) // branding.go: logo uploads
 	return e
 }
 

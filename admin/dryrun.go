@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -175,15 +176,38 @@ func (s *Service) dryRun(c echo.Context) error {
 	if owner, ok := res.TenantOfIdP(out.IdP); out.IdP != "" && (!ok || owner != out.Tenant) {
 		return errorf(http.StatusBadRequest, "invalid_request", "idp %q is not an IdP of tenant %q", out.IdP, out.Tenant)
 	}
+	if err := s.runRules(ctx, snap, &out, in.ClientID, in.Rules, in.Identity); err != nil {
+		return err
+	}
+	if in.Signals != nil {
+		sig, err := risk.Sample(in.Signals)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "invalid_request", "%v", err)
+		}
+		set := s.opts.GlobalConditional
+		if ta := snap.compiled.Directory.Policies[out.Tenant].Conditional; ta != nil {
+			set = ta.Set
+		}
+		out.Conditional = conditionalResult(set, sig, in.ClientID, out.Tenant)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// runRules runs the tenant's rules (or rules, when not nil) over the sample
+// identity as out.IdP's sign-in would, filling out's claims, trace and deny
+// message: the one rule run of the dry run and the setup portal.
+func (s *Service) runRules(ctx context.Context, snap *snapshot, out *DryRunResult, client string, rules []Rule, id SampleIdentity) error {
+	res := snap.compiled.Directory.Resolver
 	eng := snap.compiled.Directory.Rules[out.Tenant]
-	if in.Rules != nil {
-		if eng, err = s.opts.Compiler.Engine(out.Tenant, in.Rules); err != nil {
+	if rules != nil {
+		var err error
+		if eng, err = s.opts.Compiler.Engine(out.Tenant, rules); err != nil {
 			return err
 		}
 	}
 	// The sign-in's own pipeline (standard claims, rules, email guard S52).
-	r, err := claims.Pipeline{Rules: eng, Domains: res}.Explain(ctx, claims.Request{Identity: in.Identity.identity(),
-		Tenant: out.Tenant, IdP: out.IdP, Client: in.ClientID})
+	r, err := claims.Pipeline{Rules: eng, Domains: res}.Explain(ctx, claims.Request{Identity: id.identity(),
+		Tenant: out.Tenant, IdP: out.IdP, Client: client})
 	var denied *transform.DeniedError
 	switch {
 	case errors.Is(err, transform.ErrLimit):
@@ -206,16 +230,5 @@ func (s *Service) dryRun(c echo.Context) error {
 		}
 		out.Trace = append(out.Trace, ts)
 	}
-	if in.Signals != nil {
-		sig, err := risk.Sample(in.Signals)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "invalid_request", "%v", err)
-		}
-		set := s.opts.GlobalConditional
-		if ta := snap.compiled.Directory.Policies[out.Tenant].Conditional; ta != nil {
-			set = ta.Set
-		}
-		out.Conditional = conditionalResult(set, sig, in.ClientID, out.Tenant)
-	}
-	return c.JSON(http.StatusOK, out)
+	return nil
 }

@@ -243,6 +243,7 @@ func TestOpenAPI_SchemasMatchModel(t *testing.T) {
 		"Access":        config.Access{}, "AccessRole": config.AccessRole{}, "NewAccessGrant": admin.NewAccessGrant{},
 		"AccessDecision": admin.AccessDecision{}, "AccessGrant": broker.AccessGrant{}, "AccessGrantList": admin.AccessGrantList{},
 		"TenantAccess": config.TenantAccess{}, "AccessPolicy": config.AccessPolicy{}, "ConditionalResult": admin.ConditionalResult{}, "Consent": admin.ConsentView{},
+		"Branding": config.Branding{}, "LogoUpload": admin.LogoUpload{},
 	} {
 		t.Run(name, func(t *testing.T) {
 			node, ok := doc.Components["schemas"][name]

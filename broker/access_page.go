@@ -23,7 +23,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/ui"
 )
 
 // AccessClientID is the built-in client the access page signs people in
@@ -67,11 +69,13 @@ type accessRoleView struct {
 }
 
 type accessPageData struct {
+	*locale.Printer
 	Title, RequestID, Action, CSRF string
 	User, Tenant, Message          string
 	Failed, Approver               bool
 	Roles                          []accessRoleView
 	Mine, Pending                  []*AccessGrant
+	ui.Brand                       // the tenant's look (brand.go)
 }
 
 // accessCSRF is the form token of the session sid.
@@ -133,8 +137,9 @@ func (s *Server) accessPage(c echo.Context) error {
 
 func (s *Server) showAccess(c echo.Context, sess *session, msg string, failed bool) error {
 	ctx := c.Request().Context()
-	d := accessPageData{Title: "Access requests", RequestID: requestID(c), Action: s.path("/access"),
+	d := accessPageData{Printer: s.printer(c), Title: "Access requests", RequestID: requestID(c), Action: s.path("/access"),
 		CSRF: s.accessCSRF(sess.SID), User: sess.Identity.Email, Tenant: sess.Tenant, Message: msg, Failed: failed}
+	d.Brand = s.Brand(sess.Tenant, "") // brand.go
 	if d.User == "" {
 		d.User = sess.Subject
 	}
@@ -222,9 +227,9 @@ func (s *Server) accessSubmit(c echo.Context) error {
 			return s.accessFailed(c, sess, err)
 		}
 		if g.Status == AccessActive {
-			return s.showAccess(c, sess, "The role "+g.Role+" is active until "+g.Expires.Format("15:04 UTC")+". Sign in to the application again or wait for its next refresh.", false)
+			return s.showAccess(c, sess, s.printer(c).Tf("The role %s is active until %s. Sign in to the application again or wait for its next refresh.", g.Role, g.Expires.Format("15:04 UTC")), false)
 		}
-		return s.showAccess(c, sess, "Your request for "+g.Role+" is waiting for an approver.", false)
+		return s.showAccess(c, sess, s.printer(c).Tf("Your request for %s is waiting for an approver.", g.Role), false)
 	case "approve", "deny":
 		ok, err := s.isApprover(ctx, sess, pol)
 		if err != nil {
@@ -238,7 +243,7 @@ func (s *Server) accessSubmit(c echo.Context) error {
 		if err != nil {
 			return s.accessFailed(c, sess, err)
 		}
-		return s.showAccess(c, sess, "The request for "+g.Role+" is now "+g.Status+".", false)
+		return s.showAccess(c, sess, s.printer(c).Tf("The request for %s is now %s.", g.Role, s.printer(c).T(g.Status)), false)
 	default:
 		return s.showAccess(c, sess, "Unknown action.", true)
 	}

@@ -42,7 +42,8 @@ type AuditEvent struct {
 	Time time.Time `json:"time"`
 	// Outcome is one of: started, success, refused, failure, denied, abort,
 	// throttled, logout, revoked, access (a step of a time-bound role
-	// grant, access.go).
+	// grant, access.go), test_sign_in_started, test_sign_in_finished (a
+	// setup portal's test sign-in, testsignin.go: Reason is its outcome).
 	Outcome string `json:"outcome"`
 	// Reason says why: a refusal or failure code, the rule that denied, or
 	// the limit that throttled; empty for a plain success or start.
@@ -50,7 +51,8 @@ type AuditEvent struct {
 	Tenant  string `json:"tenant,omitempty"`
 	IdP     string `json:"idp,omitempty"`
 	Subject string `json:"subject,omitempty"`
-	// Actor is the operator acting as Subject (impersonation), as "<tenant>/<sub>".
+	// Actor is the operator acting as Subject (impersonation), as
+	// "<tenant>/<sub>", or who started a test sign-in (setup-link:<id>).
 	Actor     string `json:"actor,omitempty"`
 	Client    string `json:"client,omitempty"`
 	IP        string `json:"ip,omitempty"`

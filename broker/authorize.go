@@ -60,6 +60,7 @@ func (s *Server) authorize(c echo.Context) error {
 		return s.renderError(c, http.StatusBadRequest, "Unknown application",
 			"The application that sent you here is not registered with this sign-in service.")
 	}
+	setPageClient(c, cl.ID) // its brand (brand.go)
 	// RFC 9126 §4: a pushed request is replaced by the parameters pushed,
 	// which are checked below exactly as if they had come here.
 	pushed := v.Has("request_uri")

@@ -91,7 +91,7 @@ func strengthOf(ar *authRequest, fresh bool) strength {
 // store round trip.
 func (d *directory) authorizeFor(now time.Time, cl *client, tenant string, sub subjectOf, st strength) error {
 	idp, ok := d.idps[sub.idp]
-	if !ok {
+	if !ok || idp.Pending { // a pending IdP serves no end user (pendingidp.go)
 		return errGone
 	}
 	if _, ok := d.resolver.Tenant(tenant); !ok {

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/realmgate/realmgate/locale"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/realmgate/realmgate/providers"
@@ -76,6 +78,9 @@ type Client struct {
 	// ClientSettings holds the client's token lifetimes, subject type and
 	// consent page (lifetimes.go, pairwise.go, consent.go).
 	ClientSettings
+	// Branding is how pages that know this client look; it wins over the
+	// tenant's (brand.go). nil: the tenant's.
+	Branding *Branding
 }
 
 // IdP is a configured upstream identity provider of a tenant.
@@ -88,6 +93,10 @@ type IdP struct {
 	Name string
 	// Connector talks to the upstream.
 	Connector providers.Connector
+	// Pending marks an IdP not yet activated (setup portal): it serves only
+	// test sign-ins (testsignin.go), never end users (pendingidp.go). The
+	// resolver's tenant lists it in Pending too.
+	Pending bool
 	// UpstreamLogout ends the user's session at this IdP too when they log
 	// out (the IdP must accept <issuer>/logout/upstream as a
 	// post_logout_redirect_uri).
@@ -217,6 +226,8 @@ type Server struct {
 	store  Store
 	keys   *keyManager
 	keyer  keyer
+	// languages negotiates the language of pages (pages.go).
+	languages locale.Negotiator
 	// risk holds the risk event listeners (conditional.go, OnRisk).
 	risk riskListeners
 	// discoveryDoc caches the encoded discovery document (*cachedDoc).
@@ -239,6 +250,7 @@ type Server struct {
 	readiness     readiness        // conditions besides the store (readiness.go)
 	clientJWKS    jwksCache        // key sets fetched from clients' jwks_uri (clientauth.go)
 	sectors       sectorCache      // sector identifier documents (pairwise.go)
+	logos         logoCache        // the brands' logos (brand.go)
 }
 
 // New checks cfg, loads (or creates) the shared signing keys from store and
@@ -282,6 +294,7 @@ func New(ctx context.Context, cfg Config, store Store) (*Server, error) {
 		return nil, err
 	}
 	s.directory.Store(d)
+	s.prepareLogos(brandings(d, nil, true), true) // brand.go
 	secret, previous := cfg.Secret, cfg.PreviousSecrets
 	if len(secret) == 0 {
 		previous = nil

@@ -36,6 +36,7 @@ func (s *Server) callback(c echo.Context) error {
 // (the OIDC callback, the SAML ACS) extract the state and call it.
 func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	ctx := c.Request().Context()
+	setPageTenant(c, idp.Tenant) // pages from here on are the IdP's tenant's
 	if state == "" || len(state) > 256 {
 		return s.renderError(c, http.StatusBadRequest, "Invalid sign-in response",
 			"The response from your organization's sign-in is missing its state.")
@@ -71,6 +72,13 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	} else if err != nil {
 		return err
 	}
+	setPageClient(c, ar.ClientID)
+	switch {
+	case ar.Test != nil: // a test sign-in: verified and explained, nothing issued (testsignin.go)
+		return s.testSignInReturn(c, idp, &ar, &ul, state)
+	case idp.Pending: // pendingidp.go
+		return s.pendingRefused(c, ar.ClientID, idp)
+	}
 	lr := providers.LoginRequest{State: state, Nonce: ul.Nonce, CodeVerifier: ul.Verifier,
 		CallbackURL: s.CallbackURL(idp.ID), LoginHint: ul.Hint, ForceLogin: ul.Force}
 	ident, err := idp.Connector.HandleCallback(ctx, lr, ul.Data, c.Request())
@@ -99,8 +107,8 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 			return s.startUpstreamMFA(c, ul.Request, &ar, idp, ul.Hint, true)
 		}
 		s.auditEvent(c, "denied", "mfa_required", at)
-		return s.renderError(c, http.StatusForbidden, "Multi-factor sign-in required",
-			"Your organization requires multi-factor authentication, and "+idp.Name+" did not perform it. Set up a second factor with your IT department, then try again.")
+		return s.renderErrorf(c, http.StatusForbidden, "Multi-factor sign-in required",
+			"Your organization requires multi-factor authentication, and %s did not perform it. Set up a second factor with your IT department, then try again.", idp.Name)
 	}
 	// S50: the tenant is the one that owns the IdP that authenticated the
 	// user; nothing typed or hinted takes part.
@@ -155,6 +163,9 @@ func (s *Server) subject(tenant, idp, upstream string) string {
 // finish runs the tenant's rules for this client, issues a single-use code
 // and sends the browser back to the client with code, state and iss.
 func (s *Server) finish(c echo.Context, ar *authRequest, sess *session) error {
+	if ar.Test != nil { // a test sign-in never gets a code (testsignin.go)
+		return s.expired(c)
+	}
 	ctx := c.Request().Context()
 	tenant, handled, err := s.activeTenant(c, ar, sess)
 	if handled || err != nil {

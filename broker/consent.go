@@ -12,7 +12,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
+	"github.com/realmgate/realmgate/ui"
 )
 
 // ConsentLifetime is how long a remembered consent lasts without use.
@@ -61,6 +63,8 @@ func (s *Server) consentGate(c echo.Context, ar *authRequest, sess *session, ten
 	if cl == nil || !cl.ThirdParty || ar.consented || ar.SAML != nil {
 		return false, nil
 	}
+	setPageClient(c, cl.ID)
+	setPageTenant(c, tenant)
 	cn, err := s.LoadConsent(c.Request().Context(), sess.Subject, cl.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return true, err
@@ -192,18 +196,31 @@ func covers(granted, asked []string) bool {
 
 // consentItem is one line of the consent page.
 type consentItem struct {
-	Text string
-	New  bool // not granted before: asked for the first time
+	// Text is a catalog message (package locale), translated when rendered;
+	// Arg fills its verb.
+	Text, Arg string
+	New       bool // not granted before: asked for the first time
 }
 
 type consentPageData struct {
+	*locale.Printer
 	Title, RequestID, Client, User string
 	Action, Request, CSRF          string
 	Items                          []consentItem
+	ui.Brand                       // the client's look (brand.go)
 }
 
 func (s *Server) renderConsent(c echo.Context, d consentPageData) error {
 	d.RequestID = requestID(c)
+	d.Printer = s.printer(c)
+	d.Brand = s.pageBrand(c)
+	for i, it := range d.Items {
+		if it.Arg != "" {
+			d.Items[i].Text = d.Tf(it.Text, it.Arg)
+		} else {
+			d.Items[i].Text = d.T(it.Text)
+		}
+	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(http.StatusOK)
 	return pages.ExecuteTemplate(c.Response(), "consent", d)
@@ -228,16 +245,17 @@ func consentItems(scopes, claimNames, before []string) []consentItem {
 	var out []consentItem
 	for _, sc := range scopes {
 		text := scopeText[sc]
+		arg := ""
 		if text == "" {
-			text = "Access: " + sc
+			text, arg = "Access: %s", sc
 		}
-		out = append(out, consentItem{Text: text, New: before != nil && !slices.Contains(before, sc)})
+		out = append(out, consentItem{Text: text, Arg: arg, New: before != nil && !slices.Contains(before, sc)})
 	}
 	for _, n := range claimNames {
 		if n == "roles" && slices.Contains(scopes, "roles") {
 			continue
 		}
-		out = append(out, consentItem{Text: "Your organization's " + n + " attribute"})
+		out = append(out, consentItem{Text: "Your organization's %s attribute", Arg: n})
 	}
 	return out
 }

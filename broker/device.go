@@ -31,8 +31,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/realm"
+	"github.com/realmgate/realmgate/ui"
 )
 
 // grantDeviceCode is the device flow's grant type (RFC 8628 §3.4).
@@ -234,14 +236,18 @@ func (s *Server) deviceAuthorization(c echo.Context) error {
 
 // devicePageData is what the device pages show.
 type devicePageData struct {
+	*locale.Printer
 	Title, RequestID, Action, Message string
 	UserCode, Client, CSRF            string
 	Scopes                            []string
 	Failed                            bool
+	ui.Brand                          // the client's or tenant's look (brand.go)
 }
 
 func (s *Server) renderDevice(c echo.Context, status int, name string, d devicePageData) error {
 	d.RequestID = requestID(c)
+	d.Printer = s.printer(c)
+	d.Brand = s.pageBrand(c)
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
 	return pages.ExecuteTemplate(c.Response(), name, d)
@@ -316,6 +322,7 @@ func (s *Server) deviceSubmit(c echo.Context) error {
 // to confirm the device, on a form bound to this browser.
 func (s *Server) deviceConfirm(c echo.Context, ar *authRequest, g grant, at attrs) error {
 	ctx := c.Request().Context()
+	setPageClient(c, ar.ClientID) // its brand (brand.go)
 	var dr deviceRequest
 	if err := s.getJSON(ctx, ar.Device, &dr); errors.Is(err, ErrNotFound) {
 		return s.renderError(c, http.StatusBadRequest, "The code has expired", "Start again on your device to get a new code.")

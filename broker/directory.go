@@ -60,6 +60,9 @@ func newDirectory(d Directory, current *directory) (*directory, error) {
 		if p.Connector == nil {
 			return nil, fmt.Errorf("broker: idp %q has no connector", p.ID)
 		}
+		if err := pendingAgrees(d.Resolver, p); err != nil { // pendingidp.go
+			return nil, err
+		}
 		if _, dup := out.idps[p.ID]; dup {
 			return nil, fmt.Errorf("broker: idp %q defined twice", p.ID)
 		}
@@ -123,6 +126,7 @@ func (s *Server) Reconfigure(d Directory) error {
 	}
 	s.prepareConnectors(nd)
 	old := s.directory.Swap(nd)
+	s.prepareLogos(brandings(nd, nil, true), true) // brand.go
 	s.afterSwap(old, nd, d.Actor)
 	return nil
 }

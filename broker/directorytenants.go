@@ -45,6 +45,9 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 		if p.Connector == nil {
 			return fmt.Errorf("broker: idp %q has no connector", p.ID)
 		}
+		if err := pendingAgrees(d.Resolver, p); err != nil { // pendingidp.go
+			return err
+		}
 		if _, dup := out.idps[p.ID]; dup {
 			return fmt.Errorf("broker: idp %q defined twice", p.ID)
 		}
@@ -73,6 +76,7 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 	if !s.directory.CompareAndSwap(cur, out) {
 		return s.Reconfigure(d) // reconfigured meanwhile: in full
 	}
+	s.prepareLogos(brandings(out, append([]string{}, tenants...), clients), false) // brand.go: the changed tenants' and clients' logos
 	// What the change removed is among the changed tenants' IdPs (and the
 	// clients when they changed): the other IdPs are not looked at.
 	s.endRemovedLater(cur, removedAmong(cur, out, func(yield func(string) bool) {

@@ -45,7 +45,7 @@ func (s *Server) rememberedIdP(c echo.Context) string {
 	if !hmac.Equal([]byte(sig), []byte(want)) {
 		return ""
 	}
-	if _, known := s.dir().idps[idp]; !known {
+	if p, known := s.dir().idps[idp]; !known || p.Pending { // pendingidp.go
 		return ""
 	}
 	return idp
@@ -108,6 +108,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 		return err
 	}
 	t, _ := s.dir().resolver.Tenant(res.Tenant)
+	setPageTenant(c, res.Tenant)
 	return s.render(c, http.StatusOK, "choose", pageData{Title: "Choose a sign-in method", Action: s.path("/login"),
 		Request: id, Email: req.LoginHint, Tenant: t.Name, IdPs: idps,
 		Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)})
@@ -116,7 +117,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 func (s *Server) idpList(ids []string) []IdP {
 	out := make([]IdP, 0, len(ids))
 	for _, p := range ids {
-		if idp, ok := s.dir().idps[p]; ok {
+		if idp, ok := s.dir().idps[p]; ok && !idp.Pending { // pendingidp.go
 			out = append(out, idp)
 		}
 	}
@@ -146,6 +147,7 @@ func (s *Server) discoveryPage(c echo.Context, id string, ar *authRequest, email
 		return err
 	}
 	cl := s.dir().clients[ar.ClientID]
+	setPageClient(c, ar.ClientID)
 	d := pageData{Title: "Sign in", Client: ar.ClientID, Action: s.path("/login"), Request: id, Email: email,
 		Message: msg, IdPs: s.globalIdPs(cl), Forget: s.path("/login/forget") + "?r=" + url.QueryEscape(id)}
 	if r := s.rememberedIdP(c); r != "" {

@@ -56,6 +56,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST(s.path("/backchannel/:idp"), s.backchannel)
 	e.GET(s.path("/logout/upstream"), s.upstreamLoggedOut)
 	e.POST(s.path("/logout"), s.endSession)
+	e.GET(s.path("/branding/:file"), s.logo) // brand.go
 	e.GET(s.path("/healthz"), func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET(s.path("/readyz"), s.readyz)
 	return e
@@ -130,8 +131,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("store unavailable", "request_id", requestID(c), "err", err)
 		_ = s.unavailable(c)
 	case errors.As(err, &he):
-		msg := http.StatusText(he.Code)
-		_ = s.renderError(c, he.Code, msg, "The address you followed is not valid here.")
+		title := "Invalid request"
+		switch he.Code {
+		case http.StatusNotFound:
+			title = "Page not found"
+		case http.StatusMethodNotAllowed:
+			title = "Method not allowed"
+		}
+		_ = s.renderError(c, he.Code, title, "The address you followed is not valid here.")
 	default:
 		s.log.Error("unhandled error", "request_id", requestID(c), "err", err)
 		_ = s.renderError(c, http.StatusInternalServerError, "Something went wrong", "Please try again.")

@@ -377,6 +377,7 @@ func (s *Server) deliverLogout(job logoutJob) error {
 // Close stops the background work (back-channel logout delivery), letting
 // queued notifications finish their current attempt.
 func (s *Server) Close() error {
+	s.logos.wg.Wait() // logo fetches (brand.go), bounded by their timeouts
 	s.revoking.Wait() // sessions a deletion is ending (deletion.go) queue their logout tokens first
 	s.logouts.once.Do(func() { close(s.logouts.jobs) })
 	s.logouts.wg.Wait()

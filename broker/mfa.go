@@ -49,6 +49,12 @@ type TenantPolicy struct {
 	// Conditional is the tenant's conditional access (conditional.go); nil: the
 	// global policies only.
 	Conditional *TenantConditional
+	// Language is the default language of the tenant's pages when the
+	// browser's Accept-Language matches none of realmgate's (package locale).
+	Language string
+	// Branding is how the tenant's pages look (brand.go); nil: realmgate's
+	// own look.
+	Branding *Branding
 }
 
 // wantsMFA reports whether a client's acr_values ask for multi-factor

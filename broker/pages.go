@@ -13,7 +13,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
+	"github.com/realmgate/realmgate/ui"
 )
 
 func (s *Server) expired(c echo.Context) error {
@@ -68,7 +70,7 @@ var templateFS embed.FS
 
 // pages are escaped by html/template: every value a person or an upstream
 // controls is contextually escaped (S54).
-var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+var pages = template.Must(ui.Templates(templateFS, "templates/*.html"))
 
 // unavailable answers 503 when the store (or another dependency) is down.
 func (s *Server) unavailable(c echo.Context) error {
@@ -78,22 +80,57 @@ func (s *Server) unavailable(c echo.Context) error {
 }
 
 type pageData struct {
+	// Printer gives the page's messages in the reader's language (T, Lang).
+	*locale.Printer
 	Title, Message, Detail, RequestID string
 	Client, Action, Request, Email    string
 	Tenant, Forget                    string
 	IdPs                              []IdP
 	Remembered                        *IdP
 	Tenants                           []tenantChoice
+	// Brand is the tenant's or client's look (brand.go), set by render.
+	ui.Brand
 }
 
 func (s *Server) render(c echo.Context, status int, name string, d pageData) error {
 	d.RequestID = requestID(c)
+	d.Brand = s.pageBrand(c)
+	if d.Printer == nil {
+		d.Printer = s.printer(c)
+	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(status)
 	return pages.ExecuteTemplate(c.Response(), name, d)
 }
 
 // renderError shows a readable error page; it never redirects (S01, S02).
+// title and msg are messages of the catalog (package locale), shown in the
+// reader's language.
 func (s *Server) renderError(c echo.Context, status int, title, msg string) error {
-	return s.render(c, status, "error", pageData{Title: title, Message: msg})
+	p := s.printer(c)
+	return s.render(c, status, "error", pageData{Printer: p, Title: p.T(title), Message: p.T(msg)})
+}
+
+// renderErrorf is renderError with a message whose verbs args fill.
+func (s *Server) renderErrorf(c echo.Context, status int, title, format string, args ...any) error {
+	p := s.printer(c)
+	return s.render(c, status, "error", pageData{Printer: p, Title: p.T(title), Message: p.Tf(format, args...)})
+}
+
+// pageTenantKey holds, in the echo context, the tenant a page is for once
+// the flow knows it: its default language and its brand (brand.go) apply.
+const pageTenantKey = "rg.page.tenant"
+
+// setPageTenant says which tenant the pages of this request are for.
+func setPageTenant(c echo.Context, tenant string) { c.Set(pageTenantKey, tenant) }
+
+// printer is the request's language: Accept-Language negotiated against
+// realmgate's languages, else the page's tenant's default, else English.
+func (s *Server) printer(c echo.Context) *locale.Printer {
+	fallback := ""
+	if t, _ := c.Get(pageTenantKey).(string); t != "" {
+		fallback = s.dir().policies[t].Language
+	}
+	tag := s.languages.Match(c.Request().Header.Get("Accept-Language"), fallback)
+	return locale.Default().Printer(tag)
 }

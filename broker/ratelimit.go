@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/oauth"
 	"github.com/realmgate/realmgate/store"
 )
@@ -366,11 +367,11 @@ func (s *Server) throttled(c echo.Context, limit string, wait time.Duration, at 
 	s.ops.metrics.throttle(limit)
 	s.auditEvent(c, "throttled", limit, at)
 	c.Response().Header().Set("Retry-After", retryAfter(wait))
-	msg := "There were too many sign-in attempts from your network. Please wait " + waitText(wait) + " and try again."
+	msg := "There were too many sign-in attempts from your network. Please wait %s and try again."
 	if limit == limitStartsTenant || limit == limitFailuresTenant {
-		msg = "There are too many sign-in attempts for your organization right now. Please wait " + waitText(wait) + " and try again."
+		msg = "There are too many sign-in attempts for your organization right now. Please wait %s and try again."
 	}
-	if err := s.renderError(c, http.StatusTooManyRequests, "Too many sign-in attempts", msg); err != nil {
+	if err := s.renderErrorf(c, http.StatusTooManyRequests, "Too many sign-in attempts", msg, waitText(s.printer(c), wait)); err != nil {
 		return err
 	}
 	return errThrottled
@@ -381,15 +382,15 @@ func retryAfter(wait time.Duration) string {
 	return strconv.FormatInt(int64(max((wait+time.Second-1)/time.Second, 1)), 10)
 }
 
-func waitText(wait time.Duration) string {
+func waitText(p *locale.Printer, wait time.Duration) string {
 	secs := int64(max((wait+time.Second-1)/time.Second, 1))
 	switch {
 	case secs == 1:
-		return "a second"
+		return p.T("a second")
 	case secs < 90:
-		return strconv.FormatInt(secs, 10) + " seconds"
+		return p.Tf("%d seconds", secs)
 	default:
-		return strconv.FormatInt((secs+59)/60, 10) + " minutes"
+		return p.Tf("%d minutes", (secs+59)/60)
 	}
 }
 

@@ -67,6 +67,9 @@ type authRequest struct {
 	// is shown even when the user granted the scopes before (consent.go).
 	PromptConsent bool `json:"pc,omitempty"`
 	consented     bool // the user has just approved on the consent page
+	// Test marks a test sign-in started from the setup portal
+	// (testsignin.go): its answer is explained, never issued.
+	Test *testSignIn `json:"test,omitempty"`
 }
 
 // upstreamLogin is the state of one round trip to an upstream IdP.

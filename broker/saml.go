@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/locale"
 	"github.com/realmgate/realmgate/providers"
 )
 
@@ -81,7 +82,7 @@ func (s *Server) samlACS(c echo.Context) error {
 	if len(relay) == 1 {
 		state = relay[0]
 	}
-	if u, ok := providers.As[providers.UnsolicitedHandler](idp.Connector); ok {
+	if u, ok := providers.As[providers.UnsolicitedHandler](idp.Connector); ok && !idp.Pending { // pendingidp.go
 		if target, allowed := u.Unsolicited(state); allowed {
 			return s.samlUnsolicited(c, idp, u, target)
 		}
@@ -138,13 +139,22 @@ func (s *Server) samlMetadata(c echo.Context) error {
 
 // postPage auto-submits the AuthnRequest to the IdP (SAML Bindings §3.5.4).
 // Without JavaScript the visible button does it.
+// samlAppPostPage (samlidp.go) sends an application its message the same way.
 var postPage = template.Must(template.New("samlpost").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Signing in…</title></head>
-<body><form method="post" action="{{.Action}}">
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.T .Title}}</title></head>
+<body><main><form method="post" action="{{.Action}}">
 {{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{$v}}">
-{{end}}<p>Continuing to your organization's sign-in…</p>
-<button type="submit">Continue</button></form>
+{{end}}<p>{{.T .Message}}</p>
+<button type="submit">{{.T "Continue"}}</button></form></main>
 <script>` + postScript + `</script></body></html>`))
+
+// autoPost is the data of postPage: the form and its words.
+type autoPost struct {
+	*locale.Printer
+	// Title and Message are catalog messages.
+	Title, Message, Action string
+	Fields                 map[string]string
+}
 
 const postScript = `document.forms[0].submit()`
 
@@ -186,8 +196,6 @@ func (s *Server) samlPost(c echo.Context) error {
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+postScriptHash+"; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(http.StatusOK)
-	return postPage.Execute(c.Response(), struct {
-		Action string
-		Fields map[string]string
-	}{action, fields})
+	return postPage.Execute(c.Response(), autoPost{Printer: s.printer(c), Title: "Signing in…",
+		Message: "Continuing to your organization's sign-in…", Action: action, Fields: fields})
 }

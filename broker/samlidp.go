@@ -25,7 +25,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -354,17 +353,6 @@ func (s *Server) sendSAML(c echo.Context, out *samlidp.Outgoing) error {
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+postScriptHash+"; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(http.StatusOK)
-	return samlAppPostPage.Execute(c.Response(), struct {
-		Action string
-		Fields map[string]string
-	}{out.URL, out.Fields})
+	return postPage.Execute(c.Response(), autoPost{Printer: s.printer(c), Title: "Continuing…",
+		Message: "Continuing to the application…", Action: out.URL, Fields: out.Fields})
 }
-
-// samlAppPostPage is postPage's twin for messages to an application.
-var samlAppPostPage = template.Must(template.New("samlapppost").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Continuing…</title></head>
-<body><form method="post" action="{{.Action}}">
-{{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{$v}}">
-{{end}}<p>Continuing to the application…</p>
-<button type="submit">Continue</button></form>
-<script>` + postScript + `</script></body></html>`))

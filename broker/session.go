@@ -37,6 +37,7 @@ func (s *Server) loadRequest(c echo.Context, id string) (*authRequest, error) {
 	if !s.boundToBrowser(c, ar.Binding) {
 		return nil, ErrNotFound
 	}
+	setPageClient(c, ar.ClientID) // its brand (brand.go)
 	return &ar, nil
 }
 

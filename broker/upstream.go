@@ -24,6 +24,9 @@ func (s *Server) startUpstream(c echo.Context, id string, ar *authRequest, idp I
 // multi-factor authentication when mfa is set. arKey is the store key of
 // the pending auth request.
 func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest, idp IdP, hint string, mfa bool) error {
+	if idp.Pending && ar.Test == nil { // pendingidp.go: test sign-ins only
+		return s.pendingRefused(c, ar.ClientID, idp)
+	}
 	ctx := c.Request().Context()
 	lr := providers.LoginRequest{
 		State: randomToken(tokenBytes), Nonce: randomToken(tokenBytes), CodeVerifier: randomToken(tokenBytes),
@@ -57,6 +60,10 @@ func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest,
 	if handled, err := s.flush(c); handled { // the step's counters and records (pending.go)
 		return err
 	}
-	s.auditEvent(c, "started", startReason(c), attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})
+	if ar.Test != nil { // testsignin.go
+		s.auditEvent(c, auditTestStarted, "", attrs{tenant: idp.Tenant, idp: idp.ID, actor: ar.Test.Actor})
+	} else {
+		s.auditEvent(c, "started", startReason(c), attrs{client: ar.ClientID, tenant: idp.Tenant, idp: idp.ID})
+	}
 	return c.Redirect(redirectStatus(c), target)
 }

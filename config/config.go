@@ -369,6 +369,10 @@ type Client struct {
 	// the answer is remembered per user and client and asked again when
 	// it asks for more (prompt=consent asks always).
 	ThirdParty bool `yaml:"third_party,omitempty" json:"third_party,omitempty"`
+
+	// Branding is how pages that know this client look (its discovery and
+	// consent pages); it wins over the tenant's (docs/branding.md).
+	Branding *Branding `yaml:"branding,omitempty" json:"branding,omitempty"`
 }
 
 // JWKS is a JSON Web Key Set (RFC 7517 §5): public keys only.
@@ -421,6 +425,13 @@ type Tenant struct {
 	// Default marks the tenant that receives users whose domain matches no
 	// tenant (personal accounts). At most one tenant is the default.
 	Default bool `yaml:"default,omitempty" json:"default,omitempty"`
+	// Language is the default language of the tenant's pages (discovery,
+	// errors, the setup portal) when the browser's Accept-Language names none
+	// of realmgate's languages: en, de, fr, es or ja. Default: en.
+	Language string `yaml:"language,omitempty" json:"language,omitempty"`
+	// Branding is how the tenant's pages look: name, logo, colours and a
+	// support link (docs/branding.md).
+	Branding *Branding `yaml:"branding,omitempty" json:"branding,omitempty"`
 
 	// Members are identities from other tenants' IdPs who may act in this
 	// tenant (a partner's consultant): they pick it at sign-in (the tenant
@@ -469,6 +480,12 @@ type Provider struct {
 	// Name is the display name on the provider button. Default: "GitHub",
 	// "Google" or "Microsoft" for those types, otherwise the ID.
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// Pending marks an IdP added through the setup portal: it stays pending
+	// until the customer's admin activates it (pending: false). A pending IdP
+	// serves only test sign-ins started from the setup portal, never end
+	// users: no email domain, hint, remembered choice, provider button or
+	// IdP-initiated response reaches it. Default false.
+	Pending bool `yaml:"pending,omitempty" json:"pending,omitempty"`
 
 	// Issuer is the upstream OpenID issuer (oidc: required; microsoft:
 	// optional, to pin one Entra directory, or a {tenantid} template for a

@@ -638,6 +638,7 @@ func TestValidate(t *testing.T) {
 		{"domain unicode", func(c *Config) { c.Tenants[0].Domains = []string{"bücher.example"} }, "tenants[0].domains[0]", "xn--"},
 		{"domain twice same tenant", func(c *Config) { c.Tenants[0].Domains = []string{"acme.com", "ACME.com"} }, "tenants[0].domains[1]", "listed twice"},
 		{"subdomain invalid", func(c *Config) { c.Tenants[0].Subdomain = "-acme" }, "tenants[0].subdomain", "not a DNS label"},
+		{"language unsupported", func(c *Config) { c.Tenants[0].Language = "pt" }, "tenants[0].language", "want one of en, de, fr, es, ja"},
 		{"directory match unknown", func(c *Config) { c.Tenants[0].Directory = &TenantDirectory{Match: "phone"} }, "tenants[0].directory.match", "want external_id, user_name or email"},
 		{"ip range v6", func(c *Config) { c.Tenants[0].IPRanges = []string{"2001:db8::/32"} }, "", ""},
 		{"ip range bare ip", func(c *Config) { c.Tenants[0].IPRanges = []string{"10.0.0.1"} }, "tenants[0].ip_ranges[0]", "not a CIDR"},

@@ -44,7 +44,7 @@ var (
 )
 
 // commonProviderFields are every type's settings.
-var commonProviderFields = []string{"id", "type", "name", "upstream_logout", "mfa_acr_values", "settings"}
+var commonProviderFields = []string{"id", "type", "name", "pending", "upstream_logout", "mfa_acr_values", "settings"}
 
 // RegisterProviderType makes a provider type known to validation. It
 // panics on an empty or taken name, or a field Provider does not have: a

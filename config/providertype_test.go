@@ -32,6 +32,7 @@ func TestProviderType_ValidatesThroughTheRegistry(t *testing.T) {
 		wantMsg   string
 	}{
 		{"valid", Provider{ID: "f", Type: "fake-type", ClientID: "c", Settings: map[string]string{"realm": "r"}}, "", ""},
+		{"pending, a setting of every type", Provider{ID: "f", Type: "fake-type", ClientID: "c", Pending: true, Settings: map[string]string{"realm": "r"}}, "", ""},
 		{"its own check", Provider{ID: "f", Type: "fake-type", ClientID: "c"}, "tenants[0].providers[0].settings.realm", `is required for type "fake-type"`},
 		{"a setting it does not take", Provider{ID: "f", Type: "fake-type", ClientID: "c", Settings: map[string]string{"realm": "r", "colour": "x"}},
 			"tenants[0].providers[0].settings.colour", "is not a setting of providers of type \"fake-type\" (want realm)"},

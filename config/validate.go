@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/realmgate/realmgate/locale"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -449,6 +451,7 @@ func (k *checker) clients(tenantIDs map[string]bool) {
 		}
 		k.clientAuth(&cl, path, tenantIDs) // clientauth.go
 		k.clientSettings(&cl, path)        // clientsettings.go
+		k.branding(cl.Branding, path)      // branding.go
 		if len(cl.RedirectURIs) == 0 && cl.SAML == nil && !cl.MachineOnly() && !cl.deviceOnly() {
 			k.add(path+".redirect_uris", "at least one redirect URI is required")
 		}
@@ -674,6 +677,10 @@ func (k *checker) tenants() map[string]bool {
 				subdomains[t.Subdomain] = i
 			}
 		}
+		if t.Language != "" && !locale.IsSupported(t.Language) {
+			k.add(path+".language", "%q: want one of %s", t.Language, strings.Join(locale.SupportedNames(), ", "))
+		}
+		k.branding(t.Branding, path) // branding.go
 		if dir := t.Directory; dir != nil {
 			switch dir.Match {
 			case "", "external_id", "user_name", "email":

@@ -14,6 +14,10 @@
 //  6. the signed remembered-choice cookie
 //  7. otherwise ErrNoMatch: the discovery page asks
 //
+// A pending IdP (Tenant.Pending) is never a result: a hint or a cookie
+// naming it is ignored, and a tenant whose only IdPs the client may use
+// are pending resolves with no IdP (no sign-in method yet).
+//
 // An email whose domain matches no tenant goes to the default tenant when one
 // is configured.
 package realm
@@ -73,6 +77,10 @@ type Tenant struct {
 	IPRanges []netip.Prefix
 	// IdPs lists the ids of the tenant's identity providers, in configured order.
 	IdPs []string
+	// Pending lists those of IdPs that are pending: added through the setup
+	// portal and not yet activated by the customer's admin. They belong to
+	// the tenant (TenantOfIdP), but Resolve never routes a user to them.
+	Pending []string
 	// Default marks the tenant that receives users whose domain matches no tenant.
 	Default bool
 }
@@ -220,6 +228,11 @@ func (r *Resolver) add(t *Tenant) []error {
 			errs = append(errs, fmt.Errorf("realm: idp %q belongs to tenants %q and %q", idp, other, t.ID))
 		}
 		r.idpOwner.Set(idp, t.ID)
+	}
+	for _, idp := range t.Pending {
+		if !slices.Contains(t.IdPs, idp) {
+			errs = append(errs, fmt.Errorf("realm: tenant %q: pending idp %q is not one of its idps", t.ID, idp))
+		}
 	}
 	return errs
 }
@@ -374,7 +387,7 @@ func (r *Resolver) Resolve(req Request) (Result, error) {
 		return res, ok
 	}
 	if req.IdPHint != "" {
-		if t, ok := r.idpOwner.Get(req.IdPHint); ok {
+		if t, ok := r.idpOwner.Get(req.IdPHint); ok && !r.IsPending(req.IdPHint) {
 			if res, ok := try(t, req.IdPHint, SourceIdPHint); ok {
 				return res, nil
 			}
@@ -416,7 +429,7 @@ func (r *Resolver) Resolve(req Request) (Result, error) {
 		}
 	}
 	if req.RememberedIdP != "" {
-		if t, ok := r.idpOwner.Get(req.RememberedIdP); ok {
+		if t, ok := r.idpOwner.Get(req.RememberedIdP); ok && !r.IsPending(req.RememberedIdP) {
 			if res, ok := try(t, req.RememberedIdP, SourceCookie); ok {
 				return res, nil
 			}
@@ -428,8 +441,10 @@ func (r *Resolver) Resolve(req Request) (Result, error) {
 	return Result{}, ErrNoMatch
 }
 
-// result builds a Result holding only the IdPs the client may use; ok is
-// false when none remains.
+// result builds a Result holding only the IdPs the client may use and
+// that are not pending; ok is false when none remains, unless the client
+// may use a pending one: then the tenant has no sign-in method yet, and
+// the Result names it with no IdP.
 func (r *Resolver) result(tenant, idp string, src Source, allowed func(string, string) bool) (Result, bool) {
 	t := r.tenants.Value(tenant)
 	res := Result{Tenant: tenant, Source: src}
@@ -440,16 +455,28 @@ func (r *Resolver) result(tenant, idp string, src Source, allowed func(string, s
 		res.IdP, res.IdPs = idp, []string{idp}
 		return res, true
 	}
-	if allowed == nil {
+	if allowed == nil && len(t.Pending) == 0 {
 		res.IdPs = t.IdPs // shared, read-only: callers must not modify Result.IdPs
 		return res, len(res.IdPs) > 0
 	}
+	pendingAllowed := false
 	for _, p := range t.IdPs {
-		if allowed(tenant, p) {
+		switch {
+		case allowed != nil && !allowed(tenant, p):
+		case slices.Contains(t.Pending, p):
+			pendingAllowed = true
+		default:
 			res.IdPs = append(res.IdPs, p)
 		}
 	}
-	return res, len(res.IdPs) > 0
+	return res, len(res.IdPs) > 0 || pendingAllowed
+}
+
+// IsPending reports whether idp is a pending IdP of its tenant
+// (Tenant.Pending): it serves only test sign-ins, never end users.
+func (r *Resolver) IsPending(idp string) bool {
+	owner, ok := r.idpOwner.Get(idp)
+	return ok && slices.Contains(r.tenants.Value(owner).Pending, idp)
 }
 
 // Tenant returns the tenant with the given id.

@@ -133,7 +133,8 @@ Press Ctrl+C to stop.
 
 `, devAppAddr, cfg.Issuer, cfg.Issuer, devIdPAddr, admin.Addr, cfg.AdminAPI.Tokens[0].Token)
 	g, gctx := errgroup.WithContext(withShutdownNotice(ctx, logger))
-	g.Go(func() error { return serveHTTP(gctx, listeners[cfg.Listen], srv.Handler(), logger) })
+	site := withSetupPortal(srv.Handler(), cfg, store, srv, admin, logger) // setupportal.go: <issuer>/setup/
+	g.Go(func() error { return serveHTTP(gctx, listeners[cfg.Listen], site, logger) })
 	g.Go(func() error { return serveHTTP(gctx, listeners[devIdPAddr], idp.Handler(), logger) })
 	g.Go(func() error { return serveHTTP(gctx, listeners[devAppAddr], app.Handler(), logger) })
 	if err := g.Wait(); err != nil {

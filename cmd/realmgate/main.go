@@ -200,6 +200,7 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	defer srv.Close()                                                        // after in-flight requests: deliver queued back-channel logouts
 	handler := mainHandler(cfg, store, srv, logger, audit)                   // scim.go: the broker and the SCIM endpoint
 	handler = withRegistration(handler, cfg, store, srv, api, logger, audit) // registration.go: RFC 7591/7592
+	handler = withSetupPortal(handler, cfg, store, srv, api, logger)         // setupportal.go: <issuer>/setup/
 	if err := serveHTTP(ctx, ln, tracing.Handler(handler, "realmgate"), logger); err != nil {
 		logger.Error("serve", "err", err)
 		return 1

@@ -114,7 +114,10 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 			name = t.Name
 		}
 		out.Realm.IdPs = append(out.Realm.IdPs, p.ID)
-		out.IdPs = append(out.IdPs, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn,
+		if p.Pending { // setup portal: test sign-ins only until activated
+			out.Realm.Pending = append(out.Realm.Pending, p.ID)
+		}
+		out.IdPs = append(out.IdPs, broker.IdP{ID: p.ID, Tenant: t.ID, Name: name, Connector: conn, Pending: p.Pending,
 			MFAACRValues: p.MFAACRValues, UpstreamLogout: p.UpstreamLogout, TokenExchange: TokenExchange(p.TokenExchange)})
 		out.Providers = append(out.Providers, p)
 	}
@@ -145,10 +148,10 @@ func (b *Builder) Tenant(t config.Tenant) (*Tenant, []Problem) {
 // Policy is t's sign-in policy, or nil when it has none.
 func Policy(t config.Tenant) *broker.TenantPolicy {
 	limits := TenantLimits(t.RateLimits)
-	if !t.RequireMFA && t.Impersonation == nil && limits == nil && t.Directory == nil && t.Access == nil {
+	if !t.RequireMFA && t.Impersonation == nil && limits == nil && t.Directory == nil && t.Access == nil && t.Language == "" && t.Branding == nil {
 		return nil
 	}
-	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA, RateLimits: limits}
+	pol := &broker.TenantPolicy{RequireMFA: t.RequireMFA, RateLimits: limits, Language: t.Language, Branding: Branding(t.Branding)}
 	if d := t.Directory; d != nil {
 		pol.Users = &broker.UserPolicy{Match: map[string]string{"external_id": "externalId", "user_name": "userName",
 			"email": "email"}[d.Match], MatchClaim: d.MatchClaim, ProvisionedOnly: d.ProvisionedOnly}
@@ -213,7 +216,18 @@ func Client(c config.Client) broker.Client {
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, AllowedTenants: c.AllowedTenants, AllowedIdPs: c.AllowedIdPs,
 		BackchannelLogoutURI: c.BackchannelLogoutURI, SSFPushURL: c.SSFPushURL, ExchangeAudiences: c.ExchangeAudiences, Claims: c.Claims,
 		SAML: SAMLApp(c.SAML), RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
-		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Machine: Machine(c), ClientSettings: ClientSettings(c)}
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, Machine: Machine(c), ClientSettings: ClientSettings(c),
+		Branding: Branding(c.Branding)}
+}
+
+// Branding is the broker's form of a tenant's or client's branding block;
+// nil when there is none.
+func Branding(b *config.Branding) *broker.Branding {
+	if b == nil {
+		return nil
+	}
+	return &broker.Branding{DisplayName: b.DisplayName, Logo: b.Logo, LogoURL: b.LogoURL,
+		PrimaryColor: b.PrimaryColor, AccentColor: b.AccentColor, SupportURL: b.SupportURL}
 }
 
 // ClientSettings is the broker's form of a client's token lifetimes,

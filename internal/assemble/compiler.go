@@ -588,7 +588,10 @@ func contentKey(kind string, v ...any) [32]byte {
 // connector returns prev's connector for p when p did not change (it
 // keeps its fetched discovery document or metadata), else a new one.
 func (ac *Compiler) connector(p *config.Provider, issuer string, prev *tenantEntry) (*cachedConn, error) {
-	k := contentKey("idp", p, issuer)
+	// Activating a pending IdP (setup portal) keeps its connector.
+	unpended := *p
+	unpended.Pending = false
+	k := contentKey("idp", &unpended, issuer)
 	if prev != nil {
 		for _, cc := range prev.conns {
 			if cc.key == k {
