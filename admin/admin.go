@@ -158,8 +158,14 @@ type Options struct {
 	FileClients []config.Client
 	// DNS answers domain verification lookups; nil means the system resolver.
 	DNS TXTResolver
-	// PollInterval is how often the store is checked; zero means DefaultPollInterval.
+	// PollInterval is how often the store is checked; zero means
+	// DefaultPollInterval. A store that tells of a commit as it happens
+	// (store.RecordWaiter: Redis, memory) is also waited on between polls,
+	// so a change applies without waiting for the next poll.
 	PollInterval time.Duration
+	// PollOnly turns the wait off: the store is only polled (tests that
+	// step an instance by hand).
+	PollOnly bool
 	// Logger receives operational logs; Audit one event per admin change.
 	Logger, Audit *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
@@ -333,21 +339,54 @@ func (s *Service) Load(ctx context.Context) error {
 	return s.reload(ctx, true)
 }
 
-// Run polls the store every PollInterval until ctx ends, applying each new
-// version, and reloads in full after the store was unreachable.
+// Run reads the store every PollInterval until ctx ends, and at once at
+// a commit when the store can tell of one (store.RecordWaiter), applying
+// each new version; it reloads in full after the store was unreachable.
 func (s *Service) Run(ctx context.Context) {
+	w, canWait := s.opts.Store.(store.RecordWaiter)
+	canWait = canWait && !s.opts.PollOnly && s.rs != nil
 	t := time.NewTicker(s.opts.PollInterval)
 	defer t.Stop()
+	wait := canWait
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_ = s.reload(pctx, false)
-			cancel()
+		t0 := time.Now()
+		if !wait || s.waitForCommit(ctx, w) != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		before := s.Version()
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = s.reload(pctx, false)
+		cancel()
+		// A wake-up that applied nothing (a migration under way, say) is
+		// not waited for again at once: the next round waits for the ticker.
+		wait = canWait && (s.Version() != before || time.Since(t0) >= s.opts.PollInterval/2)
 	}
+}
+
+// waitForCommit waits until the store has a commit after the applied
+// version (or one that failed here), at most PollInterval: the store is
+// still read every PollInterval (a store that lost its state has no
+// newer commit to wake anyone). An error (store unreachable, or not
+// loaded yet) sends Run back to the ticker.
+func (s *Service) waitForCommit(ctx context.Context, w store.RecordWaiter) error {
+	if !s.loaded.Load() {
+		return errors.New("admin: not loaded yet")
+	}
+	s.mu.Lock()
+	after := max(s.cur.Load().state.Version, s.failed)
+	outage := s.outage
+	s.mu.Unlock()
+	if outage {
+		return errors.New("admin: store unreachable")
+	}
+	return w.WaitRecords(ctx, stateSet, after, s.opts.PollInterval)
 }
 
 // compiled returns the applied compilation, compiling the empty state on

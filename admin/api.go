@@ -297,7 +297,7 @@ func (s *Service) lookupTenant(id string) (*Tenant, bool) {
 	}
 	st := s.cur.Load().state
 	if i := st.tenant(id); i >= 0 {
-		return &st.Tenants[i], false
+		return st.Tenants[i], false
 	}
 	return nil, false
 }
@@ -343,7 +343,7 @@ func (s *Service) listTenants(c echo.Context) error {
 			out.Tenants = append(out.Tenants, show(*s.files[files[i]], SourceFile))
 			i++
 		} else {
-			out.Tenants = append(out.Tenants, show(st.Tenants[j], SourceAPI))
+			out.Tenants = append(out.Tenants, show(*st.Tenants[j], SourceAPI))
 			j++
 		}
 	}
@@ -396,7 +396,7 @@ func (s *Service) createTenant(c echo.Context) error {
 // fromState returns the tenant with id from st.
 func (s *Service) fromState(st *State, id string) Tenant {
 	if i := st.tenant(id); i >= 0 {
-		return st.Tenants[i]
+		return *st.Tenants[i]
 	}
 	return Tenant{Tenant: config.Tenant{ID: id}}
 }
@@ -423,7 +423,7 @@ func (s *Service) replaceTenant(c echo.Context) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		before = st.Tenants[i]
+		before = *st.Tenants[i]
 		t, err := s.upsertTenant(st, w, in, true)
 		return before, t, err
 	})
@@ -444,7 +444,7 @@ func (s *Service) deleteTenant(c echo.Context) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		before := st.Tenants[i]
+		before := *st.Tenants[i]
 		st.deleteTenant(i)
 		return before, nil, nil
 	})
@@ -483,7 +483,7 @@ func (s *Service) upsertTenant(st *State, w *caller, in Tenant, replace bool) (T
 	}
 	var old *Tenant
 	if i := st.tenant(in.ID); i >= 0 {
-		old = &st.Tenants[i]
+		old = st.Tenants[i]
 	}
 	switch {
 	case replace && old == nil:
@@ -709,7 +709,7 @@ func (s *Service) editTenant(c echo.Context, action, resource string, edit func(
 		if err != nil {
 			return nil, nil, err
 		}
-		t := deepCopy(st.Tenants[i])
+		t := deepCopy(*st.Tenants[i])
 		before, after, err := edit(st, &t)
 		if err != nil {
 			return before, after, err

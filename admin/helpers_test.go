@@ -206,7 +206,8 @@ func (e *env) instance() *instance {
 		Store: e.store, Compiler: in.comp, Issuer: issuer,
 		Apply: func(c *admin.Compiled) error {
 			in.applied.Add(1)
-			in.last.Store(c)
+			cc := *c // the Service clears Changes once Apply returns
+			in.last.Store(&cc)
 			return nil
 		},
 		Tokens: []admin.Token{{Name: "ops", Token: opToken}, {Name: "alpha-admin", Token: alphaToken, Tenant: "alpha"},
@@ -215,11 +216,11 @@ func (e *env) instance() *instance {
 			Providers: []admin.Provider{{ID: "file-idp", Type: "oidc", Issuer: "https://idp.file.test", ClientID: "rg", ClientSecret: "file-secret"}}}},
 		FileClients:  []config.Client{{ID: "file-app", Secret: "file-app-secret", RedirectURIs: []string{"https://app.test/cb"}}},
 		DNS:          e.dns.resolver(),
-		PollInterval: cmp.Or(e.poll, 20*time.Millisecond),
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Audit:        slog.New(slog.NewJSONHandler(in.audit, nil)),
-		Secret:       e.secret,
-		SCIMTokens:   scim.NewTokens(e.store, e.secret),
+		PollInterval: cmp.Or(e.poll, 20*time.Millisecond), PollOnly: e.poll >= time.Hour,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Audit:      slog.New(slog.NewJSONHandler(in.audit, nil)),
+		Secret:     e.secret,
+		SCIMTokens: scim.NewTokens(e.store, e.secret),
 
 		TrustedProxies:    e.trusted,
 		Users:             dir,

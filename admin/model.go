@@ -11,6 +11,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/realmgate/realmgate/internal/cowmap"
+
 	"github.com/realmgate/realmgate/config"
 )
 
@@ -166,14 +168,20 @@ type State struct {
 	// Version increases by one with every change.
 	Version int64 `json:"version"`
 	// Tenants are sorted by id.
-	Tenants []Tenant `json:"tenants"`
+	// They are pointers so that a new version copies 100k pointers, not
+	// 100k tenants; a tenant is never changed in place once in a State
+	// (putTenant replaces it).
+	Tenants []*Tenant `json:"tenants"`
 	// Clients are sorted by id.
 	Clients []Client `json:"clients"`
 	// UpdatedAt and UpdatedBy describe the last change.
 	UpdatedAt time.Time `json:"updated_at"`
 	UpdatedBy string    `json:"updated_by,omitempty"`
 
-	owners map[string]string // verified domain -> tenant; built on demand
+	// owners maps a verified domain to its tenant, built on first use and
+	// then carried from one version to the next (copy-on-write: a change
+	// copies the shards it touches, not the index of every tenant).
+	owners *cowmap.Map[string]
 	// revKey keys the tenant revisions (an HMAC of the tenant's JSON, which
 	// holds its plaintext secrets); nil without a server secret.
 	revKey []byte
@@ -185,24 +193,25 @@ func (s *State) clone() *State {
 	c := *s
 	c.Tenants = slices.Clone(s.Tenants)
 	c.Clients = slices.Clone(s.Clients)
-	c.owners = nil
+	if s.owners != nil {
+		c.owners = s.owners.Clone() // s is published: only the copy changes
+	}
 	return &c
 }
 
 // owner returns the tenant that verified domain, indexing on first use.
 func (s *State) owner(domain string) (string, bool) {
 	if s.owners == nil {
-		s.owners = make(map[string]string, len(s.Tenants))
+		s.owners = cowmap.New[string](2 * len(s.Tenants))
 		for _, t := range s.Tenants {
 			for _, d := range t.Domains {
 				if d.Verified {
-					s.owners[d.Name] = t.ID
+					s.owners.Set(d.Name, t.ID)
 				}
 			}
 		}
 	}
-	t, ok := s.owners[domain]
-	return t, ok
+	return s.owners.Get(domain)
 }
 
 // deleteTenant removes the tenant at index i.
@@ -258,19 +267,19 @@ func (s *State) putTenant(t Tenant) {
 	if i < len(s.Tenants) && s.Tenants[i].ID == t.ID {
 		if s.owners != nil {
 			for _, d := range s.Tenants[i].Domains {
-				if s.owners[d.Name] == t.ID {
-					delete(s.owners, d.Name)
+				if s.owners.Value(d.Name) == t.ID {
+					s.owners.Delete(d.Name)
 				}
 			}
 		}
-		s.Tenants[i] = t
+		s.Tenants[i] = &t
 	} else {
-		s.Tenants = slices.Insert(s.Tenants, i, t)
+		s.Tenants = slices.Insert(s.Tenants, i, &t)
 	}
 	if s.owners != nil {
 		for _, d := range t.Domains {
 			if d.Verified {
-				s.owners[d.Name] = t.ID
+				s.owners.Set(d.Name, t.ID)
 			}
 		}
 	}

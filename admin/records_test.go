@@ -90,6 +90,81 @@ func TestRecords_DeltaAcrossInstances(t *testing.T) {
 	}
 }
 
+// TestRecords_AppliedKeepsNoHistory: the compilation an instance serves
+// does not keep the one it replaced (Changes, handed to Apply, is
+// cleared after it), so a run of changes does not chain every earlier
+// compilation, each with its tables, into the heap.
+func TestRecords_AppliedKeepsNoHistory(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.instance(), e.instance()
+	for i := range 3 {
+		a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc(fmt.Sprintf("h%d", i), fmt.Sprintf("h%d.test", i)), nil)
+	}
+	waitFor(t, 5*time.Second, "B at A's version", func() bool { return b.svc.Version() == a.svc.Version() })
+	for name, in := range map[string]*instance{"writer": a, "follower": b} {
+		if _, c := in.svc.Applied(); c == nil {
+			t.Errorf("%s: nothing applied", name)
+		} else if c.Changes != nil {
+			t.Errorf("%s: applied compilation keeps Changes %+v, want none", name, c.Changes)
+		}
+	}
+}
+
+// TestRecords_FollowerWakesAtCommit: on a store that tells of commits
+// (store.RecordWaiter), a follower applies a change at once, not at its
+// next poll (here a minute away), on a real Redis and in memory.
+func TestRecords_FollowerWakesAtCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  func(*testing.T) *env
+	}{{"memory", newEnv}, {"redis", redisEnv}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := tc.env(t)
+			e.poll = time.Minute
+			a, b := e.instance(), e.instance()
+			a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("wake", "wake.test"), nil)
+			waitFor(t, pollDeadline, "B resolves the new tenant before its next poll", func() bool { return b.resolves("u@wake.test") == "wake" })
+		})
+	}
+}
+
+// TestRecords_ChangeSharesUnchangedTenants: a new version shares the
+// tenants it did not change with the one before (the same *Tenant), on
+// the writer and on a follower: a change copies a list of pointers, not
+// every tenant.
+func TestRecords_ChangeSharesUnchangedTenants(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.instance(), e.instance()
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("kept", "kept.test"), nil)
+	waitFor(t, 5*time.Second, "B at A's version", func() bool { return b.svc.Version() == a.svc.Version() })
+	find := func(st *admin.State, id string) *admin.Tenant {
+		for _, x := range st.Tenants {
+			if x.ID == id {
+				return x
+			}
+		}
+		return nil
+	}
+	beforeA, _ := a.svc.Applied()
+	beforeB, _ := b.svc.Applied()
+	a.must(t, http.StatusCreated, opToken, "POST", "/v1/tenants", tenantDoc("added", "added.test"), nil)
+	waitFor(t, 5*time.Second, "B at A's version", func() bool { return b.svc.Version() == a.svc.Version() })
+	for _, tc := range []struct {
+		name   string
+		in     *instance
+		before *admin.State
+	}{{"writer", a, beforeA}, {"follower", b, beforeB}} {
+		after, _ := tc.in.svc.Applied()
+		old, now := find(tc.before, "kept"), find(after, "kept")
+		if old == nil || now == nil || old != now {
+			t.Errorf("%s: tenant kept is %p before and %p after a change of another tenant, want the same", tc.name, old, now)
+		}
+		if find(after, "added") == nil {
+			t.Errorf("%s: the added tenant is missing", tc.name)
+		}
+	}
+}
+
 // TestRecords_TrimmedLogResync: an instance that fell further behind than
 // the change log reaches reads the whole state again and serves it all;
 // one that did not applies the changes one by one.
@@ -158,7 +233,7 @@ func TestRecords_ConcurrentWritersOneTenant(t *testing.T) {
 	domains := func(in *instance) []string {
 		st, _ := in.svc.Applied()
 		var names []string
-		if i := slices.IndexFunc(st.Tenants, func(x admin.Tenant) bool { return x.ID == "alpha" }); i >= 0 {
+		if i := slices.IndexFunc(st.Tenants, func(x *admin.Tenant) bool { return x.ID == "alpha" }); i >= 0 {
 			for _, d := range st.Tenants[i].Domains {
 				names = append(names, d.Name)
 			}

@@ -150,7 +150,7 @@ func (s *Service) SetupSaveProvider(ctx context.Context, linkID string, p Provid
 		if err != nil {
 			return nil, nil, err
 		}
-		t := deepCopy(st.Tenants[i])
+		t := deepCopy(*st.Tenants[i])
 		var before any
 		if j := t.provider(p.ID); j >= 0 {
 			if !t.Providers[j].Pending {
@@ -190,7 +190,7 @@ func (s *Service) SetupAddDomain(ctx context.Context, linkID, name string) (Doma
 		if err != nil {
 			return nil, nil, err
 		}
-		t := deepCopy(st.Tenants[i])
+		t := deepCopy(*st.Tenants[i])
 		n, msg := normalizeDomain(name)
 		if msg != "" {
 			return nil, nil, &ValidationError{Problems: []Problem{{Field: "name", Message: msg}}}
@@ -237,7 +237,7 @@ func (s *Service) SetupVerifyDomain(ctx context.Context, linkID, name string) (D
 		if err != nil {
 			return nil, nil, err
 		}
-		t := deepCopy(st.Tenants[i])
+		t := deepCopy(*st.Tenants[i])
 		j := t.domain(name)
 		if j < 0 {
 			return nil, nil, notFound("no domain %q", name)
@@ -329,7 +329,7 @@ func (s *Service) SetupSaveRoles(ctx context.Context, linkID string, table map[s
 		if err != nil {
 			return nil, nil, err
 		}
-		t := deepCopy(st.Tenants[i])
+		t := deepCopy(*st.Tenants[i])
 		before := ruleList{Rules: t.Rules}
 		t.Rules = setupRules(t.Rules, table)
 		st.putTenant(t)
@@ -373,7 +373,7 @@ func (s *Service) SetupActivate(ctx context.Context, linkID, providerID string) 
 			if err != nil {
 				return nil, nil, err
 			}
-			t := deepCopy(st.Tenants[i])
+			t := deepCopy(*st.Tenants[i])
 			j := t.provider(providerID)
 			if j < 0 {
 				return nil, nil, notFound("no provider %q", providerID)

@@ -173,7 +173,7 @@ func withRecords(base *State, head int64, tenants map[string]*Tenant, clients ma
 		next.owners = nil
 	}
 	next.Version, next.revKey = head, base.revKey
-	next.Tenants = mergeSorted(base.Tenants, tenants, func(t *Tenant) string { return t.ID })
+	next.Tenants = mergeSortedPtr(base.Tenants, tenants, func(t *Tenant) string { return t.ID })
 	next.Clients = mergeSorted(base.Clients, clients, func(c *Client) string { return c.ID })
 	return next, nil
 }
@@ -201,6 +201,33 @@ func mergeSorted[T any](list []T, changes map[string]*T, id func(*T) string) []T
 		}
 		if v := changes[k]; v != nil {
 			out = append(out, *v)
+		}
+	}
+	return append(out, list[i:]...)
+}
+
+// mergeSortedPtr is mergeSorted for a list of pointers (the tenants).
+func mergeSortedPtr[T any](list []*T, changes map[string]*T, id func(*T) string) []*T {
+	if len(changes) == 0 {
+		return list
+	}
+	ids := make([]string, 0, len(changes))
+	for k := range changes {
+		ids = append(ids, k)
+	}
+	slices.Sort(ids)
+	out := make([]*T, 0, len(list)+len(ids))
+	i := 0
+	for _, k := range ids {
+		for i < len(list) && id(list[i]) < k {
+			out = append(out, list[i])
+			i++
+		}
+		if i < len(list) && id(list[i]) == k {
+			i++ // replaced or removed
+		}
+		if v := changes[k]; v != nil {
+			out = append(out, v)
 		}
 	}
 	return append(out, list[i:]...)
@@ -416,13 +443,17 @@ func changedCount(changed []string) any {
 }
 
 // apply hands a compilation to Options.Apply, saying what changed since
-// the applied one when that is known.
+// the applied one when that is known. The applied compilation does not
+// keep the one before: Changes is cleared once Apply returns (kept, it
+// chained every compilation ever applied, each with its tables).
 func (s *Service) apply(cur *snapshot, c *Compiled, changed []string, clientsChanged bool) error {
 	c.Changes = nil
 	if changed != nil && cur.compiled != nil {
 		c.Changes = &Changes{Since: cur.compiled, Tenants: changed, Clients: clientsChanged}
 	}
-	return s.opts.Apply(c)
+	err := s.opts.Apply(c)
+	c.Changes = nil
+	return err
 }
 
 // commit applies m to the newest state, validates the result like the
@@ -532,9 +563,16 @@ func (s *Service) recordWrites(base, next *State) ([]store.RecordWrite, []string
 	del := func(name string) {
 		writes = append(writes, store.RecordWrite{Name: name, Expect: s.versions[name]})
 	}
-	err := diffSorted(base.Tenants, next.Tenants, func(t *Tenant) string { return t.ID },
-		func(a, b *Tenant) bool { return a.Revision == b.Revision && a.Revision != "" },
-		func(old, now *Tenant) error {
+	err := diffSorted(base.Tenants, next.Tenants, func(t **Tenant) string { return (*t).ID },
+		func(a, b **Tenant) bool { return (*a).Revision == (*b).Revision && (*a).Revision != "" },
+		func(oldp, nowp **Tenant) error {
+			var old, now *Tenant
+			if oldp != nil {
+				old = *oldp
+			}
+			if nowp != nil {
+				now = *nowp
+			}
 			id := now
 			if id == nil {
 				id = old
@@ -590,7 +628,7 @@ func (s *Service) recordWrites(base, next *State) ([]store.RecordWrite, []string
 		switch kind {
 		case "t":
 			if i := next.tenant(id); i >= 0 {
-				sealed, err := s.sealTenant(next.Tenants[i])
+				sealed, err := s.sealTenant(*next.Tenants[i])
 				if err != nil {
 					return nil, nil, false, err
 				}
@@ -693,7 +731,7 @@ func (s *Service) legacyOrApplied(ctx context.Context, st *State) *seedSource {
 func (s *Service) appliedSource(st *State) (*seedSource, error) {
 	src := &seedSource{state: st, from: "applied version " + strconv.FormatInt(st.Version, 10)}
 	for _, t := range st.Tenants {
-		sealed, err := s.sealTenant(t)
+		sealed, err := s.sealTenant(*t)
 		if err != nil {
 			return nil, err
 		}

@@ -22,7 +22,9 @@ package broker
 import (
 	"context"
 	"errors"
+	"iter"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -91,11 +93,22 @@ func (r *removal) empty() bool {
 
 // removed compares the directory before a change with the one after.
 func removed(old, next *directory) removal {
-	r := removal{idps: map[string]string{}}
 	if old == nil {
-		return r
+		return removal{idps: map[string]string{}}
 	}
-	for id, p := range old.idps {
+	return removedAmong(old, next, maps.Keys(old.idps), true)
+}
+
+// removedAmong is removed looking only at the given IdPs of old, and at
+// the clients when clients is set (a change of a few tenants looks at
+// theirs, not at every IdP; memberships are few and all looked at).
+func removedAmong(old, next *directory, idps iter.Seq[string], clients bool) removal {
+	r := removal{idps: map[string]string{}}
+	for id := range idps {
+		p, ok := old.idps[id]
+		if !ok {
+			continue
+		}
 		_, tenantKept := next.resolver.Tenant(p.Tenant)
 		reborn := old.policies[p.Tenant].Incarnation != "" && next.policies[p.Tenant].Incarnation != old.policies[p.Tenant].Incarnation
 		np, kept := next.idps[id]
@@ -107,6 +120,9 @@ func removed(old, next *directory) removal {
 		}
 	}
 	for id := range old.clients {
+		if !clients {
+			break
+		}
 		if _, ok := next.clients[id]; !ok {
 			r.clients = append(r.clients, id)
 		}

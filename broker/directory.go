@@ -134,7 +134,13 @@ func (s *Server) Reconfigure(d Directory) error {
 // afterSwap ends, in the background, the sessions of what the change from
 // old to next deleted, everywhere (deletion.go).
 func (s *Server) afterSwap(old, next *directory, actor string) {
-	if r := removed(old, next); !r.empty() {
+	s.endRemovedLater(old, removed(old, next), actor)
+}
+
+// endRemovedLater ends, in the background, the sessions of what r says
+// the change from old removed.
+func (s *Server) endRemovedLater(old *directory, r removal, actor string) {
+	if !r.empty() {
 		s.revoking.Add(1)
 		go func() {
 			defer s.revoking.Done()

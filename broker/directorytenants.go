@@ -77,6 +77,17 @@ func (s *Server) ReconfigureTenants(base *realm.Resolver, d Directory, tenants [
 		return s.Reconfigure(d) // reconfigured meanwhile: in full
 	}
 	s.prepareLogos(brandings(out, append([]string{}, tenants...), clients), false) // brand.go: the changed tenants' and clients' logos
-	s.afterSwap(cur, out, d.Actor)
+	// What the change removed is among the changed tenants' IdPs (and the
+	// clients when they changed): the other IdPs are not looked at.
+	s.endRemovedLater(cur, removedAmong(cur, out, func(yield func(string) bool) {
+		for id := range changed {
+			t, _ := cur.resolver.Tenant(id)
+			for _, p := range t.IdPs {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}, clients && d.Clients != nil), d.Actor)
 	return nil
 }

@@ -163,6 +163,9 @@ var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // document parses data into its root node. A syntax error comes back as a
 // *ValidationError naming the line.
 func (d *decoder) document(data []byte) (*yaml.Node, error) {
+	if doc := parseParallel(data); doc != nil { // a large file's tenants, in parts at once (parallelparse.go)
+		return d.root(doc)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -179,6 +182,11 @@ func (d *decoder) document(data []byte) (*yaml.Node, error) {
 	default:
 		d.problem(extra.Line, "", "only one YAML document is allowed")
 	}
+	return d.root(&doc)
+}
+
+// root returns a parsed document's root mapping.
+func (d *decoder) root(doc *yaml.Node) (*yaml.Node, error) {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil, nil
 	}

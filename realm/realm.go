@@ -31,6 +31,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/realmgate/realmgate/internal/cowmap"
+
 	"golang.org/x/net/idna"
 )
 
@@ -125,13 +127,16 @@ type Result struct {
 // Resolver maps requests to tenants. It is immutable and safe for concurrent
 // use; lookups cost a few map probes whatever the number of tenants.
 type Resolver struct {
-	tenants map[string]*Tenant
+	// The tables keyed by string are copy-on-write (internal/cowmap): a
+	// Resolver derived by Update shares them with its parent and copies
+	// only the shards holding what changed.
+	tenants *cowmap.Map[*Tenant]
 	// domains indexes exact and wildcard domains in one map, so a lookup
 	// walks one table: domain -> its exact owner and the owner of "*.domain".
-	domains    map[string]domainOwners
-	subdomains map[string]string
-	idpOwner   map[string]string // idp -> tenant
-	ipBits     []int             // distinct prefix lengths, longest first
+	domains    *cowmap.Map[domainOwners]
+	subdomains *cowmap.Map[string]
+	idpOwner   *cowmap.Map[string] // idp -> tenant
+	ipBits     []int               // distinct prefix lengths, longest first
 	ipv4, ipv6 map[netip.Prefix]string
 	baseDomain string
 	def        string
@@ -141,10 +146,10 @@ type Resolver struct {
 // claimed by two tenants, naming both.
 func New(tenants []Tenant, opts Options) (*Resolver, error) {
 	r := &Resolver{
-		tenants:    make(map[string]*Tenant, len(tenants)),
-		domains:    make(map[string]domainOwners, 2*len(tenants)),
-		subdomains: make(map[string]string),
-		idpOwner:   make(map[string]string, len(tenants)),
+		tenants:    cowmap.New[*Tenant](len(tenants)),
+		domains:    cowmap.New[domainOwners](2 * len(tenants)),
+		subdomains: cowmap.New[string](0),
+		idpOwner:   cowmap.New[string](len(tenants)),
 		ipv4:       make(map[netip.Prefix]string),
 		ipv6:       make(map[netip.Prefix]string),
 	}
@@ -158,7 +163,7 @@ func New(tenants []Tenant, opts Options) (*Resolver, error) {
 	var errs []error
 	for i := range tenants {
 		t := tenants[i]
-		if _, dup := r.tenants[t.ID]; dup {
+		if _, dup := r.tenants.Get(t.ID); dup {
 			errs = append(errs, fmt.Errorf("realm: tenant %q defined twice", t.ID))
 			continue
 		}
@@ -174,7 +179,7 @@ func New(tenants []Tenant, opts Options) (*Resolver, error) {
 // add indexes t, returning what it claims that another tenant holds.
 func (r *Resolver) add(t *Tenant) []error {
 	var errs []error
-	r.tenants[t.ID] = t
+	r.tenants.Set(t.ID, t)
 	if t.Default {
 		if r.def != "" {
 			errs = append(errs, fmt.Errorf("realm: tenants %q and %q are both default", r.def, t.ID))
@@ -188,7 +193,7 @@ func (r *Resolver) add(t *Tenant) []error {
 			errs = append(errs, fmt.Errorf("realm: tenant %q: domain %q: %w", t.ID, d, err))
 			continue
 		}
-		o := r.domains[key]
+		o := r.domains.Value(key)
 		slot := &o.exact
 		if wild {
 			slot = &o.wild
@@ -198,14 +203,14 @@ func (r *Resolver) add(t *Tenant) []error {
 			continue
 		}
 		*slot = t.ID
-		r.domains[key] = o
+		r.domains.Set(key, o)
 	}
 	if t.Subdomain != "" {
 		sd := strings.ToLower(t.Subdomain)
-		if other, dup := r.subdomains[sd]; dup {
+		if other, dup := r.subdomains.Get(sd); dup {
 			errs = append(errs, fmt.Errorf("realm: subdomain %q claimed by tenants %q and %q", sd, other, t.ID))
 		}
-		r.subdomains[sd] = t.ID
+		r.subdomains.Set(sd, t.ID)
 	}
 	for _, p := range t.IPRanges {
 		p = p.Masked()
@@ -219,10 +224,10 @@ func (r *Resolver) add(t *Tenant) []error {
 		m[p] = t.ID
 	}
 	for _, idp := range t.IdPs {
-		if other, dup := r.idpOwner[idp]; dup {
+		if other, dup := r.idpOwner.Get(idp); dup {
 			errs = append(errs, fmt.Errorf("realm: idp %q belongs to tenants %q and %q", idp, other, t.ID))
 		}
-		r.idpOwner[idp] = t.ID
+		r.idpOwner.Set(idp, t.ID)
 	}
 	for _, idp := range t.Pending {
 		if !slices.Contains(t.IdPs, idp) {
@@ -311,7 +316,7 @@ func EmailDomain(email string) (string, error) {
 // TenantForDomain returns the tenant that verified domain: an exact match
 // first, then the longest wildcard parent. domain must be normalized.
 func (r *Resolver) TenantForDomain(domain string) (string, bool) {
-	if o, ok := r.domains[domain]; ok && o.exact != "" {
+	if o, ok := r.domains.Get(domain); ok && o.exact != "" {
 		return o.exact, true
 	}
 	for d := domain; ; {
@@ -320,7 +325,7 @@ func (r *Resolver) TenantForDomain(domain string) (string, bool) {
 			return "", false
 		}
 		d = d[i+1:]
-		if o, ok := r.domains[d]; ok && o.wild != "" {
+		if o, ok := r.domains.Get(d); ok && o.wild != "" {
 			return o.wild, true
 		}
 	}
@@ -341,8 +346,7 @@ func (r *Resolver) tenantForHost(host string) (string, bool) {
 	if !ok || sub == "" || strings.Contains(sub, ".") {
 		return "", false
 	}
-	t, ok := r.subdomains[sub]
-	return t, ok
+	return r.subdomains.Get(sub)
 }
 
 func (r *Resolver) tenantForIP(ip netip.Addr) (string, bool) {
@@ -383,7 +387,7 @@ func (r *Resolver) Resolve(req Request) (Result, error) {
 		return res, ok
 	}
 	if req.IdPHint != "" {
-		if t, ok := r.idpOwner[req.IdPHint]; ok && !r.IsPending(req.IdPHint) {
+		if t, ok := r.idpOwner.Get(req.IdPHint); ok && !r.IsPending(req.IdPHint) {
 			if res, ok := try(t, req.IdPHint, SourceIdPHint); ok {
 				return res, nil
 			}
@@ -425,7 +429,7 @@ func (r *Resolver) Resolve(req Request) (Result, error) {
 		}
 	}
 	if req.RememberedIdP != "" {
-		if t, ok := r.idpOwner[req.RememberedIdP]; ok && !r.IsPending(req.RememberedIdP) {
+		if t, ok := r.idpOwner.Get(req.RememberedIdP); ok && !r.IsPending(req.RememberedIdP) {
 			if res, ok := try(t, req.RememberedIdP, SourceCookie); ok {
 				return res, nil
 			}
@@ -442,7 +446,7 @@ func (r *Resolver) Resolve(req Request) (Result, error) {
 // may use a pending one: then the tenant has no sign-in method yet, and
 // the Result names it with no IdP.
 func (r *Resolver) result(tenant, idp string, src Source, allowed func(string, string) bool) (Result, bool) {
-	t := r.tenants[tenant]
+	t := r.tenants.Value(tenant)
 	res := Result{Tenant: tenant, Source: src}
 	if idp != "" {
 		if allowed != nil && !allowed(tenant, idp) {
@@ -471,13 +475,13 @@ func (r *Resolver) result(tenant, idp string, src Source, allowed func(string, s
 // IsPending reports whether idp is a pending IdP of its tenant
 // (Tenant.Pending): it serves only test sign-ins, never end users.
 func (r *Resolver) IsPending(idp string) bool {
-	owner, ok := r.idpOwner[idp]
-	return ok && slices.Contains(r.tenants[owner].Pending, idp)
+	owner, ok := r.idpOwner.Get(idp)
+	return ok && slices.Contains(r.tenants.Value(owner).Pending, idp)
 }
 
 // Tenant returns the tenant with the given id.
 func (r *Resolver) Tenant(id string) (Tenant, bool) {
-	t, ok := r.tenants[id]
+	t, ok := r.tenants.Get(id)
 	if !ok {
 		return Tenant{}, false
 	}
@@ -495,8 +499,7 @@ func (r *Resolver) DefaultTenant() (Tenant, bool) {
 // TenantOfIdP returns the tenant that owns the IdP: the only source of the
 // tenant placed in tokens (SECURITY S50).
 func (r *Resolver) TenantOfIdP(idp string) (string, bool) {
-	t, ok := r.idpOwner[idp]
-	return t, ok
+	return r.idpOwner.Get(idp)
 }
 
 // DomainVerified reports whether email's domain is one the tenant verified
@@ -512,8 +515,8 @@ func (r *Resolver) DomainVerified(tenant, email string) bool {
 
 // Tenants returns all tenants sorted by id.
 func (r *Resolver) Tenants() []Tenant {
-	out := make([]Tenant, 0, len(r.tenants))
-	for _, t := range r.tenants {
+	out := make([]Tenant, 0, r.tenants.Len())
+	for _, t := range r.tenants.All() {
 		out = append(out, *t)
 	}
 	slices.SortFunc(out, func(a, b Tenant) int { return strings.Compare(a.ID, b.ID) })

@@ -84,3 +84,28 @@ func TestResolve_Scale100k(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdate_CostDoesNotGrow: replacing one tenant among 100k allocates
+// about what it does among 1k: the other tenants' entries are shared
+// with the previous Resolver, not copied (a copy of the 100k-entry tables
+// would be hundreds of allocations more).
+func TestUpdate_CostDoesNotGrow(t *testing.T) {
+	allocs := map[int]float64{}
+	for _, n := range []int{1_000, 100_000} {
+		r, err := New(scaleTenants(n), Options{BaseDomain: "login.example.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed := scaleTenants(1)[0]
+		changed.Domains = append(changed.Domains, "new.example")
+		allocs[n] = testing.AllocsPerRun(10, func() {
+			if _, err := r.Update(nil, []Tenant{changed}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Logf("allocations of one tenant's Update: %v among 1k, %v among 100k", allocs[1_000], allocs[100_000])
+	if allocs[100_000] > 2*allocs[1_000]+10 {
+		t.Errorf("Update of one tenant: %v allocations among 100k tenants, %v among 1k: it copies the others", allocs[100_000], allocs[1_000])
+	}
+}

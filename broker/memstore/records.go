@@ -23,8 +23,9 @@ type recordSets struct {
 type recordSet struct {
 	head    int64
 	records map[string]store.Record
-	log     []logEntry // oldest first
-	sorted  []string   // record names in order, for ScanRecords; nil after a change
+	log     []logEntry    // oldest first
+	sorted  []string      // record names in order, for ScanRecords; nil after a change
+	wake    chan struct{} // closed at the next commit (WaitRecords); nil when none waits
 }
 
 // logEntry names the records one commit wrote.
@@ -69,6 +70,10 @@ func (s *Store) CommitRecords(ctx context.Context, set string, base int64, write
 		}
 	}
 	rs.head++
+	if rs.wake != nil {
+		close(rs.wake) // WaitRecords
+		rs.wake = nil
+	}
 	names := make([]string, len(writes))
 	for i, w := range writes {
 		names[i] = w.Name

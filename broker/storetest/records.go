@@ -24,6 +24,7 @@ var recordTests = []struct {
 	{"RecordsLogTrimmed", testRecordsLogTrimmed},
 	{"RecordsScanPages", testRecordsScanPages},
 	{"RecordsBadInput", testRecordsBadInput},
+	{"RecordsWaitWakesAtCommit", testRecordsWaitWakesAtCommit}, // recordwait.go
 }
 
 // recordStore returns s as a store.RecordStore, skipping the test when the

@@ -641,7 +641,7 @@ rules:
 		t.Fatal(err)
 	}
 	ac := newAdminCompiler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	st := &admin.State{Version: 1, Tenants: []admin.Tenant{{Tenant: config.Tenant{ID: "apico", RequireMFA: true,
+	st := &admin.State{Version: 1, Tenants: []*admin.Tenant{{Tenant: config.Tenant{ID: "apico", RequireMFA: true,
 		Providers: []admin.Provider{{ID: "api-idp", Type: "github", ClientID: "a", ClientSecret: "b"}},
 		Members:   []admin.Member{{IdP: "file-idp", Subject: "u1"}}}, Revision: "r1",
 		Domains: []admin.Domain{{Name: "api.test", Verified: true}, {Name: "pending.test"}}}}}

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +30,11 @@ import (
 // and its first write. It runs only when asked, one size per run (memory):
 //
 //	REALMGATE_ADMIN_SCALE=100000 go test ./cmd/realmgate -run TestAdminScale -v -timeout 30m
+//
+// REALMGATE_ADMIN_SCALE_PROFILE=<file> writes a CPU profile of onboarding,
+// REALMGATE_ADMIN_SCALE_PROFILE_CHANGES=<file> one of the ten changes and
+// REALMGATE_ADMIN_SCALE_HEAP=<file> a heap profile at the end. CPU times
+// are the test process's (both instances; Redis is another process).
 //
 // Each tenant has a GitHub IdP (nothing to fetch), every 50th an OIDC one
 // whose discovery is fetched and checked at write; two verified domains
@@ -65,9 +72,11 @@ func TestAdminScale(t *testing.T) {
 			Rules: []admin.Rule{{Name: "member", Add: map[string]string{"roles": `"member"`}}}},
 			Domains: []admin.Domain{{Name: id + ".example", Verified: true}, {Name: "*." + id + ".example", Verified: true}}}
 	}
+	// CPU profiles of onboarding and of the ten changes (both instances).
+	stopProfile := startProfile(t, os.Getenv("REALMGATE_ADMIN_SCALE_PROFILE"))
 	before := usedMemory()
 	const batchSize = 1000
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	var slowest time.Duration
 	var res struct{ Version int64 }
 	for i := 0; i < n; i += batchSize {
@@ -81,7 +90,8 @@ func TestAdminScale(t *testing.T) {
 		}
 		slowest = max(slowest, time.Since(t0))
 	}
-	onboard := time.Since(start)
+	onboard, onboardCPU := time.Since(start), processCPU()-cpu0
+	stopProfile()
 	within(t, 5*time.Minute, "B applies the last batch", func() error {
 		if v := c.b.Service.Version(); v < res.Version {
 			return fmt.Errorf("B at %d, want %d", v, res.Version)
@@ -98,6 +108,8 @@ func TestAdminScale(t *testing.T) {
 	var live []time.Duration
 	var written []int
 	st, _ := openStoreRecords(t, c)
+	stopProfile = startProfile(t, os.Getenv("REALMGATE_ADMIN_SCALE_PROFILE_CHANGES"))
+	cpu0 = processCPU()
 	for k := range 10 {
 		id := fmt.Sprintf("extra%02d", k)
 		t0 := time.Now()
@@ -126,6 +138,8 @@ func TestAdminScale(t *testing.T) {
 		}
 		written = append(written, size)
 	}
+	changesCPU := processCPU() - cpu0
+	stopProfile()
 	slices.Sort(live)
 	slices.Sort(written)
 
@@ -149,13 +163,54 @@ func TestAdminScale(t *testing.T) {
 	firstWrite := time.Since(t0)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	t.Logf("%d API tenants (%d batches of %d, every 50th IdP probed): onboarding %s (slowest batch %s), B caught up %s later",
-		n, (n+batchSize-1)/batchSize, batchSize, onboard.Round(time.Millisecond), slowest.Round(time.Millisecond), behind.Round(time.Millisecond))
+	if f := os.Getenv("REALMGATE_ADMIN_SCALE_HEAP"); f != "" {
+		// What the three instances hold (go tool pprof -sample_index=inuse_space).
+		out, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(out); err != nil {
+			t.Fatal(err)
+		}
+		out.Close()
+	}
+	var load [3]float64
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Sscan(string(b), &load[0], &load[1], &load[2])
+	}
+	t.Logf("%d API tenants (%d batches of %d, every 50th IdP probed): onboarding %s, %s of CPU (slowest batch %s), B caught up %s later; load average %.1f %.1f %.1f",
+		n, (n+batchSize-1)/batchSize, batchSize, onboard.Round(time.Millisecond), onboardCPU.Round(time.Millisecond), slowest.Round(time.Millisecond), behind.Round(time.Millisecond), load[0], load[1], load[2])
 	t.Logf("Redis used: %.0f B per tenant (records hash %d B, change log %d B in all)", perTenant, hashBytes, logBytes)
-	t.Logf("one more tenant: writes %d-%d B; live on B after median %s, max %s",
-		written[0], written[len(written)-1], live[len(live)/2].Round(time.Millisecond), live[len(live)-1].Round(time.Millisecond))
+	t.Logf("one more tenant: writes %d-%d B; live on B after median %s, max %s (%s of CPU for the ten in the test process: both instances, not Redis)",
+		written[0], written[len(written)-1], live[len(live)/2].Round(time.Millisecond), live[len(live)-1].Round(time.Millisecond), changesCPU.Round(time.Millisecond))
 	t.Logf("restarted instance: ready after %s; its first write (one new OIDC IdP probed, none re-fetched) %s; Go heap of the test process (3 instances) %d MiB",
 		ready.Round(time.Millisecond), firstWrite.Round(time.Millisecond), ms.HeapInuse>>20)
+}
+
+// startProfile starts a CPU profile into file (none when file is empty)
+// and returns what stops it.
+func startProfile(t *testing.T, file string) func() {
+	if file == "" {
+		return func() {}
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		t.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }
+}
+
+// processCPU is the CPU time (user and system) the test process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // mustOpenStore opens another client on the cluster's Redis.

@@ -207,7 +207,7 @@ func TestAssemble_APITenantEqualsFileTenant(t *testing.T) {
 		Rules: []admin.Rule{{Name: "leads", Map: &admin.MapRule{From: "upstream.groups", To: "roles",
 			Table: map[string]string{"Eng-Leads": "lead"}}}}},
 		Domains: []admin.Domain{{Name: "twin.test", Verified: true}}}
-	apiDir, apiIdPs := compiledIdPs(t, cfg, &admin.State{Version: 1, Tenants: []admin.Tenant{api}})
+	apiDir, apiIdPs := compiledIdPs(t, cfg, &admin.State{Version: 1, Tenants: []*admin.Tenant{&api}})
 
 	fileT, _ := fileDir.Resolver.Tenant("same")
 	apiT, _ := apiDir.Resolver.Tenant("twin")
@@ -317,7 +317,7 @@ func TestAssemble_APITenantChecksLikeFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ac := newAdminCompiler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			_, err := ac.Compile(context.Background(), &admin.State{Version: 1, Tenants: tc.tenants}, true)
+			_, err := ac.Compile(context.Background(), &admin.State{Version: 1, Tenants: ptrs(tc.tenants)}, true)
 			var ve *admin.ValidationError
 			if !errors.As(err, &ve) {
 				t.Fatalf("Compile = %v, want problems", err)
@@ -334,4 +334,13 @@ func TestAssemble_APITenantChecksLikeFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ptrs returns pointers to the tenants of ts (admin.State's form).
+func ptrs(ts []admin.Tenant) []*admin.Tenant {
+	out := make([]*admin.Tenant, len(ts))
+	for i := range ts {
+		out[i] = &ts[i]
+	}
+	return out
 }

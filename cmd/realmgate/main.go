@@ -92,7 +92,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	rc := ruleChecker{keep: &compiledRules{}}
-	cfg, err := config.Load(*path, config.WithRuleChecker(rc))
+	cfg, err := loadConfig(*path, config.WithRuleChecker(rc))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -151,7 +151,7 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer stopTracing()
 	rc := ruleChecker{keep: &compiledRules{}} // until startBroker has compiled the engines
-	cfg, err := config.Load(*path, config.WithRuleChecker(rc))
+	cfg, err := loadConfig(*path, config.WithRuleChecker(rc))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

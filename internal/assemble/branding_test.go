@@ -18,8 +18,8 @@ import (
 // and reaches the broker's directory.
 func TestCompiler_Branding(t *testing.T) {
 	file := &config.Config{Issuer: "https://login.example.com"}
-	tenant := func(b *config.Branding) admin.Tenant {
-		return admin.Tenant{Tenant: config.Tenant{ID: "alpha", Name: "Alpha", Branding: b}}
+	tenant := func(b *config.Branding) *admin.Tenant {
+		return &admin.Tenant{Tenant: config.Tenant{ID: "alpha", Name: "Alpha", Branding: b}}
 	}
 	client := func(b *config.Branding) admin.Client {
 		return admin.Client{Client: config.Client{ID: "app", RedirectURIs: []string{"https://app.example/cb"}, AllowedTenants: []string{"*"}, Branding: b}}
@@ -30,9 +30,9 @@ func TestCompiler_Branding(t *testing.T) {
 		wantField string // "" compiles
 		wantMsg   string
 	}{
-		{"valid", admin.State{Tenants: []admin.Tenant{tenant(&config.Branding{DisplayName: "Alpha Inc", PrimaryColor: "#0b5cad"})},
+		{"valid", admin.State{Tenants: []*admin.Tenant{tenant(&config.Branding{DisplayName: "Alpha Inc", PrimaryColor: "#0b5cad"})},
 			Clients: []admin.Client{client(&config.Branding{SupportURL: "mailto:help@app.example"})}}, "", ""},
-		{"tenant colour too light", admin.State{Tenants: []admin.Tenant{tenant(&config.Branding{PrimaryColor: "#ffcc00"})}},
+		{"tenant colour too light", admin.State{Tenants: []*admin.Tenant{tenant(&config.Branding{PrimaryColor: "#ffcc00"})}},
 			"tenants[alpha].branding.primary_color", "1.51:1"},
 		{"client support link javascript", admin.State{Clients: []admin.Client{client(&config.Branding{SupportURL: "javascript:alert(1)"})}},
 			"branding.support_url", "https URL or mailto"},

@@ -345,7 +345,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	kept := 0
 	ac.gen++
 	for i := range st.Tenants {
-		t := &st.Tenants[i]
+		t := st.Tenants[i]
 		if e, ok := base.api[t.ID]; ok {
 			kept++
 			e.seen = ac.gen
@@ -485,7 +485,9 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 	next := &compiledSet{api: base.api, owner: base.owner, def: deflt, res: res,
 		rules: maps.Clone(base.rules), policies: maps.Clone(base.policies)}
 	if len(gone) == 0 {
-		next.idps, next.members = slices.Clip(base.idps), slices.Clip(base.members)
+		// Appended to in place: what base serves is its length, which an
+		// append beyond it does not touch; the broker gets clipped slices.
+		next.idps, next.members = base.idps, base.members
 	} else {
 		next.idps = slices.DeleteFunc(slices.Clone(base.idps), func(p broker.IdP) bool { return gone[p.Tenant] })
 		next.members = slices.DeleteFunc(slices.Clone(base.members), func(m broker.Membership) bool { return gone[m.Tenant] })
