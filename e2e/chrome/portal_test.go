@@ -389,8 +389,8 @@ type portalCase struct {
 	user, password string // at the IdP
 	email          string // the user's email (in domain)
 	group, role    string // a group the user is in, and the role it maps to
-	lang         a11yLang
-	w, h         int64
+	lang           a11yLang
+	w, h           int64
 }
 
 // TestChrome_PortalWalk: an operator creates a tenant and a setup link
