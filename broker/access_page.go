@@ -162,7 +162,7 @@ func (s *Server) showAccess(c echo.Context, sess *session, msg string, failed bo
 		if maxD <= 0 {
 			maxD = DefaultAccessDuration
 		}
-		d.Roles = append(d.Roles, accessRoleView{Name: name, Max: maxD.String(), Self: r.SelfActivate})
+		d.Roles = append(d.Roles, accessRoleView{Name: name, Max: shortDuration(maxD), Self: r.SelfActivate})
 	}
 	sort.Slice(d.Roles, func(i, j int) bool { return d.Roles[i].Name < d.Roles[j].Name })
 	if d.Approver, err = s.isApprover(ctx, sess, pol); err != nil {
@@ -305,3 +305,18 @@ func (s *Server) accessCallback(c echo.Context) error {
 	}
 	return c.Redirect(http.StatusFound, s.path("/access"))
 }
+
+// shortDuration writes d as a person reads it: 2h, 1h30m, 45m (not 2h0m0s).
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Short is shortDuration for the access page's template.
+func (accessPageData) Short(d time.Duration) string { return shortDuration(d) }

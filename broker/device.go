@@ -335,8 +335,12 @@ func (s *Server) deviceConfirm(c echo.Context, ar *authRequest, g grant, at attr
 		return err
 	}
 	s.auditEvent(c, "success", "device_signed_in", at) // the sign-in; the approval is the next event
+	name := g.ClientID // the application's display name when it has one
+	if cl := s.dir().clients[g.ClientID]; cl != nil && cl.Name != "" {
+		name = cl.Name
+	}
 	return s.renderDevice(c, http.StatusOK, "device_confirm", devicePageData{Title: "Connect a device",
-		Action: s.path("/device/confirm"), Client: g.ClientID, UserCode: formatUserCode(dr.UserCode), CSRF: token, Scopes: g.Scopes})
+		Action: s.path("/device/confirm"), Client: name, UserCode: formatUserCode(dr.UserCode), CSRF: token, Scopes: g.Scopes})
 }
 
 // deviceConfirmSubmit records the person's answer, once per device code.

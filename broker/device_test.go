@@ -15,7 +15,7 @@ import (
 // registered for the device grant.
 func withDeviceClients(c *broker.Config) {
 	c.Clients = append(c.Clients,
-		broker.Client{ID: "cli", AllowedTenants: []string{"*"},
+		broker.Client{ID: "cli", ClientSettings: broker.ClientSettings{Name: "Acme CLI"}, AllowedTenants: []string{"*"},
 			Machine: broker.Machine{GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}}},
 		broker.Client{ID: "tv", Secret: secretB, AllowedTenants: []string{"globex"},
 			Machine: broker.Machine{GrantTypes: []string{"urn:ietf:params:oauth:grant-type:device_code"}}},
@@ -111,7 +111,7 @@ func TestDevice_EndToEnd(t *testing.T) {
 	}
 	// Typed in lower case without the dash: still the code.
 	status, page := e.verifyDevice(b, strings.ToLower(strings.ReplaceAll(uc, "-", "")), "alice@acme.test")
-	if status != http.StatusOK || !strings.Contains(page, `id="client">cli<`) || formField(page, "csrf") == "" {
+	if status != http.StatusOK || !strings.Contains(page, `id="client">Acme CLI<`) || formField(page, "csrf") == "" {
 		t.Fatalf("after sign-in = %d %.300s, want the confirmation page naming the client", status, page)
 	}
 	if status, body := e.confirmDevice(b, page, "approve"); status != http.StatusOK || !strings.Contains(body, "Device connected") {

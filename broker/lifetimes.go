@@ -16,7 +16,7 @@ const (
 // ClientSettings are a client's own token lifetimes, subject identifier
 // type and consent page (lifetimes.go, pairwise.go, consent.go).
 type ClientSettings struct {
-	// Name is shown on the consent page; empty: the client id.
+	// Name is shown on the consent and device pages; empty: the client id.
 	Name string
 	// AccessTokenLifetime, IDTokenLifetime and RefreshTokenLifetime
 	// replace the server's lifetimes for this client when set; the refresh

@@ -334,7 +334,7 @@ type Client struct {
 	// 30 s.
 	JWKSURI string `yaml:"jwks_uri,omitempty" json:"jwks_uri,omitempty"`
 
-	// ClientName is the application's name shown on the consent page
+	// ClientName is the application's name shown on the consent and device pages
 	// (RFC 7591 §2); empty: the client id.
 	ClientName string `yaml:"client_name,omitempty" json:"client_name,omitempty"`
 
