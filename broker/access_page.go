@@ -318,5 +318,12 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// Short is shortDuration for the access page's template.
-func (accessPageData) Short(d time.Duration) string { return shortDuration(d) }
+// Short is shortDuration for the access page's template, over a grant's
+// duration as it is stored ("1h0m0s"); text that is no duration is kept.
+func (accessPageData) Short(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return s
+	}
+	return shortDuration(d)
+}
