@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"time"
 )
 
@@ -22,9 +23,8 @@ import (
 // written by the previous release). Fields are in a fixed order: strings
 // as a uvarint length and the bytes, lists as a uvarint count plus one (0:
 // nil), times as a presence byte, varint seconds and uvarint nanoseconds,
-// the claims as tagged values (appendValue), the origin session as its
-// JSON (the compact stored form of a session, length-prefixed so the
-// exchange skips it).
+// the claims as tagged values (appendValue), the origin session in the
+// same way (appendSession), length-prefixed so the exchange skips it.
 
 // Version bytes of the binary forms.
 const (
@@ -70,12 +70,95 @@ func encodeGrant(g *grant) ([]byte, error) {
 	if g.Origin == nil {
 		return binary.AppendUvarint(b, 0), nil
 	}
-	o, err := json.Marshal(g.Origin)
+	o, err := appendSession(nil, g.Origin)
 	if err != nil {
 		return nil, err
 	}
 	b = binary.AppendUvarint(b, uint64(len(o))+1)
 	return append(b, o...), nil
+}
+
+// appendSession appends the binary form of a grant's origin session: what
+// its compact JSON form keeps (without the claims of one protocol
+// exchange: nonce, at_hash, c_hash), each identity field as it is.
+func appendSession(b []byte, s *session) ([]byte, error) {
+	id := &s.Identity
+	for _, v := range []string{s.SID, s.Tenant, s.IdP, s.Subject, s.UID,
+		id.Issuer, id.Subject, id.Email, id.Name, id.GivenName, id.FamilyName, id.PreferredUsername, id.ACR} {
+		b = appendString(b, v)
+	}
+	b = binary.AppendVarint(b, s.UGen)
+	b = appendTime(b, s.AuthTime)
+	b = appendTime(b, id.AuthTime)
+	b = appendStrings(b, s.Clients)
+	b = appendStrings(b, id.AMR)
+	if id.EmailVerified {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	if id.Claims == nil {
+		return append(b, tagNull), nil
+	}
+	kept := 0
+	for k := range id.Claims {
+		if !slices.Contains(exchangeClaims, k) {
+			kept++
+		}
+	}
+	b = binary.AppendUvarint(append(b, tagObject), uint64(kept))
+	var err error
+	for k, v := range id.Claims {
+		if slices.Contains(exchangeClaims, k) {
+			continue
+		}
+		b = appendString(b, k)
+		if b, err = appendValue(b, v, 1); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// decodeSession reads appendSession's form.
+func decodeSession(rec []byte) (*session, error) {
+	d := decoder{b: rec}
+	s := new(session)
+	id := &s.Identity
+	for _, p := range []*string{&s.SID, &s.Tenant, &s.IdP, &s.Subject, &s.UID,
+		&id.Issuer, &id.Subject, &id.Email, &id.Name, &id.GivenName, &id.FamilyName, &id.PreferredUsername, &id.ACR} {
+		*p = d.string()
+	}
+	s.UGen = d.varint()
+	s.AuthTime = d.time()
+	id.AuthTime = d.time()
+	s.Clients = d.strings()
+	id.AMR = d.strings()
+	switch d.byte() {
+	case 0:
+	case 1:
+		id.EmailVerified = true
+	default:
+		d.fail("bad bool")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	v, err := d.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, errors.New("identity claims are not an object")
+		}
+		id.Claims = m
+	}
+	if len(d.b) != 0 {
+		return nil, errors.New("trailing bytes in the origin")
+	}
+	return s, nil
 }
 
 // decodeGrant reads a grant in either stored form into g. withOrigin false
@@ -134,8 +217,7 @@ func decodeGrantV1(rec []byte, g *grant, withOrigin bool) error {
 			return d.err
 		}
 		if withOrigin {
-			g.Origin = new(session)
-			if err := json.Unmarshal(o, g.Origin); err != nil {
+			if g.Origin, err = decodeSession(o); err != nil {
 				return err
 			}
 		}
