@@ -38,20 +38,23 @@ func checkCompact(raw string) error {
 	if len(raw) > MaxTokenSize {
 		return fmt.Errorf("token of %d bytes exceeds %d", len(raw), MaxTokenSize)
 	}
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
+	if strings.Count(raw, ".") != 2 {
 		return errors.New("token is not a compact jws of three parts")
 	}
-	for _, p := range parts {
-		if p == "" {
-			return errors.New("token has an empty part")
-		}
-		for i := 0; i < len(p); i++ {
-			b := p[i]
-			if !(b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-				return errors.New("token part is not base64url")
+	partLen := 0
+	for i := 0; i <= len(raw); i++ {
+		if i == len(raw) || raw[i] == '.' {
+			if partLen == 0 {
+				return errors.New("token has an empty part")
 			}
+			partLen = 0
+			continue
 		}
+		b := raw[i]
+		if !(b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return errors.New("token part is not base64url")
+		}
+		partLen++
 	}
 	return nil
 }
