@@ -65,9 +65,9 @@ import (
 // baseline pads its records to these sizes so Redis moves the same bytes.
 const (
 	sizeAuthRequest = 311
-	sizeUpstream    = 599 // with the copy of the auth request (issue 21)
+	sizeUpstream    = 433 // with the copy of the auth request (issue 21); binary form (599 as JSON)
 	sizeSession     = 449
-	sizeCode        = 965
+	sizeCode        = 804 // the grant and binding in their binary form (965 as JSON)
 	sizeGrant       = 366
 )
 

@@ -127,4 +127,26 @@ func BenchmarkGrantCodec(b *testing.B) {
 			}
 		}
 	})
+	// The binary form (grantcodec.go) the code exchange and refresh read.
+	bin, err := encodeGrant(g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode-binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := encodeGrant(g); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var out grant
+			if err := decodeGrant(bin, &out, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

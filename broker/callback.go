@@ -46,7 +46,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	}
 	var ul upstreamLogin
 	// Single use: the state is consumed whatever happens next.
-	if err := s.takeJSON(ctx, s.keyer.key("ul", state), &ul); errors.Is(err, ErrNotFound) {
+	if err := s.takeUpstream(ctx, state, &ul); errors.Is(err, ErrNotFound) {
 		s.auditEvent(c, "refused", "unknown_state", attrs{idp: idp.ID, tenant: idp.Tenant})
 		return s.expired(c)
 	} else if err != nil {

@@ -354,7 +354,7 @@ func (s *Server) familyGrant(ctx context.Context, fam string, g *grant) error {
 	if err != nil {
 		return storeErr("family grant", err)
 	}
-	return decodeRecord(b, g)
+	return decodeGrant(b, g, true)
 }
 
 func (s *Server) takeJSON(ctx context.Context, key string, v any) error {

@@ -61,14 +61,11 @@ func (s *Server) newCode(g *grant) (code, key string, rec []byte, err error) {
 	if cl := s.dir().clients[g.ClientID]; cl == nil || !cl.public() {
 		kept.JKT = ""
 	}
-	gb, err := json.Marshal(&kept)
+	gb, err := encodeGrant(&kept) // grantcodec.go
 	if err != nil {
 		return "", "", nil, err
 	}
-	bb, err := json.Marshal(codeBinding{RedirectURI: g.RedirectURI, Challenge: g.Challenge, Nonce: g.Nonce, Created: g.Created, JKT: g.JKT})
-	if err != nil {
-		return "", "", nil, err
-	}
+	bb := encodeBinding(&codeBinding{RedirectURI: g.RedirectURI, Challenge: g.Challenge, Nonce: g.Nonce, Created: g.Created, JKT: g.JKT})
 	return code, key, store.JoinCodeRecord(gb, bb), nil
 }
 
@@ -123,13 +120,12 @@ func (s *Server) takeCode(ctx context.Context, cl *client, code string, g *grant
 	}
 	gp, bp, ok := store.SplitCodeRecord(rec)
 	var b codeBinding
-	var x exchangeGrant
-	if !ok || decodeRecord(gp, &x) != nil || decodeRecord(bp, &b) != nil || x.SID != sid {
+	if !ok || decodeGrant(gp, g, false) != nil || decodeBinding(bp, &b) != nil || g.SID != sid {
 		// Not a record this broker wrote for this code's session.
+		*g = grant{}
 		_ = s.store.RevokeFamily(ctx, r.fam)
 		return redeemed{oneStep: true}, ErrNotFound
 	}
-	*g = x.grant
 	r.famJKT = g.JKT
 	g.RedirectURI, g.Challenge, g.Nonce, g.Created, g.JKT = b.RedirectURI, b.Challenge, b.Nonce, b.Created, b.JKT
 	return r, nil

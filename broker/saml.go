@@ -178,7 +178,7 @@ func (s *Server) samlPost(c echo.Context) error {
 		return s.expired(c)
 	}
 	var ul upstreamLogin
-	if err := s.getJSON(c.Request().Context(), s.keyer.key("ul", state), &ul); errors.Is(err, ErrNotFound) {
+	if err := s.getUpstream(c.Request().Context(), state, &ul); errors.Is(err, ErrNotFound) {
 		return s.expired(c)
 	} else if err != nil {
 		return err

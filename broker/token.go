@@ -255,7 +255,7 @@ func (s *Server) refreshGrant(c echo.Context, cl *client, v url.Values) error {
 		return s.tokenUnavailable(c, err)
 	}
 	var g grant
-	if err := decodeRecord(blob, &g); err != nil {
+	if err := decodeGrant(blob, &g, true); err != nil { // grantcodec.go: either stored form
 		return bad
 	}
 	if checked {

@@ -5,7 +5,6 @@ package broker
 // the IdP.
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -50,10 +49,7 @@ func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest,
 	}
 	ul := upstreamLogin{Request: arKey, IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
 		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, MFA: mfa, Created: s.now(), AR: ar}
-	b, err := json.Marshal(ul)
-	if err != nil {
-		return err
-	}
+	b := encodeUpstream(&ul) // upstreamcodec.go
 	if err := s.putRecord(ctx, true, s.keyer.key("ul", lr.State), b, upstreamLoginTTL); err != nil {
 		return err
 	}

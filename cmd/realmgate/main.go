@@ -143,6 +143,8 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, done := parseFlags(fs, args, "serve --config FILE", stdout, stderr); done {
 		return code
 	}
+	stderr, stdout, flushLogs := lingerLogs(stderr, stdout) // logwriter.go: one write per 10 ms of lines
+	defer flushLogs()
 	logger, audit := newLoggers(stderr, stdout, *logFormat)
 	stopTracing, logger, audit, err := startTracing(logger, audit) // telemetry.go: OTEL_* environment
 	if err != nil {

@@ -768,6 +768,8 @@ func TestCallback_S32_Malformed(t *testing.T) {
 		{"two parts", good[0] + "." + good[1]},
 		{"four parts", strings.Join(good, ".") + ".AAAA"},
 		{"empty payload", good[0] + ".." + good[2]},
+		{"empty header", "." + good[1] + "." + good[2]},
+		{"empty signature", good[0] + "." + good[1] + "."},
 		{"padding", good[0] + "=." + good[1] + "." + good[2]},
 		{"standard base64", good[0] + "." + good[1] + "+/." + good[2]},
 		{"json serialization", `{"payload":"` + good[1] + `","signatures":[]}`},

@@ -96,6 +96,22 @@ func newKeySet(jwksURL string, client *http.Client, timeout time.Duration, algs 
 // VerifySignature implements gooidc.KeySet: it returns the payload of jwt if
 // a key of the OP's JWKS verifies it.
 func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	jws, err := ks.parse(jwt)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := ks.verify(ctx, jws)
+	if fetchFailed(err) {
+		if p, ok := ctx.Value(probeKey{}).(*verifyProbe); ok {
+			p.set(err)
+		}
+	}
+	return payload, err
+}
+
+// parse parses a compact JWS whose alg is on the key set's allow-list
+// (S30) and that carries exactly one signature.
+func (ks *keySet) parse(jwt string) (*jose.JSONWebSignature, error) {
 	jws, err := jose.ParseSigned(jwt, ks.algs)
 	if err != nil {
 		return nil, fmt.Errorf("oidc: malformed jws: %w", err)
@@ -103,6 +119,20 @@ func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 	if len(jws.Signatures) != 1 {
 		return nil, errors.New("oidc: jws must carry exactly one signature")
 	}
+	return jws, nil
+}
+
+// fetchFailed says err is verify's error for a JWKS it could not fetch or
+// use (unreachable, or an answer that is not a JWKS).
+func fetchFailed(err error) bool {
+	return err != nil && (isUnavailable(err) || errors.Is(err, providers.ErrInvalidResponse))
+}
+
+// verify returns the payload of jws, parsed by parse, if a key of the OP's
+// JWKS verifies it. When no cached key does, the JWKS is fetched again
+// (key rotation) at most once per jwksMinRefresh; an error wrapping
+// providers.ErrUnavailable means the JWKS could not be fetched.
+func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	h := jws.Signatures[0].Header
 	ks.mu.Lock()
 	cached := ks.keys
@@ -117,9 +147,6 @@ func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 		return nil, fmt.Errorf("oidc: no key of the jwks verifies the token (kid %q, alg %q): %w", h.KeyID, h.Algorithm, err)
 	}
 	if err != nil {
-		if p, ok := ctx.Value(probeKey{}).(*verifyProbe); ok {
-			p.set(err)
-		}
 		return nil, err
 	}
 	if payload, ok := verifyWith(jws, keys, h.KeyID, h.Algorithm); ok {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the flush timer's goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLingerWriter(t *testing.T) {
+	t.Run("lines in order after Flush", func(t *testing.T) {
+		var out lockedBuffer
+		lw := newLingerWriter(&out, new(sync.Mutex))
+		var want strings.Builder
+		for i := range 1000 {
+			line := fmt.Sprintf(`{"msg":"request","n":%d}`+"\n", i)
+			want.WriteString(line)
+			if n, err := lw.Write([]byte(line)); n != len(line) || err != nil {
+				t.Fatalf("Write(line %d) = %d, %v, want %d, nil", i, n, err, len(line))
+			}
+		}
+		lw.Flush()
+		if got := out.String(); got != want.String() {
+			t.Fatalf("after Flush: %d bytes written, want the %d bytes of the 1000 lines in order", len(got), want.Len())
+		}
+	})
+	t.Run("written without Flush", func(t *testing.T) {
+		var out lockedBuffer
+		lw := newLingerWriter(&out, new(sync.Mutex))
+		lw.Write([]byte("one line\n"))
+		deadline := time.Now().Add(10 * time.Second)
+		for out.String() != "one line\n" {
+			if time.Now().After(deadline) {
+				t.Fatalf("line not written within 10 s without Flush; got %q", out.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	t.Run("line longer than the buffer", func(t *testing.T) {
+		var out lockedBuffer
+		lw := newLingerWriter(&out, new(sync.Mutex))
+		lw.Write([]byte("first\n"))
+		long := strings.Repeat("x", logBufferMax+1) + "\n"
+		lw.Write([]byte(long))
+		if got := out.String(); got != "first\n"+long {
+			t.Fatalf("after a line of %d bytes: %d bytes written, want both lines in order at once", len(long), len(got))
+		}
+	})
+}
+
+func TestLingerLogs_OnlyFiles(t *testing.T) {
+	var buf bytes.Buffer
+	f, err := os.CreateTemp(t.TempDir(), "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stderr, stdout, flush := lingerLogs(&buf, f)
+	if stderr != &buf {
+		t.Errorf("lingerLogs(buffer) = %T, want the buffer itself", stderr)
+	}
+	if _, ok := stdout.(*lingerWriter); !ok {
+		t.Errorf("lingerLogs(file) = %T, want a *lingerWriter", stdout)
+	}
+	stdout.Write([]byte("audit line\n"))
+	flush()
+	if b, _ := os.ReadFile(f.Name()); string(b) != "audit line\n" {
+		t.Errorf("file after flush = %q, want %q", b, "audit line\n")
+	}
+}
