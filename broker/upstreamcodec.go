@@ -52,9 +52,18 @@ func encodeUpstream(ul *upstreamLogin) []byte {
 		b = binary.AppendVarint(append(b, 1), int64(*ar.MaxAge))
 	}
 	if ar.SAML == nil {
+		b = append(b, 0)
+	} else {
+		b = appendString(append(b, 1), ar.SAML.RequestID)
+	}
+	if ar.Test == nil { // a test sign-in from the setup portal (testsignin.go)
 		return append(b, 0)
 	}
-	return appendString(append(b, 1), ar.SAML.RequestID)
+	b = append(b, 1)
+	for _, s := range []string{ar.Test.Tenant, ar.Test.Return, ar.Test.Actor} {
+		b = appendString(b, s)
+	}
+	return b
 }
 
 // decodeUpstream reads an upstream login state in either stored form; an
@@ -100,6 +109,9 @@ func decodeUpstreamV1(rec []byte, ul *upstreamLogin) error {
 		}
 		if d.present() {
 			ar.SAML = &samlPending{RequestID: d.string()}
+		}
+		if d.present() {
+			ar.Test = &testSignIn{Tenant: d.string(), Return: d.string(), Actor: d.string()}
 		}
 		ul.AR = ar
 	}

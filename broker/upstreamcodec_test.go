@@ -32,7 +32,7 @@ func fillRecord(t *testing.T, v reflect.Value) {
 		case *int:
 			n := 300 + i
 			f.Set(reflect.ValueOf(&n))
-		case *samlPending, *authRequest:
+		case *samlPending, *authRequest, *testSignIn:
 			p := reflect.New(f.Type().Elem())
 			fillRecord(t, p.Elem())
 			f.Set(p)
