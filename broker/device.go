@@ -335,7 +335,8 @@ func (s *Server) deviceConfirm(c echo.Context, ar *authRequest, g grant, at attr
 		return err
 	}
 	s.auditEvent(c, "success", "device_signed_in", at) // the sign-in; the approval is the next event
-	name := g.ClientID                                 // the application's display name when it has one
+	// The application by its display name when it has one.
+	name := g.ClientID
 	if cl := s.dir().clients[g.ClientID]; cl != nil && cl.Name != "" {
 		name = cl.Name
 	}
