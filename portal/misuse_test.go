@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -323,4 +324,25 @@ func TestPortal_TestResultsStayWithTheirLink(t *testing.T) {
 		t.Fatalf("refused start = %d: %s", a.status, a.body)
 	}
 	noInternals(t, "refused start", a)
+}
+
+// TestPortal_OwnRequestID: the request id in the page, the header and the
+// logs is the portal's own, never one the client sent.
+func TestPortal_OwnRequestID(t *testing.T) {
+	e := newEnv(t)
+	req, _ := http.NewRequest("GET", e.portal.URL+"/setup/", nil)
+	req.Header.Set("X-Request-Id", "client-chosen-id")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	rid := resp.Header.Get("X-Request-Id")
+	if rid == "" || rid == "client-chosen-id" || strings.Contains(string(body), "client-chosen-id") {
+		t.Fatalf("X-Request-Id = %q; page mentions the client's id: %v", rid, strings.Contains(string(body), "client-chosen-id"))
+	}
+	if !strings.Contains(string(body), rid) {
+		t.Errorf("the page does not show its request id %q", rid)
+	}
 }

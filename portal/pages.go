@@ -136,10 +136,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, p *locale.Printer
 		p = h.printer(r, "")
 	}
 	d.Printer, d.Base = p, h.prefix
-	d.RequestID = r.Header.Get("X-Request-Id")
-	if len(d.RequestID) > 64 {
-		d.RequestID = ""
-	}
+	d.RequestID = r.Header.Get("X-Request-Id") // set by ServeHTTP: the portal's own
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, d); err != nil {

@@ -264,11 +264,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Referrer-Policy", "same-origin")
-	rid := r.Header.Get("X-Request-Id")
-	if len(rid) > 64 {
-		rid = ""
-	}
+	// The request id is the portal's own, never the client's: it names the
+	// request in logs, audit events and the page's footer.
+	rid := newRequestID()
+	hd.Set("X-Request-Id", rid)
+	r.Header.Set("X-Request-Id", rid)
 	r = r.WithContext(admin.WithRequestInfo(r.Context(), h.opts.ClientIP(r), rid))
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.opts.Logger.Error("portal: panic", "request_id", rid, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			h.fail(w, r, nil, http.StatusInternalServerError)
+		}
+	}()
 	rest, ok := strings.CutPrefix(r.URL.Path, h.prefix)
 	if !ok {
 		rest, ok = "", r.URL.Path == strings.TrimSuffix(h.prefix, "/")
@@ -470,4 +480,12 @@ func (rq *request) adminError(err error) {
 		rq.h.opts.Logger.Error("portal: setup step failed", "link", rq.sess.Link, "path", rq.r.URL.Path, "err", err)
 		rq.h.fail(rq.w, rq.r, rq.p, http.StatusServiceUnavailable)
 	}
+}
+
+// newRequestID returns a random request id (72 bits, base64url), the form
+// the broker's ids take.
+func newRequestID() string {
+	b := make([]byte, 9)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
