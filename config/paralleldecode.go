@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 )
@@ -28,7 +29,8 @@ const tenantsPath = "tenants"
 // only its own item of s, the part's decoder and shared read-only state
 // (struct fields, the environment lookup). It reports false, having
 // changed nothing d keeps, when a part ran out of the node budget (an
-// alias bomb): one decoder then decodes the list and reports it as before.
+// alias bomb) or met a ${VAR}: one decoder then decodes the list and
+// reports it as before.
 func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int) bool {
 	parts := decodeParts
 	if parts == 0 {
@@ -42,12 +44,17 @@ func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int
 	parts = (len(items) + per - 1) / per
 	lines := max(d.tenantLines, len(items))
 	subs := make([]*decoder, parts)
+	// The parts never call the caller's lookupEnv: it may not be safe for
+	// concurrent use, and may have effects in the order of the file (a
+	// warning per variable). A tenant that needs one sends the list back
+	// to one decoder.
+	var looked atomic.Bool
 	var wg sync.WaitGroup
 	for p := range parts {
 		from, to := p*per, min((p+1)*per, len(items))
 		sub := &decoder{
 			src:       source{file: d.src.file, fields: make(map[string]fieldSource, lines*(to-from)/len(items)+16)},
-			lookup:    d.lookup,
+			lookup:    func(string) (string, bool) { looked.Store(true); return "", true },
 			maxVisits: d.maxVisits - d.visits,
 		}
 		subs[p] = sub
@@ -66,7 +73,7 @@ func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int
 		visits += sub.visits
 		tooBig = tooBig || sub.tooBig
 	}
-	if tooBig || visits > d.maxVisits {
+	if tooBig || visits > d.maxVisits || looked.Load() {
 		for i := range items {
 			s.Index(i).SetZero() // as one decoder would find them
 		}

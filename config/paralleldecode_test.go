@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -10,22 +11,30 @@ import (
 // parseBothWays parses data with one decoder and with the tenants decoded
 // in three parts at once, and fails unless the second took the parallel
 // path.
+// parseBothWays parses data with one decoder and with the tenants decoded
+// in three parts at once; the lookups each made, in order, must be the same.
 func parseBothWays(t *testing.T, data []byte, env map[string]string) (plain, parts *Config, plainErr, partsErr error) {
 	t.Helper()
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var looked []string
+	lookup := func(k string) (string, bool) { looked = append(looked, k); v, ok := env[k]; return v, ok }
 	defer func(m, p int) { parallelDecodeMin, decodeParts = m, p }(parallelDecodeMin, decodeParts)
 	parallelDecodeMin = 1 << 30
 	plain, plainErr = Parse("t.yaml", data, lookup)
+	plainLooked := looked
+	looked = nil
 	parallelDecodeMin, decodeParts = 4, 3
 	parts, partsErr = Parse("t.yaml", data, lookup)
+	if !slices.Equal(looked, plainLooked) {
+		t.Errorf("lookups in parts = %q, want (one decoder) %q", looked, plainLooked)
+	}
 	return plain, parts, plainErr, partsErr
 }
 
-func tenantsYAML(n int, extra func(i int) string) []byte {
+func tenantsYAML(n int, secret string, extra func(i int) string) []byte {
 	var b strings.Builder
 	b.WriteString("issuer: https://login.example.com\nclients:\n  - id: app\n    redirect_uris: [\"https://app.example.com/cb\"]\n    allowed_tenants: [\"*\"]\ntenants:\n")
 	for i := range n {
-		fmt.Fprintf(&b, "  - id: t%d\n    domains: [\"corp%d.example\"]\n    providers:\n      - id: idp%d\n        type: oidc\n        issuer: https://idp%d.example\n        client_id: rg\n        client_secret: ${SECRET}\n%s", i, i, i, i, extra(i))
+		fmt.Fprintf(&b, "  - id: t%d\n    domains: [\"corp%d.example\"]\n    providers:\n      - id: idp%d\n        type: oidc\n        issuer: https://idp%d.example\n        client_id: rg\n        client_secret: %s\n%s", i, i, i, i, secret, extra(i))
 	}
 	b.WriteString("session:\n  lifetime: 15m\n")
 	return []byte(b.String())
@@ -36,19 +45,24 @@ func tenantsYAML(n int, extra func(i int) string) []byte {
 // ${VAR} expansion, defaults), the same line and "given" flag for every
 // field path, and the same problems on the same lines in the same order.
 func TestDecodeTenantsParallel_SameAsOneDecoder(t *testing.T) {
-	env := map[string]string{"SECRET": "s3cret"}
+	env := map[string]string{"SECRET": "s$3cret", "NAME0": "a", "NAME1": "b", "NAME2": "c", "NAME3": "d"}
 	tests := []struct {
-		name  string
-		extra func(i int) string
-		valid bool
+		name      string
+		secret    string
+		extra     func(i int) string
+		valid     bool
+		wantParts bool
 	}{
-		{"valid", func(i int) string {
+		{"valid", "s$$3cret", func(i int) string {
 			if i%3 == 0 {
-				return "    name: Tenant $$ ${SECRET}\n"
+				return "    name: Tenant $$ 1\n"
 			}
 			return ""
-		}, true},
-		{"problems in many tenants", func(i int) string {
+		}, true, true},
+		{"${VAR} in tenants: one decoder looks them up in order", "${SECRET}", func(i int) string {
+			return fmt.Sprintf("    name: ${NAME%d}\n", i%4)
+		}, true, false},
+		{"problems in many tenants", "s", func(i int) string {
 			switch i % 7 {
 			case 1:
 				return "    colour: blue\n"
@@ -62,14 +76,14 @@ func TestDecodeTenantsParallel_SameAsOneDecoder(t *testing.T) {
 				return "    providers: {}\n"
 			}
 			return ""
-		}, false},
-		{"merge keys and aliases inside a tenant", func(i int) string {
+		}, false, false},
+		{"merge keys and aliases inside a tenant", "s", func(i int) string {
 			return fmt.Sprintf("    base%d: &b%d {x: 1}\n", i, i)
-		}, false},
+		}, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plain, parts, plainErr, partsErr := parseBothWays(t, tenantsYAML(23, tc.extra), env)
+			plain, parts, plainErr, partsErr := parseBothWays(t, tenantsYAML(23, tc.secret, tc.extra), env)
 			if (plainErr == nil) != tc.valid {
 				t.Fatalf("Parse (one decoder) = %v, want valid %v", plainErr, tc.valid)
 			}
@@ -84,8 +98,8 @@ func TestDecodeTenantsParallel_SameAsOneDecoder(t *testing.T) {
 				}
 				return
 			}
-			if parts.src.tenantParts == nil {
-				t.Fatal("the tenants were not decoded in parts")
+			if (parts.src.tenantParts != nil) != tc.wantParts {
+				t.Fatalf("decoded in parts: %v, want %v", parts.src.tenantParts != nil, tc.wantParts)
 			}
 			if plain.src.tenantParts != nil {
 				t.Fatal("the tenants were decoded in parts with parallel decoding off")
@@ -114,8 +128,8 @@ func TestDecodeTenantsParallel_SameAsOneDecoder(t *testing.T) {
 			if !reflect.DeepEqual(parts, plain) {
 				t.Errorf("config decoded in parts differs from one decoder's")
 			}
-			if got := plain.Tenants[0].Providers[0].ClientSecret; got != "s3cret" {
-				t.Errorf("client_secret = %q, want the expanded s3cret", got)
+			if got := parts.Tenants[0].Providers[0].ClientSecret; got != "s$3cret" {
+				t.Errorf("client_secret = %q, want s$3cret", got)
 			}
 		})
 	}

@@ -31,7 +31,7 @@ func (f *faultyRules) CheckRuleConcurrently() bool { return f.concurrent }
 // TestTenantRulesParallel_SameProblemsAsOneLoop: checking the tenants'
 // rules in parts reports the problems, lines and order of one loop.
 func TestTenantRulesParallel_SameProblemsAsOneLoop(t *testing.T) {
-	data := tenantsYAML(40, func(i int) string {
+	data := tenantsYAML(40, "s", func(i int) string {
 		name := "good"
 		if i%3 == 1 {
 			name = fmt.Sprintf("bad%d", i)
