@@ -37,6 +37,11 @@ type source struct {
 	// whether it was given a non-null value. One map, sized from the file's
 	// line count, since a file of 100k tenants has millions of paths.
 	fields map[string]fieldSource
+	// tenantParts holds the fields under "tenants[i]" instead, when a
+	// large tenants list was decoded in parts at once (paralleldecode.go):
+	// tenant i's are in tenantParts[i/tenantsPer].
+	tenantParts []map[string]fieldSource
+	tenantsPer  int
 }
 
 // fieldSource is where one field came from.
@@ -48,7 +53,7 @@ type fieldSource struct {
 // lineOf returns the line of path, or of its nearest ancestor present in the file.
 func (s source) lineOf(path string) int {
 	for path != "" {
-		if f, ok := s.fields[path]; ok {
+		if f, ok := s.fieldMap(path)[path]; ok {
 			return int(f.line)
 		}
 		path = parentPath(path)
@@ -57,7 +62,7 @@ func (s source) lineOf(path string) int {
 }
 
 // isExplicit reports whether the file gave path a non-null value.
-func (s source) isExplicit(path string) bool { return s.fields[path].explicit }
+func (s source) isExplicit(path string) bool { return s.fieldMap(path)[path].explicit }
 
 // parentPath drops the last ".name" or "[i]" of a dotted path.
 func parentPath(path string) string {
@@ -110,7 +115,7 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool), 
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	d := &decoder{
-		src:       source{file: filename, fields: make(map[string]fieldSource, bytes.Count(data, []byte{'\n'})+1)},
+		src:       source{file: filename},
 		lookup:    lookupEnv,
 		maxVisits: maxVisits + len(data),
 	}
@@ -119,6 +124,7 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool), 
 	if err != nil {
 		return nil, err
 	}
+	d.sizeFields(root, bytes.Count(data, []byte{'\n'})+1)
 	if root != nil {
 		d.decode(root, reflect.ValueOf(c).Elem(), "", 0, 0)
 	}
@@ -222,6 +228,9 @@ type decoder struct {
 	tooBig   bool
 	// maxVisits is the node budget for this document.
 	maxVisits int
+	// tenantLines is about how many lines the tenants list spans, to size
+	// the maps of a list decoded in parts.
+	tenantLines int
 }
 
 func (d *decoder) problem(line int, field, format string, args ...any) {
@@ -327,6 +336,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth, line
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		if path == tenantsPath && d.decodeTenantsParallel(n, s, depth) { // paralleldecode.go
+			v.Set(s)
+			return
+		}
 		for i, item := range n.Content {
 			p := path + "[" + strconv.Itoa(i) + "]"
 			d.decode(item, s.Index(i), p, depth+1, item.Line)
@@ -386,8 +399,8 @@ type keyValue struct{ key, value *yaml.Node }
 // brought in by merge keys ("<<: *anchor") that it does not override.
 // Non-string and duplicate keys are reported.
 func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
-	var out []keyValue
-	seen := map[string]int{}
+	out := make([]keyValue, 0, len(n.Content)/2)
+	var seen keyLines
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -399,11 +412,11 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
 			d.problem(k.Line, path, "keys must be plain strings, got %s", kindName(k))
 			continue
 		}
-		if first, dup := seen[k.Value]; dup {
+		if first, dup := seen.get(k.Value); dup {
 			d.problem(k.Line, childKey(path, k.Value), "defined twice (first at line %d)", first)
 			continue
 		}
-		seen[k.Value] = k.Line
+		seen.add(k.Value, k.Line)
 		out = append(out, keyValue{k, v})
 	}
 	for _, m := range merges {
@@ -422,14 +435,58 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
 				continue
 			}
 			for _, kv := range d.pairs(s, path, depth+1) {
-				if _, dup := seen[kv.key.Value]; !dup {
-					seen[kv.key.Value] = kv.key.Line
+				if _, dup := seen.get(kv.key.Value); !dup {
+					seen.add(kv.key.Value, kv.key.Line)
 					out = append(out, kv)
 				}
 			}
 		}
 	}
 	return out
+}
+
+// keyLines is the set of a mapping's keys seen so far, with their lines:
+// a list while it is short (most mappings have a few keys, and a map each
+// cost a tenth of decoding 100k tenants), a map beyond.
+type keyLines struct {
+	list []keyLine
+	m    map[string]int
+}
+
+type keyLine struct {
+	key  string
+	line int
+}
+
+// keyLinesListMax is the most keys keyLines keeps in its list.
+const keyLinesListMax = 16
+
+func (s *keyLines) get(k string) (int, bool) {
+	if s.m != nil {
+		line, ok := s.m[k]
+		return line, ok
+	}
+	for _, e := range s.list {
+		if e.key == k {
+			return e.line, true
+		}
+	}
+	return 0, false
+}
+
+func (s *keyLines) add(k string, line int) {
+	if s.m == nil && len(s.list) < keyLinesListMax {
+		s.list = append(s.list, keyLine{k, line})
+		return
+	}
+	if s.m == nil {
+		s.m = make(map[string]int, 2*keyLinesListMax)
+		for _, e := range s.list {
+			s.m[e.key] = e.line
+		}
+		s.list = nil
+	}
+	s.m[k] = line
 }
 
 func joinPath(path, name string) string {
@@ -447,11 +504,9 @@ func childKey(path, k string) string {
 	return path + keyPath(k)
 }
 
-var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // keyPath renders a map key as a path element: .name, or ["odd key"].
 func keyPath(k string) string {
-	if plainKey.MatchString(k) {
+	if isPlainKey(k) {
 		return "." + k
 	}
 	return "[" + strconv.Quote(k) + "]"

@@ -46,6 +46,9 @@ func WithRuleChecker(rc RuleChecker) Option {
 func (c *Config) ruleProblems(rc RuleChecker) []Problem {
 	k := &checker{c: c}
 	k.compileRules(rc, "", c.Rules, "rules")
+	if c.tenantRulesParallel(rc, k) { // parallelrules.go
+		return k.probs
+	}
 	for i, t := range c.Tenants {
 		k.compileRules(rc, t.ID, t.Rules, fmt.Sprintf("tenants[%d].rules", i))
 	}

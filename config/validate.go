@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,7 +280,7 @@ func (k *checker) adminAPI() {
 		if len(t.Token) < 32 {
 			k.add(p+".token", "must be at least 32 characters of random text (openssl rand -base64 32); use ${VAR}")
 		}
-		if t.Tenant != "" && !idPattern.MatchString(t.Tenant) {
+		if t.Tenant != "" && !isID(t.Tenant) {
 			k.add(p+".tenant", "%q is not a tenant id", t.Tenant)
 		}
 	}
@@ -374,7 +373,7 @@ func checkHostPort(s string, emptyHostOK bool) string {
 func validNetHost(h string) bool {
 	if l := strings.TrimSuffix(h, "."); !strings.Contains(l, ".") {
 		_, err := strconv.Atoi(l)
-		return labelPattern.MatchString(l) && err != nil
+		return isLabel(l) && err != nil
 	}
 	return validHostname(h)
 }
@@ -595,11 +594,6 @@ func checkRedirectURI(s string) string {
 	return ""
 }
 
-var (
-	idPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	labelPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
-
 // validHostname reports whether h (lower case, an optional trailing dot) is
 // a DNS host name of two or more labels whose last label is not numeric.
 func validHostname(h string) bool {
@@ -612,7 +606,7 @@ func validHostname(h string) bool {
 		return h == "localhost"
 	}
 	for _, l := range labels {
-		if !labelPattern.MatchString(l) {
+		if !isLabel(l) {
 			return false
 		}
 	}
@@ -642,7 +636,7 @@ func (k *checker) tenants() map[string]bool {
 		path := fmt.Sprintf("tenants[%d]", i)
 		ids[t.ID] = true
 		switch j, dup := tenantAt[t.ID]; {
-		case !idPattern.MatchString(t.ID):
+		case !isID(t.ID):
 			k.add(path+".id", "tenant id %q must be 1-63 lower case letters, digits, '-' or '_', starting with a letter or digit", t.ID)
 		case dup:
 			k.add(path+".id", "tenant id %q is already used by tenants[%d]", t.ID, j)
@@ -669,7 +663,7 @@ func (k *checker) tenants() map[string]bool {
 		}
 		if t.Subdomain != "" {
 			p := path + ".subdomain"
-			if !labelPattern.MatchString(t.Subdomain) {
+			if !isLabel(t.Subdomain) {
 				k.add(p, "%q is not a DNS label (lower case letters, digits and '-')", t.Subdomain)
 			} else if j, dup := subdomains[t.Subdomain]; dup {
 				k.add(p, "subdomain %q is already used by tenants[%d]", t.Subdomain, j)
@@ -737,7 +731,7 @@ func (k *checker) tenants() map[string]bool {
 // type uses it, URLs, scopes), then its type's own checks.
 func (k *checker) provider(p *Provider, path, tenant string, seen map[string]string) {
 	switch other, dup := seen[p.ID]; {
-	case !idPattern.MatchString(p.ID):
+	case !isID(p.ID):
 		k.add(path+".id", "provider id %q must be 1-63 lower case letters, digits, '-' or '_' (it appears in callback URLs)", p.ID)
 	case dup:
 		k.add(path+".id", "provider id %q is already used in tenant %q: provider ids are unique across tenants", p.ID, other)

@@ -73,3 +73,10 @@ func (rc ruleChecker) CheckRule(tenant string, r config.Rule) []config.RuleFault
 	}
 	return faults
 }
+
+var _ config.ConcurrentRuleChecker = ruleChecker{}
+
+// CheckRuleConcurrently reports that CheckRule is safe for concurrent use:
+// it compiles into new engines, transform's expression cache is a
+// sync.Map, and keep has its mutex.
+func (ruleChecker) CheckRuleConcurrently() bool { return true }

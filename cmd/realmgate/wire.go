@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/internal/outbound"
-	"github.com/realmgate/realmgate/transform"
 )
 
 // upstreamClients holds the one outbound client per policy (in practice one
@@ -76,21 +74,6 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 		return s, nil
 	}
 	return nil, fmt.Errorf("unknown store type %q", cfg.Store.Type)
-}
-
-// compileRules compiles every tenant's rules (global rules first).
-func compileRules(cfg *config.Config) (map[string]*transform.Engine, error) {
-	engines := make(map[string]*transform.Engine, len(cfg.Tenants))
-	var errs []error
-	for _, t := range cfg.Tenants {
-		eng, err := assemble.Engine(cfg.Rules, t)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tenant %s: %w", t.ID, err))
-			continue
-		}
-		engines[t.ID] = eng
-	}
-	return engines, errors.Join(errs...)
 }
 
 // buildBroker wires the configuration into a broker on store, through the
