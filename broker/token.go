@@ -436,10 +436,12 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 		return err
 	}
 	c.Response().Header().Set("Pragma", "no-cache")
-	return c.JSON(http.StatusOK, &tokenResponse{
+	resp := &tokenResponse{
 		AccessToken: access, TokenType: tokenType, ExpiresIn: int(accessTTL / time.Second),
 		IDToken: idToken, RefreshToken: rt, Scope: scope,
-	})
+	}
+	body := resp.appendJSON(make([]byte, 0, resp.jsonLen()))
+	return c.JSONBlob(http.StatusOK, append(body, '\n')) // the newline c.JSON wrote
 }
 
 // halfHash is the left half of SHA-256, base64url: at_hash / c_hash for ES256 and RS256.
