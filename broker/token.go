@@ -440,8 +440,7 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 		AccessToken: access, TokenType: tokenType, ExpiresIn: int(accessTTL / time.Second),
 		IDToken: idToken, RefreshToken: rt, Scope: scope,
 	}
-	body := resp.appendJSON(make([]byte, 0, resp.jsonLen()))
-	return c.JSONBlob(http.StatusOK, append(body, '\n')) // the newline c.JSON wrote
+	return writeTokenResponse(c, resp)
 }
 
 // halfHash is the left half of SHA-256, base64url: at_hash / c_hash for ES256 and RS256.

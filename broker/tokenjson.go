@@ -1,6 +1,12 @@
 package broker
 
-import "strconv"
+import (
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+)
 
 // appendJSON appends r as json.Marshal encodes it, without reflection:
 // the token response is written on every code exchange and refresh
@@ -21,8 +27,19 @@ func (r *tokenResponse) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-// jsonLen is a capacity for appendJSON's output: the strings, the names and
-// some room for escapes.
-func (r *tokenResponse) jsonLen() int {
-	return len(r.AccessToken) + len(r.TokenType) + len(r.IDToken) + len(r.RefreshToken) + len(r.Scope) + 128
+// tokenBodies holds the buffers writeTokenResponse encodes into: the
+// response writer copies the body, so a buffer is free again on return.
+var tokenBodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeTokenResponse writes r as the 200 response, with the newline c.JSON
+// wrote after it.
+func writeTokenResponse(c echo.Context, r *tokenResponse) error {
+	bp := tokenBodies.Get().(*[]byte)
+	b := r.appendJSON((*bp)[:0])
+	err := c.JSONBlob(http.StatusOK, append(b, '\n'))
+	if cap(b) <= 16<<10 {
+		*bp = b[:0]
+		tokenBodies.Put(bp)
+	}
+	return err
 }
