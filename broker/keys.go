@@ -495,13 +495,6 @@ func (k *signingKey) header(typ string) string {
 	return h
 }
 
-func (k *signingKey) sigSize() int {
-	if k.Alg == "RS256" {
-		return 256
-	}
-	return 64
-}
-
 // signInput signs the JWS signing input: ES256 as the 64-byte R || S of
 // RFC 7518 §3.4, RS256 as RSASSA-PKCS1-v1_5 with SHA-256 (§3.3).
 func (k *signingKey) signInput(input []byte) ([]byte, error) {
