@@ -454,11 +454,19 @@ func (m *keyManager) signHalf(claims any, typ string, half bool) (token, halfHas
 		}
 	}()
 	sb.payload.Reset()
-	// Encode writes what json.Marshal returns, and a newline.
-	if err := json.NewEncoder(&sb.payload).Encode(claims); err != nil {
-		return "", "", fmt.Errorf("keys: encode claims: %w", err)
+	var payload []byte
+	if m, ok := claims.(map[string]any); ok { // the ID token's claims
+		if payload, err = appendClaimsJSON(sb.payload.AvailableBuffer(), m); err != nil {
+			return "", "", fmt.Errorf("keys: encode claims: %w", err)
+		}
+		sb.payload.Write(payload) // keeps the grown buffer for the next token
+	} else {
+		// Encode writes what json.Marshal returns, and a newline.
+		if err := json.NewEncoder(&sb.payload).Encode(claims); err != nil {
+			return "", "", fmt.Errorf("keys: encode claims: %w", err)
+		}
+		payload = bytes.TrimSuffix(sb.payload.Bytes(), []byte{'\n'})
 	}
-	payload := bytes.TrimSuffix(sb.payload.Bytes(), []byte{'\n'})
 	hdr := k.header(typ)
 	enc := base64.RawURLEncoding
 	buf := sb.input[:0]
