@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/aes"
@@ -428,24 +429,62 @@ func (m *keyManager) algs() []string {
 // random source), which spares the hedged-nonce DRBG a quarter of the cost
 // of each signature. Any ES256 verifier accepts them (RFC 7518 §3.4).
 func (m *keyManager) sign(claims any, typ string) (string, error) {
+	tok, _, err := m.signHalf(claims, typ, false)
+	return tok, err
+}
+
+// signBufs holds the scratch buffers of signHalf: the claims' JSON and the
+// signing input, reused across requests (two tokens per token response).
+var signBufs = sync.Pool{New: func() any { return new(signBuf) }}
+
+type signBuf struct {
+	payload bytes.Buffer
+	input   []byte
+}
+
+// signHalf is sign, and with half also the token's left-half SHA-256 hash,
+// base64url (at_hash, OIDC Core §3.1.3.6), taken from the token's bytes
+// before they become a string.
+func (m *keyManager) signHalf(claims any, typ string, half bool) (token, halfHash string, err error) {
 	k := m.current()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("keys: encode claims: %w", err)
+	sb := signBufs.Get().(*signBuf)
+	defer func() {
+		if sb.payload.Cap() <= 64<<10 && cap(sb.input) <= 64<<10 {
+			signBufs.Put(sb)
+		}
+	}()
+	sb.payload.Reset()
+	var payload []byte
+	if m, ok := claims.(map[string]any); ok { // the ID token's claims
+		if payload, err = appendClaimsJSON(sb.payload.AvailableBuffer(), m); err != nil {
+			return "", "", fmt.Errorf("keys: encode claims: %w", err)
+		}
+		sb.payload.Write(payload) // keeps the grown buffer for the next token
+	} else {
+		// Encode writes what json.Marshal returns, and a newline.
+		if err := json.NewEncoder(&sb.payload).Encode(claims); err != nil {
+			return "", "", fmt.Errorf("keys: encode claims: %w", err)
+		}
+		payload = bytes.TrimSuffix(sb.payload.Bytes(), []byte{'\n'})
 	}
 	hdr := k.header(typ)
 	enc := base64.RawURLEncoding
-	buf := make([]byte, 0, len(hdr)+2+enc.EncodedLen(len(payload))+enc.EncodedLen(k.sigSize()))
+	buf := sb.input[:0]
 	buf = append(buf, hdr...)
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, payload)
 	sig, err := k.signInput(buf)
 	if err != nil {
-		return "", fmt.Errorf("keys: sign: %w", err)
+		return "", "", fmt.Errorf("keys: sign: %w", err)
 	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
-	return string(buf), nil
+	sb.input = buf
+	if half {
+		sum := sha256.Sum256(buf)
+		halfHash = enc.EncodeToString(sum[:16])
+	}
+	return string(buf), halfHash, nil
 }
 
 // header returns the base64url JOSE header {"alg","kid","typ"} of this key
@@ -462,13 +501,6 @@ func (k *signingKey) header(typ string) string {
 	h := base64.RawURLEncoding.EncodeToString(b)
 	k.headers.Store(typ, h)
 	return h
-}
-
-func (k *signingKey) sigSize() int {
-	if k.Alg == "RS256" {
-		return 256
-	}
-	return 64
 }
 
 // signInput signs the JWS signing input: ES256 as the 64-byte R || S of

@@ -400,13 +400,13 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	cnf, tokenType := tokenBinding(c)                                   // RFC 9449 §5, §6.1
 	sub, accessTTL := s.subjectFor(cl, g.Subject), s.accessLifetime(cl) // pairwise.go, lifetimes.go
 	// RFC 9068 §2.1: typ at+jwt (S12).
-	access, err := s.keys.sign(&accessClaims{
+	access, atHash, err := s.keys.signHalf(&accessClaims{
 		Iss: s.cfg.Issuer, Sub: sub, Aud: cl.ID, ClientID: cl.ID,
 		Iat: now.Unix(), Exp: now.Add(accessTTL).Unix(), Jti: randomToken(16),
 		Scope: scope, Tid: g.Tenant, IdP: g.IdP, Roles: roles, AuthTime: unixOrZero(g.AuthTime), SID: g.SID, GID: fam,
 		Acrs: g.ACRS,
 		Cnf:  cnf,
-	}, "at+jwt")
+	}, "at+jwt", true)
 	if err != nil {
 		return err
 	}
@@ -427,7 +427,7 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 	if g.Risk != "" && cl != nil && slices.Contains(cl.Claims, "risk_level") {
 		id["risk_level"] = g.Risk // S75: only to clients registered for it
 	}
-	id["at_hash"] = halfHash(access) // OIDC Core §3.1.3.6
+	id["at_hash"] = atHash // halfHash(access), OIDC Core §3.1.3.6
 	if withNonce && g.Nonce != "" {
 		id["nonce"] = g.Nonce // echoed byte for byte (S11)
 	}
@@ -436,10 +436,11 @@ func (s *Server) respondTokens(c echo.Context, cl *client, g *grant, fam, rt str
 		return err
 	}
 	c.Response().Header().Set("Pragma", "no-cache")
-	return c.JSON(http.StatusOK, &tokenResponse{
+	resp := &tokenResponse{
 		AccessToken: access, TokenType: tokenType, ExpiresIn: int(accessTTL / time.Second),
 		IDToken: idToken, RefreshToken: rt, Scope: scope,
-	})
+	}
+	return writeTokenResponse(c, resp)
 }
 
 // halfHash is the left half of SHA-256, base64url: at_hash / c_hash for ES256 and RS256.

@@ -244,6 +244,10 @@ func Roles(all map[string]any) []any {
 	return []any{}
 }
 
+// releaseRoom is the room Release leaves in its map for the reserved
+// claims a token adds (broker/token.go sets up to 15 on an ID token).
+const releaseRoom = 16
+
 // Release is the pipeline's last step: the claims a client receives
 // (SECURITY S75), through the one filter, transform.FilterClaims: standard
 // claims by scope (OIDC Core §5.4), amr and acr always, roles with the roles
@@ -253,7 +257,7 @@ func Roles(all map[string]any) []any {
 // client does not receive them. ID tokens, access tokens, userinfo and
 // introspection all take what it returns.
 func Release(all map[string]any, scopes, granted []string) (out map[string]any, roles []any) {
-	out = transform.FilterClaims(all, scopes, granted)
+	out = transform.FilterClaimsRoom(all, scopes, granted, releaseRoom)
 	if _, ok := out["roles"]; ok {
 		roles = Roles(out)
 	}

@@ -35,7 +35,14 @@ var alwaysKept = func() map[string]bool {
 // configured claim grants). Every other claim is dropped. claims is not
 // modified; values are shared, not copied.
 func FilterClaims(claims map[string]any, scopes []string, granted []string) map[string]any {
-	out := make(map[string]any, len(claims))
+	return FilterClaimsRoom(claims, scopes, granted, 0)
+}
+
+// FilterClaimsRoom is FilterClaims with room for extra more entries in the
+// map it returns, for a caller that adds them (the ID token's reserved
+// claims): the map then never grows and copies itself while they go in.
+func FilterClaimsRoom(claims map[string]any, scopes []string, granted []string, extra int) map[string]any {
+	out := make(map[string]any, len(claims)+extra)
 	keep := func(c string) {
 		if v, ok := claims[c]; ok {
 			out[c] = v

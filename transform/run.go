@@ -58,9 +58,13 @@ func (e *Engine) run(ctx context.Context, in Input, trace *[]Step) (map[string]a
 	if out == nil {
 		out = make(map[string]any, e.targets)
 	}
-	user, err := normalizeMap(in.User, 0)
-	if err != nil {
-		return nil, fmt.Errorf("transform: tenant %q: user record: %w", e.tenant, err)
+	// Rules only read user: a record already in normal form (the
+	// directory's RuleView, fresh for each call) is used as it is.
+	user := in.User
+	if !canonical(user, 0) {
+		if user, err = normalizeMap(in.User, 0); err != nil {
+			return nil, fmt.Errorf("transform: tenant %q: user record: %w", e.tenant, err)
+		}
 	}
 	if user == nil {
 		user = map[string]any{}

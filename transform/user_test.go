@@ -26,6 +26,9 @@ func TestApply_UserRecord(t *testing.T) {
 			map[string]any{"groups": []any{"Engineers"}}, map[string]any{"groups": []any{"x"}},
 			map[string]any{}},
 		{"no record", nil, nil, map[string]any{}},
+		{"values not in normal form are normalized",
+			map[string]any{"groups": []string{"Engineers"}, "attributes": map[string]any{"plan": "gold", "seats": 3}}, nil,
+			map[string]any{"roles": []any{"dev"}, "plan": "gold"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := e.Apply(t.Context(), Input{Upstream: tc.upstream, Claims: map[string]any{}, User: tc.user})

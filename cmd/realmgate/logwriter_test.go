@@ -69,6 +69,59 @@ func TestLingerWriter(t *testing.T) {
 	})
 }
 
+// stalledWriter blocks every Write until release is closed, like a full
+// pipe or a slow disk.
+type stalledWriter struct {
+	started chan struct{} // closed when the first Write begins
+	release chan struct{}
+	once    sync.Once
+	out     lockedBuffer
+}
+
+func (w *stalledWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.started) })
+	<-w.release
+	return w.out.Write(p)
+}
+
+// TestLingerWriter_WriteNeverWaitsForOutput: a request's log line is
+// gathered while the previous lines are still being written; it does not
+// wait for that write (the lock is not held across it), and every line
+// comes out in order once the output moves again.
+func TestLingerWriter_WriteNeverWaitsForOutput(t *testing.T) {
+	sw := &stalledWriter{started: make(chan struct{}), release: make(chan struct{})}
+	lw := newLingerWriter(sw, new(sync.Mutex))
+	lw.Write([]byte("first\n"))
+	select {
+	case <-sw.started: // the timer's flush is stuck in the output
+	case <-time.After(10 * time.Second):
+		t.Fatal("gathered line not written within 10 s")
+	}
+	wrote := make(chan struct{})
+	go func() {
+		for i := range 100 {
+			lw.Write([]byte(fmt.Sprintf("line %d\n", i)))
+		}
+		close(wrote)
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		close(sw.release)
+		t.Fatal("Write waited for a stalled output: a request's log line blocked the request")
+	}
+	close(sw.release)
+	lw.Flush()
+	var want strings.Builder
+	want.WriteString("first\n")
+	for i := range 100 {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	if got := sw.out.String(); got != want.String() {
+		t.Fatalf("after the output moved again: %q, want the 101 lines in order", got)
+	}
+}
+
 func TestLingerLogs_OnlyFiles(t *testing.T) {
 	var buf bytes.Buffer
 	f, err := os.CreateTemp(t.TempDir(), "log")

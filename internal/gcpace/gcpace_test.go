@@ -14,8 +14,10 @@ func TestPercentFor(t *testing.T) {
 		live uint64
 		want int
 	}{
-		{"nothing measured yet", 0, 400},
-		{"tiny heap: capped", 1 << 20, 400},
+		{"nothing measured yet", 0, 1600},
+		{"tiny heap: capped", 1 << 20, 1600},
+		{"4 MiB: the whole 64 MiB of headroom", 4 << 20, 1600},
+		{"6 MiB: realmgate under load", 6 << 20, 1066},
 		{"16 MiB: 64 MiB of headroom is 400%", 16 << 20, 400},
 		{"32 MiB", 32 << 20, 200},
 		{"64 MiB: the default", 64 << 20, 100},
@@ -50,8 +52,8 @@ func TestStart_SetsFromLiveHeap(t *testing.T) {
 	unsetenv(t, "GOGC")
 	unsetenv(t, "GOMEMLIMIT")
 	Start(ctx, slog.New(slog.DiscardHandler))
-	if got := debug.SetGCPercent(100); got <= 100 || got > 400 {
-		t.Errorf("GOGC after Start on a test binary's small heap = %d, want 101..400", got)
+	if got := debug.SetGCPercent(100); got <= 100 || got > gcMaxPercent {
+		t.Errorf("GOGC after Start on a test binary's small heap = %d, want 101..%d", got, gcMaxPercent)
 	}
 }
 
