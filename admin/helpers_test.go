@@ -9,24 +9,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/internal/assemble"
+	"github.com/realmgate/realmgate/internal/dnstest"
 	"github.com/realmgate/realmgate/internal/e2etest"
 	"github.com/realmgate/realmgate/providers"
 	"github.com/realmgate/realmgate/realm"
@@ -183,7 +180,7 @@ type instance struct {
 type env struct {
 	t      *testing.T
 	store  broker.Store
-	dns    *dnsServer
+	dns    *dnstest.Server
 	secret []byte // Options.Secret of the next instance; nil stores secrets in plaintext
 
 	trusted []netip.Prefix // Options.TrustedProxies of the next instance
@@ -194,7 +191,7 @@ type env struct {
 const testServerSecret = "server-secret-0123456789abcdef0123456789"
 
 func newEnv(t *testing.T) *env {
-	return &env{t: t, store: memstore.New(), dns: startDNS(t), secret: []byte(testServerSecret)}
+	return &env{t: t, store: memstore.New(), dns: dnstest.Start(t), secret: []byte(testServerSecret)}
 }
 
 // instance starts an admin Service on the shared store, polling every 20 ms.
@@ -215,7 +212,7 @@ func (e *env) instance() *instance {
 		FileTenants: []config.Tenant{{ID: "filecorp", Name: "File Corp", Domains: []string{"file.test"},
 			Providers: []admin.Provider{{ID: "file-idp", Type: "oidc", Issuer: "https://idp.file.test", ClientID: "rg", ClientSecret: "file-secret"}}}},
 		FileClients:  []config.Client{{ID: "file-app", Secret: "file-app-secret", RedirectURIs: []string{"https://app.test/cb"}}},
-		DNS:          e.dns.resolver(),
+		DNS:          admin.NewDNSResolver(e.dns.Addr()),
 		PollInterval: cmp.Or(e.poll, 20*time.Millisecond), PollOnly: e.poll >= time.Hour,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Audit:      slog.New(slog.NewJSONHandler(in.audit, nil)),
@@ -342,82 +339,4 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.
 		time.Sleep(5 * time.Millisecond)
 	}
 	return time.Since(start)
-}
-
-// dnsServer answers TXT queries from a table, over UDP on loopback; it is
-// built on golang.org/x/net/dns/dnsmessage (already a dependency), so no
-// DNS library is added for tests.
-type dnsServer struct {
-	conn    net.PacketConn
-	mu      sync.Mutex
-	records map[string][]string // fqdn (lower case, trailing dot) -> TXT values
-}
-
-func startDNS(t *testing.T) *dnsServer {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{conn: pc, records: map[string][]string{}}
-	go s.serve()
-	t.Cleanup(func() { pc.Close() })
-	return s
-}
-
-func (s *dnsServer) set(name string, values ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.records[strings.ToLower(name)] = values
-}
-
-func (s *dnsServer) resolver() admin.TXTResolver {
-	return admin.NewDNSResolver(s.conn.LocalAddr().String())
-}
-
-func (s *dnsServer) serve() {
-	buf := make([]byte, 1500)
-	for {
-		n, addr, err := s.conn.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		if resp, ok := s.answer(buf[:n]); ok {
-			_, _ = s.conn.WriteTo(resp, addr)
-		}
-	}
-}
-
-// answer builds the response to one query (RFC 1035 §4.1).
-func (s *dnsServer) answer(query []byte) ([]byte, bool) {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil {
-		return nil, false
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, false
-	}
-	s.mu.Lock()
-	values, found := s.records[strings.ToLower(q.Name.String())]
-	s.mu.Unlock()
-	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired}
-	if !found || q.Type != dnsmessage.TypeTXT {
-		rh.RCode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, rh)
-	if b.StartQuestions() != nil || b.Question(q) != nil || b.StartAnswers() != nil {
-		return nil, false
-	}
-	if found && q.Type == dnsmessage.TypeTXT {
-		for _, v := range values {
-			hdr := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeTXT, Class: dnsmessage.ClassINET, TTL: 60}
-			if b.TXTResource(hdr, dnsmessage.TXTResource{TXT: []string{v}}) != nil {
-				return nil, false
-			}
-		}
-	}
-	out, err := b.Finish()
-	return out, err == nil
 }

@@ -37,11 +37,11 @@ func TestDomainVerification_DNS(t *testing.T) {
 	if got := a.call(t, alphaToken, "POST", "/v1/tenants/alpha/domains/alpha.test/verify", nil, &body); got != http.StatusUnprocessableEntity || body.Error != "not_verified" {
 		t.Fatalf("verify without a record = %d %+v, want 422 not_verified", got, body)
 	}
-	e.dns.set("_realmgate.alpha.test.", "v=spf1 -all", "realmgate-verification=wrong")
+	e.dns.Set("_realmgate.alpha.test.", "v=spf1 -all", "realmgate-verification=wrong")
 	if got := a.call(t, alphaToken, "POST", "/v1/tenants/alpha/domains/alpha.test/verify", nil, nil); got != http.StatusUnprocessableEntity {
 		t.Fatalf("verify with a wrong token = %d, want 422", got)
 	}
-	e.dns.set("_realmgate.alpha.test.", "v=spf1 -all", d.TXTValue)
+	e.dns.Set("_realmgate.alpha.test.", "v=spf1 -all", d.TXTValue)
 	a.must(t, http.StatusOK, alphaToken, "POST", "/v1/tenants/alpha/domains/alpha.test/verify", nil, &d)
 	if !d.Verified || d.VerifiedBy != "dns" || d.VerifiedAt == nil {
 		t.Fatalf("verified domain = %+v, want verified by dns", d)

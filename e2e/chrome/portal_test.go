@@ -18,16 +18,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/realmgate/realmgate/internal/demoapp"
+	"github.com/realmgate/realmgate/internal/dnstest"
 	"github.com/realmgate/realmgate/internal/e2etest"
 )
 
@@ -45,7 +44,7 @@ const portalOperatorToken = "portal-operator-token-0123456789abcdef0123"
 type portalEnv struct {
 	issuer, admin, app string
 	rg                 *e2etest.Proc
-	dns                *dnsServer
+	dns                *dnstest.Server
 	node               string // the node executable
 	dir                string
 }
@@ -104,7 +103,7 @@ func startPortalEnv(t *testing.T) *portalEnv {
 	if err := e2etest.Build(root, "./cmd/realmgate", bin); err != nil {
 		t.Fatal(err)
 	}
-	pe := &portalEnv{node: node, dir: dir, dns: startDNS(t)}
+	pe := &portalEnv{node: node, dir: dir, dns: dnstest.Start(t)}
 	listen, adminAddr := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	pe.issuer, pe.admin = "http://"+listen, "http://"+adminAddr
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -114,7 +113,7 @@ func startPortalEnv(t *testing.T) *portalEnv {
 	pe.app = "http://" + appLn.Addr().String()
 	appSecret := rand.Text() + rand.Text()
 	cfg := e2etest.WriteConfig(t, portalConfigTemplate, map[string]string{"Issuer": pe.issuer, "Listen": listen,
-		"Secret": rand.Text() + rand.Text(), "Admin": adminAddr, "DNS": pe.dns.addr(), "Token": portalOperatorToken,
+		"Secret": rand.Text() + rand.Text(), "Admin": adminAddr, "DNS": pe.dns.Addr(), "Token": portalOperatorToken,
 		"AppSecret": appSecret, "App": pe.app})
 	pe.rg = e2etest.Start(t, "realmgate", exec.Command(bin, "serve", "--config", cfg, "--log-format", "text"))
 	pe.rg.WaitReady(t, pe.issuer+"/readyz")
@@ -220,85 +219,6 @@ func writeKeyPair(t *testing.T, dir, name string) (keyFile, certFile string) {
 		t.Fatal(err)
 	}
 	return keyFile, certFile
-}
-
-// dnsServer answers TXT queries from a table, over UDP on loopback (RFC
-// 1035 §4.1), on golang.org/x/net/dns/dnsmessage (already a dependency):
-// the domain proofs' "live DNS check" asks it.
-type dnsServer struct {
-	conn    net.PacketConn
-	mu      sync.Mutex
-	records map[string][]string // fqdn (lower case, trailing dot) -> TXT values
-}
-
-func startDNS(t *testing.T) *dnsServer {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{conn: pc, records: map[string][]string{}}
-	go s.serve()
-	t.Cleanup(func() { pc.Close() })
-	return s
-}
-
-func (s *dnsServer) addr() string { return s.conn.LocalAddr().String() }
-
-// set publishes TXT values at name.
-func (s *dnsServer) set(name string, values ...string) {
-	if !strings.HasSuffix(name, ".") {
-		name += "."
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.records[strings.ToLower(name)] = values
-}
-
-func (s *dnsServer) serve() {
-	buf := make([]byte, 1500)
-	for {
-		n, addr, err := s.conn.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		if resp, ok := s.answer(buf[:n]); ok {
-			_, _ = s.conn.WriteTo(resp, addr)
-		}
-	}
-}
-
-func (s *dnsServer) answer(query []byte) ([]byte, bool) {
-	var p dnsmessage.Parser
-	h, err := p.Start(query)
-	if err != nil {
-		return nil, false
-	}
-	q, err := p.Question()
-	if err != nil {
-		return nil, false
-	}
-	s.mu.Lock()
-	values, found := s.records[strings.ToLower(q.Name.String())]
-	s.mu.Unlock()
-	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired}
-	if !found || q.Type != dnsmessage.TypeTXT {
-		rh.RCode = dnsmessage.RCodeNameError
-	}
-	b := dnsmessage.NewBuilder(nil, rh)
-	if b.StartQuestions() != nil || b.Question(q) != nil || b.StartAnswers() != nil {
-		return nil, false
-	}
-	if found && q.Type == dnsmessage.TypeTXT {
-		for _, v := range values {
-			hdr := dnsmessage.ResourceHeader{Name: q.Name, Type: dnsmessage.TypeTXT, Class: dnsmessage.ClassINET, TTL: 60}
-			if b.TXTResource(hdr, dnsmessage.TXTResource{TXT: []string{v}}) != nil {
-				return nil, false
-			}
-		}
-	}
-	out, err := b.Finish()
-	return out, err == nil
 }
 
 // Keyboard-only helpers: the walk presses keys, never clicks.
@@ -522,7 +442,7 @@ func (pe *portalEnv) walk(t *testing.T, e *env, c portalCase) {
 	enter(t, ctx, "add the domain")
 	waitFor(t, ctx, "the TXT record to publish", pe.onPortal("domains", "#txt-value-0"))
 	pe.portalCheck(t, ctx, c, "domains", "Prove your domains")
-	pe.dns.set(value("txt-name-0"), value("txt-value-0"))
+	pe.dns.Set(value("txt-name-0"), value("txt-value-0"))
 	tabTo(t, ctx, "Check now", `a.tagName === "BUTTON" && a.form && a.form.action.endsWith("/setup/domains/check")`)
 	enter(t, ctx, "check the domain")
 	waitFor(t, ctx, "the domain verified", pe.onPortal("domains/check", "[role=status]")+` || `+pe.onPortal("domains", "[role=status]"))
