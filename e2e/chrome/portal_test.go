@@ -4,14 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -182,9 +177,10 @@ func (pe *portalEnv) startOIDCProvider(t *testing.T, clientID, redirectURI strin
 // it returns the IdP's metadata URL.
 func (pe *portalEnv) startSAMLIdP(t *testing.T, name, domain, spMetadata string) string {
 	t.Helper()
-	key, cert := writeKeyPair(t, pe.dir, name+"-idp")
-	cfg, _ := json.Marshal([]map[string]any{{"name": name, "key": key, "cert": cert, "spMetadata": spMetadata, "domain": domain,
-		"unsignedRequests": true}}) // AD FS's default; the portal creates SAML IdPs without an SP key
+	key, cert := e2etest.WriteKeyPair(t, pe.dir, name+"-idp")
+	// samlify wants signed AuthnRequests (its default): realmgate signs them
+	// with the pair the portal made for this IdP.
+	cfg, _ := json.Marshal([]map[string]any{{"name": name, "key": key, "cert": cert, "spMetadata": spMetadata, "domain": domain}})
 	cfgFile := filepath.Join(pe.dir, name+"-idp.json")
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
 		t.Fatal(err)
@@ -196,29 +192,6 @@ func (pe *portalEnv) startSAMLIdP(t *testing.T, name, domain, spMetadata string)
 	}
 	p.WaitLine(t, func(line string) bool { return json.Unmarshal([]byte(line), &ready) == nil && ready.URL != "" })
 	return ready.URL + "/" + name + "/metadata"
-}
-
-// writeKeyPair writes a fresh RSA key and self-signed certificate as PEM.
-func writeKeyPair(t *testing.T, dir, name string) (keyFile, certFile string) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile, certFile = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".crt")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return keyFile, certFile
 }
 
 // Keyboard-only helpers: the walk presses keys, never clicks.

@@ -177,7 +177,7 @@ func TestE2E_SAMLIdP_SamlifySP(t *testing.T) {
 	upSecret := randomText(t)
 	up := startDevIdP(t, issuer+"/callback/acme-idp", upSecret)
 
-	keyFile, certFile := writeKeyPair(t, dir, "samlify-sp")
+	keyFile, certFile := e2etest.WriteKeyPair(t, dir, "samlify-sp")
 	spCfg, _ := json.Marshal(map[string]string{"key": keyFile, "cert": certFile, "idpMetadata": issuer + "/saml-idp/metadata?app=samlify"})
 	spCfgFile := filepath.Join(dir, "sp.json")
 	if err := os.WriteFile(spCfgFile, spCfg, 0o600); err != nil {

@@ -4,16 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -37,29 +32,6 @@ const (
 	redirectURI = "http://127.0.0.1:9/callback" // never contacted: the browser stops at it
 	redisDB     = 5                             // the other e2e package uses 1 to 3
 )
-
-// writeKeyPair writes a fresh RSA key and self-signed certificate as PEM.
-func writeKeyPair(t *testing.T, dir, name string) (keyFile, certFile string) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile, certFile = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".crt")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return keyFile, certFile
-}
 
 // idpEvent is one line idp.mjs prints.
 type idpEvent struct {
@@ -105,7 +77,7 @@ func (s *samlify) events(idp string) []idpEvent {
 func startSamlify(t *testing.T, dir string, specs []idpSpec) *samlify {
 	t.Helper()
 	for i := range specs {
-		specs[i].Key, specs[i].Cert = writeKeyPair(t, dir, specs[i].Name+"-idp")
+		specs[i].Key, specs[i].Cert = e2etest.WriteKeyPair(t, dir, specs[i].Name+"-idp")
 	}
 	cfg, _ := json.Marshal(specs)
 	cfgFile := filepath.Join(dir, "idp.json")
@@ -350,8 +322,8 @@ func TestE2E_SAML_Samlify(t *testing.T) {
 	dir := t.TempDir()
 	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
-	writeKeyPair(t, dir, "contoso-sp")
-	writeKeyPair(t, dir, "fabrikam-sp")
+	e2etest.WriteKeyPair(t, dir, "contoso-sp")
+	e2etest.WriteKeyPair(t, dir, "fabrikam-sp")
 	idps := startSamlify(t, dir, []idpSpec{
 		{Name: "contoso", SPMetadata: issuer + "/saml/contoso-adfs/metadata", Domain: "contoso.test", Encrypt: true},
 		{Name: "fabrikam", SPMetadata: issuer + "/saml/fabrikam-adfs/metadata", Domain: "fabrikam.test"},

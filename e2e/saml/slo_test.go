@@ -88,7 +88,7 @@ func TestE2E_SAML_SingleLogout(t *testing.T) {
 	dir := t.TempDir()
 	addr := e2etest.FreeAddr(t)
 	issuer := "http://" + addr
-	writeKeyPair(t, dir, "contoso-sp")
+	e2etest.WriteKeyPair(t, dir, "contoso-sp")
 	idps := startSamlify(t, dir, []idpSpec{
 		{Name: "contoso", SPMetadata: issuer + "/saml/contoso-adfs/metadata", Domain: "contoso.test"},
 	})
