@@ -123,6 +123,10 @@ func (c *Catalog) Has(key string) bool { return c.keys[key] }
 // language without a catalog).
 func (c *Catalog) Translations(tag language.Tag) map[string]string { return c.byLang[tag] }
 
+// supportedMatcher matches a tenant's default language to a supported one;
+// made once (building a matcher is not cheap, and pages ask per request).
+var supportedMatcher = language.NewMatcher(Supported)
+
 // Negotiator picks the language of a page.
 type Negotiator struct {
 	mu       sync.Mutex
@@ -136,7 +140,7 @@ func (n *Negotiator) Match(acceptLanguage, fallback string) language.Tag {
 	def := language.English
 	if fallback != "" {
 		if t, err := language.Parse(fallback); err == nil {
-			if s, _, c := language.NewMatcher(Supported).Match(t); c != language.No {
+			if s, _, c := supportedMatcher.Match(t); c != language.No {
 				def = base(s)
 			}
 		}
