@@ -330,8 +330,15 @@ func storeErr(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 }
 
+// putJSON stores v as JSON; a session in its binary form (sessioncodec.go).
 func (s *Server) putJSON(ctx context.Context, key string, v any, ttl time.Duration) error {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if sess, ok := v.(*session); ok {
+		b, err = encodeSessionRecord(sess)
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
@@ -367,7 +374,15 @@ func (s *Server) takeJSON(ctx context.Context, key string, v any) error {
 
 // decodeRecord treats an undecodable record as absent: it was not written by
 // this broker version or was tampered with.
+// A session is read in its binary form or its JSON form (sessioncodec.go).
 func decodeRecord(b []byte, v any) error {
+	if sess, ok := v.(*session); ok {
+		return decodeSessionRecord(b, sess)
+	}
+	return decodeJSONRecord(b, v)
+}
+
+func decodeJSONRecord(b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: undecodable record: %v", ErrNotFound, err)
 	}
