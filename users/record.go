@@ -11,10 +11,10 @@ import (
 	"github.com/realmgate/realmgate/store"
 )
 
-// The stored form is compact JSON with short member names, times in Unix
-// seconds, and nothing the store already keeps (id, version) or the
-// sign-in stamp carries (last sign-in, last IP): a typical user is a few
-// hundred bytes (docs/performance.md).
+// The stored form is binary (usercodec.go), times in Unix seconds, with
+// nothing the store already keeps (id, version) or the sign-in stamp
+// carries (last sign-in, last IP). Records of earlier releases are compact
+// JSON with short member names (userWire) and are still read.
 
 type userWire struct {
 	Sub   string                     `json:"s,omitempty"`
@@ -85,22 +85,26 @@ func checkTenant(tenant string) error {
 	return nil
 }
 
-// encodeUser returns the record of u with its index entries.
+// encodeUser returns the record of u, in its binary form (usercodec.go),
+// with its index entries.
 func encodeUser(u *User) (store.DirRecord, error) {
-	w := userWire{Sub: u.Subject, Ext: u.ExternalID, UN: u.UserName, Em: u.Email, EV: u.EmailVerified,
-		NF: u.Name.Formatted, NG: u.Name.GivenName, NL: u.Name.FamilyName, DN: u.DisplayName,
-		A: u.Attributes, X: u.Extra, First: unix(u.FirstSignIn), C: unix(u.Created), U: unix(u.Updated), Gen: u.Generation,
-		Prov: u.Provisioned, UG: u.UpstreamGroups, Risk: u.Risk}
-	if u.Status != StatusActive {
-		w.St = u.Status
+	rec := userEntries(u)
+	b, err := appendUserRecord(make([]byte, 0, 256), u)
+	if err != nil {
+		return rec, err
 	}
+	rec.Data = b
+	return rec, nil
+}
+
+// userEntries returns the record of u without its data: id and index
+// entries.
+func userEntries(u *User) store.DirRecord {
 	rec := store.DirRecord{ID: u.ID}
 	for _, l := range u.Links {
-		w.L = append(w.L, [2]string{l.IdP, l.Subject})
 		rec.Unique = append(rec.Unique, store.IndexEntry{Index: ixLink, Value: linkValue(l.IdP, l.Subject)})
 	}
 	for _, g := range u.Groups {
-		w.G = append(w.G, [2]string{g.ID, g.Display})
 		rec.Wide = append(rec.Wide, store.IndexEntry{Index: ixGroup, Value: g.ID})
 	}
 	if u.ExternalID != "" {
@@ -112,15 +116,45 @@ func encodeUser(u *User) (store.DirRecord, error) {
 	if u.Email != "" {
 		rec.Multi = append(rec.Multi, store.IndexEntry{Index: ixEmail, Value: strings.ToLower(u.Email)})
 	}
-	b, err := json.Marshal(w)
-	if err != nil {
-		return rec, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	rec.Data = b
-	return rec, nil
+	return rec
 }
 
+// encodeUserJSON is the JSON form records had before the binary one (the
+// tests write it to check that such records are still read).
+func encodeUserJSON(u *User) ([]byte, error) {
+	w := userWire{Sub: u.Subject, Ext: u.ExternalID, UN: u.UserName, Em: u.Email, EV: u.EmailVerified,
+		NF: u.Name.Formatted, NG: u.Name.GivenName, NL: u.Name.FamilyName, DN: u.DisplayName,
+		A: u.Attributes, X: u.Extra, First: unix(u.FirstSignIn), C: unix(u.Created), U: unix(u.Updated), Gen: u.Generation,
+		Prov: u.Provisioned, UG: u.UpstreamGroups, Risk: u.Risk}
+	if u.Status != StatusActive {
+		w.St = u.Status
+	}
+	for _, l := range u.Links {
+		w.L = append(w.L, [2]string{l.IdP, l.Subject})
+	}
+	for _, g := range u.Groups {
+		w.G = append(w.G, [2]string{g.ID, g.Display})
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return b, nil
+}
+
+// decodeUser reads a user record in either stored form.
 func decodeUser(tenant string, rec store.DirRecord) (*User, error) {
+	if len(rec.Data) > 0 && rec.Data[0] == userV1 {
+		u := &User{ID: rec.ID, Tenant: tenant, Version: rec.Version}
+		if err := decodeUserRecord(rec.Data[1:], u); err != nil {
+			return nil, fmt.Errorf("users: undecodable record %s/%s: %w", tenant, rec.ID, err)
+		}
+		if u.Status == "" {
+			u.Status = StatusActive
+		}
+		u.LastSignIn, u.LastIP = parseStamp(rec.Stamp)
+		return u, nil
+	}
 	var w userWire
 	if err := json.Unmarshal(rec.Data, &w); err != nil {
 		return nil, fmt.Errorf("users: undecodable record %s/%s: %w", tenant, rec.ID, err)
@@ -190,7 +224,7 @@ func decodeGroup(tenant string, rec store.DirRecord) (*Group, error) {
 // or a delete of it needs: id, version and index entries
 // (store.DirRecord.Replaces).
 func entriesOf(u *User) *store.DirRecord {
-	rec, _ := encodeUser(u)
+	rec := userEntries(u)
 	return &store.DirRecord{ID: u.ID, Version: u.Version, Unique: rec.Unique, Multi: rec.Multi, Wide: rec.Wide}
 }
 
