@@ -65,7 +65,7 @@ const nbfSkew = 5 * time.Minute
 
 // verifyIDToken validates the ID token from the token endpoint (OpenID
 // Connect Core 1.0 §3.1.3.7) and returns its claims. The token is parsed
-// once (go-jose: header and payload), its signature verified once with the
+// once (parseCompact: header, payload, signature), its signature verified once with the
 // OP's key set, and its payload decoded once; every check of the section
 // runs on that one decoding.
 func (c *Connector) verifyIDToken(ctx context.Context, md *metadata, raw, nonce, accessToken string) (map[string]any, error) {
@@ -76,23 +76,17 @@ func (c *Connector) verifyIDToken(ctx context.Context, md *metadata, raw, nonce,
 	if err := checkCompact(raw); err != nil {
 		return nil, invalid("id token malformed: %v", err)
 	}
-	hb, err := b64(raw[:strings.IndexByte(raw, '.')])
-	if err != nil {
-		return nil, invalid("id token malformed: header is not base64url")
-	}
-	var header struct {
-		Alg string `json:"alg"`
-	}
-	if err := json.Unmarshal(hb, &header); err != nil {
+	// S30: alg on the allow-list (discovery minus none/HS*), never none;
+	// step 6: one parse of the JWS (jku, x5u and jwk headers are never
+	// used: S31; crit and b64 are refused).
+	jws, err := parseCompact(raw, md.algs)
+	var algErr algError
+	switch {
+	case errors.Is(err, errJWSHeader):
 		return nil, invalid("id token malformed: header is not json")
+	case errors.As(err, &algErr):
+		return nil, invalid("id token alg %q not allowed", clip(algErr.alg))
 	}
-	// S30: alg on the allow-list (discovery minus none/HS*), never none.
-	if !slices.Contains(md.algs, header.Alg) {
-		return nil, invalid("id token alg %q not allowed", clip(header.Alg))
-	}
-	// Step 6: one parse of the JWS (the allow-list again, one signature;
-	// jku, x5u and jwk headers are never used: S31).
-	jws, err := md.keys.parse(raw)
 	if err != nil {
 		return nil, invalid("id token rejected: %v", err)
 	}
@@ -107,7 +101,7 @@ func (c *Connector) verifyIDToken(ctx context.Context, md *metadata, raw, nonce,
 			Tid string `json:"tid"`
 			Iss string `json:"iss"`
 		}
-		if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &pre); err != nil {
+		if err := json.Unmarshal(jws.payload, &pre); err != nil {
 			return nil, invalid("id token malformed: payload is not json")
 		}
 		if !guidRE.MatchString(pre.Tid) {
@@ -127,7 +121,7 @@ func (c *Connector) verifyIDToken(ctx context.Context, md *metadata, raw, nonce,
 	// for an unknown kid, key rotation; S63 bounds how often).
 	vctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	payload, err := md.keys.verify(vctx, jws)
+	payload, err := md.keys.verifyCompact(vctx, jws)
 	if err != nil {
 		if isUnavailable(err) {
 			return nil, fmt.Errorf("oidc: idp %q: verifying id token: %w", c.id, err)
@@ -211,7 +205,7 @@ func (c *Connector) verifyIDToken(ctx context.Context, md *metadata, raw, nonce,
 		if !isString {
 			return nil, invalid("id token at_hash is not a string")
 		}
-		if atHash != "" && !validHalfHash(jws.Signatures[0].Header.Algorithm, accessToken, atHash) {
+		if atHash != "" && !validHalfHash(jws.alg, accessToken, atHash) {
 			return nil, invalid("id token at_hash mismatch")
 		}
 	}

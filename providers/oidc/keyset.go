@@ -134,30 +134,48 @@ func fetchFailed(err error) bool {
 // providers.ErrUnavailable means the JWKS could not be fetched.
 func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
 	h := jws.Signatures[0].Header
+	var payload []byte
+	_, err := ks.verifyBy(ctx, h.KeyID, h.Algorithm, func(k *jose.JSONWebKey) bool {
+		p, err := jws.Verify(k)
+		payload = p
+		return err == nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return payload, nil
+}
+
+// verifyBy tries the keys for kid and alg (keyMatches) with try, first the
+// cached ones, then, when none verifies, the ones of a JWKS fetched again
+// (key rotation) unless it was fetched less than jwksMinRefresh ago. It
+// returns payload once a key verifies; an error wrapping
+// providers.ErrUnavailable means the JWKS could not be fetched.
+func (ks *keySet) verifyBy(ctx context.Context, kid, alg string, try func(*jose.JSONWebKey) bool, payload []byte) ([]byte, error) {
 	ks.mu.Lock()
 	cached := ks.keys
 	ks.mu.Unlock()
-	if payload, ok := verifyWith(jws, cached, h.KeyID, h.Algorithm); ok {
+	if tryKeys(cached, kid, alg, try) {
 		return payload, nil
 	}
 	// No cached key verifies: fetch the set again (key rotation), unless it
 	// was fetched less than jwksMinRefresh ago.
 	keys, err := ks.refresh(ctx)
 	if errors.Is(err, errJWKSFresh) {
-		return nil, fmt.Errorf("oidc: no key of the jwks verifies the token (kid %q, alg %q): %w", h.KeyID, h.Algorithm, err)
+		return nil, fmt.Errorf("oidc: no key of the jwks verifies the token (kid %q, alg %q): %w", kid, alg, err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if payload, ok := verifyWith(jws, keys, h.KeyID, h.Algorithm); ok {
+	if tryKeys(keys, kid, alg, try) {
 		return payload, nil
 	}
-	return nil, fmt.Errorf("oidc: no key of the jwks verifies the token (kid %q, alg %q)", h.KeyID, h.Algorithm)
+	return nil, fmt.Errorf("oidc: no key of the jwks verifies the token (kid %q, alg %q)", kid, alg)
 }
 
-// verifyWith tries the keys matching kid (all keys when kid is empty) whose
+// tryKeys tries the keys matching kid (all keys when kid is empty) whose
 // use is sig and whose alg, when stated, is the header's alg (S30).
-func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg string) ([]byte, bool) {
+func tryKeys(keys []jose.JSONWebKey, kid, alg string, try func(*jose.JSONWebKey) bool) bool {
 	for i := range keys {
 		k := &keys[i]
 		if kid != "" && k.KeyID != kid {
@@ -169,11 +187,11 @@ func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg str
 		if k.Algorithm != "" && k.Algorithm != alg {
 			continue
 		}
-		if payload, err := jws.Verify(k); err == nil {
-			return payload, true
+		if try(k) {
+			return true
 		}
 	}
-	return nil, false
+	return false
 }
 
 // refresh fetches the JWKS; concurrent callers share one fetch, each waiting
