@@ -39,6 +39,10 @@ type pending struct {
 	ops    []store.Op
 	limits []stagedLimit // per op: the limit an OpWindow asks, else zero
 	done   bool
+	// The first ops' room, allocated with p: a sign-in's steps stage up
+	// to about six ops, which append grew from nil in four steps.
+	opsRoom    [6]store.Op
+	limitsRoom [6]stagedLimit
 }
 
 // stagedLimit is what a refused start counter answers with.
@@ -62,6 +66,7 @@ func (s *Server) beginPending(c echo.Context, starts bool) {
 		return
 	}
 	p := &pending{starts: starts}
+	p.ops, p.limits = p.opsRoom[:0], p.limitsRoom[:0]
 	req := c.Request()
 	c.SetRequest(req.WithContext(context.WithValue(req.Context(), pendingKey{}, p)))
 	c.Response().Before(func() {
