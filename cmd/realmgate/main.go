@@ -122,7 +122,7 @@ func newLoggers(stderr, stdout io.Writer, format string) (*slog.Logger, *slog.Lo
 	if format == "text" {
 		h, a = slog.NewTextHandler(stderr, opts), slog.NewTextHandler(stdout, opts)
 	} else {
-		h, a = slog.NewJSONHandler(stderr, opts), slog.NewJSONHandler(stdout, opts)
+		h, a = newLineHandler(stderr, opts), newLineHandler(stdout, opts) // loghandler.go: slog's JSON, written faster
 	}
 	return slog.New(h), slog.New(a).With("stream", "audit")
 }
