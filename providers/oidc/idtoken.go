@@ -132,8 +132,8 @@ func (c *Connector) verifyIDToken(ctx context.Context, md *metadata, raw, nonce,
 		return nil, invalid("id token rejected: failed to verify signature: %v", err)
 	}
 
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
+	claims, err := decodeClaims(payload) // claimsjson.go: json.Unmarshal's result in one pass
+	if err != nil {
 		return nil, invalid("id token claims are not a json object")
 	}
 	now := c.now()
