@@ -66,7 +66,7 @@ import (
 const (
 	sizeAuthRequest = 311
 	sizeUpstream    = 433 // with the copy of the auth request (issue 21); binary form (599 as JSON)
-	sizeSession     = 449
+	sizeSession     = 454 // binary form (449 as compact JSON; issue 21 round four)
 	sizeCode        = 804 // the grant and binding in their binary form (965 as JSON)
 	sizeGrant       = 366
 )
