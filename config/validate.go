@@ -125,8 +125,7 @@ func (c *Config) ApplyDefaults() {
 			if p.Name == "" {
 				p.Name = cmp.Or(typ.DisplayName, p.ID)
 			}
-			path := fmt.Sprintf("tenants[%d].providers[%d].scopes", i, j)
-			if len(p.Scopes) == 0 && unset(path) && typ.OpenID {
+			if len(p.Scopes) == 0 && typ.OpenID && unset(fmt.Sprintf("tenants[%d].providers[%d].scopes", i, j)) {
 				p.Scopes = slices.Clone(DefaultScopes)
 			}
 		}
@@ -621,19 +620,25 @@ func normalizeDomain(d string) string {
 
 type owner struct {
 	tenant string
-	line   int
+	// at is the owner's entry: tenants[i].domains[j].
+	i, j int
 }
+
+// domainPath is the field path of tenants[i].domains[j] (made only for a
+// problem: a file of 100k tenants has 200k domains).
+func domainPath(i, j int) string { return fmt.Sprintf("tenants[%d].domains[%d]", i, j) }
 
 // tenants checks tenants and their providers and returns the set of tenant ids.
 func (k *checker) tenants() map[string]bool {
-	ids := map[string]bool{}
-	tenantAt := map[string]int{}
-	domains := map[string]owner{}
+	n := len(k.c.Tenants)
+	ids := make(map[string]bool, n)
+	tenantAt := make(map[string]int, n)
+	domains := make(map[string]owner, 2*n)
 	subdomains := map[string]int{}
-	providers := map[string]string{}
+	providers := make(map[string]string, n)
 	defaultTenant := -1
 	for i, t := range k.c.Tenants {
-		path := fmt.Sprintf("tenants[%d]", i)
+		path := tenantsPath + "[" + strconv.Itoa(i) + "]"
 		ids[t.ID] = true
 		switch j, dup := tenantAt[t.ID]; {
 		case !isID(t.ID):
@@ -644,22 +649,21 @@ func (k *checker) tenants() map[string]bool {
 			tenantAt[t.ID] = i
 		}
 		for j, d := range t.Domains {
-			p := fmt.Sprintf("%s.domains[%d]", path, j)
 			nd := normalizeDomain(d)
 			host := strings.TrimPrefix(nd, "*.")
 			if !validHostname(host) || host == "localhost" {
-				k.add(p, "%q is not a domain name (want example.com or *.example.com; use the xn-- form of international names)", d)
+				k.add(domainPath(i, j), "%q is not a domain name (want example.com or *.example.com; use the xn-- form of international names)", d)
 				continue
 			}
 			if o, dup := domains[nd]; dup {
 				if o.tenant == t.ID {
-					k.add(p, "domain %q is listed twice", d)
+					k.add(domainPath(i, j), "domain %q is listed twice", d)
 				} else {
-					k.add(p, "domain %q is claimed by two tenants: %q (line %d) and %q", d, o.tenant, o.line, t.ID)
+					k.add(domainPath(i, j), "domain %q is claimed by two tenants: %q (line %d) and %q", d, o.tenant, k.c.src.lineOf(domainPath(o.i, o.j)), t.ID)
 				}
 				continue
 			}
-			domains[nd] = owner{t.ID, k.c.src.lineOf(p)}
+			domains[nd] = owner{t.ID, i, j}
 		}
 		if t.Subdomain != "" {
 			p := path + ".subdomain"
@@ -719,7 +723,7 @@ func (k *checker) tenants() map[string]bool {
 			}
 		}
 		for j := range t.Providers {
-			k.provider(&t.Providers[j], fmt.Sprintf("%s.providers[%d]", path, j), t.ID, providers)
+			k.provider(&t.Providers[j], path+".providers["+strconv.Itoa(j)+"]", t.ID, providers)
 		}
 		k.rules(t.Rules, path+".rules")
 	}
