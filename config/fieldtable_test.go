@@ -64,8 +64,8 @@ func TestFieldTable_TenantFieldsInTheArena(t *testing.T) {
 		{"tenants[1].domains[0]", 15, true},
 		{"tenants[2].providers[0].issuer", 28, true},
 		{"tenants[2].providers[0].name", 31, false}, // null: in the file, not given a value
-		{"tenants[2].providers[0].nope", 26, false},  // not in the file: its parent's line
-		{"tenants[3].id", 4, false},                  // no such tenant: the list's line
+		{"tenants[2].providers[0].nope", 26, false}, // not in the file: its parent's line
+		{"tenants[3].id", 4, false},                 // no such tenant: the list's line
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
