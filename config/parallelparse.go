@@ -61,17 +61,15 @@ func parseParts(data []byte, parts int) *yaml.Node {
 	for p := range parts {
 		from := p * per
 		to := min(from+per, len(items))
-		first, last := items[from], end
+		last := end
 		if to < len(items) {
 			last = items[to]
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			seq, ok := parseOne(data[lines[first]:lines[last]])
-			if ok && seq.Kind == yaml.SequenceNode {
-				shiftLines(seq, first)
-				results[p] = result{seq, true}
+			if nodes, ok := parseItems(data, lines, items[from:to], last); ok { // fastyaml.go
+				results[p] = result{&yaml.Node{Kind: yaml.SequenceNode, Content: nodes}, true}
 			}
 		}()
 	}
