@@ -153,7 +153,10 @@ func (f *fastYAML) node(kind yaml.Kind, style yaml.Style, tag, value string, li,
 	}
 	n := &f.nodes[0]
 	f.nodes = f.nodes[1:]
-	*n = yaml.Node{Kind: kind, Style: style, Tag: tag, Value: value, Line: f.line0 + li, Column: f.column(li, pos)}
+	// Field by field: the slab is zeroed, and copying a whole Node would
+	// cost a write barrier over all its pointers.
+	n.Kind, n.Style, n.Tag, n.Value = kind, style, tag, value
+	n.Line, n.Column = f.line0+li, f.column(li, pos)
 	return n
 }
 
@@ -459,19 +462,26 @@ func (f *fastYAML) plain(t string, pos, end int) (*yaml.Node, int, bool) {
 	return f.node(yaml.ScalarNode, 0, plainTag(v), v, f.li, pos), end, true
 }
 
-// plainTag is the tag yaml.v3 resolves a plain scalar to; only values
-// starting like a number, a bool, null or a float special need yaml.v3's
-// resolver.
+// plainTag is the tag yaml.v3 resolves a plain scalar to (resolve.go):
+// a word starting like a bool or null is one only if spelt as one; only a
+// value starting like a number needs yaml.v3's resolver.
 func plainTag(v string) string {
 	switch c := v[0]; {
-	case c == '+', c == '-', c == '.', c == '~', c >= '0' && c <= '9', strings.IndexByte("yYnNtTfFoO", c) >= 0:
+	case c == '+', c == '-', c == '.', c >= '0' && c <= '9':
 		n := yaml.Node{Kind: yaml.ScalarNode, Value: v}
 		return n.ShortTag()
+	case strings.IndexByte("yYnNtTfFoO~", c) >= 0:
+		switch v {
+		case "true", "True", "TRUE", "false", "False", "FALSE":
+			return "!!bool"
+		case "~", "null", "Null", "NULL":
+			return "!!null"
+		}
 	}
 	return "!!str"
 }
 
-// singleQuoted parses 'text' (” is one quote) at t[pos].
+// singleQuoted parses 'text' at t[pos], two quotes in it standing for one.
 func (f *fastYAML) singleQuoted(t string, pos int) (*yaml.Node, int, bool) {
 	var b []byte
 	from := pos + 1

@@ -125,6 +125,7 @@ var fastAccepted = []string{
 	"  -   a: 1\n      b: 2\n",
 	"  - a\n  \n  # trailing\n",
 	"  - a:b\n",
+	"  - TRUE: Null\n    True: NULL\n    false: FALSE\n    x: [tRue, nULL, No, off, Y, ~x, .5, .nan, +1, 0o17, 0b101, 1_000, 3e, -0b1]\n",
 }
 
 // fastRefused are items outside the subset (or not YAML): fastYAML must
@@ -319,5 +320,26 @@ func TestParseItems_RunsAroundFastItems(t *testing.T) {
 	}
 	if _, ok := parseItems(data, lines, items, end); ok {
 		t.Errorf("parseItems(a..g) took an alias (f) to an anchor in another run (b)")
+	}
+}
+
+// BenchmarkParseParts measures parsing the tenants of a generated file in
+// parts (parseParts, two parts), with the fast path and without it.
+//
+//	go test ./config -run '^$' -bench ParseParts -benchmem
+func BenchmarkParseParts(b *testing.B) {
+	data := generated(b, 20_000)
+	defer func(fast bool) { fastItems = fast }(fastItems)
+	for _, fast := range []bool{false, true} {
+		b.Run(fmt.Sprintf("tenants=20000/fast=%v", fast), func(b *testing.B) {
+			fastItems = fast
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if parseParts(data, 2) == nil {
+					b.Fatal("parseParts = nil")
+				}
+			}
+		})
 	}
 }
