@@ -201,26 +201,48 @@ func TestFastYAML_SameTreeAsYAMLv3(t *testing.T) {
 }
 
 // FuzzFastYAMLSameAsYAMLv3: for every text fastYAML takes, yaml.v3 takes
-// it too and makes the same tree.
+// it too and makes the same tree. Each input is tried as it is, and as
+// the lines that shape's bytes pick (an indentation and a line made of
+// the pieces YAML's block structure is made of), which reaches odd
+// indentation much sooner than mutating bytes.
 //
 //	go test ./config -run '^$' -fuzz FuzzFastYAML -fuzztime 3m
 func FuzzFastYAMLSameAsYAMLv3(f *testing.F) {
-	for _, s := range itemTexts(generated(f, 3)) {
-		f.Add(s)
+	var seeds []string
+	seeds = append(seeds, itemTexts(generated(f, 3))...)
+	seeds = append(seeds, exampleTenants(f)...)
+	seeds = append(seeds, fastAccepted...)
+	seeds = append(seeds, fastRefused...)
+	for i, s := range seeds {
+		f.Add(s, []byte{byte(i), byte(i * 7), byte(i * 13), byte(i * 31), byte(i * 5), byte(i * 11)})
 	}
-	for _, s := range exampleTenants(f) {
-		f.Add(s)
-	}
-	for _, s := range fastAccepted {
-		f.Add(s)
-	}
-	for _, s := range fastRefused {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, src string) {
+	f.Fuzz(func(t *testing.T, src string, shape []byte) {
 		var fy fastYAML
 		fastVersusYAMLv3(t, &fy, src)
+		fastVersusYAMLv3(t, &fy, shapedYAML(shape))
 	})
+}
+
+// shapePieces are the line bodies shapedYAML builds from.
+var shapePieces = []string{
+	"- a", "- a: b", "- a:", "-", "- 'a': \"b\"", "a: b", "a:", "b: 1", "c: [x, 'y', \"z\"]", "d: []", "e: true",
+	"# c", "", "f: g # c", "- - a", "h: 'i''j'", "k: \"l\\n\"", "m:  ", "- n: [o]", "p: q: r", "s", "t: ~",
+	"u: a #b", "v: -1", "w: 0x1F", "x: é", "- é: ü", "y: a:b", "z: [a, b", "- [a]", "aa: 'b", "bb: b c  ",
+}
+
+// shapedYAML turns bytes into lines: each pair picks an indentation
+// (0-7 spaces) and a piece; the first line is always a sequence entry.
+func shapedYAML(shape []byte) string {
+	var b strings.Builder
+	b.WriteString("- ")
+	for i := 0; i+1 < len(shape); i += 2 {
+		if i > 0 {
+			b.WriteString(strings.Repeat(" ", int(shape[i]%8)))
+		}
+		b.WriteString(shapePieces[int(shape[i+1])%len(shapePieces)])
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // TestParse_FastItemsSameResult: a whole file parsed in parts with the
