@@ -107,10 +107,15 @@ func Load(path string, opts ...Option) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
+	var size int64 // a regular file's size: read in one buffer of that size
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if size = fi.Size(); size > MaxFileSize {
+			return nil, fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
+		}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(f, MaxFileSize+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
@@ -545,7 +550,8 @@ func (d *decoder) pairs(n *yaml.Node, depth int) []keyValue {
 // a list while it is short (most mappings have a few keys, and a map each
 // cost a tenth of decoding 100k tenants), a map beyond.
 type keyLines struct {
-	list []keyLine
+	list [keyLinesListMax]keyLine
+	n    int // of list in use
 	m    map[string]int
 }
 
@@ -562,7 +568,7 @@ func (s *keyLines) get(k string) (int, bool) {
 		line, ok := s.m[k]
 		return line, ok
 	}
-	for _, e := range s.list {
+	for _, e := range s.list[:s.n] {
 		if e.key == k {
 			return e.line, true
 		}
@@ -571,16 +577,17 @@ func (s *keyLines) get(k string) (int, bool) {
 }
 
 func (s *keyLines) add(k string, line int) {
-	if s.m == nil && len(s.list) < keyLinesListMax {
-		s.list = append(s.list, keyLine{k, line})
+	if s.m == nil && s.n < keyLinesListMax {
+		s.list[s.n] = keyLine{k, line}
+		s.n++
 		return
 	}
 	if s.m == nil {
 		s.m = make(map[string]int, 2*keyLinesListMax)
-		for _, e := range s.list {
+		for _, e := range s.list[:s.n] {
 			s.m[e.key] = e.line
 		}
-		s.list = nil
+		s.n = 0
 	}
 	s.m[k] = line
 }
