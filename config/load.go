@@ -33,14 +33,14 @@ const (
 // source remembers where each field of a parsed Config came from.
 type source struct {
 	file string
-	// fields holds every dotted field path of the file: its line, and
-	// whether it was given a non-null value. One map, sized from the file's
-	// line count, since a file of 100k tenants has millions of paths.
-	fields map[string]fieldSource
-	// tenantParts holds the fields under "tenants[i]" instead, when a
-	// large tenants list was decoded in parts at once (paralleldecode.go):
-	// tenant i's are in tenantParts[i/tenantsPer].
-	tenantParts []map[string]fieldSource
+	// fields holds every field path of the file with its line, and
+	// whether it was given a non-null value: the tenants' fields too,
+	// unless tenantParts holds them.
+	fields *fieldTable
+	// tenantParts holds the tenants' fields instead, when a large tenants
+	// list was decoded in parts at once (paralleldecode.go): tenant i's are
+	// in tenantParts[i/tenantsPer].
+	tenantParts []*fieldTable
 	tenantsPer  int
 }
 
@@ -50,10 +50,31 @@ type fieldSource struct {
 	explicit bool // given a non-null value
 }
 
+// field returns where path came from, if the file has it.
+func (s source) field(path string) (fieldSource, bool) {
+	t := s.fields
+	if i, rel, ok := splitTenantPath(path); ok {
+		if s.tenantParts != nil {
+			if t = nil; i/s.tenantsPer < len(s.tenantParts) {
+				t = s.tenantParts[i/s.tenantsPer]
+			}
+		}
+		if t == nil {
+			return fieldSource{}, false
+		}
+		return t.tenantField(i, rel)
+	}
+	if t == nil {
+		return fieldSource{}, false
+	}
+	f, ok := t.other[path]
+	return f, ok
+}
+
 // lineOf returns the line of path, or of its nearest ancestor present in the file.
 func (s source) lineOf(path string) int {
 	for path != "" {
-		if f, ok := s.fieldMap(path)[path]; ok {
+		if f, ok := s.field(path); ok {
 			return int(f.line)
 		}
 		path = parentPath(path)
@@ -62,7 +83,10 @@ func (s source) lineOf(path string) int {
 }
 
 // isExplicit reports whether the file gave path a non-null value.
-func (s source) isExplicit(path string) bool { return s.fieldMap(path)[path].explicit }
+func (s source) isExplicit(path string) bool {
+	f, _ := s.field(path)
+	return f.explicit
+}
 
 // parentPath drops the last ".name" or "[i]" of a dotted path.
 func parentPath(path string) string {
@@ -83,10 +107,15 @@ func Load(path string, opts ...Option) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
+	var size int64 // a regular file's size: read in one buffer of that size
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		if size = fi.Size(); size > MaxFileSize {
+			return nil, fmt.Errorf("config: %s is larger than %d bytes", path, MaxFileSize)
+		}
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(f, MaxFileSize+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("config: read %s: %w", path, err)
 	}
@@ -126,7 +155,7 @@ func Parse(filename string, data []byte, lookupEnv func(string) (string, bool), 
 	}
 	d.sizeFields(root, bytes.Count(data, []byte{'\n'})+1)
 	if root != nil {
-		d.decode(root, reflect.ValueOf(c).Elem(), "", 0, 0)
+		d.decode(root, reflect.ValueOf(c).Elem(), 0, 0)
 	}
 	c.src = d.src
 	if filename != "" {
@@ -229,9 +258,65 @@ type decoder struct {
 	// maxVisits is the node budget for this document.
 	maxVisits int
 	// tenantLines is about how many lines the tenants list spans, to size
-	// the maps of a list decoded in parts.
+	// the tables of a list decoded in parts.
 	tenantLines int
+	// path is the dotted field path of the value being decoded, built in
+	// place as decode descends (a string is made only for a problem).
+	path []byte
+	// inTenant is whether a tenants list item is being decoded; its
+	// fields' paths are recorded relative to tenantBase, the length of
+	// path at "tenants[i]".
+	inTenant   bool
+	tenantBase int
 }
+
+// record notes that the field at d.path was read at line.
+func (d *decoder) record(line int, explicit bool) {
+	f := fieldSource{line: int32(line), explicit: explicit}
+	if !d.inTenant {
+		d.src.fields.other[string(d.path)] = f
+		return
+	}
+	if !d.src.fields.addTenantField(d.path[d.tenantBase:], f) && !d.tooBig {
+		d.tooBig = true
+		d.problem(line, "", "document too large, too deeply nested or too many aliases")
+	}
+}
+
+// pushField appends ".name" (or name at the top) to d.path and returns
+// the length to give pop afterwards.
+func (d *decoder) pushField(name string) int {
+	mark := len(d.path)
+	if mark > 0 {
+		d.path = append(d.path, '.')
+	}
+	d.path = append(d.path, name...)
+	return mark
+}
+
+// pushIndex appends "[i]" to d.path.
+func (d *decoder) pushIndex(i int) int {
+	mark := len(d.path)
+	d.path = append(d.path, '[')
+	d.path = strconv.AppendInt(d.path, int64(i), 10)
+	d.path = append(d.path, ']')
+	return mark
+}
+
+// pushKey appends map key k to d.path, as childKey does.
+func (d *decoder) pushKey(k string) int {
+	if isPlainKey(k) {
+		return d.pushField(k)
+	}
+	mark := len(d.path)
+	d.path = append(d.path, '[')
+	d.path = strconv.AppendQuote(d.path, k)
+	d.path = append(d.path, ']')
+	return mark
+}
+
+// pop takes d.path back to mark.
+func (d *decoder) pop(mark int) { d.path = d.path[:mark] }
 
 func (d *decoder) problem(line int, field, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.src.file, Line: line, Field: field, Message: fmt.Sprintf(format, args...)})
@@ -276,23 +361,23 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// decode stores n into v (settable). path is v's dotted field path, line
+// decode stores n into v (settable). d.path is v's dotted field path, line
 // the line of its key or list item.
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth, line int) {
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth, line int) {
 	n = d.deref(n)
 	explicit := n != nil && (n.Kind != yaml.ScalarNode || n.ShortTag() != "!!null")
-	d.src.fields[path] = fieldSource{line: int32(line), explicit: explicit}
+	d.record(line, explicit)
 	if n == nil || !d.budget(n, depth) || !explicit {
 		return // null or empty: leave the zero value (defaults apply)
 	}
 
 	if v.Kind() != reflect.Pointer && reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
-		s, ok := d.scalar(n, path, "a value")
+		s, ok := d.scalar(n, "a value")
 		if !ok {
 			return
 		}
 		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
-			d.problem(n.Line, path, "%v", err)
+			d.problem(n.Line, string(d.path), "%v", err)
 		}
 		return
 	}
@@ -300,14 +385,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth, line
 	switch v.Kind() {
 	case reflect.Pointer:
 		nv := reflect.New(v.Type().Elem())
-		d.decode(n, nv.Elem(), path, depth+1, line)
+		d.decode(n, nv.Elem(), depth+1, line)
 		v.Set(nv)
 	case reflect.String:
-		if s, ok := d.scalar(n, path, "a string"); ok {
+		if s, ok := d.scalar(n, "a string"); ok {
 			v.SetString(s)
 		}
 	case reflect.Bool:
-		s, ok := d.scalar(n, path, "true or false")
+		s, ok := d.scalar(n, "true or false")
 		if !ok {
 			return
 		}
@@ -317,77 +402,93 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth, line
 		case "false", "False", "FALSE":
 			v.SetBool(false)
 		default:
-			d.problem(n.Line, path, "want true or false, got %q", s)
+			d.problem(n.Line, string(d.path), "want true or false, got %q", s)
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		s, ok := d.scalar(n, path, "an integer")
+		s, ok := d.scalar(n, "an integer")
 		if !ok {
 			return
 		}
 		i, err := strconv.ParseInt(s, 0, v.Type().Bits())
 		if err != nil {
-			d.problem(n.Line, path, "want an integer, got %q", s)
+			d.problem(n.Line, string(d.path), "want an integer, got %q", s)
 			return
 		}
 		v.SetInt(i)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.problem(n.Line, path, "want a list, got %s", kindName(n))
+			d.problem(n.Line, string(d.path), "want a list, got %s", kindName(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		if path == tenantsPath && d.decodeTenantsParallel(n, s, depth) { // paralleldecode.go
+		tenants := !d.inTenant && string(d.path) == tenantsPath
+		if tenants && d.decodeTenantsParallel(n, s, depth) { // paralleldecode.go
 			v.Set(s)
 			return
 		}
 		for i, item := range n.Content {
-			p := path + "[" + strconv.Itoa(i) + "]"
-			d.decode(item, s.Index(i), p, depth+1, item.Line)
+			mark := d.pushIndex(i)
+			if tenants {
+				d.beginTenant(i)
+			}
+			d.decode(item, s.Index(i), depth+1, item.Line)
+			d.inTenant = d.inTenant && !tenants
+			d.pop(mark)
+		}
+		if tenants {
+			d.src.fields.endTenants()
 		}
 		v.Set(s)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.problem(n.Line, path, "want a mapping, got %s", kindName(n))
+			d.problem(n.Line, string(d.path), "want a mapping, got %s", kindName(n))
 			return
 		}
 		m := reflect.MakeMap(v.Type())
-		for _, kv := range d.pairs(n, path, depth) {
-			p := childKey(path, kv.key.Value)
+		for _, kv := range d.pairs(n, depth) {
+			mark := d.pushKey(kv.key.Value)
 			ev := reflect.New(v.Type().Elem()).Elem()
-			d.decode(kv.value, ev, p, depth+1, kv.key.Line)
+			d.decode(kv.value, ev, depth+1, kv.key.Line)
 			m.SetMapIndex(reflect.ValueOf(kv.key.Value).Convert(v.Type().Key()), ev)
+			d.pop(mark)
 		}
 		v.Set(m)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.problem(n.Line, path, "want a mapping, got %s", kindName(n))
+			d.problem(n.Line, string(d.path), "want a mapping, got %s", kindName(n))
 			return
 		}
 		fields := structFields(v.Type())
-		for _, kv := range d.pairs(n, path, depth) {
+		for _, kv := range d.pairs(n, depth) {
 			name := kv.key.Value
-			p := joinPath(path, name)
-			idx, ok := fields[name]
-			if !ok {
-				d.problem(kv.key.Line, p, "unknown field %q%s", name, suggest(name, fields))
-				continue
+			mark := d.pushField(name)
+			if idx, ok := fields[name]; ok {
+				d.decode(kv.value, v.Field(idx), depth+1, kv.key.Line)
+			} else {
+				d.problem(kv.key.Line, string(d.path), "unknown field %q%s", name, suggest(name, fields))
 			}
-			d.decode(kv.value, v.Field(idx), p, depth+1, kv.key.Line)
+			d.pop(mark)
 		}
 	default:
-		d.problem(n.Line, path, "cannot read a value of type %s", v.Type())
+		d.problem(n.Line, string(d.path), "cannot read a value of type %s", v.Type())
 	}
 }
 
+// beginTenant starts tenants list item i, whose path d.path now ends with.
+func (d *decoder) beginTenant(i int) {
+	d.src.fields.beginTenant(i)
+	d.inTenant, d.tenantBase = true, len(d.path)
+}
+
 // scalar returns n's value with environment references expanded.
-func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
+func (d *decoder) scalar(n *yaml.Node, want string) (string, bool) {
 	if n.Kind != yaml.ScalarNode {
-		d.problem(n.Line, path, "want %s, got %s", want, kindName(n))
+		d.problem(n.Line, string(d.path), "want %s, got %s", want, kindName(n))
 		return "", false
 	}
 	s, err := expand(n.Value, d.lookup)
 	if err != nil {
-		d.problem(n.Line, path, "%v", err)
+		d.problem(n.Line, string(d.path), "%v", err)
 		return "", false
 	}
 	return s, true
@@ -398,7 +499,7 @@ type keyValue struct{ key, value *yaml.Node }
 // pairs lists the entries of mapping n: its own keys first, then keys
 // brought in by merge keys ("<<: *anchor") that it does not override.
 // Non-string and duplicate keys are reported.
-func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
+func (d *decoder) pairs(n *yaml.Node, depth int) []keyValue {
 	out := make([]keyValue, 0, len(n.Content)/2)
 	var seen keyLines
 	var merges []*yaml.Node
@@ -409,11 +510,11 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.problem(k.Line, path, "keys must be plain strings, got %s", kindName(k))
+			d.problem(k.Line, string(d.path), "keys must be plain strings, got %s", kindName(k))
 			continue
 		}
 		if first, dup := seen.get(k.Value); dup {
-			d.problem(k.Line, childKey(path, k.Value), "defined twice (first at line %d)", first)
+			d.problem(k.Line, childKey(string(d.path), k.Value), "defined twice (first at line %d)", first)
 			continue
 		}
 		seen.add(k.Value, k.Line)
@@ -431,10 +532,10 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
 		for _, s := range srcs {
 			s = d.deref(s)
 			if s == nil || s.Kind != yaml.MappingNode {
-				d.problem(m.Line, path, "a merge key (<<) needs a mapping or a list of mappings")
+				d.problem(m.Line, string(d.path), "a merge key (<<) needs a mapping or a list of mappings")
 				continue
 			}
-			for _, kv := range d.pairs(s, path, depth+1) {
+			for _, kv := range d.pairs(s, depth+1) {
 				if _, dup := seen.get(kv.key.Value); !dup {
 					seen.add(kv.key.Value, kv.key.Line)
 					out = append(out, kv)
@@ -449,7 +550,8 @@ func (d *decoder) pairs(n *yaml.Node, path string, depth int) []keyValue {
 // a list while it is short (most mappings have a few keys, and a map each
 // cost a tenth of decoding 100k tenants), a map beyond.
 type keyLines struct {
-	list []keyLine
+	list [keyLinesListMax]keyLine
+	n    int // of list in use
 	m    map[string]int
 }
 
@@ -466,7 +568,7 @@ func (s *keyLines) get(k string) (int, bool) {
 		line, ok := s.m[k]
 		return line, ok
 	}
-	for _, e := range s.list {
+	for _, e := range s.list[:s.n] {
 		if e.key == k {
 			return e.line, true
 		}
@@ -475,16 +577,17 @@ func (s *keyLines) get(k string) (int, bool) {
 }
 
 func (s *keyLines) add(k string, line int) {
-	if s.m == nil && len(s.list) < keyLinesListMax {
-		s.list = append(s.list, keyLine{k, line})
+	if s.m == nil && s.n < keyLinesListMax {
+		s.list[s.n] = keyLine{k, line}
+		s.n++
 		return
 	}
 	if s.m == nil {
 		s.m = make(map[string]int, 2*keyLinesListMax)
-		for _, e := range s.list {
+		for _, e := range s.list[:s.n] {
 			s.m[e.key] = e.line
 		}
-		s.list = nil
+		s.n = 0
 	}
 	s.m[k] = line
 }

@@ -3,8 +3,6 @@ package config
 import (
 	"reflect"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -53,7 +51,8 @@ func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int
 	for p := range parts {
 		from, to := p*per, min((p+1)*per, len(items))
 		sub := &decoder{
-			src:       source{file: d.src.file, fields: make(map[string]fieldSource, lines*(to-from)/len(items)+16)},
+			src:       source{file: d.src.file, fields: newFieldTable(0, lines*(to-from)/len(items)+16, from)},
+			path:      append(make([]byte, 0, 128), tenantsPath...),
 			lookup:    func(string) (string, bool) { looked.Store(true); return "", true },
 			maxVisits: d.maxVisits - d.visits,
 		}
@@ -63,8 +62,13 @@ func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int
 			defer wg.Done()
 			for i := from; i < to; i++ {
 				item := items[i]
-				sub.decode(item, s.Index(i), tenantsPath+"["+strconv.Itoa(i)+"]", depth+1, item.Line)
+				mark := sub.pushIndex(i)
+				sub.beginTenant(i)
+				sub.decode(item, s.Index(i), depth+1, item.Line)
+				sub.inTenant = false
+				sub.pop(mark)
 			}
+			sub.src.fields.endTenants()
 		}()
 	}
 	wg.Wait()
@@ -80,7 +84,7 @@ func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int
 		return false
 	}
 	d.visits = visits
-	d.src.tenantParts = make([]map[string]fieldSource, parts)
+	d.src.tenantParts = make([]*fieldTable, parts)
 	d.src.tenantsPer = per
 	for p, sub := range subs {
 		d.src.tenantParts[p] = sub.src.fields
@@ -89,34 +93,18 @@ func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int
 	return true
 }
 
-// fieldMap returns the map that holds path: the part of the tenants list
-// its tenant was decoded in, or the one map of everything else.
-func (s source) fieldMap(path string) map[string]fieldSource {
-	if s.tenantParts == nil || !strings.HasPrefix(path, tenantsPath+"[") {
-		return s.fields
-	}
-	rest := path[len(tenantsPath)+1:]
-	end := strings.IndexByte(rest, ']')
-	if end < 0 {
-		return s.fields
-	}
-	i, err := strconv.Atoi(rest[:end])
-	if err != nil || i < 0 || i/s.tenantsPer >= len(s.tenantParts) {
-		return s.fields
-	}
-	return s.tenantParts[i/s.tenantsPer]
-}
-
-// sizeFields makes d's map of field sources for a file of the given number
-// of lines: one entry a line, less the lines of a tenants list large
-// enough to be decoded in parts (each part has a map of its own).
+// sizeFields makes d's table of field sources for a file of the given
+// number of lines: about one field a line, those of the tenants list in
+// the table's arena (or, for a list large enough to be decoded in parts,
+// in the parts' tables), the others in its map.
 func (d *decoder) sizeFields(root *yaml.Node, lines int) {
 	items, span := tenantsSpan(root)
-	if items >= parallelDecodeMin && span < lines {
-		d.tenantLines = span
-		lines -= span
+	span = min(span, lines)
+	d.tenantLines = span
+	if items >= parallelDecodeMin {
+		span = 0 // the parts size their own
 	}
-	d.src.fields = make(map[string]fieldSource, lines)
+	d.src.fields = newFieldTable(lines-d.tenantLines, span, 0)
 }
 
 // tenantsSpan returns the number of items of root's top-level tenants

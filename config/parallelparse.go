@@ -20,7 +20,8 @@ var parallelMin = 4 << 20
 // line numbers included, in about 1/CPUs of the time (YAML parsing is
 // most of loading 100k tenants). It returns nil whenever it cannot be
 // sure of that: no such sequence, a document marker or directive, an
-// alias across parts, or any error (the one parse then reports it).
+// alias across parts, or any error (the one parse then reports it). Items
+// in a common subset of YAML skip yaml.v3 (fastyaml.go).
 func parseParallel(data []byte) *yaml.Node {
 	if len(data) < parallelMin {
 		return nil
@@ -61,17 +62,15 @@ func parseParts(data []byte, parts int) *yaml.Node {
 	for p := range parts {
 		from := p * per
 		to := min(from+per, len(items))
-		first, last := items[from], end
+		last := end
 		if to < len(items) {
 			last = items[to]
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			seq, ok := parseOne(data[lines[first]:lines[last]])
-			if ok && seq.Kind == yaml.SequenceNode {
-				shiftLines(seq, first)
-				results[p] = result{seq, true}
+			if nodes, ok := parseItems(data, lines, items[from:to], last); ok { // fastyaml.go
+				results[p] = result{&yaml.Node{Kind: yaml.SequenceNode, Content: nodes}, true}
 			}
 		}()
 	}

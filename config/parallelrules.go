@@ -1,13 +1,13 @@
 package config
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 )
 
 // ConcurrentRuleChecker is the optional capability of a RuleChecker whose
-// CheckRule may be called from several goroutines at once: Parse then
+// CheckRule (and CheckTenantRules, if it has it) may be called from
+// several goroutines at once: Parse then
 // compiles the tenants' rules in parts, one per CPU (a 100k-tenant file
 // has 200k rules), and reports their problems in the order one loop does.
 type ConcurrentRuleChecker interface {
@@ -50,10 +50,7 @@ func (c *Config) tenantRulesParallel(rc RuleChecker, k *checker) bool {
 		go func() {
 			defer wg.Done()
 			for i := from; i < to; i++ {
-				t := &c.Tenants[i]
-				if len(t.Rules) > 0 {
-					sub.compileRules(rc, t.ID, t.Rules, fmt.Sprintf("tenants[%d].rules", i))
-				}
+				sub.tenantRules(rc, i)
 			}
 		}()
 	}

@@ -125,8 +125,7 @@ func (c *Config) ApplyDefaults() {
 			if p.Name == "" {
 				p.Name = cmp.Or(typ.DisplayName, p.ID)
 			}
-			path := fmt.Sprintf("tenants[%d].providers[%d].scopes", i, j)
-			if len(p.Scopes) == 0 && unset(path) && typ.OpenID {
+			if len(p.Scopes) == 0 && typ.OpenID && unset(fmt.Sprintf("tenants[%d].providers[%d].scopes", i, j)) {
 				p.Scopes = slices.Clone(DefaultScopes)
 			}
 		}
@@ -621,19 +620,30 @@ func normalizeDomain(d string) string {
 
 type owner struct {
 	tenant string
-	line   int
+	// at is the owner's entry: tenants[i].domains[j].
+	i, j int
 }
 
+// domainPath is the field path of tenants[i].domains[j] (made only for a
+// problem: a file of 100k tenants has 200k domains).
+func domainPath(i, j int) string { return fmt.Sprintf("tenants[%d].domains[%d]", i, j) }
+
 // tenants checks tenants and their providers and returns the set of tenant ids.
+// What concerns one tenant alone is checked first, in parts at once for a
+// long list (tenantchecks.go); what concerns several (ids, domains,
+// subdomains, the default tenant, provider ids) in one loop, which puts
+// each tenant's problems in the order of the one loop this used to be.
 func (k *checker) tenants() map[string]bool {
-	ids := map[string]bool{}
-	tenantAt := map[string]int{}
-	domains := map[string]owner{}
+	n := len(k.c.Tenants)
+	own := k.ownTenantChecks()
+	ids := make(map[string]bool, n)
+	tenantAt := make(map[string]int, n)
+	domains := make(map[string]owner, 2*n)
 	subdomains := map[string]int{}
-	providers := map[string]string{}
+	providers := make(map[string]string, n)
 	defaultTenant := -1
 	for i, t := range k.c.Tenants {
-		path := fmt.Sprintf("tenants[%d]", i)
+		path := tenantsPath + "[" + strconv.Itoa(i) + "]"
 		ids[t.ID] = true
 		switch j, dup := tenantAt[t.ID]; {
 		case !isID(t.ID):
@@ -644,22 +654,21 @@ func (k *checker) tenants() map[string]bool {
 			tenantAt[t.ID] = i
 		}
 		for j, d := range t.Domains {
-			p := fmt.Sprintf("%s.domains[%d]", path, j)
 			nd := normalizeDomain(d)
 			host := strings.TrimPrefix(nd, "*.")
 			if !validHostname(host) || host == "localhost" {
-				k.add(p, "%q is not a domain name (want example.com or *.example.com; use the xn-- form of international names)", d)
+				k.add(domainPath(i, j), "%q is not a domain name (want example.com or *.example.com; use the xn-- form of international names)", d)
 				continue
 			}
 			if o, dup := domains[nd]; dup {
 				if o.tenant == t.ID {
-					k.add(p, "domain %q is listed twice", d)
+					k.add(domainPath(i, j), "domain %q is listed twice", d)
 				} else {
-					k.add(p, "domain %q is claimed by two tenants: %q (line %d) and %q", d, o.tenant, o.line, t.ID)
+					k.add(domainPath(i, j), "domain %q is claimed by two tenants: %q (line %d) and %q", d, o.tenant, k.c.src.lineOf(domainPath(o.i, o.j)), t.ID)
 				}
 				continue
 			}
-			domains[nd] = owner{t.ID, k.c.src.lineOf(p)}
+			domains[nd] = owner{t.ID, i, j}
 		}
 		if t.Subdomain != "" {
 			p := path + ".subdomain"
@@ -671,46 +680,8 @@ func (k *checker) tenants() map[string]bool {
 				subdomains[t.Subdomain] = i
 			}
 		}
-		if t.Language != "" && !locale.IsSupported(t.Language) {
-			k.add(path+".language", "%q: want one of %s", t.Language, strings.Join(locale.SupportedNames(), ", "))
-		}
-		k.branding(t.Branding, path) // branding.go
-		if dir := t.Directory; dir != nil {
-			switch dir.Match {
-			case "", "external_id", "user_name", "email":
-			default:
-				k.add(path+".directory.match", "%q: want external_id, user_name or email", dir.Match)
-			}
-		}
-		if a := t.Access; a != nil {
-			checkAccess(k, path+".access", a)
-		}
-		if im := t.Impersonation; im != nil {
-			if len(im.OperatorRoles) == 0 {
-				k.add(path+".impersonation.operator_roles", "at least one role is required")
-			}
-			if im.Lifetime.Duration() < 0 || im.Lifetime.Duration() > 15*time.Minute {
-				k.add(path+".impersonation.lifetime", "must be at most 15m")
-			}
-		}
-		for j, m := range t.Members {
-			p := fmt.Sprintf("%s.members[%d]", path, j)
-			if owner, _ := k.c.Provider(m.IdP); owner == nil {
-				k.add(p+".idp", "unknown identity provider %q", m.IdP)
-			}
-			if m.Subject == "" && m.Email == "" {
-				k.add(p, "needs a subject or an email")
-			}
-		}
-		for j, r := range t.IPRanges {
-			p := fmt.Sprintf("%s.ip_ranges[%d]", path, j)
-			pfx, err := netip.ParsePrefix(r)
-			if err != nil {
-				k.add(p, "%q is not a CIDR prefix like 203.0.113.0/24 or 2001:db8::/32", r)
-			} else if pfx.Masked() != pfx {
-				k.add(p, "%q has host bits set: did you mean %s?", r, pfx.Masked())
-			}
-		}
+		o := own[i]
+		k.probs = append(k.probs, o.head...)
 		if t.Default {
 			if defaultTenant >= 0 {
 				k.add(path+".default", "tenants %q and %q are both default: at most one tenant may be", k.c.Tenants[defaultTenant].ID, t.ID)
@@ -719,17 +690,76 @@ func (k *checker) tenants() map[string]bool {
 			}
 		}
 		for j := range t.Providers {
-			k.provider(&t.Providers[j], fmt.Sprintf("%s.providers[%d]", path, j), t.ID, providers)
+			k.providerID(&t.Providers[j], path+".providers["+strconv.Itoa(j)+"]", t.ID, providers)
+			k.probs = append(k.probs, o.providers[j]...)
 		}
-		k.rules(t.Rules, path+".rules")
+		k.probs = append(k.probs, o.rules...)
 	}
 	return ids
 }
 
-// provider checks one provider: what every provider needs (a unique id,
-// a registered type, only the settings its type uses, client_id when the
-// type uses it, URLs, scopes), then its type's own checks.
-func (k *checker) provider(p *Provider, path, tenant string, seen map[string]string) {
+// ownChecks checks what concerns tenants[i] alone, in the order of
+// tenants: the tenant's fields, each provider's, the rules.
+func (k *checker) ownChecks(i int) ownProblems {
+	t := &k.c.Tenants[i]
+	path := tenantsPath + "[" + strconv.Itoa(i) + "]"
+	if t.Language != "" && !locale.IsSupported(t.Language) {
+		k.add(path+".language", "%q: want one of %s", t.Language, strings.Join(locale.SupportedNames(), ", "))
+	}
+	k.branding(t.Branding, path) // branding.go
+	if dir := t.Directory; dir != nil {
+		switch dir.Match {
+		case "", "external_id", "user_name", "email":
+		default:
+			k.add(path+".directory.match", "%q: want external_id, user_name or email", dir.Match)
+		}
+	}
+	if a := t.Access; a != nil {
+		checkAccess(k, path+".access", a)
+	}
+	if im := t.Impersonation; im != nil {
+		if len(im.OperatorRoles) == 0 {
+			k.add(path+".impersonation.operator_roles", "at least one role is required")
+		}
+		if im.Lifetime.Duration() < 0 || im.Lifetime.Duration() > 15*time.Minute {
+			k.add(path+".impersonation.lifetime", "must be at most 15m")
+		}
+	}
+	for j, m := range t.Members {
+		p := fmt.Sprintf("%s.members[%d]", path, j)
+		if owner, _ := k.c.Provider(m.IdP); owner == nil {
+			k.add(p+".idp", "unknown identity provider %q", m.IdP)
+		}
+		if m.Subject == "" && m.Email == "" {
+			k.add(p, "needs a subject or an email")
+		}
+	}
+	for j, r := range t.IPRanges {
+		p := fmt.Sprintf("%s.ip_ranges[%d]", path, j)
+		pfx, err := netip.ParsePrefix(r)
+		if err != nil {
+			k.add(p, "%q is not a CIDR prefix like 203.0.113.0/24 or 2001:db8::/32", r)
+		} else if pfx.Masked() != pfx {
+			k.add(p, "%q has host bits set: did you mean %s?", r, pfx.Masked())
+		}
+	}
+	var o ownProblems
+	o.head, k.probs = k.probs, nil
+	if len(t.Providers) > 0 {
+		o.providers = make([][]Problem, len(t.Providers))
+	}
+	for j := range t.Providers {
+		k.provider(&t.Providers[j], path+".providers["+strconv.Itoa(j)+"]")
+		o.providers[j], k.probs = k.probs, nil
+	}
+	k.rules(t.Rules, path+".rules")
+	o.rules, k.probs = k.probs, nil
+	return o
+}
+
+// providerID checks a provider's id, unique across tenants (seen maps
+// each id to its tenant).
+func (k *checker) providerID(p *Provider, path, tenant string, seen map[string]string) {
 	switch other, dup := seen[p.ID]; {
 	case !isID(p.ID):
 		k.add(path+".id", "provider id %q must be 1-63 lower case letters, digits, '-' or '_' (it appears in callback URLs)", p.ID)
@@ -738,6 +768,13 @@ func (k *checker) provider(p *Provider, path, tenant string, seen map[string]str
 	default:
 		seen[p.ID] = tenant
 	}
+}
+
+// provider checks one provider: what every provider needs (a registered
+// type, only the settings its type uses, client_id when the type uses it,
+// URLs, scopes), then its type's own checks. Its id, unique across
+// tenants, is providerID's.
+func (k *checker) provider(p *Provider, path string) {
 	typ, known := LookupProviderType(p.Type)
 	if !known {
 		k.add(path+".type", "unknown provider type %q: want %s", p.Type, typeNames())

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/realmgate/realmgate/config"
-	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/transform"
 )
 
@@ -18,8 +17,9 @@ var compileRulesParts = 0
 // compileRules compiles every tenant's rule engine (the global rules, then
 // the tenant's), in parts at once: tenants are independent, and transform's
 // expression cache is safe for concurrent use. Errors come in tenant order,
-// as one loop gives them.
-func compileRules(cfg *config.Config) (map[string]*transform.Engine, error) {
+// as one loop gives them. An engine kept by the rule check (keep, may be
+// nil) is used as it is.
+func compileRules(cfg *config.Config, keep *compiledRules) (map[string]*transform.Engine, error) {
 	type result struct {
 		eng *transform.Engine
 		err error
@@ -38,7 +38,7 @@ func compileRules(cfg *config.Config) (map[string]*transform.Engine, error) {
 		go func() {
 			defer wg.Done()
 			for i := from; i < to; i++ {
-				eng, err := assemble.Engine(cfg.Rules, cfg.Tenants[i])
+				eng, err := keep.compile(cfg.Rules, cfg.Tenants[i])
 				results[i] = result{eng, err}
 			}
 		}()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/internal/gcpace"
 )
 
@@ -101,7 +102,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	// The checker compiled each rule alone; what only shows when a
 	// tenant's rules compile together with the global ones (a name used
 	// twice) is found here, as serve would find it.
-	if _, err := compileRules(cfg); err != nil {
+	if _, err := compileRules(cfg, rc.keep); err != nil {
 		fmt.Fprintf(stderr, "%s: rules: %v\n", *path, err)
 		return 1
 	}
@@ -173,7 +174,7 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if c, ok := store.(closer); ok {
 		defer c.Close()
 	}
-	srv, err := startBroker(ctx, cfg, store, logger, audit)
+	srv, err := startBroker(ctx, cfg, store, logger, audit, assemble.WithCompile(rc.keep.compile)) // the rule check's engines
 	if err != nil {
 		logger.Error("start", "err", err)
 		return 1
@@ -212,10 +213,10 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // startBroker builds the broker, waiting for the store when it is not
 // reachable yet (a broker started before its Redis comes up by itself).
-func startBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger) (*broker.Server, error) {
+func startBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger, opts ...assemble.Option) (*broker.Server, error) {
 	delay := 200 * time.Millisecond
 	for {
-		srv, err := buildBroker(ctx, cfg, store, logger, audit)
+		srv, err := buildBroker(ctx, cfg, store, logger, audit, opts...)
 		if err == nil || !errors.Is(err, broker.ErrUnavailable) {
 			return srv, err
 		}

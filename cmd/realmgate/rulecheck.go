@@ -22,10 +22,27 @@ type ruleChecker struct {
 	keep *compiledRules
 }
 
-// compiledRules are engines kept alive for transform's expression cache.
+// compiledRules are engines kept alive for transform's expression cache,
+// and the tenants' engines that compiled whole, for the broker to use.
 type compiledRules struct {
 	mu      sync.Mutex
 	engines []*transform.Engine
+	// tenants are the engines CheckTenantRules compiled, by tenant id.
+	tenants map[string]*transform.Engine
+}
+
+// compile is assemble.Engine, with an engine the rule check compiled from
+// the same rules when there is one (nil keep: always assemble.Engine).
+func (k *compiledRules) compile(global []config.Rule, t config.Tenant) (*transform.Engine, error) {
+	if k != nil {
+		k.mu.Lock()
+		eng, ok := k.tenants[t.ID]
+		k.mu.Unlock()
+		if ok {
+			return eng, nil
+		}
+	}
+	return assemble.Engine(global, t)
 }
 
 var _ config.RuleChecker = ruleChecker{}
@@ -72,6 +89,26 @@ func (rc ruleChecker) CheckRule(tenant string, r config.Rule) []config.RuleFault
 		faults = append(faults, f)
 	}
 	return faults
+}
+
+var _ config.TenantRuleChecker = ruleChecker{}
+
+// CheckTenantRules compiles t's engine, the global rules then t's, as the
+// broker will, and keeps it for the broker (keep.compile) when it compiles.
+func (rc ruleChecker) CheckTenantRules(global []config.Rule, t *config.Tenant) bool {
+	eng, err := assemble.Engine(global, *t)
+	if err != nil {
+		return false
+	}
+	if rc.keep != nil {
+		rc.keep.mu.Lock()
+		if rc.keep.tenants == nil {
+			rc.keep.tenants = map[string]*transform.Engine{}
+		}
+		rc.keep.tenants[t.ID] = eng
+		rc.keep.mu.Unlock()
+	}
+	return true
 }
 
 var _ config.ConcurrentRuleChecker = ruleChecker{}

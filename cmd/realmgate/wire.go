@@ -79,8 +79,8 @@ func openStore(cfg *config.Config) (broker.Store, error) {
 // buildBroker wires the configuration into a broker on store, through the
 // one assembly path (internal/assemble). Providers of a type this build does
 // not support are left out with a logged error.
-func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger) (*broker.Server, error) {
-	bc, err := assemble.BrokerConfig(cfg, upstreamClient(cfg), logger, audit)
+func buildBroker(ctx context.Context, cfg *config.Config, store broker.Store, logger, audit *slog.Logger, opts ...assemble.Option) (*broker.Server, error) {
+	bc, err := assemble.BrokerConfig(cfg, upstreamClient(cfg), logger, audit, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -15,12 +15,22 @@ import (
 	"github.com/realmgate/realmgate/transform"
 )
 
+// Option changes how BrokerConfig builds the tenants.
+type Option func(*Builder)
+
+// WithCompile makes BrokerConfig compile tenants' rules with compile
+// instead of Engine: the caller's engines, compiled from the same rules
+// while the file was checked, are not compiled a second time.
+func WithCompile(compile func(global []config.Rule, t config.Tenant) (*transform.Engine, error)) Option {
+	return func(b *Builder) { b.Compile = compile }
+}
+
 // BrokerConfig turns the configuration file into the broker's configuration:
 // every tenant through Builder, the clients, the rate limits and audit
 // retention, cookies, trusted proxies and secrets. hc is the outbound client
 // of every connector and of back-channel logout (SECURITY S70). Providers of
 // a type this build does not support are left out with a logged error.
-func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logger) (broker.Config, error) {
+func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logger, opts ...Option) (broker.Config, error) {
 	policies := map[string]broker.TenantPolicy{}
 	rules := map[string]*transform.Engine{}
 	var memberships []broker.Membership
@@ -28,6 +38,9 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	var idps []broker.IdP
 	b := Builder{Issuer: cfg.Issuer, HTTP: hc, Logger: logger, Global: cfg.Rules, SkipUnsupported: true,
 		GlobalPolicies: cfg.ConditionalAccess.Policies}
+	for _, o := range opts {
+		o(&b)
+	}
 	var errs []error
 	for _, t := range cfg.Tenants {
 		ct, probs := b.Tenant(t)
