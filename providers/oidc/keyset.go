@@ -146,7 +146,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byt
 	return payload, nil
 }
 
-// verifyBy tries the keys for kid and alg (keyMatches) with try, first the
+// verifyBy tries the keys for kid and alg (tryKeys) with try, first the
 // cached ones, then, when none verifies, the ones of a JWKS fetched again
 // (key rotation) unless it was fetched less than jwksMinRefresh ago. It
 // returns payload once a key verifies; an error wrapping
