@@ -126,6 +126,11 @@ type Config struct {
 	RotateEvery time.Duration
 	// SessionLifetime is the sliding lifetime of the SSO session.
 	SessionLifetime time.Duration
+	// JSONRecords writes sessions, codes, refresh-token grants, pending
+	// upstream sign-ins and user records in the JSON form earlier releases
+	// read, instead of the binary form (both are always read): for a
+	// store shared with such a release (config store.record_format).
+	JSONRecords bool
 	// AccessTokenLifetime, IDTokenLifetime and RefreshTokenLifetime bound the tokens.
 	AccessTokenLifetime, IDTokenLifetime, RefreshTokenLifetime time.Duration
 	// Clients are the registered applications.

@@ -335,7 +335,7 @@ func (s *Server) putJSON(ctx context.Context, key string, v any, ttl time.Durati
 	var b []byte
 	var err error
 	if sess, ok := v.(*session); ok {
-		b, err = encodeSessionRecord(sess)
+		b, err = s.encodeSession(sess)
 	} else {
 		b, err = json.Marshal(v)
 	}

@@ -61,11 +61,20 @@ func (s *Server) newCode(g *grant) (code, key string, rec []byte, err error) {
 	if cl := s.dir().clients[g.ClientID]; cl == nil || !cl.public() {
 		kept.JKT = ""
 	}
-	gb, err := encodeGrant(&kept) // grantcodec.go
+	cb := codeBinding{RedirectURI: g.RedirectURI, Challenge: g.Challenge, Nonce: g.Nonce, Created: g.Created, JKT: g.JKT}
+	var gb, bb []byte
+	if s.cfg.JSONRecords { // the form earlier releases read (store.record_format: json)
+		gb, err = json.Marshal(&kept)
+		if err == nil {
+			bb, err = json.Marshal(&cb)
+		}
+	} else {
+		gb, err = encodeGrant(&kept) // grantcodec.go
+		bb = encodeBinding(&cb)
+	}
 	if err != nil {
 		return "", "", nil, err
 	}
-	bb := encodeBinding(&codeBinding{RedirectURI: g.RedirectURI, Challenge: g.Challenge, Nonce: g.Nonce, Created: g.Created, JKT: g.JKT})
 	return code, key, store.JoinCodeRecord(gb, bb), nil
 }
 

@@ -102,7 +102,7 @@ func (s *Server) newSession(ctx context.Context, c echo.Context, sess *session) 
 	id := randomToken(tokenBytes)
 	sess.SID = randomToken(16)
 	sess.key = s.keyer.key("ss", id)
-	b, err := encodeSessionRecord(sess) // sessioncodec.go
+	b, err := s.encodeSession(sess) // sessioncodec.go
 	if err != nil {
 		return err
 	}

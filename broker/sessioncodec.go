@@ -15,6 +15,15 @@ import (
 // sessionV1 is the version byte of the binary session record.
 const sessionV1 = 0x01
 
+// encodeSession returns the stored form of sess: the binary one, or the
+// JSON one earlier releases read (Config.JSONRecords).
+func (s *Server) encodeSession(sess *session) ([]byte, error) {
+	if s.cfg.JSONRecords {
+		return sess.MarshalJSON()
+	}
+	return encodeSessionRecord(sess)
+}
+
 // encodeSessionRecord returns the stored form of s.
 func encodeSessionRecord(s *session) ([]byte, error) {
 	b := make([]byte, 1, 384)

@@ -5,6 +5,7 @@ package broker
 // the IdP.
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -50,6 +51,12 @@ func (s *Server) startUpstreamMFA(c echo.Context, arKey string, ar *authRequest,
 	ul := upstreamLogin{Request: arKey, IdP: idp.ID, Nonce: lr.Nonce, Verifier: lr.CodeVerifier, Data: data,
 		Binding: ar.Binding, Hint: hint, Force: ar.ForceLogin, MFA: mfa, Created: s.now(), AR: ar}
 	b := encodeUpstream(&ul) // upstreamcodec.go
+	if s.cfg.JSONRecords {   // the form earlier releases read (store.record_format: json)
+		var err error
+		if b, err = json.Marshal(&ul); err != nil {
+			return err
+		}
+	}
 	if err := s.putRecord(ctx, true, s.keyer.key("ul", lr.State), b, upstreamLoginTTL); err != nil {
 		return err
 	}

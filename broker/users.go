@@ -55,6 +55,7 @@ func (s *Server) Users() *users.Directory { return s.users }
 func (s *Server) openUsers() {
 	if d, ok := users.Open(s.store, s.now); ok {
 		d.SetRevoker(s)
+		d.SetJSONRecords(s.cfg.JSONRecords) // store.record_format: json
 		s.users = d
 	}
 }

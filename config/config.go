@@ -135,7 +135,21 @@ type Store struct {
 	Type string `yaml:"type"`
 	// Redis configures the Redis connection when Type is "redis".
 	Redis Redis `yaml:"redis,omitempty"`
+	// RecordFormat is how sessions, codes, refresh-token grants, pending
+	// upstream sign-ins and user directory records are written: "binary"
+	// (default; less CPU per sign-in) or "json", the only form releases
+	// before issue 21's binary records read. Both forms are always read.
+	// Set "json" while instances of such a release share the store (a
+	// rolling upgrade), and before rolling back to one; "binary" once
+	// every instance runs this release.
+	RecordFormat string `yaml:"record_format,omitempty"`
 }
+
+// Record formats (Store.RecordFormat).
+const (
+	RecordsBinary = "binary"
+	RecordsJSON   = "json"
+)
 
 // Redis configures a Redis connection: standalone (one address), Cluster
 // (several addresses) or Sentinel (MasterName set; addresses are the sentinels).

@@ -565,6 +565,8 @@ func TestValidate(t *testing.T) {
 		{"listen bad port", func(c *Config) { c.Listen = "127.0.0.1:99999" }, "listen", "invalid port"},
 		{"base domain", func(c *Config) { c.BaseDomain = "login_example" }, "base_domain", "not a valid host name"},
 		{"store unknown", func(c *Config) { c.Store.Type = "etcd" }, "store.type", `unknown store type "etcd"`},
+		{"record format json", func(c *Config) { c.Store.RecordFormat = RecordsJSON }, "", ""},
+		{"record format unknown", func(c *Config) { c.Store.RecordFormat = "xml" }, "store.record_format", `"xml": want binary or json`},
 		{"redis no addrs", func(c *Config) { c.Store.Type = StoreRedis }, "store.redis.addrs", "at least one"},
 		{"redis bad addr", func(c *Config) { c.Store = Store{Type: StoreRedis, Redis: Redis{Addrs: []string{"redis"}}} }, "store.redis.addrs[0]", "not host:port"},
 		{"redis cluster db", func(c *Config) {

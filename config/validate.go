@@ -105,6 +105,7 @@ func (c *Config) ApplyDefaults() {
 		str(&c.AdminAPI.Listen, "admin_api.listen", DefaultAdminListen)
 	}
 	str(&c.Store.Type, "store.type", StoreMemory)
+	str(&c.Store.RecordFormat, "store.record_format", RecordsBinary)
 	str(&c.Keys.Algorithm, "keys.algorithm", AlgES256)
 	dur(&c.Keys.RotateEvery, "keys.rotate_every", DefaultRotateEvery)
 	dur(&c.Session.Lifetime, "session.lifetime", DefaultSessionLifetime)
@@ -398,6 +399,11 @@ func (k *checker) store() {
 		k.replicaAck(s.Redis)
 	default:
 		k.add("store.type", "unknown store type %q: want memory or redis", s.Type)
+	}
+	switch s.RecordFormat {
+	case "", RecordsBinary, RecordsJSON: // "": binary (a Config built in code)
+	default:
+		k.add("store.record_format", "%q: want binary or json", s.RecordFormat)
 	}
 }
 

@@ -48,7 +48,14 @@ type Directory struct {
 	st      store.DirectoryStore
 	now     func() time.Time
 	revoker atomic.Pointer[Revoker]
+	// jsonRecords writes user records in the JSON form (SetJSONRecords).
+	jsonRecords atomic.Bool
 }
+
+// SetJSONRecords makes d write user records in the JSON form releases
+// before the binary one read (both forms are always read): for a store
+// shared with such a release (config store.record_format: json).
+func (d *Directory) SetJSONRecords(on bool) { d.jsonRecords.Store(on) }
 
 // New returns a Directory over st; now is the clock (nil: time.Now).
 func New(st store.DirectoryStore, now func() time.Time) *Directory {
@@ -208,7 +215,7 @@ func (d *Directory) CreateUser(ctx context.Context, u *User) error {
 	}
 	now := d.now().UTC().Truncate(time.Second)
 	u.Created, u.Updated = now, now
-	rec, err := encodeUser(u)
+	rec, err := d.encodeUser(u)
 	if err != nil {
 		return err
 	}
@@ -307,7 +314,7 @@ func (d *Directory) put(ctx context.Context, u, cur *User) error {
 		return err
 	}
 	u.Updated = d.now().UTC().Truncate(time.Second)
-	rec, err := encodeUser(u)
+	rec, err := d.encodeUser(u)
 	if err != nil {
 		return err
 	}

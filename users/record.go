@@ -85,6 +85,18 @@ func checkTenant(tenant string) error {
 	return nil
 }
 
+// encodeUser returns the record of u with its index entries, in the form
+// d writes: binary, or JSON (SetJSONRecords).
+func (d *Directory) encodeUser(u *User) (store.DirRecord, error) {
+	if !d.jsonRecords.Load() {
+		return encodeUser(u)
+	}
+	rec := userEntries(u)
+	b, err := encodeUserJSON(u)
+	rec.Data = b
+	return rec, err
+}
+
 // encodeUser returns the record of u, in its binary form (usercodec.go),
 // with its index entries.
 func encodeUser(u *User) (store.DirRecord, error) {
@@ -119,8 +131,8 @@ func userEntries(u *User) store.DirRecord {
 	return rec
 }
 
-// encodeUserJSON is the JSON form records had before the binary one (the
-// tests write it to check that such records are still read).
+// encodeUserJSON is the JSON form records had before the binary one,
+// which earlier releases read (Directory.SetJSONRecords).
 func encodeUserJSON(u *User) ([]byte, error) {
 	w := userWire{Sub: u.Subject, Ext: u.ExternalID, UN: u.UserName, Em: u.Email, EV: u.EmailVerified,
 		NF: u.Name.Formatted, NG: u.Name.GivenName, NL: u.Name.FamilyName, DN: u.DisplayName,

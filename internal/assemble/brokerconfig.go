@@ -71,6 +71,7 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	bc := broker.Config{
 		Issuer: cfg.Issuer, Algorithm: cfg.Keys.Algorithm, RotateEvery: cfg.Keys.RotateEvery.Duration(),
 		SessionLifetime:      cfg.Session.Lifetime.Duration(),
+		JSONRecords:          cfg.Store.RecordFormat == config.RecordsJSON,
 		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime.Duration(),
 		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime.Duration(),
 		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime.Duration(),
