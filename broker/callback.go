@@ -67,7 +67,7 @@ func (s *Server) upstreamReturn(c echo.Context, idp IdP, state string) error {
 	var ar authRequest
 	if ul.AR != nil { // the request as the upstream login started (pending.go)
 		ar = *ul.AR
-	} else if err := s.getJSON(ctx, ul.Request, &ar); errors.Is(err, ErrNotFound) {
+	} else if err := s.getRequest(ctx, ul.Request, &ar); errors.Is(err, ErrNotFound) { // requestcodec.go
 		return s.expired(c)
 	} else if err != nil {
 		return err

@@ -3,7 +3,6 @@ package broker
 import (
 	"crypto/hmac"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -97,7 +96,7 @@ func (s *Server) route(c echo.Context, id string, ar *authRequest, req realm.Req
 		return s.startUpstream(c, id, ar, idps[0], req.LoginHint)
 	}
 	ar.Offered = res.IdPs
-	b, err := json.Marshal(ar)
+	b, err := s.encodeRequest(ar) // requestcodec.go
 	if err != nil {
 		return err
 	}

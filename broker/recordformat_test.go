@@ -15,8 +15,8 @@ var (
 )
 
 // TestRecordFormat_JSONForEarlierReleases: with JSONRecords (config
-// store.record_format: json) the session, the pending upstream sign-in,
-// the code and its grant, and the user's directory record are written in
+// store.record_format: json) the session, the pending auth request and
+// upstream sign-in, the code and its grant, and the user's directory record are written in
 // the JSON form releases before the binary records read, and a sign-in
 // and a refresh work on them; without it they are binary. Both forms are
 // read either way (the codecs' ReadsJSONForm tests).
@@ -57,6 +57,8 @@ func TestRecordFormat_JSONForEarlierReleases(t *testing.T) {
 					check("session", v)
 				case strings.HasPrefix(k, "ul:"):
 					check("upstream sign-in", v)
+				case strings.HasPrefix(k, "ar:"):
+					check("auth request", v)
 				case strings.HasPrefix(k, "cd:{"):
 					check("code", codeLength.ReplaceAllString(v, "")) // store.JoinCodeRecord's length of the grant
 				case strings.HasSuffix(k, "/u"):
@@ -65,7 +67,7 @@ func TestRecordFormat_JSONForEarlierReleases(t *testing.T) {
 					}
 				}
 			}
-			for _, kind := range []string{"session", "upstream sign-in", "code", "user"} {
+			for _, kind := range []string{"session", "upstream sign-in", "auth request", "code", "user"} {
 				if !seen[kind] {
 					t.Errorf("no %s record written during the sign-in", kind)
 				}

@@ -7,7 +7,6 @@ package broker
 import (
 	"context"
 	"crypto/hmac"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -31,7 +30,7 @@ func (s *Server) loadRequest(c echo.Context, id string) (*authRequest, error) {
 		return nil, ErrNotFound
 	}
 	var ar authRequest
-	if err := s.getJSON(c.Request().Context(), s.keyer.key("ar", id), &ar); err != nil {
+	if err := s.getRequest(c.Request().Context(), s.keyer.key("ar", id), &ar); err != nil { // requestcodec.go
 		return nil, err
 	}
 	if !s.boundToBrowser(c, ar.Binding) {
@@ -123,7 +122,7 @@ func (s *Server) saveRequest(c echo.Context, ar *authRequest) (string, error) {
 	}
 	ar.Binding = s.keyer.mac("binding", s.ensureBinding(c))
 	id := randomToken(tokenBytes)
-	b, err := json.Marshal(ar)
+	b, err := s.encodeRequest(ar) // requestcodec.go
 	if err != nil {
 		return "", err
 	}

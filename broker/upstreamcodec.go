@@ -19,7 +19,11 @@ const upstreamV1 = 0x01
 
 // encodeUpstream returns the binary stored form of ul.
 func encodeUpstream(ul *upstreamLogin) []byte {
-	b := make([]byte, 0, 256+len(ul.Data))
+	size := 256 + len(ul.Data)
+	if ul.AR != nil { // its copy of the auth request: about 300 bytes more
+		size += 96 + len(ul.AR.RedirectURI) + len(ul.AR.State) + len(ul.AR.Nonce) + len(ul.AR.CodeChallenge) + len(ul.AR.Binding)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, upstreamV1)
 	for _, s := range []string{ul.Request, ul.IdP, ul.Nonce, ul.Verifier, ul.Hint} {
 		b = appendString(b, s)
@@ -29,11 +33,16 @@ func encodeUpstream(ul *upstreamLogin) []byte {
 	b = appendBool(b, ul.Force)
 	b = appendBool(b, ul.MFA)
 	b = appendTime(b, ul.Created)
-	ar := ul.AR
-	if ar == nil {
+	if ul.AR == nil {
 		return append(b, 0)
 	}
-	b = append(b, 1)
+	return appendAuthRequest(append(b, 1), ul.AR)
+}
+
+// appendAuthRequest appends the binary form of ar: the upstream state's
+// copy of the pending request and the pending request's own record
+// (encodeAuthRequest).
+func appendAuthRequest(b []byte, ar *authRequest) []byte {
 	for _, s := range []string{ar.ClientID, ar.RedirectURI, ar.State, ar.Nonce, ar.CodeChallenge, ar.LoginHint,
 		ar.Tenant, ar.FreshSID, ar.DPoPJKT, ar.Device} {
 		b = appendString(b, s)
@@ -90,30 +99,8 @@ func decodeUpstreamV1(rec []byte, ul *upstreamLogin) error {
 	ul.MFA = d.bool()
 	ul.Created = d.time()
 	if d.present() {
-		ar := new(authRequest)
-		for _, p := range []*string{&ar.ClientID, &ar.RedirectURI, &ar.State, &ar.Nonce, &ar.CodeChallenge, &ar.LoginHint,
-			&ar.Tenant, &ar.FreshSID, &ar.DPoPJKT, &ar.Device} {
-			*p = d.string()
-		}
-		ar.Scopes = d.strings()
-		ar.ACRS = d.strings()
-		ar.Offered = d.strings()
-		for _, p := range []*bool{&ar.ForceLogin, &ar.RequireMFA, &ar.PromptNone, &ar.PromptConsent} {
-			*p = d.bool()
-		}
-		ar.Binding = d.optBytes()
-		ar.Created = d.time()
-		if d.present() {
-			v := int(d.varint())
-			ar.MaxAge = &v
-		}
-		if d.present() {
-			ar.SAML = &samlPending{RequestID: d.string()}
-		}
-		if d.present() {
-			ar.Test = &testSignIn{Tenant: d.string(), Return: d.string(), Actor: d.string()}
-		}
-		ul.AR = ar
+		ul.AR = new(authRequest)
+		d.authRequest(ul.AR)
 	}
 	if d.err != nil {
 		return d.err
@@ -189,4 +176,30 @@ func (s *Server) getUpstream(ctx context.Context, state string, ul *upstreamLogi
 		return storeErr("store get", err)
 	}
 	return decodeUpstream(b, ul)
+}
+
+// authRequest reads appendAuthRequest's form into ar.
+func (d *decoder) authRequest(ar *authRequest) {
+	for _, p := range []*string{&ar.ClientID, &ar.RedirectURI, &ar.State, &ar.Nonce, &ar.CodeChallenge, &ar.LoginHint,
+		&ar.Tenant, &ar.FreshSID, &ar.DPoPJKT, &ar.Device} {
+		*p = d.string()
+	}
+	ar.Scopes = d.strings()
+	ar.ACRS = d.strings()
+	ar.Offered = d.strings()
+	for _, p := range []*bool{&ar.ForceLogin, &ar.RequireMFA, &ar.PromptNone, &ar.PromptConsent} {
+		*p = d.bool()
+	}
+	ar.Binding = d.optBytes()
+	ar.Created = d.time()
+	if d.present() {
+		v := int(d.varint())
+		ar.MaxAge = &v
+	}
+	if d.present() {
+		ar.SAML = &samlPending{RequestID: d.string()}
+	}
+	if d.present() {
+		ar.Test = &testSignIn{Tenant: d.string(), Return: d.string(), Actor: d.string()}
+	}
 }
