@@ -194,7 +194,7 @@ func (c *Connector) do(req *http.Request, what string) ([]byte, *http.Response, 
 		return nil, nil, fmt.Errorf("%w: oidc: idp %q: %s: %w", providers.ErrUnavailable, c.id, what, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	body, err := readBody(resp.Body, resp.ContentLength)
 	if err != nil {
 		return nil, resp, fmt.Errorf("%w: oidc: idp %q: %s: reading body: %w", providers.ErrUnavailable, c.id, what, err)
 	}
@@ -208,6 +208,34 @@ func (c *Connector) do(req *http.Request, what string) ([]byte, *http.Response, 
 		return body, resp, fmt.Errorf("%w: oidc: idp %q: %s: http status %d", providers.ErrInvalidResponse, c.id, what, resp.StatusCode)
 	}
 	return body, resp, nil
+}
+
+// readBody reads at most maxBody+1 bytes of r. A stated length (the
+// Content-Length, -1 when unknown) sizes the buffer at once: io.ReadAll
+// starts at 512 bytes and grew through three buffers for a token response.
+// The length is only a hint: a body longer than it is still read (up to
+// the bound) and a shorter one ends where it ends.
+func readBody(r io.Reader, length int64) ([]byte, error) {
+	if length < 0 || length > maxBody {
+		return io.ReadAll(io.LimitReader(r, maxBody+1))
+	}
+	// One byte more, so a body that is as long as stated ends in a read
+	// of EOF without a copy to a larger buffer.
+	b := make([]byte, 0, length+1)
+	lr := io.LimitReader(r, maxBody+1)
+	for {
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow: a body longer than its stated length
+		}
+	}
 }
 
 // isUnavailable reports whether err is an ErrUnavailable (helper for tests
