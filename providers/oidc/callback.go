@@ -194,7 +194,7 @@ func (c *Connector) exchange(ctx context.Context, md *metadata, code string, req
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
 			var e tokenResponse
-			if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			if decodeTokenResponse(body, &e) == nil && e.Error != "" {
 				return nil, fmt.Errorf("%w: oidc: idp %q: token endpoint error %q: %q",
 					providers.ErrInvalidResponse, c.id, clip(e.Error), clip(e.ErrorDescription))
 			}
@@ -202,7 +202,7 @@ func (c *Connector) exchange(ctx context.Context, md *metadata, code string, req
 		return nil, err
 	}
 	var tr tokenResponse
-	if err := json.Unmarshal(body, &tr); err != nil {
+	if err := decodeTokenResponse(body, &tr); err != nil { // tokenjson.go: json.Unmarshal's result in one pass
 		return nil, fmt.Errorf("%w: oidc: idp %q: token response is not json", providers.ErrInvalidResponse, c.id)
 	}
 	if tr.IDToken == "" {
