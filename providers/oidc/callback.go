@@ -157,30 +157,57 @@ type tokenResponse struct {
 	ErrorDescription string `json:"error_description"`
 }
 
+// tokenForm is the token request's body (RFC 6749 §4.1.3, RFC 7636 §4.5):
+// byte for byte url.Values.Encode of the same fields (sorted by name, an
+// client_id and client_secret as client holds them: none, the id, or both),
+// without the map.
+func tokenForm(code, redirectURI, verifier string, client []string) string {
+	size := 80 + len(code) + len(redirectURI) + len(verifier)
+	for _, v := range client {
+		size += 16 + len(v)
+	}
+	var b strings.Builder
+	b.Grow(size + size/4) // room for some escapes
+	field := func(k, v string) {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(v))
+	}
+	if len(client) > 0 {
+		field("client_id", client[0])
+	}
+	if len(client) > 1 {
+		field("client_secret", client[1])
+	}
+	field("code", code)
+	field("code_verifier", verifier)
+	field("grant_type", "authorization_code")
+	field("redirect_uri", redirectURI)
+	return b.String()
+}
+
 // exchange redeems code at the token endpoint with the PKCE verifier
 // (RFC 6749 §4.1.3, RFC 7636 §4.5).
 func (c *Connector) exchange(ctx context.Context, md *metadata, code string, req providers.LoginRequest) (*tokenResponse, error) {
-	form := url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {code},
-		"redirect_uri":  {req.CallbackURL},
-		"code_verifier": {req.CodeVerifier},
-	}
+	var client []string // client_id, then client_secret, when sent in the form
 	basic := false
 	switch {
 	case c.clientSecret == "": // public client: PKCE only
-		form.Set("client_id", c.clientID)
+		client = []string{c.clientID}
 	case len(md.TokenEndpointAuthMeths) == 0 || slices.Contains(md.TokenEndpointAuthMeths, "client_secret_basic"):
 		basic = true // the default method (OpenID Connect Discovery 1.0 §3)
 	case slices.Contains(md.TokenEndpointAuthMeths, "client_secret_post"):
-		form.Set("client_id", c.clientID)
-		form.Set("client_secret", c.clientSecret)
+		client = []string{c.clientID, c.clientSecret}
 	default:
 		basic = true
 	}
+	form := tokenForm(code, req.CallbackURL, req.CodeVerifier, client)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, md.TokenEndpoint, strings.NewReader(form.Encode()))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, md.TokenEndpoint, strings.NewReader(form))
 	if err != nil {
 		return nil, fmt.Errorf("%w: oidc: idp %q: token request: %v", providers.ErrInvalidResponse, c.id, err)
 	}

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -78,6 +79,45 @@ func BenchmarkDecodeTokenResponse(b *testing.B) {
 			if err := json.Unmarshal(body, &tr); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// TestTokenForm_SameAsValuesEncode: the token request body is what
+// url.Values.Encode gave for the same fields.
+func TestTokenForm_SameAsValuesEncode(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		client []string
+	}{{"basic", nil}, {"public", []string{"app id"}}, {"public, empty id", []string{""}}, {"post", []string{"app", "s3cr&t=+/ é"}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, ru, ver := "c0de+/=&x", "https://rg.test/cb?a=b&c=d é", "v-._~"
+			want := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {ru}, "code_verifier": {ver}}
+			if len(tt.client) > 0 {
+				want.Set("client_id", tt.client[0])
+			}
+			if len(tt.client) > 1 {
+				want.Set("client_secret", tt.client[1])
+			}
+			if got := tokenForm(code, ru, ver, tt.client); got != want.Encode() {
+				t.Errorf("tokenForm = %q, want %q", got, want.Encode())
+			}
+		})
+	}
+}
+
+func BenchmarkTokenForm(b *testing.B) {
+	code, ru, ver := strings.Repeat("c", 43), "http://127.0.0.1:8080/callback", strings.Repeat("v", 43)
+	b.Run("tokenForm", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = tokenForm(code, ru, ver, nil)
+		}
+	})
+	b.Run("url.Values", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {ru}, "code_verifier": {ver}}.Encode()
 		}
 	})
 }
