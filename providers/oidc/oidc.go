@@ -58,7 +58,6 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/oauth2"
 
 	"github.com/realmgate/realmgate/providers"
 )
@@ -307,31 +306,7 @@ func (c *Connector) LoginURL(ctx context.Context, req providers.LoginRequest) (s
 	if err != nil {
 		return "", nil, err
 	}
-	conf := oauth2.Config{
-		ClientID:    c.clientID,
-		Endpoint:    oauth2.Endpoint{AuthURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint},
-		RedirectURL: req.CallbackURL,
-		Scopes:      c.scopes,
-	}
-	opts := make([]oauth2.AuthCodeOption, 0, len(c.extra)+4)
-	for k, v := range c.extra {
-		opts = append(opts, oauth2.SetAuthURLParam(k, v))
-	}
-	// RFC 7636 §4.3: code_challenge = BASE64URL(SHA256(verifier)), method S256.
-	opts = append(opts, oauth2.S256ChallengeOption(req.CodeVerifier), gooidc.Nonce(req.Nonce))
-	if req.LoginHint != "" {
-		opts = append(opts, oauth2.SetAuthURLParam("login_hint", req.LoginHint))
-	}
-	if req.ForceLogin {
-		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
-	}
-	if req.MaxAge > 0 { // OIDC Core §3.1.2.1: the IdP then states auth_time
-		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(int(req.MaxAge/time.Second))))
-	}
-	if len(req.ACRValues) > 0 { // OIDC Core §3.1.2.1
-		opts = append(opts, oauth2.SetAuthURLParam("acr_values", strings.Join(req.ACRValues, " ")))
-	}
-	return conf.AuthCodeURL(req.State, opts...), nil, nil
+	return c.authURL(md.AuthorizationEndpoint, req), nil, nil
 }
 
 // validVerifier reports whether v is a PKCE code verifier: 43 to 128
@@ -403,4 +378,39 @@ func (c *Connector) tenantAllowed(tid string) bool {
 // "organizations" (work accounts only).
 func (c *Connector) commonEndpoint() bool {
 	return c.personal || slices.Contains(c.allowedTenants, msaConsumerTenant)
+}
+
+// authURL is the authorization request to endpoint for req (LoginURL).
+func (c *Connector) authURL(endpoint string, req providers.LoginRequest) string {
+	// What oauth2.Config.AuthCodeURL set, in its order (authurl.go).
+	var p authParams
+	p.set("response_type", "code")
+	p.set("client_id", c.clientID)
+	if req.CallbackURL != "" {
+		p.set("redirect_uri", req.CallbackURL)
+	}
+	if len(c.scopes) > 0 {
+		p.set("scope", strings.Join(c.scopes, " "))
+	}
+	p.set("state", req.State)
+	for k, v := range c.extra {
+		p.set(k, v)
+	}
+	// RFC 7636 §4.3: code_challenge = BASE64URL(SHA256(verifier)), method S256.
+	p.set("code_challenge_method", "S256")
+	p.set("code_challenge", s256Challenge(req.CodeVerifier))
+	p.set("nonce", req.Nonce)
+	if req.LoginHint != "" {
+		p.set("login_hint", req.LoginHint)
+	}
+	if req.ForceLogin {
+		p.set("prompt", "login")
+	}
+	if req.MaxAge > 0 { // OIDC Core §3.1.2.1: the IdP then states auth_time
+		p.set("max_age", strconv.Itoa(int(req.MaxAge/time.Second)))
+	}
+	if len(req.ACRValues) > 0 { // OIDC Core §3.1.2.1
+		p.set("acr_values", strings.Join(req.ACRValues, " "))
+	}
+	return p.url(endpoint)
 }
