@@ -37,12 +37,20 @@ type pending struct {
 	// are gathered too (/authorize); otherwise they are written at once.
 	starts bool
 	ops    []store.Op
-	limits []stagedLimit // per op: the limit an OpWindow asks, else zero
+	limits []opLimit // the limit each OpWindow asks, by the op's index
 	done   bool
 	// The first ops' room, allocated with p: a sign-in's steps stage up
-	// to about six ops, which append grew from nil in four steps.
+	// to about six ops, which append grew from nil in four steps; two
+	// start counters (a limit is 112 bytes: one per op was two thirds of
+	// the 1.5 KB p took, twice per sign-in).
 	opsRoom    [6]store.Op
-	limitsRoom [6]stagedLimit
+	limitsRoom [2]opLimit
+}
+
+// opLimit is the limit of the staged op at index op.
+type opLimit struct {
+	op int
+	stagedLimit
 }
 
 // stagedLimit is what a refused start counter answers with.
@@ -96,8 +104,10 @@ func stage(ctx context.Context, starts bool, op store.Op, lim stagedLimit) bool 
 	if p == nil || (starts && !p.starts) {
 		return false
 	}
+	if lim != (stagedLimit{}) {
+		p.limits = append(p.limits, opLimit{len(p.ops), lim})
+	}
 	p.ops = append(p.ops, op)
-	p.limits = append(p.limits, lim)
 	return true
 }
 
@@ -144,10 +154,21 @@ func (s *Server) flush(c echo.Context) (handled bool, err error) {
 		return false, nil
 	case p.ops[i].Kind == store.OpWindow:
 		s.refusedStarts.refused(p.ops[i].Key, p.ops[i].Now, r.Wait)
-		return true, s.throttled(c, p.limits[i].name, r.Wait, p.limits[i].at)
+		lim := p.limitOf(i)
+		return true, s.throttled(c, lim.name, r.Wait, lim.at)
 	default: // the auth request's take
 		return true, s.expired(c)
 	}
+}
+
+// limitOf returns the limit staged with op i (zero: none).
+func (p *pending) limitOf(i int) stagedLimit {
+	for _, l := range p.limits {
+		if l.op == i {
+			return l.stagedLimit
+		}
+	}
+	return stagedLimit{}
 }
 
 // stageIndexes adds index entries (deletion.go's store.IndexAdd) to the
