@@ -136,6 +136,9 @@ func StatusOf(code string) int {
 
 // As returns the *Error in err's chain, if any.
 func As(err error) (*Error, bool) {
+	if err == nil { // every answered request: errors.As's target escapes
+		return nil, false
+	}
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok
