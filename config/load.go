@@ -592,13 +592,6 @@ func (s *keyLines) add(k string, line int) {
 	s.m[k] = line
 }
 
-func joinPath(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
 // childKey is the path of key k under path.
 func childKey(path, k string) string {
 	if path == "" {
