@@ -140,6 +140,17 @@ func BenchmarkGrantCodec(b *testing.B) {
 			}
 		}
 	})
+	// A grant with its origin session, as the callback writes the code.
+	withOrigin := *g
+	withOrigin.Origin = codecSession()
+	b.Run("encode-binary/origin", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := encodeGrant(&withOrigin); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("decode-binary", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -127,9 +127,10 @@ type Config struct {
 	// SessionLifetime is the sliding lifetime of the SSO session.
 	SessionLifetime time.Duration
 	// JSONRecords writes sessions, codes, refresh-token grants, pending
-	// upstream sign-ins and user records in the JSON form earlier releases
-	// read, instead of the binary form (both are always read): for a
-	// store shared with such a release (config store.record_format).
+	// auth requests and upstream sign-ins and user records in the JSON
+	// form earlier releases read, instead of the binary form (both are
+	// always read): for a store shared with such a release (config
+	// store.record_format).
 	JSONRecords bool
 	// AccessTokenLifetime, IDTokenLifetime and RefreshTokenLifetime bound the tokens.
 	AccessTokenLifetime, IDTokenLifetime, RefreshTokenLifetime time.Duration
