@@ -36,6 +36,7 @@ import (
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -45,6 +46,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"strconv"
@@ -73,14 +75,22 @@ const (
 
 const clientSecretEnv = "BENCH_CLIENT_SECRET"
 
+// pprofEnv, when set, has the baseline serve CPU and allocation profiles
+// (-profile).
+const pprofEnv = "BENCH_PPROF"
+
+// algEnv carries -alg to the baseline: the signing algorithm of its tokens.
+const algEnv = "BENCH_ALG"
+
 var b64 = base64.RawURLEncoding
 
 type baseline struct {
 	store      *redisstore.Store
 	storeKey   []byte
 	priv       *ecdsa.PrivateKey
-	headerAT   string // base64url JOSE header, typ at+jwt
-	headerID   string // base64url JOSE header, typ JWT
+	rsaPriv    *rsa.PrivateKey // -alg RS256: signs instead of priv
+	headerAT   string          // base64url JOSE header, typ at+jwt
+	headerID   string          // base64url JOSE header, typ JWT
 	secretHash [32]byte
 	issuer     string
 	upstream   struct {
@@ -106,20 +116,9 @@ func runBaseline(addr, upstreamIssuer, redisAddr string) error {
 		http: &http.Client{Timeout: requestTimeout, Transport: &http.Transport{
 			Proxy: nil, MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}}}
 	b.secretHash = sha256.Sum256([]byte(os.Getenv(clientSecretEnv)))
-	if b.priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+	if err := b.makeKey(os.Getenv(algEnv)); err != nil {
 		return err
 	}
-	pt, err := b.priv.PublicKey.Bytes() // SEC 1 uncompressed point: 0x04 || X || Y, 32 bytes each
-	if err != nil {
-		return err
-	}
-	x, y := pt[1:33], pt[33:]
-	thumb := sha256.Sum256(fmt.Appendf(nil, `{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, b64.EncodeToString(x), b64.EncodeToString(y)))
-	kid := b64.EncodeToString(thumb[:])
-	b.headerAT = b64.EncodeToString(fmt.Appendf(nil, `{"alg":"ES256","kid":"%s","typ":"at+jwt"}`, kid))
-	b.headerID = b64.EncodeToString(fmt.Appendf(nil, `{"alg":"ES256","kid":"%s","typ":"JWT"}`, kid))
-	b.jwks, _ = json.Marshal(map[string]any{"keys": []any{map[string]any{"kty": "EC", "crv": "P-256",
-		"x": b64.EncodeToString(x), "y": b64.EncodeToString(y), "kid": kid, "alg": "ES256", "use": "sig"}}})
 	b.discovery = staticDiscovery(b.issuer)
 	if err := b.fetchUpstream(upstreamIssuer); err != nil {
 		return err
@@ -157,6 +156,11 @@ func runBaseline(addr, upstreamIssuer, redisAddr string) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /jwks", b.static(b.jwks, "application/jwk-set+json"))
 	mux.HandleFunc("GET /.well-known/openid-configuration", b.static(b.discovery, "application/json"))
+	if os.Getenv(pprofEnv) != "" {
+		// -profile: the same profiles realmgate's serve --pprof gives.
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.Handle("GET /debug/pprof/allocs", pprof.Handler("allocs"))
+	}
 	mux.HandleFunc("POST /mint", b.mint)
 	mux.HandleFunc("GET /authorize", b.authorize)
 	mux.HandleFunc("GET /callback", b.callback)
@@ -299,15 +303,64 @@ func codeRecord(client, redirect, challenge, nonce, sid, subject, now, scope str
 // claimsFragment is the JSON members of the user's claims, as a grant carries them.
 const claimsFragment = `"email":"alice@acme.test","email_verified":true,"family_name":"Anders","given_name":"Alice","name":"Alice Anders","roles":["admin"]`
 
+// makeKey makes the signing key of alg (ES256 when empty, or RS256, as
+// realmgate's keys.algorithm) and the JOSE headers and JWKS that go with it.
+func (b *baseline) makeKey(alg string) error {
+	var jwk map[string]any
+	var thumb [32]byte
+	switch alg {
+	case "", "ES256":
+		alg = "ES256"
+		var err error
+		if b.priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return err
+		}
+		pt, err := b.priv.PublicKey.Bytes() // SEC 1 uncompressed point: 0x04 || X || Y, 32 bytes each
+		if err != nil {
+			return err
+		}
+		x, y := b64.EncodeToString(pt[1:33]), b64.EncodeToString(pt[33:])
+		thumb = sha256.Sum256(fmt.Appendf(nil, `{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, x, y))
+		jwk = map[string]any{"kty": "EC", "crv": "P-256", "x": x, "y": y}
+	case "RS256":
+		var err error
+		if b.rsaPriv, err = rsa.GenerateKey(rand.Reader, 2048); err != nil { // realmgate's size (broker/keys.go)
+			return err
+		}
+		e := b64.EncodeToString(big.NewInt(int64(b.rsaPriv.E)).Bytes())
+		n := b64.EncodeToString(b.rsaPriv.N.Bytes())
+		thumb = sha256.Sum256(fmt.Appendf(nil, `{"e":"%s","kty":"RSA","n":"%s"}`, e, n)) // RFC 7638 §3.2
+		jwk = map[string]any{"kty": "RSA", "e": e, "n": n}
+	default:
+		return fmt.Errorf("baseline: unknown algorithm %q (want ES256 or RS256)", alg)
+	}
+	kid := b64.EncodeToString(thumb[:])
+	b.headerAT = b64.EncodeToString(fmt.Appendf(nil, `{"alg":"%s","kid":"%s","typ":"at+jwt"}`, alg, kid))
+	b.headerID = b64.EncodeToString(fmt.Appendf(nil, `{"alg":"%s","kid":"%s","typ":"JWT"}`, alg, kid))
+	jwk["kid"], jwk["alg"], jwk["use"] = kid, alg, "sig"
+	b.jwks, _ = json.Marshal(map[string]any{"keys": []any{jwk}})
+	return nil
+}
+
 // sign is ES256 over header.claims (RFC 7515 §3.1, RFC 7518 §3.4), with
 // the same primitive realmgate uses: crypto/ecdsa's deterministic RFC 6979
-// signature (nil random source), converted to R || S.
+// signature (nil random source), converted to R || S; or, with an RSA key,
+// RS256 (RFC 7518 §3.3: RSASSA-PKCS1-v1_5 with SHA-256), as realmgate's.
 func (b *baseline) sign(header string, claims []byte) string {
 	buf := make([]byte, 0, 1024)
 	buf = append(buf, header...)
 	buf = append(buf, '.')
 	buf = b64.AppendEncode(buf, claims)
 	h := sha256.Sum256(buf)
+	if b.rsaPriv != nil {
+		sig, err := rsa.SignPKCS1v15(nil, b.rsaPriv, crypto.SHA256, h[:])
+		if err != nil {
+			panic(err)
+		}
+		buf = append(buf, '.')
+		buf = b64.AppendEncode(buf, sig)
+		return string(buf)
+	}
 	der, err := b.priv.Sign(nil, h[:], crypto.SHA256)
 	if err != nil {
 		panic(err)

@@ -77,19 +77,34 @@ type env struct {
 	rgOffOpsURL string
 	// conditional: -conditional (conditionalConfig).
 	conditional bool
+	// alg: -alg, the signing algorithm of realmgate and the baseline.
+	alg string
+	// -dex: Dex with memory storage and the same upstream (dex.go).
+	dex    *proc
+	dexURL string
 }
 
-// target is one server under test: realmgate or the baseline.
+// target is one server under test: realmgate, the baseline, or Dex.
 type target struct {
 	name string
-	url  string
+	url  string // the issuer: endpoints are below it
 	p    *proc
+	// authPath is the authorization endpoint below url ("/authorize" when
+	// empty), scope what the client asks for there (benchScope when empty).
+	authPath, scope string
 }
 
-func (e *env) targets() []*target {
+// targets are the servers flow runs against: realmgate and the baseline,
+// realmgate with replica_ack off (-ack-compare), and Dex for the login flow
+// (-dex: Dex has no SSO session to mint codes from, and the code exchange
+// and refresh rows would compare signatures of different algorithms).
+func (e *env) targets(flow string) []*target {
 	ts := []*target{{name: "realmgate", url: e.rgURL, p: e.rg}, {name: "baseline", url: e.baseURL, p: e.base}}
 	if e.rgOff != nil {
 		ts = append(ts, &target{name: ackOffTarget, url: e.rgOffURL, p: e.rgOff})
+	}
+	if e.dex != nil && flow == "login" {
+		ts = append(ts, &target{name: dexTarget, url: e.dexIssuer(), p: e.dex, authPath: "/auth", scope: dexScope})
 	}
 	return ts
 }
@@ -105,7 +120,7 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, keep: o.keepDir, conditional: o.conditional, lastRate: map[string]float64{}, clientSecret: "bench-client-secret-" + rand.Text(),
+	e := &env{dir: dir, keep: o.keepDir, conditional: o.conditional, alg: o.alg, lastRate: map[string]float64{}, clientSecret: "bench-client-secret-" + rand.Text(),
 		secret: rand.Text() + rand.Text()}
 	e.transport = &http.Transport{
 		Proxy:               nil,
@@ -129,7 +144,7 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 			return e, err
 		}
 	}
-	ports, err := freePorts(6)
+	ports, err := freePorts(7)
 	if err != nil {
 		return e, err
 	}
@@ -139,11 +154,13 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 	e.opsURL = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
 	e.rgOffURL = fmt.Sprintf("http://127.0.0.1:%d", ports[4])
 	e.rgOffOpsURL = fmt.Sprintf("http://127.0.0.1:%d", ports[5])
+	e.dexURL = fmt.Sprintf("http://127.0.0.1:%d", ports[6])
 	self, err := os.Executable()
 	if err != nil {
 		return e, err
 	}
-	callbacks := e.rgURL + "/callback/" + benchIdPID + "," + e.baseURL + "/callback," + e.rgOffURL + "/callback/" + benchIdPID
+	callbacks := e.rgURL + "/callback/" + benchIdPID + "," + e.baseURL + "/callback," + e.rgOffURL + "/callback/" + benchIdPID +
+		"," + e.dexIssuer() + "/callback"
 	if e.idp, err = startProc(e.dir, "upstream", self, nil, "-role", "idp", "-addr", hostPort(e.idpURL), "-callbacks", callbacks); err != nil {
 		return e, err
 	}
@@ -176,9 +193,12 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 	if e.rg, err = startProc(e.dir, "realmgate", bin, rgEnv, args...); err != nil {
 		return e, err
 	}
-	baseEnv := append([]string{clientSecretEnv + "=" + e.clientSecret}, o.serverEnv...)
+	baseEnv := append([]string{clientSecretEnv + "=" + e.clientSecret, algEnv + "=" + e.alg}, o.serverEnv...)
 	if o.conditional {
 		baseEnv = append(baseEnv, conditionalEnv+"=1")
+	}
+	if o.profileDir != "" {
+		baseEnv = append(baseEnv, pprofEnv+"=1")
 	}
 	if e.base, err = startProc(e.dir, "baseline", self, baseEnv, "-role", "baseline", "-addr", hostPort(e.baseURL),
 		"-idp", e.idpURL+"/"+upstreamRealm, "-redis", e.redis.Addr()); err != nil {
@@ -202,11 +222,16 @@ func startEnv(ctx context.Context, o options) (*env, error) {
 	if err := e.waitReady(ctx, e.base, e.baseURL+"/healthz"); err != nil {
 		return e, err
 	}
+	if o.dex != "" {
+		if err := e.startDex(ctx, o.dex); err != nil {
+			return e, err
+		}
+	}
 	return e, nil
 }
 
 // realmgateConfig is the configuration file realmgate runs with: the Redis
-// store, ES256, one client, one tenant with the upstream and one rule. The
+// store, ES256 (or -alg), one client, one tenant with the upstream and one rule. The
 // sign-in rate limiter stays on, as in production, with limits no run
 // reaches: all the load comes from one address. Its counters cost Redis
 // round trips, which the baseline makes too.
@@ -223,7 +248,7 @@ store:
   redis:
     addrs: [%[3]q]%[15]s
 keys:
-  algorithm: ES256
+  algorithm: %[16]s
   rotate_every: 24h
   secret: %[4]q
 outbound:
@@ -276,7 +301,7 @@ tenants:
         add:
           roles: '"sync"'
 `, rgURL, hostPort(rgURL), e.redis.Addr(), e.secret, benchClientID, e.clientSecret,
-		benchRedirectURI, benchTenant, benchIdPID, e.idpURL, upstreamRealm, upstreamClient, upstreamSecret, hostPort(opsURL), ack) + e.conditionalConfig()
+		benchRedirectURI, benchTenant, benchIdPID, e.idpURL, upstreamRealm, upstreamClient, upstreamSecret, hostPort(opsURL), ack, e.alg) + e.conditionalConfig()
 }
 
 func hostPort(u string) string { return strings.TrimPrefix(u, "http://") }
@@ -419,6 +444,7 @@ func (e *env) waitReady(ctx context.Context, p *proc, url string) error {
 
 // close stops every process in reverse order and removes the work directory.
 func (e *env) close() {
+	e.dex.stop()
 	e.base.stop()
 	e.rgOff.stop()
 	e.rg.stop()

@@ -85,13 +85,20 @@ func (v *vu) postTokenAs(t *target, id, secret string, form url.Values) (int, []
 
 // authorizeURL is the client's authorization request.
 func (v *vu) authorizeURL(t *target, state, hint string) string {
+	scope, path := benchScope, "/authorize"
+	if t.scope != "" {
+		scope = t.scope
+	}
+	if t.authPath != "" {
+		path = t.authPath
+	}
 	q := url.Values{"client_id": {benchClientID}, "redirect_uri": {benchRedirectURI}, "response_type": {"code"},
-		"scope": {benchScope}, "state": {state}, "nonce": {rand.Text()}, "code_challenge": {v.challenge},
+		"scope": {scope}, "state": {state}, "nonce": {rand.Text()}, "code_challenge": {v.challenge},
 		"code_challenge_method": {"S256"}}
 	if hint != "" {
 		q.Set("login_hint", hint)
 	}
-	return t.url + "/authorize?" + q.Encode()
+	return t.url + path + "?" + q.Encode()
 }
 
 // authorize follows redirects from the authorization request until the
@@ -303,7 +310,7 @@ func (e *env) vus(n int) []*vu {
 // alike) whose results are summed, then, for token and refresh, one run of
 // each paced at half its own maximum rate.
 func runFlow(ctx context.Context, e *env, o options, flow string, out io.Writer) ([]*result, error) {
-	targets := e.targets()
+	targets := e.targets(flow)
 	if o.order == "baseline-first" {
 		targets[0], targets[1] = targets[1], targets[0]
 	}
@@ -332,7 +339,7 @@ func runFlow(ctx context.Context, e *env, o options, flow string, out io.Writer)
 			}
 			t := targets[i]
 			ph := phaseFor(t, 0)
-			ph.profile = round == 0 && t.name == "realmgate" && o.profileDir != ""
+			ph.profile = round == 0 && (t.name == "realmgate" || t.name == "baseline") && o.profileDir != ""
 			r, err := runs[i](ph)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", t.name, err)
@@ -423,7 +430,7 @@ func (e *env) prepare(ctx context.Context, o options, flow string, t *target) (f
 		}
 		stop := func() {}
 		if ph.profile {
-			stop = e.startProfile(ctx, o, flow, ph)
+			stop = e.startProfile(ctx, o, flow, ph, t)
 		}
 		r := runLoad(ctx, ph, op)
 		stop()

@@ -28,8 +28,15 @@
 // measured maximum rate, for the p99 latency target.
 //
 // With -profile DIR realmgate runs with `serve --pprof` (pprof on its
-// operations listener) and CPU and allocation profiles of the first
-// closed-loop run of each flow are written to DIR.
+// operations listener), the baseline serves pprof on its own mux, and CPU
+// and allocation profiles of the first closed-loop run of each flow are
+// written to DIR: <flow>.cpu.pprof for realmgate, <flow>.baseline.cpu.pprof
+// for the baseline.
+//
+// With -dex BIN the login flow also runs against Dex (memory storage, the
+// same upstream and client), and the report compares realmgate + its Redis
+// with Dex (issue 21). -alg RS256 has realmgate and the baseline sign with
+// RS256, Dex's algorithm.
 //
 // docs/performance.md describes the method, the baseline and the results.
 package main
@@ -70,6 +77,8 @@ type options struct {
 	tracing     tracingMode
 	ackCompare  bool
 	conditional bool
+	dex         string // a Dex binary: the login flow also runs against Dex (issue 21)
+	alg         string // keys.algorithm of realmgate and the baseline's signatures
 }
 
 var allFlows = []string{"token", "refresh", "login", "jwks", "discovery", "client_credentials"}
@@ -91,12 +100,14 @@ func main() {
 	flag.BoolVar(&o.paced, "paced", true, "also run token and refresh paced at half their maximum rate (p99 target)")
 	flag.BoolVar(&o.memory, "memory", true, "measure Redis memory per SSO session")
 	flag.StringVar(&o.realmgate, "realmgate", "", "prebuilt realmgate binary (default: go build ./cmd/realmgate)")
-	flag.StringVar(&o.profileDir, "profile", "", "write pprof CPU and alloc profiles of realmgate per flow to this directory")
+	flag.StringVar(&o.profileDir, "profile", "", "write pprof CPU and alloc profiles of realmgate (<flow>.cpu.pprof) and of the baseline (<flow>.baseline.cpu.pprof) per flow to this directory")
 	flag.BoolVar(&o.keepDir, "keep", false, "keep the work directory (configs, logs) for inspection")
 	serverEnv := flag.String("server-env", "", "comma-separated KEY=VALUE added to the environment of realmgate and the baseline (e.g. GOGC=400)")
 	flag.Var(&o.tracing, "tracing", "run realmgate with OpenTelemetry tracing on (the baseline traces nothing): -tracing or -tracing=otlp exports OTLP to a loopback sink in this process; -tracing=inprocess exports to an in-process exporter in realmgate that drops the spans ("+tracingDiscardEnv+"=discard); -tracing=off")
 	flag.BoolVar(&o.ackCompare, "ack-compare", false, "give Redis a replica and run a second realmgate with store.redis.replica_ack: off beside the default (auto, which then waits for the replica's acknowledgement of single-use writes); the report compares them (issue 22)")
 	flag.BoolVar(&o.conditional, "conditional", false, "give the tenant conditional access (issue 16: five policies, an authentication context, the test GeoIP database) and the baseline the same one Redis round trip (the user's sign-in history)")
+	flag.StringVar(&o.dex, "dex", "", "a Dex binary (`dex serve`, v2.45): the login flow also runs against Dex with memory storage and the same upstream, and the report compares realmgate + its Redis with Dex (issue 21; docs/performance.md says how to build one)")
+	flag.StringVar(&o.alg, "alg", "ES256", "signing algorithm of realmgate's tokens (keys.algorithm) and of the baseline's: ES256 or RS256 (Dex signs RS256 only)")
 	flag.IntVar(&o.rounds, "rounds", 2, "alternating rounds per flow; -duration is split among them")
 	flag.StringVar(&o.order, "order", "realmgate-first", "which target runs first in each flow: realmgate-first or baseline-first")
 	// Child roles take their own flags.
@@ -122,6 +133,9 @@ func main() {
 		log.Fatalf("unknown role %q", *role)
 	}
 	o.rounds = max(1, o.rounds)
+	if o.alg != "ES256" && o.alg != "RS256" {
+		log.Fatalf("unknown -alg %q (want ES256 or RS256)", o.alg)
+	}
 	if *serverEnv != "" {
 		o.serverEnv = strings.Split(*serverEnv, ",")
 	}
@@ -167,8 +181,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	rep.machine = machineInfo()
 	fmt.Fprintf(out, "realmgate load benchmark: %s, %d CPUs (GOMAXPROCS %d), %s\n", rep.machine.cpu, rep.machine.nproc,
 		runtime.GOMAXPROCS(0), rep.started.Format(time.RFC3339))
-	fmt.Fprintf(out, "realmgate pid %d, baseline pid %d, upstream pid %d, redis %s\n",
-		env.rg.pid, env.base.pid, env.idp.pid, env.redis.Addr())
+	fmt.Fprintf(out, "realmgate pid %d, baseline pid %d, upstream pid %d, redis %s; tokens signed %s\n",
+		env.rg.pid, env.base.pid, env.idp.pid, env.redis.Addr(), o.alg)
+	if env.dex != nil {
+		fmt.Fprintf(out, "dex pid %d at %s (memory storage, RS256), login flow only\n", env.dex.pid, env.dexIssuer())
+	}
 	if o.tracing == tracingInProcess {
 		fmt.Fprintf(out, "realmgate tracing on: spans go to an in-process exporter that drops them (%s=discard)\n", tracingDiscardEnv)
 	}

@@ -55,7 +55,7 @@ func keyKind(k string) string {
 // measureMemory signs one user in step by step, reading every record the
 // sign-in writes as it appears, then signs many in and reads used_memory.
 func measureMemory(ctx context.Context, e *env) (*memReport, error) {
-	rg := e.targets()[0]
+	rg := e.targets("")[0]
 	seen, err := e.redisKeys("rg:*")
 	if err != nil {
 		return nil, err

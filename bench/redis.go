@@ -84,7 +84,13 @@ func (e *env) redisKeys(pattern string) (map[string]bool, error) {
 // startProfile captures a CPU and an allocation profile of realmgate over
 // the run when -profile is set (closed-loop runs only). The returned func
 // waits for the profiles to be written.
-func (e *env) startProfile(ctx context.Context, o options, flow string, ph phase) func() {
+func (e *env) startProfile(ctx context.Context, o options, flow string, ph phase, t *target) func() {
+	base, name := e.pprofURL, flow
+	if t.name == "baseline" {
+		// The baseline serves pprof on its own mux with -profile (pprofEnv),
+		// so what it spends can be compared function by function.
+		base, name = e.baseURL, flow+".baseline"
+	}
 	if e.pprofURL == "" {
 		return func() {}
 	}
@@ -94,7 +100,7 @@ func (e *env) startProfile(ctx context.Context, o options, flow string, ph phase
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			u := fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", e.pprofURL, path, secs)
+			u := fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", base, path, secs)
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -102,7 +108,7 @@ func (e *env) startProfile(ctx context.Context, o options, flow string, ph phase
 				return
 			}
 			defer resp.Body.Close()
-			f, err := os.Create(filepath.Join(o.profileDir, fmt.Sprintf("%s.%s.pprof", flow, kind)))
+			f, err := os.Create(filepath.Join(o.profileDir, fmt.Sprintf("%s.%s.pprof", name, kind)))
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench: profile:", err)
 				return
