@@ -42,6 +42,39 @@ type jwsHeader struct {
 	B64  json.RawMessage `json:"b64"`
 }
 
+// decodeJWSHeader decodes a JWS header with the result json.Unmarshal into
+// a jwsHeader gives (decodeObject: names exact or else case-folded, the
+// last duplicate, null keeping a string, crit and b64 present with any
+// value, null included), in one pass without reflection: json.Unmarshal
+// was about 9 µs of a sign-in's callback in the bench's login profile
+// (FuzzDecodeJWSHeader compares the two). It returns alg and kid and
+// whether crit or b64 was there.
+func decodeJWSHeader(b []byte) (alg, kid string, ext bool, err error) {
+	var crit, b64 bool
+	err = decodeObject(b, func(name []byte) (*string, *bool) {
+		switch {
+		case string(name) == "alg":
+			return &alg, nil
+		case string(name) == "kid":
+			return &kid, nil
+		case string(name) == "crit":
+			return nil, &crit
+		case string(name) == "b64":
+			return nil, &b64
+		case strings.EqualFold(string(name), "alg"):
+			return &alg, nil
+		case strings.EqualFold(string(name), "kid"):
+			return &kid, nil
+		case strings.EqualFold(string(name), "crit"):
+			return nil, &crit
+		case strings.EqualFold(string(name), "b64"):
+			return nil, &b64
+		}
+		return nil, nil
+	})
+	return alg, kid, crit || b64, err
+}
+
 // errJWSHeader reports a header that is not a JSON object of strings
 // where the connector reads strings.
 var errJWSHeader = errors.New("header is not json")
@@ -61,14 +94,14 @@ func parseCompact(raw string, algs []string) (*compactJWS, error) {
 	if err != nil {
 		return nil, errors.New("header is not base64url")
 	}
-	var h jwsHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
+	alg, kid, ext, err := decodeJWSHeader(hb)
+	if err != nil {
 		return nil, errJWSHeader
 	}
-	if !slices.Contains(algs, h.Alg) {
-		return nil, algError{h.Alg}
+	if !slices.Contains(algs, alg) {
+		return nil, algError{alg}
 	}
-	if h.Crit != nil || h.B64 != nil {
+	if ext {
 		return nil, errors.New("jws extensions (crit, b64) are not supported")
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(raw[i+1 : j])
@@ -79,7 +112,7 @@ func parseCompact(raw string, algs []string) (*compactJWS, error) {
 	if err != nil {
 		return nil, errors.New("signature is not base64url")
 	}
-	return &compactJWS{alg: h.Alg, kid: h.Kid, input: raw[:j], payload: payload, sig: sig}, nil
+	return &compactJWS{alg: alg, kid: kid, input: raw[:j], payload: payload, sig: sig}, nil
 }
 
 // verifyCompact returns the payload of jws if a key of the OP's JWKS

@@ -15,6 +15,18 @@ import (
 // tr empty. It makes one pass, without reflection, on claimsDecoder's
 // scanner; FuzzDecodeTokenResponse compares the two.
 func decodeTokenResponse(b []byte, tr *tokenResponse) error {
+	return decodeObject(b, func(name []byte) (*string, *bool) { return tr.field(name), nil })
+}
+
+// decodeObject decodes b as json.Unmarshal decodes into a struct whose
+// fields are strings and json.RawMessages: fields gives, for a name, the
+// string it sets or the flag a RawMessage field's presence sets (nil and
+// nil for a name the struct does not have). A string field takes a JSON
+// string, keeps its value for null and makes any other value an error,
+// reported after the whole document was found valid; a RawMessage field
+// takes any value, null included (json.RawMessage's UnmarshalJSON is
+// called with it). Every failure is errTokenJSON.
+func decodeObject(b []byte, fields func(name []byte) (*string, *bool)) error {
 	d := claimsDecoder{b: b}
 	d.space()
 	if d.i >= len(d.b) {
@@ -44,19 +56,24 @@ func decodeTokenResponse(b []byte, tr *tokenResponse) error {
 			}
 			d.i++
 			d.space()
-			if f := tr.field(k); f == nil {
+			f, raw := fields(k)
+			switch {
+			case f == nil:
 				if d.skip(1) != nil { // skipped, but it must be JSON
 					return errTokenJSON
 				}
-			} else if d.i < len(d.b) && d.b[d.i] == '"' {
+				if raw != nil {
+					*raw = true
+				}
+			case d.i < len(d.b) && d.b[d.i] == '"':
 				if *f, err = d.string(); err != nil {
 					return errTokenJSON
 				}
-			} else if d.i < len(d.b) && d.b[d.i] == 'n' {
+			case d.i < len(d.b) && d.b[d.i] == 'n':
 				if d.literal("null") != nil {
 					return errTokenJSON
 				}
-			} else {
+			default:
 				if d.skip(1) != nil {
 					return errTokenJSON
 				}
