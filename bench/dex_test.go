@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -94,20 +90,8 @@ func TestBenchmarkDex(t *testing.T) {
 	if dex == "" || testing.Short() {
 		t.Skip("set BENCH_DEX to a Dex binary (docs/performance.md, \"Against Dex\")")
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	bin := filepath.Join(t.TempDir(), "bench")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./bench: %v\n%s", err, out)
-	}
-	cmd := exec.CommandContext(ctx, bin, "-flows", "login", "-dex", dex, "-memory=false", "-duration", "600ms",
+	text := runBench(t, "-flows", "login", "-dex", dex, "-memory=false", "-duration", "600ms",
 		"-warmup", "200ms", "-rounds", "1", "-login-concurrency", "4")
-	cmd.Dir = ".."
-	out, err := cmd.CombinedOutput()
-	text := string(out)
-	if err != nil {
-		t.Fatalf("bench -dex: %v\n%s", err, text)
-	}
 	for _, re := range []string{
 		`(?m)^login +dex +max +\d+ req/s .* errors 0$`,
 		`(?m)^  (PASS|FAIL) realmgate \+ its Redis CPU per brokered sign-in: \d+ µs .* Dex's \d+ µs`,
