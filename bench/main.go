@@ -106,7 +106,7 @@ func main() {
 	flag.Var(&o.tracing, "tracing", "run realmgate with OpenTelemetry tracing on (the baseline traces nothing): -tracing or -tracing=otlp exports OTLP to a loopback sink in this process; -tracing=inprocess exports to an in-process exporter in realmgate that drops the spans ("+tracingDiscardEnv+"=discard); -tracing=off")
 	flag.BoolVar(&o.ackCompare, "ack-compare", false, "give Redis a replica and run a second realmgate with store.redis.replica_ack: off beside the default (auto, which then waits for the replica's acknowledgement of single-use writes); the report compares them (issue 22)")
 	flag.BoolVar(&o.conditional, "conditional", false, "give the tenant conditional access (issue 16: five policies, an authentication context, the test GeoIP database) and the baseline the same one Redis round trip (the user's sign-in history)")
-	flag.StringVar(&o.dex, "dex", "", "a Dex binary (`dex serve`, v2.45): the login flow also runs against Dex with memory storage and the same upstream, and the report compares realmgate + its Redis with Dex (issue 21; docs/performance.md says how to build one)")
+	flag.StringVar(&o.dex, "dex", "", "a Dex binary (v2.45, run as dex serve): the login flow also runs against Dex with memory storage and the same upstream, and the report compares realmgate + its Redis with Dex (issue 21; docs/performance.md says how to build one)")
 	flag.StringVar(&o.alg, "alg", "ES256", "signing algorithm of realmgate's tokens (keys.algorithm) and of the baseline's: ES256 or RS256 (Dex signs RS256 only)")
 	flag.IntVar(&o.rounds, "rounds", 2, "alternating rounds per flow; -duration is split among them")
 	flag.StringVar(&o.order, "order", "realmgate-first", "which target runs first in each flow: realmgate-first or baseline-first")

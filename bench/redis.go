@@ -81,18 +81,18 @@ func (e *env) redisKeys(pattern string) (map[string]bool, error) {
 	return keys, nil
 }
 
-// startProfile captures a CPU and an allocation profile of realmgate over
-// the run when -profile is set (closed-loop runs only). The returned func
-// waits for the profiles to be written.
+// startProfile captures a CPU and an allocation profile of t (realmgate or
+// the baseline) over the run when -profile is set (closed-loop runs only).
+// The returned func waits for the profiles to be written.
 func (e *env) startProfile(ctx context.Context, o options, flow string, ph phase, t *target) func() {
+	if e.pprofURL == "" {
+		return func() {}
+	}
 	base, name := e.pprofURL, flow
 	if t.name == "baseline" {
 		// The baseline serves pprof on its own mux with -profile (pprofEnv),
 		// so what it spends can be compared function by function.
 		base, name = e.baseURL, flow+".baseline"
-	}
-	if e.pprofURL == "" {
-		return func() {}
 	}
 	secs := int((ph.warmup + ph.duration).Seconds())
 	var wg sync.WaitGroup

@@ -8,7 +8,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -30,44 +29,29 @@ type compactJWS struct {
 	sig      []byte
 }
 
-// jwsHeader is what the connector reads of a JWS header. jku, x5u, x5c
-// and jwk are never used (S31); crit and b64 are refused, since the
-// connector implements no extension (RFC 7515 §4.1.11: a critical
-// extension the recipient does not understand makes the JWS invalid;
-// RFC 7797's unencoded payload never applies to an ID token).
-type jwsHeader struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Crit json.RawMessage `json:"crit"`
-	B64  json.RawMessage `json:"b64"`
-}
-
-// decodeJWSHeader decodes a JWS header with the result json.Unmarshal into
-// a jwsHeader gives (decodeObject: names exact or else case-folded, the
-// last duplicate, null keeping a string, crit and b64 present with any
-// value, null included), in one pass without reflection: json.Unmarshal
-// was about 9 µs of a sign-in's callback in the bench's login profile
-// (FuzzDecodeJWSHeader compares the two). It returns alg and kid and
-// whether crit or b64 was there.
+// decodeJWSHeader reads what the connector uses of a JWS header: alg and
+// kid, and whether crit or b64 is there. jku, x5u, x5c and jwk are never
+// used (S31); crit and b64 are refused by the caller, since the connector
+// implements no extension (RFC 7515 §4.1.11: a critical extension the
+// recipient does not understand makes the JWS invalid; RFC 7797's
+// unencoded payload never applies to an ID token). It gives the result
+// json.Unmarshal into a struct of alg and kid strings and crit and b64
+// json.RawMessages gives (decodeObject: names case-folded, the last
+// duplicate, null keeping a string, crit and b64 present with any value,
+// null included), in one pass without reflection: json.Unmarshal was
+// about 9 µs of a sign-in's callback in the bench's login profile
+// (FuzzDecodeJWSHeader compares the two).
 func decodeJWSHeader(b []byte) (alg, kid string, ext bool, err error) {
 	var crit, b64 bool
 	err = decodeObject(b, func(name []byte) (*string, *bool) {
-		switch {
-		case string(name) == "alg":
+		switch n := string(name); {
+		case strings.EqualFold(n, "alg"):
 			return &alg, nil
-		case string(name) == "kid":
+		case strings.EqualFold(n, "kid"):
 			return &kid, nil
-		case string(name) == "crit":
+		case strings.EqualFold(n, "crit"):
 			return nil, &crit
-		case string(name) == "b64":
-			return nil, &b64
-		case strings.EqualFold(string(name), "alg"):
-			return &alg, nil
-		case strings.EqualFold(string(name), "kid"):
-			return &kid, nil
-		case strings.EqualFold(string(name), "crit"):
-			return nil, &crit
-		case strings.EqualFold(string(name), "b64"):
+		case strings.EqualFold(n, "b64"):
 			return nil, &b64
 		}
 		return nil, nil

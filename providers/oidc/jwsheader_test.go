@@ -5,6 +5,15 @@ import (
 	"testing"
 )
 
+// jwsHeader is the struct parseCompact decoded the header into with
+// json.Unmarshal before decodeJWSHeader: what the tests compare it with.
+type jwsHeader struct {
+	Alg  string          `json:"alg"`
+	Kid  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
+	B64  json.RawMessage `json:"b64"`
+}
+
 var jwsHeaderCases = []string{
 	`{"alg":"ES256","kid":"k1","typ":"JWT"}`,
 	`{"alg":"RS256","kid":"abc","x5t":"t","jku":"https://evil.example/jwks","jwk":{"kty":"RSA"}}`,
