@@ -373,19 +373,32 @@ func runFlow(ctx context.Context, e *env, o options, flow string, out io.Writer)
 		rows = append(rows, r)
 	}
 	if o.paced && (flow == "token" || flow == "refresh") {
-		for i, t := range targets {
-			if total[i].perSecond() == 0 {
-				continue
+		// -paced-runs N: N runs per target, in alternating order (realmgate
+		// first in odd runs, as the rounds above), each at the same rate:
+		// half of that target's maximum measured above.
+		for run := range max(1, o.pacedRuns) {
+			for k := range targets {
+				i := k
+				if run%2 == 1 {
+					i = len(targets) - 1 - k
+				}
+				t := targets[i]
+				if total[i].perSecond() == 0 {
+					continue
+				}
+				ph := phaseFor(t, total[i].perSecond()/2)
+				ph.duration = o.duration
+				r, err := runs[i](ph)
+				if err != nil {
+					return nil, fmt.Errorf("%s paced: %w", t.name, err)
+				}
+				r.flow, r.target = flow, t.name
+				if o.pacedRuns > 1 {
+					r.run = run + 1
+				}
+				fmt.Fprintf(out, "%-9s %-9s %s\n", flow, t.name, r.line())
+				rows = append(rows, r)
 			}
-			ph := phaseFor(t, total[i].perSecond()/2)
-			ph.duration = o.duration
-			r, err := runs[i](ph)
-			if err != nil {
-				return nil, fmt.Errorf("%s paced: %w", t.name, err)
-			}
-			r.flow, r.target = flow, t.name
-			fmt.Fprintf(out, "%-9s %-9s %s\n", flow, t.name, r.line())
-			rows = append(rows, r)
 		}
 	}
 	return rows, nil

@@ -50,6 +50,9 @@ type result struct {
 	// exactRT is the Redis round trips per operation counted by a
 	// sequential run (runSequential), or -1 when none was made.
 	exactRT float64
+	// run numbers a paced run of a series (-paced-runs above 1), from 1; 0
+	// for every other run.
+	run int
 }
 
 // redisRTPerOp is the Redis round trips per operation: the exact count of

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -40,7 +41,10 @@ type report struct {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
 func (r *result) mode() string {
-	if r.rate > 0 {
+	switch {
+	case r.rate > 0 && r.run > 0:
+		return fmt.Sprintf("paced %.0f/s #%d", r.rate, r.run)
+	case r.rate > 0:
 		return fmt.Sprintf("paced %.0f/s", r.rate)
 	}
 	return "max"
@@ -170,7 +174,14 @@ func (rep *report) print(out io.Writer) {
 	}
 	rep.printSignInCost(out, check)
 	for _, flow := range []string{"token", "refresh"} {
-		if rg := rep.find(flow, "realmgate", true); rg != nil {
+		if runs := rep.pacedRuns(flow, "realmgate"); len(runs) > 1 {
+			s := tailOf(runs)
+			fmt.Fprintf(out, "  %s %s p99 at half the maximum rate (%.0f/s) <= 5 ms in %d of %d runs (target: every run, issue 21): %s\n",
+				check(s.within == len(runs)), flow, runs[0].rate, s.within, len(runs), s)
+			if bl := rep.pacedRuns(flow, "baseline"); len(bl) > 0 {
+				fmt.Fprintf(out, "       baseline at %.0f/s: <= 5 ms in %d of %d runs: %s\n", bl[0].rate, tailOf(bl).within, len(bl), tailOf(bl))
+			}
+		} else if rg := rep.find(flow, "realmgate", true); rg != nil {
 			x := rg.pct(99)
 			fmt.Fprintf(out, "  %s %s p99 at half the maximum rate (%.0f/s): %s ms (target <= 5 ms)\n",
 				check(x <= 5*time.Millisecond), flow, rg.rate, ms(x))
@@ -224,4 +235,52 @@ func (rep *report) printSignInCost(out io.Writer, check func(bool) string) {
 		fmt.Fprintf(out, "  %s realmgate + its Redis CPU per brokered sign-in: %.0f µs (%.0f + %.0f), %.2fx Dex's %.0f µs (target <= 0.60, issue 21; realmgate signs %s, Dex RS256)\n",
 			check(x <= 0.6), own*1e6, rg.cpuPerOp(0)*1e6, rg.cpuPerOp(1)*1e6, x, dx.cpuPerOp(0)*1e6, rep.opts.alg)
 	}
+}
+
+// pacedRuns returns the paced runs of flow on target, in the order run.
+func (rep *report) pacedRuns(flow, target string) []*result {
+	var out []*result
+	for _, r := range rep.rows {
+		if r.flow == flow && r.target == target && r.rate > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// pacedTail summarizes the p99 latencies of a series of paced runs.
+type pacedTail struct {
+	within        int           // runs whose p99 is at most 5 ms
+	worst, median time.Duration // of the runs' p99s
+	pooled        time.Duration // p99 of every run's requests together
+}
+
+// tailLimit is issue 21's p99 target at half load.
+const tailLimit = 5 * time.Millisecond
+
+func tailOf(runs []*result) pacedTail {
+	var t pacedTail
+	p99s := make([]time.Duration, 0, len(runs))
+	all := &result{}
+	for _, r := range runs {
+		x := r.pct(99)
+		if x <= tailLimit {
+			t.within++
+		}
+		p99s = append(p99s, x)
+		all.lat = append(all.lat, r.lat...)
+	}
+	slices.Sort(p99s)
+	slices.Sort(all.lat)
+	if len(p99s) > 0 {
+		t.worst = p99s[len(p99s)-1]
+		// The median run: the lower middle one of an even count.
+		t.median = p99s[(len(p99s)-1)/2]
+	}
+	t.pooled = all.pct(99)
+	return t
+}
+
+func (t pacedTail) String() string {
+	return fmt.Sprintf("worst %s ms, median %s ms, all runs' requests pooled %s ms", ms(t.worst), ms(t.median), ms(t.pooled))
 }
