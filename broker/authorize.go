@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,8 +14,6 @@ import (
 	"github.com/realmgate/realmgate/realm"
 )
 
-// pkceChallenge is the shape of an S256 challenge: base64url of 32 bytes.
-var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // formValues returns the request parameters (query for GET, body for POST)
 // and refuses a parameter sent twice (RFC 6749 §3.1).
@@ -159,7 +156,7 @@ func (s *Server) parseAuthorize(cl *client, v url.Values) (*authRequest, []strin
 	if v.Get("code_challenge_method") != "S256" {
 		return nil, nil, oauth.New(oauth.InvalidRequest, "code_challenge_method must be S256")
 	}
-	if !pkceChallenge.MatchString(v.Get("code_challenge")) {
+	if !isS256Challenge(v.Get("code_challenge")) {
 		return nil, nil, oauth.New(oauth.InvalidRequest, "code_challenge is not a base64url SHA-256 value")
 	}
 	prompts := strings.Fields(v.Get("prompt"))
@@ -180,7 +177,7 @@ func (s *Server) parseAuthorize(cl *client, v url.Values) (*authRequest, []strin
 		maxAge = n
 	}
 	// RFC 9449 §10: dpop_jkt binds the code to a DPoP key.
-	if jkt := v.Get("dpop_jkt"); jkt != "" && !pkceChallenge.MatchString(jkt) {
+	if jkt := v.Get("dpop_jkt"); jkt != "" && !isS256Challenge(jkt) {
 		return nil, nil, oauth.New(oauth.InvalidRequest, "dpop_jkt is not a base64url SHA-256 JWK thumbprint")
 	}
 	// OIDC Core §5.5: the claims parameter; only acrs (authentication

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -20,8 +19,6 @@ import (
 	"github.com/realmgate/realmgate/transform"
 )
 
-// pkceVerifier is RFC 7636 §4.1: 43-128 unreserved characters (S03).
-var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
 // errTemporarilyUnavailable answers a request whose store or upstream is down.
 var errTemporarilyUnavailable = oauth.New(oauth.TemporarilyUnavailable, "the service is temporarily unavailable")
@@ -189,7 +186,7 @@ func (s *Server) codeGrant(c echo.Context, cl *client, v url.Values) error {
 	}
 	// S03: the verifier is required, well formed, and hashes to the challenge.
 	verifier := v.Get("code_verifier")
-	if !pkceVerifier.MatchString(verifier) {
+	if !isCodeVerifier(verifier) {
 		return oauth.New(oauth.InvalidGrant, "code_verifier is missing or malformed")
 	}
 	sum := sha256.Sum256([]byte(verifier))
