@@ -5,9 +5,10 @@ package branding
 // same record may be named again after it was replaced: the record set
 // itself is the arbiter, through its versions. A sweep that finds a logo
 // unnamed writes a mark next to it (markPrefix+hash: when it was first
-// found unnamed and the logo's version then); a later sweep, once the mark
-// is Grace old, deletes the logo and its mark in one commit that expects
-// both at the versions it read. Anything that names the logo again in
+// found unnamed) in one commit with the logo itself (rewritten as read,
+// expected at the version read), so that the mark and the logo share a
+// version; a later sweep, once the mark is Grace old, deletes the logo and
+// its mark in one commit that expects both at the mark's version. Anything that names the logo again in
 // between makes that commit fail:
 //   - an upload of the same bytes (Save) rewrites the logo: a new version;
 //   - a change of the admin state that names a logo its previous version did
@@ -51,8 +52,6 @@ const (
 type mark struct {
 	// Since is when a sweep first found the logo unnamed.
 	Since time.Time `json:"since"`
-	// Version is the logo record's version then.
-	Version int64 `json:"version"`
 }
 
 // SweepOptions configure a Sweeper; zero fields take the defaults.
@@ -144,17 +143,18 @@ func (s *Sweeper) visit(ctx context.Context, r store.Record, named func(string) 
 		if named(r.Name) {
 			return nil // its mark, if any, is dropped when the scan meets it
 		}
-		v, err := json.Marshal(mark{Since: s.opts.Now().UTC(), Version: r.Version})
+		v, err := json.Marshal(mark{Since: s.opts.Now().UTC()})
 		if err != nil {
 			return err
 		}
-		// The mark must not exist yet. Should the logo have been rewritten
-		// since it was read, the mark names an old version: the delete
-		// fails and the mark is written afresh.
-		err = s.commit(ctx, store.RecordWrite{Name: markPrefix + r.Name, Value: v, Expect: 0})
+		// The mark must not exist yet, and the logo must still be as read
+		// (not deleted by another sweep, not saved again): both then get
+		// the commit's version.
+		err = s.commit(ctx, store.RecordWrite{Name: markPrefix + r.Name, Value: v, Expect: 0},
+			store.RecordWrite{Name: r.Name, Value: r.Value, Expect: r.Version})
 		switch {
 		case errors.Is(err, store.ErrConflict):
-			return nil // marked before
+			return nil // marked before, or changed since read
 		case err != nil:
 			return err
 		}
@@ -172,9 +172,9 @@ func (s *Sweeper) visit(ctx context.Context, r store.Record, named func(string) 
 	if !mayDelete || s.opts.Now().Sub(m.Since) < s.opts.Grace {
 		return nil
 	}
-	// Deleted only as marked: the logo at the version the mark saw, the
-	// mark not claimed since (Claim deletes it).
-	err := s.commit(ctx, store.RecordWrite{Name: hash, Expect: m.Version}, store.RecordWrite{Name: r.Name, Expect: r.Version})
+	// Deleted only as marked: the logo not saved again since it was
+	// marked (the mark's version), the mark not claimed (Claim deletes it).
+	err := s.commit(ctx, store.RecordWrite{Name: hash, Expect: r.Version}, store.RecordWrite{Name: r.Name, Expect: r.Version})
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// Rewritten (uploaded again), gone, or claimed: the next sweep
