@@ -189,6 +189,7 @@ type env struct {
 	now       func() time.Time // Options.Now of the next instance; nil: time.Now
 	logoSweep time.Duration    // Options.LogoSweepInterval of the next instance; zero: off (tests call SweepLogos)
 	logoGrace time.Duration    // Options.LogoGrace of the next instance
+	logosUsed func() []string  // Options.LogosInUse of the next instance
 }
 
 // testServerSecret is the server secret of every instance unless a test changes env.secret.
@@ -233,6 +234,7 @@ func (e *env) instance() *instance {
 		Now:               e.now,
 		LogoGrace:         e.logoGrace,
 		LogoSweepInterval: cmp.Or(e.logoSweep, -1),
+		LogosInUse:        e.logosUsed,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -299,3 +299,29 @@ func TestLogoSweep_FailingStore(t *testing.T) {
 		t.Error("the logo of a deleted tenant is still stored after the store came back and a grace period passed")
 	}
 }
+
+// TestLogoSweep_LogosInUseKept: a logo the broker fetched from a logo_url
+// (named by no hash; Options.LogosInUse) stays, an unnamed one goes.
+func TestLogoSweep_LogosInUseKept(t *testing.T) {
+	e, clk := logoEnv(newEnv(t))
+	save := func(w int) string {
+		png, err := branding.Sanitize([]byte(pngOf(t, w, 10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := branding.Save(t.Context(), records(e), png)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	fetched, unnamed := save(10), save(20)
+	e.logosUsed = func() []string { return []string{fetched} }
+	a := e.instance()
+	a.sweep(t)
+	clk.Advance(logoGrace)
+	a.sweep(t)
+	if got := storedLogos(t, e, fetched, unnamed); !got[fetched] || got[unnamed] {
+		t.Errorf("stored %v, want the fetched logo kept and the unnamed one deleted", got)
+	}
+}
