@@ -30,6 +30,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/realmgate/realmgate/branding"
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
 	"github.com/realmgate/realmgate/registration"
@@ -203,6 +204,16 @@ type Options struct {
 	// RegistrationTokens keeps the initial access tokens of dynamic client
 	// registration (registration.go); nil turns their endpoints off (404).
 	RegistrationTokens *registration.Tokens
+	// LogoGrace is how long a stored logo no branding names any more is
+	// kept before it is deleted (logosweep.go); zero: branding.DefaultGrace.
+	LogoGrace time.Duration
+	// LogoSweepInterval is how often Run sweeps the stored logos; zero:
+	// DefaultLogoSweepInterval; negative: never (tests call SweepLogos).
+	LogoSweepInterval time.Duration
+	// LogosInUse, when set, lists logos the sweep keeps besides those the
+	// file and the API state name (the broker's: logos it fetched from a
+	// logo_url).
+	LogosInUse func() []string
 }
 
 // snapshot is one applied version.
@@ -237,6 +248,9 @@ type Service struct {
 	versions map[string]int64 // each applied record's version (store.go)
 	stale    map[string]bool  // records with a secret under a previous server secret, or in plaintext
 	sawStale bool             // open met such a secret (decodeRecord)
+
+	logos        *branding.Sweeper // deletes logos no branding names (logosweep.go)
+	sweepFailing bool              // the last sweep failed (logged once; Run only)
 }
 
 type credential struct {
@@ -264,6 +278,9 @@ func New(opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.LogoSweepInterval == 0 {
+		opts.LogoSweepInterval = DefaultLogoSweepInterval
+	}
 	aead, err := newSecretsAEAD(opts.Secret)
 	if err != nil {
 		return nil, err
@@ -288,7 +305,8 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("admin: the store (%T) keeps no record sets (store.RecordStore)", opts.Store)
 	}
 	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}, aead: aead, previous: previous, revKey: revKey,
-		rs: rs, versions: map[string]int64{}, stale: map[string]bool{}}
+		rs: rs, versions: map[string]int64{}, stale: map[string]bool{},
+		logos: branding.NewSweeper(rs, branding.SweepOptions{Grace: opts.LogoGrace, Now: opts.Now})}
 	for _, t := range opts.Tokens {
 		if t.Name == "" || len(t.Token) < 32 {
 			return nil, fmt.Errorf("admin: token %q: a name and at least 32 characters are required", t.Name)
@@ -348,6 +366,7 @@ func (s *Service) Run(ctx context.Context) {
 	t := time.NewTicker(s.opts.PollInterval)
 	defer t.Stop()
 	wait := canWait
+	var lastSweep time.Time
 	for {
 		t0 := time.Now()
 		if !wait || s.waitForCommit(ctx, w) != nil {
@@ -364,6 +383,7 @@ func (s *Service) Run(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_ = s.reload(pctx, false)
 		cancel()
+		s.sweepLogosDue(ctx, &lastSweep) // logosweep.go
 		// A wake-up that applied nothing (a migration under way, say) is
 		// not waited for again at once: the next round waits for the ticker.
 		wait = canWait && (s.Version() != before || time.Since(t0) >= s.opts.PollInterval/2)

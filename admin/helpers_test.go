@@ -185,6 +185,11 @@ type env struct {
 
 	trusted []netip.Prefix // Options.TrustedProxies of the next instance
 	poll    time.Duration  // Options.PollInterval of the next instance; zero: 20 ms
+
+	now       func() time.Time // Options.Now of the next instance; nil: time.Now
+	logoSweep time.Duration    // Options.LogoSweepInterval of the next instance; zero: off (tests call SweepLogos)
+	logoGrace time.Duration    // Options.LogoGrace of the next instance
+	logosUsed func() []string  // Options.LogosInUse of the next instance
 }
 
 // testServerSecret is the server secret of every instance unless a test changes env.secret.
@@ -225,6 +230,11 @@ func (e *env) instance() *instance {
 		Risk:              riskAdmin{dir}, // risk_test.go
 		GlobalConditional: testGlobalAccess(e.t),
 		Consents:          in.consents(), // consents_test.go
+
+		Now:               e.now,
+		LogoGrace:         e.logoGrace,
+		LogoSweepInterval: cmp.Or(e.logoSweep, -1),
+		LogosInUse:        e.logosUsed,
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -521,6 +521,9 @@ func (s *Service) tryCommit(ctx context.Context, who *caller, m mutation) (st *S
 	if err != nil {
 		return nil, before, after, err
 	}
+	if err := s.claimLogos(ctx, base, next); err != nil { // logosweep.go
+		return nil, before, after, err
+	}
 	v, err := s.rs.CommitRecords(ctx, stateSet, base.Version, writes, logLen)
 	if err != nil {
 		return nil, before, after, fmt.Errorf("admin: write version %d: %w", next.Version, err)

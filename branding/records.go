@@ -10,7 +10,9 @@ import (
 
 // RecordSet is the record set that holds the stored logos, one record per
 // logo named by its Hash: records do not expire, and every instance reads
-// the same set, so a logo uploaded to one instance is served by all.
+// the same set, so a logo uploaded to one instance is served by all. A
+// logo no branding names any more is deleted by a Sweeper after a grace
+// period (sweep.go); the set also holds the Sweeper's marks.
 const RecordSet = "branding"
 
 // logLen is how many commits the set's change log keeps (nobody follows
@@ -21,7 +23,8 @@ const logLen = 16
 var ErrNotFound = errors.New("branding: logo not found")
 
 // Save stores a sanitized logo and returns its hash. Saving the same logo
-// twice writes it once more under the same name.
+// twice writes it once more under the same name, at a new version: a
+// Sweeper that marked it unnamed before no longer deletes it.
 func Save(ctx context.Context, rs store.RecordStore, png []byte) (string, error) {
 	h := Hash(png)
 	if _, err := rs.CommitRecords(ctx, RecordSet, store.AnyHead,

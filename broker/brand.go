@@ -234,6 +234,21 @@ func (s *Server) fetchLogo(u string) {
 	s.logos.mu.Unlock()
 }
 
+// LogosInUse lists the stored logos this instance fetched from a current
+// logo_url: no branding names them by hash, so the admin API's sweep of
+// unnamed logos (admin.Options.LogosInUse) learns of them here.
+func (s *Server) LogosInUse() []string {
+	s.logos.mu.Lock()
+	defer s.logos.mu.Unlock()
+	out := make([]string, 0, len(s.logos.byURL))
+	for _, h := range s.logos.byURL {
+		if h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // loadLogos reads the logos want names from the store into the cache.
 func (s *Server) loadLogos(ctx context.Context, want map[string]bool) {
 	rs, ok := s.store.(store.RecordStore)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -160,6 +161,10 @@ func TestBrand_PagesShowTenantAndClientBrand(t *testing.T) {
 	fetchedPath := "/branding/" + branding.Hash(e.fetched) + ".png"
 	if b := e.waitFetched(t); b.Logo != fetchedPath {
 		t.Fatalf("Brand(app-b).Logo = %q, want %q (logo_url fetched at apply)", b.Logo, fetchedPath)
+	}
+	// The fetched logo is named by no hash: the logo sweep learns of it here.
+	if got := e.broker.LogosInUse(); !slices.Equal(got, []string{branding.Hash(e.fetched)}) {
+		t.Errorf("LogosInUse() = %q, want the fetched logo's hash", got)
 	}
 	tenantLook := []string{`<img src="/branding/` + e.uploaded + `.png" alt="Initech IT">`, ":root{--rg-primary:#0b5cad}",
 		":root{--rg-accent:#8a3b00}", `<a href="https://initech.example/it-help">Contact support</a>`}

@@ -34,6 +34,7 @@ func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server,
 		GlobalConditional:  srv.GlobalConditional(),        // dry runs decide with the global policies too
 		Consents:           srv,                            // consents to third-party clients (broker/consent.go)
 		SCIMTokens:         scimTokens(cfg, store),         // scim.go
+		LogosInUse:         srv.LogosInUse,                 // logos fetched from a logo_url are kept too (broker/brand.go)
 		RegistrationTokens: registrationTokens(cfg, store)} // registration.go
 	if cfg.Keys.Secret != "" {
 		opts.Secret = []byte(cfg.Keys.Secret)                // the admin package derives its own key (admin/secrets.go)
