@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,33 +12,16 @@ import (
 	"github.com/realmgate/realmgate/branding"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/clocktest"
 	"github.com/realmgate/realmgate/store"
 )
-
-// fakeClock is a settable clock for Options.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 const logoGrace = 6 * time.Hour
 
 // logoEnv is an env on st whose instances run on a fake clock with a
 // grace period of logoGrace, sweeping only when the test says.
-func logoEnv(e *env) (*env, *fakeClock) {
-	clk := &fakeClock{now: time.Now().UTC()}
+func logoEnv(e *env) (*env, *clocktest.Clock) {
+	clk := clocktest.New(time.Now().UTC())
 	e.now, e.logoGrace = clk.Now, logoGrace
 	return e, clk
 }

@@ -3,7 +3,6 @@ package branding_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/realmgate/realmgate/branding"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/broker/redisstore"
+	"github.com/realmgate/realmgate/internal/clocktest"
 	"github.com/realmgate/realmgate/internal/redistest"
 	"github.com/realmgate/realmgate/store"
 )
@@ -32,25 +32,7 @@ func recordStores(t *testing.T) map[string]func(t *testing.T) store.RecordStore 
 	}
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newClock() *clocktest.Clock { return clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 const grace = time.Hour
 

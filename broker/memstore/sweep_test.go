@@ -2,28 +2,11 @@ package memstore
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/realmgate/realmgate/internal/clocktest"
 )
-
-// fakeClock is a settable clock for deterministic expiry tests.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func (s *Store) sizes() (entries, families int) {
 	s.mu.Lock()
@@ -34,7 +17,7 @@ func (s *Store) sizes() (entries, families int) {
 // TestSweepDropsExpired checks the background sweep frees expired records
 // that are never read again, and keeps live ones.
 func TestSweepDropsExpired(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	s := newStore(clock.Now, 5*time.Millisecond)
 	defer s.Close()
 	ctx := t.Context()
@@ -49,7 +32,7 @@ func TestSweepDropsExpired(t *testing.T) {
 	if err := s.CreateFamily(ctx, "fam", "t0", []byte("g"), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(2 * time.Second)
+	clock.Advance(2 * time.Second)
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -69,18 +52,18 @@ func TestSweepDropsExpired(t *testing.T) {
 
 // TestExpiryBoundary checks a record is gone exactly at its deadline.
 func TestExpiryBoundary(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	clock := clocktest.New(time.Unix(1_700_000_000, 0))
 	s := newStore(clock.Now, time.Hour)
 	defer s.Close()
 	ctx := t.Context()
 	if err := s.Put(ctx, "k", []byte("v"), time.Second); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Second - time.Nanosecond)
+	clock.Advance(time.Second - time.Nanosecond)
 	if _, err := s.Get(ctx, "k"); err != nil {
 		t.Fatalf("Get 1ns before the deadline = %v, want the value", err)
 	}
-	clock.Add(time.Nanosecond)
+	clock.Advance(time.Nanosecond)
 	if v, err := s.Get(ctx, "k"); err == nil {
 		t.Fatalf("Get at the deadline = %q, want ErrNotFound", v)
 	}
