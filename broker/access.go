@@ -468,7 +468,7 @@ func (s *Server) expireAccess(ctx context.Context, tenant, sub string) {
 func (s *Server) auditAccess(ctx context.Context, g *AccessGrant, reason, actor string) {
 	ev := AuditEvent{Time: s.now().UTC(), Outcome: "access", Reason: reason, Tenant: g.Tenant, Subject: g.Subject,
 		Actor: clip(actor, maxAuditField)}
-	s.audit.LogAttrs(ctx, slog.LevelInfo, "access", slog.String("outcome", ev.Outcome), slog.String("reason", reason),
+	logEvent(ctx, s.audit, slog.LevelInfo, "access", slog.String("outcome", ev.Outcome), slog.String("reason", reason),
 		slog.String("tenant", g.Tenant), slog.String("subject", g.Subject), slog.String("actor", ev.Actor),
 		slog.String("grant", g.ID), slog.String("role", g.Role), slog.String("duration", g.Duration),
 		slog.String("justification", clip(g.Justification, maxJustification)), slog.Time("expires", g.Expires))

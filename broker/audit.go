@@ -110,7 +110,7 @@ func (s *Server) auditEvent(c echo.Context, outcome, reason string, a attrs) {
 	if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() { // the log line gets it from the log handler
 		ev.TraceID = sc.TraceID().String()
 	}
-	s.audit.LogAttrs(req.Context(), slog.LevelInfo, "signin",
+	logEvent(req.Context(), s.audit, slog.LevelInfo, "signin",
 		slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
 		slog.String("tenant", ev.Tenant), slog.String("idp", ev.IdP), slog.String("subject", ev.Subject),
 		slog.String("actor", ev.Actor), slog.String("client", ev.Client), slog.String("ip", ev.IP), slog.String("user_agent", ev.UserAgent),

@@ -376,7 +376,7 @@ func (s *Server) accessAdmitted(c echo.Context, ar *authRequest, sess *session, 
 		ev := AuditEvent{Time: s.now().UTC(), Outcome: "notify", Reason: clip("policy: "+strings.Join(ac.Notify, ", "), maxAuditField),
 			Tenant: tenant, IdP: sess.IdP, Subject: sess.Subject, Client: ar.ClientID, IP: ac.sig.IP,
 			RequestID: requestID(c), Risk: ac.sig.Level.String()}
-		s.audit.LogAttrs(ctx, slog.LevelInfo, "signin", slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
+		logEvent(ctx, s.audit, slog.LevelInfo, "signin", slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
 			slog.String("tenant", ev.Tenant), slog.String("idp", ev.IdP), slog.String("subject", ev.Subject),
 			slog.String("client", ev.Client), slog.String("ip", ev.IP), slog.String("country", ac.sig.Country),
 			slog.String("request_id", ev.RequestID), slog.String("risk", ev.Risk))

@@ -260,7 +260,7 @@ func (s *Server) auditRemoval(ctx context.Context, reason, tenant, idp, client, 
 	}
 	ev := AuditEvent{Time: s.now().UTC(), Outcome: "revoked", Reason: reason, Tenant: tenant, IdP: idp,
 		Client: client, Actor: clip(actor, maxAuditField)}
-	s.audit.LogAttrs(ctx, slog.LevelInfo, "signin", slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
+	logEvent(ctx, s.audit, slog.LevelInfo, "signin", slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
 		slog.String("tenant", tenant), slog.String("idp", idp), slog.String("client", client),
 		slog.String("actor", ev.Actor), slog.Int("sessions_ended", sessions))
 	if tenant != "" {

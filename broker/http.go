@@ -108,7 +108,7 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 			err = nil
 		}
-		s.log.LogAttrs(req.Context(), slog.LevelInfo, "request",
+		logEvent(req.Context(), s.log, slog.LevelInfo, "request",
 			slog.String("request_id", rid), slog.String("method", req.Method),
 			slog.String("path", req.URL.Path), slog.Int("status", c.Response().Status),
 			slog.Duration("took", time.Since(start)))

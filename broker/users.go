@@ -296,7 +296,7 @@ func (s *Server) auditUser(ctx context.Context, u *users.User, actor, reason str
 	if len(u.Links) > 0 {
 		ev.IdP = u.Links[0].IdP
 	}
-	s.audit.LogAttrs(ctx, slog.LevelInfo, "signin", slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
+	logEvent(ctx, s.audit, slog.LevelInfo, "signin", slog.String("outcome", ev.Outcome), slog.String("reason", ev.Reason),
 		slog.String("tenant", ev.Tenant), slog.String("idp", ev.IdP), slog.String("subject", ev.Subject),
 		slog.String("actor", ev.Actor), slog.String("user", u.ID), slog.Int("sessions_ended", sessions))
 	s.ops.audit.push(s, u.Tenant, ev)
