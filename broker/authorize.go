@@ -14,7 +14,6 @@ import (
 	"github.com/realmgate/realmgate/realm"
 )
 
-
 // formValues returns the request parameters (query for GET, body for POST)
 // and refuses a parameter sent twice (RFC 6749 §3.1).
 func formValues(c echo.Context) (url.Values, error) {

@@ -19,7 +19,6 @@ import (
 	"github.com/realmgate/realmgate/transform"
 )
 
-
 // errTemporarilyUnavailable answers a request whose store or upstream is down.
 var errTemporarilyUnavailable = oauth.New(oauth.TemporarilyUnavailable, "the service is temporarily unavailable")
 
