@@ -198,7 +198,7 @@ var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // document parses data into its root node. A syntax error comes back as a
 // *ValidationError naming the line.
 func (d *decoder) document(data []byte) (*yaml.Node, error) {
-	if doc := parseParallel(data); doc != nil { // a large file's tenants, in parts at once (parallelparse.go)
+	if doc := parseParallel(data, d); doc != nil { // a large file's tenants, in parts at once (parallelparse.go)
 		return d.root(doc)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -268,6 +268,9 @@ type decoder struct {
 	// path at "tenants[i]".
 	inTenant   bool
 	tenantBase int
+	// fused is the tenants list, decoded while it was parsed, until decode
+	// reaches it (fusedecode.go).
+	fused *fusedTenants
 }
 
 // record notes that the field at d.path was read at line.
@@ -420,13 +423,22 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth, line int) {
 			d.problem(n.Line, string(d.path), "want a list, got %s", kindName(n))
 			return
 		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		tenants := !d.inTenant && string(d.path) == tenantsPath
-		if tenants && d.decodeTenantsParallel(n, s, depth) { // paralleldecode.go
+		items, parts := n.Content, tenants
+		if f := d.fused; tenants && f != nil && f.seq == n {
+			d.fused = nil
+			var taken bool
+			if taken, items = d.takeFused(f, v, depth); taken { // fusedecode.go
+				return
+			}
+			parts = false // the parts gave it back: one decoder
+		}
+		s := reflect.MakeSlice(v.Type(), len(items), len(items))
+		if parts && d.decodeTenantsParallel(items, s, depth) { // paralleldecode.go
 			v.Set(s)
 			return
 		}
-		for i, item := range n.Content {
+		for i, item := range items {
 			mark := d.pushIndex(i)
 			if tenants {
 				d.beginTenant(i)
