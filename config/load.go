@@ -48,6 +48,11 @@ type source struct {
 type fieldSource struct {
 	line     int32
 	explicit bool // given a non-null value
+	// empty is set for a tenant's field given explicitly a value that
+	// decoded to the zero value or an empty list or mapping: a field whose
+	// "given" flag defaults and validation read (Config.CompactSources
+	// keeps it).
+	empty bool
 }
 
 // field returns where path came from, if the file has it.
@@ -273,17 +278,22 @@ type decoder struct {
 	fused *fusedTenants
 }
 
-// record notes that the field at d.path was read at line.
-func (d *decoder) record(line int, explicit bool) {
+// record notes that the field at d.path was read at line. For a tenant's
+// field it returns the index of its entry in d.src.fields, else -1.
+func (d *decoder) record(line int, explicit bool) int {
 	f := fieldSource{line: int32(line), explicit: explicit}
 	if !d.inTenant {
 		d.src.fields.other[string(d.path)] = f
-		return
+		return -1
 	}
-	if !d.src.fields.addTenantField(d.path[d.tenantBase:], f) && !d.tooBig {
-		d.tooBig = true
-		d.problem(line, "", "document too large, too deeply nested or too many aliases")
+	if !d.src.fields.addTenantField(d.path[d.tenantBase:], f) {
+		if !d.tooBig {
+			d.tooBig = true
+			d.problem(line, "", "document too large, too deeply nested or too many aliases")
+		}
+		return -1
 	}
+	return len(d.src.fields.entries) - 1
 }
 
 // pushField appends ".name" (or name at the top) to d.path and returns
@@ -369,11 +379,28 @@ func kindName(n *yaml.Node) string {
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth, line int) {
 	n = d.deref(n)
 	explicit := n != nil && (n.Kind != yaml.ScalarNode || n.ShortTag() != "!!null")
-	d.record(line, explicit)
+	at := d.record(line, explicit)
 	if n == nil || !d.budget(n, depth) || !explicit {
 		return // null or empty: leave the zero value (defaults apply)
 	}
+	d.decodeValue(n, v, depth, line)
+	if at >= 0 && emptyValue(v) {
+		d.src.fields.entries[at].src.empty = true
+	}
+}
 
+// emptyValue reports whether v is its type's zero value or an empty list
+// or mapping.
+func emptyValue(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Map:
+		return v.Len() == 0
+	}
+	return v.IsZero()
+}
+
+// decodeValue is decode for a non-null n.
+func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, depth, line int) {
 	if v.Kind() != reflect.Pointer && reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
 		s, ok := d.scalar(n, "a value")
 		if !ok {
