@@ -152,3 +152,33 @@ func TestFusedDecode_NodesNotKept(t *testing.T) {
 		t.Errorf("Parse allocated %d bytes decoding while parsing, want under 2/3 of %d (the tree first)", fused, tree)
 	}
 }
+
+// TestParse_ValuesDoNotKeepTheText: a value read from a large file is a
+// copy, not a substring of the text the fast path parsed (one string per
+// part), which would stay alive, whole, as long as any value of the part
+// did: one tenant id kept after the load keeps a few bytes, not the file.
+func TestParse_ValuesDoNotKeepTheText(t *testing.T) {
+	data := tenantsYAML(4000, "s", func(int) string { return "" })
+	defer func(pm, pw int) { parallelMin, parseWays = pm, pw }(parallelMin, parseWays)
+	parallelMin, parseWays = 0, 2
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	c, err := Parse("t.yaml", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Tenants[len(c.Tenants)-1].ID
+	c = nil
+	kept := int64(heap()) - int64(before)
+	t.Logf("kept %d bytes after the load for tenant %q (the file is %d bytes)", kept, id, len(data))
+	if kept > int64(len(data)/8) {
+		t.Errorf("one tenant id kept %d bytes alive, want under %d (an eighth of the file)", kept, len(data)/8)
+	}
+	runtime.KeepAlive(id)
+	runtime.KeepAlive(data)
+}

@@ -419,7 +419,7 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, depth, line int) {
 		v.Set(nv)
 	case reflect.String:
 		if s, ok := d.scalar(n, "a string"); ok {
-			v.SetString(s)
+			v.SetString(strings.Clone(s)) // not a substring of the file's text, which would stay alive with it
 		}
 	case reflect.Bool:
 		s, ok := d.scalar(n, "true or false")
@@ -488,7 +488,7 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, depth, line int) {
 			mark := d.pushKey(kv.key.Value)
 			ev := reflect.New(v.Type().Elem()).Elem()
 			d.decode(kv.value, ev, depth+1, kv.key.Line)
-			m.SetMapIndex(reflect.ValueOf(kv.key.Value).Convert(v.Type().Key()), ev)
+			m.SetMapIndex(reflect.ValueOf(strings.Clone(kv.key.Value)).Convert(v.Type().Key()), ev)
 			d.pop(mark)
 		}
 		v.Set(m)
