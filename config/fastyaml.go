@@ -30,7 +30,11 @@ var fastItems = true
 type fastYAML struct {
 	nodes []yaml.Node  // slab of nodes not handed out yet
 	kids  []*yaml.Node // slab of Content entries not handed out yet
-	stack []*yaml.Node // children of the nodes being parsed
+	// nodeSlab and kidSlab are the whole slabs nodes and kids are the
+	// rest of, for recycle.
+	nodeSlab []yaml.Node
+	kidSlab  []*yaml.Node
+	stack    []*yaml.Node // children of the nodes being parsed
 
 	// The item being parsed.
 	src   string
@@ -149,7 +153,8 @@ func (f *fastYAML) text(i int) string {
 // node returns a new node from the slab.
 func (f *fastYAML) node(kind yaml.Kind, style yaml.Style, tag, value string, li, pos int) *yaml.Node {
 	if len(f.nodes) == 0 {
-		f.nodes = make([]yaml.Node, fastNodeSlab)
+		f.nodeSlab = make([]yaml.Node, fastNodeSlab)
+		f.nodes = f.nodeSlab
 	}
 	n := &f.nodes[0]
 	f.nodes = f.nodes[1:]
@@ -158,6 +163,20 @@ func (f *fastYAML) node(kind yaml.Kind, style yaml.Style, tag, value string, li,
 	n.Kind, n.Style, n.Tag, n.Value = kind, style, tag, value
 	n.Line, n.Column = f.line0+li, f.column(li, pos)
 	return n
+}
+
+// recycle hands out again the nodes of the current slabs, zeroed: the
+// caller holds no node made since the last recycle. Nodes of slabs that
+// filled up before are left to the collector.
+func (f *fastYAML) recycle() {
+	if used := len(f.nodeSlab) - len(f.nodes); used > 0 {
+		clear(f.nodeSlab[:used])
+		f.nodes = f.nodeSlab
+	}
+	if used := len(f.kidSlab) - len(f.kids); used > 0 {
+		clear(f.kidSlab[:used])
+		f.kids = f.kidSlab
+	}
 }
 
 // column is the 1-based column of byte pos of line li, in characters.
@@ -173,7 +192,8 @@ func (f *fastYAML) content(n *yaml.Node, mark int) {
 	kids := f.stack[mark:]
 	if len(kids) > 0 {
 		if len(f.kids) < len(kids) {
-			f.kids = make([]*yaml.Node, max(fastKidSlab, len(kids)))
+			f.kidSlab = make([]*yaml.Node, max(fastKidSlab, len(kids)))
+			f.kids = f.kidSlab
 		}
 		n.Content = f.kids[:len(kids):len(kids)]
 		copy(n.Content, kids)
@@ -558,20 +578,38 @@ func (f *fastYAML) doubleQuoted(t string, pos int) (*yaml.Node, int, bool) {
 // lines (0-based, as lineStarts numbers them) and end before line end:
 // those in the subset with f, each run of the others with yaml.v3. It
 // returns the items' nodes, lines counted in data, or ok false when a run
-// does not parse alone (an alias to an anchor outside it, an error).
+// does not parse alone (an alias to an anchor outside it, say).
 func parseItems(data []byte, lines, items []int, end int) (nodes []*yaml.Node, ok bool) {
+	nodes = make([]*yaml.Node, 0, len(items))
+	ok = eachItem(data, lines, items, end, false, func(_ int, n *yaml.Node) { nodes = append(nodes, n) })
+	if !ok {
+		return nil, false
+	}
+	return nodes, true
+}
+
+// eachItem is parseItems giving each item's node to fn, in order, with
+// its index in items, instead of returning them. With reuse, fn must not
+// keep the node nor any node under it: their memory is used again for
+// the next items (a 100k-tenant file's nodes took 0.8 GB when they were
+// all kept). It reports false as parseItems does, possibly after calling
+// fn for some items.
+func eachItem(data []byte, lines, items []int, end int, reuse bool, fn func(k int, n *yaml.Node)) bool {
 	var f fastYAML
 	base := lines[items[0]]
 	text := string(data[base:lines[end]]) // one string: values are substrings of it
-	nodes = make([]*yaml.Node, 0, len(items))
-	run := -1 // the first item of the run for yaml.v3
+	done := 0                             // items given to fn
+	run := -1                             // the first item of the run for yaml.v3
 	flush := func(to int) bool {
 		seq, ok := parseOne(data[lines[items[run]]:lines[to]])
 		if !ok || seq.Kind != yaml.SequenceNode {
 			return false
 		}
 		shiftLines(seq, items[run])
-		nodes = append(nodes, seq.Content...)
+		for _, n := range seq.Content {
+			fn(done, n)
+			done++
+		}
 		run = -1
 		return true
 	}
@@ -583,9 +621,13 @@ func parseItems(data []byte, lines, items []int, end int) (nodes []*yaml.Node, o
 		if fastItems {
 			if n, ok := f.item(text[lines[first]-base:lines[last]-base], first+1); ok {
 				if run >= 0 && !flush(first) {
-					return nil, false
+					return false
 				}
-				nodes = append(nodes, n)
+				fn(done, n)
+				done++
+				if reuse {
+					f.recycle()
+				}
 				continue
 			}
 		}
@@ -594,7 +636,7 @@ func parseItems(data []byte, lines, items []int, end int) (nodes []*yaml.Node, o
 		}
 	}
 	if run >= 0 && !flush(end) {
-		return nil, false
+		return false
 	}
-	return nodes, true
+	return done == len(items)
 }

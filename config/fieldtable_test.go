@@ -1,9 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/realmgate/realmgate/internal/scaleconfig"
 )
 
 func TestSplitTenantPath(t *testing.T) {
@@ -76,5 +79,39 @@ func TestFieldTable_TenantFieldsInTheArena(t *testing.T) {
 				t.Errorf("isExplicit(%q) = %v, want %v", tc.path, got, tc.explicit)
 			}
 		})
+	}
+}
+
+// TestFieldTable_RoomForTemplateTenants: the room a table makes for the
+// tenants of a file is enough for tenants onboarded from one template
+// (internal/scaleconfig's, which issue 21's 100k-tenant file is made of):
+// a table that grows is copied whole, which at 100k tenants allocated
+// 80 MB more while loading.
+func TestFieldTable_RoomForTemplateTenants(t *testing.T) {
+	var b bytes.Buffer
+	if err := scaleconfig.Write(&b, scaleconfig.Options{Tenants: 3000, SharedIssuer: "https://login.idp.example"}); err != nil {
+		t.Fatal(err)
+	}
+	data := b.Bytes()
+	defer func(pm, pw int) { parallelMin, parseWays = pm, pw }(parallelMin, parseWays)
+	parallelMin, parseWays = 0, 2
+	c, err := Parse("scale.yaml", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Count(data[bytes.Index(data, []byte("\ntenants:\n")):], []byte{'\n'})
+	fields, pathBytes := 0, 0
+	for _, p := range c.src.tenantParts {
+		fields += len(p.entries)
+		pathBytes += len(p.arena)
+	}
+	if fields == 0 {
+		t.Fatal("the tenants were not decoded in parts")
+	}
+	if room := lines * fieldsPerTwoLines / 2; fields > room {
+		t.Errorf("%d tenant fields in %d lines, want at most the %d the tables make room for", fields, lines, room)
+	}
+	if room := lines * fieldPathBytesPerLine; pathBytes > room {
+		t.Errorf("%d bytes of tenant field paths in %d lines, want at most the %d the tables make room for", pathBytes, lines, room)
 	}
 }

@@ -48,6 +48,11 @@ type source struct {
 type fieldSource struct {
 	line     int32
 	explicit bool // given a non-null value
+	// empty is set for a tenant's field given explicitly a value that
+	// decoded to the zero value or an empty list or mapping: a field whose
+	// "given" flag defaults and validation read (Config.CompactSources
+	// keeps it).
+	empty bool
 }
 
 // field returns where path came from, if the file has it.
@@ -198,7 +203,7 @@ var yamlLineErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // document parses data into its root node. A syntax error comes back as a
 // *ValidationError naming the line.
 func (d *decoder) document(data []byte) (*yaml.Node, error) {
-	if doc := parseParallel(data); doc != nil { // a large file's tenants, in parts at once (parallelparse.go)
+	if doc := parseParallel(data, d); doc != nil { // a large file's tenants, in parts at once (parallelparse.go)
 		return d.root(doc)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -268,19 +273,27 @@ type decoder struct {
 	// path at "tenants[i]".
 	inTenant   bool
 	tenantBase int
+	// fused is the tenants list, decoded while it was parsed, until decode
+	// reaches it (fusedecode.go).
+	fused *fusedTenants
 }
 
-// record notes that the field at d.path was read at line.
-func (d *decoder) record(line int, explicit bool) {
+// record notes that the field at d.path was read at line. For a tenant's
+// field it returns the index of its entry in d.src.fields, else -1.
+func (d *decoder) record(line int, explicit bool) int {
 	f := fieldSource{line: int32(line), explicit: explicit}
 	if !d.inTenant {
 		d.src.fields.other[string(d.path)] = f
-		return
+		return -1
 	}
-	if !d.src.fields.addTenantField(d.path[d.tenantBase:], f) && !d.tooBig {
-		d.tooBig = true
-		d.problem(line, "", "document too large, too deeply nested or too many aliases")
+	if !d.src.fields.addTenantField(d.path[d.tenantBase:], f) {
+		if !d.tooBig {
+			d.tooBig = true
+			d.problem(line, "", "document too large, too deeply nested or too many aliases")
+		}
+		return -1
 	}
+	return len(d.src.fields.entries) - 1
 }
 
 // pushField appends ".name" (or name at the top) to d.path and returns
@@ -366,11 +379,28 @@ func kindName(n *yaml.Node) string {
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth, line int) {
 	n = d.deref(n)
 	explicit := n != nil && (n.Kind != yaml.ScalarNode || n.ShortTag() != "!!null")
-	d.record(line, explicit)
+	at := d.record(line, explicit)
 	if n == nil || !d.budget(n, depth) || !explicit {
 		return // null or empty: leave the zero value (defaults apply)
 	}
+	d.decodeValue(n, v, depth, line)
+	if at >= 0 && emptyValue(v) {
+		d.src.fields.entries[at].src.empty = true
+	}
+}
 
+// emptyValue reports whether v is its type's zero value or an empty list
+// or mapping.
+func emptyValue(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Map:
+		return v.Len() == 0
+	}
+	return v.IsZero()
+}
+
+// decodeValue is decode for a non-null n.
+func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, depth, line int) {
 	if v.Kind() != reflect.Pointer && reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
 		s, ok := d.scalar(n, "a value")
 		if !ok {
@@ -389,7 +419,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth, line int) {
 		v.Set(nv)
 	case reflect.String:
 		if s, ok := d.scalar(n, "a string"); ok {
-			v.SetString(s)
+			v.SetString(strings.Clone(s)) // not a substring of the file's text, which would stay alive with it
 		}
 	case reflect.Bool:
 		s, ok := d.scalar(n, "true or false")
@@ -420,13 +450,22 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth, line int) {
 			d.problem(n.Line, string(d.path), "want a list, got %s", kindName(n))
 			return
 		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		tenants := !d.inTenant && string(d.path) == tenantsPath
-		if tenants && d.decodeTenantsParallel(n, s, depth) { // paralleldecode.go
+		items, parts := n.Content, tenants
+		if f := d.fused; tenants && f != nil && f.seq == n {
+			d.fused = nil
+			var taken bool
+			if taken, items = d.takeFused(f, v, depth); taken { // fusedecode.go
+				return
+			}
+			parts = false // the parts gave it back: one decoder
+		}
+		s := reflect.MakeSlice(v.Type(), len(items), len(items))
+		if parts && d.decodeTenantsParallel(items, s, depth) { // paralleldecode.go
 			v.Set(s)
 			return
 		}
-		for i, item := range n.Content {
+		for i, item := range items {
 			mark := d.pushIndex(i)
 			if tenants {
 				d.beginTenant(i)
@@ -449,7 +488,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, depth, line int) {
 			mark := d.pushKey(kv.key.Value)
 			ev := reflect.New(v.Type().Elem()).Elem()
 			d.decode(kv.value, ev, depth+1, kv.key.Line)
-			m.SetMapIndex(reflect.ValueOf(kv.key.Value).Convert(v.Type().Key()), ev)
+			m.SetMapIndex(reflect.ValueOf(strings.Clone(kv.key.Value)).Convert(v.Type().Key()), ev)
 			d.pop(mark)
 		}
 		v.Set(m)

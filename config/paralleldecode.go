@@ -29,64 +29,97 @@ const tenantsPath = "tenants"
 // changed nothing d keeps, when a part ran out of the node budget (an
 // alias bomb) or met a ${VAR}: one decoder then decodes the list and
 // reports it as before.
-func (d *decoder) decodeTenantsParallel(n *yaml.Node, s reflect.Value, depth int) bool {
-	parts := decodeParts
-	if parts == 0 {
-		parts = runtime.GOMAXPROCS(0)
-	}
-	items := n.Content
+func (d *decoder) decodeTenantsParallel(items []*yaml.Node, s reflect.Value, depth int) bool {
+	parts := tenantDecodeParts()
 	if parts < 2 || len(items) < parallelDecodeMin || d.src.tenantParts != nil {
 		return false
 	}
-	per := (len(items) + parts - 1) / parts
-	parts = (len(items) + per - 1) / per
-	lines := max(d.tenantLines, len(items))
-	subs := make([]*decoder, parts)
-	// The parts never call the caller's lookupEnv: it may not be safe for
-	// concurrent use, and may have effects in the order of the file (a
-	// warning per variable). A tenant that needs one sends the list back
-	// to one decoder.
-	var looked atomic.Bool
+	tp := newTenantParts(d.src.file, d.maxVisits-d.visits, len(items), max(d.tenantLines, len(items)), parts)
 	var wg sync.WaitGroup
-	for p := range parts {
-		from, to := p*per, min((p+1)*per, len(items))
-		sub := &decoder{
-			src:       source{file: d.src.file, fields: newFieldTable(0, lines*(to-from)/len(items)+16, from)},
-			path:      append(make([]byte, 0, 128), tenantsPath...),
-			lookup:    func(string) (string, bool) { looked.Store(true); return "", true },
-			maxVisits: d.maxVisits - d.visits,
-		}
-		subs[p] = sub
+	for p, sub := range tp.subs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := from; i < to; i++ {
-				item := items[i]
-				mark := sub.pushIndex(i)
-				sub.beginTenant(i)
-				sub.decode(item, s.Index(i), depth+1, item.Line)
-				sub.inTenant = false
-				sub.pop(mark)
+			for i := tp.from(p); i < tp.to(p); i++ {
+				sub.tenant(i, items[i], s.Index(i), depth)
 			}
 			sub.src.fields.endTenants()
 		}()
 	}
 	wg.Wait()
+	return d.takeTenantParts(tp, s)
+}
+
+// tenantDecodeParts is the number of parts a large tenants list is decoded in.
+func tenantDecodeParts() int {
+	if decodeParts == 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return decodeParts
+}
+
+// tenantParts are the decoders of a tenants list decoded in parts.
+type tenantParts struct {
+	subs []*decoder
+	per  int // items a part
+	n    int // items in all
+	// looked is set when a part met a ${VAR}: the parts never call the
+	// caller's lookupEnv, which may not be safe for concurrent use and may
+	// have effects in the order of the file (a warning per variable).
+	looked atomic.Bool
+}
+
+// newTenantParts makes the decoders of n tenants in about parts parts,
+// each with a budget of maxVisits nodes; the list spans about lines lines.
+func newTenantParts(file string, maxVisits, n, lines, parts int) *tenantParts {
+	tp := &tenantParts{per: (n + parts - 1) / parts, n: n}
+	parts = (n + tp.per - 1) / tp.per
+	tp.subs = make([]*decoder, parts)
+	for p := range parts {
+		from, to := tp.from(p), tp.to(p)
+		tp.subs[p] = &decoder{
+			src:       source{file: file, fields: newFieldTable(0, lines*(to-from)/n+16, from)},
+			path:      append(make([]byte, 0, 128), tenantsPath...),
+			lookup:    func(string) (string, bool) { tp.looked.Store(true); return "", true },
+			maxVisits: maxVisits,
+		}
+	}
+	return tp
+}
+
+// from and to are the first item of part p and the one after its last.
+func (tp *tenantParts) from(p int) int { return p * tp.per }
+func (tp *tenantParts) to(p int) int   { return min((p+1)*tp.per, tp.n) }
+
+// tenant decodes item i of the tenants list, the list being at depth.
+func (d *decoder) tenant(i int, item *yaml.Node, v reflect.Value, depth int) {
+	mark := d.pushIndex(i)
+	d.beginTenant(i)
+	d.decode(item, v, depth+1, item.Line)
+	d.inTenant = false
+	d.pop(mark)
+}
+
+// takeTenantParts takes the field sources and problems of the tenants the
+// parts decoded into s, reporting true, unless one decoder has to decode
+// them again: a part ran out of the node budget or met a ${VAR}. It then
+// zeroes s, as one decoder finds it, and reports false.
+func (d *decoder) takeTenantParts(tp *tenantParts, s reflect.Value) bool {
 	visits, tooBig := d.visits, false
-	for _, sub := range subs {
+	for _, sub := range tp.subs {
 		visits += sub.visits
 		tooBig = tooBig || sub.tooBig
 	}
-	if tooBig || visits > d.maxVisits || looked.Load() {
-		for i := range items {
-			s.Index(i).SetZero() // as one decoder would find them
+	if tooBig || visits > d.maxVisits || tp.looked.Load() {
+		for i := range s.Len() {
+			s.Index(i).SetZero()
 		}
 		return false
 	}
 	d.visits = visits
-	d.src.tenantParts = make([]*fieldTable, parts)
-	d.src.tenantsPer = per
-	for p, sub := range subs {
+	d.src.tenantParts = make([]*fieldTable, len(tp.subs))
+	d.src.tenantsPer = tp.per
+	for p, sub := range tp.subs {
 		d.src.tenantParts[p] = sub.src.fields
 		d.problems = append(d.problems, sub.problems...)
 	}

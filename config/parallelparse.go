@@ -14,6 +14,10 @@ import (
 // parallel: below it one parse is quick enough (a variable for tests).
 var parallelMin = 4 << 20
 
+// parseWays is the number of parts a large document's tenants are parsed
+// in (a variable for tests; 0 means one per CPU).
+var parseWays = 0
+
 // parseParallel parses a large document's top-level block sequence
 // "tenants:" in parts at once, one per CPU, and the rest of the document
 // alone, then puts the parts together: the same node tree as one parse,
@@ -21,16 +25,29 @@ var parallelMin = 4 << 20
 // most of loading 100k tenants). It returns nil whenever it cannot be
 // sure of that: no such sequence, a document marker or directive, an
 // alias across parts, or any error (the one parse then reports it). Items
-// in a common subset of YAML skip yaml.v3 (fastyaml.go).
-func parseParallel(data []byte) *yaml.Node {
+// in a common subset of YAML skip yaml.v3 (fastyaml.go). A long enough
+// list is decoded by d's parts as it is parsed (fusedecode.go), and
+// d.fused set.
+func parseParallel(data []byte, d *decoder) *yaml.Node {
 	if len(data) < parallelMin {
 		return nil
 	}
-	return parseParts(data, runtime.GOMAXPROCS(0))
+	parts := parseWays
+	if parts == 0 {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	return parseTenantParts(data, parts, d)
 }
 
-// parseParts is parseParallel in the given number of parts, whatever the size.
+// parseParts is parseParallel in the given number of parts, whatever the
+// size, without decoding.
 func parseParts(data []byte, parts int) *yaml.Node {
+	return parseTenantParts(data, parts, nil)
+}
+
+// parseTenantParts is parseParallel in the given number of parts; with d
+// nil, it only parses.
+func parseTenantParts(data []byte, parts int, d *decoder) *yaml.Node {
 	if parts < 2 {
 		return nil
 	}
@@ -57,6 +74,10 @@ func parseParts(data []byte, parts int) *yaml.Node {
 	}
 	per := (len(items) + parts - 1) / parts
 	parts = (len(items) + per - 1) / per // each part has items
+	var fused *fusedTenants
+	if d != nil && fusable(data, lines, items, end) {
+		fused = newFusedTenants(d, data, lines, items, end, parts) // the same parts
+	}
 	results := make([]result, parts+1)
 	var wg sync.WaitGroup
 	for p := range parts {
@@ -69,6 +90,10 @@ func parseParts(data []byte, parts int) *yaml.Node {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if fused != nil {
+				results[p].ok = fused.decodePart(p, last)
+				return
+			}
 			if nodes, ok := parseItems(data, lines, items[from:to], last); ok { // fastyaml.go
 				results[p] = result{&yaml.Node{Kind: yaml.SequenceNode, Content: nodes}, true}
 			}
@@ -105,12 +130,20 @@ func parseParts(data []byte, parts int) *yaml.Node {
 		if !r.ok {
 			return nil // a part that does not parse alone (an alias to another part, say)
 		}
-		seq.Content = append(seq.Content, r.seq.Content...)
+		if fused == nil {
+			seq.Content = append(seq.Content, r.seq.Content...)
+		}
+	}
+	if fused != nil {
+		fused.placeholders(seq) // every part had all its items (eachItem)
 	}
 	if len(seq.Content) != len(items) {
 		return nil
 	}
 	*slot = *seq
+	if fused != nil {
+		fused.seq, d.fused = slot, fused
+	}
 	return doc
 }
 

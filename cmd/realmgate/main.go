@@ -186,6 +186,9 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		logger.Error("admin api", "err", err)
 		return 1
 	}
+	// Started: the file's problems are reported, and what validates later
+	// changes needs few of its field sources (config/compactsources.go).
+	cfg.CompactSources()
 	if _, _, err := startOps(ctx, cfg, srv, *withPprof, logger); err != nil { // admin.go: metrics, health, audit, pprof
 		// Sign-ins matter more than metrics: keep serving, loudly.
 		logger.Error("ops listener not started; serving sign-ins without metrics", "addr", cfg.Ops.Listen, "err", err)
