@@ -93,30 +93,7 @@ func TestFusedDecode_SameAsTree(t *testing.T) {
 				}
 				return
 			}
-			n, want := 0, 0
-			count := func(string, fieldSource) { n++ }
-			fused.src.fields.each(count)
-			for _, m := range fused.src.tenantParts {
-				m.each(count)
-			}
-			each := func(s source, fn func(string, fieldSource)) {
-				s.fields.each(fn)
-				for _, m := range s.tenantParts {
-					m.each(fn)
-				}
-			}
-			each(tree.src, func(path string, f fieldSource) {
-				want++
-				if got := fused.src.lineOf(path); got != int(f.line) {
-					t.Errorf("lineOf(%q) = %d, want %d", path, got, f.line)
-				}
-				if got := fused.src.isExplicit(path); got != f.explicit {
-					t.Errorf("isExplicit(%q) = %v, want %v", path, got, f.explicit)
-				}
-			})
-			if n != want || want < 23*5 {
-				t.Errorf("field paths (fused) = %d, want %d (and at least 5 a tenant)", n, want)
-			}
+			sameSources(t, "fused", fused.src, tree.src)
 			fused.src, tree.src = source{}, source{}
 			if !reflect.DeepEqual(fused, tree) {
 				t.Errorf("config decoded while parsed differs from the tree's")
@@ -181,4 +158,34 @@ func TestParse_ValuesDoNotKeepTheText(t *testing.T) {
 	}
 	runtime.KeepAlive(id)
 	runtime.KeepAlive(data)
+}
+
+// eachSource calls fn with every field source of s, its tenant parts'
+// included.
+func eachSource(s source, fn func(string, fieldSource)) {
+	s.fields.each(fn)
+	for _, m := range s.tenantParts {
+		m.each(fn)
+	}
+}
+
+// sameSources checks that got holds the field sources of want, each with
+// its line and explicitness, and no others (at least 5 a tenant of the
+// 23-tenant test files).
+func sameSources(t *testing.T, name string, got, want source) {
+	t.Helper()
+	n, w := 0, 0
+	eachSource(got, func(string, fieldSource) { n++ })
+	eachSource(want, func(path string, f fieldSource) {
+		w++
+		if l := got.lineOf(path); l != int(f.line) {
+			t.Errorf("lineOf(%q) = %d, want %d", path, l, f.line)
+		}
+		if e := got.isExplicit(path); e != f.explicit {
+			t.Errorf("isExplicit(%q) = %v, want %v", path, e, f.explicit)
+		}
+	})
+	if n != w || w < 23*5 {
+		t.Errorf("field paths (%s) = %d, want %d (and at least 5 a tenant)", name, n, w)
+	}
 }

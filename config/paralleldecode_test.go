@@ -104,24 +104,7 @@ func TestDecodeTenantsParallel_SameAsOneDecoder(t *testing.T) {
 			if plain.src.tenantParts != nil {
 				t.Fatal("the tenants were decoded in parts with parallel decoding off")
 			}
-			n, want := 0, 0
-			count := func(string, fieldSource) { n++ }
-			parts.src.fields.each(count)
-			for _, m := range parts.src.tenantParts {
-				m.each(count)
-			}
-			plain.src.fields.each(func(path string, f fieldSource) {
-				want++
-				if got := parts.src.lineOf(path); got != int(f.line) {
-					t.Errorf("lineOf(%q) = %d, want %d", path, got, f.line)
-				}
-				if got := parts.src.isExplicit(path); got != f.explicit {
-					t.Errorf("isExplicit(%q) = %v, want %v", path, got, f.explicit)
-				}
-			})
-			if n != want || want < 23*5 {
-				t.Errorf("field paths in parts = %d, want %d (and at least 5 a tenant)", n, want)
-			}
+			sameSources(t, "in parts", parts.src, plain.src)
 			for _, path := range []string{"tenants[22].providers[0].nope", "tenants[99]", "tenants[x]", "tenants["} {
 				if got, want := parts.src.lineOf(path), plain.src.lineOf(path); got != want {
 					t.Errorf("lineOf(%q) = %d, want %d", path, got, want)
