@@ -173,3 +173,34 @@ func TestCompiler_BootSameAsCompiled(t *testing.T) {
 		}
 	}
 }
+
+// TestCompiler_StoredAPITenantWithoutFileTenants: an API tenant read from
+// the store (trusted: not validated again) gets the same defaults as one
+// validated beside the file's tenants, and compiling it costs the same
+// beside 2,000 file tenants as beside 10: the file's tenants are not
+// copied for it (a restart compiles every API tenant).
+func TestCompiler_StoredAPITenantWithoutFileTenants(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	api := admin.Tenant{Tenant: config.Tenant{ID: "apico", Providers: []config.Provider{
+		{ID: "aidp", Type: "oidc", Issuer: "https://idp.example", ClientID: "rg"},
+		{ID: "agh", Type: "github", ClientID: "a", ClientSecret: "b"}}},
+		Domains: []admin.Domain{{Name: "api.example", Verified: true}}, Revision: "r1"}
+	allocs := map[int]float64{}
+	for _, n := range []int{10, 2000} {
+		ac := NewCompiler(bootFile(t, n), nil, logger)
+		stored, validated := ac.apiTenant(api, nil, true), ac.apiTenant(api, nil, false)
+		if len(validated.problems) > 0 || len(stored.problems) > 0 {
+			t.Fatalf("problems = %v, %v, want none", validated.problems, stored.problems)
+		}
+		if !reflect.DeepEqual(stored.ct, validated.ct) || !reflect.DeepEqual(stored.rt, validated.rt) {
+			t.Errorf("%d file tenants: stored tenant =\n%+v\n%+v\nwant (validated)\n%+v\n%+v", n, stored.ct, stored.rt, validated.ct, validated.rt)
+		}
+		if stored.ct.Name != "apico" || stored.ct.Providers[0].Name == "" || len(stored.ct.Providers[0].Scopes) == 0 {
+			t.Errorf("stored tenant = %+v, want the defaults (name, provider name, scopes)", stored.ct)
+		}
+		allocs[n] = testing.AllocsPerRun(10, func() { ac.apiTenant(api, nil, true) })
+	}
+	if allocs[2000] > allocs[10]+50 {
+		t.Errorf("allocations compiling a stored API tenant: %.0f beside 2,000 file tenants, %.0f beside 10, want about the same", allocs[2000], allocs[10])
+	}
+}

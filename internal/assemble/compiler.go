@@ -197,6 +197,16 @@ func (ac *Compiler) alone(tenants []config.Tenant, clients []config.Client, with
 	return &c
 }
 
+// withDefaults returns t with the defaults ApplyDefaults gives a tenant
+// none of whose fields the file gave (an API tenant), as alone does but
+// without copying the file's tenants beside it: a restart reads every API
+// tenant, and beside 100k file tenants each copy was a pass over them.
+func withDefaults(t config.Tenant) config.Tenant {
+	c := config.Config{Tenants: []config.Tenant{t}}
+	c.ApplyDefaults()
+	return c.Tenants[0]
+}
+
 // validationProblems runs config.Validate over c and returns the problems
 // of fields under one of prefixes, named by id, except those skip says
 // are checked elsewhere (references to other API tenants).
@@ -231,15 +241,15 @@ var memberIdPField = regexp.MustCompile(`\.members\[\d+\]\.idp$`)
 // again would make a restart take a minute).
 func (ac *Compiler) compileTenant(t config.Tenant, fromAPI bool, pre []admin.Problem, prev *tenantEntry, trusted bool) *tenantEntry {
 	e := &tenantEntry{problems: pre}
-	if fromAPI {
+	if fromAPI && trusted {
+		t = withDefaults(t) // not validated: the file's tenants are not needed beside it
+	} else if fromAPI {
 		c := ac.alone([]config.Tenant{t}, nil, true)
 		i := len(c.Tenants) - 1
 		t = c.Tenants[i]
-		if !trusted {
-			e.problems = append(e.problems, validationProblems(c, []string{fmt.Sprintf("tenants[%d]", i)}, func(field, _ string) bool {
-				return memberIdPField.MatchString(field) // another API tenant's IdP: checked over the whole set
-			})...)
-		}
+		e.problems = append(e.problems, validationProblems(c, []string{fmt.Sprintf("tenants[%d]", i)}, func(field, _ string) bool {
+			return memberIdPField.MatchString(field) // another API tenant's IdP: checked over the whole set
+		})...)
 	}
 	e.ct = t
 	// The one assembly path (internal/assemble), with this compiler's
