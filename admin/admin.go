@@ -154,7 +154,9 @@ type Options struct {
 	// Tokens are the credentials the API accepts.
 	Tokens []Token
 	// FileTenants and FileClients are the configuration file's entries,
-	// listed read-only (their secrets redacted).
+	// listed read-only (their secrets redacted). The service keeps
+	// FileTenants without copying them (a copy was 244 MB at 100k file
+	// tenants): they must not change once New is called.
 	FileTenants []config.Tenant
 	FileClients []config.Client
 	// DNS answers domain verification lookups; nil means the system resolver.
@@ -227,7 +229,7 @@ type snapshot struct {
 type Service struct {
 	opts   Options
 	tokens []credential
-	files  map[string]*Tenant
+	files  map[string]*config.Tenant // Options.FileTenants by id, shown through fileTenant
 	fileCl map[string]*Client
 	echo   *echo.Echo
 	aead   cipher.AEAD // encrypts secrets at rest; nil: plaintext (no Options.Secret)
@@ -304,7 +306,7 @@ func New(opts Options) (*Service, error) {
 	if !ok {
 		return nil, fmt.Errorf("admin: the store (%T) keeps no record sets (store.RecordStore)", opts.Store)
 	}
-	s := &Service{opts: opts, files: map[string]*Tenant{}, fileCl: map[string]*Client{}, aead: aead, previous: previous, revKey: revKey,
+	s := &Service{opts: opts, files: make(map[string]*config.Tenant, len(opts.FileTenants)), fileCl: map[string]*Client{}, aead: aead, previous: previous, revKey: revKey,
 		rs: rs, versions: map[string]int64{}, stale: map[string]bool{},
 		logos: branding.NewSweeper(rs, branding.SweepOptions{Grace: opts.LogoGrace, Now: opts.Now})}
 	for _, t := range opts.Tokens {
@@ -314,8 +316,7 @@ func New(opts Options) (*Service, error) {
 		s.tokens = append(s.tokens, credential{name: t.Name, tenant: t.Tenant, hash: sha256.Sum256([]byte(t.Token))})
 	}
 	for i := range opts.FileTenants {
-		t := fileTenant(opts.FileTenants[i])
-		s.files[t.ID] = &t
+		s.files[opts.FileTenants[i].ID] = &opts.FileTenants[i] // made into a Tenant when asked for (fileTenant)
 	}
 	for i := range opts.FileClients {
 		c := Client{Client: opts.FileClients[i], Source: SourceFile}.redact()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -271,6 +272,18 @@ func TestAPI_FileTenantsReadOnly(t *testing.T) {
 	a.must(t, http.StatusOK, fileToken, "GET", "/v1/tenants/filecorp", nil, &ft)
 	if ft.Source != admin.SourceFile || !ft.Domains[0].Verified || ft.Providers[0].ClientSecret != "[redacted]" {
 		t.Fatalf("file tenant = %+v, want source file, verified domain, redacted secret", ft)
+	}
+	// Shown from the file's tenants, which the service keeps as given:
+	// redacting what it shows leaves them as they were, GET after GET.
+	var list struct{ Tenants []admin.Tenant }
+	a.must(t, http.StatusOK, opToken, "GET", "/v1/tenants", nil, &list)
+	var again admin.Tenant
+	a.must(t, http.StatusOK, fileToken, "GET", "/v1/tenants/filecorp", nil, &again)
+	if got := a.files[0]; got.Providers[0].ClientSecret != "file-secret" || !slices.Equal(got.Domains, []string{"file.test"}) {
+		t.Errorf("the file's tenant after GETs = %+v, want it unchanged (secret file-secret, domains [file.test])", got)
+	}
+	if !reflect.DeepEqual(again, ft) || len(list.Tenants) == 0 || !reflect.DeepEqual(list.Tenants[0], ft) {
+		t.Errorf("GET again = %+v, listed %+v, want %+v", again, list.Tenants, ft)
 	}
 	for _, tc := range []struct {
 		token, method, path string

@@ -292,8 +292,9 @@ func show(t Tenant, src string) Tenant {
 
 // lookupTenant returns the tenant with id from the file or the applied state.
 func (s *Service) lookupTenant(id string) (*Tenant, bool) {
-	if t, ok := s.files[id]; ok {
-		return t, true
+	if ct, ok := s.files[id]; ok {
+		t := fileTenant(*ct)
+		return &t, true
 	}
 	st := s.cur.Load().state
 	if i := st.tenant(id); i >= 0 {
@@ -340,7 +341,7 @@ func (s *Service) listTenants(c echo.Context) error {
 	j := sort.Search(len(st.Tenants), func(k int) bool { return st.Tenants[k].ID > after })
 	for len(out.Tenants) < limit && (i < len(files) || j < len(st.Tenants)) {
 		if j >= len(st.Tenants) || (i < len(files) && files[i] < st.Tenants[j].ID) {
-			out.Tenants = append(out.Tenants, show(*s.files[files[i]], SourceFile))
+			out.Tenants = append(out.Tenants, show(fileTenant(*s.files[files[i]]), SourceFile))
 			i++
 		} else {
 			out.Tenants = append(out.Tenants, show(*st.Tenants[j], SourceAPI))
@@ -611,7 +612,7 @@ func validHost(h string) bool {
 // verified domain name.
 func (s *Service) verifiedElsewhere(st *State, tenant, name string) bool {
 	for id, t := range s.files {
-		if id != tenant && slices.ContainsFunc(t.Domains, func(d Domain) bool { return d.Name == name }) {
+		if id != tenant && slices.Contains(t.Domains, name) { // a file tenant's domains are verified (fileTenant)
 			return true
 		}
 	}

@@ -175,6 +175,7 @@ type instance struct {
 	comp    *testCompiler
 	access  *fakeGrants
 	consent *fakeConsents
+	files   []config.Tenant // Options.FileTenants, which the service keeps without copying
 }
 
 type env struct {
@@ -203,6 +204,8 @@ func newEnv(t *testing.T) *env {
 func (e *env) instance() *instance {
 	e.t.Helper()
 	in := &instance{audit: &auditLog{}, comp: &testCompiler{}}
+	in.files = []config.Tenant{{ID: "filecorp", Name: "File Corp", Domains: []string{"file.test"},
+		Providers: []admin.Provider{{ID: "file-idp", Type: "oidc", Issuer: "https://idp.file.test", ClientID: "rg", ClientSecret: "file-secret"}}}}
 	dir := in.directory(e.store) // users_test.go
 	svc, err := admin.New(admin.Options{
 		Store: e.store, Compiler: in.comp, Issuer: issuer,
@@ -214,8 +217,7 @@ func (e *env) instance() *instance {
 		},
 		Tokens: []admin.Token{{Name: "ops", Token: opToken}, {Name: "alpha-admin", Token: alphaToken, Tenant: "alpha"},
 			{Name: "filecorp-admin", Token: fileToken, Tenant: "filecorp"}},
-		FileTenants: []config.Tenant{{ID: "filecorp", Name: "File Corp", Domains: []string{"file.test"},
-			Providers: []admin.Provider{{ID: "file-idp", Type: "oidc", Issuer: "https://idp.file.test", ClientID: "rg", ClientSecret: "file-secret"}}}},
+		FileTenants:  in.files,
 		FileClients:  []config.Client{{ID: "file-app", Secret: "file-app-secret", RedirectURIs: []string{"https://app.test/cb"}}},
 		DNS:          admin.NewDNSResolver(e.dns.Addr()),
 		PollInterval: cmp.Or(e.poll, 20*time.Millisecond), PollOnly: e.poll >= time.Hour,

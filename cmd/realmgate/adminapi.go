@@ -14,18 +14,19 @@ import (
 )
 
 // newAdminCompiler is the admin API's compiler over the file (internal/assemble),
-// with the file's outbound client (S70).
-func newAdminCompiler(file *config.Config, logger *slog.Logger) *assemble.Compiler {
-	return assemble.NewCompiler(file, upstreamClient(file), logger)
+// with the file's outbound client (S70); assemble.WithBoot starts it from
+// what the broker built of the file's tenants instead of compiling them again.
+func newAdminCompiler(file *config.Config, logger *slog.Logger, copts ...assemble.CompilerOption) *assemble.Compiler {
+	return assemble.NewCompiler(file, upstreamClient(file), logger, copts...)
 }
 
 // newAdminService builds the admin API over a running broker; nil when the
-// configuration turns it off (no tokens).
-func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger) (*admin.Service, error) {
+// configuration turns it off (no tokens). copts go to its compiler.
+func newAdminService(cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger, copts ...assemble.CompilerOption) (*admin.Service, error) {
 	if len(cfg.AdminAPI.Tokens) == 0 {
 		return nil, nil
 	}
-	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger), Issuer: cfg.Issuer, Onboarder: idpOnboarder{},
+	opts := admin.Options{Store: store, Compiler: newAdminCompiler(cfg, logger, copts...), Issuer: cfg.Issuer, Onboarder: idpOnboarder{},
 		DNS: admin.NewDNSResolver(cfg.AdminAPI.DNSResolver), Logger: logger, Audit: audit,
 		TrustedProxies:     srv.TrustedProxies(),           // S73: the broker's client-IP rule
 		Users:              srv.Users(),                    // the tenant user directory (nil without one)
@@ -68,9 +69,10 @@ type adminAPI struct {
 
 // startAdminAPI starts the admin API on its own listener when configured
 // (nil when it is off): it loads the stored tenant state and applies it to
-// srv, keeps polling for changes, and serves until ctx ends.
-func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger) (*adminAPI, error) {
-	svc, err := newAdminService(cfg, store, srv, logger, audit)
+// srv, keeps polling for changes, and serves until ctx ends. copts go to
+// its compiler (assemble.WithBoot).
+func startAdminAPI(ctx context.Context, cfg *config.Config, store broker.Store, srv *broker.Server, logger, audit *slog.Logger, copts ...assemble.CompilerOption) (*adminAPI, error) {
+	svc, err := newAdminService(cfg, store, srv, logger, audit, copts...)
 	if err != nil || svc == nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/internal/devidp"
 	"github.com/realmgate/realmgate/internal/redistest"
 	"github.com/realmgate/realmgate/realm"
@@ -640,11 +641,28 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac := newAdminCompiler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	boot := &assemble.Boot{}
+	if _, err := assemble.BrokerConfig(cfg, upstreamClient(cfg), logger, logger, assemble.KeepBoot(boot)); err != nil {
+		t.Fatal(err)
+	}
 	st := &admin.State{Version: 1, Tenants: []*admin.Tenant{{Tenant: config.Tenant{ID: "apico", RequireMFA: true,
 		Providers: []admin.Provider{{ID: "api-idp", Type: "github", ClientID: "a", ClientSecret: "b"}},
 		Members:   []admin.Member{{IdP: "file-idp", Subject: "u1"}}}, Revision: "r1",
 		Domains: []admin.Domain{{Name: "api.test", Verified: true}, {Name: "pending.test"}}}}}
+	for _, tc := range []struct {
+		name string
+		ac   *assemble.Compiler
+	}{
+		{"from the broker's file tenants", newAdminCompiler(cfg, logger, assemble.WithBoot(boot))}, // as serve
+		{"compiling the file's tenants", newAdminCompiler(cfg, logger)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { keepsFileTenantSettings(t, tc.ac, st) })
+	}
+}
+
+// keepsFileTenantSettings is TestAdminCompiler_KeepsFileTenantSettings for one compiler.
+func keepsFileTenantSettings(t *testing.T, ac *assemble.Compiler, st *admin.State) {
 	for range 2 { // the second time from the cache
 		c, err := ac.Compile(context.Background(), st, false)
 		if err != nil {
@@ -675,15 +693,17 @@ rules:
 }
 
 // startWithAdmin builds a broker on st and starts the admin API beside it,
-// both stopped when the test ends (cancel stops the API's poller).
+// as serve does (its compiler starts from the broker's file tenants), both
+// stopped when the test ends (cancel stops the API's poller).
 func startWithAdmin(t *testing.T, ctx context.Context, cancel context.CancelFunc, cfg *config.Config, st broker.Store, logger *slog.Logger) (*broker.Server, *adminAPI) {
 	t.Helper()
-	srv, err := buildBroker(ctx, cfg, st, logger, logger)
+	boot := &assemble.Boot{}
+	srv, err := buildBroker(ctx, cfg, st, logger, logger, assemble.KeepBoot(boot))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	api, err := startAdminAPI(ctx, cfg, st, srv, logger, logger)
+	api, err := startAdminAPI(ctx, cfg, st, srv, logger, logger, assemble.WithBoot(boot))
 	if err != nil {
 		t.Fatal(err)
 	}

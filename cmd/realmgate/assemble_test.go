@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/realmgate/realmgate/admin"
 	"github.com/realmgate/realmgate/broker"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/providers"
 )
 
@@ -150,19 +152,40 @@ func discoveryServer(t *testing.T) string {
 }
 
 // compiledIdPs compiles the file through the admin API's compiler with st
-// as the API's state, and returns the directory's IdPs by id.
+// as the API's state, as serve does (the file's tenants as the broker
+// built them: assemble.WithBoot), and returns the directory's IdPs by id.
+// The compiler compiling the file's tenants itself must give the same IdPs
+// (connectors aside).
 func compiledIdPs(t *testing.T, cfg *config.Config, st *admin.State) (broker.Directory, map[string]broker.IdP) {
 	t.Helper()
-	ac := newAdminCompiler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c, err := ac.Compile(context.Background(), st, false)
-	if err != nil {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	boot := &assemble.Boot{}
+	if _, err := assemble.BrokerConfig(cfg, upstreamClient(cfg), logger, logger, assemble.KeepBoot(boot)); err != nil {
 		t.Fatal(err)
 	}
+	var dirs []broker.Directory
+	for _, ac := range []*assemble.Compiler{newAdminCompiler(cfg, logger, assemble.WithBoot(boot)), newAdminCompiler(cfg, logger)} {
+		c, err := ac.Compile(context.Background(), st, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, c.Directory)
+	}
+	withoutConnectors := func(in []broker.IdP) []broker.IdP {
+		out := slices.Clone(in)
+		for i := range out {
+			out[i].Connector = nil
+		}
+		return out
+	}
+	if got, want := withoutConnectors(dirs[0].IdPs), withoutConnectors(dirs[1].IdPs); !reflect.DeepEqual(got, want) {
+		t.Errorf("IdPs from the broker's file tenants =\n%+v\nwant (compiled by the compiler)\n%+v", got, want)
+	}
 	idps := map[string]broker.IdP{}
-	for _, p := range c.Directory.IdPs {
+	for _, p := range dirs[0].IdPs {
 		idps[p.ID] = p
 	}
-	return c.Directory, idps
+	return dirs[0], idps
 }
 
 // TestAssemble_FileIdPKeepsUpstreamLogoutUnderAdminAPI is the regression

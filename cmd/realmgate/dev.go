@@ -16,6 +16,7 @@ import (
 
 	"github.com/realmgate/realmgate/broker/memstore"
 	"github.com/realmgate/realmgate/config"
+	"github.com/realmgate/realmgate/internal/assemble"
 	"github.com/realmgate/realmgate/internal/demoapp"
 	"github.com/realmgate/realmgate/internal/devidp"
 )
@@ -100,13 +101,14 @@ func runDevAt(ctx context.Context, stdout, stderr io.Writer, logFormat string, o
 	}
 	store := memstore.New()
 	defer store.Close()
-	srv, err := buildBroker(ctx, cfg, store, logger, audit)
+	boot := &assemble.Boot{} // the admin API's compiler starts from the broker's tenants
+	srv, err := buildBroker(ctx, cfg, store, logger, audit, assemble.KeepBoot(boot))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	defer srv.Close()
-	admin, err := startAdminAPI(ctx, cfg, store, srv, logger, audit) // adminapi.go
+	admin, err := startAdminAPI(ctx, cfg, store, srv, logger, audit, assemble.WithBoot(boot)) // adminapi.go
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

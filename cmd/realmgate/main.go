@@ -174,14 +174,17 @@ func serveUntil(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if c, ok := store.(closer); ok {
 		defer c.Close()
 	}
-	srv, err := startBroker(ctx, cfg, store, logger, audit, assemble.WithCompile(rc.keep.compile)) // the rule check's engines
+	// boot: what the broker builds of the file's tenants, for the admin API's compiler.
+	boot := &assemble.Boot{}
+	srv, err := startBroker(ctx, cfg, store, logger, audit, assemble.WithCompile(rc.keep.compile), // the rule check's engines
+		assemble.KeepBoot(boot))
 	if err != nil {
 		logger.Error("start", "err", err)
 		return 1
 	}
 	runtime.KeepAlive(rc.keep) // the broker holds its programs now
 	gcpace.Start(ctx, logger)
-	api, err := startAdminAPI(ctx, cfg, store, srv, logger, audit) // adminapi.go
+	api, err := startAdminAPI(ctx, cfg, store, srv, logger, audit, assemble.WithBoot(boot)) // adminapi.go: file tenants not compiled again
 	if err != nil {
 		logger.Error("admin api", "err", err)
 		return 1

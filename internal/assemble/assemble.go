@@ -73,6 +73,8 @@ type Builder struct {
 	// Compile compiles a tenant's rules after the global ones; nil means
 	// Engine.
 	Compile func(global []config.Rule, t config.Tenant) (*transform.Engine, error)
+
+	boot *Boot // BrokerConfig keeps what it built here (KeepBoot)
 }
 
 // Tenant compiles t. Problems name their field; the tenant is returned

@@ -149,6 +149,9 @@ func BrokerConfig(cfg *config.Config, hc *http.Client, logger, audit *slog.Logge
 	if cfg.Keys.Secret != "" {
 		bc.Secret, bc.PreviousSecrets = []byte(cfg.Keys.Secret), PreviousSecrets(cfg)
 	}
+	if b.boot != nil {
+		b.boot.keep(cfg, &bc) // boot.go: the admin API's compiler starts from it
+	}
 	return bc, nil
 }
 

@@ -55,10 +55,13 @@ type Compiler struct {
 	http   *http.Client // the file's outbound client: admin-set URLs reach only what the file allows (S70)
 
 	mu      sync.Mutex
-	files   []*tenantEntry // the file's tenants, compiled once
+	boot    *Boot          // what BrokerConfig built of the file's tenants (WithBoot); dropped once last is set
+	files   []*tenantEntry // the file's tenants, compiled here when there is no boot
 	fileIDs map[string]bool
 	last    *compiledSet // the last compilation without problems
 	gen     uint64       // counts compilations
+
+	fileCompiles int // file tenants compiled here (a test reads it)
 }
 
 // tenantEntry is one compiled tenant.
@@ -108,8 +111,10 @@ type claim struct {
 }
 
 // claims lists what e's tenant holds alone, as crossTenantProblems did.
-func (e *tenantEntry) claims() []claim {
-	t := e.ct
+func (e *tenantEntry) claims() []claim { return claimsOf(&e.ct) }
+
+// claimsOf lists what t holds alone.
+func claimsOf(t *config.Tenant) []claim {
 	var out []claim
 	for _, d := range t.Domains {
 		nd := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
@@ -135,8 +140,12 @@ var _ admin.Compiler = (*Compiler)(nil)
 // NewCompiler returns a compiler over the validated file configuration,
 // which it does not change; hc is the outbound client of every connector
 // it builds (SECURITY S70).
-func NewCompiler(file *config.Config, hc *http.Client, logger *slog.Logger) *Compiler {
-	return &Compiler{file: file, logger: logger, http: hc}
+func NewCompiler(file *config.Config, hc *http.Client, logger *slog.Logger, opts ...CompilerOption) *Compiler {
+	ac := &Compiler{file: file, logger: logger, http: hc}
+	for _, o := range opts {
+		o(ac)
+	}
+	return ac
 }
 
 var (
@@ -188,6 +197,16 @@ func (ac *Compiler) alone(tenants []config.Tenant, clients []config.Client, with
 	return &c
 }
 
+// withDefaults returns t with the defaults ApplyDefaults gives a tenant
+// none of whose fields the file gave (an API tenant), as alone does but
+// without copying the file's tenants beside it: a restart reads every API
+// tenant, and beside 100k file tenants each copy was a pass over them.
+func withDefaults(t config.Tenant) config.Tenant {
+	c := config.Config{Tenants: []config.Tenant{t}}
+	c.ApplyDefaults()
+	return c.Tenants[0]
+}
+
 // validationProblems runs config.Validate over c and returns the problems
 // of fields under one of prefixes, named by id, except those skip says
 // are checked elsewhere (references to other API tenants).
@@ -222,15 +241,15 @@ var memberIdPField = regexp.MustCompile(`\.members\[\d+\]\.idp$`)
 // again would make a restart take a minute).
 func (ac *Compiler) compileTenant(t config.Tenant, fromAPI bool, pre []admin.Problem, prev *tenantEntry, trusted bool) *tenantEntry {
 	e := &tenantEntry{problems: pre}
-	if fromAPI {
+	if fromAPI && trusted {
+		t = withDefaults(t) // not validated: the file's tenants are not needed beside it
+	} else if fromAPI {
 		c := ac.alone([]config.Tenant{t}, nil, true)
 		i := len(c.Tenants) - 1
 		t = c.Tenants[i]
-		if !trusted {
-			e.problems = append(e.problems, validationProblems(c, []string{fmt.Sprintf("tenants[%d]", i)}, func(field, _ string) bool {
-				return memberIdPField.MatchString(field) // another API tenant's IdP: checked over the whole set
-			})...)
-		}
+		e.problems = append(e.problems, validationProblems(c, []string{fmt.Sprintf("tenants[%d]", i)}, func(field, _ string) bool {
+			return memberIdPField.MatchString(field) // another API tenant's IdP: checked over the whole set
+		})...)
 	}
 	e.ct = t
 	// The one assembly path (internal/assemble), with this compiler's
@@ -293,6 +312,9 @@ func (ac *Compiler) apiTenant(t admin.Tenant, prev *tenantEntry, trusted bool) *
 // fileSet is the compilation of the file's tenants alone: where the first
 // compilation starts from.
 func (ac *Compiler) fileSet() (*compiledSet, error) {
+	if ac.boot.builtFrom(ac.file) {
+		return ac.bootSet(), nil
+	}
 	set := &compiledSet{api: map[string]*tenantEntry{}, owner: map[string]string{},
 		rules: map[string]*transform.Engine{}, policies: map[string]broker.TenantPolicy{}}
 	var rts []realm.Tenant
@@ -321,18 +343,56 @@ func (ac *Compiler) fileSet() (*compiledSet, error) {
 	return set, nil
 }
 
+// bootSet is fileSet from what BrokerConfig built (ac.boot): the file's
+// tenants are not compiled again; what is served is the broker's own, and
+// only the index of claims is made here, from the file's tenants.
+func (ac *Compiler) bootSet() *compiledSet {
+	b := ac.boot
+	set := &compiledSet{api: map[string]*tenantEntry{}, owner: make(map[string]string, 3*len(ac.file.Tenants)),
+		res: b.res, idps: b.idps, rules: b.rules, policies: b.policies, members: b.members}
+	for i := range ac.file.Tenants {
+		t := &ac.file.Tenants[i]
+		for _, c := range claimsOf(t) {
+			set.owner[c.key] = t.ID
+		}
+		if t.Default && set.def == "" {
+			set.def = t.ID
+		}
+	}
+	if set.rules == nil {
+		set.rules = map[string]*transform.Engine{}
+	}
+	if set.policies == nil {
+		set.policies = map[string]broker.TenantPolicy{}
+	}
+	return set
+}
+
+// fileTenants compiles the file's tenants once, unless the compiler
+// starts from what BrokerConfig built of them (WithBoot).
+func (ac *Compiler) fileTenants() {
+	if ac.fileIDs != nil {
+		return
+	}
+	ac.fileIDs = make(map[string]bool, len(ac.file.Tenants))
+	for i := range ac.file.Tenants {
+		ac.fileIDs[ac.file.Tenants[i].ID] = true
+	}
+	if ac.boot.builtFrom(ac.file) {
+		return
+	}
+	for _, t := range ac.alone(nil, nil, true).Tenants {
+		ac.files = append(ac.files, ac.compileTenant(t, false, nil, nil, true))
+		ac.fileCompiles++
+	}
+}
+
 // Compile implements admin.Compiler, compiling only the API tenants whose
 // revision differs from the last compilation without problems.
 func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*admin.Compiled, error) {
 	ac.mu.Lock()
 	defer ac.mu.Unlock()
-	if ac.files == nil {
-		ac.fileIDs = map[string]bool{}
-		for _, t := range ac.alone(nil, nil, true).Tenants {
-			ac.files = append(ac.files, ac.compileTenant(t, false, nil, nil, true))
-			ac.fileIDs[t.ID] = true
-		}
-	}
+	ac.fileTenants()
 	base := ac.last
 	if base == nil {
 		var err error
@@ -518,6 +578,7 @@ func (ac *Compiler) Compile(ctx context.Context, st *admin.State, probe bool) (*
 		}
 	}
 	ac.last = next
+	ac.boot, ac.files = nil, nil // next holds what is served from now on
 	d := broker.Directory{Resolver: res, IdPs: slices.Clip(next.idps), Rules: next.rules, Policies: next.policies,
 		Memberships: slices.Clip(next.members), Actor: "configuration"}
 	if st.UpdatedBy != "" {
