@@ -28,6 +28,15 @@ type ownProblems struct {
 // change nothing, and each part has a checker of its own.
 func (k *checker) ownTenantChecks() []ownProblems {
 	out := make([]ownProblems, len(k.c.Tenants))
+	if k.only != nil { // ValidateTenants: these tenants' alone
+		sub := &checker{c: k.c}
+		for i := range k.only {
+			if i >= 0 && i < len(out) {
+				out[i] = sub.ownChecks(i)
+			}
+		}
+		return out
+	}
 	parts := ownChecksParts
 	if parts == 0 {
 		parts = runtime.GOMAXPROCS(0)

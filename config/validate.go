@@ -202,6 +202,9 @@ func (c *Config) Warnings() []string {
 type checker struct {
 	c     *Config
 	probs []Problem
+	// only, when set, names the tenants (by index) whose own checks run
+	// (ValidateTenants); nil: every tenant's.
+	only map[int]bool
 }
 
 func (k *checker) add(field, format string, args ...any) {
@@ -214,8 +217,35 @@ func (k *checker) add(field, format string, args ...any) {
 }
 
 // problems runs every check.
-func (c *Config) problems() []Problem {
-	k := &checker{c: c}
+func (c *Config) problems() []Problem { return c.problemsOf(nil) }
+
+// ValidateTenants is Validate for a configuration whose tenants were all
+// validated before except those at the indexes is (an admin API change
+// beside the file's tenants): every check across tenants (ids, domains,
+// subdomains, IdP ids, the default tenant) and every check outside the
+// tenants runs as in Validate, but a tenant's own checks (its fields,
+// providers and rules, each about that tenant alone) run only for the
+// tenants at is. Beside 100k file tenants, those were most of the time
+// of an admin API write.
+func (c *Config) ValidateTenants(is ...int) error {
+	only := make(map[int]bool, len(is))
+	for _, i := range is {
+		only[i] = true
+	}
+	probs := c.problemsOf(only)
+	if len(probs) == 0 {
+		return nil
+	}
+	if c.src.file != "" {
+		sortProblems(probs)
+	}
+	return &ValidationError{Problems: probs}
+}
+
+// problemsOf is problems with the own checks of only the tenants only
+// names (nil: every tenant's).
+func (c *Config) problemsOf(only map[int]bool) []Problem {
+	k := &checker{c: c, only: only}
 	k.issuer()
 	k.listen()
 	if c.BaseDomain != "" && !validHostname(strings.ToLower(c.BaseDomain)) {
@@ -615,8 +645,17 @@ func validHostname(h string) bool {
 			return false
 		}
 	}
-	_, err := strconv.Atoi(labels[len(labels)-1])
-	return err != nil
+	return !allDigits(labels[len(labels)-1]) // an IPv4 address is not a host name
+}
+
+// allDigits reports whether s is all ASCII digits (and not empty).
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // normalizeDomain matches realm.NormalizeDomain: lower case, no trailing dot.
@@ -659,10 +698,13 @@ func (k *checker) tenants() map[string]bool {
 		default:
 			tenantAt[t.ID] = i
 		}
+		// A tenant ValidateTenants was not asked about had its domains
+		// checked when it was loaded: they are only indexed here.
+		mine := k.only == nil || k.only[i]
 		for j, d := range t.Domains {
 			nd := normalizeDomain(d)
 			host := strings.TrimPrefix(nd, "*.")
-			if !validHostname(host) || host == "localhost" {
+			if mine && (!validHostname(host) || host == "localhost") {
 				k.add(domainPath(i, j), "%q is not a domain name (want example.com or *.example.com; use the xn-- form of international names)", d)
 				continue
 			}
@@ -697,7 +739,9 @@ func (k *checker) tenants() map[string]bool {
 		}
 		for j := range t.Providers {
 			k.providerID(&t.Providers[j], path+".providers["+strconv.Itoa(j)+"]", t.ID, providers)
-			k.probs = append(k.probs, o.providers[j]...)
+			if j < len(o.providers) { // none when the tenant's own checks did not run (ValidateTenants)
+				k.probs = append(k.probs, o.providers[j]...)
+			}
 		}
 		k.probs = append(k.probs, o.rules...)
 	}

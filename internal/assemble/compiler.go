@@ -207,12 +207,29 @@ func withDefaults(t config.Tenant) config.Tenant {
 	return c.Tenants[0]
 }
 
-// validationProblems runs config.Validate over c and returns the problems
-// of fields under one of prefixes, named by id, except those skip says
-// are checked elsewhere (references to other API tenants).
-func validationProblems(c *config.Config, prefixes []string, skip func(field, msg string) bool) []admin.Problem {
+// beside returns the file configuration with t after the file's tenants,
+// to validate t beside them: t gets its defaults (withDefaults), the
+// file's tenants are shared, not copied (validation only reads them, and
+// they have theirs since Load), and the configuration outside the tenants
+// gets its defaults as alone gives them.
+func (ac *Compiler) beside(t config.Tenant) *config.Config {
+	c := ac.alone(nil, nil, false)
+	c.Tenants = append(slices.Clip(ac.file.Tenants), withDefaults(t))
+	return c
+}
+
+// validationProblems runs config.Validate over c (with tenants set,
+// config.ValidateTenants: the own checks of those tenants alone, every
+// check across tenants) and returns the problems of fields under one of
+// prefixes, named by id, except those skip says are checked elsewhere
+// (references to other API tenants).
+func validationProblems(c *config.Config, tenants []int, prefixes []string, skip func(field, msg string) bool) []admin.Problem {
 	var ve *config.ValidationError
-	if err := c.Validate(); !errors.As(err, &ve) {
+	err := c.Validate
+	if tenants != nil {
+		err = func() error { return c.ValidateTenants(tenants...) }
+	}
+	if !errors.As(err(), &ve) {
 		return nil
 	}
 	var out []admin.Problem
@@ -244,10 +261,10 @@ func (ac *Compiler) compileTenant(t config.Tenant, fromAPI bool, pre []admin.Pro
 	if fromAPI && trusted {
 		t = withDefaults(t) // not validated: the file's tenants are not needed beside it
 	} else if fromAPI {
-		c := ac.alone([]config.Tenant{t}, nil, true)
+		c := ac.beside(t)
 		i := len(c.Tenants) - 1
 		t = c.Tenants[i]
-		e.problems = append(e.problems, validationProblems(c, []string{fmt.Sprintf("tenants[%d]", i)}, func(field, _ string) bool {
+		e.problems = append(e.problems, validationProblems(c, []int{i}, []string{fmt.Sprintf("tenants[%d]", i)}, func(field, _ string) bool {
 			return memberIdPField.MatchString(field) // another API tenant's IdP: checked over the whole set
 		})...)
 	}
@@ -613,7 +630,7 @@ func (ac *Compiler) clientProblems(api []admin.Client, tenants, idps func(string
 	for i := len(ac.file.Clients); i < len(clients); i++ {
 		prefixes = append(prefixes, fmt.Sprintf("clients[%d]", i))
 	}
-	probs := validationProblems(c, prefixes, func(field, _ string) bool { return clientRefField.MatchString(field) })
+	probs := validationProblems(c, nil, prefixes, func(field, _ string) bool { return clientRefField.MatchString(field) })
 	for _, cl := range api {
 		for j, t := range cl.AllowedTenants {
 			if t != config.AllowAllTenants && !tenants(t) {
