@@ -135,8 +135,11 @@ func (c *Config) ApplyDefaults() {
 
 // Validate checks the configuration and returns a *ValidationError listing
 // every problem, or nil. It does not apply defaults.
-func (c *Config) Validate() error {
-	probs := c.problems()
+func (c *Config) Validate() error { return c.validationError(c.problems()) }
+
+// validationError returns probs as a *ValidationError, in the file's
+// order, or nil when there are none.
+func (c *Config) validationError(probs []Problem) error {
 	if len(probs) == 0 {
 		return nil
 	}
@@ -232,14 +235,7 @@ func (c *Config) ValidateTenants(is ...int) error {
 	for _, i := range is {
 		only[i] = true
 	}
-	probs := c.problemsOf(only)
-	if len(probs) == 0 {
-		return nil
-	}
-	if c.src.file != "" {
-		sortProblems(probs)
-	}
-	return &ValidationError{Problems: probs}
+	return c.validationError(c.problemsOf(only))
 }
 
 // problemsOf is problems with the own checks of only the tenants only

@@ -224,12 +224,14 @@ func (ac *Compiler) beside(t config.Tenant) *config.Config {
 // prefixes, named by id, except those skip says are checked elsewhere
 // (references to other API tenants).
 func validationProblems(c *config.Config, tenants []int, prefixes []string, skip func(field, msg string) bool) []admin.Problem {
-	var ve *config.ValidationError
-	err := c.Validate
+	var err error
 	if tenants != nil {
-		err = func() error { return c.ValidateTenants(tenants...) }
+		err = c.ValidateTenants(tenants...)
+	} else {
+		err = c.Validate()
 	}
-	if !errors.As(err(), &ve) {
+	var ve *config.ValidationError
+	if !errors.As(err, &ve) {
 		return nil
 	}
 	var out []admin.Problem
